@@ -1,0 +1,65 @@
+//! Errors of the model layer. Every message is one line and names the file, tensor or field
+//! that is wrong and what was expected.
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
+
+    #[error("{file}: {msg}")]
+    Config { file: String, msg: String },
+
+    #[error(
+        "{file}: unsupported model_type {model_type:?} (supported: {})",
+        super::config::SUPPORTED_MODEL_TYPES.join(", ")
+    )]
+    UnsupportedModelType { model_type: String, file: String },
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("tensor `{name}` is missing from {files}")]
+    MissingTensor { name: String, files: String },
+
+    #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}")]
+    TensorShape {
+        name: String,
+        file: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+
+    #[error("{file}: not a valid safetensors file ({msg})")]
+    Safetensors { file: String, msg: String },
+
+    #[error("{file}: cannot load tokenizer ({msg})")]
+    Tokenizer { file: String, msg: String },
+
+    #[error("hub model {id}: {msg}")]
+    Hub { id: String, msg: String },
+
+    #[error("{file}: {msg}")]
+    Gguf { file: String, msg: String },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl ModelError {
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
+        ModelError::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// Flattens a candle error (which can span lines with a backtrace) into one line.
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    let first: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    first.join("; ")
+}

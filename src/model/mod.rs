@@ -1,0 +1,18 @@
+//! The model layer: configs for every supported family, weight loading (safetensors, GGUF,
+//! the Hugging Face cache), the tokenizer, and the hookable forward pass.
+
+pub mod config;
+pub mod error;
+pub mod gguf;
+pub mod hooks;
+pub mod source;
+pub mod tokenizer;
+pub mod transformer;
+pub mod weights;
+
+pub use config::{Family, ModelConfig};
+pub use error::ModelError;
+pub use hooks::{ActivationCache, Capture, HookName, HookPoint, Hooks, Patch};
+pub use source::{load, LoadedModel, ModelOrigin};
+pub use tokenizer::Tokenizer;
+pub use transformer::{ForwardOutput, HeadInput, Model, RunOptions, Start};

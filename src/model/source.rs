@@ -1,0 +1,401 @@
+//! Finding a model's files: a local directory, a GGUF file, or a hub id resolved in the
+//! standard Hugging Face cache (downloading when online).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+
+use super::config::ModelConfig;
+use super::tokenizer::Tokenizer;
+use super::transformer::Model;
+use super::weights::SafetensorsSource;
+use super::ModelError;
+
+/// Where a model came from, for result metadata.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelOrigin {
+    /// A local Hugging Face directory.
+    Local { path: String },
+    /// A hub id resolved in the Hugging Face cache; `commit` is the snapshot used.
+    Hub {
+        id: String,
+        revision: String,
+        commit: Option<String>,
+    },
+    /// A GGUF file.
+    Gguf { path: String },
+}
+
+impl ModelOrigin {
+    pub fn label(&self) -> String {
+        match self {
+            ModelOrigin::Local { path } | ModelOrigin::Gguf { path } => path.clone(),
+            ModelOrigin::Hub { id, revision, .. } if revision == "main" => id.clone(),
+            ModelOrigin::Hub { id, revision, .. } => format!("{id}@{revision}"),
+        }
+    }
+}
+
+/// The files of a Hugging Face-format model.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub weights: Vec<PathBuf>,
+    pub tokenizer: Option<PathBuf>,
+    pub origin: ModelOrigin,
+}
+
+/// A model with its tokenizer, ready to run.
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub origin: ModelOrigin,
+    pub load_seconds: f64,
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device, ModelError> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal: usize = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse().map_err(|_| {
+                    ModelError::Invalid(format!("bad device {s:?}: expected cuda:N with N a number"))
+                })?,
+                None => 0,
+            };
+            cuda_device(ordinal)
+        }
+        other => Err(ModelError::Invalid(format!(
+            "unknown device {other:?} (expected cpu, cuda or cuda:N)"
+        ))),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize) -> Result<Device, ModelError> {
+    Device::new_cuda(ordinal).map_err(|e| {
+        ModelError::Invalid(format!("cannot open CUDA device {ordinal}: {}", super::error::one_line(&e)))
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_ordinal: usize) -> Result<Device, ModelError> {
+    Err(ModelError::Invalid(
+        "this headhunt was built without CUDA; rebuild with `cargo build --release --features cuda`".into(),
+    ))
+}
+
+/// Parses `f32`, `bf16` or `f16`; `None` picks the device's default (f32 on CPU, bf16 on GPU).
+pub fn parse_dtype(s: Option<&str>, device: &Device) -> Result<DType, ModelError> {
+    match s {
+        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        Some("f32") | Some("float32") => Ok(DType::F32),
+        Some("bf16") | Some("bfloat16") => Ok(DType::BF16),
+        Some("f16") | Some("float16") => Ok(DType::F16),
+        Some(other) => Err(ModelError::Invalid(format!(
+            "unknown dtype {other:?} (expected f32, bf16 or f16)"
+        ))),
+    }
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        DType::F64 => "f64",
+        _ => "other",
+    }
+}
+
+pub fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+/// Looks like `org/name` or `org/name@revision` (and is not an existing path).
+fn parse_hub_id(spec: &str) -> Option<(String, String)> {
+    let (id, rev) = match spec.split_once('@') {
+        Some((id, rev)) => (id, rev),
+        None => (spec, "main"),
+    };
+    let parts: Vec<&str> = id.split('/').collect();
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) && !rev.is_empty() {
+        Some((id.to_string(), rev.to_string()))
+    } else {
+        None
+    }
+}
+
+/// Resolves `--model`: a local directory, a `.gguf` file, or a hub id.
+pub fn resolve(spec: &str) -> Result<ModelFiles, ModelError> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return local_files(path);
+    }
+    if path.is_file() {
+        return Err(ModelError::Invalid(format!(
+            "{spec} is a file; --model takes a model directory, a .gguf file or a hub id (org/name)"
+        )));
+    }
+    match parse_hub_id(spec) {
+        Some((id, rev)) if !spec.starts_with('.') && !spec.starts_with('/') => hub_files(&id, &rev),
+        _ => Err(ModelError::NotFound(format!("model directory not found: {spec}"))),
+    }
+}
+
+/// The files of a local Hugging Face model directory.
+pub fn local_files(dir: &Path) -> Result<ModelFiles, ModelError> {
+    let origin = ModelOrigin::Local {
+        path: dir.display().to_string(),
+    };
+    files_in(dir, origin)
+}
+
+fn files_in(dir: &Path, origin: ModelOrigin) -> Result<ModelFiles, ModelError> {
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        return Err(ModelError::NotFound(format!(
+            "{}: config.json not found in the model directory",
+            dir.display()
+        )));
+    }
+    let weights = weight_files(dir)?;
+    let tok = dir.join("tokenizer.json");
+    Ok(ModelFiles {
+        config,
+        weights,
+        tokenizer: tok.is_file().then_some(tok),
+        origin,
+    })
+}
+
+/// `model.safetensors`, or the shards named by `model.safetensors.index.json`.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            file: index.display().to_string(),
+            msg: format!("invalid JSON: {e}"),
+        })?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| ModelError::Config {
+                file: index.display().to_string(),
+                msg: "field `weight_map`: missing (expected an object of tensor name → file)".into(),
+            })?;
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
+        files.sort();
+        files.dedup();
+        let mut out = Vec::new();
+        for f in files {
+            let p = dir.join(&f);
+            if !p.is_file() {
+                return Err(ModelError::NotFound(format!(
+                    "{}: shard {f} listed in model.safetensors.index.json is missing",
+                    dir.display()
+                )));
+            }
+            out.push(p);
+        }
+        return Ok(out);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(ModelError::NotFound(format!(
+        "{}: no model.safetensors or model.safetensors.index.json in the model directory",
+        dir.display()
+    )))
+}
+
+/// The hub cache folder: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub.
+pub fn hub_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("HF_HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p).join("hub");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+fn hub_offline() -> bool {
+    matches!(
+        std::env::var("HF_HUB_OFFLINE").as_deref().map(str::to_ascii_lowercase).as_deref(),
+        Ok("1") | Ok("true") | Ok("yes") | Ok("on")
+    )
+}
+
+/// The snapshot folder of a cached repo at `revision` (a branch/tag name in refs/, or a commit).
+fn cached_snapshot(cache: &Path, id: &str, revision: &str) -> Option<(PathBuf, String)> {
+    let repo = cache.join(format!("models--{}", id.replace('/', "--")));
+    let commit = match std::fs::read_to_string(repo.join("refs").join(revision)) {
+        Ok(c) => c.trim().to_string(),
+        Err(_) => revision.to_string(),
+    };
+    let snap = repo.join("snapshots").join(&commit);
+    snap.join("config.json").is_file().then_some((snap, commit))
+}
+
+fn hub_files(id: &str, revision: &str) -> Result<ModelFiles, ModelError> {
+    let cache = hub_cache_dir();
+    if let Some((snap, commit)) = cached_snapshot(&cache, id, revision) {
+        // Everything might not be there yet (e.g. an interrupted download): fall through to a
+        // download when online.
+        let origin = ModelOrigin::Hub {
+            id: id.into(),
+            revision: revision.into(),
+            commit: Some(commit),
+        };
+        match files_in(&snap, origin) {
+            Ok(f) => return Ok(f),
+            Err(e) if hub_offline() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if hub_offline() {
+        return Err(ModelError::Hub {
+            id: format!("{id}@{revision}"),
+            msg: format!(
+                "not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set",
+                cache.display()
+            ),
+        });
+    }
+    download(id, revision, &cache)
+}
+
+fn download(id: &str, revision: &str, cache: &Path) -> Result<ModelFiles, ModelError> {
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Cache, Repo, RepoType};
+    let err = |msg: String| ModelError::Hub {
+        id: format!("{id}@{revision}"),
+        msg,
+    };
+    let api = ApiBuilder::from_cache(Cache::new(cache.to_path_buf()))
+        .with_progress(true)
+        .build()
+        .map_err(|e| err(super::error::one_line(&e)))?;
+    let repo = api.repo(Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string()));
+    let get = |f: &str| repo.get(f).map_err(|e| err(format!("{f}: {}", super::error::one_line(&e))));
+    let config = get("config.json")?;
+    let dir = config.parent().unwrap_or(Path::new(".")).to_path_buf();
+    if let Ok(index) = repo.get("model.safetensors.index.json") {
+        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(format!("bad index: {e}")))?;
+        let mut shards: Vec<String> = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        shards.sort();
+        shards.dedup();
+        for s in shards {
+            get(&s)?;
+        }
+    } else {
+        get("model.safetensors")?;
+    }
+    let _ = repo.get("tokenizer.json");
+    let commit = dir.file_name().map(|c| c.to_string_lossy().to_string());
+    files_in(
+        &dir,
+        ModelOrigin::Hub {
+            id: id.into(),
+            revision: revision.into(),
+            commit,
+        },
+    )
+}
+
+/// Loads a model and its tokenizer. `tokenizer` overrides the model's own tokenizer.json.
+pub fn load(spec: &str, tokenizer: Option<&Path>, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
+    let started = Instant::now();
+    if spec.ends_with(".gguf") || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec))) {
+        let (model, tok) = super::gguf::load(Path::new(spec), tokenizer, device, dtype)?;
+        return Ok(LoadedModel {
+            model,
+            tokenizer: tok,
+            origin: ModelOrigin::Gguf { path: spec.to_string() },
+            load_seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let files = resolve(spec)?;
+    let cfg = ModelConfig::from_file(&files.config)?;
+    let tok_path = match (tokenizer, &files.tokenizer) {
+        (Some(t), _) => t.to_path_buf(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => {
+            return Err(ModelError::NotFound(format!(
+                "{}: tokenizer.json not found in the model directory (pass --tokenizer FILE)",
+                files.config.parent().unwrap_or(Path::new(".")).display()
+            )))
+        }
+    };
+    let tokenizer = Tokenizer::from_file(&tok_path)?;
+    let source = SafetensorsSource::open(&files.weights)?;
+    let model = Model::load(cfg, &source, device, dtype)?;
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        origin: files.origin,
+        load_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids() {
+        assert_eq!(
+            parse_hub_id("google/gemma-2-9b"),
+            Some(("google/gemma-2-9b".into(), "main".into()))
+        );
+        assert_eq!(
+            parse_hub_id("meta-llama/Llama-2-7b-hf@abc123"),
+            Some(("meta-llama/Llama-2-7b-hf".into(), "abc123".into()))
+        );
+        assert_eq!(parse_hub_id("a/b/c"), None);
+        assert_eq!(parse_hub_id("gpt2"), None);
+        assert_eq!(parse_hub_id("../x"), None);
+    }
+
+    #[test]
+    fn offline_cache_lookup() {
+        let tmp = std::env::temp_dir().join(format!("hh-cache-{}", std::process::id()));
+        let repo = tmp.join("models--org--m");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/abc")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc\n").unwrap();
+        std::fs::write(repo.join("snapshots/abc/config.json"), "{}").unwrap();
+        let (snap, commit) = cached_snapshot(&tmp, "org/m", "main").unwrap();
+        assert_eq!(commit, "abc");
+        assert!(snap.ends_with("snapshots/abc"));
+        assert!(cached_snapshot(&tmp, "org/m", "abc").is_some());
+        assert!(cached_snapshot(&tmp, "org/other", "main").is_none());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

@@ -1,0 +1,197 @@
+//! Where weights come from: memory-mapped safetensors (one file or shards) or a GGUF file.
+//!
+//! Tensors are addressed by their Hugging Face names (`model.layers.0.self_attn.q_proj.weight`);
+//! a source that stores them differently (GGUF) translates.
+
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::ModelError;
+
+/// A store of named tensors.
+pub trait TensorSource {
+    /// Short description for error messages (the file or folder).
+    fn describe(&self) -> String;
+    /// Shape of a tensor, if present.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Loads a tensor in its stored (or dequantized) dtype.
+    fn load(&self, name: &str, device: &Device) -> Result<Tensor, ModelError>;
+    /// Quantization types of the stored weights, if they were quantized (GGUF).
+    fn quantization(&self) -> Option<String> {
+        None
+    }
+    /// File that holds `name`, for error messages.
+    fn file_of(&self, _name: &str) -> String {
+        self.describe()
+    }
+}
+
+struct MappedFile {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+    header_len: usize,
+    meta: safetensors::tensor::Metadata,
+}
+
+/// Memory-mapped safetensors files (a single `model.safetensors` or the shards listed in
+/// `model.safetensors.index.json`).
+pub struct SafetensorsSource {
+    files: Vec<MappedFile>,
+    routing: HashMap<String, usize>,
+}
+
+impl SafetensorsSource {
+    pub fn open(paths: &[PathBuf]) -> Result<Self, ModelError> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut routing = HashMap::new();
+        for (i, path) in paths.iter().enumerate() {
+            let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+            // SAFETY: the file is opened read-only; like every mmap user we rely on nobody
+            // truncating it while we run.
+            let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }
+                .map_err(|e| ModelError::io(path, e))?;
+            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
+                ModelError::Safetensors {
+                    file: path.display().to_string(),
+                    msg: describe_st_error(&e),
+                }
+            })?;
+            for name in meta.tensors().keys() {
+                routing.insert(name.clone(), i);
+            }
+            files.push(MappedFile {
+                path: path.clone(),
+                mmap,
+                header_len,
+                meta,
+            });
+        }
+        Ok(Self { files, routing })
+    }
+
+    /// Names of all tensors.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.routing.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+fn describe_st_error(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::MetadataIncompleteBuffer | E::InvalidHeaderLength | E::HeaderTooSmall => {
+            "file is truncated or its header is corrupt".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn st_dtype(d: safetensors::Dtype) -> Option<DType> {
+    use safetensors::Dtype as S;
+    Some(match d {
+        S::F32 => DType::F32,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::F64 => DType::F64,
+        S::U8 => DType::U8,
+        S::U32 => DType::U32,
+        S::I64 => DType::I64,
+        _ => return None,
+    })
+}
+
+impl TensorSource for SafetensorsSource {
+    fn describe(&self) -> String {
+        match self.files.len() {
+            1 => self.files[0].path.display().to_string(),
+            n => format!(
+                "{} ({n} safetensors shards)",
+                self.files[0]
+                    .path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+            ),
+        }
+    }
+
+    fn file_of(&self, name: &str) -> String {
+        match self.routing.get(name) {
+            Some(&i) => self.files[i].path.display().to_string(),
+            None => self.describe(),
+        }
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let f = &self.files[*self.routing.get(name)?];
+        f.meta.info(name).map(|i| i.shape.clone())
+    }
+
+    fn load(&self, name: &str, device: &Device) -> Result<Tensor, ModelError> {
+        let Some(&i) = self.routing.get(name) else {
+            return Err(ModelError::MissingTensor {
+                name: name.to_string(),
+                files: self.describe(),
+            });
+        };
+        let f = &self.files[i];
+        let info = f.meta.info(name).expect("routing only holds names from the metadata");
+        let dtype = st_dtype(info.dtype).ok_or_else(|| ModelError::Safetensors {
+            file: f.path.display().to_string(),
+            msg: format!("tensor `{name}` has unsupported dtype {:?}", info.dtype),
+        })?;
+        let (start, end) = info.data_offsets;
+        let base = 8 + f.header_len;
+        let bytes = &f.mmap[base + start..base + end];
+        Ok(Tensor::from_raw_buffer(bytes, dtype, &info.shape, device)?)
+    }
+}
+
+/// Loads tensors by name with shape checks and conversion to the run dtype; counts parameters.
+pub struct WeightLoader<'a> {
+    pub source: &'a dyn TensorSource,
+    pub device: Device,
+    pub dtype: DType,
+    pub n_params: usize,
+}
+
+impl<'a> WeightLoader<'a> {
+    pub fn new(source: &'a dyn TensorSource, device: &Device, dtype: DType) -> Self {
+        Self {
+            source,
+            device: device.clone(),
+            dtype,
+            n_params: 0,
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.source.shape(name).is_some()
+    }
+
+    /// Loads `name`, checks its shape and converts it to `dtype` (the run dtype unless given).
+    pub fn get_as(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor, ModelError> {
+        let got = self.source.shape(name).ok_or_else(|| ModelError::MissingTensor {
+            name: name.to_string(),
+            files: self.source.describe(),
+        })?;
+        if got != shape {
+            return Err(ModelError::TensorShape {
+                name: name.to_string(),
+                file: self.source.file_of(name),
+                expected: shape.to_vec(),
+                got,
+            });
+        }
+        let t = self.source.load(name, &self.device)?;
+        self.n_params += t.elem_count();
+        Ok(t.to_dtype(dtype)?)
+    }
+
+    pub fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
+        let dtype = self.dtype;
+        self.get_as(name, shape, dtype)
+    }
+}

@@ -1,0 +1,139 @@
+//! Bad model input: every case gives a one-line error naming what is wrong and exit code 2.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Copies a fixture to a temporary folder that a test may break.
+fn copy_fixture(name: &str, tag: &str) -> std::path::PathBuf {
+    let dst = temp_dir(tag);
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+    }
+    dst
+}
+
+/// Runs `headhunt info --model DIR` and returns (exit code, stderr).
+fn info(model: &Path) -> (i32, String) {
+    let out = Command::new(bin())
+        .args(["info", "--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
+    assert_eq!(code, 2, "exit code (stderr: {err})");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{err:?} should mention {n:?}");
+    }
+}
+
+fn rewrite_weights(dir: &Path, f: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    let path = dir.join("model.safetensors");
+    let mut t = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    f(&mut t);
+    candle_core::safetensors::save(&t, &path).unwrap();
+}
+
+#[test]
+fn missing_directory() {
+    let (code, err) = info(Path::new("./no/such/model-dir"));
+    assert_one_line_error(code, &err, &["not found", "no/such/model-dir"]);
+}
+
+#[test]
+fn missing_config() {
+    let d = copy_fixture("tiny-llama", "noconfig");
+    std::fs::remove_file(d.join("config.json")).unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["config.json"]);
+}
+
+#[test]
+fn missing_tokenizer() {
+    let d = copy_fixture("tiny-llama", "notok");
+    std::fs::remove_file(d.join("tokenizer.json")).unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["tokenizer.json"]);
+}
+
+#[test]
+fn unsupported_model_type() {
+    let d = copy_fixture("tiny-llama", "badtype");
+    let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
+    std::fs::write(d.join("config.json"), cfg.replace("\"llama\"", "\"gpt_neox\"")).unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["gpt_neox", "gemma2", "llama", "mistral", "qwen2"]);
+}
+
+#[test]
+fn missing_tensor() {
+    let d = copy_fixture("tiny-llama", "missingtensor");
+    rewrite_weights(&d, |t| {
+        t.remove("model.layers.2.mlp.up_proj.weight").unwrap();
+    });
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["model.layers.2.mlp.up_proj.weight", "missing"]);
+}
+
+#[test]
+fn tensor_of_wrong_shape() {
+    let d = copy_fixture("tiny-qwen2", "wrongshape");
+    rewrite_weights(&d, |t| {
+        let bad = Tensor::zeros((3, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+        t.insert("model.layers.1.self_attn.k_proj.weight".into(), bad);
+    });
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["model.layers.1.self_attn.k_proj.weight", "[3, 64]", "[32, 64]"]);
+}
+
+#[test]
+fn truncated_safetensors() {
+    let d = copy_fixture("tiny-gemma2", "truncated");
+    let p = d.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["model.safetensors", "truncated"]);
+}
+
+#[test]
+fn invalid_config_json() {
+    let d = copy_fixture("tiny-mistral", "badjson");
+    std::fs::write(d.join("config.json"), "{\"model_type\": \"mistral\", ").unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["config.json", "invalid JSON"]);
+}
+
+#[test]
+fn info_prints_the_architecture() {
+    let out = Command::new(bin())
+        .args(["info", "--model", fixture("tiny-gemma2").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    for needle in ["family      gemma2", "layers      4", "kv heads    2", "d_head      16", "vocab       50"] {
+        assert!(s.contains(needle), "{s}");
+    }
+}
+
+#[test]
+fn run_prints_tokens_and_top_next_tokens() {
+    let out = Command::new(bin())
+        .args(["run", "--model", fixture("tiny-llama").to_str().unwrap(), "--prompt", "1+2=", "--top", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("tokens (5):") && s.contains("<bos>") && s.contains("next token (top 3):"), "{s}");
+}
