@@ -6,4 +6,5 @@
 //! to subcommands.
 
 pub mod cli;
+pub mod data;
 pub mod model;
