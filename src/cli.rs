@@ -8,7 +8,11 @@ use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
 #[derive(Parser, Debug)]
-#[command(name = "headhunt", version, about = "Path patching for LLMs: find the attention heads that carry a behaviour")]
+#[command(
+    name = "headhunt",
+    version,
+    about = "Path patching for LLMs: find the attention heads that carry a behaviour"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -43,7 +47,12 @@ impl ModelArgs {
     pub fn load(&self) -> Result<crate::model::LoadedModel> {
         let device = parse_device(&self.device)?;
         let dtype = parse_dtype(self.dtype.as_deref(), &device)?;
-        Ok(crate::model::load(&self.model, self.tokenizer.as_deref(), &device, dtype)?)
+        Ok(crate::model::load(
+            &self.model,
+            self.tokenizer.as_deref(),
+            &device,
+            dtype,
+        )?)
     }
 }
 
@@ -136,13 +145,23 @@ fn info(a: InfoArgs) -> Result<()> {
         println!("quantized   {q} (dequantized to {})", dtype_name(m.dtype));
     }
     println!("device      {}", a.model.device);
-    println!("parameters  {} ({:.2} M)", m.n_params, m.n_params as f64 / 1e6);
+    println!(
+        "parameters  {} ({:.2} M)",
+        m.n_params,
+        m.n_params as f64 / 1e6
+    );
     match (c.sliding_window, sliding.is_empty()) {
-        (Some(w), false) => println!("sliding     window {w} on layers {}", compact_list(&sliding)),
+        (Some(w), false) => println!(
+            "sliding     window {w} on layers {}",
+            compact_list(&sliding)
+        ),
         _ => println!("sliding     none"),
     }
     if let Some(cap) = c.attn_softcap {
-        println!("softcaps    attention {cap}, final {}", c.final_softcap.map_or("none".into(), |f| f.to_string()));
+        println!(
+            "softcaps    attention {cap}, final {}",
+            c.final_softcap.map_or("none".into(), |f| f.to_string())
+        );
     }
     println!("rope theta  {}", c.rope_global.theta);
     println!("load time   {:.3} s", lm.load_seconds);
@@ -175,14 +194,20 @@ fn run(a: RunArgs) -> Result<()> {
         .to_vec1::<f32>()?;
     println!("tokens ({}):", ids.len());
     for (i, id) in ids.iter().enumerate() {
-        println!("  {i:>4}  {id:>7}  {}", printable(&lm.tokenizer.token_text(*id)));
+        println!(
+            "  {i:>4}  {id:>7}  {}",
+            printable(&lm.tokenizer.token_text(*id))
+        );
     }
     let max = last.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let z: f64 = last.iter().map(|&x| ((x - max) as f64).exp()).sum();
     let mut order: Vec<usize> = (0..last.len()).collect();
     order.sort_by(|&i, &j| last[j].total_cmp(&last[i]));
     println!("next token (top {}):", a.top.min(order.len()));
-    println!("  {:>4}  {:>7}  {:>10}  {:>8}  text", "rank", "id", "logit", "prob");
+    println!(
+        "  {:>4}  {:>7}  {:>10}  {:>8}  text",
+        "rank", "id", "logit", "prob"
+    );
     for (rank, &i) in order.iter().take(a.top).enumerate() {
         let p = ((last[i] - max) as f64).exp() / z;
         println!(

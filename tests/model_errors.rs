@@ -24,7 +24,10 @@ fn info(model: &Path) -> (i32, String) {
         .args(["info", "--model", model.to_str().unwrap()])
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
@@ -70,9 +73,17 @@ fn missing_tokenizer() {
 fn unsupported_model_type() {
     let d = copy_fixture("tiny-llama", "badtype");
     let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
-    std::fs::write(d.join("config.json"), cfg.replace("\"llama\"", "\"gpt_neox\"")).unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        cfg.replace("\"llama\"", "\"gpt_neox\""),
+    )
+    .unwrap();
     let (code, err) = info(&d);
-    assert_one_line_error(code, &err, &["gpt_neox", "gemma2", "llama", "mistral", "qwen2"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["gpt_neox", "gemma2", "llama", "mistral", "qwen2"],
+    );
 }
 
 #[test]
@@ -82,7 +93,11 @@ fn missing_tensor() {
         t.remove("model.layers.2.mlp.up_proj.weight").unwrap();
     });
     let (code, err) = info(&d);
-    assert_one_line_error(code, &err, &["model.layers.2.mlp.up_proj.weight", "missing"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["model.layers.2.mlp.up_proj.weight", "missing"],
+    );
 }
 
 #[test]
@@ -93,7 +108,15 @@ fn tensor_of_wrong_shape() {
         t.insert("model.layers.1.self_attn.k_proj.weight".into(), bad);
     });
     let (code, err) = info(&d);
-    assert_one_line_error(code, &err, &["model.layers.1.self_attn.k_proj.weight", "[3, 64]", "[32, 64]"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &[
+            "model.layers.1.self_attn.k_proj.weight",
+            "[3, 64]",
+            "[32, 64]",
+        ],
+    );
 }
 
 #[test]
@@ -122,7 +145,13 @@ fn info_prints_the_architecture() {
         .unwrap();
     assert!(out.status.success());
     let s = String::from_utf8(out.stdout).unwrap();
-    for needle in ["family      gemma2", "layers      4", "kv heads    2", "d_head      16", "vocab       50"] {
+    for needle in [
+        "family      gemma2",
+        "layers      4",
+        "kv heads    2",
+        "d_head      16",
+        "vocab       50",
+    ] {
         assert!(s.contains(needle), "{s}");
     }
 }
@@ -130,10 +159,25 @@ fn info_prints_the_architecture() {
 #[test]
 fn run_prints_tokens_and_top_next_tokens() {
     let out = Command::new(bin())
-        .args(["run", "--model", fixture("tiny-llama").to_str().unwrap(), "--prompt", "1+2=", "--top", "3"])
+        .args([
+            "run",
+            "--model",
+            fixture("tiny-llama").to_str().unwrap(),
+            "--prompt",
+            "1+2=",
+            "--top",
+            "3",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8(out.stdout).unwrap();
-    assert!(s.contains("tokens (5):") && s.contains("<bos>") && s.contains("next token (top 3):"), "{s}");
+    assert!(
+        s.contains("tokens (5):") && s.contains("<bos>") && s.contains("next token (top 3):"),
+        "{s}"
+    );
 }

@@ -72,7 +72,9 @@ impl Activation {
 pub enum RopeScaling {
     None,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3's frequency-band rescaling.
     Llama3 {
         factor: f64,
@@ -198,10 +200,9 @@ impl<'a> Fields<'a> {
     fn opt_usize(&self, field: &str) -> Result<Option<usize>, ModelError> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|x| Some(x as usize))
-                .ok_or_else(|| self.err(field, &format!("expected a non-negative integer, got {v}"))),
+            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+                self.err(field, &format!("expected a non-negative integer, got {v}"))
+            }),
         }
     }
     fn f64(&self, field: &str) -> Result<f64, ModelError> {
@@ -308,16 +309,26 @@ impl ModelConfig {
             Some(d) => d,
             None => {
                 if d_model % n_heads != 0 {
-                    return Err(f.err("head_dim", "missing and hidden_size is not a multiple of num_attention_heads"));
+                    return Err(f.err(
+                        "head_dim",
+                        "missing and hidden_size is not a multiple of num_attention_heads",
+                    ));
                 }
                 d_model / n_heads
             }
         };
         if d_head % 2 != 0 {
-            return Err(f.err("head_dim", &format!("{d_head} is odd; rotary embeddings need an even head size")));
+            return Err(f.err(
+                "head_dim",
+                &format!("{d_head} is odd; rotary embeddings need an even head size"),
+            ));
         }
         let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
-        let act_field = if gemma { "hidden_activation" } else { "hidden_act" };
+        let act_field = if gemma {
+            "hidden_activation"
+        } else {
+            "hidden_act"
+        };
         let act_name = match f.opt_str(act_field)? {
             Some(a) => a,
             None => match f.opt_str("hidden_act")? {
@@ -439,9 +450,12 @@ impl ModelConfig {
         let Some(v) = f.get("rope_scaling") else {
             return Ok(RopeScaling::None);
         };
-        let obj = v
-            .as_object()
-            .ok_or_else(|| f.err("rope_scaling", &format!("expected an object or null, got {v}")))?;
+        let obj = v.as_object().ok_or_else(|| {
+            f.err(
+                "rope_scaling",
+                &format!("expected an object or null, got {v}"),
+            )
+        })?;
         let sub = Fields { obj, file: f.file };
         let kind = sub
             .opt_str("rope_type")?
@@ -450,12 +464,15 @@ impl ModelConfig {
         match kind {
             "default" => Ok(RopeScaling::None),
             "linear" => Ok(RopeScaling::Linear {
-                factor: sub.f64("factor").map_err(|_| f.err("rope_scaling.factor", "missing"))?,
+                factor: sub
+                    .f64("factor")
+                    .map_err(|_| f.err("rope_scaling.factor", "missing"))?,
             }),
             "llama3" => {
                 let get = |k: &str| {
-                    sub.f64(k)
-                        .map_err(|_| f.err(&format!("rope_scaling.{k}"), "missing (expected a number)"))
+                    sub.f64(k).map_err(|_| {
+                        f.err(&format!("rope_scaling.{k}"), "missing (expected a number)")
+                    })
                 };
                 Ok(RopeScaling::Llama3 {
                     factor: get("factor")?,
@@ -483,7 +500,10 @@ impl ModelConfig {
         if arr.len() != n_layers {
             return Err(f.err(
                 "layer_types",
-                &format!("has {} entries, expected num_hidden_layers = {n_layers}", arr.len()),
+                &format!(
+                    "has {} entries, expected num_hidden_layers = {n_layers}",
+                    arr.len()
+                ),
             ));
         }
         arr.iter()
@@ -546,7 +566,10 @@ mod tests {
     fn layer_types_override() {
         let mut v = base("gemma2");
         v["layer_types"] = serde_json::json!([
-            "full_attention", "sliding_attention", "full_attention", "full_attention"
+            "full_attention",
+            "sliding_attention",
+            "full_attention",
+            "full_attention"
         ]);
         let c = ModelConfig::from_json(&v, "c").unwrap();
         assert_eq!(c.layer_sliding, vec![false, true, false, false]);
@@ -562,7 +585,10 @@ mod tests {
     fn unsupported_type_is_named() {
         let e = ModelConfig::from_json(&base("gpt2"), "x/config.json").unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("gpt2") && m.contains("llama") && m.contains("x/config.json"), "{m}");
+        assert!(
+            m.contains("gpt2") && m.contains("llama") && m.contains("x/config.json"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -593,7 +619,9 @@ mod tests {
     fn missing_field_is_named() {
         let mut v = base("llama");
         v.as_object_mut().unwrap().remove("hidden_size");
-        let m = ModelConfig::from_json(&v, "cfg.json").unwrap_err().to_string();
+        let m = ModelConfig::from_json(&v, "cfg.json")
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("hidden_size") && m.contains("cfg.json"), "{m}");
     }
 }

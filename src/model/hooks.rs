@@ -189,7 +189,10 @@ impl Patch {
                 live.dims()
             )));
         }
-        let value = self.value.to_dtype(live.dtype())?.to_device(live.device())?;
+        let value = self
+            .value
+            .to_dtype(live.dtype())?
+            .to_device(live.device())?;
         if self.heads.is_none() && self.rows.is_none() && self.positions.is_none() {
             return Ok(value);
         }
@@ -206,7 +209,10 @@ impl Patch {
                 }
             };
             let d = point.head_dim().ok_or_else(|| {
-                ModelError::Invalid(format!("{} has no head dimension to patch per head", self.hook))
+                ModelError::Invalid(format!(
+                    "{} has no head dimension to patch per head",
+                    self.hook
+                ))
             })?;
             selections.push((d, heads));
         }

@@ -62,7 +62,9 @@ pub fn parse_device(s: &str) -> Result<Device, ModelError> {
         s if s == "cuda" || s.starts_with("cuda:") => {
             let ordinal: usize = match s.strip_prefix("cuda:") {
                 Some(n) => n.parse().map_err(|_| {
-                    ModelError::Invalid(format!("bad device {s:?}: expected cuda:N with N a number"))
+                    ModelError::Invalid(format!(
+                        "bad device {s:?}: expected cuda:N with N a number"
+                    ))
                 })?,
                 None => 0,
             };
@@ -77,7 +79,10 @@ pub fn parse_device(s: &str) -> Result<Device, ModelError> {
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<Device, ModelError> {
     Device::new_cuda(ordinal).map_err(|e| {
-        ModelError::Invalid(format!("cannot open CUDA device {ordinal}: {}", super::error::one_line(&e)))
+        ModelError::Invalid(format!(
+            "cannot open CUDA device {ordinal}: {}",
+            super::error::one_line(&e)
+        ))
     })
 }
 
@@ -91,7 +96,11 @@ fn cuda_device(_ordinal: usize) -> Result<Device, ModelError> {
 /// Parses `f32`, `bf16` or `f16`; `None` picks the device's default (f32 on CPU, bf16 on GPU).
 pub fn parse_dtype(s: Option<&str>, device: &Device) -> Result<DType, ModelError> {
     match s {
-        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        None => Ok(if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        }),
         Some("f32") | Some("float32") => Ok(DType::F32),
         Some("bf16") | Some("bfloat16") => Ok(DType::BF16),
         Some("f16") | Some("float16") => Ok(DType::F16),
@@ -130,7 +139,8 @@ fn parse_hub_id(spec: &str) -> Option<(String, String)> {
         !p.is_empty()
             && p != "."
             && p != ".."
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     if parts.len() == 2 && parts.iter().all(|p| ok_part(p)) && !rev.is_empty() {
         Some((id.to_string(), rev.to_string()))
@@ -152,7 +162,9 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, ModelError> {
     }
     match parse_hub_id(spec) {
         Some((id, rev)) if !spec.starts_with('.') && !spec.starts_with('/') => hub_files(&id, &rev),
-        _ => Err(ModelError::NotFound(format!("model directory not found: {spec}"))),
+        _ => Err(ModelError::NotFound(format!(
+            "model directory not found: {spec}"
+        ))),
     }
 }
 
@@ -196,7 +208,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
             .and_then(|m| m.as_object())
             .ok_or_else(|| ModelError::Config {
                 file: index.display().to_string(),
-                msg: "field `weight_map`: missing (expected an object of tensor name → file)".into(),
+                msg: "field `weight_map`: missing (expected an object of tensor name → file)"
+                    .into(),
             })?;
         let mut files: Vec<String> = map
             .values()
@@ -235,13 +248,18 @@ pub fn hub_cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("HF_HOME").filter(|p| !p.is_empty()) {
         return PathBuf::from(p).join("hub");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("huggingface").join("hub")
 }
 
 fn hub_offline() -> bool {
     matches!(
-        std::env::var("HF_HUB_OFFLINE").as_deref().map(str::to_ascii_lowercase).as_deref(),
+        std::env::var("HF_HUB_OFFLINE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
         Ok("1") | Ok("true") | Ok("yes") | Ok("on")
     )
 }
@@ -296,8 +314,15 @@ fn download(id: &str, revision: &str, cache: &Path) -> Result<ModelFiles, ModelE
         .with_progress(true)
         .build()
         .map_err(|e| err(super::error::one_line(&e)))?;
-    let repo = api.repo(Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string()));
-    let get = |f: &str| repo.get(f).map_err(|e| err(format!("{f}: {}", super::error::one_line(&e))));
+    let repo = api.repo(Repo::with_revision(
+        id.to_string(),
+        RepoType::Model,
+        revision.to_string(),
+    ));
+    let get = |f: &str| {
+        repo.get(f)
+            .map_err(|e| err(format!("{f}: {}", super::error::one_line(&e))))
+    };
     let config = get("config.json")?;
     let dir = config.parent().unwrap_or(Path::new(".")).to_path_buf();
     if let Ok(index) = repo.get("model.safetensors.index.json") {
@@ -307,7 +332,11 @@ fn download(id: &str, revision: &str, cache: &Path) -> Result<ModelFiles, ModelE
         let mut shards: Vec<String> = v
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         shards.sort();
         shards.dedup();
@@ -330,14 +359,23 @@ fn download(id: &str, revision: &str, cache: &Path) -> Result<ModelFiles, ModelE
 }
 
 /// Loads a model and its tokenizer. `tokenizer` overrides the model's own tokenizer.json.
-pub fn load(spec: &str, tokenizer: Option<&Path>, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
+pub fn load(
+    spec: &str,
+    tokenizer: Option<&Path>,
+    device: &Device,
+    dtype: DType,
+) -> Result<LoadedModel, ModelError> {
     let started = Instant::now();
-    if spec.ends_with(".gguf") || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec))) {
+    if spec.ends_with(".gguf")
+        || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec)))
+    {
         let (model, tok) = super::gguf::load(Path::new(spec), tokenizer, device, dtype)?;
         return Ok(LoadedModel {
             model,
             tokenizer: tok,
-            origin: ModelOrigin::Gguf { path: spec.to_string() },
+            origin: ModelOrigin::Gguf {
+                path: spec.to_string(),
+            },
             load_seconds: started.elapsed().as_secs_f64(),
         });
     }

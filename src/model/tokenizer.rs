@@ -18,7 +18,9 @@ impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
         let file = path.display().to_string();
         if !path.is_file() {
-            return Err(ModelError::NotFound(format!("tokenizer file not found: {file}")));
+            return Err(ModelError::NotFound(format!(
+                "tokenizer file not found: {file}"
+            )));
         }
         let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
             file: file.clone(),
@@ -28,15 +30,20 @@ impl Tokenizer {
     }
 
     pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Self, ModelError> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| ModelError::Tokenizer {
-            file: label.to_string(),
-            msg: super::error::one_line(&e),
-        })?;
+        let inner =
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| ModelError::Tokenizer {
+                file: label.to_string(),
+                msg: super::error::one_line(&e),
+            })?;
         Self::from_inner(inner, label.to_string())
     }
 
     fn from_inner(inner: tokenizers::Tokenizer, path: String) -> Result<Self, ModelError> {
-        let mut t = Tokenizer { inner, bos: None, path };
+        let mut t = Tokenizer {
+            inner,
+            bos: None,
+            path,
+        };
         // Whatever the post-processor puts before a text's own tokens is its BOS.
         let with = t.raw_encode("1", true)?;
         let without = t.raw_encode("1", false)?;

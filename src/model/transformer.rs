@@ -62,7 +62,11 @@ impl Proj {
     pub fn rows(&self, start: usize, len: usize) -> Result<Proj> {
         Ok(Proj {
             w: self.w.narrow(0, start, len)?,
-            b: self.b.as_ref().map(|b| b.narrow(0, start, len)).transpose()?,
+            b: self
+                .b
+                .as_ref()
+                .map(|b| b.narrow(0, start, len))
+                .transpose()?,
         })
     }
 }
@@ -86,7 +90,9 @@ pub struct Layer {
 }
 
 /// Which of a head's inputs: query, key or value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HeadInput {
     Q,
@@ -159,7 +165,12 @@ pub struct Model {
 
 impl Model {
     /// Loads the weights named as in Hugging Face checkpoints from `source`.
-    pub fn load(cfg: ModelConfig, source: &dyn TensorSource, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(
+        cfg: ModelConfig,
+        source: &dyn TensorSource,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let mut w = WeightLoader::new(source, device, dtype);
         let (d, v, h, kv, dh, f) = (
             cfg.d_model,
@@ -176,7 +187,12 @@ impl Model {
             let weight = if plus_one { (t + 1.0)? } else { t };
             Ok(Norm { weight, eps })
         };
-        let proj = |w: &mut WeightLoader, name: &str, out: usize, inp: usize, bias: bool| -> Result<Proj> {
+        let proj = |w: &mut WeightLoader,
+                    name: &str,
+                    out: usize,
+                    inp: usize,
+                    bias: bool|
+         -> Result<Proj> {
             let wt = w.get(&format!("{name}.weight"), &[out, inp])?;
             let b = if bias {
                 Some(w.get(&format!("{name}.bias"), &[out])?)
@@ -192,10 +208,34 @@ impl Model {
             let gemma = cfg.sandwich_norms;
             let layer = Layer {
                 attn_norm: norm(&mut w, &format!("{p}.input_layernorm.weight"), d)?,
-                q: proj(&mut w, &format!("{p}.self_attn.q_proj"), h * dh, d, cfg.qkv_bias)?,
-                k: proj(&mut w, &format!("{p}.self_attn.k_proj"), kv * dh, d, cfg.qkv_bias)?,
-                v: proj(&mut w, &format!("{p}.self_attn.v_proj"), kv * dh, d, cfg.qkv_bias)?,
-                o: proj(&mut w, &format!("{p}.self_attn.o_proj"), d, h * dh, cfg.o_bias)?,
+                q: proj(
+                    &mut w,
+                    &format!("{p}.self_attn.q_proj"),
+                    h * dh,
+                    d,
+                    cfg.qkv_bias,
+                )?,
+                k: proj(
+                    &mut w,
+                    &format!("{p}.self_attn.k_proj"),
+                    kv * dh,
+                    d,
+                    cfg.qkv_bias,
+                )?,
+                v: proj(
+                    &mut w,
+                    &format!("{p}.self_attn.v_proj"),
+                    kv * dh,
+                    d,
+                    cfg.qkv_bias,
+                )?,
+                o: proj(
+                    &mut w,
+                    &format!("{p}.self_attn.o_proj"),
+                    d,
+                    h * dh,
+                    cfg.o_bias,
+                )?,
                 q_norm: if cfg.qk_norm {
                     Some(norm(&mut w, &format!("{p}.self_attn.q_norm.weight"), dh)?)
                 } else {
@@ -207,7 +247,11 @@ impl Model {
                     None
                 },
                 post_attn_norm: if gemma {
-                    Some(norm(&mut w, &format!("{p}.post_attention_layernorm.weight"), d)?)
+                    Some(norm(
+                        &mut w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        d,
+                    )?)
                 } else {
                     None
                 },
@@ -217,7 +261,11 @@ impl Model {
                     norm(&mut w, &format!("{p}.post_attention_layernorm.weight"), d)?
                 },
                 post_mlp_norm: if gemma {
-                    Some(norm(&mut w, &format!("{p}.post_feedforward_layernorm.weight"), d)?)
+                    Some(norm(
+                        &mut w,
+                        &format!("{p}.post_feedforward_layernorm.weight"),
+                        d,
+                    )?)
                 } else {
                     None
                 },
@@ -257,7 +305,10 @@ impl Model {
     pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         let ids = tokens.flatten_all()?;
-        let x = self.embed.index_select(&ids, 0)?.reshape((b, t, self.cfg.d_model))?;
+        let x = self
+            .embed
+            .index_select(&ids, 0)?
+            .reshape((b, t, self.cfg.d_model))?;
         match self.cfg.embed_scale {
             // Gemma rounds sqrt(d_model) to the run dtype before multiplying.
             Some(s) => {
@@ -351,7 +402,13 @@ impl Model {
 
     /// Attention probabilities [B, H, Tq, Tk] of layer `l`, for queries [B, Tq, H, dh] at
     /// positions `q_start..` and keys [B, Tk, H, dh] at positions `0..Tk` (both un-rotated).
-    pub fn attention_pattern(&self, l: usize, q: &Tensor, k: &Tensor, q_start: usize) -> Result<Tensor> {
+    pub fn attention_pattern(
+        &self,
+        l: usize,
+        q: &Tensor,
+        k: &Tensor,
+        q_start: usize,
+    ) -> Result<Tensor> {
         let layer = &self.layers[l];
         let (_, tq, _, _) = q.dims4()?;
         let (_, tk, _, _) = k.dims4()?;
@@ -471,7 +528,11 @@ impl Model {
         let (_, t, _) = x.dims3()?;
         let h = self.attn_norm_input(l, &x)?;
         let q_start = if last_only { t - 1 } else { 0 };
-        let h_q = if last_only { h.narrow(1, t - 1, 1)? } else { h.clone() };
+        let h_q = if last_only {
+            h.narrow(1, t - 1, 1)?
+        } else {
+            h.clone()
+        };
         let layer = &self.layers[l];
         let q = self.split_heads(&layer.q.forward(&h_q)?, self.cfg.n_heads)?;
         let q = hooks.run(HookName::Layer(l, HookPoint::Q), q)?;
@@ -522,7 +583,11 @@ impl Model {
 
     /// Plain forward: token ids [B, T] → logits [B, T, vocab].
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
-        let out = self.run(Start::Tokens(tokens), RunOptions::default(), &mut Hooks::none())?;
+        let out = self.run(
+            Start::Tokens(tokens),
+            RunOptions::default(),
+            &mut Hooks::none(),
+        )?;
         Ok(out.logits.expect("full run has logits"))
     }
 

@@ -51,12 +51,13 @@ impl SafetensorsSource {
             // truncating it while we run.
             let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }
                 .map_err(|e| ModelError::io(path, e))?;
-            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
-                ModelError::Safetensors {
-                    file: path.display().to_string(),
-                    msg: describe_st_error(&e),
-                }
-            })?;
+            let (header_len, meta) =
+                safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
+                    ModelError::Safetensors {
+                        file: path.display().to_string(),
+                        msg: describe_st_error(&e),
+                    }
+                })?;
             for name in meta.tensors().keys() {
                 routing.insert(name.clone(), i);
             }
@@ -137,7 +138,10 @@ impl TensorSource for SafetensorsSource {
             });
         };
         let f = &self.files[i];
-        let info = f.meta.info(name).expect("routing only holds names from the metadata");
+        let info = f
+            .meta
+            .info(name)
+            .expect("routing only holds names from the metadata");
         let dtype = st_dtype(info.dtype).ok_or_else(|| ModelError::Safetensors {
             file: f.path.display().to_string(),
             msg: format!("tensor `{name}` has unsupported dtype {:?}", info.dtype),
@@ -172,11 +176,19 @@ impl<'a> WeightLoader<'a> {
     }
 
     /// Loads `name`, checks its shape and converts it to `dtype` (the run dtype unless given).
-    pub fn get_as(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor, ModelError> {
-        let got = self.source.shape(name).ok_or_else(|| ModelError::MissingTensor {
-            name: name.to_string(),
-            files: self.source.describe(),
-        })?;
+    pub fn get_as(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor, ModelError> {
+        let got = self
+            .source
+            .shape(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: name.to_string(),
+                files: self.source.describe(),
+            })?;
         if got != shape {
             return Err(ModelError::TensorShape {
                 name: name.to_string(),

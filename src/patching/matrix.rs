@@ -1,0 +1,163 @@
+//! The layer × head result of a sweep, its normalised scores and the paper's head lists.
+
+use super::receiver::Receiver;
+
+/// Below this gap |LD_contrast - LD_normal| (in logits) the score r divides by a small number
+/// and is ill-conditioned: the model barely tells the two prompts apart.
+pub const SMALL_GAP: f64 = 1.0;
+
+/// Patched logit differences per sender, with the baselines they are normalised by.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PatchMatrix {
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// Mean patched logit difference per [layer][head]; 0 in rows that were not computed.
+    pub patched: Vec<Vec<f64>>,
+    /// Which layers' rows were computed.
+    pub computed: Vec<bool>,
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+    pub n_examples: usize,
+}
+
+/// One head and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadScore {
+    pub layer: usize,
+    pub head: usize,
+    pub r: f64,
+}
+
+impl PatchMatrix {
+    pub fn new(
+        n_layers: usize,
+        n_heads: usize,
+        ld_normal: f64,
+        ld_contrast: f64,
+        n_examples: usize,
+    ) -> Self {
+        PatchMatrix {
+            n_layers,
+            n_heads,
+            patched: vec![vec![0.0; n_heads]; n_layers],
+            computed: vec![false; n_layers],
+            ld_normal,
+            ld_contrast,
+            n_examples,
+        }
+    }
+
+    pub fn set_row(&mut self, layer: usize, row: Vec<f64>) {
+        assert_eq!(row.len(), self.n_heads);
+        self.patched[layer] = row;
+        self.computed[layer] = true;
+    }
+
+    /// LD_contrast - LD_normal, the denominator of r.
+    pub fn gap(&self) -> f64 {
+        self.ld_contrast - self.ld_normal
+    }
+
+    /// Whether r is ill-conditioned because the baselines are close.
+    pub fn ill_conditioned(&self) -> bool {
+        self.gap().abs() < SMALL_GAP
+    }
+
+    /// r = (patched - LD_c) / (LD_c - LD_n), masked as the paper does: 0 below begin_layer, at
+    /// and above a head receiver's last layer, above a residual receiver's last layer, and in
+    /// rows that were not computed.
+    pub fn relative(&self, receiver: &Receiver, begin_layer: usize) -> Vec<Vec<f64>> {
+        let max = receiver.max_layer();
+        let gap = self.gap();
+        (0..self.n_layers)
+            .map(|l| {
+                let masked = !self.computed[l]
+                    || l < begin_layer
+                    || match receiver {
+                        Receiver::Heads { .. } => l >= max,
+                        Receiver::Resid { .. } => l > max,
+                    };
+                (0..self.n_heads)
+                    .map(|h| {
+                        if masked {
+                            0.0
+                        } else {
+                            (self.patched[l][h] - self.ld_contrast) / gap
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The paper's lists: |r| > `hi`, then `lo` < |r| <= `hi`, each layer-descending then
+    /// head-descending.
+    pub fn head_lists(relative: &[Vec<f64>], hi: f64, lo: f64) -> (Vec<HeadScore>, Vec<HeadScore>) {
+        let mut strong = Vec::new();
+        let mut weak = Vec::new();
+        for (l, row) in relative.iter().enumerate().rev() {
+            for (h, &r) in row.iter().enumerate().rev() {
+                let s = HeadScore {
+                    layer: l,
+                    head: h,
+                    r,
+                };
+                if r.abs() > hi {
+                    strong.push(s);
+                } else if r.abs() > lo {
+                    weak.push(s);
+                }
+            }
+        }
+        (strong, weak)
+    }
+}
+
+/// `(41,4) +17.0%` style list.
+pub fn format_heads(list: &[HeadScore]) -> String {
+    if list.is_empty() {
+        return "(none)".into();
+    }
+    list.iter()
+        .map(|s| format!("({},{}) {:+.1}%", s.layer, s.head, 100.0 * s.r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::HeadInput;
+
+    #[test]
+    fn relative_masks_like_the_paper() {
+        let mut m = PatchMatrix::new(4, 2, 2.0, -1.0, 8);
+        for l in 0..4 {
+            m.set_row(l, vec![-1.0 + 0.3 * l as f64, -1.3]);
+        }
+        let head = Receiver::head(2, 0, HeadInput::V);
+        let r = m.relative(&head, 1);
+        assert_eq!(r[0], vec![0.0, 0.0]);
+        assert!((r[1][0] - (-0.1)).abs() < 1e-12 && (r[1][1] - 0.1).abs() < 1e-12);
+        assert_eq!(r[2], vec![0.0, 0.0]);
+        assert_eq!(r[3], vec![0.0, 0.0]);
+        let resid = Receiver::resid_post(2);
+        let r = m.relative(&resid, 0);
+        assert!(r[2][0] != 0.0 && r[3] == vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn head_lists_are_layer_descending() {
+        let rel = vec![vec![0.06, 0.03], vec![-0.01, -0.2]];
+        let (a, b) = PatchMatrix::head_lists(&rel, 0.05, 0.02);
+        assert_eq!(
+            a.iter().map(|s| (s.layer, s.head)).collect::<Vec<_>>(),
+            vec![(1, 1), (0, 0)]
+        );
+        assert_eq!(
+            b.iter().map(|s| (s.layer, s.head)).collect::<Vec<_>>(),
+            vec![(0, 1)]
+        );
+        assert_eq!(format_heads(&a), "(1,1) -20.0%, (0,0) +6.0%");
+    }
+}

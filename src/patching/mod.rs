@@ -1,0 +1,254 @@
+//! Path patching: senders, receivers, the metric; the literal two-pass algorithm and the fast
+//! exact one behind one interface.
+//!
+//! Senders are every head (l, h) with begin_layer <= l <= the receiver's last layer. For each,
+//! the patched logit difference LD_p is the mean over prompts of logit[normal answer] -
+//! logit[contrast answer] at the last position after patching; the score is
+//! r = (LD_p - LD_c) / (LD_c - LD_n).
+
+pub mod batch;
+pub mod fast;
+pub mod matrix;
+pub mod receiver;
+pub mod reference;
+
+use std::time::Instant;
+
+use crate::data::TokenizedPair;
+use crate::model::{Model, ModelError};
+
+pub use matrix::PatchMatrix;
+pub use receiver::{HeadReceiver, Receiver, ResidKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl From<candle_core::Error> for PatchError {
+    fn from(e: candle_core::Error) -> Self {
+        PatchError::Model(ModelError::Candle(e))
+    }
+}
+
+/// Which implementation computes the sweep.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Exact and fast: frozen attention, MLP-only chains, senders of a layer batched.
+    #[default]
+    Fast,
+    /// The paper's literal algorithm: two full forward passes per sender.
+    Reference,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Fast => "fast",
+            Algorithm::Reference => "reference",
+        }
+    }
+}
+
+/// What to compute.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PatchSpec {
+    pub receiver: Receiver,
+    pub begin_layer: usize,
+    pub batch_size: usize,
+    pub algorithm: Algorithm,
+}
+
+impl PatchSpec {
+    /// Checks the spec against the model.
+    pub fn validate(&self, model: &Model) -> Result<(), PatchError> {
+        self.receiver.validate(model.n_layers(), model.n_heads())?;
+        if self.batch_size == 0 {
+            return Err(PatchError::Invalid(
+                "--batch-size 0: expected at least 1".into(),
+            ));
+        }
+        let max = self.receiver.max_layer();
+        if self.begin_layer > max {
+            return Err(PatchError::Invalid(format!(
+                "--begin-layer {} is after the receiver's last layer {max}: no senders",
+                self.begin_layer
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sender layers, in the order they are computed: from the receiver down, so the layers
+    /// nearest the receiver (the cheapest, and often the most interesting) arrive first.
+    pub fn sender_layers(&self) -> Vec<usize> {
+        (self.begin_layer..=self.receiver.max_layer())
+            .rev()
+            .collect()
+    }
+
+    pub fn n_senders(&self, n_heads: usize) -> usize {
+        self.sender_layers().len() * n_heads
+    }
+
+    /// Relative cost of sender layer `l` (for progress and ETA): the fast chain runs from `l`
+    /// to the receiver; the literal algorithm costs the same for every layer.
+    pub fn layer_cost(&self, l: usize, n_layers: usize) -> f64 {
+        match self.algorithm {
+            Algorithm::Reference => 1.0,
+            Algorithm::Fast => {
+                let chain = (self.receiver.max_layer() + 1).saturating_sub(l) as f64;
+                let tail = match &self.receiver {
+                    Receiver::Resid { .. } => (n_layers - 1 - self.receiver.max_layer()) as f64,
+                    Receiver::Heads { heads } => {
+                        (n_layers - heads.iter().map(|h| h.layer).min().unwrap_or(0)) as f64 * 3.0
+                    }
+                };
+                chain + tail + 1.0
+            }
+        }
+    }
+}
+
+/// What a running sweep reports.
+#[derive(Debug, Clone)]
+pub enum PatchEvent {
+    /// The cache passes are done: the baselines are known.
+    Baselines {
+        ld_normal: f64,
+        ld_contrast: f64,
+        n_examples: usize,
+        cache_seconds: f64,
+    },
+    /// A sender layer is done; `patched` holds its heads' mean patched logit differences.
+    Row {
+        layer: usize,
+        patched: Vec<f64>,
+        done: usize,
+        total: usize,
+        elapsed: f64,
+        eta: f64,
+    },
+}
+
+/// Receives progress and says whether to stop.
+pub trait Observer {
+    fn event(&mut self, _e: &PatchEvent) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// A finished (or cancelled) sweep.
+#[derive(Debug, Clone)]
+pub struct PatchOutcome {
+    pub matrix: PatchMatrix,
+    /// False when cancelled: only `matrix.computed` rows hold results.
+    pub complete: bool,
+    pub cache_seconds: f64,
+    pub sweep_seconds: f64,
+}
+
+/// Runs path patching of `spec` over `pairs`.
+pub fn run(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    spec: &PatchSpec,
+    observer: &mut dyn Observer,
+) -> Result<PatchOutcome, PatchError> {
+    spec.validate(model)?;
+    let started = Instant::now();
+    let batches = batch::make_batches(model, pairs, spec.batch_size)?;
+    let fast = spec.algorithm == Algorithm::Fast;
+    let caches = batches
+        .iter()
+        .map(|b| batch::cache_batch(model, b, fast))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = pairs.len() as f64;
+    let ld_normal: f64 = caches
+        .iter()
+        .flat_map(|c| &c.ld_normal)
+        .map(|&x| x as f64)
+        .sum::<f64>()
+        / n;
+    let ld_contrast: f64 = caches
+        .iter()
+        .flat_map(|c| &c.ld_contrast)
+        .map(|&x| x as f64)
+        .sum::<f64>()
+        / n;
+    let cache_seconds = started.elapsed().as_secs_f64();
+    observer.event(&PatchEvent::Baselines {
+        ld_normal,
+        ld_contrast,
+        n_examples: pairs.len(),
+        cache_seconds,
+    });
+
+    let mut matrix = PatchMatrix::new(
+        model.n_layers(),
+        model.n_heads(),
+        ld_normal,
+        ld_contrast,
+        pairs.len(),
+    );
+    let layers = spec.sender_layers();
+    let total_cost: f64 = layers
+        .iter()
+        .map(|&l| spec.layer_cost(l, model.n_layers()))
+        .sum();
+    let mut done_cost = 0.0;
+    let sweep_started = Instant::now();
+    let mut complete = true;
+    for (i, &ls) in layers.iter().enumerate() {
+        if observer.cancelled() {
+            complete = false;
+            break;
+        }
+        let mut sums = vec![0f64; model.n_heads()];
+        for (b, c) in batches.iter().zip(&caches) {
+            let s = match spec.algorithm {
+                Algorithm::Fast => fast::sweep_layer(model, b, c, &spec.receiver, ls)?,
+                Algorithm::Reference => reference::sweep_layer(model, b, c, &spec.receiver, ls)?,
+            };
+            for (acc, v) in sums.iter_mut().zip(s) {
+                *acc += v;
+            }
+        }
+        let row: Vec<f64> = sums.iter().map(|s| s / n).collect();
+        matrix.set_row(ls, row.clone());
+        done_cost += spec.layer_cost(ls, model.n_layers());
+        let elapsed = sweep_started.elapsed().as_secs_f64();
+        observer.event(&PatchEvent::Row {
+            layer: ls,
+            patched: row,
+            done: i + 1,
+            total: layers.len(),
+            elapsed,
+            eta: elapsed / done_cost * (total_cost - done_cost),
+        });
+    }
+    Ok(PatchOutcome {
+        matrix,
+        complete,
+        cache_seconds,
+        sweep_seconds: sweep_started.elapsed().as_secs_f64(),
+    })
+}

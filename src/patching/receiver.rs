@@ -1,0 +1,338 @@
+//! Receivers: where the sender heads' effect is read — the residual stream at some layers, or
+//! one or more heads' q/k/v inputs.
+
+use std::fmt;
+
+use crate::model::{HeadInput, HookPoint};
+
+use super::PatchError;
+
+/// Which residual stream of a layer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidKind {
+    /// Entering the block (before attention).
+    ResidPre,
+    /// After attention, before the MLP.
+    ResidMid,
+    /// After the block.
+    ResidPost,
+}
+
+impl ResidKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResidKind::ResidPre => "resid_pre",
+            ResidKind::ResidMid => "resid_mid",
+            ResidKind::ResidPost => "resid_post",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "resid_pre" => Some(ResidKind::ResidPre),
+            "resid_mid" => Some(ResidKind::ResidMid),
+            "resid_post" => Some(ResidKind::ResidPost),
+            _ => None,
+        }
+    }
+    pub fn hook_point(self) -> HookPoint {
+        match self {
+            ResidKind::ResidPre => HookPoint::ResidPre,
+            ResidKind::ResidMid => HookPoint::ResidMid,
+            ResidKind::ResidPost => HookPoint::ResidPost,
+        }
+    }
+}
+
+/// One receiver head and the input of it that is patched.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct HeadReceiver {
+    pub layer: usize,
+    pub head: usize,
+    pub input: HeadInput,
+}
+
+impl fmt::Display for HeadReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.layer, self.head, self.input.letter())
+    }
+}
+
+/// Where the senders' effect is read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Receiver {
+    /// The residual stream (one kind) at one or more layers.
+    Resid { kind: ResidKind, layers: Vec<usize> },
+    /// One or more heads, each with its own patched input.
+    Heads { heads: Vec<HeadReceiver> },
+}
+
+impl Receiver {
+    pub fn resid_post(layer: usize) -> Self {
+        Receiver::Resid {
+            kind: ResidKind::ResidPost,
+            layers: vec![layer],
+        }
+    }
+    pub fn head(layer: usize, head: usize, input: HeadInput) -> Self {
+        Receiver::Heads {
+            heads: vec![HeadReceiver { layer, head, input }],
+        }
+    }
+
+    /// Parses one `--receiver` value: `resid_post:41`, `resid_pre:3,5`, or `39.7.v`.
+    pub fn parse_one(s: &str) -> Result<Self, PatchError> {
+        let bad = |why: &str| {
+            PatchError::Invalid(format!(
+                "--receiver {s:?}: {why} (expected resid_pre|resid_mid|resid_post:LAYER[,LAYER...] or LAYER.HEAD.q|k|v)"
+            ))
+        };
+        if let Some((kind, layers)) = s.split_once(':') {
+            let kind = ResidKind::parse(kind).ok_or_else(|| bad("unknown residual stream"))?;
+            let layers = layers
+                .split(',')
+                .map(|l| {
+                    l.trim()
+                        .parse::<usize>()
+                        .map_err(|_| bad("layer is not a number"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Receiver::Resid { kind, layers });
+        }
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() != 3 {
+            return Err(bad("not a residual stream or a head"));
+        }
+        let layer = parts[0].parse().map_err(|_| bad("layer is not a number"))?;
+        let head = parts[1].parse().map_err(|_| bad("head is not a number"))?;
+        let input = HeadInput::parse(parts[2]).ok_or_else(|| bad("input must be q, k or v"))?;
+        Ok(Receiver::head(layer, head, input))
+    }
+
+    /// Combines several `--receiver` values into one receiver (all residual of one kind, or all
+    /// heads).
+    pub fn parse_many(values: &[String]) -> Result<Self, PatchError> {
+        let mut out: Option<Receiver> = None;
+        for v in values {
+            let r = Receiver::parse_one(v)?;
+            out = Some(match (out, r) {
+                (None, r) => r,
+                (
+                    Some(Receiver::Resid {
+                        kind: k1,
+                        layers: mut l1,
+                    }),
+                    Receiver::Resid {
+                        kind: k2,
+                        layers: l2,
+                    },
+                ) => {
+                    if k1 != k2 {
+                        return Err(PatchError::Invalid(format!(
+                            "--receiver: cannot mix {} and {} receivers",
+                            k1.name(),
+                            k2.name()
+                        )));
+                    }
+                    l1.extend(l2);
+                    Receiver::Resid {
+                        kind: k1,
+                        layers: l1,
+                    }
+                }
+                (Some(Receiver::Heads { heads: mut h1 }), Receiver::Heads { heads: h2 }) => {
+                    h1.extend(h2);
+                    Receiver::Heads { heads: h1 }
+                }
+                _ => {
+                    return Err(PatchError::Invalid(
+                        "--receiver: cannot mix residual-stream and head receivers in one run"
+                            .into(),
+                    ))
+                }
+            });
+        }
+        let mut r = out.ok_or_else(|| PatchError::Invalid("no --receiver given".into()))?;
+        r.normalize();
+        Ok(r)
+    }
+
+    /// Sorts and deduplicates layers and heads.
+    pub fn normalize(&mut self) {
+        match self {
+            Receiver::Resid { layers, .. } => {
+                layers.sort_unstable();
+                layers.dedup();
+            }
+            Receiver::Heads { heads } => {
+                heads.sort_unstable();
+                heads.dedup();
+            }
+        }
+    }
+
+    /// The last layer the receiver reads at: senders go up to it.
+    pub fn max_layer(&self) -> usize {
+        match self {
+            Receiver::Resid { layers, .. } => layers.iter().copied().max().unwrap_or(0),
+            Receiver::Heads { heads } => heads.iter().map(|h| h.layer).max().unwrap_or(0),
+        }
+    }
+
+    /// Checks layers and heads against the model.
+    pub fn validate(&self, n_layers: usize, n_heads: usize) -> Result<(), PatchError> {
+        match self {
+            Receiver::Resid { layers, kind } => {
+                if layers.is_empty() {
+                    return Err(PatchError::Invalid("receiver has no layers".into()));
+                }
+                for &l in layers {
+                    if l >= n_layers {
+                        return Err(PatchError::Invalid(format!(
+                            "receiver {}:{l}: layer out of range (the model has {n_layers} layers, 0..{})",
+                            kind.name(),
+                            n_layers - 1
+                        )));
+                    }
+                }
+            }
+            Receiver::Heads { heads } => {
+                if heads.is_empty() {
+                    return Err(PatchError::Invalid("receiver has no heads".into()));
+                }
+                for h in heads {
+                    if h.layer >= n_layers {
+                        return Err(PatchError::Invalid(format!(
+                            "receiver {h}: layer out of range (the model has {n_layers} layers, 0..{})",
+                            n_layers - 1
+                        )));
+                    }
+                    if h.head >= n_heads {
+                        return Err(PatchError::Invalid(format!(
+                            "receiver {h}: head out of range (the model has {n_heads} heads per layer, 0..{})",
+                            n_heads - 1
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a sender in `layer` can reach the receiver at all. Senders in the receiver's
+    /// layer reach resid_mid and resid_post of that layer, not resid_pre nor a head's input.
+    pub fn reachable_from(&self, layer: usize) -> bool {
+        match self {
+            Receiver::Resid {
+                kind: ResidKind::ResidPre,
+                ..
+            }
+            | Receiver::Heads { .. } => layer < self.max_layer(),
+            Receiver::Resid { .. } => layer <= self.max_layer(),
+        }
+    }
+
+    /// Short label: `resid_post 41`, `39.7.v`, `39.7.v + 40.2.k`.
+    pub fn label(&self) -> String {
+        match self {
+            Receiver::Resid { kind, layers } => format!(
+                "{} {}",
+                kind.name(),
+                layers
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Receiver::Heads { heads } => heads
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
+        }
+    }
+
+    /// A file-name-friendly slug: `resid_post_41`, `h39_7_v`.
+    pub fn slug(&self) -> String {
+        match self {
+            Receiver::Resid { kind, layers } => format!(
+                "{}_{}",
+                kind.name(),
+                layers
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("_")
+            ),
+            Receiver::Heads { heads } => heads
+                .iter()
+                .map(|h| format!("h{}_{}_{}", h.layer, h.head, h.input.letter()))
+                .collect::<Vec<_>>()
+                .join("+"),
+        }
+    }
+}
+
+impl fmt::Display for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_receivers() {
+        assert_eq!(
+            Receiver::parse_one("resid_post:41").unwrap(),
+            Receiver::resid_post(41)
+        );
+        assert_eq!(
+            Receiver::parse_one("39.7.v").unwrap(),
+            Receiver::head(39, 7, HeadInput::V)
+        );
+        let r = Receiver::parse_many(&["40.2.k".into(), "39.7.v".into()]).unwrap();
+        assert_eq!(r.max_layer(), 40);
+        assert_eq!(r.label(), "39.7.v + 40.2.k");
+        assert!(Receiver::parse_many(&["39.7.v".into(), "resid_post:3".into()]).is_err());
+        assert!(Receiver::parse_one("39.7.x").is_err());
+        assert!(Receiver::parse_one("resid_foo:3").is_err());
+    }
+
+    #[test]
+    fn validates_ranges() {
+        let e = Receiver::parse_one("50.1.v")
+            .unwrap()
+            .validate(42, 16)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer out of range") && e.contains("42"), "{e}");
+        let e = Receiver::parse_one("3.16.q")
+            .unwrap()
+            .validate(42, 16)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("head out of range"), "{e}");
+        assert!(Receiver::parse_one("resid_post:42")
+            .unwrap()
+            .validate(42, 16)
+            .is_err());
+    }
+
+    #[test]
+    fn reachability() {
+        let r = Receiver::resid_post(3);
+        assert!(r.reachable_from(3) && !r.reachable_from(4));
+        let r = Receiver::parse_one("resid_pre:3").unwrap();
+        assert!(r.reachable_from(2) && !r.reachable_from(3));
+        let r = Receiver::head(3, 1, HeadInput::V);
+        assert!(r.reachable_from(2) && !r.reachable_from(3));
+    }
+}
