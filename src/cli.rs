@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
+pub mod patch;
+pub mod show;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "headhunt",
@@ -24,6 +27,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Run a prompt: its tokens and the most likely next tokens.
     Run(RunArgs),
+    /// Path-patch every sender head to a receiver and save the result.
+    Patch(patch::PatchArgs),
+    /// Print a saved result (headhunt's or one of the paper's result files).
+    Show(show::ShowArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -56,6 +63,76 @@ impl ModelArgs {
     }
 }
 
+/// Options that choose the prompt pairs.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset file: the paper's JSONL ({"demonstration": .., "inference": ..}) or prompt pairs
+    /// ({"normal_input", "normal_output", "contrast_input", "contrast_output"}).
+    #[arg(long, short = 'd')]
+    pub data: PathBuf,
+    /// addition, base, cipher or pairs (default: pairs if the file has `normal_input`, else addition).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Demonstrations per prompt.
+    #[arg(long, default_value_t = 4)]
+    pub shots: usize,
+    /// The k of off-by-k: the contrast prompt's answers are a+b+k.
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub offset: i64,
+    /// Base of base-k addition (default: from the file name, e.g. ..._base7.jsonl).
+    #[arg(long)]
+    pub base: Option<u32>,
+    /// Use the first N examples (default: all).
+    #[arg(long, short = 'n')]
+    pub examples: Option<usize>,
+    /// Which token of the answer the metric reads: last (the paper's) or first.
+    #[arg(long, default_value = "last")]
+    pub answer_token: String,
+    /// Skip examples whose normal and contrast prompts tokenize to different lengths.
+    #[arg(long)]
+    pub skip_mismatched: bool,
+}
+
+impl DataArgs {
+    pub fn spec(&self) -> Result<crate::data::DataSpec> {
+        use crate::data::{AnswerTokenRule, TaskKind};
+        if self.examples == Some(0) {
+            anyhow::bail!("--examples 0: expected at least 1");
+        }
+        let task = match self.task.as_deref() {
+            None | Some("auto") => {
+                let first = std::fs::read_to_string(&self.data)
+                    .with_context(|| format!("{}", self.data.display()))?;
+                if first.lines().next().is_some_and(|l| l.contains("\"normal_input\"")) {
+                    TaskKind::Pairs
+                } else {
+                    TaskKind::Addition
+                }
+            }
+            Some("addition") => TaskKind::Addition,
+            Some("base") => TaskKind::Base,
+            Some("cipher") => TaskKind::Cipher,
+            Some("pairs") => TaskKind::Pairs,
+            Some(other) => anyhow::bail!("--task {other:?}: expected addition, base, cipher or pairs"),
+        };
+        let answer_token = match self.answer_token.as_str() {
+            "last" => AnswerTokenRule::Last,
+            "first" => AnswerTokenRule::First,
+            other => anyhow::bail!("--answer-token {other:?}: expected last or first"),
+        };
+        Ok(crate::data::DataSpec {
+            file: self.data.clone(),
+            task,
+            shots: self.shots,
+            offset: self.offset,
+            base: self.base,
+            examples: self.examples,
+            answer_token,
+            skip_mismatched: self.skip_mismatched,
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     #[command(flatten)]
@@ -79,7 +156,7 @@ pub struct RunArgs {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", one_line_error(&e));
             2
@@ -103,10 +180,12 @@ pub fn one_line_error(e: &anyhow::Error) -> String {
     out.join(": ")
 }
 
-fn dispatch(cli: Cli) -> Result<()> {
+fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
-        Some(Command::Info(a)) => info(a),
-        Some(Command::Run(a)) => run(a),
+        Some(Command::Info(a)) => info(a).map(|_| 0),
+        Some(Command::Run(a)) => run(a).map(|_| 0),
+        Some(Command::Patch(a)) => patch::run(a),
+        Some(Command::Show(a)) => show::run(a).map(|_| 0),
         None => {
             anyhow::bail!("no command given; see `headhunt --help`")
         }

@@ -9,3 +9,4 @@ pub mod cli;
 pub mod data;
 pub mod model;
 pub mod patching;
+pub mod results;

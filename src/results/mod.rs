@@ -1,0 +1,332 @@
+//! The on-disk result format: one JSON file per run with full metadata, written atomically;
+//! matrices also exportable as `.npy`; the paper's own result files imported.
+//!
+//! Schema (`format: "headhunt-path-patching"`, `format_version: 1`), see README "Result files":
+//! rows of senders that were not computed are `null` in `relative` and `patched_logit_diff`
+//! (and NaN in the `.npy` exports), so they never read as a computed 0.
+
+pub mod import;
+pub mod npy;
+pub mod text;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use crate::data::DataSpec;
+use crate::model::{Family, ModelOrigin};
+use crate::patching::{Algorithm, PatchMatrix, Receiver};
+
+pub use write::write_atomic;
+
+pub const FORMAT: &str = "headhunt-path-patching";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
+    #[error("{path}: {msg}")]
+    Format { path: String, msg: String },
+    #[error("{path} already exists; pass --force to overwrite it")]
+    Exists { path: String },
+}
+
+impl ResultsError {
+    pub fn io(path: &Path, e: impl std::fmt::Display) -> Self {
+        ResultsError::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// The model a run used.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    pub origin: ModelOrigin,
+    /// Path or hub id as given.
+    pub label: String,
+    pub family: Family,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub d_model: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub vocab_size: usize,
+    pub dtype: String,
+    pub device: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+}
+
+impl ModelInfo {
+    pub fn of(lm: &crate::model::LoadedModel) -> Self {
+        let c = &lm.model.cfg;
+        ModelInfo {
+            origin: lm.origin.clone(),
+            label: lm.origin.label(),
+            family: c.family,
+            n_layers: c.n_layers,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            d_model: c.d_model,
+            d_head: c.d_head,
+            d_mlp: c.d_mlp,
+            vocab_size: c.vocab_size,
+            dtype: crate::model::source::dtype_name(lm.model.dtype).into(),
+            device: crate::model::source::device_name(&lm.model.device),
+            quantization: lm.model.quantization.clone(),
+        }
+    }
+}
+
+/// The data a run used.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataInfo {
+    #[serde(flatten)]
+    pub spec: DataSpec,
+    /// Examples actually used (after skipping mismatched ones).
+    pub n_examples: usize,
+    /// Example indices skipped because normal and contrast lengths differ.
+    #[serde(default)]
+    pub skipped: Vec<usize>,
+    /// Example indices whose answers span several tokens.
+    #[serde(default)]
+    pub multi_token_answers: Vec<usize>,
+}
+
+/// How long the run took.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    pub load_seconds: f64,
+    pub cache_seconds: f64,
+    pub sweep_seconds: f64,
+}
+
+/// A named group of heads (consolidation, function induction, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeadGroup {
+    pub name: String,
+    pub heads: Vec<(usize, usize)>,
+}
+
+/// One saved run (or an imported result).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub format: String,
+    pub format_version: u32,
+    pub headhunt_version: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// False when the run was cancelled: only `rows_computed` hold results.
+    pub complete: bool,
+    pub receiver: Receiver,
+    pub receiver_label: String,
+    pub begin_layer: usize,
+    /// `None` for imported results.
+    pub algorithm: Option<Algorithm>,
+    pub batch_size: Option<usize>,
+    pub model: Option<ModelInfo>,
+    pub data: Option<DataInfo>,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub normal_logit_diff: Option<f64>,
+    pub contrast_logit_diff: Option<f64>,
+    /// Layers whose rows were computed.
+    pub rows_computed: Vec<usize>,
+    /// r per [layer][head], masked like the paper; `null` rows were not computed.
+    pub relative: Vec<Option<Vec<f64>>>,
+    /// Mean patched logit difference per [layer][head]; absent for imported results.
+    pub patched_logit_diff: Option<Vec<Option<Vec<f64>>>>,
+    pub timing: Option<Timing>,
+    #[serde(default)]
+    pub groups: Vec<HeadGroup>,
+    /// Where an imported result came from, or a free note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Everything needed to build a record from a finished (or cancelled) sweep.
+pub struct RecordParts<'a> {
+    pub matrix: &'a PatchMatrix,
+    pub complete: bool,
+    pub receiver: &'a Receiver,
+    pub begin_layer: usize,
+    pub algorithm: Algorithm,
+    pub batch_size: usize,
+    pub model: ModelInfo,
+    pub data: Option<DataInfo>,
+    pub timing: Timing,
+}
+
+impl RunRecord {
+    pub fn from_run(p: RecordParts) -> Self {
+        let m = p.matrix;
+        let rel = m.relative(p.receiver, p.begin_layer);
+        let rows = |full: &[Vec<f64>]| -> Vec<Option<Vec<f64>>> {
+            (0..m.n_layers)
+                .map(|l| m.computed[l].then(|| full[l].clone()))
+                .collect()
+        };
+        RunRecord {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            headhunt_version: env!("CARGO_PKG_VERSION").into(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            complete: p.complete,
+            receiver: p.receiver.clone(),
+            receiver_label: p.receiver.label(),
+            begin_layer: p.begin_layer,
+            algorithm: Some(p.algorithm),
+            batch_size: Some(p.batch_size),
+            model: Some(p.model),
+            data: p.data,
+            n_layers: m.n_layers,
+            n_heads: m.n_heads,
+            normal_logit_diff: Some(m.ld_normal),
+            contrast_logit_diff: Some(m.ld_contrast),
+            rows_computed: (0..m.n_layers).filter(|&l| m.computed[l]).collect(),
+            relative: rows(&rel),
+            patched_logit_diff: Some(rows(&m.patched)),
+            timing: Some(p.timing),
+            groups: Vec::new(),
+            source: None,
+            note: None,
+        }
+    }
+
+    /// r at (layer, head), `None` when that row was not computed.
+    pub fn r(&self, layer: usize, head: usize) -> Option<f64> {
+        self.relative.get(layer)?.as_ref()?.get(head).copied()
+    }
+
+    /// Patched logit difference at (layer, head), when known.
+    pub fn patched(&self, layer: usize, head: usize) -> Option<f64> {
+        self.patched_logit_diff.as_ref()?.get(layer)?.as_ref()?.get(head).copied()
+    }
+
+    /// The r matrix with 0 for rows that were not computed (for head lists).
+    pub fn relative_filled(&self) -> Vec<Vec<f64>> {
+        self.relative
+            .iter()
+            .map(|r| r.clone().unwrap_or_else(|| vec![0.0; self.n_heads]))
+            .collect()
+    }
+
+    /// Rebuilds the in-memory matrix (for views that work on `PatchMatrix`).
+    pub fn matrix(&self) -> PatchMatrix {
+        let mut m = PatchMatrix::new(
+            self.n_layers,
+            self.n_heads,
+            self.normal_logit_diff.unwrap_or(f64::NAN),
+            self.contrast_logit_diff.unwrap_or(f64::NAN),
+            self.data.as_ref().map_or(0, |d| d.n_examples),
+        );
+        for &l in &self.rows_computed {
+            let row = match &self.patched_logit_diff {
+                Some(p) => p[l].clone().unwrap_or_else(|| vec![0.0; self.n_heads]),
+                None => vec![0.0; self.n_heads],
+            };
+            m.set_row(l, row);
+        }
+        m
+    }
+
+    /// Model label for display.
+    pub fn model_label(&self) -> String {
+        self.model.as_ref().map_or_else(|| "?".into(), |m| m.label.clone())
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("records serialize");
+        s.push('\n');
+        s
+    }
+
+    /// Saves to `path` atomically; refuses to overwrite unless `force`.
+    pub fn save(&self, path: &Path, force: bool) -> Result<(), ResultsError> {
+        write_atomic(path, self.to_json().as_bytes(), force)
+    }
+
+    /// Writes `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`; rows not
+    /// computed are NaN. Returns the files written.
+    pub fn save_npy(&self, path: &Path, force: bool) -> Result<Vec<PathBuf>, ResultsError> {
+        let stem = path.with_extension("");
+        let mut out = Vec::new();
+        let mut write = |suffix: &str, rows: &[Option<Vec<f64>>]| -> Result<(), ResultsError> {
+            let p = PathBuf::from(format!("{}.{suffix}.npy", stem.display()));
+            let data: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| match r {
+                    Some(v) => v.clone(),
+                    None => vec![f64::NAN; self.n_heads],
+                })
+                .collect();
+            write_atomic(&p, &npy::encode_f64(&data, &[self.n_layers, self.n_heads]), force)?;
+            out.push(p);
+            Ok(())
+        };
+        write("relative", &self.relative)?;
+        if let Some(p) = &self.patched_logit_diff {
+            write("patched_logit_diff", p)?;
+        }
+        Ok(out)
+    }
+
+    /// Loads a headhunt result file or one of the paper's result files.
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ResultsError::Format {
+            path: path.display().to_string(),
+            msg: format!("invalid JSON: {e}"),
+        })?;
+        if value.get("format").and_then(|f| f.as_str()) == Some(FORMAT) {
+            let rec: RunRecord = serde_json::from_value(value).map_err(|e| ResultsError::Format {
+                path: path.display().to_string(),
+                msg: format!("not a valid headhunt result: {e}"),
+            })?;
+            rec.check(path)?;
+            return Ok(rec);
+        }
+        if value.get("matrix").is_some() {
+            return import::paper_result(&value, path);
+        }
+        Err(ResultsError::Format {
+            path: path.display().to_string(),
+            msg: "neither a headhunt result (field `format`) nor a paper result (field `matrix`)".into(),
+        })
+    }
+
+    /// Consistency checks after loading.
+    fn check(&self, path: &Path) -> Result<(), ResultsError> {
+        let bad = |msg: String| ResultsError::Format {
+            path: path.display().to_string(),
+            msg,
+        };
+        if self.relative.len() != self.n_layers {
+            return Err(bad(format!(
+                "field `relative` has {} rows, expected n_layers = {}",
+                self.relative.len(),
+                self.n_layers
+            )));
+        }
+        for (l, row) in self.relative.iter().enumerate() {
+            if let Some(r) = row {
+                if r.len() != self.n_heads {
+                    return Err(bad(format!(
+                        "field `relative[{l}]` has {} values, expected n_heads = {}",
+                        r.len(),
+                        self.n_heads
+                    )));
+                }
+            }
+        }
+        if let Some(&l) = self.rows_computed.iter().find(|&&l| l >= self.n_layers) {
+            return Err(bad(format!("field `rows_computed` names layer {l} of {}", self.n_layers)));
+        }
+        Ok(())
+    }
+}
