@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
+pub mod bench;
 pub mod patch;
 pub mod show;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Patch(patch::PatchArgs),
     /// Print a saved result (headhunt's or one of the paper's result files).
     Show(show::ShowArgs),
+    /// Time the fast and the literal algorithm on the same inputs.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -103,7 +106,11 @@ impl DataArgs {
             None | Some("auto") => {
                 let first = std::fs::read_to_string(&self.data)
                     .with_context(|| format!("{}", self.data.display()))?;
-                if first.lines().next().is_some_and(|l| l.contains("\"normal_input\"")) {
+                if first
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.contains("\"normal_input\""))
+                {
                     TaskKind::Pairs
                 } else {
                     TaskKind::Addition
@@ -113,7 +120,9 @@ impl DataArgs {
             Some("base") => TaskKind::Base,
             Some("cipher") => TaskKind::Cipher,
             Some("pairs") => TaskKind::Pairs,
-            Some(other) => anyhow::bail!("--task {other:?}: expected addition, base, cipher or pairs"),
+            Some(other) => {
+                anyhow::bail!("--task {other:?}: expected addition, base, cipher or pairs")
+            }
         };
         let answer_token = match self.answer_token.as_str() {
             "last" => AnswerTokenRule::Last,
@@ -186,6 +195,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(a)) => run(a).map(|_| 0),
         Some(Command::Patch(a)) => patch::run(a),
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
+        Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         None => {
             anyhow::bail!("no command given; see `headhunt --help`")
         }

@@ -65,20 +65,36 @@ pub fn default_out(model_label: &str, receiver: &Receiver) -> PathBuf {
 /// Fails early (before any compute) if the result cannot be written.
 pub fn check_writable(path: &Path, force: bool) -> Result<()> {
     if path.is_dir() {
-        bail!("--out {}: is a directory, expected a file name", path.display());
+        bail!(
+            "--out {}: is a directory, expected a file name",
+            path.display()
+        );
     }
     if path.exists() && !force {
-        bail!("--out {}: file exists; pass --force to overwrite it", path.display());
+        bail!(
+            "--out {}: file exists; pass --force to overwrite it",
+            path.display()
+        );
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("--out {}: cannot create folder {}", path.display(), parent.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| {
+        format!(
+            "--out {}: cannot create folder {}",
+            path.display(),
+            parent.display()
+        )
+    })?;
     let probe = parent.join(format!(".headhunt-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("--out {}: folder {} is not writable", path.display(), parent.display()))?;
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "--out {}: folder {} is not writable",
+            path.display(),
+            parent.display()
+        )
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -103,13 +119,11 @@ impl Observer for CliObserver {
                 ));
             }
             PatchEvent::Row {
-                layer,
-                done,
-                eta,
-                ..
+                layer, done, eta, ..
             } => {
                 self.bar.set_position(*done as u64);
-                self.bar.set_message(format!("layer {layer} done, ETA {eta:.1} s"));
+                self.bar
+                    .set_message(format!("layer {layer} done, ETA {eta:.1} s"));
             }
         }
     }
@@ -220,7 +234,10 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         print!("{}", text::heatmap(&record));
         println!();
     }
-    print!("{}", text::head_lists(&record, Thresholds { hi: a.hi, lo: a.lo }));
+    print!(
+        "{}",
+        text::head_lists(&record, Thresholds { hi: a.hi, lo: a.lo })
+    );
     record.save(&out, a.force)?;
     println!("saved {}", out.display());
     if a.npy {

@@ -29,7 +29,10 @@ pub fn run(a: ShowArgs) -> Result<()> {
     println!();
     print!("{}", text::heatmap(&rec));
     println!();
-    print!("{}", text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo }));
+    print!(
+        "{}",
+        text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo })
+    );
     if a.npy {
         for p in rec.save_npy(&a.file, a.force)? {
             println!("saved {}", p.display());

@@ -91,30 +91,59 @@ pub struct Tokenized {
 }
 
 /// Placeholder: paper-format addition only.
-pub fn load_and_tokenize(spec: &DataSpec, tok: &crate::model::Tokenizer) -> Result<Tokenized, DataError> {
-    let text = std::fs::read_to_string(&spec.file).map_err(|e| DataError(format!("{}: {e}", spec.file.display())))?;
+pub fn load_and_tokenize(
+    spec: &DataSpec,
+    tok: &crate::model::Tokenizer,
+) -> Result<Tokenized, DataError> {
+    let text = std::fs::read_to_string(&spec.file)
+        .map_err(|e| DataError(format!("{}: {e}", spec.file.display())))?;
     let mut pairs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if spec.examples.is_some_and(|n| i >= n) {
             break;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| DataError(format!("line {}: {e}", i + 1)))?;
-        let demos: Vec<(i64, i64)> = v["demonstration"].as_array().unwrap().iter().take(spec.shots)
-            .map(|d| (d[0].as_i64().unwrap(), d[1].as_i64().unwrap())).collect();
-        let (a, b) = (v["inference"][0].as_i64().unwrap(), v["inference"][1].as_i64().unwrap());
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| DataError(format!("line {}: {e}", i + 1)))?;
+        let demos: Vec<(i64, i64)> = v["demonstration"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(spec.shots)
+            .map(|d| (d[0].as_i64().unwrap(), d[1].as_i64().unwrap()))
+            .collect();
+        let (a, b) = (
+            v["inference"][0].as_i64().unwrap(),
+            v["inference"][1].as_i64().unwrap(),
+        );
         let prompt = |k: i64| {
-            let mut lines: Vec<String> = demos.iter().map(|(x, y)| format!("{x}+{y}={}", x + y + k)).collect();
+            let mut lines: Vec<String> = demos
+                .iter()
+                .map(|(x, y)| format!("{x}+{y}={}", x + y + k))
+                .collect();
             lines.push(format!("{a}+{b}="));
             lines.join("\n")
         };
-        let ans = |k: i64| -> Result<u32, DataError> { Ok(*tok.encode(&(a + b + k).to_string()).map_err(|e| DataError(e.to_string()))?.last().unwrap()) };
+        let ans = |k: i64| -> Result<u32, DataError> {
+            Ok(*tok
+                .encode(&(a + b + k).to_string())
+                .map_err(|e| DataError(e.to_string()))?
+                .last()
+                .unwrap())
+        };
         pairs.push(TokenizedPair {
             index: i,
-            normal_ids: tok.encode(&prompt(0)).map_err(|e| DataError(e.to_string()))?,
-            contrast_ids: tok.encode(&prompt(spec.offset)).map_err(|e| DataError(e.to_string()))?,
+            normal_ids: tok
+                .encode(&prompt(0))
+                .map_err(|e| DataError(e.to_string()))?,
+            contrast_ids: tok
+                .encode(&prompt(spec.offset))
+                .map_err(|e| DataError(e.to_string()))?,
             normal_answer: ans(0)?,
             contrast_answer: ans(spec.offset)?,
         });
     }
-    Ok(Tokenized { pairs, ..Default::default() })
+    Ok(Tokenized {
+        pairs,
+        ..Default::default()
+    })
 }

@@ -2,9 +2,13 @@
 //! the Hugging Face cache), the tokenizer, and the hookable forward pass.
 
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda_memory;
 pub mod error;
 pub mod gguf;
 pub mod hooks;
+pub mod ops;
+pub mod presets;
 pub mod source;
 pub mod tokenizer;
 pub mod transformer;

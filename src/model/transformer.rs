@@ -171,7 +171,17 @@ impl Model {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        let mut w = WeightLoader::new(source, device, dtype);
+        Self::build(cfg, WeightLoader::new(source, device, dtype))
+    }
+
+    /// A model of `cfg`'s shape with random weights (for benchmarks).
+    pub fn random(cfg: ModelConfig, device: &Device, dtype: DType) -> Result<Self> {
+        Self::build(cfg, WeightLoader::random(device, dtype))
+    }
+
+    fn build(cfg: ModelConfig, mut w: WeightLoader) -> Result<Self> {
+        let device = &w.device.clone();
+        let dtype = w.dtype;
         let (d, v, h, kv, dh, f) = (
             cfg.d_model,
             cfg.vocab_size,
@@ -283,7 +293,7 @@ impl Model {
         };
         Ok(Model {
             n_params: w.n_params,
-            quantization: source.quantization(),
+            quantization: w.source.quantization(),
             cfg,
             device: device.clone(),
             dtype,
@@ -479,7 +489,7 @@ impl Model {
         let u = layer.up.forward(&h)?;
         let a = match self.cfg.activation {
             Activation::Silu => candle_nn::ops::silu(&g)?,
-            Activation::GeluTanh => g.gelu()?,
+            Activation::GeluTanh => super::ops::gelu_tanh(&g)?,
             Activation::GeluErf => g.gelu_erf()?,
         };
         let m = layer.down.forward(&(a * u)?)?;
@@ -612,8 +622,7 @@ impl Model {
 
 /// `cap * tanh(x / cap)`, with an exact division like PyTorch.
 pub fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
-    let c = Tensor::new(&[cap as f32], x.device())?.to_dtype(x.dtype())?;
-    Ok(x.broadcast_div(&c)?.tanh()?.broadcast_mul(&c)?)
+    Ok(super::ops::softcap(x, cap)?)
 }
 
 /// Index of the maximum along the last dimension, for quick predictions.

@@ -159,6 +159,27 @@ pub struct WeightLoader<'a> {
     pub device: Device,
     pub dtype: DType,
     pub n_params: usize,
+    /// Make up random tensors of the expected shapes instead of reading `source` (benchmarks
+    /// at real model sizes without downloads: speed does not depend on the values).
+    pub random: bool,
+}
+
+/// A source with no tensors at all: used with `Model::random`, which never asks it.
+pub struct NoTensors;
+
+impl TensorSource for NoTensors {
+    fn describe(&self) -> String {
+        "random weights".into()
+    }
+    fn shape(&self, _name: &str) -> Option<Vec<usize>> {
+        None
+    }
+    fn load(&self, name: &str, _device: &Device) -> Result<Tensor, ModelError> {
+        Err(ModelError::MissingTensor {
+            name: name.into(),
+            files: self.describe(),
+        })
+    }
 }
 
 impl<'a> WeightLoader<'a> {
@@ -168,11 +189,33 @@ impl<'a> WeightLoader<'a> {
             device: device.clone(),
             dtype,
             n_params: 0,
+            random: false,
         }
     }
 
+    /// A loader that makes up random weights.
+    pub fn random(device: &Device, dtype: DType) -> WeightLoader<'static> {
+        WeightLoader {
+            source: &NoTensors,
+            device: device.clone(),
+            dtype,
+            n_params: 0,
+            random: true,
+        }
+    }
+
+    fn made_up(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor, ModelError> {
+        let t = match shape {
+            [n] if name.contains("norm") => Tensor::ones(*n, DType::F32, &self.device)?,
+            [n] => Tensor::zeros(*n, DType::F32, &self.device)?,
+            [_, inp] => Tensor::randn(0f32, 1.0 / (*inp as f32).sqrt(), shape, &self.device)?,
+            _ => Tensor::randn(0f32, 0.02, shape, &self.device)?,
+        };
+        Ok(t.to_dtype(dtype)?)
+    }
+
     pub fn has(&self, name: &str) -> bool {
-        self.source.shape(name).is_some()
+        self.random || self.source.shape(name).is_some()
     }
 
     /// Loads `name`, checks its shape and converts it to `dtype` (the run dtype unless given).
@@ -182,6 +225,10 @@ impl<'a> WeightLoader<'a> {
         shape: &[usize],
         dtype: DType,
     ) -> Result<Tensor, ModelError> {
+        if self.random {
+            self.n_params += shape.iter().product::<usize>();
+            return self.made_up(name, shape, dtype);
+        }
         let got = self
             .source
             .shape(name)

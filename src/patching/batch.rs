@@ -132,58 +132,72 @@ pub struct BatchCache {
     pub attn_out: Vec<Tensor>,
 }
 
-/// The two cache passes. `full` also records the contrast residual streams and attention
-/// outputs the fast algorithm needs; the literal algorithm reads logits from full forwards.
-pub fn cache_batch(model: &Model, batch: &Batch, full: bool) -> Result<BatchCache, PatchError> {
+/// The two cache passes. The fast algorithm (`fast`) runs the normal and contrast prompts as
+/// one batch of 2B rows and also keeps the contrast run's residual streams and attention
+/// outputs, reading only the two answer logits; the literal algorithm runs them separately
+/// and reads full logits, as TransformerLens' `run_with_cache` does.
+pub fn cache_batch(model: &Model, batch: &Batch, fast: bool) -> Result<BatchCache, PatchError> {
     let n = model.n_layers();
-    let z_names = (0..n).map(|l| HookName::Layer(l, HookPoint::Z));
-    let run = |tokens: &Tensor, extra: bool| -> Result<(Vec<f32>, Hooks<'static>), PatchError> {
-        let mut names: Vec<HookName> = z_names.clone().collect();
-        if extra {
-            for l in 0..n {
-                names.push(HookName::Layer(l, HookPoint::ResidPre));
-                names.push(HookName::Layer(l, HookPoint::AttnOut));
-            }
+    let b = batch.size();
+    let mut names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
+    let take = |h: &Hooks,
+                p: HookPoint,
+                rows: Option<(usize, usize)>|
+     -> Result<Vec<Tensor>, PatchError> {
+        (0..n)
+            .map(|l| {
+                let t = h.cache.require(l, p)?;
+                Ok(match rows {
+                    Some((start, len)) => t.narrow(0, start, len)?,
+                    None => t.clone(),
+                })
+            })
+            .collect()
+    };
+    if fast {
+        for l in 0..n {
+            names.push(HookName::Layer(l, HookPoint::ResidPre));
+            names.push(HookName::Layer(l, HookPoint::AttnOut));
         }
+        let tokens = Tensor::cat(&[&batch.normal, &batch.contrast], 0)?;
         let mut hooks = Hooks::capture(Capture::only(names));
-        let ld = if full {
-            // The metric needs only the last position's two answer logits.
-            let out = model.run(
-                Start::Tokens(tokens),
-                RunOptions {
-                    stop_after: Some(n - 1),
-                    last_position_only: false,
-                },
-                &mut hooks,
-            )?;
-            let t = out.resid.dim(1)?;
-            let last = out.resid.narrow(1, t - 1, 1)?.squeeze(1)?;
-            logit_diffs(&model.answer_logits(&last, &batch.answers)?)?
-        } else {
-            let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
-            logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?
-        };
+        let out = model.run(
+            Start::Tokens(&tokens),
+            RunOptions {
+                stop_after: Some(n - 1),
+                last_position_only: false,
+            },
+            &mut hooks,
+        )?;
+        // The metric needs only the last position's two answer logits.
+        let t = out.resid.dim(1)?;
+        let last = out.resid.narrow(1, t - 1, 1)?.squeeze(1)?;
+        let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
+        let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
+        let contrast = Some((b, b));
+        return Ok(BatchCache {
+            ld_normal: ld[..b].to_vec(),
+            ld_contrast: ld[b..].to_vec(),
+            z_normal: take(&hooks, HookPoint::Z, Some((0, b)))?,
+            z_contrast: take(&hooks, HookPoint::Z, contrast)?,
+            resid_pre: take(&hooks, HookPoint::ResidPre, contrast)?,
+            attn_out: take(&hooks, HookPoint::AttnOut, contrast)?,
+        });
+    }
+    let run = |tokens: &Tensor| -> Result<(Vec<f32>, Hooks<'static>), PatchError> {
+        let mut hooks = Hooks::capture(Capture::only(names.clone()));
+        let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
+        let ld = logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?;
         Ok((ld, hooks))
     };
-    let (ld_normal, hn) = run(&batch.normal, false)?;
-    let (ld_contrast, hc) = run(&batch.contrast, full)?;
-    let take = |h: &Hooks, p: HookPoint| -> Result<Vec<Tensor>, PatchError> {
-        (0..n).map(|l| Ok(h.cache.require(l, p)?.clone())).collect()
-    };
+    let (ld_normal, hn) = run(&batch.normal)?;
+    let (ld_contrast, hc) = run(&batch.contrast)?;
     Ok(BatchCache {
         ld_normal,
         ld_contrast,
-        z_normal: take(&hn, HookPoint::Z)?,
-        z_contrast: take(&hc, HookPoint::Z)?,
-        resid_pre: if full {
-            take(&hc, HookPoint::ResidPre)?
-        } else {
-            Vec::new()
-        },
-        attn_out: if full {
-            take(&hc, HookPoint::AttnOut)?
-        } else {
-            Vec::new()
-        },
+        z_normal: take(&hn, HookPoint::Z, None)?,
+        z_contrast: take(&hc, HookPoint::Z, None)?,
+        resid_pre: Vec::new(),
+        attn_out: Vec::new(),
     })
 }

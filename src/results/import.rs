@@ -25,20 +25,30 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         let vals = row
             .iter()
             .enumerate()
-            .map(|(h, x)| x.as_f64().ok_or_else(|| bad(format!("field `matrix[{l}][{h}]`: expected a number, got {x}"))))
+            .map(|(h, x)| {
+                x.as_f64().ok_or_else(|| {
+                    bad(format!(
+                        "field `matrix[{l}][{h}]`: expected a number, got {x}"
+                    ))
+                })
+            })
             .collect::<Result<Vec<f64>, _>>()?;
         rows.push(vals);
     }
     let n_layers = rows.len();
     let n_heads = rows.first().map_or(0, |r| r.len());
     if n_layers == 0 || n_heads == 0 || rows.iter().any(|r| r.len() != n_heads) {
-        return Err(bad("field `matrix`: expected a non-empty rectangular [layer][head] matrix".into()));
+        return Err(bad(
+            "field `matrix`: expected a non-empty rectangular [layer][head] matrix".into(),
+        ));
     }
     let rv = &v["receiver"];
     let get_usize = |k: &str| -> Result<usize, ResultsError> {
-        rv[k].as_u64()
-            .map(|x| x as usize)
-            .ok_or_else(|| bad(format!("field `receiver.{k}`: expected a non-negative integer")))
+        rv[k].as_u64().map(|x| x as usize).ok_or_else(|| {
+            bad(format!(
+                "field `receiver.{k}`: expected a non-negative integer"
+            ))
+        })
     };
     let receiver = match rv["type"].as_str() {
         Some("head") => Receiver::head(
@@ -48,7 +58,8 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
                 .ok_or_else(|| bad("field `receiver.input`: expected q, k or v".into()))?,
         ),
         Some(t) => Receiver::Resid {
-            kind: ResidKind::parse(t).ok_or_else(|| bad(format!("field `receiver.type`: unknown receiver {t:?}")))?,
+            kind: ResidKind::parse(t)
+                .ok_or_else(|| bad(format!("field `receiver.type`: unknown receiver {t:?}")))?,
             layers: vec![get_usize("layer")?],
         },
         None => return Err(bad("field `receiver.type`: missing".into())),
@@ -57,12 +68,17 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         .validate(n_layers, n_heads)
         .map_err(|e| bad(format!("field `receiver`: {e}")))?;
     // The paper masks head receivers from their own layer on; those rows carry no result.
-    let computed: Vec<usize> = (0..n_layers).filter(|&l| receiver.reachable_from(l)).collect();
+    let computed: Vec<usize> = (0..n_layers)
+        .filter(|&l| receiver.reachable_from(l))
+        .collect();
     let relative = (0..n_layers)
         .map(|l| computed.contains(&l).then(|| rows[l].clone()))
         .collect();
     let model = v["model"].as_str().unwrap_or("unknown model");
-    let group = rv["group"].as_str().map(|g| format!(", receiver group {g}")).unwrap_or_default();
+    let group = rv["group"]
+        .as_str()
+        .map(|g| format!(", receiver group {g}"))
+        .unwrap_or_default();
     Ok(RunRecord {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,

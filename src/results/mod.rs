@@ -205,7 +205,12 @@ impl RunRecord {
 
     /// Patched logit difference at (layer, head), when known.
     pub fn patched(&self, layer: usize, head: usize) -> Option<f64> {
-        self.patched_logit_diff.as_ref()?.get(layer)?.as_ref()?.get(head).copied()
+        self.patched_logit_diff
+            .as_ref()?
+            .get(layer)?
+            .as_ref()?
+            .get(head)
+            .copied()
     }
 
     /// The r matrix with 0 for rows that were not computed (for head lists).
@@ -237,7 +242,9 @@ impl RunRecord {
 
     /// Model label for display.
     pub fn model_label(&self) -> String {
-        self.model.as_ref().map_or_else(|| "?".into(), |m| m.label.clone())
+        self.model
+            .as_ref()
+            .map_or_else(|| "?".into(), |m| m.label.clone())
     }
 
     pub fn to_json(&self) -> String {
@@ -265,7 +272,11 @@ impl RunRecord {
                     None => vec![f64::NAN; self.n_heads],
                 })
                 .collect();
-            write_atomic(&p, &npy::encode_f64(&data, &[self.n_layers, self.n_heads]), force)?;
+            write_atomic(
+                &p,
+                &npy::encode_f64(&data, &[self.n_layers, self.n_heads]),
+                force,
+            )?;
             out.push(p);
             Ok(())
         };
@@ -279,15 +290,17 @@ impl RunRecord {
     /// Loads a headhunt result file or one of the paper's result files.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
         let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ResultsError::Format {
-            path: path.display().to_string(),
-            msg: format!("invalid JSON: {e}"),
-        })?;
-        if value.get("format").and_then(|f| f.as_str()) == Some(FORMAT) {
-            let rec: RunRecord = serde_json::from_value(value).map_err(|e| ResultsError::Format {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ResultsError::Format {
                 path: path.display().to_string(),
-                msg: format!("not a valid headhunt result: {e}"),
+                msg: format!("invalid JSON: {e}"),
             })?;
+        if value.get("format").and_then(|f| f.as_str()) == Some(FORMAT) {
+            let rec: RunRecord =
+                serde_json::from_value(value).map_err(|e| ResultsError::Format {
+                    path: path.display().to_string(),
+                    msg: format!("not a valid headhunt result: {e}"),
+                })?;
             rec.check(path)?;
             return Ok(rec);
         }
@@ -296,7 +309,8 @@ impl RunRecord {
         }
         Err(ResultsError::Format {
             path: path.display().to_string(),
-            msg: "neither a headhunt result (field `format`) nor a paper result (field `matrix`)".into(),
+            msg: "neither a headhunt result (field `format`) nor a paper result (field `matrix`)"
+                .into(),
         })
     }
 
@@ -325,7 +339,10 @@ impl RunRecord {
             }
         }
         if let Some(&l) = self.rows_computed.iter().find(|&&l| l >= self.n_layers) {
-            return Err(bad(format!("field `rows_computed` names layer {l} of {}", self.n_layers)));
+            return Err(bad(format!(
+                "field `rows_computed` names layer {l} of {}",
+                self.n_layers
+            )));
         }
         Ok(())
     }

@@ -55,10 +55,18 @@ pub fn summary(rec: &RunRecord) -> String {
         rec.begin_layer,
         rec.receiver.max_layer(),
         rec.rows_computed.len(),
-        if rec.complete { "" } else { ", PARTIAL: cancelled" }
+        if rec.complete {
+            ""
+        } else {
+            ", PARTIAL: cancelled"
+        }
     );
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
-        let _ = writeln!(s, "baselines   LD_normal {n:+.4}   LD_contrast {c:+.4}   gap {:+.4}", c - n);
+        let _ = writeln!(
+            s,
+            "baselines   LD_normal {n:+.4}   LD_contrast {c:+.4}   gap {:+.4}",
+            c - n
+        );
         if (c - n).abs() < SMALL_GAP {
             let _ = writeln!(
                 s,

@@ -21,7 +21,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Re
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| ResultsError::io(path, format!("cannot create folder {}: {e}", parent.display())))?;
+    std::fs::create_dir_all(&parent).map_err(|e| {
+        ResultsError::io(
+            path,
+            format!("cannot create folder {}: {e}", parent.display()),
+        )
+    })?;
     let name = path
         .file_name()
         .ok_or_else(|| ResultsError::io(path, "not a file name"))?
@@ -71,7 +76,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hh-write-{}", std::process::id()));
         let p = dir.join("sub/x.json");
         write_atomic(&p, b"one", false).unwrap();
-        assert!(matches!(write_atomic(&p, b"two", false), Err(ResultsError::Exists { .. })));
+        assert!(matches!(
+            write_atomic(&p, b"two", false),
+            Err(ResultsError::Exists { .. })
+        ));
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         write_atomic(&p, b"two", true).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");

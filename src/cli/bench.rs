@@ -1,0 +1,310 @@
+//! `headhunt bench`: times the fast and the literal algorithm on the same inputs and prints
+//! seconds, their ratio and peak memory. Works on a real model (`--model`) or on random weights
+//! of a real model's shape (`--random-weights gemma-2-9b`, no download).
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::data::TokenizedPair;
+use crate::model::presets::{preset, PRESETS};
+use crate::model::source::{device_name, dtype_name, parse_device, parse_dtype};
+use crate::model::{HeadInput, Model};
+use crate::patching::{self, Algorithm, PatchSpec, Receiver, Silent};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A model directory, .gguf file or hub id (or use --random-weights).
+    #[arg(long, short = 'm', conflicts_with = "random_weights")]
+    pub model: Option<String>,
+    /// Random weights of a real architecture: gemma-2-9b, llama-3-8b, mistral-7b, llama-2-7b, gemma-2-2b.
+    #[arg(long)]
+    pub random_weights: Option<String>,
+    /// Override the layer count of --random-weights (e.g. to fit a small machine).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Prompt pairs to patch on (default: synthetic pairs of the paper's 4-shot length, 29 tokens).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    pub shots: usize,
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub offset: i64,
+    /// Prompt pairs in the first measurement.
+    #[arg(long, default_value_t = 12)]
+    pub examples: usize,
+    /// Prompt pairs in the second measurement (0 to skip it).
+    #[arg(long, default_value_t = 100)]
+    pub large: usize,
+    /// Prompts per batch (default: all of them in one batch).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Head receiver of the second sweep, `L.H.v` (default: a head three layers from the top).
+    #[arg(long)]
+    pub head_receiver: Option<String>,
+    /// Sender layers the literal algorithm runs (the rest is extrapolated). Default: all of
+    /// them for models under 100M parameters, else 2.
+    #[arg(long)]
+    pub reference_layers: Option<usize>,
+    /// Skip the literal algorithm.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Timed repetitions of each fast measurement (the minimum is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+}
+
+/// Synthetic prompt pairs shaped like the paper's n-shot single-digit addition: BOS, then n
+/// lines `a + b = c \n`, then `a + b =` (6n + 5 tokens); the contrast prompt differs in every c.
+fn synthetic_pairs(vocab: usize, bos: u32, shots: usize, n: usize) -> Vec<TokenizedPair> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |m: usize| -> u32 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (10 + (state % (m as u64 - 10))) as u32
+    };
+    let (plus, eq, nl) = (next(vocab), next(vocab), next(vocab));
+    (0..n)
+        .map(|i| {
+            let mut normal = vec![bos];
+            let mut contrast = vec![bos];
+            for _ in 0..shots {
+                let (a, b, c, c1) = (next(vocab), next(vocab), next(vocab), next(vocab));
+                normal.extend([a, plus, b, eq, c, nl]);
+                contrast.extend([a, plus, b, eq, c1, nl]);
+            }
+            let (a, b) = (next(vocab), next(vocab));
+            normal.extend([a, plus, b, eq]);
+            contrast.extend([a, plus, b, eq]);
+            TokenizedPair {
+                index: i,
+                normal_ids: normal,
+                contrast_ids: contrast,
+                normal_answer: next(vocab),
+                contrast_answer: next(vocab),
+            }
+        })
+        .collect()
+}
+
+/// Peak memory while measuring: device memory in use on CUDA (sampled), the process's peak
+/// resident set on CPU.
+struct PeakMemory {
+    #[cfg(feature = "cuda")]
+    sampler: Option<crate::model::cuda_memory::PeakSampler>,
+}
+
+impl PeakMemory {
+    fn start(_model: &Model) -> Self {
+        PeakMemory {
+            #[cfg(feature = "cuda")]
+            sampler: crate::model::cuda_memory::PeakSampler::start(&_model.device),
+        }
+    }
+
+    fn finish(self, model: &Model) -> String {
+        let weights =
+            model.n_params as f64 * model.dtype.size_in_bytes() as f64 / (1u64 << 30) as f64;
+        #[cfg(feature = "cuda")]
+        if let Some(s) = self.sampler {
+            let peak = s.finish() as f64 / (1u64 << 30) as f64;
+            return format!(
+                "{peak:.2} GiB peak on the device (weights {weights:.2} GiB, so weights + {:.2} GiB)",
+                peak - weights
+            );
+        }
+        format!("{}, weights {weights:.2} GiB", cpu_peak())
+    }
+}
+
+/// The process's peak resident set.
+fn cpu_peak() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok());
+    match hwm {
+        Some(kb) => format!("{:.2} GiB peak resident (CPU)", kb / 1024.0 / 1024.0),
+        None => "unknown".into(),
+    }
+}
+
+fn sync(model: &Model) -> Result<()> {
+    model.device.synchronize()?;
+    Ok(())
+}
+
+/// Best-of-`repeat` seconds of a fast sweep (caches included) and its cache time.
+fn time_fast(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    spec: &PatchSpec,
+    repeat: usize,
+) -> Result<(f64, f64)> {
+    let mut best = (f64::INFINITY, 0.0);
+    for _ in 0..repeat.max(1) {
+        sync(model)?;
+        let t = Instant::now();
+        let out = patching::run(model, pairs, spec, &mut Silent)?;
+        sync(model)?;
+        let s = t.elapsed().as_secs_f64();
+        if s < best.0 {
+            best = (s, out.cache_seconds);
+        }
+    }
+    Ok(best)
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let dtype = parse_dtype(a.dtype.as_deref(), &device)?;
+    let started = Instant::now();
+    let (model, tokenizer, label) = match (&a.model, &a.random_weights) {
+        (Some(m), _) => {
+            let lm = crate::model::load(m, a.tokenizer.as_deref(), &device, dtype)?;
+            (lm.model, Some(lm.tokenizer), lm.origin.label())
+        }
+        (None, Some(arch)) => {
+            let cfg = preset(arch, a.layers)?;
+            (
+                Model::random(cfg, &device, dtype)?,
+                None,
+                format!("{arch} (random weights)"),
+            )
+        }
+        (None, None) => bail!("give --model or --random-weights ({})", PRESETS.join(", ")),
+    };
+    sync(&model)?;
+    let load_s = started.elapsed().as_secs_f64();
+    let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
+    let make_pairs = |n: usize| -> Result<Vec<TokenizedPair>> {
+        match (&a.data, &tokenizer) {
+            (Some(file), Some(tok)) => {
+                let spec = crate::cli::DataArgs {
+                    data: file.clone(),
+                    task: None,
+                    shots: a.shots,
+                    offset: a.offset,
+                    base: None,
+                    examples: Some(n),
+                    answer_token: "last".into(),
+                    skip_mismatched: true,
+                }
+                .spec()?;
+                Ok(crate::data::load_and_tokenize(&spec, tok)?.pairs)
+            }
+            (Some(_), None) => bail!("--data needs a model with a tokenizer"),
+            (None, _) => Ok(synthetic_pairs(
+                model.cfg.vocab_size,
+                model.cfg.bos_token_id.unwrap_or(2),
+                a.shots,
+                n,
+            )),
+        }
+    };
+    let head = match &a.head_receiver {
+        Some(h) => Receiver::parse_one(h)?,
+        None => Receiver::head(n_layers.saturating_sub(3), 7.min(n_heads - 1), HeadInput::V),
+    };
+    let resid = Receiver::resid_post(n_layers - 1);
+    let ref_layers = a
+        .reference_layers
+        .unwrap_or(if model.n_params < 100_000_000 {
+            n_layers
+        } else {
+            2
+        })
+        .clamp(1, n_layers);
+
+    println!(
+        "model       {label}: {n_layers} layers × {n_heads} heads, d_model {}, {:.2} B parameters, {} on {}",
+        model.cfg.d_model,
+        model.n_params as f64 / 1e9,
+        dtype_name(dtype),
+        device_name(&device)
+    );
+    println!("load/init   {load_s:.2} s");
+    let mut sizes = vec![a.examples];
+    if a.large > 0 && a.large != a.examples {
+        sizes.push(a.large);
+    }
+    for n in sizes {
+        let pairs = make_pairs(n)?;
+        if pairs.is_empty() {
+            bail!("no prompt pairs to benchmark on");
+        }
+        let batch_size = a.batch_size.unwrap_or(pairs.len()).max(1);
+        let len = pairs[0].len();
+        println!();
+        println!(
+            "== {} prompt pairs of {len} tokens, batch size {batch_size}",
+            pairs.len()
+        );
+        let memory = PeakMemory::start(&model);
+        let spec = |receiver: &Receiver, begin: usize, algorithm: Algorithm| PatchSpec {
+            receiver: receiver.clone(),
+            begin_layer: begin,
+            batch_size,
+            algorithm,
+        };
+        let fast_resid = spec(&resid, 0, Algorithm::Fast);
+        let (s, cache) = time_fast(&model, &pairs, &fast_resid, a.repeat)?;
+        println!(
+            "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
+            resid.label(),
+            s,
+            cache,
+            s - cache,
+            fast_resid.n_senders(n_heads)
+        );
+        let fast_head = spec(&head, 0, Algorithm::Fast);
+        let (hs, hcache) = time_fast(&model, &pairs, &fast_head, a.repeat)?;
+        println!(
+            "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
+            head.label(),
+            hs,
+            hcache,
+            hs - hcache,
+            fast_head.n_senders(n_heads)
+        );
+        if !a.no_reference {
+            let begin = n_layers - ref_layers;
+            let reference = spec(&resid, begin, Algorithm::Reference);
+            sync(&model)?;
+            let t = Instant::now();
+            let out = patching::run(&model, &pairs, &reference, &mut Silent)?;
+            sync(&model)?;
+            let total = t.elapsed().as_secs_f64();
+            let per_layer = (total - out.cache_seconds) / ref_layers as f64;
+            let full = out.cache_seconds + per_layer * n_layers as f64;
+            let how = if ref_layers == n_layers {
+                "measured".to_string()
+            } else {
+                format!("extrapolated from {ref_layers} of {n_layers} sender layers")
+            };
+            println!(
+                "reference   {:<22} {:>9.4} s  ({how}; {:.4} s per sender)",
+                resid.label(),
+                full,
+                per_layer / n_heads as f64
+            );
+            println!(
+                "ratio       reference / fast, {}: {:.1}x",
+                resid.label(),
+                full / s
+            );
+        }
+        println!("memory      {}", memory.finish(&model));
+    }
+    Ok(())
+}
