@@ -1,0 +1,414 @@
+//! The inference thread: it owns the model and the device; the UI sends it jobs and receives
+//! progress, partial heatmap rows, results and errors over channels, and never blocks on it.
+//!
+//! One job runs at a time (the device is one). A running job is cancelled through the shared
+//! flag `Worker::cancel`, which the sweep checks between sender layers; a cancelled sweep still
+//! reports the rows it finished.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+
+use crate::data::{DataSpec, Tokenized};
+use crate::model::{Capture, HookName, HookPoint, Hooks, LoadedModel, RunOptions, Start};
+use crate::patching::{self, Observer, PatchEvent, PatchSpec};
+use crate::results::{DataInfo, ModelInfo, RecordParts, RunRecord, Timing};
+
+pub type JobId = u64;
+
+/// How to load a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    pub model: String,
+    pub tokenizer: Option<PathBuf>,
+    pub device: String,
+    pub dtype: Option<String>,
+}
+
+/// Which run's attention to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunKind {
+    Normal,
+    #[default]
+    Contrast,
+}
+
+/// Attention patterns of some heads: mean over the first `prompts` examples, or one example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionRequest {
+    pub heads: Vec<(usize, usize)>,
+    pub run: RunKind,
+    /// `Mean(n)`: the mean over the first n examples of the first example's length;
+    /// `One(i)`: example i alone.
+    pub prompts: PromptChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptChoice {
+    Mean(usize),
+    One(usize),
+}
+
+/// Jobs for the worker.
+#[derive(Debug, Clone)]
+pub enum Job {
+    LoadModel(ModelRequest),
+    LoadData(DataSpec),
+    Patch(PatchSpec),
+    Attention(AttentionRequest),
+}
+
+/// A tokenized prompt pair, for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairPreview {
+    pub index: usize,
+    pub normal_tokens: Vec<String>,
+    pub contrast_tokens: Vec<String>,
+    pub normal_answer: String,
+    pub contrast_answer: String,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { id: JobId, what: String },
+    ModelLoaded { id: JobId, info: ModelInfo, seconds: f64, n_params: usize },
+    DataLoaded {
+        id: JobId,
+        spec: DataSpec,
+        n_examples: usize,
+        skipped: Vec<usize>,
+        multi_token_answers: Vec<usize>,
+        lengths: Vec<usize>,
+        preview: Vec<PairPreview>,
+    },
+    Baselines { id: JobId, ld_normal: f64, ld_contrast: f64, n_examples: usize },
+    Row { id: JobId, layer: usize, patched: Vec<f64>, done: usize, total: usize, elapsed: f64, eta: f64 },
+    /// A sweep finished (`record.complete`) or was cancelled (partial record).
+    PatchDone { id: JobId, record: Box<RunRecord> },
+    Attention {
+        id: JobId,
+        request: AttentionRequest,
+        /// Token texts of the (first) prompt shown.
+        tokens: Vec<String>,
+        /// Per requested head: [query][key] probabilities.
+        patterns: Vec<Vec<Vec<f32>>>,
+    },
+    Error { id: JobId, message: String },
+    Cancelled { id: JobId },
+}
+
+/// Handle to the inference thread.
+pub struct Worker {
+    jobs: mpsc::Sender<(JobId, Job)>,
+    pub cancel: Arc<AtomicBool>,
+    next_id: AtomicU64,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Where events go: a tokio channel for the TUI, a std channel for tests.
+pub trait EventSink: Send + 'static {
+    fn send(&self, e: Event);
+}
+
+impl EventSink for tokio::sync::mpsc::UnboundedSender<Event> {
+    fn send(&self, e: Event) {
+        let _ = tokio::sync::mpsc::UnboundedSender::send(self, e);
+    }
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn send(&self, e: Event) {
+        let _ = mpsc::Sender::send(self, e);
+    }
+}
+
+impl Worker {
+    /// Starts the inference thread.
+    pub fn spawn(events: impl EventSink) -> Worker {
+        let (tx, rx) = mpsc::channel::<(JobId, Job)>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("headhunt-worker".into())
+            .spawn(move || State::default().serve(rx, events, c))
+            .expect("spawn the worker thread");
+        Worker {
+            jobs: tx,
+            cancel,
+            next_id: AtomicU64::new(1),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues a job; returns its id.
+    pub fn submit(&self, job: Job) -> JobId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _ = self.jobs.send((id, job));
+        id
+    }
+
+    /// Asks the running job (and any queued sweeps) to stop.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel();
+        // Closing the job channel ends the thread once the current job returns; do not wait
+        // for a long sweep when the user quits.
+        let (dead, _) = mpsc::channel();
+        self.jobs = dead;
+        if let Some(h) = self.handle.take() {
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    model: Option<LoadedModel>,
+    model_request: Option<ModelRequest>,
+    data: Option<(DataSpec, Tokenized)>,
+}
+
+struct Forward<'a, S: EventSink> {
+    id: JobId,
+    sink: &'a S,
+    cancel: &'a AtomicBool,
+}
+
+impl<S: EventSink> Observer for Forward<'_, S> {
+    fn event(&mut self, e: &PatchEvent) {
+        let id = self.id;
+        self.sink.send(match e.clone() {
+            PatchEvent::Baselines {
+                ld_normal,
+                ld_contrast,
+                n_examples,
+                ..
+            } => Event::Baselines {
+                id,
+                ld_normal,
+                ld_contrast,
+                n_examples,
+            },
+            PatchEvent::Row {
+                layer,
+                patched,
+                done,
+                total,
+                elapsed,
+                eta,
+            } => Event::Row {
+                id,
+                layer,
+                patched,
+                done,
+                total,
+                elapsed,
+                eta,
+            },
+        });
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+impl State {
+    fn serve(mut self, rx: mpsc::Receiver<(JobId, Job)>, sink: impl EventSink, cancel: Arc<AtomicBool>) {
+        while let Ok((id, job)) = rx.recv() {
+            // A cancel aimed at an earlier job must not stop this one.
+            cancel.store(false, Ordering::SeqCst);
+            let what = match &job {
+                Job::LoadModel(r) => format!("loading {}", r.model),
+                Job::LoadData(d) => format!("loading {}", d.file.display()),
+                Job::Patch(p) => format!("patching → {}", p.receiver),
+                Job::Attention(a) => format!("attention of {} heads", a.heads.len()),
+            };
+            sink.send(Event::Started { id, what });
+            let result = match job {
+                Job::LoadModel(r) => self.load_model(id, r, &sink),
+                Job::LoadData(d) => self.load_data(id, d, &sink),
+                Job::Patch(p) => self.patch(id, p, &sink, &cancel),
+                Job::Attention(a) => self.attention(id, a, &sink),
+            };
+            if let Err(e) = result {
+                sink.send(Event::Error {
+                    id,
+                    message: crate::cli::one_line_error(&e),
+                });
+            }
+        }
+    }
+
+    fn load_model(&mut self, id: JobId, r: ModelRequest, sink: &impl EventSink) -> anyhow::Result<()> {
+        if self.model_request.as_ref() == Some(&r) && self.model.is_some() {
+            let lm = self.model.as_ref().unwrap();
+            sink.send(Event::ModelLoaded {
+                id,
+                info: ModelInfo::of(lm),
+                seconds: lm.load_seconds,
+                n_params: lm.model.n_params,
+            });
+            return Ok(());
+        }
+        let device = crate::model::source::parse_device(&r.device)?;
+        let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &device)?;
+        // Free the old model first: two big models may not fit at once.
+        self.model = None;
+        let lm = crate::model::load(&r.model, r.tokenizer.as_deref(), &device, dtype)?;
+        sink.send(Event::ModelLoaded {
+            id,
+            info: ModelInfo::of(&lm),
+            seconds: lm.load_seconds,
+            n_params: lm.model.n_params,
+        });
+        self.model = Some(lm);
+        self.model_request = Some(r);
+        // Data is tokenized for a model: re-tokenize with the new tokenizer.
+        if let Some((spec, _)) = self.data.take() {
+            self.load_data(id, spec, sink)?;
+        }
+        Ok(())
+    }
+
+    fn loaded(&self) -> anyhow::Result<&LoadedModel> {
+        self.model.as_ref().ok_or_else(|| anyhow::anyhow!("no model loaded"))
+    }
+
+    fn load_data(&mut self, id: JobId, spec: DataSpec, sink: &impl EventSink) -> anyhow::Result<()> {
+        let lm = self.loaded()?;
+        let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+        if tok.pairs.is_empty() {
+            anyhow::bail!("{}: no examples left after skipping mismatched ones", spec.file.display());
+        }
+        let preview = tok
+            .pairs
+            .iter()
+            .take(8)
+            .map(|p| PairPreview {
+                index: p.index,
+                normal_tokens: lm.tokenizer.token_texts(&p.normal_ids),
+                contrast_tokens: lm.tokenizer.token_texts(&p.contrast_ids),
+                normal_answer: lm.tokenizer.token_text(p.normal_answer),
+                contrast_answer: lm.tokenizer.token_text(p.contrast_answer),
+            })
+            .collect();
+        let mut lengths: Vec<usize> = tok.pairs.iter().map(|p| p.len()).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        sink.send(Event::DataLoaded {
+            id,
+            spec: spec.clone(),
+            n_examples: tok.pairs.len(),
+            skipped: tok.skipped.clone(),
+            multi_token_answers: tok.multi_token_answers.clone(),
+            lengths,
+            preview,
+        });
+        self.data = Some((spec, tok));
+        Ok(())
+    }
+
+    fn patch(&mut self, id: JobId, spec: PatchSpec, sink: &impl EventSink, cancel: &AtomicBool) -> anyhow::Result<()> {
+        let lm = self.loaded()?;
+        let (data_spec, tok) = self.data.as_ref().ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
+        let mut obs = Forward { id, sink, cancel };
+        let outcome = patching::run(&lm.model, &tok.pairs, &spec, &mut obs)?;
+        let record = RunRecord::from_run(RecordParts {
+            matrix: &outcome.matrix,
+            complete: outcome.complete,
+            receiver: &spec.receiver,
+            begin_layer: spec.begin_layer,
+            algorithm: spec.algorithm,
+            batch_size: spec.batch_size,
+            model: ModelInfo::of(lm),
+            data: Some(DataInfo {
+                spec: data_spec.clone(),
+                n_examples: tok.pairs.len(),
+                skipped: tok.skipped.clone(),
+                multi_token_answers: tok.multi_token_answers.clone(),
+            }),
+            timing: Timing {
+                load_seconds: lm.load_seconds,
+                cache_seconds: outcome.cache_seconds,
+                sweep_seconds: outcome.sweep_seconds,
+            },
+        });
+        if !outcome.complete {
+            sink.send(Event::Cancelled { id });
+        }
+        sink.send(Event::PatchDone {
+            id,
+            record: Box::new(record),
+        });
+        Ok(())
+    }
+
+    fn attention(&mut self, id: JobId, req: AttentionRequest, sink: &impl EventSink) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let lm = self.loaded()?;
+        let (_, tok) = self.data.as_ref().ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
+        let m = &lm.model;
+        for &(l, h) in &req.heads {
+            if l >= m.n_layers() || h >= m.n_heads() {
+                anyhow::bail!("head ({l},{h}) is outside the model");
+            }
+        }
+        // Prompts of the first chosen example's length (a mean needs equal lengths).
+        let chosen: Vec<&crate::data::TokenizedPair> = match req.prompts {
+            PromptChoice::One(i) => vec![tok
+                .pairs
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("example {i} out of range (0..{})", tok.pairs.len()))?],
+            PromptChoice::Mean(n) => {
+                let len = tok.pairs[0].len();
+                tok.pairs.iter().filter(|p| p.len() == len).take(n.max(1)).collect()
+            }
+        };
+        let rows: Vec<Vec<u32>> = chosen
+            .iter()
+            .map(|p| match req.run {
+                RunKind::Normal => p.normal_ids.clone(),
+                RunKind::Contrast => p.contrast_ids.clone(),
+            })
+            .collect();
+        let tokens = m.tokens_tensor(&rows)?;
+        let last_layer = req.heads.iter().map(|&(l, _)| l).max().unwrap_or(0);
+        let mut hooks = Hooks::capture(Capture::only(
+            req.heads.iter().map(|&(l, _)| HookName::Layer(l, HookPoint::Pattern)),
+        ));
+        m.run(
+            Start::Tokens(&tokens),
+            RunOptions {
+                stop_after: Some(last_layer),
+                last_position_only: false,
+            },
+            &mut hooks,
+        )?;
+        let mut patterns = Vec::new();
+        for &(l, h) in &req.heads {
+            let p = hooks.cache.require(l, HookPoint::Pattern)?; // [B, H, T, T]
+            let mean: Tensor = p.narrow(1, h, 1)?.squeeze(1)?.to_dtype(DType::F32)?.mean(0)?;
+            patterns.push(mean.to_vec2::<f32>()?);
+        }
+        let _ = started;
+        sink.send(Event::Attention {
+            id,
+            request: req,
+            tokens: lm.tokenizer.token_texts(&rows[0]),
+            patterns,
+        });
+        Ok(())
+    }
+}
