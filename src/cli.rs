@@ -20,6 +20,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Run a prompt: its tokens and the most likely next tokens.
     Run(RunArgs),
+    /// Datasets: generate the paper's files, show prompt pairs and their tokens.
+    Data(crate::data::commands::DataCommand),
 }
 
 /// Options shared by every command that loads a model.
@@ -98,6 +100,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Info(a)) => info(a),
         Some(Command::Run(a)) => run(a),
+        Some(Command::Data(a)) => crate::data::commands::run(a),
         None => {
             anyhow::bail!("no command given; see `headhunt --help`")
         }

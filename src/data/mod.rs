@@ -6,7 +6,7 @@
 //!
 //! The pieces, in the order data flows:
 //! - [`TaskKind`] and [`DataSpec`] say which file and how to read it (the CLI builds a spec from
-//!   the CLI's dataset flags).
+//!   [`commands::DataArgs`]).
 //! - [`load_pairs`] reads and validates the file and builds [`PromptPair`]s exactly like the
 //!   paper's code (see [`prompts`]).
 //! - [`tokenize_pairs`] tokenizes them with the model's tokenizer and picks the answer tokens
@@ -28,6 +28,7 @@
 //! `Tokenized::multi_token_answers`) are 0-based; error messages name 1-based line numbers
 //! (index + 1: every non-blank line of a file is one example, in order).
 
+pub mod commands;
 mod error;
 pub mod generate;
 mod jsonl;
