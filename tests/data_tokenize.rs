@@ -295,6 +295,13 @@ fn papers_base_k_files_have_equal_lengths() {
             assert_eq!(t.pairs.len(), 100);
             // Answers of 2 or 3 digits span as many character tokens.
             assert_eq!(t.multi_token_answers.len(), 100);
+            // Without a carry in base k the two sums agree: then so do the answer tokens.
+            let pairs = headhunt::data::load_pairs(&spec).unwrap();
+            let same: Vec<usize> = (0..100)
+                .filter(|&i| pairs[i].normal_output == pairs[i].contrast_output)
+                .collect();
+            assert!(!same.is_empty());
+            assert!(same.iter().all(|i| t.same_answer().contains(i)));
         }
     }
 }

@@ -652,6 +652,15 @@ fn show(a: ShowArgs) -> Result<()> {
                 line_list(&tk.multi_token_answers)
             );
         }
+        let same = tk.same_answer();
+        if !same.is_empty() {
+            println!(
+                "warning: {} example(s) have the same normal and contrast answer token (line(s) \
+                 {}); their logit difference is 0 whatever the model does",
+                same.len(),
+                line_list(&same)
+            );
+        }
         if !tk.skipped.is_empty() && spec.skip_mismatched {
             println!(
                 "warning: skipped {} example(s) whose normal and contrast prompts tokenize to \

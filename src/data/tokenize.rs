@@ -39,6 +39,17 @@ impl Tokenized {
         }
         m
     }
+
+    /// Example indices (0-based) whose normal and contrast answer tokens are the same token: their
+    /// logit difference is 0 by construction (the paper's base-k data has many: without a carry
+    /// the decimal and base-k sums agree).
+    pub fn same_answer(&self) -> Vec<usize> {
+        self.pairs
+            .iter()
+            .filter(|p| p.normal_answer == p.contrast_answer)
+            .map(|p| p.index)
+            .collect()
+    }
 }
 
 fn tok_err(line: usize, field: &str, msg: impl Into<String>) -> DataError {
