@@ -146,6 +146,22 @@ fn cipher_base_and_pairs_say_what_offset_means() {
         "{out}"
     );
 
+    // setting1 has no carry in the last digit: decimal and base-k answers agree everywhere.
+    let tok = common::fixture("tiny-gemma2").join("tokenizer.json");
+    let (code, out, _) = show(&[
+        "--data",
+        &data("paper/addition_base/setting1/addition_ndigits2_base9.jsonl"),
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--print",
+        "0",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("warning: 100 example(s) have the same normal and contrast answer token"),
+        "{out}"
+    );
+
     let (code, out, _) = show(&[
         "--data",
         &data("increment_plus1_8shot.jsonl"),
