@@ -34,6 +34,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Time the fast and the literal algorithm on the same inputs.
     Bench(bench::BenchArgs),
+    /// Datasets: generate the paper's files, show prompt pairs and their tokens.
+    Data(crate::data::commands::DataCommand),
 }
 
 /// Options shared by every command that loads a model.
@@ -66,81 +68,7 @@ impl ModelArgs {
     }
 }
 
-/// Options that choose the prompt pairs.
-#[derive(Args, Debug, Clone)]
-pub struct DataArgs {
-    /// Dataset file: the paper's JSONL ({"demonstration": .., "inference": ..}) or prompt pairs
-    /// ({"normal_input", "normal_output", "contrast_input", "contrast_output"}).
-    #[arg(long, short = 'd')]
-    pub data: PathBuf,
-    /// addition, base, cipher or pairs (default: pairs if the file has `normal_input`, else addition).
-    #[arg(long)]
-    pub task: Option<String>,
-    /// Demonstrations per prompt.
-    #[arg(long, default_value_t = 4)]
-    pub shots: usize,
-    /// The k of off-by-k: the contrast prompt's answers are a+b+k.
-    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
-    pub offset: i64,
-    /// Base of base-k addition (default: from the file name, e.g. ..._base7.jsonl).
-    #[arg(long)]
-    pub base: Option<u32>,
-    /// Use the first N examples (default: all).
-    #[arg(long, short = 'n')]
-    pub examples: Option<usize>,
-    /// Which token of the answer the metric reads: last (the paper's) or first.
-    #[arg(long, default_value = "last")]
-    pub answer_token: String,
-    /// Skip examples whose normal and contrast prompts tokenize to different lengths.
-    #[arg(long)]
-    pub skip_mismatched: bool,
-}
-
-impl DataArgs {
-    pub fn spec(&self) -> Result<crate::data::DataSpec> {
-        use crate::data::{AnswerTokenRule, TaskKind};
-        if self.examples == Some(0) {
-            anyhow::bail!("--examples 0: expected at least 1");
-        }
-        let task = match self.task.as_deref() {
-            None | Some("auto") => {
-                let first = std::fs::read_to_string(&self.data)
-                    .with_context(|| format!("{}", self.data.display()))?;
-                if first
-                    .lines()
-                    .next()
-                    .is_some_and(|l| l.contains("\"normal_input\""))
-                {
-                    TaskKind::Pairs
-                } else {
-                    TaskKind::Addition
-                }
-            }
-            Some("addition") => TaskKind::Addition,
-            Some("base") => TaskKind::Base,
-            Some("cipher") => TaskKind::Cipher,
-            Some("pairs") => TaskKind::Pairs,
-            Some(other) => {
-                anyhow::bail!("--task {other:?}: expected addition, base, cipher or pairs")
-            }
-        };
-        let answer_token = match self.answer_token.as_str() {
-            "last" => AnswerTokenRule::Last,
-            "first" => AnswerTokenRule::First,
-            other => anyhow::bail!("--answer-token {other:?}: expected last or first"),
-        };
-        Ok(crate::data::DataSpec {
-            file: self.data.clone(),
-            task,
-            shots: self.shots,
-            offset: self.offset,
-            base: self.base,
-            examples: self.examples,
-            answer_token,
-            skip_mismatched: self.skip_mismatched,
-        })
-    }
-}
+pub use crate::data::commands::DataArgs;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -196,6 +124,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Patch(a)) => patch::run(a),
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
+        Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         None => {
             anyhow::bail!("no command given; see `headhunt --help`")
         }

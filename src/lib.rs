@@ -10,3 +10,4 @@ pub mod data;
 pub mod model;
 pub mod patching;
 pub mod results;
+pub mod worker;

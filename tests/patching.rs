@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device};
 use common::*;
-use headhunt::data::TokenizedPair;
+use headhunt::data::{load_and_tokenize, DataSpec, TaskKind, TokenizedPair};
 use headhunt::model::{self, HeadInput};
 use headhunt::patching::{self, Algorithm, PatchSpec, Receiver, ResidKind, Silent};
 
@@ -19,49 +19,14 @@ fn load(name: &str) -> model::LoadedModel {
     .unwrap()
 }
 
-/// The fixture's addition.jsonl as the paper builds it: 4 shots, offset +1, answer = last
-/// token of the tokenized answer string.
+/// The fixture's addition.jsonl as the paper builds it (through the data layer): 4 shots,
+/// offset +1, answer = last token of the tokenized answer string.
 fn fixture_pairs(name: &str, lm: &model::LoadedModel) -> Vec<TokenizedPair> {
-    let text = std::fs::read_to_string(fixture(name).join("addition.jsonl")).unwrap();
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let demos: Vec<(i64, i64)> = v["demonstration"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .take(4)
-                .map(|d| (d[0].as_i64().unwrap(), d[1].as_i64().unwrap()))
-                .collect();
-            let (a, b) = (
-                v["inference"][0].as_i64().unwrap(),
-                v["inference"][1].as_i64().unwrap(),
-            );
-            let prompt = |k: i64| {
-                let mut lines: Vec<String> = demos
-                    .iter()
-                    .map(|(x, y)| format!("{x}+{y}={}", x + y + k))
-                    .collect();
-                lines.push(format!("{a}+{b}="));
-                lines.join("\n")
-            };
-            let answer = |k: i64| {
-                *lm.tokenizer
-                    .encode(&(a + b + k).to_string())
-                    .unwrap()
-                    .last()
-                    .unwrap()
-            };
-            TokenizedPair {
-                index: i,
-                normal_ids: lm.tokenizer.encode(&prompt(0)).unwrap(),
-                contrast_ids: lm.tokenizer.encode(&prompt(1)).unwrap(),
-                normal_answer: answer(0),
-                contrast_answer: answer(1),
-            }
-        })
-        .collect()
+    let spec = DataSpec::new(&fixture(name).join("addition.jsonl"), TaskKind::Addition);
+    assert_eq!((spec.shots, spec.offset), (4, 1));
+    let t = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
+    assert!(t.skipped.is_empty() && t.multi_token_answers.is_empty());
+    t.pairs
 }
 
 /// The receiver of a fixture key, from expected.json.

@@ -192,12 +192,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             (Some(file), Some(tok)) => {
                 let spec = crate::cli::DataArgs {
                     data: file.clone(),
-                    task: None,
+                    task: crate::data::commands::TaskArg::Auto,
                     shots: a.shots,
-                    offset: a.offset,
+                    offset: Some(a.offset),
                     base: None,
                     examples: Some(n),
-                    answer_token: "last".into(),
+                    answer_token: crate::data::AnswerTokenRule::Last,
                     skip_mismatched: true,
                 }
                 .spec()?;

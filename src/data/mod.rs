@@ -1,8 +1,47 @@
 //! Tasks and datasets: the paper's JSONL, prompt-pair building, tokenization, answer tokens,
-//! validation.
+//! validation, and generators that rewrite the paper's files.
 //!
 //! Path patching compares a *normal* and a *contrast* prompt per example, built from the same
 //! demonstrations (ordinary addition vs off-by-one addition).
+//!
+//! The pieces, in the order data flows:
+//! - [`TaskKind`] and [`DataSpec`] say which file and how to read it (the CLI builds a spec from
+//!   [`commands::DataArgs`]).
+//! - [`load_pairs`] reads and validates the file and builds [`PromptPair`]s exactly like the
+//!   paper's code (see [`prompts`]).
+//! - [`tokenize_pairs`] tokenizes them with the model's tokenizer and picks the answer tokens
+//!   ([`AnswerTokenRule`]); [`load_and_tokenize`] does both.
+//! - [`generate`] writes the paper's JSONL (byte-identical to the paper's files for seed 42),
+//!   using [`pyrandom`], a bit-exact port of CPython's `random`.
+//!
+//! What `offset` means per task:
+//! - `addition`: the k of off-by-k. Contrast lines are `a+b={a+b+k}` and the contrast answer is
+//!   `a+b+k`.
+//! - `base`: ignored. The normal prompt reads the operands' base-k digit strings as decimal
+//!   numbers and adds them in base 10, the contrast prompt adds in base k (`base`).
+//! - `cipher`: ignored by prompt building: the contrast comes from the file's `[source, target]`
+//!   pairs (the normal prompt copies the source). The CLI checks a given `--offset` against the
+//!   file's shift and records the file's shift in the spec.
+//! - `pairs`: ignored, like `shots`: the prompts are in the file.
+//!
+//! Example indices (`TokenizedPair::index`, `Tokenized::skipped`,
+//! `Tokenized::multi_token_answers`) are 0-based; error messages name 1-based line numbers
+//! (index + 1: every non-blank line of a file is one example, in order).
+
+pub mod commands;
+mod error;
+pub mod generate;
+mod jsonl;
+pub mod prompts;
+pub mod pyrandom;
+mod tokenize;
+
+use std::path::{Path, PathBuf};
+
+pub use error::DataError;
+pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
+pub use prompts::load_pairs;
+pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
 
 /// One example: a normal prompt and its contrast, with their expected answers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -14,7 +53,17 @@ pub struct PromptPair {
 }
 
 /// Which token of the answer string the metric reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerTokenRule {
     /// The last token of the tokenized answer string, BOS included (the paper's choice).
@@ -53,97 +102,131 @@ impl TokenizedPair {
     }
 }
 
-// Placeholder until the data layer lands: the same shape as its `DataSpec`.
-/// Which task a dataset file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The tasks: how a file's lines become prompt pairs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
+    /// The paper's addition files: `a+b=c` lines; the contrast adds `offset` to every answer.
     Addition,
+    /// The paper's base-k addition files: decimal reading (normal) vs base-k addition
+    /// (contrast) of the same digit strings.
     Base,
+    /// The paper's Caesar-cipher files: ` a -> a` (normal, identity) vs ` a -> c` (contrast,
+    /// the file's targets).
     Cipher,
+    /// Generic prompt pairs: `normal_input`, `normal_output`, `contrast_input`,
+    /// `contrast_output` per line.
     Pairs,
 }
 
-/// Everything that determines the prompt pairs of a run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+impl TaskKind {
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Addition => "addition",
+            TaskKind::Base => "base",
+            TaskKind::Cipher => "cipher",
+            TaskKind::Pairs => "pairs",
+        }
+    }
+
+    /// Guesses the task from a file's first example: an object with `normal_input` is
+    /// [`TaskKind::Pairs`]; demonstrations of strings are [`TaskKind::Cipher`]; a file named
+    /// `..._base<B>.jsonl` is [`TaskKind::Base`]; anything else is [`TaskKind::Addition`].
+    pub fn detect(path: &Path) -> Result<TaskKind, DataError> {
+        jsonl::detect_task(path)
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which dataset to use and how to turn it into prompt pairs. Stored in result files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DataSpec {
-    pub file: std::path::PathBuf,
+    /// The JSONL file.
+    pub file: PathBuf,
+    /// The task (always concrete; see [`TaskKind::detect`]).
     pub task: TaskKind,
+    /// Demonstrations per prompt: the first `shots` of each example's list (paper tasks only).
     pub shots: usize,
+    /// The k of off-by-k for `addition`; ignored by the other tasks (see the module docs).
     pub offset: i64,
+    /// Base-k addition: the base k (2..=10). `None`: taken from a file name like
+    /// `..._base7.jsonl`.
     pub base: Option<u32>,
+    /// Use the first N examples (`None`: all). More than the file holds is an error.
     pub examples: Option<usize>,
+    /// Which token of the answer the metric reads.
     pub answer_token: AnswerTokenRule,
+    /// Skip examples whose normal and contrast prompts tokenize to different lengths instead
+    /// of failing.
     pub skip_mismatched: bool,
 }
 
-/// Placeholder error until the data layer lands.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DataError(pub String);
-
-/// Tokenized examples of a dataset.
-#[derive(Debug, Clone, Default)]
-pub struct Tokenized {
-    pub pairs: Vec<TokenizedPair>,
-    pub skipped: Vec<usize>,
-    pub multi_token_answers: Vec<usize>,
-}
-
-/// Placeholder: paper-format addition only.
-pub fn load_and_tokenize(
-    spec: &DataSpec,
-    tok: &crate::model::Tokenizer,
-) -> Result<Tokenized, DataError> {
-    let text = std::fs::read_to_string(&spec.file)
-        .map_err(|e| DataError(format!("{}: {e}", spec.file.display())))?;
-    let mut pairs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if spec.examples.is_some_and(|n| i >= n) {
-            break;
+impl DataSpec {
+    /// A spec with the paper's defaults: 4 shots, offset +1, all examples, last answer token,
+    /// no skipping.
+    pub fn new(file: impl Into<PathBuf>, task: TaskKind) -> Self {
+        DataSpec {
+            file: file.into(),
+            task,
+            shots: 4,
+            offset: 1,
+            base: None,
+            examples: None,
+            answer_token: AnswerTokenRule::Last,
+            skip_mismatched: false,
         }
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| DataError(format!("line {}: {e}", i + 1)))?;
-        let demos: Vec<(i64, i64)> = v["demonstration"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .take(spec.shots)
-            .map(|d| (d[0].as_i64().unwrap(), d[1].as_i64().unwrap()))
-            .collect();
-        let (a, b) = (
-            v["inference"][0].as_i64().unwrap(),
-            v["inference"][1].as_i64().unwrap(),
-        );
-        let prompt = |k: i64| {
-            let mut lines: Vec<String> = demos
-                .iter()
-                .map(|(x, y)| format!("{x}+{y}={}", x + y + k))
-                .collect();
-            lines.push(format!("{a}+{b}="));
-            lines.join("\n")
-        };
-        let ans = |k: i64| -> Result<u32, DataError> {
-            Ok(*tok
-                .encode(&(a + b + k).to_string())
-                .map_err(|e| DataError(e.to_string()))?
-                .last()
-                .unwrap())
-        };
-        pairs.push(TokenizedPair {
-            index: i,
-            normal_ids: tok
-                .encode(&prompt(0))
-                .map_err(|e| DataError(e.to_string()))?,
-            contrast_ids: tok
-                .encode(&prompt(spec.offset))
-                .map_err(|e| DataError(e.to_string()))?,
-            normal_answer: ans(0)?,
-            contrast_answer: ans(spec.offset)?,
-        });
     }
-    Ok(Tokenized {
-        pairs,
-        ..Default::default()
-    })
+
+    /// The base of a base-k spec: `base`, else the one in the file name.
+    pub fn resolved_base(&self) -> Result<u32, DataError> {
+        let base = match self.base.or_else(|| base_from_file_name(&self.file)) {
+            Some(b) => b,
+            None => {
+                return Err(DataError::Invalid(format!(
+                    "{}: base-k addition needs --base B (the file name does not end in \
+                     `_base<B>.jsonl`)",
+                    self.file.display()
+                )))
+            }
+        };
+        if !(2..=10).contains(&base) {
+            return Err(DataError::Invalid(format!(
+                "--base {base}: the base must be between 2 and 10"
+            )));
+        }
+        Ok(base)
+    }
+
+    /// One line on what the contrast prompt changes, for summaries.
+    pub fn contrast_note(&self) -> String {
+        match self.task {
+            TaskKind::Addition => format!(
+                "offset {:+}: contrast answers are a+b{:+}",
+                self.offset, self.offset
+            ),
+            TaskKind::Base => match self.resolved_base() {
+                Ok(b) => format!(
+                    "base {b}: normal reads the digits as decimal and adds in base 10, contrast \
+                     adds in base {b}; offset not used"
+                ),
+                Err(_) => "base-k addition (base unknown); offset not used".into(),
+            },
+            TaskKind::Cipher => format!(
+                "shift {:+}: normal copies the letters, contrast gives the file's targets \
+                 (offset comes from the file)",
+                self.offset
+            ),
+            TaskKind::Pairs => {
+                "prompts and answers come from the file; shots and offset not used".into()
+            }
+        }
+    }
 }

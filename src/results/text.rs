@@ -33,13 +33,16 @@ pub fn summary(rec: &RunRecord) -> String {
     if let Some(d) = &rec.data {
         let _ = writeln!(
             s,
-            "data        {} ({:?}, {} shots, offset {:+}, {} examples, answer token: {:?})",
+            "data        {} ({}, {} shots, offset {:+}, {} examples, answer token: {})",
             d.spec.file.display(),
             d.spec.task,
             d.spec.shots,
             d.spec.offset,
             d.n_examples,
-            d.spec.answer_token
+            match d.spec.answer_token {
+                crate::data::AnswerTokenRule::Last => "last",
+                crate::data::AnswerTokenRule::First => "first",
+            }
         );
     }
     if let Some(src) = &rec.source {

@@ -75,8 +75,16 @@ pub struct PairPreview {
 /// What the worker reports.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { id: JobId, what: String },
-    ModelLoaded { id: JobId, info: ModelInfo, seconds: f64, n_params: usize },
+    Started {
+        id: JobId,
+        what: String,
+    },
+    ModelLoaded {
+        id: JobId,
+        info: ModelInfo,
+        seconds: f64,
+        n_params: usize,
+    },
     DataLoaded {
         id: JobId,
         spec: DataSpec,
@@ -86,10 +94,26 @@ pub enum Event {
         lengths: Vec<usize>,
         preview: Vec<PairPreview>,
     },
-    Baselines { id: JobId, ld_normal: f64, ld_contrast: f64, n_examples: usize },
-    Row { id: JobId, layer: usize, patched: Vec<f64>, done: usize, total: usize, elapsed: f64, eta: f64 },
+    Baselines {
+        id: JobId,
+        ld_normal: f64,
+        ld_contrast: f64,
+        n_examples: usize,
+    },
+    Row {
+        id: JobId,
+        layer: usize,
+        patched: Vec<f64>,
+        done: usize,
+        total: usize,
+        elapsed: f64,
+        eta: f64,
+    },
     /// A sweep finished (`record.complete`) or was cancelled (partial record).
-    PatchDone { id: JobId, record: Box<RunRecord> },
+    PatchDone {
+        id: JobId,
+        record: Box<RunRecord>,
+    },
     Attention {
         id: JobId,
         request: AttentionRequest,
@@ -98,8 +122,13 @@ pub enum Event {
         /// Per requested head: [query][key] probabilities.
         patterns: Vec<Vec<Vec<f32>>>,
     },
-    Error { id: JobId, message: String },
-    Cancelled { id: JobId },
+    Error {
+        id: JobId,
+        message: String,
+    },
+    Cancelled {
+        id: JobId,
+    },
 }
 
 /// Handle to the inference thread.
@@ -225,7 +254,12 @@ impl<S: EventSink> Observer for Forward<'_, S> {
 }
 
 impl State {
-    fn serve(mut self, rx: mpsc::Receiver<(JobId, Job)>, sink: impl EventSink, cancel: Arc<AtomicBool>) {
+    fn serve(
+        mut self,
+        rx: mpsc::Receiver<(JobId, Job)>,
+        sink: impl EventSink,
+        cancel: Arc<AtomicBool>,
+    ) {
         while let Ok((id, job)) = rx.recv() {
             // A cancel aimed at an earlier job must not stop this one.
             cancel.store(false, Ordering::SeqCst);
@@ -251,7 +285,12 @@ impl State {
         }
     }
 
-    fn load_model(&mut self, id: JobId, r: ModelRequest, sink: &impl EventSink) -> anyhow::Result<()> {
+    fn load_model(
+        &mut self,
+        id: JobId,
+        r: ModelRequest,
+        sink: &impl EventSink,
+    ) -> anyhow::Result<()> {
         if self.model_request.as_ref() == Some(&r) && self.model.is_some() {
             let lm = self.model.as_ref().unwrap();
             sink.send(Event::ModelLoaded {
@@ -283,14 +322,24 @@ impl State {
     }
 
     fn loaded(&self) -> anyhow::Result<&LoadedModel> {
-        self.model.as_ref().ok_or_else(|| anyhow::anyhow!("no model loaded"))
+        self.model
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no model loaded"))
     }
 
-    fn load_data(&mut self, id: JobId, spec: DataSpec, sink: &impl EventSink) -> anyhow::Result<()> {
+    fn load_data(
+        &mut self,
+        id: JobId,
+        spec: DataSpec,
+        sink: &impl EventSink,
+    ) -> anyhow::Result<()> {
         let lm = self.loaded()?;
         let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
         if tok.pairs.is_empty() {
-            anyhow::bail!("{}: no examples left after skipping mismatched ones", spec.file.display());
+            anyhow::bail!(
+                "{}: no examples left after skipping mismatched ones",
+                spec.file.display()
+            );
         }
         let preview = tok
             .pairs
@@ -320,9 +369,18 @@ impl State {
         Ok(())
     }
 
-    fn patch(&mut self, id: JobId, spec: PatchSpec, sink: &impl EventSink, cancel: &AtomicBool) -> anyhow::Result<()> {
+    fn patch(
+        &mut self,
+        id: JobId,
+        spec: PatchSpec,
+        sink: &impl EventSink,
+        cancel: &AtomicBool,
+    ) -> anyhow::Result<()> {
         let lm = self.loaded()?;
-        let (data_spec, tok) = self.data.as_ref().ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
+        let (data_spec, tok) = self
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let mut obs = Forward { id, sink, cancel };
         let outcome = patching::run(&lm.model, &tok.pairs, &spec, &mut obs)?;
         let record = RunRecord::from_run(RecordParts {
@@ -355,10 +413,18 @@ impl State {
         Ok(())
     }
 
-    fn attention(&mut self, id: JobId, req: AttentionRequest, sink: &impl EventSink) -> anyhow::Result<()> {
+    fn attention(
+        &mut self,
+        id: JobId,
+        req: AttentionRequest,
+        sink: &impl EventSink,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let lm = self.loaded()?;
-        let (_, tok) = self.data.as_ref().ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
+        let (_, tok) = self
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let m = &lm.model;
         for &(l, h) in &req.heads {
             if l >= m.n_layers() || h >= m.n_heads() {
@@ -367,13 +433,16 @@ impl State {
         }
         // Prompts of the first chosen example's length (a mean needs equal lengths).
         let chosen: Vec<&crate::data::TokenizedPair> = match req.prompts {
-            PromptChoice::One(i) => vec![tok
-                .pairs
-                .get(i)
-                .ok_or_else(|| anyhow::anyhow!("example {i} out of range (0..{})", tok.pairs.len()))?],
+            PromptChoice::One(i) => vec![tok.pairs.get(i).ok_or_else(|| {
+                anyhow::anyhow!("example {i} out of range (0..{})", tok.pairs.len())
+            })?],
             PromptChoice::Mean(n) => {
                 let len = tok.pairs[0].len();
-                tok.pairs.iter().filter(|p| p.len() == len).take(n.max(1)).collect()
+                tok.pairs
+                    .iter()
+                    .filter(|p| p.len() == len)
+                    .take(n.max(1))
+                    .collect()
             }
         };
         let rows: Vec<Vec<u32>> = chosen
@@ -386,7 +455,9 @@ impl State {
         let tokens = m.tokens_tensor(&rows)?;
         let last_layer = req.heads.iter().map(|&(l, _)| l).max().unwrap_or(0);
         let mut hooks = Hooks::capture(Capture::only(
-            req.heads.iter().map(|&(l, _)| HookName::Layer(l, HookPoint::Pattern)),
+            req.heads
+                .iter()
+                .map(|&(l, _)| HookName::Layer(l, HookPoint::Pattern)),
         ));
         m.run(
             Start::Tokens(&tokens),
@@ -399,7 +470,11 @@ impl State {
         let mut patterns = Vec::new();
         for &(l, h) in &req.heads {
             let p = hooks.cache.require(l, HookPoint::Pattern)?; // [B, H, T, T]
-            let mean: Tensor = p.narrow(1, h, 1)?.squeeze(1)?.to_dtype(DType::F32)?.mean(0)?;
+            let mean: Tensor = p
+                .narrow(1, h, 1)?
+                .squeeze(1)?
+                .to_dtype(DType::F32)?
+                .mean(0)?;
             patterns.push(mean.to_vec2::<f32>()?);
         }
         let _ = started;

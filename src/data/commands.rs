@@ -1,0 +1,677 @@
+//! `headhunt data gen` and `headhunt data show`, and [`DataArgs`], the dataset flags that every
+//! command reading a dataset shares (flatten it into a command's arguments and call
+//! [`DataArgs::spec`]).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::generate::{generate, GenSpec, GenTask, Setting};
+use super::{
+    cipher_shift, load_pairs, tokenize_pairs, AnswerTokenRule, DataError, DataSpec, PromptPair,
+    TaskKind, Tokenized,
+};
+use crate::model::tokenizer::printable;
+use crate::model::Tokenizer;
+
+/// `headhunt data ...`
+#[derive(Args, Debug)]
+pub struct DataCommand {
+    #[command(subcommand)]
+    pub command: DataSubcommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataSubcommand {
+    /// Generate a dataset in the paper's JSONL format (for the paper's parameters and seed 42,
+    /// byte-identical to the paper's files in data/paper/).
+    Gen(GenArgs),
+    /// Show a dataset's first prompt pairs, and with a tokenizer their tokens and answer tokens.
+    Show(ShowArgs),
+}
+
+/// `--task` on the command line: a task, or `auto` to detect it from the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// Prompt pairs if lines have `normal_input`; cipher if the operands are strings; base-k
+    /// addition if the file name ends in `_base<B>.jsonl` (or --base is given); else addition.
+    Auto,
+    Addition,
+    Base,
+    Cipher,
+    Pairs,
+}
+
+/// The dataset flags shared by every command that reads a dataset.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// The dataset: the paper's JSONL (e.g. data/paper/addition/setting1/addition_nmax9_offset1.jsonl)
+    /// or prompt pairs (normal_input, normal_output, contrast_input, contrast_output per line).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// How to read the file.
+    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
+    pub task: TaskArg,
+    /// Demonstrations per prompt (the first N of each example; not used by pairs).
+    #[arg(long, default_value_t = 4)]
+    pub shots: usize,
+    /// addition: the k of off-by-k (default 1). cipher: checked against the file's shift (the
+    /// contrast comes from the file). base, pairs: not used.
+    #[arg(long, allow_hyphen_values = true)]
+    pub offset: Option<i64>,
+    /// base-k addition: the base (default: from a file name ending in `_base<B>.jsonl`).
+    #[arg(long)]
+    pub base: Option<u32>,
+    /// Use the first N examples (default: all).
+    #[arg(long)]
+    pub examples: Option<usize>,
+    /// Which answer token the metric reads: last (the last token of the tokenized answer, BOS
+    /// included: the paper) or first (the answer's first token as a continuation of the prompt).
+    #[arg(long, value_enum, default_value_t = AnswerTokenRule::Last)]
+    pub answer_token: AnswerTokenRule,
+    /// Skip examples whose normal and contrast prompts tokenize to different lengths (default:
+    /// such examples are an error).
+    #[arg(long)]
+    pub skip_mismatched: bool,
+}
+
+impl DataArgs {
+    /// The concrete spec: the task detected if `auto`, the base resolved, and the offset set
+    /// as the task uses it (addition: `--offset` or 1; cipher: the file's shift, which a given
+    /// `--offset` must match mod 26; base and pairs: 0).
+    pub fn spec(&self) -> Result<DataSpec, DataError> {
+        let task = match self.task {
+            TaskArg::Auto => match TaskKind::detect(&self.data)? {
+                TaskKind::Addition if self.base.is_some() => TaskKind::Base,
+                t => t,
+            },
+            TaskArg::Addition => TaskKind::Addition,
+            TaskArg::Base => TaskKind::Base,
+            TaskArg::Cipher => TaskKind::Cipher,
+            TaskArg::Pairs => TaskKind::Pairs,
+        };
+        if self.base.is_some() && task != TaskKind::Base {
+            return Err(DataError::Invalid(format!(
+                "--base applies to base-k addition only (the task is {task})"
+            )));
+        }
+        let mut spec = DataSpec::new(&self.data, task);
+        spec.shots = self.shots;
+        spec.examples = self.examples;
+        spec.answer_token = self.answer_token;
+        spec.skip_mismatched = self.skip_mismatched;
+        spec.base = self.base;
+        spec.offset = match task {
+            TaskKind::Addition => self.offset.unwrap_or(1),
+            TaskKind::Base => {
+                spec.base = Some(spec.resolved_base()?);
+                0
+            }
+            TaskKind::Pairs => 0,
+            TaskKind::Cipher => match (cipher_shift(&self.data)?, self.offset) {
+                (Some(k), Some(o)) if (o - k).rem_euclid(26) != 0 => {
+                    return Err(DataError::Invalid(format!(
+                        "{}: --offset {o} does not match the file's Caesar shift {k:+} (cipher \
+                         prompts take the contrast from the file's targets)",
+                        self.data.display()
+                    )))
+                }
+                (Some(k), _) => k,
+                (None, o) => o.unwrap_or(0),
+            },
+        };
+        Ok(spec)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A model (directory with tokenizer.json, a tokenizer.json file, a .gguf file or a hub
+    /// id) whose tokenizer shows token boundaries, lengths and answer token ids.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// tokenizer.json to use (instead of the model's own; --model may then be left out).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// How many pairs to print (default: 3, or all of --examples N when given).
+    #[arg(long)]
+    pub print: Option<usize>,
+}
+
+/// The `data gen --task` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenKind {
+    Addition,
+    Base,
+    Cipher,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Which of the paper's generators.
+    #[arg(long, value_enum)]
+    pub task: GenKind,
+    /// normal, setting1, setting2 (addition and base), setting3 (base); cipher: normal only.
+    #[arg(long, value_enum, default_value_t = Setting::Normal)]
+    pub setting: Setting,
+    /// addition: the largest sum, 9, 99 or 999 (default 9).
+    #[arg(long)]
+    pub nmax: Option<i64>,
+    /// addition and cipher: the k of off-by-k / the Caesar shift (default 1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub offset: Option<i64>,
+    /// base: digits of the operands and the sum (default 2).
+    #[arg(long)]
+    pub ndigits: Option<u32>,
+    /// base: the base, 2 to 10 (the paper: 6 to 9).
+    #[arg(long)]
+    pub base: Option<u32>,
+    /// cipher: letters per string (default 1; the paper: 1 and 4).
+    #[arg(long)]
+    pub maxlen: Option<usize>,
+    /// Examples (lines) to write.
+    #[arg(long, default_value_t = 100)]
+    pub examples: usize,
+    /// Demonstrations per example.
+    #[arg(long, default_value_t = 32)]
+    pub demos: usize,
+    /// Seed of Python's `random.seed` (the paper: 42).
+    #[arg(long, default_value_t = 42, allow_hyphen_values = true)]
+    pub seed: i64,
+    /// Output file (default: standard output). Written atomically.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs `headhunt data ...`.
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd.command {
+        DataSubcommand::Gen(a) => gen(a),
+        DataSubcommand::Show(a) => show(a),
+    }
+}
+
+impl GenArgs {
+    /// The generator run these flags ask for; flags of another task are an error.
+    pub fn gen_spec(&self) -> Result<GenSpec, DataError> {
+        let task_name = match self.task {
+            GenKind::Addition => "addition",
+            GenKind::Base => "base",
+            GenKind::Cipher => "cipher",
+        };
+        let not_for = |flag: &str, given: bool, tasks: &str| {
+            if given {
+                Err(DataError::Invalid(format!(
+                    "{flag} applies to --task {tasks}, not {task_name}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let task = match self.task {
+            GenKind::Addition => {
+                not_for("--ndigits", self.ndigits.is_some(), "base")?;
+                not_for("--base", self.base.is_some(), "base")?;
+                not_for("--maxlen", self.maxlen.is_some(), "cipher")?;
+                GenTask::Addition {
+                    setting: self.setting,
+                    nmax: self.nmax.unwrap_or(9),
+                    offset: self.offset.unwrap_or(1),
+                }
+            }
+            GenKind::Base => {
+                not_for("--nmax", self.nmax.is_some(), "addition")?;
+                not_for("--offset", self.offset.is_some(), "addition and cipher")?;
+                not_for("--maxlen", self.maxlen.is_some(), "cipher")?;
+                let base = self.base.ok_or_else(|| {
+                    DataError::Invalid("--task base needs --base B (the paper: 6 to 9)".into())
+                })?;
+                GenTask::Base {
+                    setting: self.setting,
+                    ndigits: self.ndigits.unwrap_or(2),
+                    base,
+                }
+            }
+            GenKind::Cipher => {
+                not_for("--nmax", self.nmax.is_some(), "addition")?;
+                not_for("--ndigits", self.ndigits.is_some(), "base")?;
+                not_for("--base", self.base.is_some(), "base")?;
+                if self.setting != Setting::Normal {
+                    return Err(DataError::Invalid(format!(
+                        "--setting {}: the cipher has only the normal setting",
+                        self.setting.name()
+                    )));
+                }
+                GenTask::Cipher {
+                    maxlen: self.maxlen.unwrap_or(1),
+                    offset: self.offset.unwrap_or(1),
+                }
+            }
+        };
+        Ok(GenSpec {
+            task,
+            examples: self.examples,
+            demos: self.demos,
+            seed: self.seed,
+        })
+    }
+}
+
+fn gen(a: GenArgs) -> Result<()> {
+    let spec = a.gen_spec()?;
+    let text = generate(&spec)?;
+    match &a.out {
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(e).context("writing to standard output")
+                }
+                _ => Ok(()),
+            }
+        }
+        Some(path) => {
+            write_atomically(path, text.as_bytes(), a.force)?;
+            println!(
+                "wrote {} examples of {} demonstrations to {} (seed {})",
+                spec.examples,
+                spec.demos,
+                path.display(),
+                spec.seed
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`. An
+/// existing `path` is an error unless `force`.
+pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("--out {}: is a directory", path.display());
+    }
+    if path.exists() && !force {
+        anyhow::bail!(
+            "--out {}: the file exists (pass --force to overwrite it)",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--out {}: directory {} not found",
+            path.display(),
+            dir.display()
+        );
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--out {}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("--out {}: cannot write", path.display()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The tokenizer `data show` uses: `--tokenizer`, else `--model`'s (a directory's
+/// tokenizer.json, a tokenizer .json file itself, or the tokenizer of a fully loaded model).
+fn show_tokenizer(a: &ShowArgs) -> Result<Option<(Tokenizer, String)>> {
+    if let Some(t) = &a.tokenizer {
+        return Ok(Some((Tokenizer::from_file(t)?, t.display().to_string())));
+    }
+    let Some(m) = &a.model else {
+        return Ok(None);
+    };
+    let p = Path::new(m);
+    if p.is_dir() {
+        let t = p.join("tokenizer.json");
+        if !t.is_file() {
+            anyhow::bail!(
+                "{m}: tokenizer.json not found in the model directory (pass --tokenizer FILE)"
+            );
+        }
+        return Ok(Some((Tokenizer::from_file(&t)?, t.display().to_string())));
+    }
+    if p.is_file() && m.ends_with(".json") {
+        return Ok(Some((Tokenizer::from_file(p)?, m.clone())));
+    }
+    let lm = crate::model::load(m, None, &candle_core::Device::Cpu, candle_core::DType::F32)?;
+    Ok(Some((lm.tokenizer, lm.origin.label())))
+}
+
+/// `[<bos>][1][+]...`
+fn boundaries(tok: &Tokenizer, ids: &[u32]) -> String {
+    ids.iter()
+        .map(|&i| format!("[{}]", printable(&tok.token_text(i))))
+        .collect()
+}
+
+/// Prompt text on one line: newlines as ↵.
+fn one_line(s: &str) -> String {
+    s.replace('\n', "↵")
+}
+
+/// `4, 7, 9` (1-based lines of 0-based indices), at most 20 then `... (N in all)`.
+fn line_list(indices: &[usize]) -> String {
+    let mut s: Vec<String> = indices
+        .iter()
+        .take(20)
+        .map(|i| (i + 1).to_string())
+        .collect();
+    if indices.len() > 20 {
+        s.push(format!("... ({} in all)", indices.len()));
+    }
+    s.join(", ")
+}
+
+fn task_label(spec: &DataSpec) -> String {
+    match spec.task {
+        TaskKind::Addition => "addition (off-by-k)".into(),
+        TaskKind::Base => match spec.resolved_base() {
+            Ok(b) => format!("base-k addition (base {b})"),
+            Err(_) => "base-k addition".into(),
+        },
+        TaskKind::Cipher => "Caesar cipher".into(),
+        TaskKind::Pairs => "prompt pairs".into(),
+    }
+}
+
+/// What `--offset` does for this task, for the header.
+fn offset_line(spec: &DataSpec, given: Option<i64>) -> String {
+    match spec.task {
+        TaskKind::Addition => format!(
+            "{:+} (contrast lines and answer: a+b{:+})",
+            spec.offset, spec.offset
+        ),
+        TaskKind::Cipher => format!(
+            "{:+}, the file's Caesar shift (the contrast comes from the file's targets; --offset \
+             is only checked against it)",
+            spec.offset
+        ),
+        TaskKind::Base => format!(
+            "not used{} (normal reads the base-{} digits as decimal and adds in base 10; \
+             contrast adds in base {})",
+            given
+                .map(|o| format!(", --offset {o} ignored"))
+                .unwrap_or_default(),
+            spec.base.unwrap_or(0),
+            spec.base.unwrap_or(0)
+        ),
+        TaskKind::Pairs => format!(
+            "not used{} (prompts and answers come from the file)",
+            given
+                .map(|o| format!(", --offset {o} ignored"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn rule_line(rule: AnswerTokenRule) -> &'static str {
+    match rule {
+        AnswerTokenRule::Last => {
+            "last token of the tokenized answer string, BOS included (the paper's choice)"
+        }
+        AnswerTokenRule::First => "first token of the answer as a continuation of the prompt",
+    }
+}
+
+/// The answer's tokens as shown: `encode(answer)` (last rule) or the continuation tokens after
+/// the prompt (first rule).
+fn answer_tokens(
+    tok: &Tokenizer,
+    prompt: &str,
+    answer: &str,
+    rule: AnswerTokenRule,
+) -> Result<Vec<u32>, crate::model::ModelError> {
+    match rule {
+        AnswerTokenRule::Last => tok.encode(answer),
+        AnswerTokenRule::First => {
+            let p = tok.encode(prompt)?;
+            let full = tok.encode(&format!("{prompt}{answer}"))?;
+            Ok(if full.starts_with(&p) {
+                full[p.len()..].to_vec()
+            } else {
+                full
+            })
+        }
+    }
+}
+
+fn print_example(
+    i: usize,
+    p: &PromptPair,
+    tok: Option<&Tokenizer>,
+    tokenized: Option<&Tokenized>,
+    rule: AnswerTokenRule,
+) -> Result<()> {
+    println!();
+    println!("example at line {} (index {i})", i + 1);
+    println!(
+        "  normal    {}   answer {:?}",
+        one_line(&p.normal_input),
+        p.normal_output
+    );
+    println!(
+        "  contrast  {}   answer {:?}",
+        one_line(&p.contrast_input),
+        p.contrast_output
+    );
+    let Some(tok) = tok else {
+        return Ok(());
+    };
+    let n = tok.encode(&p.normal_input)?;
+    let c = tok.encode(&p.contrast_input)?;
+    println!("  normal    {:>3} tokens {}", n.len(), boundaries(tok, &n));
+    println!("  contrast  {:>3} tokens {}", c.len(), boundaries(tok, &c));
+    let kept = tokenized.and_then(|t| t.pairs.iter().find(|tp| tp.index == i));
+    match kept {
+        Some(tp) => {
+            let na = answer_tokens(tok, &p.normal_input, &p.normal_output, rule)?;
+            let ca = answer_tokens(tok, &p.contrast_input, &p.contrast_output, rule)?;
+            let which = match rule {
+                AnswerTokenRule::Last => "last of",
+                AnswerTokenRule::First => "first of",
+            };
+            println!(
+                "  answers   normal {:?} → token id {} [{}] ({which} {}); contrast {:?} → token id \
+                 {} [{}] ({which} {})",
+                p.normal_output,
+                tp.normal_answer,
+                printable(&tok.token_text(tp.normal_answer)),
+                boundaries(tok, &na),
+                p.contrast_output,
+                tp.contrast_answer,
+                printable(&tok.token_text(tp.contrast_answer)),
+                boundaries(tok, &ca),
+            );
+            if tp.first_difference() < tp.len() {
+                println!("  prompts first differ at token {}", tp.first_difference());
+            } else {
+                println!("  prompts are identical (only the answers differ)");
+            }
+        }
+        None if n.len() != c.len() => {
+            println!(
+                "  lengths differ ({} vs {} tokens): skipped with --skip-mismatched, an error \
+                 otherwise",
+                n.len(),
+                c.len()
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn show(a: ShowArgs) -> Result<()> {
+    let spec = a.data.spec()?;
+    let pairs = load_pairs(&spec)?;
+    let tok = show_tokenizer(&a)?;
+    let total = super::count_examples(&spec.file)?;
+    let detected = if a.data.task == TaskArg::Auto {
+        ", detected"
+    } else {
+        ""
+    };
+    let uses_shots = !matches!(spec.task, TaskKind::Pairs);
+    println!("file       {}", spec.file.display());
+    println!("task       {}{detected}", task_label(&spec));
+    println!("examples   {} of {}", pairs.len(), total);
+    if uses_shots {
+        println!("shots      {}", spec.shots);
+    } else {
+        println!("shots      not used (the prompts are in the file)");
+    }
+    println!("offset     {}", offset_line(&spec, a.data.offset));
+    println!("answer     {}", rule_line(spec.answer_token));
+
+    // Tokenize keeping mismatched examples out, so that everything can be shown; the error
+    // (without --skip-mismatched) comes at the end.
+    let mut tokenized: Option<Tokenized> = None;
+    let mut mismatch_error: Option<DataError> = None;
+    if let Some((t, label)) = &tok {
+        let bos = match t.bos {
+            Some(b) => format!("adds BOS {} (id {b})", printable(&t.token_text(b))),
+            None => "adds no BOS".into(),
+        };
+        println!("tokenizer  {label} ({bos})");
+        match tokenize_pairs(t, &pairs, spec.answer_token, true) {
+            Ok(tk) => {
+                if !tk.skipped.is_empty() && !spec.skip_mismatched {
+                    mismatch_error = tokenize_pairs(t, &pairs, spec.answer_token, false)
+                        .err()
+                        .map(|e| e.with_file(&spec.file));
+                }
+                tokenized = Some(tk);
+            }
+            Err(e @ DataError::AllSkipped { .. }) => {
+                mismatch_error = if spec.skip_mismatched {
+                    Some(e.with_file(&spec.file))
+                } else {
+                    tokenize_pairs(t, &pairs, spec.answer_token, false)
+                        .err()
+                        .map(|e| e.with_file(&spec.file))
+                };
+            }
+            Err(e) => return Err(e.with_file(&spec.file).into()),
+        }
+    }
+
+    let n_print = a
+        .print
+        .unwrap_or(if a.data.examples.is_some() {
+            pairs.len()
+        } else {
+            3
+        })
+        .min(pairs.len());
+    for (i, p) in pairs.iter().enumerate().take(n_print) {
+        print_example(
+            i,
+            p,
+            tok.as_ref().map(|t| &t.0),
+            tokenized.as_ref(),
+            spec.answer_token,
+        )?;
+    }
+    println!();
+
+    let mut summary = format!("summary: {} example(s)", pairs.len());
+    if uses_shots {
+        summary += &format!(", {} shots", spec.shots);
+    }
+    match spec.task {
+        TaskKind::Addition => summary += &format!(", offset {:+}", spec.offset),
+        TaskKind::Cipher => summary += &format!(", shift {:+} (from the file)", spec.offset),
+        TaskKind::Base => summary += &format!(", base {}", spec.base.unwrap_or(0)),
+        TaskKind::Pairs => {}
+    }
+    match (&tok, &tokenized) {
+        (Some(_), Some(tk)) => {
+            let lengths: Vec<String> = tk
+                .length_counts()
+                .iter()
+                .map(|(len, n)| format!("{len} ({n})"))
+                .collect();
+            summary += &format!(
+                ", prompt lengths in tokens (examples): {}",
+                lengths.join(", ")
+            );
+            summary += &format!(
+                ", {} kept, {} skipped, {} multi-token answer(s)",
+                tk.pairs.len(),
+                tk.skipped.len(),
+                tk.multi_token_answers.len()
+            );
+        }
+        (Some(_), None) => summary += ", no example kept",
+        (None, _) => {
+            let (lo, hi) = pairs
+                .iter()
+                .flat_map(|p| {
+                    [
+                        p.normal_input.chars().count(),
+                        p.contrast_input.chars().count(),
+                    ]
+                })
+                .fold((usize::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+            summary += &format!(
+                ", prompt lengths {lo}..{hi} characters (pass --model or --tokenizer for tokens)"
+            );
+        }
+    }
+    println!("{summary}");
+    if let Some(tk) = &tokenized {
+        if !tk.multi_token_answers.is_empty() {
+            let which = match spec.answer_token {
+                AnswerTokenRule::Last => "last",
+                AnswerTokenRule::First => "first",
+            };
+            println!(
+                "warning: {} example(s) have an answer that spans several tokens (line(s) {}); \
+                 the metric reads only its {which} token",
+                tk.multi_token_answers.len(),
+                line_list(&tk.multi_token_answers)
+            );
+        }
+        let same = tk.same_answer();
+        if !same.is_empty() {
+            println!(
+                "warning: {} example(s) have the same normal and contrast answer token (line(s) \
+                 {}); their logit difference is 0 whatever the model does",
+                same.len(),
+                line_list(&same)
+            );
+        }
+        if !tk.skipped.is_empty() && spec.skip_mismatched {
+            println!(
+                "warning: skipped {} example(s) whose normal and contrast prompts tokenize to \
+                 different lengths (line(s) {})",
+                tk.skipped.len(),
+                line_list(&tk.skipped)
+            );
+        }
+    }
+    match mismatch_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
