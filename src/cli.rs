@@ -10,6 +10,7 @@ use crate::model::tokenizer::printable;
 pub mod bench;
 pub mod patch;
 pub mod show;
+pub mod tui;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +37,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Datasets: generate the paper's files, show prompt pairs and their tokens.
     Data(crate::data::commands::DataCommand),
+    /// The terminal explorer (the default when no command is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -125,9 +128,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
-        None => {
-            anyhow::bail!("no command given; see `headhunt --help`")
-        }
+        Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
+        None => tui::run(tui::TuiArgs {
+            device: "cpu".into(),
+            shots: 4,
+            batch_size: 4,
+            results: "results".into(),
+            ..Default::default()
+        })
+        .map(|_| 0),
     }
 }
 

@@ -10,4 +10,5 @@ pub mod data;
 pub mod model;
 pub mod patching;
 pub mod results;
+pub mod tui;
 pub mod worker;

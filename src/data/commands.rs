@@ -33,10 +33,11 @@ pub enum DataSubcommand {
 }
 
 /// `--task` on the command line: a task, or `auto` to detect it from the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum TaskArg {
     /// Prompt pairs if lines have `normal_input`; cipher if the operands are strings; base-k
     /// addition if the file name ends in `_base<B>.jsonl` (or --base is given); else addition.
+    #[default]
     Auto,
     Addition,
     Base,

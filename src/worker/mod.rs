@@ -169,7 +169,7 @@ impl Worker {
         Worker {
             jobs: tx,
             cancel,
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(1 << 32),
             handle: Some(handle),
         }
     }
@@ -177,8 +177,13 @@ impl Worker {
     /// Queues a job; returns its id.
     pub fn submit(&self, job: Job) -> JobId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let _ = self.jobs.send((id, job));
+        self.submit_as(id, job);
         id
+    }
+
+    /// Queues a job under an id chosen by the caller (the TUI numbers its own jobs).
+    pub fn submit_as(&self, id: JobId, job: Job) {
+        let _ = self.jobs.send((id, job));
     }
 
     /// Asks the running job (and any queued sweeps) to stop.

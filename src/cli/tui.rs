@@ -1,0 +1,137 @@
+//! `headhunt` (no arguments) and `headhunt tui`: the terminal explorer.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+use crate::data::commands::{DataArgs, TaskArg};
+use crate::data::AnswerTokenRule;
+use crate::patching::{Algorithm, Receiver};
+use crate::tui::app::Setup;
+
+#[derive(Args, Debug, Default)]
+pub struct TuiArgs {
+    /// Model directory, .gguf file or hub id (default: the bundled demo model).
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Dataset (default: the paper's setting1, nmax 9, offset +1 addition).
+    #[arg(long, short = 'd')]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
+    pub task: TaskArg,
+    #[arg(long, default_value_t = 4)]
+    pub shots: usize,
+    #[arg(long, allow_hyphen_values = true)]
+    pub offset: Option<i64>,
+    #[arg(long)]
+    pub base: Option<u32>,
+    /// First N examples (default: 12, the paper's interactive demo size; `all` is 0).
+    #[arg(long, short = 'n')]
+    pub examples: Option<usize>,
+    #[arg(long, value_enum, default_value_t = AnswerTokenRule::Last)]
+    pub answer_token: AnswerTokenRule,
+    #[arg(long)]
+    pub skip_mismatched: bool,
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub begin_layer: usize,
+    /// Initial receiver (default: the last layer's resid_post).
+    #[arg(long = "receiver", short = 'r')]
+    pub receivers: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Algorithm::Fast)]
+    pub algorithm: Algorithm,
+    /// Where results are saved and the gallery looks.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// Finds a bundled file: relative to the current folder, next to the executable's checkout
+/// (target/release/headhunt → the repository), or where the crate was built.
+pub fn bundled(rel: &str) -> Option<PathBuf> {
+    let mut candidates = vec![PathBuf::from(rel)];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            candidates.push(dir.join(rel));
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
+    candidates.into_iter().find(|p| p.exists())
+}
+
+pub const DEMO_MODEL: &str = "assets/demo-model";
+pub const DEMO_DATA: &str = "data/paper/addition/setting1/addition_nmax9_offset1.jsonl";
+
+pub fn setup(a: TuiArgs) -> Result<Setup> {
+    let model = match a.model {
+        Some(m) => m,
+        None => match bundled(DEMO_MODEL) {
+            Some(p) => p.display().to_string(),
+            None => bail!("no --model given and the bundled demo model ({DEMO_MODEL}) is not here"),
+        },
+    };
+    let data = match a.data {
+        Some(d) => d,
+        None => match bundled(DEMO_DATA) {
+            Some(p) => p,
+            None => bail!("no --data given and the bundled dataset ({DEMO_DATA}) is not here"),
+        },
+    };
+    let receiver = if a.receivers.is_empty() {
+        None
+    } else {
+        Some(Receiver::parse_many(&a.receivers)?)
+    };
+    // Default: the paper's interactive demo size (12), or the whole file if smaller.
+    let examples = match a.examples {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => match crate::data::count_examples(&data) {
+            Ok(n) if n <= 12 => None,
+            _ => Some(12),
+        },
+    };
+    let data = DataArgs {
+        data,
+        task: a.task,
+        shots: a.shots,
+        offset: a.offset,
+        base: a.base,
+        examples,
+        answer_token: a.answer_token,
+        skip_mismatched: a.skip_mismatched,
+    };
+    // Fail on bad data flags before the terminal switches to the full-screen view.
+    data.spec()?;
+    if a.batch_size == 0 {
+        bail!("--batch-size 0: expected at least 1");
+    }
+    let mut gallery_dirs = Vec::new();
+    if let Some(p) = bundled("data/paper/results") {
+        gallery_dirs.push(p);
+    }
+    Ok(Setup {
+        model,
+        tokenizer: a.tokenizer,
+        device: a.device,
+        dtype: a.dtype,
+        data,
+        batch_size: a.batch_size,
+        begin_layer: a.begin_layer,
+        algorithm: a.algorithm,
+        receiver,
+        results_dir: a.results,
+        gallery_dirs,
+    })
+}
+
+pub fn run(a: TuiArgs) -> Result<()> {
+    let setup = setup(a)?;
+    crate::tui::run(setup)
+}

@@ -1,0 +1,84 @@
+//! The terminal explorer: a ratatui + crossterm app on tokio. The model lives on the worker
+//! thread; this loop only moves keys, mouse events and worker events into the `App` state and
+//! redraws, so the UI stays responsive while a sweep runs.
+
+pub mod app;
+pub mod color;
+pub mod keymap;
+pub mod view;
+
+use std::io::stdout;
+use std::time::Duration;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream};
+use crossterm::execute;
+use futures::StreamExt;
+
+use crate::worker::Worker;
+use app::{App, Effect, Setup};
+
+/// Puts the terminal back: mouse capture off, raw mode off, main screen.
+fn restore_terminal() {
+    let _ = execute!(stdout(), DisableMouseCapture);
+    ratatui::restore();
+}
+
+/// Runs the explorer until the user quits.
+pub fn run(setup: Setup) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(setup))
+}
+
+async fn run_async(setup: Setup) -> anyhow::Result<()> {
+    // Restore the terminal before any panic message is printed.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    let mut terminal = ratatui::try_init()?;
+    let _ = execute!(stdout(), EnableMouseCapture);
+    let result = event_loop(&mut terminal, setup).await;
+    restore_terminal();
+    result
+}
+
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = Worker::spawn(tx);
+    let mut app = App::new(setup);
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        for e in app.take_effects() {
+            match e {
+                Effect::Submit(id, job) => worker.submit_as(id, job),
+                Effect::Cancel => worker.cancel(),
+                Effect::Quit => {}
+            }
+        }
+        if app.quit {
+            break;
+        }
+        terminal.draw(|f| view::draw(f, &mut app))?;
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) => app.on_key(k),
+                Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(we) = rx.recv() => {
+                app.on_worker(we);
+                while let Ok(we) = rx.try_recv() {
+                    app.on_worker(we);
+                }
+            },
+            _ = tick.tick() => {}
+        }
+    }
+    Ok(())
+}

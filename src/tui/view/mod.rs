@@ -1,0 +1,314 @@
+//! Drawing: the title line with breadcrumbs, one full-screen view per `Screen`, the status bar,
+//! and the help and input overlays. Every function copes with any terminal size, down to a few
+//! cells (it then draws less, never panics).
+
+pub mod attention;
+pub mod heatmap;
+pub mod other;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Level, Screen};
+use super::keymap;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    if area.width < 4 || area.height < 2 {
+        return;
+    }
+    let [top, main, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    title_line(frame, top, app);
+    match app.screen {
+        Screen::Heatmap => heatmap_screen(frame, main, app),
+        Screen::Attention => attention::draw(frame, main, app),
+        Screen::Setup => other::setup(frame, main, app),
+        Screen::Gallery => other::gallery(frame, main, app),
+        Screen::Compare => other::compare(frame, main, app),
+    }
+    status_bar(frame, status, app);
+    if let Some(input) = &app.input {
+        let h = 3.min(main.height);
+        if h >= 3 {
+            let r = Rect {
+                x: main.x,
+                y: main.y + main.height - h,
+                width: main.width,
+                height: h,
+            };
+            frame.render_widget(Clear, r);
+            let text = Line::from(vec![
+                Span::raw(input.buffer.clone()),
+                Span::styled("█", Style::default().fg(Color::Gray)),
+            ]);
+            Paragraph::new(text)
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .title(format!(" {} (Enter / Esc) ", input.label)),
+                )
+                .render(r, frame.buffer_mut());
+        }
+    }
+    if app.help {
+        // Over the whole screen: at 80×24 every key fits in one column.
+        help(frame, area, app);
+    }
+}
+
+fn title_line(frame: &mut Frame, area: Rect, app: &App) {
+    let model = app
+        .model
+        .as_ref()
+        .map(|m| {
+            std::path::Path::new(m.label.trim_end_matches('/'))
+                .file_name()
+                .map_or(m.label.clone(), |f| f.to_string_lossy().to_string())
+        })
+        .unwrap_or_else(|| "loading…".into());
+    let mut spans = vec![
+        Span::styled(
+            " headhunt ",
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" "),
+        Span::styled(model, Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(" │ "),
+    ];
+    let crumbs = app.breadcrumbs();
+    for (i, c) in crumbs.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" → ", Style::default().fg(Color::DarkGray)));
+        }
+        let style = if i == app.trail_pos {
+            Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        } else {
+            Style::default().fg(Color::Gray)
+        };
+        spans.push(Span::styled(c.clone(), style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
+    let Some(slot) = app.current() else {
+        let msg = if app.loading && app.status.0 == Level::Error {
+            "could not load the model or the data (see below): press m to change the setup"
+        } else if app.loading {
+            "loading the model and data…"
+        } else {
+            "no receiver yet: press : to type one"
+        };
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        app.heatmap_geometry = None;
+        return;
+    };
+    let state_text = heatmap::run_state_text(&slot.state);
+    let Some(rec) = slot.record.clone() else {
+        let mut lines = vec![Line::from(format!(
+            "receiver {} — {state_text}",
+            slot.key.receiver
+        ))];
+        if let Some(spec) = app.current_spec() {
+            let n = spec.n_senders(app.n_heads());
+            let eta = app
+                .eta(&spec)
+                .map(|e| format!(", ETA {e:.1} s"))
+                .unwrap_or_default();
+            lines.push(Line::from(format!(
+                "{n} senders (layers {}..={} × {} heads){eta}",
+                spec.begin_layer,
+                spec.receiver.max_layer(),
+                app.n_heads()
+            )));
+        }
+        if let Some(d) = &app.data {
+            lines.push(Line::from(format!(
+                "{} examples, {} shots, offset {:+}, batch {}",
+                d.n_examples, d.spec.shots, d.spec.offset, app.setup.batch_size
+            )));
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::from("r runs it · m setup · w gallery · ? help"));
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+        app.heatmap_geometry = None;
+        return;
+    };
+    let side = if area.width >= 64 {
+        30.min(area.width / 3)
+    } else {
+        0
+    };
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(side)]).areas(area);
+    let [info, grid, legend] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(left);
+    let drill = format!("Enter drills into {}", app.drill_input.letter());
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(
+                format!("{} ", rec.receiver_label),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(
+                format!(
+                    "· {state_text} · {} ex · {drill}",
+                    rec.data.as_ref().map_or(0, |d| d.n_examples)
+                ),
+                Style::default().fg(Color::Gray),
+            ),
+        ])),
+        info,
+    );
+    let layers = app.layer_range();
+    let range = heatmap::color_range(&rec, app.range, layers);
+    let cursor = Some(app.cursor);
+    let color = app.color;
+    let geom = heatmap::draw_heatmap(frame.buffer_mut(), grid, app, &rec, cursor, range, color);
+    app.heatmap_geometry = geom;
+    frame.render_widget(
+        Paragraph::new(heatmap::legend(range, app.range, color)),
+        legend,
+    );
+    if side > 0 {
+        let block = Block::default().borders(Borders::LEFT);
+        let inner = block.inner(right);
+        frame.render_widget(block, right);
+        heatmap::draw_readout(frame.buffer_mut(), inner, app, &rec);
+    }
+}
+
+fn status_bar(frame: &mut Frame, area: Rect, app: &App) {
+    let tick = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        / 100) as usize;
+    let mut spans = Vec::new();
+    let running = app.runs.iter().find_map(|s| match &s.state {
+        super::app::RunState::Running {
+            done, total, eta, ..
+        } => Some((s.key.receiver.label(), *done, *total, *eta)),
+        _ => None,
+    });
+    if let Some((label, done, total, eta)) = running {
+        let eta = if eta.is_finite() {
+            format!(", ETA {eta:.1} s")
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(
+            format!(
+                " {} patching → {label}: {done}/{total} sender layers{eta} (c cancels) ",
+                SPINNER[tick % SPINNER.len()]
+            ),
+            Style::default().fg(Color::Black).bg(Color::Yellow),
+        ));
+        spans.push(Span::raw(" "));
+    } else if let Some(j) = app.jobs.first() {
+        spans.push(Span::styled(
+            format!(" {} {} ", SPINNER[tick % SPINNER.len()], j.what),
+            Style::default().fg(Color::Black).bg(Color::Yellow),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    let style = match app.status.0 {
+        Level::Info => Style::default(),
+        Level::Warn => Style::default().fg(Color::Yellow),
+        Level::Error => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+    };
+    spans.push(Span::styled(app.status.1.clone(), style));
+    let help = " ? help ";
+    let [l, r] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(help.len() as u16)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), l);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            help,
+            Style::default().fg(Color::Black).bg(Color::Gray),
+        )),
+        r,
+    );
+}
+
+fn help(frame: &mut Frame, area: Rect, app: &App) {
+    let (title, keys) = match app.screen {
+        Screen::Heatmap => ("heatmap", keymap::HEATMAP_KEYS),
+        Screen::Attention => ("attention", keymap::ATTENTION_KEYS),
+        Screen::Setup => ("setup", keymap::SETUP_KEYS),
+        Screen::Gallery | Screen::Compare => ("gallery", keymap::GALLERY_KEYS),
+    };
+    let w = area.width.min(100);
+    if w < 12 || area.height < 3 {
+        return;
+    }
+    // One column when the keys fit the height, else two side by side.
+    let rows_avail = area.height.saturating_sub(2) as usize;
+    let cols = if keys.len() <= rows_avail || w < 60 {
+        1
+    } else {
+        2
+    };
+    let per_col = keys.len().div_ceil(cols);
+    let h = (per_col.min(rows_avail) as u16 + 2).min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" keys: {title} · ? or Esc closes "));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let col_w = inner.width / cols as u16;
+    let key_w = keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    for (c, chunk) in keys.chunks(per_col).enumerate() {
+        let lines: Vec<Line> = chunk
+            .iter()
+            .map(|(k, d)| {
+                Line::from(vec![
+                    Span::styled(
+                        format!("{k:<key_w$}"),
+                        Style::default()
+                            .fg(Color::Cyan)
+                            .add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(d.to_string()),
+                ])
+            })
+            .collect();
+        let area = Rect {
+            x: inner.x + c as u16 * col_w,
+            y: inner.y,
+            width: col_w,
+            height: inner.height,
+        };
+        frame.render_widget(Paragraph::new(lines), area);
+    }
+}

@@ -1,0 +1,242 @@
+//! The setup form (model, data, run parameters, a prompt pair with its tokens, baselines), the
+//! gallery of saved results, and the comparison of two results.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::model::tokenizer::printable;
+use crate::results::RunRecord;
+use crate::tui::app::{App, SETUP_FIELDS};
+
+use super::heatmap;
+
+pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
+    let wide = area.width >= 90;
+    let [form, info] = if wide {
+        Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area)
+    } else {
+        Layout::vertical([
+            Constraint::Length(SETUP_FIELDS.len() as u16 + 2),
+            Constraint::Min(0),
+        ])
+        .areas(area)
+    };
+    let lines: Vec<Line> = SETUP_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let style = if i == app.setup_row {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            Line::from(Span::styled(
+                format!("{label:<13} {}", app.setup.field(i)),
+                style,
+            ))
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" setup · Enter edits · L loads "),
+        ),
+        form,
+    );
+    let mut out: Vec<Line> = Vec::new();
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    match &app.model {
+        Some(m) => out.push(Line::from(format!(
+            "model  {} · {} · {} layers × {} heads ({} kv) · d_model {} · {} on {}",
+            m.label, m.family, m.n_layers, m.n_heads, m.n_kv_heads, m.d_model, m.dtype, m.device
+        ))),
+        None => out.push(Line::from("model  (loading or not loaded)")),
+    }
+    if let Some(d) = &app.data {
+        out.push(Line::from(format!(
+            "data   {} · {} · {} shots · offset {:+} · {} examples · lengths {:?}",
+            d.spec.file.display(),
+            d.spec.task,
+            d.spec.shots,
+            d.spec.offset,
+            d.n_examples,
+            d.lengths
+        )));
+        if !d.skipped.is_empty() {
+            out.push(Line::from(Span::styled(
+                format!(
+                    "       {} examples skipped: normal and contrast lengths differ",
+                    d.skipped.len()
+                ),
+                Style::default().fg(Color::Yellow),
+            )));
+        }
+        if !d.multi_token_answers.is_empty() {
+            out.push(Line::from(Span::styled(
+                format!(
+                    "       {} examples have multi-token answers",
+                    d.multi_token_answers.len()
+                ),
+                Style::default().fg(Color::Yellow),
+            )));
+        }
+        if let Some(p) = d.preview.first() {
+            out.push(Line::from(""));
+            out.push(Line::from(Span::styled(
+                format!("example {} (line {})", p.index, p.index + 1),
+                bold,
+            )));
+            let toks = |t: &[String]| {
+                t.iter()
+                    .map(|s| format!("[{}]", printable(s)))
+                    .collect::<String>()
+            };
+            out.push(Line::from(format!(
+                "normal   {} → {:?}",
+                toks(&p.normal_tokens),
+                printable(&p.normal_answer)
+            )));
+            out.push(Line::from(format!(
+                "contrast {} → {:?}",
+                toks(&p.contrast_tokens),
+                printable(&p.contrast_answer)
+            )));
+            out.push(Line::from(Span::styled(
+                format!("{} tokens", p.contrast_tokens.len()),
+                Style::default().fg(Color::DarkGray),
+            )));
+        }
+    }
+    if let Some(rec) = app.current_record() {
+        if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
+            out.push(Line::from(""));
+            out.push(Line::from(format!(
+                "baselines  LD_normal {n:+.4}  LD_contrast {c:+.4}  gap {:+.4}",
+                c - n
+            )));
+        }
+    }
+    frame.render_widget(Paragraph::new(out).wrap(Wrap { trim: false }), info);
+}
+
+pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
+    let g = &app.gallery;
+    let [list, detail] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area);
+    let visible = list.height.saturating_sub(2) as usize;
+    let first = g.selected.saturating_sub(visible.saturating_sub(1));
+    let lines: Vec<Line> = g
+        .entries
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(i, e)| {
+            let mark = if g.marked == Some(i) { "* " } else { "  " };
+            let style = if i == g.selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else if e.record.is_err() {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default()
+            };
+            Line::from(Span::styled(format!("{mark}{}", e.label), style))
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(format!(
+            " saved results ({}) · Enter opens · m marks · c compares · d difference ",
+            g.entries.len()
+        ))),
+        list,
+    );
+    if let Some(e) = g.entries.get(g.selected) {
+        let text = match &e.record {
+            Ok(r) => crate::results::text::summary(r),
+            Err(msg) => msg.clone(),
+        };
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), detail);
+    }
+}
+
+/// r of `a` minus r of `b`, where both were computed.
+fn difference(a: &RunRecord, b: &RunRecord) -> RunRecord {
+    let mut d = a.clone();
+    d.relative = (0..a.n_layers)
+        .map(|l| match (&a.relative[l], &b.relative[l]) {
+            (Some(x), Some(y)) => Some(x.iter().zip(y).map(|(p, q)| p - q).collect()),
+            _ => None,
+        })
+        .collect();
+    d.patched_logit_diff = None;
+    d.rows_computed = (0..a.n_layers)
+        .filter(|&l| d.relative[l].is_some())
+        .collect();
+    d.receiver_label = format!("{} − {}", a.receiver_label, b.receiver_label);
+    d
+}
+
+pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
+    let g = &app.gallery;
+    let (Some(m), Some(e)) = (
+        g.marked.and_then(|m| g.entries.get(m)),
+        g.entries.get(g.selected),
+    ) else {
+        return;
+    };
+    let (Ok(a), Ok(b)) = (&m.record, &e.record) else {
+        return;
+    };
+    let layers = app.layer_range();
+    if g.diff {
+        let d = difference(a, b);
+        let [title, grid, legend] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(format!(
+                "difference of r: {} (d: side by side, Esc back)",
+                d.receiver_label
+            )),
+            title,
+        );
+        let range = heatmap::color_range(&d, app.range, layers);
+        heatmap::draw_heatmap(frame.buffer_mut(), grid, app, &d, None, range, app.color);
+        frame.render_widget(
+            Paragraph::new(heatmap::legend(range, app.range, app.color)),
+            legend,
+        );
+    } else {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(area);
+        // One colour range for both, so equal colours mean equal r.
+        let range = heatmap::color_range(a, app.range, layers)
+            .max(heatmap::color_range(b, app.range, layers));
+        for (rec, r, path) in [(a, left, &m.path), (b, right, &e.path)] {
+            let [title, grid, legend] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Min(0),
+                Constraint::Length(1),
+            ])
+            .areas(r);
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            frame.render_widget(
+                Paragraph::new(format!("{name}: {}", rec.receiver_label)),
+                title,
+            );
+            heatmap::draw_heatmap(frame.buffer_mut(), grid, app, rec, None, range, app.color);
+            frame.render_widget(
+                Paragraph::new(heatmap::legend(range, app.range, app.color)),
+                legend,
+            );
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! The explorer's state machine (keys → state changes) and its rendering with ratatui's
+//! TestBackend, without a model: worker events are fed by hand.
+
+mod common;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use headhunt::data::commands::{DataArgs, TaskArg};
+use headhunt::data::{AnswerTokenRule, DataSpec, TaskKind};
+use headhunt::model::{Family, HeadInput, ModelOrigin};
+use headhunt::patching::{Algorithm, Receiver};
+use headhunt::results::{ModelInfo, RunRecord};
+use headhunt::tui::app::{
+    App, Effect, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
+};
+use headhunt::tui::view;
+use headhunt::worker::{Event, Job, PairPreview};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::path::PathBuf;
+
+const LAYERS: usize = 4;
+const HEADS: usize = 4;
+
+fn setup(results: PathBuf) -> Setup {
+    Setup {
+        model: "fixture".into(),
+        tokenizer: None,
+        device: "cpu".into(),
+        dtype: None,
+        data: DataArgs {
+            data: common::fixture("tiny-gemma2").join("addition.jsonl"),
+            task: TaskArg::Auto,
+            shots: 4,
+            offset: Some(1),
+            base: None,
+            examples: None,
+            answer_token: AnswerTokenRule::Last,
+            skip_mismatched: false,
+        },
+        batch_size: 4,
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        receiver: None,
+        results_dir: results,
+        gallery_dirs: vec![],
+    }
+}
+
+fn info() -> ModelInfo {
+    ModelInfo {
+        origin: ModelOrigin::Local {
+            path: "fixture".into(),
+        },
+        label: "fixture".into(),
+        family: Family::Gemma2,
+        n_layers: LAYERS,
+        n_heads: HEADS,
+        n_kv_heads: 2,
+        d_model: 64,
+        d_head: 16,
+        d_mlp: 128,
+        vocab_size: 50,
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        quantization: None,
+    }
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) {
+    for ch in keys.chars() {
+        app.on_key(key(KeyCode::Char(ch)));
+    }
+}
+
+/// An app with model and data "loaded".
+fn ready_app(tag: &str) -> (App, PathBuf) {
+    let dir = common::temp_dir(tag);
+    let mut app = App::new(setup(dir.clone()));
+    let effects = app.take_effects();
+    assert!(
+        matches!(effects[0], Effect::Submit(_, Job::LoadModel(_))),
+        "{effects:?}"
+    );
+    assert!(
+        matches!(effects[1], Effect::Submit(_, Job::LoadData(_))),
+        "{effects:?}"
+    );
+    app.on_worker(Event::ModelLoaded {
+        id: 1,
+        info: info(),
+        seconds: 0.1,
+        n_params: 1000,
+    });
+    let spec = DataSpec::new(
+        &common::fixture("tiny-gemma2").join("addition.jsonl"),
+        TaskKind::Addition,
+    );
+    app.on_worker(Event::DataLoaded {
+        id: 2,
+        spec,
+        n_examples: 8,
+        skipped: vec![],
+        multi_token_answers: vec![],
+        lengths: vec![29],
+        preview: vec![PairPreview {
+            index: 0,
+            normal_tokens: vec![
+                "<bos>".into(),
+                "2".into(),
+                "+".into(),
+                "2".into(),
+                "=".into(),
+            ],
+            contrast_tokens: vec![
+                "<bos>".into(),
+                "2".into(),
+                "+".into(),
+                "2".into(),
+                "=".into(),
+            ],
+            normal_answer: "4".into(),
+            contrast_answer: "5".into(),
+        }],
+    });
+    (app, dir)
+}
+
+/// The id of the patch job the last effects submitted.
+fn submitted_patch(app: &mut App) -> (u64, Receiver) {
+    let effects = app.take_effects();
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Submit(id, Job::Patch(spec)) => Some((*id, spec.receiver.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no patch job in {effects:?}"))
+}
+
+/// Feeds a whole sweep's events for job `id`: rows with r = -0.1 * (layer + 1) on head 0.
+fn finish_run(app: &mut App, id: u64, receiver: &Receiver) {
+    app.on_worker(Event::Baselines {
+        id,
+        ld_normal: 2.0,
+        ld_contrast: -1.0,
+        n_examples: 8,
+    });
+    let layers: Vec<usize> = (0..=receiver.max_layer()).rev().collect();
+    let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, 2.0, -1.0, 8);
+    for (i, &l) in layers.iter().enumerate() {
+        let mut row = vec![-1.0; HEADS];
+        row[0] = -1.0 + 0.3 * (l as f64 + 1.0); // r = -0.1 (l+1)
+        m.set_row(l, row.clone());
+        app.on_worker(Event::Row {
+            id,
+            layer: l,
+            patched: row,
+            done: i + 1,
+            total: layers.len(),
+            elapsed: 0.1,
+            eta: 0.1,
+        });
+    }
+    let rec = RunRecord::from_run(headhunt::results::RecordParts {
+        matrix: &m,
+        complete: true,
+        receiver,
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: headhunt::results::Timing {
+            load_seconds: 0.0,
+            cache_seconds: 0.01,
+            sweep_seconds: 0.02,
+        },
+    });
+    app.on_worker(Event::PatchDone {
+        id,
+        record: Box::new(rec),
+    });
+}
+
+#[test]
+fn opens_on_the_last_layers_resid_post_and_runs_with_one_key() {
+    let (mut app, _) = ready_app("open");
+    assert_eq!(app.breadcrumbs(), vec!["resid_post 3"]);
+    assert_eq!(app.cursor, (3, 0), "cursor starts on the top layer");
+    assert!(
+        app.status.1.contains("r runs 16 senders"),
+        "{}",
+        app.status.1
+    );
+    press(&mut app, "r");
+    let (id, receiver) = submitted_patch(&mut app);
+    assert_eq!(receiver, Receiver::resid_post(3));
+    assert!(matches!(
+        app.current().unwrap().state,
+        RunState::Running { .. }
+    ));
+    finish_run(&mut app, id, &receiver);
+    assert_eq!(app.current().unwrap().state, RunState::Done);
+    let rec = app.current_record().unwrap();
+    assert!((rec.r(2, 0).unwrap() - (-0.3)).abs() < 1e-12);
+    assert!(
+        app.seconds_per_cost.is_some(),
+        "the run calibrates later ETAs"
+    );
+}
+
+#[test]
+fn rows_fill_in_while_running() {
+    let (mut app, _) = ready_app("rows");
+    press(&mut app, "r");
+    let (id, _) = submitted_patch(&mut app);
+    app.on_worker(Event::Baselines {
+        id,
+        ld_normal: 2.0,
+        ld_contrast: -1.0,
+        n_examples: 8,
+    });
+    app.on_worker(Event::Row {
+        id,
+        layer: 3,
+        patched: vec![-1.3, -1.0, -1.0, -1.0],
+        done: 1,
+        total: 4,
+        elapsed: 0.0,
+        eta: 1.0,
+    });
+    let rec = app.current_record().unwrap();
+    assert_eq!(rec.rows_computed, vec![3]);
+    assert!((rec.r(3, 0).unwrap() - 0.1).abs() < 1e-12);
+    assert_eq!(
+        rec.r(2, 0),
+        None,
+        "rows not yet computed are distinct from 0"
+    );
+    // Cancelling asks the worker to stop.
+    press(&mut app, "c");
+    assert!(app
+        .take_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Cancel)));
+}
+
+#[test]
+fn cursor_moves_and_stays_inside() {
+    let (mut app, _) = ready_app("cursor");
+    app.orientation = Orientation::LayersAsRows;
+    assert_eq!(app.cursor, (3, 0));
+    press(&mut app, "k"); // up = higher layer: stays at the top
+    assert_eq!(app.cursor, (3, 0));
+    press(&mut app, "jjl");
+    assert_eq!(app.cursor, (1, 1));
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::Right));
+    }
+    assert_eq!(app.cursor, (1, HEADS - 1));
+    app.orientation = Orientation::LayersAsColumns;
+    press(&mut app, "h"); // left = lower layer
+    assert_eq!(app.cursor, (0, HEADS - 1));
+    press(&mut app, "k"); // up = lower head
+    assert_eq!(app.cursor, (0, HEADS - 2));
+}
+
+#[test]
+fn drill_down_back_forward_and_cache() {
+    let (mut app, _) = ready_app("drill");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (2, 1);
+    app.on_key(key(KeyCode::Enter));
+    let (id2, r2) = submitted_patch(&mut app);
+    assert_eq!(r2, Receiver::head(2, 1, HeadInput::V));
+    assert_eq!(app.breadcrumbs(), vec!["resid_post 3", "2.1.v"]);
+    finish_run(&mut app, id2, &r2);
+    press(&mut app, "[");
+    assert_eq!(app.trail_pos, 0);
+    assert_eq!(app.current().unwrap().key.receiver, Receiver::resid_post(3));
+    press(&mut app, "]");
+    assert_eq!(app.trail_pos, 1);
+    // Back, then drill into the same head again: it opens from the cache, no new job.
+    press(&mut app, "[");
+    app.cursor = (2, 1);
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.take_effects().is_empty(), "a cached run starts no job");
+    assert_eq!(app.current().unwrap().state, RunState::Done);
+    // q / k inputs via i.
+    press(&mut app, "[");
+    press(&mut app, "i");
+    assert_eq!(app.drill_input, HeadInput::Q);
+    app.cursor = (3, 2);
+    app.on_key(key(KeyCode::Enter));
+    let (_, r3) = submitted_patch(&mut app);
+    assert_eq!(r3, Receiver::head(3, 2, HeadInput::Q));
+    assert_eq!(
+        app.breadcrumbs(),
+        vec!["resid_post 3", "3.2.q"],
+        "forward history is replaced"
+    );
+}
+
+#[test]
+fn typed_receiver_begin_layer_and_crop() {
+    let (mut app, _) = ready_app("typed");
+    press(&mut app, ":");
+    assert_eq!(app.input.as_ref().unwrap().purpose, InputPurpose::Receiver);
+    // Clear the prefilled text, type two head receivers.
+    for _ in 0..30 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "3.1.v 2.0.k");
+    app.on_key(key(KeyCode::Enter));
+    let (_, r) = submitted_patch(&mut app);
+    assert_eq!(r.label(), "2.0.k + 3.1.v");
+    // A bad receiver keeps the prompt open and says why.
+    press(&mut app, ":");
+    for _ in 0..30 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "9.0.v");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.input.is_some());
+    assert!(app.status.1.contains("out of range"), "{}", app.status.1);
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.input.is_none());
+    // Begin layer.
+    press(&mut app, "b");
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "1");
+    app.on_key(key(KeyCode::Enter));
+    let effects = app.take_effects();
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Submit(_, Job::Patch(s)) if s.begin_layer == 1)));
+    // Crop to layers 1-2.
+    press(&mut app, "z");
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "1-2");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.crop, Some((1, 2)));
+    assert!((1..=2).contains(&app.cursor.0));
+    press(&mut app, "Z");
+    assert_eq!(app.crop, None);
+}
+
+#[test]
+fn groups_selection_range_help_and_quit() {
+    let (mut app, dir) = ready_app("groups");
+    app.cursor = (3, 1);
+    press(&mut app, "t");
+    assert_eq!(app.groups[0].heads, vec![(3, 1)]);
+    press(&mut app, "t");
+    assert!(app.groups[0].heads.is_empty(), "t toggles");
+    press(&mut app, "g");
+    assert_eq!(app.active_group, 1);
+    press(&mut app, "G");
+    press(&mut app, "mover");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.groups.last().unwrap().name, "mover");
+    press(&mut app, "t ");
+    assert_eq!(app.groups.last().unwrap().heads, vec![(3, 1)]);
+    assert!(app.selected.contains(&(3, 1)));
+    press(&mut app, "f");
+    assert_eq!(app.range, RangeMode::Fixed20);
+    press(&mut app, "?");
+    assert!(app.help);
+    press(&mut app, "r");
+    assert!(
+        app.take_effects().is_empty(),
+        "keys do nothing under the help"
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+    press(&mut app, "S");
+    let saved: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(saved.len(), 1, "groups file saved");
+    app.on_key(key(KeyCode::Esc)); // clears the selection first
+    assert!(app.selected.is_empty() && !app.quit);
+    press(&mut app, "q");
+    assert!(app.quit);
+    assert!(app.take_effects().iter().any(|e| matches!(e, Effect::Quit)));
+}
+
+#[test]
+fn save_writes_a_new_file_each_time() {
+    let (mut app, dir) = ready_app("save");
+    press(&mut app, "s");
+    assert!(app.status.1.contains("nothing to save"), "{}", app.status.1);
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (3, 0);
+    press(&mut app, "t");
+    press(&mut app, "s");
+    press(&mut app, "s");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let rec = RunRecord::load(&files[0]).unwrap();
+    assert_eq!(rec.receiver, Receiver::resid_post(3));
+    assert_eq!(rec.groups[0].heads, vec![(3, 0)]);
+    // The gallery lists them; Enter opens one as a new breadcrumb.
+    press(&mut app, "w");
+    assert_eq!(app.screen, Screen::Gallery);
+    assert_eq!(app.gallery.entries.len(), 2);
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.screen, Screen::Heatmap);
+    assert!(matches!(app.current().unwrap().state, RunState::Opened(_)));
+    // Compare: mark one, select the other, side by side and difference.
+    press(&mut app, "w");
+    press(&mut app, "mj");
+    press(&mut app, "c");
+    assert_eq!(app.screen, Screen::Compare);
+    assert!(!app.gallery.diff);
+    press(&mut app, "d");
+    assert!(app.gallery.diff);
+}
+
+#[test]
+fn mouse_click_moves_the_cursor() {
+    let (mut app, _) = ready_app("mouse");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let g = app.heatmap_geometry.expect("heatmap drawn");
+    // Click the cell of layer 1, head 2.
+    let (col, row) = if g.layers_as_rows {
+        (2, g.row_first - 1)
+    } else {
+        (1 - g.col_first, 2)
+    };
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: g.x + col as u16 * g.cell_w,
+        row: g.y + row as u16,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.on_mouse(click);
+    assert_eq!(app.cursor, (1, 2));
+}
+
+fn screen_text(term: &Terminal<TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn renders_heatmap_readout_and_lists() {
+    let (mut app, _) = ready_app("render");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (2, 0);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    assert!(text.contains("resid_post 3"), "{text}");
+    assert!(text.contains("H2.0  (layer 2, head 0)"), "{text}");
+    assert!(text.contains("r        -30.00%"), "{text}");
+    assert!(text.contains("|r| > 5%:"), "{text}");
+    assert!(text.contains("3.0   -40.0%"), "{text}");
+    assert!(text.contains("-40.0"), "cells show r in %: {text}");
+    // The cursor cell is drawn reversed.
+    let g = app.heatmap_geometry.unwrap();
+    let (row, col) = if g.layers_as_rows {
+        (g.row_first - 2, 0)
+    } else {
+        (0, 2 - g.col_first)
+    };
+    let cell = &term.backend().buffer()[(g.x + col as u16 * g.cell_w + 1, g.y + row as u16)];
+    assert!(cell.modifier.contains(ratatui::style::Modifier::REVERSED));
+    // Colours: negative r is red-ish in truecolor.
+    app.color = headhunt::tui::color::ColorMode::TrueColor;
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let cell = &term.backend().buffer()[(g.x + col as u16 * g.cell_w + 1, g.y + row as u16)];
+    match cell.bg {
+        ratatui::style::Color::Rgb(r, _, b) => {
+            assert!(r > b, "negative r drawn red: {:?}", cell.bg)
+        }
+        other => panic!("expected an RGB background, got {other:?}"),
+    }
+}
+
+#[test]
+fn renders_attention_grid_and_bars() {
+    let (mut app, _) = ready_app("attn");
+    press(&mut app, "a");
+    assert_eq!(app.screen, Screen::Attention);
+    let effects = app.take_effects();
+    let id = match &effects[0] {
+        Effect::Submit(id, Job::Attention(req)) => {
+            assert_eq!(req.heads, vec![(3, 0)]);
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    let tokens: Vec<String> = ["<bos>", "1", "+", "1", "=", "3", "\n", "2", "+", "2", "="]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let n = tokens.len();
+    let pattern: Vec<Vec<f32>> = (0..n)
+        .map(|q| {
+            (0..n)
+                .map(|k| if k == q.saturating_sub(1) { 1.0 } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    app.on_worker(Event::Attention {
+        id,
+        request: headhunt::worker::AttentionRequest {
+            heads: vec![(3, 0)],
+            run: headhunt::worker::RunKind::Contrast,
+            prompts: headhunt::worker::PromptChoice::Mean(4),
+        },
+        tokens,
+        patterns: vec![pattern],
+    });
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    assert!(text.contains("Attention H3.0 · contrast run"), "{text}");
+    assert!(text.contains(" 10 ="), "query labels: {text}");
+    assert!(text.contains("↵"), "newline tokens shown as ↵: {text}");
+    press(&mut app, "b");
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    assert!(text.contains("query 10 \"=\" attends to:"), "{text}");
+    assert!(text.contains("   9 2      1.00 █"), "{text}");
+    // Switching to the normal run asks the worker again.
+    press(&mut app, "n");
+    assert!(
+        matches!(&app.take_effects()[0], Effect::Submit(_, Job::Attention(r)) if r.run == headhunt::worker::RunKind::Normal)
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Heatmap);
+}
+
+#[test]
+fn renders_help_and_setup() {
+    let (mut app, _) = ready_app("help");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    press(&mut app, "?");
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    for k in [
+        "drill down",
+        "cancel the sweep",
+        "gallery",
+        "fixed ±20%",
+        "quit",
+        "save the run",
+    ] {
+        assert!(text.contains(k), "help lacks {k:?}: {text}");
+    }
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "m");
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    assert!(
+        text.contains("shots")
+            && text.contains("batch size")
+            && text.contains("[<bos>][2][+][2][=]"),
+        "{text}"
+    );
+    // Editing a field validates it.
+    press(&mut app, "jjjjjj"); // shots
+    app.on_key(key(KeyCode::Enter));
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "x");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.status.1.contains("shots: expected a whole number"),
+        "{}",
+        app.status.1
+    );
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "8");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.setup.data.shots, 8);
+    press(&mut app, "L");
+    let effects = app.take_effects();
+    assert!(
+        matches!(&effects[1], Effect::Submit(_, Job::LoadData(spec)) if spec.shots == 8),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn never_panics_on_tiny_or_odd_terminals() {
+    let (mut app, _) = ready_app("tiny");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    let sizes = [
+        (1, 1),
+        (2, 2),
+        (5, 3),
+        (10, 4),
+        (20, 6),
+        (40, 10),
+        (80, 24),
+        (200, 60),
+        (300, 5),
+    ];
+    for screen in ["heatmap", "attention", "setup", "gallery", "help", "input"] {
+        for &(w, h) in &sizes {
+            let (mut app2, _) = ready_app("tiny2");
+            press(&mut app2, "r");
+            let (id, r) = submitted_patch(&mut app2);
+            finish_run(&mut app2, id, &r);
+            match screen {
+                "attention" => press(&mut app2, "a"),
+                "setup" => press(&mut app2, "m"),
+                "gallery" => press(&mut app2, "w"),
+                "help" => press(&mut app2, "?"),
+                "input" => press(&mut app2, ":"),
+                _ => {}
+            }
+            let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+            // Resize to another odd size and redraw.
+            term.backend_mut().resize(h.max(1), w.max(1));
+            term.resize(ratatui::layout::Rect::new(0, 0, h.max(1), w.max(1)))
+                .unwrap();
+            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+        }
+    }
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+}

@@ -1,0 +1,201 @@
+//! End to end: the built binary in a real terminal (tmux), driven with send-keys and read with
+//! capture-pane: run a sweep, drill into a head, save, quit; then check the saved file against
+//! TransformerLens' numbers for that receiver.
+
+mod common;
+
+use candle_core::Device;
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+        let have = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            have,
+            "tmux is needed for this test (.ci/run installs it: apt-get install tmux)"
+        );
+        let session = format!("hh-e2e-{}-{}", std::process::id(), width);
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(cmd)
+            .env("COLORTERM", "truecolor")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux { session }
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn send(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["send-keys", "-t", &self.session, k])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "send-keys {k}");
+            // Separate keys so that Escape is not read as Alt+next key.
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    fn wait_for(&self, needle: &str, secs: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(needle) {
+                return screen;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("timed out waiting for {needle:?}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+#[test]
+fn run_drill_save_and_quit_in_a_real_terminal() {
+    let results = temp_dir("tmux");
+    let fx = fixture("tiny-gemma2");
+    let cmd = format!(
+        "{} tui --model {} --data {} --results {}; echo EXIT=$?; sleep 60",
+        bin().display(),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        results.display()
+    );
+    let t = Tmux::start(&cmd, 100, 30);
+    t.wait_for("ready: r runs 16 senders", 30);
+    t.send(&["r"]);
+    let screen = t.wait_for("done: resid_post 3", 30);
+    assert!(screen.contains("|r| > 5%:"), "{screen}");
+    // The cursor starts on layer 3, head 0: move to head 1 and drill into its value input.
+    t.send(&["j", "Enter"]);
+    let screen = t.wait_for("done: 3.1.v", 30);
+    assert!(
+        screen.contains("resid_post 3 → 3.1.v"),
+        "breadcrumbs: {screen}"
+    );
+    // Attention view of a head, then back.
+    t.send(&["h", "a"]);
+    t.wait_for("Attention H2.1", 10);
+    t.send(&["Escape"]);
+    t.wait_for("Enter drills into v", 10);
+    t.send(&["s"]);
+    let screen = t.wait_for("saved ", 10);
+    // Help, then quit.
+    t.send(&["?"]);
+    t.wait_for("keys: heatmap", 10);
+    t.send(&["Escape"]);
+    t.send(&["q"]);
+    t.wait_for("EXIT=0", 10);
+
+    let files: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "one saved result: {files:?}\n{screen}");
+    let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
+    assert_eq!(rec.receiver_label, "3.1.v");
+    assert!(rec.complete);
+    // Same numbers as TransformerLens for this receiver (fixture key head_v_begin0).
+    let exp =
+        candle_core::safetensors::load(fx.join("expected_path_patching.safetensors"), &Device::Cpu)
+            .unwrap();
+    let want: Vec<f32> = exp["head_v_begin0.patched_logit_diff"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for l in 0..3 {
+        for h in 0..4 {
+            let got = rec.patched(l, h).unwrap();
+            assert!(
+                (got - want[l * 4 + h] as f64).abs() < 1e-5,
+                "[{l}][{h}] {got} vs {}",
+                want[l * 4 + h]
+            );
+        }
+    }
+}
+
+#[test]
+fn works_in_an_80x24_terminal_and_survives_resizes() {
+    let results = temp_dir("tmux80");
+    let fx = fixture("tiny-llama");
+    let cmd = format!(
+        "{} tui --model {} --data {} --results {}; echo EXIT=$?; sleep 60",
+        bin().display(),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        results.display()
+    );
+    let t = Tmux::start(&cmd, 80, 24);
+    t.wait_for("ready:", 30);
+    t.send(&["r"]);
+    let screen = t.wait_for("done: resid_post 3", 30);
+    assert!(
+        screen.lines().count() <= 24 && screen.lines().all(|l| l.chars().count() <= 80),
+        "{screen}"
+    );
+    for (w, h) in [(30, 8), (12, 4), (120, 40), (80, 24)] {
+        let ok = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &t.session,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let screen = t.wait_for("resid_post 3", 10);
+    assert!(
+        !screen.contains("EXIT="),
+        "still running after resizes: {screen}"
+    );
+    t.send(&["q"]);
+    t.wait_for("EXIT=0", 10);
+}
