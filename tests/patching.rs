@@ -96,6 +96,7 @@ fn run(
         begin_layer: case.begin_layer,
         batch_size,
         algorithm,
+        chunk_rows: 0,
     };
     patching::run(&lm.model, pairs, &spec, &mut Silent).unwrap()
 }
@@ -225,6 +226,62 @@ fn fast_equals_reference() {
                         f.matrix.patched[l][h],
                         r.matrix.patched[l][h]
                     );
+                }
+            }
+        }
+    }
+}
+
+/// Sender layers advancing together in chunks give the same numbers as one layer at a time.
+#[test]
+fn chunked_schedule_equals_streaming() {
+    for name in PATCHING_FIXTURES {
+        let lm = load(name);
+        let pairs = fixture_pairs(name, &lm);
+        let mut all = cases(name);
+        all.push(Case {
+            key: "multi q+k+v".into(),
+            receiver: Receiver::parse_many(&["3.0.q".into(), "2.1.k".into(), "1.2.v".into()])
+                .map(|r| {
+                    // tiny-mistral and tiny-qwen2 have 3 layers: keep receivers inside.
+                    let n = lm.model.n_layers();
+                    match r {
+                        Receiver::Heads { heads } => Receiver::Heads {
+                            heads: heads
+                                .into_iter()
+                                .map(|mut h| {
+                                    h.layer = h.layer.min(n - 1);
+                                    h
+                                })
+                                .collect(),
+                        },
+                        r => r,
+                    }
+                })
+                .unwrap(),
+            begin_layer: 0,
+        });
+        for case in &all {
+            let base = run(&lm, &pairs, case, Algorithm::Fast, 4);
+            for chunk_rows in [1, 64, 1_000_000] {
+                let spec = PatchSpec {
+                    receiver: case.receiver.clone(),
+                    begin_layer: case.begin_layer,
+                    batch_size: 4,
+                    algorithm: Algorithm::Fast,
+                    chunk_rows,
+                };
+                let out = patching::run(&lm.model, &pairs, &spec, &mut Silent).unwrap();
+                assert_eq!(out.matrix.computed, base.matrix.computed);
+                for l in 0..out.matrix.n_layers {
+                    for h in 0..out.matrix.n_heads {
+                        let d = (out.matrix.patched[l][h] - base.matrix.patched[l][h]).abs();
+                        assert!(
+                            d <= 1e-5,
+                            "{name} {} chunk_rows {chunk_rows}: [{l}][{h}] differs by {d}",
+                            case.key
+                        );
+                    }
                 }
             }
         }

@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Skip the literal algorithm.
     #[arg(long)]
     pub no_reference: bool,
+    /// Pass-1 rows per chunk of sender layers advancing together (0: one layer at a time).
+    /// Default: 0 on CPU, 16384 on GPU.
+    #[arg(long)]
+    pub chunk_rows: Option<usize>,
     /// Timed repetitions of each fast measurement (the minimum is reported).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -256,6 +260,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             begin_layer: begin,
             batch_size,
             algorithm,
+            chunk_rows: a.chunk_rows.unwrap_or(if model.device.is_cpu() {
+                0
+            } else {
+                crate::cli::patch::DEFAULT_GPU_CHUNK_ROWS
+            }),
         };
         let fast_resid = spec(&resid, 0, Algorithm::Fast);
         let (s, cache) = time_fast(&model, &pairs, &fast_resid, a.repeat)?;

@@ -50,7 +50,14 @@ pub struct PatchArgs {
     /// Do not print the heatmap.
     #[arg(long)]
     pub quiet: bool,
+    /// Let sender layers advance together in chunks of at most this many rows (0: one sender
+    /// layer at a time, rows stream in). Default: 0 on CPU, 16384 on GPU.
+    #[arg(long)]
+    pub chunk_rows: Option<usize>,
 }
+
+/// On a GPU, few large kernels beat many small ones: chunks of up to this many pass-1 rows.
+pub const DEFAULT_GPU_CHUNK_ROWS: usize = 16384;
 
 /// Default result path: results/<model>-<receiver>-<time>.json
 pub fn default_out(model_label: &str, receiver: &Receiver) -> PathBuf {
@@ -149,6 +156,11 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         begin_layer: a.begin_layer,
         batch_size: a.batch_size,
         algorithm: a.algorithm,
+        chunk_rows: a.chunk_rows.unwrap_or(if lm.model.device.is_cpu() {
+            0
+        } else {
+            DEFAULT_GPU_CHUNK_ROWS
+        }),
     };
     spec.validate(&lm.model)?;
     let out = match &a.out {

@@ -10,7 +10,10 @@
 //!   the last layer only the last position matters, and pass 2 is just the final norm and two
 //!   logits per prompt.
 //! - The H heads of a sender layer go through the chain together (rows = heads × prompts ×
-//!   positions).
+//!   positions), and a chunk of sender layers can advance together, layer by layer: at model
+//!   layer l the batch holds every sender of the chunk with ls <= l, so each weight matrix is
+//!   read once per chunk (what a GPU needs: far fewer, larger kernels). A chunk of one layer
+//!   streams rows one at a time.
 
 use candle_core::Tensor;
 
@@ -39,30 +42,27 @@ impl Stop {
     }
 }
 
-/// Shapes of one batch.
+/// Shapes of one batch; `groups` = sender heads in the chunk (layers × heads).
 struct Dims {
-    heads: usize,
+    groups: usize,
     batch: usize,
     len: usize,
     d_model: usize,
 }
 
-/// Pass 1 for every head of sender layer `ls` at positions `p0..len`: the patched residual
-/// stream at each stop, as [H, B * P, D] (rows ordered head, prompt, position).
-fn pass1(
+/// The pass-1 state of the sender heads of layer `ls` right after their swapped attention:
+/// resid_mid[ls] with one head's z swapped inside the pre-norm attention output, at positions
+/// `p0..len`: [H, B * P, D] (rows ordered head, prompt, position).
+fn sender_start(
     model: &Model,
     cache: &BatchCache,
     ls: usize,
     p0: usize,
-    stops: &[Stop],
-    dims: &Dims,
-) -> Result<Vec<Tensor>> {
-    let Dims {
-        heads: h,
-        batch: b,
-        len: t,
-        d_model: d,
-    } = *dims;
+    b: usize,
+    t: usize,
+) -> Result<Tensor> {
+    let h = model.n_heads();
+    let d = model.cfg.d_model;
     let p = t - p0;
     let dh = model.cfg.d_head;
     let z_c = cache.z_contrast[ls].narrow(1, p0, p)?;
@@ -80,32 +80,61 @@ fn pass1(
     let x0 = cache.resid_pre[ls]
         .narrow(1, p0, p)?
         .reshape((1, b * p, d))?;
-    let mut x = x0.broadcast_add(&a)?;
+    Ok(x0.broadcast_add(&a)?)
+}
 
+/// Pass 1 for every head of the sender layers `layers` (ascending) at positions `p0..len`,
+/// advancing all of them together: the patched residual stream at each stop, as
+/// [G, B * P, D] with G = layers × heads (rows ordered layer, head, prompt, position). Every
+/// stop must be at or after the last sender layer.
+fn pass1(
+    model: &Model,
+    cache: &BatchCache,
+    layers: &[usize],
+    p0: usize,
+    stops: &[Stop],
+    b: usize,
+    t: usize,
+) -> Result<Vec<Tensor>> {
+    let d = model.cfg.d_model;
+    let p = t - p0;
+    let first = layers[0];
     let last = stops
         .iter()
         .map(|s| s.layer())
         .max()
         .expect("at least one stop");
     let mut out: Vec<Option<Tensor>> = vec![None; stops.len()];
-    let mut record = |s: Stop, x: &Tensor| {
+    let mut x: Option<Tensor> = None;
+    for l in first..=last {
+        // Senders already in the chain pass layer l's (frozen, contrast) attention.
+        if let Some(cur) = x.take() {
+            let a = cache.attn_out[l].narrow(1, p0, p)?.reshape((1, b * p, d))?;
+            x = Some(cur.broadcast_add(&a)?);
+        }
+        if layers.contains(&l) {
+            let new = sender_start(model, cache, l, p0, b, t)?;
+            x = Some(match x.take() {
+                None => new,
+                Some(cur) => Tensor::cat(&[&cur, &new], 0)?,
+            });
+        }
+        let Some(cur) = x.as_ref() else { continue };
         for (i, want) in stops.iter().enumerate() {
-            if *want == s {
-                out[i] = Some(x.clone());
+            if *want == Stop::Mid(l) {
+                out[i] = Some(cur.clone());
             }
         }
-    };
-    for l in ls..=last {
-        if l > ls {
-            let a = cache.attn_out[l].narrow(1, p0, p)?.reshape((1, b * p, d))?;
-            x = x.broadcast_add(&a)?;
-        }
-        record(Stop::Mid(l), &x);
-        if Stop::Mid(l) == Stop::Mid(last) && !stops.contains(&Stop::Post(last)) {
+        if l == last && !stops.contains(&Stop::Post(last)) {
             break;
         }
-        x = (&x + model.mlp(l, &x)?)?;
-        record(Stop::Post(l), &x);
+        let next = (cur + model.mlp(l, cur)?)?;
+        for (i, want) in stops.iter().enumerate() {
+            if *want == Stop::Post(l) {
+                out[i] = Some(next.clone());
+            }
+        }
+        x = Some(next);
     }
     Ok(out
         .into_iter()
@@ -113,11 +142,11 @@ fn pass1(
         .collect())
 }
 
-/// Full-length residual stream [H*B, T, D]: the contrast run's `prefix` [B, T, D] before `p0`
-/// (identical for every sender), pass 1's rows [H, B*P, D] from `p0` on.
+/// Full-length residual stream [G*B, T, D]: the contrast run's `prefix` [B, T, D] before `p0`
+/// (identical for every sender), pass 1's rows [G, B*P, D] from `p0` on.
 fn assemble(prefix: &Tensor, rows: &Tensor, p0: usize, dims: &Dims) -> Result<Tensor> {
     let Dims {
-        heads: h,
+        groups: h,
         batch: b,
         len: t,
         d_model: d,
@@ -136,7 +165,7 @@ fn assemble(prefix: &Tensor, rows: &Tensor, p0: usize, dims: &Dims) -> Result<Te
     Ok(full.reshape((h * b, t, d))?)
 }
 
-/// Repeats a per-prompt tensor [B, ...] for every sender head: [H*B, ...].
+/// Repeats a per-prompt tensor [B, ...] for every sender head: [G*B, ...].
 fn repeat_rows(x: &Tensor, h: usize) -> Result<Tensor> {
     let mut shape = x.dims().to_vec();
     let b = shape[0];
@@ -147,7 +176,7 @@ fn repeat_rows(x: &Tensor, h: usize) -> Result<Tensor> {
     Ok(y.reshape(shape)?)
 }
 
-/// Runs the model from `layer` (resid_pre [H*B, T, D]) to the last layer, last position only,
+/// Runs the model from `layer` (resid_pre [G*B, T, D]) to the last layer, last position only,
 /// and returns the per-row logit differences.
 fn finish(
     model: &Model,
@@ -178,24 +207,90 @@ pub fn sweep_layer(
     receiver: &Receiver,
     ls: usize,
 ) -> Result<Vec<f64>> {
-    let n_layers = model.n_layers();
+    Ok(sweep_chunk(model, batch, cache, receiver, &[ls])?.remove(0))
+}
+
+/// Sums over the batch's prompts of the patched logit difference, per sender layer of `layers`
+/// (in the order given) and head, all layers advancing through the model together.
+pub fn sweep_chunk(
+    model: &Model,
+    batch: &Batch,
+    cache: &BatchCache,
+    receiver: &Receiver,
+    layers: &[usize],
+) -> Result<Vec<Vec<f64>>> {
     let h = model.n_heads();
+    let contrast: f64 = cache.ld_contrast.iter().map(|&x| x as f64).sum();
+    let mut by_layer: std::collections::BTreeMap<usize, Vec<f64>> =
+        std::collections::BTreeMap::new();
+    // Senders that cannot reach the receiver: pass 2 reproduces the contrast run exactly.
+    let mut reachable: Vec<usize> = Vec::new();
+    for &l in layers {
+        if receiver.reachable_from(l) {
+            reachable.push(l);
+        } else {
+            by_layer.insert(l, vec![contrast; h]);
+        }
+    }
+    reachable.sort_unstable();
+    reachable.dedup();
+    // Sender layers see the same receivers when they lie between the same receiver layers.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for l in reachable {
+        let same = groups
+            .last()
+            .is_some_and(|g| affected(receiver, g[0]) == affected(receiver, l));
+        if same {
+            groups.last_mut().unwrap().push(l);
+        } else {
+            groups.push(vec![l]);
+        }
+    }
+    for g in groups {
+        let ld = sweep_reachable(model, batch, receiver, cache, &g)?;
+        let b = batch.size();
+        for (gi, &l) in g.iter().enumerate() {
+            let mut sums = vec![0f64; h];
+            for (hi, s) in sums.iter_mut().enumerate() {
+                let base = (gi * h + hi) * b;
+                *s = ld[base..base + b].iter().map(|&v| v as f64).sum();
+            }
+            by_layer.insert(l, sums);
+        }
+    }
+    Ok(layers.iter().map(|l| by_layer[l].clone()).collect())
+}
+
+/// The receiver heads a sender in `layer` reaches (all of a residual receiver: empty list).
+fn affected(receiver: &Receiver, layer: usize) -> Vec<HeadReceiver> {
+    match receiver {
+        Receiver::Resid { .. } => Vec::new(),
+        Receiver::Heads { heads } => heads.iter().copied().filter(|r| r.layer > layer).collect(),
+    }
+}
+
+/// Per-row logit differences for the senders of `layers` (ascending, all reaching the same
+/// receivers), rows ordered layer, head, prompt.
+fn sweep_reachable(
+    model: &Model,
+    batch: &Batch,
+    receiver: &Receiver,
+    cache: &BatchCache,
+    layers: &[usize],
+) -> Result<Vec<f32>> {
+    let n_layers = model.n_layers();
+    let g = layers.len() * model.n_heads();
     let dims = Dims {
-        heads: h,
+        groups: g,
         batch: batch.size(),
         len: batch.len,
         d_model: model.cfg.d_model,
     };
     let (b, t) = (dims.batch, dims.len);
-    if !receiver.reachable_from(ls) {
-        // The sender cannot reach the receiver: pass 2 reproduces the contrast run exactly.
-        let c: f64 = cache.ld_contrast.iter().map(|&x| x as f64).sum();
-        return Ok(vec![c; h]);
-    }
-    let answers = repeat_rows(&batch.answers, h)?;
-    let ld: Vec<f32> = match receiver {
-        Receiver::Resid { kind, layers } => {
-            let r = *layers.iter().max().expect("validated");
+    let answers = repeat_rows(&batch.answers, g)?;
+    Ok(match receiver {
+        Receiver::Resid { kind, layers: recv } => {
+            let r = *recv.iter().max().expect("validated");
             // Replacing the residual stream at several layers is the same as at the last one.
             let stop = match kind {
                 ResidKind::ResidPre => Stop::Post(r - 1),
@@ -206,13 +301,13 @@ pub fn sweep_layer(
             // Everything after the last layer's attention is per position: only the last one
             // enters the metric.
             let p0 = if at_end { t - 1 } else { batch.first_diff };
-            let x = pass1(model, cache, ls, p0, &[stop], &dims)?.remove(0);
+            let x = pass1(model, cache, layers, p0, &[stop], b, t)?.remove(0);
             if at_end {
                 let x = match stop {
                     Stop::Mid(l) => (&x + model.mlp(l, &x)?)?,
                     Stop::Post(_) => x,
                 };
-                let rows = x.reshape((h * b, dims.d_model))?;
+                let rows = x.reshape((g * b, dims.d_model))?;
                 logit_diffs(&model.answer_logits(&rows, &answers)?)?
             } else {
                 let (prefix, next) = match stop {
@@ -226,12 +321,11 @@ pub fn sweep_layer(
                 finish(model, next, full, &answers, &mut Hooks::none())?
             }
         }
-        Receiver::Heads { heads } => {
-            let affected: Vec<HeadReceiver> =
-                heads.iter().copied().filter(|r| r.layer > ls).collect();
+        Receiver::Heads { .. } => {
+            let affected = affected(receiver, layers[0]);
             let p0 = batch.first_diff;
             let stops: Vec<Stop> = affected.iter().map(|r| Stop::Post(r.layer - 1)).collect();
-            let xs = pass1(model, cache, ls, p0, &stops, &dims)?;
+            let xs = pass1(model, cache, layers, p0, &stops, b, t)?;
             // Each receiver head's patched input, from pass 1's residual stream at its layer.
             let mut inputs: Vec<(HeadReceiver, Tensor)> = Vec::new();
             for (r, x) in affected.iter().zip(&xs) {
@@ -240,7 +334,7 @@ pub fn sweep_layer(
                 inputs.push((*r, model.head_input(r.layer, r.head, r.input, &normed)?));
             }
             let start = affected.iter().map(|r| r.layer).min().expect("reachable");
-            let resid = repeat_rows(&cache.resid_pre[start], h)?;
+            let resid = repeat_rows(&cache.resid_pre[start], g)?;
             let mut hooks =
                 Hooks::none().with_callback(Box::new(move |name: HookName, live: Tensor| {
                     let mut live = live;
@@ -253,12 +347,7 @@ pub fn sweep_layer(
                 }));
             finish(model, start, resid, &answers, &mut hooks)?
         }
-    };
-    let mut sums = vec![0f64; h];
-    for (i, v) in ld.iter().enumerate() {
-        sums[i / b] += *v as f64;
-    }
-    Ok(sums)
+    })
 }
 
 /// `live` [N, T', H, dh] with head `head` replaced by the last T' positions of `value`

@@ -71,6 +71,11 @@ pub struct PatchSpec {
     pub begin_layer: usize,
     pub batch_size: usize,
     pub algorithm: Algorithm,
+    /// Fast algorithm: let sender layers advance through the model together, in chunks of at
+    /// most this many pass-1 rows (heads × prompts × positions per layer); 0 streams one sender
+    /// layer at a time (rows arrive one by one). Same numbers either way.
+    #[serde(default)]
+    pub chunk_rows: usize,
 }
 
 impl PatchSpec {
@@ -98,6 +103,30 @@ impl PatchSpec {
         (self.begin_layer..=self.receiver.max_layer())
             .rev()
             .collect()
+    }
+
+    /// The sender layers grouped into chunks that advance together (see `chunk_rows`), from
+    /// the receiver down.
+    pub fn chunks(&self, model: &Model, batches: &[batch::Batch]) -> Vec<Vec<usize>> {
+        let layers = self.sender_layers();
+        if self.chunk_rows == 0 || self.algorithm == Algorithm::Reference {
+            return layers.into_iter().map(|l| vec![l]).collect();
+        }
+        let final_resid = matches!(self.receiver, Receiver::Resid { .. })
+            && self.receiver.max_layer() == model.n_layers() - 1;
+        let positions = if final_resid {
+            1
+        } else {
+            batches
+                .iter()
+                .map(|b| b.len - b.first_diff)
+                .max()
+                .unwrap_or(1)
+        };
+        let prompts = batches.iter().map(|b| b.size()).max().unwrap_or(1);
+        let per_layer = (model.n_heads() * prompts * positions).max(1);
+        let k = (self.chunk_rows / per_layer).max(1);
+        layers.chunks(k).map(|c| c.to_vec()).collect()
     }
 
     pub fn n_senders(&self, n_heads: usize) -> usize {
@@ -215,35 +244,44 @@ pub fn run(
         .map(|&l| spec.layer_cost(l, model.n_layers()))
         .sum();
     let mut done_cost = 0.0;
+    let mut done = 0;
     let sweep_started = Instant::now();
     let mut complete = true;
-    for (i, &ls) in layers.iter().enumerate() {
+    for chunk in spec.chunks(model, &batches) {
         if observer.cancelled() {
             complete = false;
             break;
         }
-        let mut sums = vec![0f64; model.n_heads()];
+        let mut sums = vec![vec![0f64; model.n_heads()]; chunk.len()];
         for (b, c) in batches.iter().zip(&caches) {
-            let s = match spec.algorithm {
-                Algorithm::Fast => fast::sweep_layer(model, b, c, &spec.receiver, ls)?,
-                Algorithm::Reference => reference::sweep_layer(model, b, c, &spec.receiver, ls)?,
+            let per_layer = match spec.algorithm {
+                Algorithm::Fast => fast::sweep_chunk(model, b, c, &spec.receiver, &chunk)?,
+                Algorithm::Reference => chunk
+                    .iter()
+                    .map(|&l| reference::sweep_layer(model, b, c, &spec.receiver, l))
+                    .collect::<Result<Vec<_>, _>>()?,
             };
-            for (acc, v) in sums.iter_mut().zip(s) {
-                *acc += v;
+            for (acc, s) in sums.iter_mut().zip(per_layer) {
+                for (a, v) in acc.iter_mut().zip(s) {
+                    *a += v;
+                }
             }
         }
-        let row: Vec<f64> = sums.iter().map(|s| s / n).collect();
-        matrix.set_row(ls, row.clone());
-        done_cost += spec.layer_cost(ls, model.n_layers());
-        let elapsed = sweep_started.elapsed().as_secs_f64();
-        observer.event(&PatchEvent::Row {
-            layer: ls,
-            patched: row,
-            done: i + 1,
-            total: layers.len(),
-            elapsed,
-            eta: elapsed / done_cost * (total_cost - done_cost),
-        });
+        for (&ls, s) in chunk.iter().zip(sums) {
+            let row: Vec<f64> = s.iter().map(|v| v / n).collect();
+            matrix.set_row(ls, row.clone());
+            done_cost += spec.layer_cost(ls, model.n_layers());
+            done += 1;
+            let elapsed = sweep_started.elapsed().as_secs_f64();
+            observer.event(&PatchEvent::Row {
+                layer: ls,
+                patched: row,
+                done,
+                total: layers.len(),
+                elapsed,
+                eta: elapsed / done_cost * (total_cost - done_cost),
+            });
+        }
     }
     Ok(PatchOutcome {
         matrix,

@@ -577,6 +577,7 @@ impl App {
             begin_layer: key.begin_layer,
             batch_size: self.setup.batch_size,
             algorithm: self.setup.algorithm,
+            chunk_rows: 0,
         };
         let total = spec.sender_layers().len();
         let eta = self.eta(&spec).unwrap_or(f64::NAN);
@@ -613,6 +614,7 @@ impl App {
             begin_layer: s.key.begin_layer,
             batch_size: self.setup.batch_size,
             algorithm: self.setup.algorithm,
+            chunk_rows: 0,
         })
     }
 
@@ -1485,6 +1487,7 @@ impl App {
                             begin_layer: record.begin_layer,
                             batch_size: self.setup.batch_size,
                             algorithm: self.setup.algorithm,
+                            chunk_rows: 0,
                         };
                         let n = record.n_layers;
                         let cost: f64 = spec
