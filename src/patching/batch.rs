@@ -118,86 +118,200 @@ pub fn logit_diffs_from_logits(logits: &Tensor, answers: &Tensor) -> Result<Vec<
     logit_diffs(&picked)
 }
 
+/// What the fast algorithm keeps from the cache passes, so memory stays small: the sender
+/// layers' head outputs and the contrast residual stream and attention outputs only from
+/// position `from` on (nothing changes before the first differing token; a last-layer receiver
+/// reads only the last position), and full-length contrast resid_pre / attention outputs only
+/// at the layers where pass 2 starts or reassembles a whole sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    pub from: usize,
+    /// Layers whose z are kept (the sender layers).
+    pub z_layers: std::ops::RangeInclusive<usize>,
+    /// Layers whose resid_pre and attention output are kept from `from` on.
+    pub resid_layers: std::ops::RangeInclusive<usize>,
+    /// Layers whose full-length resid_pre and attention output are kept.
+    pub full: Vec<usize>,
+}
+
 /// Activations of the normal and contrast runs of one batch.
 pub struct BatchCache {
     /// Per-prompt logit differences on the normal and contrast prompts.
     pub ld_normal: Vec<f32>,
     pub ld_contrast: Vec<f32>,
-    /// Per layer: head outputs z [B, T, H, dh] of the normal and contrast runs.
-    pub z_normal: Vec<Tensor>,
-    pub z_contrast: Vec<Tensor>,
-    /// Per layer, contrast run: resid_pre [B, T, D] and the attention output added to the
-    /// residual stream [B, T, D] (fast algorithm only; empty for the reference).
-    pub resid_pre: Vec<Tensor>,
-    pub attn_out: Vec<Tensor>,
+    /// First position kept in the per-layer tensors below (0 for the literal algorithm).
+    pub from: usize,
+    /// Per layer: head outputs z [B, T - from, H, dh] of the normal and contrast runs (`None`
+    /// for layers not kept).
+    pub z_normal: Vec<Option<Tensor>>,
+    pub z_contrast: Vec<Option<Tensor>>,
+    /// Per layer, contrast run: resid_pre and the attention output added to the residual stream,
+    /// [B, T - from, D] (fast algorithm only).
+    pub resid_pre: Vec<Option<Tensor>>,
+    pub attn_out: Vec<Option<Tensor>>,
+    /// Full-length [B, T, D] contrast resid_pre and attention output at some layers.
+    pub full_resid_pre: std::collections::BTreeMap<usize, Tensor>,
+    pub full_attn_out: std::collections::BTreeMap<usize, Tensor>,
 }
 
-/// The two cache passes. The fast algorithm (`fast`) runs the normal and contrast prompts as
-/// one batch of 2B rows and also keeps the contrast run's residual streams and attention
-/// outputs, reading only the two answer logits; the literal algorithm runs them separately
-/// and reads full logits, as TransformerLens' `run_with_cache` does.
-pub fn cache_batch(model: &Model, batch: &Batch, fast: bool) -> Result<BatchCache, PatchError> {
+fn missing(what: &str, l: usize) -> PatchError {
+    PatchError::Invalid(format!("internal: {what} of layer {l} was not cached"))
+}
+
+impl BatchCache {
+    fn tail(
+        &self,
+        t: &Option<Tensor>,
+        what: &str,
+        l: usize,
+        p0: usize,
+    ) -> Result<Tensor, PatchError> {
+        let t = t.as_ref().ok_or_else(|| missing(what, l))?;
+        if p0 < self.from {
+            return Err(PatchError::Invalid(format!(
+                "internal: position {p0} of {what} requested, cached from {}",
+                self.from
+            )));
+        }
+        let len = t.dim(1)? - (p0 - self.from);
+        Ok(t.narrow(1, p0 - self.from, len)?)
+    }
+    /// z of layer `l` from position `p0` on: [B, T - p0, H, dh].
+    pub fn z_normal_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
+        self.tail(&self.z_normal[l], "z (normal)", l, p0)
+    }
+    pub fn z_contrast_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
+        self.tail(&self.z_contrast[l], "z (contrast)", l, p0)
+    }
+    /// Contrast resid_pre of layer `l` from position `p0` on.
+    pub fn resid_pre_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
+        self.tail(&self.resid_pre[l], "resid_pre", l, p0)
+    }
+    pub fn attn_out_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
+        self.tail(&self.attn_out[l], "attention output", l, p0)
+    }
+    /// Full-length contrast resid_pre of layer `l`.
+    pub fn resid_pre_full(&self, l: usize) -> Result<&Tensor, PatchError> {
+        self.full_resid_pre
+            .get(&l)
+            .ok_or_else(|| missing("full resid_pre", l))
+    }
+    pub fn attn_out_full(&self, l: usize) -> Result<&Tensor, PatchError> {
+        self.full_attn_out
+            .get(&l)
+            .ok_or_else(|| missing("full attention output", l))
+    }
+    /// The full z tensors of the literal algorithm.
+    pub fn z_full(&self, normal: bool, l: usize) -> Result<Tensor, PatchError> {
+        let t = if normal {
+            &self.z_normal[l]
+        } else {
+            &self.z_contrast[l]
+        };
+        t.clone().ok_or_else(|| missing("z", l))
+    }
+}
+
+/// The two cache passes. The fast algorithm (`needs` given) runs the normal and contrast
+/// prompts as one batch of 2B rows, keeps only what `needs` says (copied out while the forward
+/// runs, so the full activations never pile up) and reads only the two answer logits; the
+/// literal algorithm runs them separately, keeps every layer's full z and reads full logits, as
+/// TransformerLens' `run_with_cache` does.
+pub fn cache_batch(
+    model: &Model,
+    batch: &Batch,
+    needs: Option<&Needs>,
+) -> Result<BatchCache, PatchError> {
     let n = model.n_layers();
     let b = batch.size();
-    let mut names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
-    let take = |h: &Hooks,
-                p: HookPoint,
-                rows: Option<(usize, usize)>|
-     -> Result<Vec<Tensor>, PatchError> {
-        (0..n)
-            .map(|l| {
-                let t = h.cache.require(l, p)?;
-                Ok(match rows {
-                    Some((start, len)) => t.narrow(0, start, len)?,
-                    None => t.clone(),
-                })
-            })
-            .collect()
+    let t = batch.len;
+    let Some(needs) = needs else {
+        let names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
+        let run = |tokens: &Tensor| -> Result<(Vec<f32>, Vec<Option<Tensor>>), PatchError> {
+            let mut hooks = Hooks::capture(Capture::only(names.clone()));
+            let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
+            let ld =
+                logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?;
+            let z = (0..n)
+                .map(|l| hooks.cache.layer(l, HookPoint::Z).cloned())
+                .collect();
+            Ok((ld, z))
+        };
+        let (ld_normal, z_normal) = run(&batch.normal)?;
+        let (ld_contrast, z_contrast) = run(&batch.contrast)?;
+        return Ok(BatchCache {
+            ld_normal,
+            ld_contrast,
+            from: 0,
+            z_normal,
+            z_contrast,
+            resid_pre: vec![None; n],
+            attn_out: vec![None; n],
+            full_resid_pre: Default::default(),
+            full_attn_out: Default::default(),
+        });
     };
-    if fast {
-        for l in 0..n {
-            names.push(HookName::Layer(l, HookPoint::ResidPre));
-            names.push(HookName::Layer(l, HookPoint::AttnOut));
-        }
-        let tokens = Tensor::cat(&[&batch.normal, &batch.contrast], 0)?;
-        let mut hooks = Hooks::capture(Capture::only(names));
-        let out = model.run(
+    let from = needs.from.min(t - 1);
+    let keep = t - from;
+    let mut cache = BatchCache {
+        ld_normal: Vec::new(),
+        ld_contrast: Vec::new(),
+        from,
+        z_normal: vec![None; n],
+        z_contrast: vec![None; n],
+        resid_pre: vec![None; n],
+        attn_out: vec![None; n],
+        full_resid_pre: Default::default(),
+        full_attn_out: Default::default(),
+    };
+    let tokens = Tensor::cat(&[&batch.normal, &batch.contrast], 0)?;
+    let out = {
+        let c = &mut cache;
+        // Rows 0..B are the normal prompts, B..2B the contrast prompts.
+        let trim = |x: &Tensor, rows: (usize, usize)| -> Result<Tensor, crate::model::ModelError> {
+            Ok(x.narrow(0, rows.0, rows.1)?
+                .narrow(1, from, keep)?
+                .contiguous()?)
+        };
+        let mut hooks = Hooks::none().with_callback(Box::new(move |name: HookName, x: Tensor| {
+            if let HookName::Layer(l, p) = name {
+                match p {
+                    HookPoint::Z if needs.z_layers.contains(&l) => {
+                        c.z_normal[l] = Some(trim(&x, (0, b))?);
+                        c.z_contrast[l] = Some(trim(&x, (b, b))?);
+                    }
+                    HookPoint::ResidPre | HookPoint::AttnOut => {
+                        let (tail, full) = if p == HookPoint::ResidPre {
+                            (&mut c.resid_pre, &mut c.full_resid_pre)
+                        } else {
+                            (&mut c.attn_out, &mut c.full_attn_out)
+                        };
+                        if needs.resid_layers.contains(&l) {
+                            tail[l] = Some(trim(&x, (b, b))?);
+                        }
+                        if needs.full.contains(&l) {
+                            full.insert(l, x.narrow(0, b, b)?.contiguous()?);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(x)
+        }));
+        model.run(
             Start::Tokens(&tokens),
             RunOptions {
                 stop_after: Some(n - 1),
                 last_position_only: false,
             },
             &mut hooks,
-        )?;
-        // The metric needs only the last position's two answer logits.
-        let t = out.resid.dim(1)?;
-        let last = out.resid.narrow(1, t - 1, 1)?.squeeze(1)?;
-        let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
-        let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
-        let contrast = Some((b, b));
-        return Ok(BatchCache {
-            ld_normal: ld[..b].to_vec(),
-            ld_contrast: ld[b..].to_vec(),
-            z_normal: take(&hooks, HookPoint::Z, Some((0, b)))?,
-            z_contrast: take(&hooks, HookPoint::Z, contrast)?,
-            resid_pre: take(&hooks, HookPoint::ResidPre, contrast)?,
-            attn_out: take(&hooks, HookPoint::AttnOut, contrast)?,
-        });
-    }
-    let run = |tokens: &Tensor| -> Result<(Vec<f32>, Hooks<'static>), PatchError> {
-        let mut hooks = Hooks::capture(Capture::only(names.clone()));
-        let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
-        let ld = logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?;
-        Ok((ld, hooks))
+        )?
     };
-    let (ld_normal, hn) = run(&batch.normal)?;
-    let (ld_contrast, hc) = run(&batch.contrast)?;
-    Ok(BatchCache {
-        ld_normal,
-        ld_contrast,
-        z_normal: take(&hn, HookPoint::Z, None)?,
-        z_contrast: take(&hc, HookPoint::Z, None)?,
-        resid_pre: Vec::new(),
-        attn_out: Vec::new(),
-    })
+    // The metric needs only the last position's two answer logits.
+    let last = out.resid.narrow(1, t - 1, 1)?.squeeze(1)?;
+    let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
+    let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
+    cache.ld_normal = ld[..b].to_vec();
+    cache.ld_contrast = ld[b..].to_vec();
+    Ok(cache)
 }

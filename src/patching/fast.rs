@@ -19,7 +19,7 @@ use candle_core::Tensor;
 
 use crate::model::{HookName, Hooks, Model, RunOptions, Start};
 
-use super::batch::{logit_diffs, Batch, BatchCache};
+use super::batch::{logit_diffs, Batch, BatchCache, Needs};
 use super::receiver::{HeadReceiver, Receiver, ResidKind};
 use super::PatchError;
 
@@ -65,8 +65,8 @@ fn sender_start(
     let d = model.cfg.d_model;
     let p = t - p0;
     let dh = model.cfg.d_head;
-    let z_c = cache.z_contrast[ls].narrow(1, p0, p)?;
-    let dz = (cache.z_normal[ls].narrow(1, p0, p)? - &z_c)?; // [B, P, H, dh]
+    let z_c = cache.z_contrast_from(ls, p0)?;
+    let dz = (cache.z_normal_from(ls, p0)? - &z_c)?; // [B, P, H, dh]
     let dz = dz.permute((2, 0, 1, 3))?.reshape((h, b * p, dh))?;
     let w_o = model.layers[ls]
         .o
@@ -77,9 +77,7 @@ fn sender_start(
     let delta = dz.matmul(&w_o)?; // [H, B*P, D]: each head's own swap
     let o_c = model.attn_out_pre_norm(ls, &z_c)?.reshape((1, b * p, d))?;
     let a = model.attn_post(ls, &delta.broadcast_add(&o_c)?)?;
-    let x0 = cache.resid_pre[ls]
-        .narrow(1, p0, p)?
-        .reshape((1, b * p, d))?;
+    let x0 = cache.resid_pre_from(ls, p0)?.reshape((1, b * p, d))?;
     Ok(x0.broadcast_add(&a)?)
 }
 
@@ -109,7 +107,7 @@ fn pass1(
     for l in first..=last {
         // Senders already in the chain pass layer l's (frozen, contrast) attention.
         if let Some(cur) = x.take() {
-            let a = cache.attn_out[l].narrow(1, p0, p)?.reshape((1, b * p, d))?;
+            let a = cache.attn_out_from(l, p0)?.reshape((1, b * p, d))?;
             x = Some(cur.broadcast_add(&a)?);
         }
         if layers.contains(&l) {
@@ -196,6 +194,50 @@ fn finish(
     )?;
     let last = out.resid.squeeze(1)?;
     logit_diffs(&model.answer_logits(&last, answers)?)
+}
+
+/// Where pass 1 of a residual receiver stops, and whether that is in the last layer (then only
+/// the last position matters).
+fn resid_stop(kind: ResidKind, r: usize, n_layers: usize) -> (Stop, bool) {
+    // Replacing the residual stream at several layers is the same as at the last one.
+    let stop = match kind {
+        ResidKind::ResidPre => Stop::Post(r.saturating_sub(1)),
+        ResidKind::ResidMid => Stop::Mid(r),
+        ResidKind::ResidPost => Stop::Post(r),
+    };
+    (stop, stop.layer() == n_layers - 1)
+}
+
+/// What the cache passes must keep for `receiver` and sender layers from `begin_layer`.
+pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usize) -> Needs {
+    let n = model.n_layers();
+    let max = receiver.max_layer();
+    match receiver {
+        Receiver::Resid { kind, .. } => {
+            let (stop, at_end) = resid_stop(*kind, max, n);
+            let full = match stop {
+                _ if at_end => Vec::new(),
+                Stop::Post(l) => vec![l + 1],
+                Stop::Mid(l) => vec![l],
+            };
+            Needs {
+                from: if at_end {
+                    batch.len - 1
+                } else {
+                    batch.first_diff
+                },
+                z_layers: begin_layer..=max,
+                resid_layers: begin_layer..=stop.layer(),
+                full,
+            }
+        }
+        Receiver::Heads { heads } => Needs {
+            from: batch.first_diff,
+            z_layers: begin_layer..=max,
+            resid_layers: begin_layer..=max,
+            full: heads.iter().map(|h| h.layer).collect(),
+        },
+    }
 }
 
 /// Sums over the batch's prompts of the patched logit difference, for every head of sender
@@ -291,13 +333,7 @@ fn sweep_reachable(
     Ok(match receiver {
         Receiver::Resid { kind, layers: recv } => {
             let r = *recv.iter().max().expect("validated");
-            // Replacing the residual stream at several layers is the same as at the last one.
-            let stop = match kind {
-                ResidKind::ResidPre => Stop::Post(r - 1),
-                ResidKind::ResidMid => Stop::Mid(r),
-                ResidKind::ResidPost => Stop::Post(r),
-            };
-            let at_end = stop.layer() == n_layers - 1;
+            let (stop, at_end) = resid_stop(*kind, r, n_layers);
             // Everything after the last layer's attention is per position: only the last one
             // enters the metric.
             let p0 = if at_end { t - 1 } else { batch.first_diff };
@@ -311,8 +347,8 @@ fn sweep_reachable(
                 logit_diffs(&model.answer_logits(&rows, &answers)?)?
             } else {
                 let (prefix, next) = match stop {
-                    Stop::Post(l) => (cache.resid_pre[l + 1].clone(), l + 1),
-                    Stop::Mid(l) => ((&cache.resid_pre[l] + &cache.attn_out[l])?, l + 1),
+                    Stop::Post(l) => (cache.resid_pre_full(l + 1)?.clone(), l + 1),
+                    Stop::Mid(l) => ((cache.resid_pre_full(l)? + cache.attn_out_full(l)?)?, l + 1),
                 };
                 let mut full = assemble(&prefix, &x, p0, &dims)?;
                 if let Stop::Mid(l) = stop {
@@ -329,12 +365,12 @@ fn sweep_reachable(
             // Each receiver head's patched input, from pass 1's residual stream at its layer.
             let mut inputs: Vec<(HeadReceiver, Tensor)> = Vec::new();
             for (r, x) in affected.iter().zip(&xs) {
-                let full = assemble(&cache.resid_pre[r.layer], x, p0, &dims)?;
+                let full = assemble(cache.resid_pre_full(r.layer)?, x, p0, &dims)?;
                 let normed = model.attn_norm_input(r.layer, &full)?;
                 inputs.push((*r, model.head_input(r.layer, r.head, r.input, &normed)?));
             }
             let start = affected.iter().map(|r| r.layer).min().expect("reachable");
-            let resid = repeat_rows(&cache.resid_pre[start], g)?;
+            let resid = repeat_rows(cache.resid_pre_full(start)?, g)?;
             let mut hooks =
                 Hooks::none().with_callback(Box::new(move |name: HookName, live: Tensor| {
                     let mut live = live;

@@ -206,9 +206,15 @@ pub fn run(
     let started = Instant::now();
     let batches = batch::make_batches(model, pairs, spec.batch_size)?;
     let fast = spec.algorithm == Algorithm::Fast;
+    if fast && spec.chunk_rows > 0 {
+        return run_batch_outer(model, pairs, spec, &batches, observer, started);
+    }
     let caches = batches
         .iter()
-        .map(|b| batch::cache_batch(model, b, fast))
+        .map(|b| {
+            let needs = fast.then(|| fast::needs(model, b, &spec.receiver, spec.begin_layer));
+            batch::cache_batch(model, b, needs.as_ref())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let n = pairs.len() as f64;
     let ld_normal: f64 = caches
@@ -288,5 +294,77 @@ pub fn run(
         complete,
         cache_seconds,
         sweep_seconds: sweep_started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The chunked schedule, batch by batch: only one batch's cache is alive at a time (GPU memory
+/// stays at the weights plus one batch), and the rows arrive when every batch is done. A
+/// cancelled run here returns no rows: a row needs every example.
+fn run_batch_outer(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    spec: &PatchSpec,
+    batches: &[batch::Batch],
+    observer: &mut dyn Observer,
+    started: Instant,
+) -> Result<PatchOutcome, PatchError> {
+    let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
+    let chunks = spec.chunks(model, batches);
+    let mut sums = vec![vec![0f64; n_heads]; n_layers];
+    let (mut ld_n, mut ld_c) = (0f64, 0f64);
+    let mut cache_seconds = 0.0;
+    let mut complete = true;
+    for b in batches {
+        if observer.cancelled() {
+            complete = false;
+            break;
+        }
+        let t = Instant::now();
+        let needs = fast::needs(model, b, &spec.receiver, spec.begin_layer);
+        let cache = batch::cache_batch(model, b, Some(&needs))?;
+        ld_n += cache.ld_normal.iter().map(|&x| x as f64).sum::<f64>();
+        ld_c += cache.ld_contrast.iter().map(|&x| x as f64).sum::<f64>();
+        cache_seconds += t.elapsed().as_secs_f64();
+        for chunk in &chunks {
+            for (&l, s) in
+                chunk
+                    .iter()
+                    .zip(fast::sweep_chunk(model, b, &cache, &spec.receiver, chunk)?)
+            {
+                for (a, v) in sums[l].iter_mut().zip(s) {
+                    *a += v;
+                }
+            }
+        }
+    }
+    let n = pairs.len() as f64;
+    let mut matrix = PatchMatrix::new(n_layers, n_heads, ld_n / n, ld_c / n, pairs.len());
+    observer.event(&PatchEvent::Baselines {
+        ld_normal: ld_n / n,
+        ld_contrast: ld_c / n,
+        n_examples: pairs.len(),
+        cache_seconds,
+    });
+    let total = started.elapsed().as_secs_f64();
+    if complete {
+        let layers = spec.sender_layers();
+        for (i, &l) in layers.iter().enumerate() {
+            let row: Vec<f64> = sums[l].iter().map(|v| v / n).collect();
+            matrix.set_row(l, row.clone());
+            observer.event(&PatchEvent::Row {
+                layer: l,
+                patched: row,
+                done: i + 1,
+                total: layers.len(),
+                elapsed: total - cache_seconds,
+                eta: 0.0,
+            });
+        }
+    }
+    Ok(PatchOutcome {
+        matrix,
+        complete,
+        cache_seconds,
+        sweep_seconds: total - cache_seconds,
     })
 }

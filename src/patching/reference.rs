@@ -41,11 +41,10 @@ pub fn sweep_layer(
         let mut p1 = Hooks::capture(Capture::only(receiver_hooks(receiver)));
         for l in 0..n_layers {
             let z = HookName::Layer(l, crate::model::HookPoint::Z);
-            p1.patches
-                .push(Patch::whole(z, cache.z_contrast[l].clone()));
+            p1.patches.push(Patch::whole(z, cache.z_full(false, l)?));
             if l == ls {
                 p1.patches
-                    .push(Patch::heads(z, cache.z_normal[l].clone(), vec![hs]));
+                    .push(Patch::heads(z, cache.z_full(true, l)?, vec![hs]));
             }
         }
         model.run(
