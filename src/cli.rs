@@ -8,6 +8,7 @@ use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
 pub mod bench;
+pub mod check;
 pub mod patch;
 pub mod show;
 pub mod tui;
@@ -35,6 +36,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Time the fast and the literal algorithm on the same inputs.
     Bench(bench::BenchArgs),
+    /// Check this build on this device against the reference fixtures.
+    Check(check::CheckArgs),
     /// Datasets: generate the paper's files, show prompt pairs and their tokens.
     Data(crate::data::commands::DataCommand),
     /// The terminal explorer (the default when no command is given).
@@ -127,6 +130,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Patch(a)) => patch::run(a),
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
+        Some(Command::Check(a)) => check::run(a),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
         None => tui::run(tui::TuiArgs {

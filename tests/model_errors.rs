@@ -181,3 +181,36 @@ fn run_prints_tokens_and_top_next_tokens() {
         "{s}"
     );
 }
+
+#[test]
+fn check_command_passes_on_cpu() {
+    let out = Command::new(bin())
+        .args(["check", "--fixtures", fixtures_dir().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.contains("tiny-gemma2-window")
+            && s.contains("path patching (8 receivers)")
+            && s.contains("ok: largest difference"),
+        "{s}"
+    );
+    // A tolerance nothing can meet makes it fail with exit code 1.
+    let out = Command::new(bin())
+        .args([
+            "check",
+            "--fixtures",
+            fixtures_dir().to_str().unwrap(),
+            "--tolerance",
+            "1e-12",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

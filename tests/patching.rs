@@ -29,39 +29,6 @@ fn fixture_pairs(name: &str, lm: &model::LoadedModel) -> Vec<TokenizedPair> {
     t.pairs
 }
 
-/// The receiver of a fixture key, from expected.json.
-fn receiver_of(v: &serde_json::Value) -> Receiver {
-    let kind = v[0].as_str().unwrap();
-    match kind {
-        "resid" => Receiver::Resid {
-            kind: ResidKind::parse(v[1][0].as_str().unwrap()).unwrap(),
-            layers: v[1][1]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l.as_u64().unwrap() as usize)
-                .collect(),
-        },
-        "heads" => {
-            let mut r = Receiver::Heads {
-                heads: v[1]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| patching::HeadReceiver {
-                        layer: h[0].as_u64().unwrap() as usize,
-                        head: h[1].as_u64().unwrap() as usize,
-                        input: HeadInput::parse(h[2].as_str().unwrap()).unwrap(),
-                    })
-                    .collect(),
-            };
-            r.normalize();
-            r
-        }
-        other => panic!("unknown receiver kind {other}"),
-    }
-}
-
 struct Case {
     key: String,
     receiver: Receiver,
@@ -78,7 +45,7 @@ fn cases(name: &str) -> Vec<Case> {
     recv.iter()
         .map(|(k, v)| Case {
             key: k.clone(),
-            receiver: receiver_of(&v["receiver"]),
+            receiver: Receiver::from_fixture_json(&v["receiver"]).unwrap(),
             begin_layer: v["begin_layer"].as_u64().unwrap() as usize,
         })
         .collect()

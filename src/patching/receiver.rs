@@ -162,6 +162,37 @@ impl Receiver {
         Ok(r)
     }
 
+    /// Parses the receiver notation of the reference fixtures' `expected.json`:
+    /// `["resid", ["resid_post", [L, ...]]]` or `["heads", [[L, H, "v"], ...]]`.
+    pub fn from_fixture_json(v: &serde_json::Value) -> Option<Self> {
+        let mut r = match v.get(0)?.as_str()? {
+            "resid" => Receiver::Resid {
+                kind: ResidKind::parse(v[1][0].as_str()?)?,
+                layers: v[1][1]
+                    .as_array()?
+                    .iter()
+                    .map(|l| l.as_u64().map(|l| l as usize))
+                    .collect::<Option<_>>()?,
+            },
+            "heads" => Receiver::Heads {
+                heads: v[1]
+                    .as_array()?
+                    .iter()
+                    .map(|h| {
+                        Some(HeadReceiver {
+                            layer: h[0].as_u64()? as usize,
+                            head: h[1].as_u64()? as usize,
+                            input: HeadInput::parse(h[2].as_str()?)?,
+                        })
+                    })
+                    .collect::<Option<_>>()?,
+            },
+            _ => return None,
+        };
+        r.normalize();
+        Some(r)
+    }
+
     /// Sorts and deduplicates layers and heads.
     pub fn normalize(&mut self) {
         match self {
