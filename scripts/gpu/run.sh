@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One measurement run on the GPU machine (H100/H200), everything in one call: correctness of
+# the CUDA build against the fixtures (f32, then bf16), then the Gemma-2-9B-shaped benchmark
+# (random weights, bf16) beside the two PyTorch baselines, then the other architectures if time
+# allows. Output goes to $OUT/log. Prepare with scripts/gpu/prepare.sh; carry [".gpu"].
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+exec > >(tee "$OUT/log") 2>&1
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/lib:${LD_LIBRARY_PATH:-}
+cd "$(dirname "$0")/../.."
+gunzip -kf .gpu/headhunt.gz && chmod +x .gpu/headhunt
+H=.gpu/headhunt
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+echo "== correctness: cuda f32 against the fixtures (tolerance 1e-4)"
+$H check --fixtures .gpu/fixtures --device cuda --dtype f32
+echo "== correctness: cuda bf16 (reported)"
+$H check --fixtures .gpu/fixtures --device cuda --dtype bf16
+echo "== headhunt bench: gemma-2-9b shape, bf16, 12 and 100 prompts"
+$H bench --random-weights gemma-2-9b --device cuda --dtype bf16 --examples 12 --large 100 --head-receiver 39.7.v --reference-layers 2 --repeat 3
+echo "== PyTorch baselines (same card)"
+python3 .gpu/bench/torch_fast.py time-gemma2-9b bf16
+python3 .gpu/bench/torch_literal.py bf16 2
+for arch in llama-3-8b mistral-7b llama-2-7b; do
+  echo "== headhunt bench: $arch, bf16"
+  $H bench --random-weights $arch --device cuda --dtype bf16 --examples 12 --large 100 --reference-layers 1 --repeat 2
+done
