@@ -126,11 +126,19 @@ impl Observer for CliObserver {
                 ));
             }
             PatchEvent::Row {
-                layer, done, eta, ..
+                layer,
+                done,
+                total,
+                eta,
+                ..
             } => {
                 self.bar.set_position(*done as u64);
                 self.bar
                     .set_message(format!("layer {layer} done, ETA {eta:.1} s"));
+                // Without a terminal the bar is hidden: log a line per layer instead.
+                if self.bar.is_hidden() {
+                    eprintln!("sender layer {layer} done ({done}/{total}), ETA {eta:.1} s");
+                }
             }
         }
     }

@@ -1,0 +1,204 @@
+//! `headhunt patch` and `headhunt show` through the built binary: the saved file, the printed
+//! lists, every input error, and Ctrl-C saving a partial result.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn patch(args: &[&str]) -> (i32, String, String) {
+    let fx = fixture("tiny-gemma2");
+    let mut cmd = Command::new(bin());
+    cmd.arg("patch")
+        .args(["--model", fx.to_str().unwrap()])
+        .args(["--data", fx.join("addition.jsonl").to_str().unwrap()])
+        .args(args);
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn one_line_error(code: i32, err: &str, needle: &str) {
+    assert_eq!(code, 2, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains(needle),
+        "{err:?} should mention {needle:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn saves_a_complete_result_and_prints_the_lists() {
+    let dir = temp_dir("patchcli");
+    let out = dir.join("run.json");
+    let (code, stdout, stderr) = patch(&[
+        "--receiver",
+        "3.1.v",
+        "--out",
+        out.to_str().unwrap(),
+        "--npy",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("|r| > 0.05:") && stdout.contains("0.02 < |r| <= 0.05:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("·"),
+        "rows not computed are marked: {stdout}"
+    );
+    let rec = headhunt::results::RunRecord::load(&out).unwrap();
+    assert!(rec.complete);
+    assert_eq!(rec.rows_computed, vec![0, 1, 2, 3]);
+    assert_eq!(
+        rec.relative[3].as_ref().unwrap(),
+        &vec![0.0; 4],
+        "the receiver's layer is masked"
+    );
+    let data = rec.data.as_ref().unwrap();
+    assert_eq!(
+        (data.spec.shots, data.spec.offset, data.n_examples),
+        (4, 1, 8)
+    );
+    let model = rec.model.as_ref().unwrap();
+    assert_eq!(
+        (model.n_layers, model.n_heads, model.dtype.as_str()),
+        (4, 4, "f32")
+    );
+    // The .npy files load back with the same numbers.
+    let npy = std::fs::read(dir.join("run.relative.npy")).unwrap();
+    let (vals, shape) = headhunt::results::npy::decode_f64(&npy).unwrap();
+    assert_eq!(shape, vec![4, 4]);
+    assert_eq!(vals[4 + 2], rec.r(1, 2).unwrap());
+    // show re-prints it.
+    let shown = Command::new(bin())
+        .args(["show", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let lists_run = stdout
+        .lines()
+        .find(|l| l.starts_with("|r| > 0.05"))
+        .unwrap();
+    assert!(shown.contains(lists_run), "{shown}");
+    // An existing file is not overwritten without --force.
+    let (code, _, err) = patch(&["--out", out.to_str().unwrap()]);
+    one_line_error(code, &err, "--force");
+    let (code, _, err) = patch(&["--out", out.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn input_errors_are_one_line() {
+    let dir = temp_dir("patcherr");
+    let o = dir.join("x.json");
+    let o = o.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--receiver", "resid_post:9", "--out", o],
+            "layer out of range",
+        ),
+        (&["--receiver", "2.7.v", "--out", o], "head out of range"),
+        (
+            &["--receiver", "2.1.x", "--out", o],
+            "input must be q, k or v",
+        ),
+        (
+            &["--receiver", "2.1.v", "--begin-layer", "3", "--out", o],
+            "--begin-layer 3 is after",
+        ),
+        (&["--examples", "0", "--out", o], "--examples 0"),
+        (&["--batch-size", "0", "--out", o], "--batch-size 0"),
+        (&["--examples", "50", "--out", o], "--examples 50"),
+        (
+            &["--out", "/proc/no/such/dir/x.json"],
+            "cannot create folder",
+        ),
+        (&["--out", dir.to_str().unwrap()], "is a directory"),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = patch(args);
+        one_line_error(code, &err, needle);
+    }
+    assert!(
+        !std::path::Path::new(o).exists(),
+        "nothing written on errors"
+    );
+}
+
+#[test]
+fn ctrl_c_saves_the_finished_rows_marked_partial() {
+    let dir = temp_dir("patchint");
+    let out = dir.join("partial.json");
+    let fx = fixture("tiny-llama");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl");
+    // The literal algorithm on 100 examples, one per batch: a few seconds per sender layer.
+    let mut child = Command::new(bin())
+        .args([
+            "patch",
+            "--model",
+            fx.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .args([
+            "--algorithm",
+            "reference",
+            "--batch-size",
+            "1",
+            "--examples",
+            "100",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // Wait for the first finished sender layer, then interrupt.
+    loop {
+        let line = lines
+            .next()
+            .expect("stderr closed before a layer finished")
+            .unwrap();
+        if line.starts_with("sender layer ") {
+            break;
+        }
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("cancelled: saved")),
+        "{rest:?}"
+    );
+    let rec = headhunt::results::RunRecord::load(&out).unwrap();
+    assert!(!rec.complete);
+    assert!(
+        !rec.rows_computed.is_empty() && rec.rows_computed.len() < 4,
+        "{:?}",
+        rec.rows_computed
+    );
+    for l in 0..4 {
+        assert_eq!(rec.relative[l].is_some(), rec.rows_computed.contains(&l));
+    }
+    let shown = Command::new(bin())
+        .args(["show", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("PARTIAL"));
+}
