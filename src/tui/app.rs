@@ -283,6 +283,16 @@ impl Setup {
         Ok(())
     }
 
+    /// Streams sender layers one by one on CPU (rows appear as they finish); on a GPU lets
+    /// them advance together in chunks (far faster there; rows arrive at the end).
+    pub fn chunk_rows(&self) -> usize {
+        if self.device == "cpu" {
+            0
+        } else {
+            crate::cli::patch::DEFAULT_GPU_CHUNK_ROWS
+        }
+    }
+
     pub fn model_request(&self) -> ModelRequest {
         ModelRequest {
             model: self.model.clone(),
@@ -577,7 +587,7 @@ impl App {
             begin_layer: key.begin_layer,
             batch_size: self.setup.batch_size,
             algorithm: self.setup.algorithm,
-            chunk_rows: 0,
+            chunk_rows: self.setup.chunk_rows(),
         };
         let total = spec.sender_layers().len();
         let eta = self.eta(&spec).unwrap_or(f64::NAN);
@@ -614,7 +624,7 @@ impl App {
             begin_layer: s.key.begin_layer,
             batch_size: self.setup.batch_size,
             algorithm: self.setup.algorithm,
-            chunk_rows: 0,
+            chunk_rows: self.setup.chunk_rows(),
         })
     }
 
@@ -1487,7 +1497,7 @@ impl App {
                             begin_layer: record.begin_layer,
                             batch_size: self.setup.batch_size,
                             algorithm: self.setup.algorithm,
-                            chunk_rows: 0,
+                            chunk_rows: self.setup.chunk_rows(),
                         };
                         let n = record.n_layers;
                         let cost: f64 = spec
