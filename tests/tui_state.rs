@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use headhunt::data::commands::{DataArgs, TaskArg};
 use headhunt::data::{AnswerTokenRule, DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
-use headhunt::patching::{Algorithm, Receiver};
+use headhunt::patching::{Algorithm, PatchEvent, Receiver};
 use headhunt::results::{ModelInfo, RunRecord};
 use headhunt::tui::app::{
     App, Effect, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
@@ -143,11 +143,14 @@ fn submitted_patch(app: &mut App) -> (u64, Receiver) {
 
 /// Feeds a whole sweep's events for job `id`: rows with r = -0.1 * (layer + 1) on head 0.
 fn finish_run(app: &mut App, id: u64, receiver: &Receiver) {
-    app.on_worker(Event::Baselines {
+    app.on_worker(Event::Patch {
         id,
-        ld_normal: 2.0,
-        ld_contrast: -1.0,
-        n_examples: 8,
+        event: PatchEvent::Baselines {
+            ld_normal: 2.0,
+            ld_contrast: -1.0,
+            n_examples: 8,
+            cache_seconds: 0.01,
+        },
     });
     let layers: Vec<usize> = (0..=receiver.max_layer()).rev().collect();
     let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, 2.0, -1.0, 8);
@@ -155,14 +158,16 @@ fn finish_run(app: &mut App, id: u64, receiver: &Receiver) {
         let mut row = vec![-1.0; HEADS];
         row[0] = -1.0 + 0.3 * (l as f64 + 1.0); // r = -0.1 (l+1)
         m.set_row(l, row.clone());
-        app.on_worker(Event::Row {
+        app.on_worker(Event::Patch {
             id,
-            layer: l,
-            patched: row,
-            done: i + 1,
-            total: layers.len(),
-            elapsed: 0.1,
-            eta: 0.1,
+            event: PatchEvent::Row {
+                layer: l,
+                patched: row,
+                done: i + 1,
+                total: layers.len(),
+                elapsed: 0.1,
+                eta: 0.1,
+            },
         });
     }
     let rec = RunRecord::from_run(headhunt::results::RecordParts {
@@ -218,20 +223,25 @@ fn rows_fill_in_while_running() {
     let (mut app, _) = ready_app("rows");
     press(&mut app, "r");
     let (id, _) = submitted_patch(&mut app);
-    app.on_worker(Event::Baselines {
+    app.on_worker(Event::Patch {
         id,
-        ld_normal: 2.0,
-        ld_contrast: -1.0,
-        n_examples: 8,
+        event: PatchEvent::Baselines {
+            ld_normal: 2.0,
+            ld_contrast: -1.0,
+            n_examples: 8,
+            cache_seconds: 0.01,
+        },
     });
-    app.on_worker(Event::Row {
+    app.on_worker(Event::Patch {
         id,
-        layer: 3,
-        patched: vec![-1.3, -1.0, -1.0, -1.0],
-        done: 1,
-        total: 4,
-        elapsed: 0.0,
-        eta: 1.0,
+        event: PatchEvent::Row {
+            layer: 3,
+            patched: vec![-1.3, -1.0, -1.0, -1.0],
+            done: 1,
+            total: 4,
+            elapsed: 0.0,
+            eta: 1.0,
+        },
     });
     let rec = app.current_record().unwrap();
     assert_eq!(rec.rows_computed, vec![3]);

@@ -270,21 +270,25 @@ impl Receiver {
 
     /// Short label: `resid_post 41`, `39.7.v`, `39.7.v + 40.2.k`.
     pub fn label(&self) -> String {
+        self.joined(" ", " + ")
+    }
+
+    /// As `--receiver` values take it: `resid_post:41`, `39.7.v 40.2.k`.
+    pub fn cli_text(&self) -> String {
+        self.joined(":", " ")
+    }
+
+    fn joined(&self, kind_sep: &str, head_sep: &str) -> String {
         match self {
-            Receiver::Resid { kind, layers } => format!(
-                "{} {}",
-                kind.name(),
-                layers
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            Receiver::Resid { kind, layers } => {
+                let layers: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+                format!("{}{kind_sep}{}", kind.name(), layers.join(","))
+            }
             Receiver::Heads { heads } => heads
                 .iter()
                 .map(|h| h.to_string())
                 .collect::<Vec<_>>()
-                .join(" + "),
+                .join(head_sep),
         }
     }
 

@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use crate::data::commands::{DataArgs, TaskArg};
 use crate::data::{AnswerTokenRule, DataSpec};
 use crate::model::HeadInput;
-use crate::patching::{Algorithm, HeadReceiver, PatchMatrix, PatchSpec, Receiver};
+use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
 use crate::results::text::Thresholds;
 use crate::results::{DataInfo, HeadGroup, ModelInfo, RecordParts, RunRecord, Timing};
 use crate::worker::{
@@ -794,7 +794,7 @@ impl App {
             KeyCode::Char(':') | KeyCode::Char('e') => {
                 let initial = self
                     .current()
-                    .map(|s| receiver_text(&s.key.receiver))
+                    .map(|s| s.key.receiver.cli_text())
                     .unwrap_or_default();
                 self.open_input(
                     InputPurpose::Receiver,
@@ -1444,49 +1444,50 @@ impl App {
                 self.jobs.retain(|j| j.id != id);
                 self.maybe_ready();
             }
-            Event::Baselines {
-                id,
-                ld_normal,
-                ld_contrast,
-                n_examples,
-            } => {
-                if let Some(i) = self.slot_of_job(id) {
-                    let (n_layers, n_heads) = self
-                        .model
-                        .as_ref()
-                        .map_or((0, 0), |m| (m.n_layers, m.n_heads));
-                    self.runs[i].matrix = Some(PatchMatrix::new(
-                        n_layers,
-                        n_heads,
+            Event::Patch { id, event } => {
+                let Some(i) = self.slot_of_job(id) else {
+                    return;
+                };
+                match event {
+                    PatchEvent::Baselines {
                         ld_normal,
                         ld_contrast,
                         n_examples,
-                    ));
-                    self.rebuild_record(i, false);
-                }
-            }
-            Event::Row {
-                id,
-                layer,
-                patched,
-                done,
-                total,
-                elapsed,
-                eta,
-            } => {
-                if let Some(i) = self.slot_of_job(id) {
-                    if let Some(m) = self.runs[i].matrix.as_mut() {
-                        m.set_row(layer, patched);
+                        ..
+                    } => {
+                        let (n_layers, n_heads) = self
+                            .model
+                            .as_ref()
+                            .map_or((0, 0), |m| (m.n_layers, m.n_heads));
+                        self.runs[i].matrix = Some(PatchMatrix::new(
+                            n_layers,
+                            n_heads,
+                            ld_normal,
+                            ld_contrast,
+                            n_examples,
+                        ));
                     }
-                    self.runs[i].state = RunState::Running {
-                        job: id,
+                    PatchEvent::Row {
+                        layer,
+                        patched,
                         done,
                         total,
                         elapsed,
                         eta,
-                    };
-                    self.rebuild_record(i, false);
+                    } => {
+                        if let Some(m) = self.runs[i].matrix.as_mut() {
+                            m.set_row(layer, patched);
+                        }
+                        self.runs[i].state = RunState::Running {
+                            job: id,
+                            done,
+                            total,
+                            elapsed,
+                            eta,
+                        };
+                    }
                 }
+                self.rebuild_record(i, false);
             }
             Event::PatchDone { id, record } => {
                 if let Some(i) = self.slot_of_job(id) {
@@ -1636,26 +1637,6 @@ impl App {
             .iter()
             .map(|&i| self.runs[i].key.receiver.label())
             .collect()
-    }
-}
-
-/// A receiver as the receiver prompt accepts it.
-pub fn receiver_text(r: &Receiver) -> String {
-    match r {
-        Receiver::Resid { kind, layers } => format!(
-            "{}:{}",
-            kind.name(),
-            layers
-                .iter()
-                .map(|l| l.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        Receiver::Heads { heads } => heads
-            .iter()
-            .map(|h| h.to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
     }
 }
 

@@ -94,20 +94,10 @@ pub enum Event {
         lengths: Vec<usize>,
         preview: Vec<PairPreview>,
     },
-    Baselines {
+    /// Progress of a sweep: its baselines, then its rows as sender layers finish.
+    Patch {
         id: JobId,
-        ld_normal: f64,
-        ld_contrast: f64,
-        n_examples: usize,
-    },
-    Row {
-        id: JobId,
-        layer: usize,
-        patched: Vec<f64>,
-        done: usize,
-        total: usize,
-        elapsed: f64,
-        eta: f64,
+        event: PatchEvent,
     },
     /// A sweep finished (`record.complete`) or was cancelled (partial record).
     PatchDone {
@@ -222,35 +212,9 @@ struct Forward<'a, S: EventSink> {
 
 impl<S: EventSink> Observer for Forward<'_, S> {
     fn event(&mut self, e: &PatchEvent) {
-        let id = self.id;
-        self.sink.send(match e.clone() {
-            PatchEvent::Baselines {
-                ld_normal,
-                ld_contrast,
-                n_examples,
-                ..
-            } => Event::Baselines {
-                id,
-                ld_normal,
-                ld_contrast,
-                n_examples,
-            },
-            PatchEvent::Row {
-                layer,
-                patched,
-                done,
-                total,
-                elapsed,
-                eta,
-            } => Event::Row {
-                id,
-                layer,
-                patched,
-                done,
-                total,
-                elapsed,
-                eta,
-            },
+        self.sink.send(Event::Patch {
+            id: self.id,
+            event: e.clone(),
         });
     }
     fn cancelled(&self) -> bool {
