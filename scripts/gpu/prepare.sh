@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.."
 BIN=${CUDA_BIN:-target-cuda/release/headhunt}
 [ -x "$BIN" ] || { echo "no CUDA build at $BIN" >&2; exit 1; }
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-rm -rf .gpu && mkdir -p .gpu
+[ -d .gpu ] && chmod -R u+w .gpu; rm -rf .gpu && mkdir -p .gpu
 strip -o .gpu/headhunt "$BIN"
 gzip -9 .gpu/headhunt
-cp -r ../shared/fixtures .gpu/fixtures
+cp -r ../shared/fixtures .gpu/fixtures && chmod -R u+w .gpu
 cp -r ../shared/bench .gpu/bench
 du -sh .gpu
