@@ -10,6 +10,7 @@ use crate::model::tokenizer::printable;
 pub mod bench;
 pub mod patch;
 pub mod show;
+pub mod train_demo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +37,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Datasets: generate the paper's files, show prompt pairs and their tokens.
     Data(crate::data::commands::DataCommand),
+    /// Train the demo model (few-shot off-by-k addition) into a model directory.
+    TrainDemo(train_demo::TrainDemoArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -125,6 +128,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
+        Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
         None => {
             anyhow::bail!("no command given; see `headhunt --help`")
         }
