@@ -11,6 +11,7 @@ pub mod bench;
 pub mod check;
 pub mod patch;
 pub mod show;
+pub mod train_demo;
 pub mod tui;
 
 #[derive(Parser, Debug)]
@@ -42,6 +43,8 @@ pub enum Command {
     Data(crate::data::commands::DataCommand),
     /// The terminal explorer (the default when no command is given).
     Tui(tui::TuiArgs),
+    /// Train the demo model (few-shot off-by-k addition) into a model directory.
+    TrainDemo(train_demo::TrainDemoArgs),
 }
 
 /// Options shared by every command that loads a model.
@@ -133,6 +136,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
+        Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
         None => tui::run(tui::TuiArgs {
             device: "cpu".into(),
             shots: 4,

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod demo;
 pub mod model;
 pub mod patching;
 pub mod results;

@@ -6,8 +6,8 @@ mod common;
 use candle_core::{DType, Device};
 use common::*;
 use headhunt::data::{load_and_tokenize, DataSpec, TaskKind, TokenizedPair};
-use headhunt::model::{self, HeadInput};
-use headhunt::patching::{self, Algorithm, PatchSpec, Receiver, ResidKind, Silent};
+use headhunt::model;
+use headhunt::patching::{self, Algorithm, PatchSpec, Receiver, Silent};
 
 fn load(name: &str) -> model::LoadedModel {
     model::load(

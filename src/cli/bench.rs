@@ -231,9 +231,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .clamp(1, n_layers);
 
     println!(
-        "model       {label}: {n_layers} layers × {n_heads} heads, d_model {}, {:.2} B parameters, {} on {}",
+        "model       {label}: {n_layers} layers × {n_heads} heads, d_model {}, {} parameters, {} on {}",
         model.cfg.d_model,
-        model.n_params as f64 / 1e9,
+        if model.n_params >= 1_000_000_000 {
+            format!("{:.2} B", model.n_params as f64 / 1e9)
+        } else {
+            format!("{:.2} M", model.n_params as f64 / 1e6)
+        },
         dtype_name(dtype),
         device_name(&device)
     );

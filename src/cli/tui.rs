@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::data::commands::{DataArgs, TaskArg};
 use crate::data::AnswerTokenRule;
@@ -52,36 +52,32 @@ pub struct TuiArgs {
     pub results: PathBuf,
 }
 
-/// Finds a bundled file: relative to the current folder, next to the executable's checkout
-/// (target/release/headhunt → the repository), or where the crate was built.
-pub fn bundled(rel: &str) -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from(rel)];
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(4) {
-            candidates.push(dir.join(rel));
-        }
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
-    candidates.into_iter().find(|p| p.exists())
-}
-
-pub const DEMO_MODEL: &str = "assets/demo-model";
-pub const DEMO_DATA: &str = "data/paper/addition/setting1/addition_nmax9_offset1.jsonl";
-
 pub fn setup(a: TuiArgs) -> Result<Setup> {
     let model = match a.model {
         Some(m) => m,
-        None => match bundled(DEMO_MODEL) {
-            Some(p) => p.display().to_string(),
-            None => bail!("no --model given and the bundled demo model ({DEMO_MODEL}) is not here"),
-        },
+        None => {
+            let dir = crate::demo::model_dir();
+            if !dir.join("config.json").is_file() {
+                bail!(
+                    "no --model given and the bundled demo model is not at {}",
+                    dir.display()
+                );
+            }
+            dir.display().to_string()
+        }
     };
     let data = match a.data {
         Some(d) => d,
-        None => match bundled(DEMO_DATA) {
-            Some(p) => p,
-            None => bail!("no --data given and the bundled dataset ({DEMO_DATA}) is not here"),
-        },
+        None => {
+            let file = crate::demo::dataset();
+            if !file.is_file() {
+                bail!(
+                    "no --data given and the bundled dataset is not at {}",
+                    file.display()
+                );
+            }
+            file
+        }
     };
     let receiver = if a.receivers.is_empty() {
         None
@@ -113,8 +109,9 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         bail!("--batch-size 0: expected at least 1");
     }
     let mut gallery_dirs = Vec::new();
-    if let Some(p) = bundled("data/paper/results") {
-        gallery_dirs.push(p);
+    let paper = crate::demo::locate("data/paper/results");
+    if paper.is_dir() {
+        gallery_dirs.push(paper);
     }
     Ok(Setup {
         model,
