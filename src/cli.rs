@@ -174,6 +174,14 @@ fn info(a: InfoArgs) -> Result<()> {
     if let Some(q) = &m.quantization {
         println!("quantized   {q} (dequantized to {})", dtype_name(m.dtype));
     }
+    println!(
+        "tokenizer   {}{}",
+        lm.tokenizer.path,
+        lm.tokenizer
+            .bos
+            .map(|b| format!(" (adds BOS {b})"))
+            .unwrap_or_default()
+    );
     println!("device      {}", a.model.device);
     println!(
         "parameters  {} ({:.2} M)",

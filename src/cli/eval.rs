@@ -85,14 +85,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&acc)?);
         return Ok(());
     }
-    println!(
-        "data        {} ({}, {} shots, offset {:+}, {} examples)",
-        spec.file.display(),
-        spec.task,
-        spec.shots,
-        spec.offset,
-        acc.n
-    );
+    if spec.task == crate::data::TaskKind::Pairs {
+        println!(
+            "data        {} (prompt pairs, {} examples)",
+            spec.file.display(),
+            acc.n
+        );
+    } else {
+        println!(
+            "data        {} ({}, {} shots, offset {:+}, {} examples)",
+            spec.file.display(),
+            spec.task,
+            spec.shots,
+            spec.offset,
+            acc.n
+        );
+    }
     print!("{}", table(&acc));
     if a.show > 0 {
         let t = |id: u32| printable(&lm.tokenizer.token_text(id));

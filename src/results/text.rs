@@ -30,7 +30,22 @@ pub fn summary(rec: &RunRecord) -> String {
             m.label, m.family, m.n_layers, m.n_heads, m.dtype, m.device
         );
     }
-    if let Some(d) = &rec.data {
+    if let Some(d) = rec
+        .data
+        .as_ref()
+        .filter(|d| d.spec.task == crate::data::TaskKind::Pairs)
+    {
+        let _ = writeln!(
+            s,
+            "data        {} (prompt pairs, {} examples, answer token: {})",
+            d.spec.file.display(),
+            d.n_examples,
+            match d.spec.answer_token {
+                crate::data::AnswerTokenRule::Last => "last",
+                crate::data::AnswerTokenRule::First => "first",
+            }
+        );
+    } else if let Some(d) = &rec.data {
         let _ = writeln!(
             s,
             "data        {} ({}, {} shots, offset {:+}, {} examples, answer token: {})",
