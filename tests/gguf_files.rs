@@ -12,7 +12,6 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

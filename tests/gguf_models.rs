@@ -151,7 +151,7 @@ fn check(lm: &model::LoadedModel, e: &Expect) {
             .collect();
         assert_eq!(ids, want_ids, "{} tokens of {text:?}", e.key);
         let logits = m
-            .forward(&m.tokens_tensor(&[ids.clone()]).unwrap())
+            .forward(&m.tokens_tensor(std::slice::from_ref(&ids)).unwrap())
             .unwrap();
         let last = flat(&logits.narrow(1, ids.len() - 1, 1).unwrap());
         let top: Vec<usize> = p["last_top_ids"]
@@ -186,7 +186,7 @@ fn check(lm: &model::LoadedModel, e: &Expect) {
     for (prompt, want) in e.addition {
         let ids = lm.tokenizer.encode(prompt).unwrap();
         let logits = m
-            .forward(&m.tokens_tensor(&[ids.clone()]).unwrap())
+            .forward(&m.tokens_tensor(std::slice::from_ref(&ids)).unwrap())
             .unwrap();
         let next =
             headhunt::model::transformer::argmax_last(&logits.narrow(1, ids.len() - 1, 1).unwrap())

@@ -200,7 +200,7 @@ impl GgufFile {
                 (Some(start), Some(end)) if end <= size => {
                     // The block structs are read in place: they need aligned data (GGUF aligns
                     // tensor data to 32 bytes; a file that does not is corrupt).
-                    if (mmap.as_ptr() as usize + start) % 8 != 0 {
+                    if !(mmap.as_ptr() as usize + start).is_multiple_of(8) {
                         return Err(bad(format!("data offset {start} is not aligned")));
                     }
                     tensors.insert(
@@ -600,7 +600,7 @@ pub fn gguf_name(hf: &str, family: Family) -> Option<String> {
 pub fn unpermute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
     let dims = t.dims().to_vec();
     let rows = dims[0];
-    if n_heads == 0 || rows % (2 * n_heads) != 0 {
+    if n_heads == 0 || !rows.is_multiple_of(2 * n_heads) {
         return Err(ModelError::Invalid(format!(
             "cannot unpermute {rows} rows into {n_heads} rotary heads"
         )));
@@ -620,7 +620,7 @@ pub fn unpermute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
 pub fn permute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
     let dims = t.dims().to_vec();
     let rows = dims[0];
-    if n_heads == 0 || rows % (2 * n_heads) != 0 {
+    if n_heads == 0 || !rows.is_multiple_of(2 * n_heads) {
         return Err(ModelError::Invalid(format!(
             "cannot permute {rows} rows into {n_heads} rotary heads"
         )));

@@ -203,8 +203,7 @@ pub fn tokenizer_json(f: &GgufFile) -> Result<Json, ModelError> {
                 .get_bool("tokenizer.ggml.add_space_prefix")?
                 .unwrap_or(true);
             let unk = f.get_u64("tokenizer.ggml.unknown_token_id")?;
-            // Pieces that take part in merges: normal tokens (type 1) and, as the parts of
-            // merges, anything in the vocabulary.
+            // Merges join two normal (type 1) or byte (type 6) pieces into a normal piece.
             let index: HashMap<&str, usize> = tokens
                 .iter()
                 .enumerate()
@@ -218,10 +217,9 @@ pub fn tokenizer_json(f: &GgufFile) -> Result<Json, ModelError> {
                 for (cut, _) in piece.char_indices().skip(1) {
                     let (l, r) = piece.split_at(cut);
                     if let (Some(&li), Some(&ri)) = (index.get(l), index.get(r)) {
-                        if types[li] == 1 || types[li] == 6 {
-                            if types[ri] == 1 || types[ri] == 6 {
-                                merges.push((scores[id], id, li, ri));
-                            }
+                        let part = |t: i64| t == 1 || t == 6;
+                        if part(types[li]) && part(types[ri]) {
+                            merges.push((scores[id], id, li, ri));
                         }
                     }
                 }
