@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
+pub mod attention;
 pub mod bench;
 pub mod check;
+pub mod eval;
 pub mod patch;
 pub mod show;
 pub mod train_demo;
@@ -39,6 +41,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check this build on this device against the reference fixtures.
     Check(check::CheckArgs),
+    /// Accuracy: how often the next token is the normal or the contrast answer, on both prompts.
+    Eval(eval::EvalArgs),
+    /// Where heads attend: a query row (sorted key tokens) or the whole grid.
+    Attention(attention::AttentionArgs),
     /// Datasets: generate the paper's files, show prompt pairs and their tokens.
     Data(crate::data::commands::DataCommand),
     /// The terminal explorer (the default when no command is given).
@@ -95,6 +101,10 @@ pub struct RunArgs {
     /// How many next-token candidates to show.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Also write the logits of every position, [tokens, vocab] float64, as .npy (for
+    /// comparisons with other implementations).
+    #[arg(long)]
+    pub save_logits: Option<PathBuf>,
 }
 
 /// Runs the CLI and returns the process exit code: 0 on success, 2 on any error (bad input,
@@ -134,6 +144,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Check(a)) => check::run(a),
+        Some(Command::Eval(a)) => eval::run(a).map(|_| 0),
+        Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
@@ -179,6 +191,14 @@ fn info(a: InfoArgs) -> Result<()> {
     if let Some(q) = &m.quantization {
         println!("quantized   {q} (dequantized to {})", dtype_name(m.dtype));
     }
+    println!(
+        "tokenizer   {}{}",
+        lm.tokenizer.path,
+        lm.tokenizer
+            .bos
+            .map(|b| format!(" (adds BOS {b})"))
+            .unwrap_or_default()
+    );
     println!("device      {}", a.model.device);
     println!(
         "parameters  {} ({:.2} M)",
@@ -198,7 +218,13 @@ fn info(a: InfoArgs) -> Result<()> {
             c.final_softcap.map_or("none".into(), |f| f.to_string())
         );
     }
-    println!("rope theta  {}", c.rope_global.theta);
+    match &c.rope_local {
+        Some(local) => println!(
+            "rope theta  {} (sliding layers {})",
+            c.rope_global.theta, local.theta
+        ),
+        None => println!("rope theta  {}", c.rope_global.theta),
+    }
     println!("load time   {:.3} s", lm.load_seconds);
     Ok(())
 }
@@ -222,6 +248,15 @@ fn run(a: RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let logits = lm.model.forward(&tokens).context("forward pass")?;
     let elapsed = started.elapsed().as_secs_f64();
+    if let Some(path) = &a.save_logits {
+        let all: Vec<f64> = logits
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec1::<f64>()?;
+        let bytes = crate::results::npy::encode_f64(&all, &[ids.len(), lm.model.cfg.vocab_size]);
+        std::fs::write(path, bytes)
+            .with_context(|| format!("--save-logits {}: cannot write", path.display()))?;
+    }
     let last = logits
         .narrow(1, ids.len() - 1, 1)?
         .flatten_all()?

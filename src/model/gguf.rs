@@ -1,12 +1,39 @@
 //! GGUF files (llama.cpp): metadata → `ModelConfig`, tensors dequantized to the run dtype.
+//!
+//! A GGUF file is read in three steps:
+//! 1. [`GgufFile::open`] memory-maps the file, parses the header with candle's reader and checks
+//!    every tensor's data range against the file size (a truncated file is an error here, never
+//!    a panic later), and that the types are ones candle can dequantize.
+//! 2. [`config_from_gguf`] turns the metadata (`{arch}.block_count`, `.attention.head_count` ...)
+//!    into the Hugging Face `config.json` the same model would have, and parses that with
+//!    [`ModelConfig::from_json`], so every family rule lives in one place. What llama.cpp does
+//!    not store but hard-codes (Gemma-3's sliding-window pattern and local rope base, Gemma's
+//!    attention scale) is filled in the way llama.cpp does.
+//! 3. [`GgufSource`] serves the tensors under their Hugging Face names, dequantized to f32 and
+//!    converted back to the Hugging Face convention: llama.cpp permutes the q/k rows of `llama`
+//!    models for its interleaved rope (undone here: the engine uses the rotate-half rope), and
+//!    stores Gemma's RMSNorm weights with the 1 already added (subtracted here: the engine adds
+//!    it, as `config.json` models need).
+//!
+//! The tokenizer can come from the file too (see [`super::gguf_vocab`]).
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device, Tensor};
+use serde_json::json;
 
+use super::config::{Family, ModelConfig};
 use super::tokenizer::Tokenizer;
 use super::transformer::Model;
+use super::weights::TensorSource;
 use super::ModelError;
+
+/// `general.architecture` values headhunt can run.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma2", "gemma3", "llama", "qwen2"];
 
 /// Whether the file starts with the GGUF magic.
 pub fn is_gguf(path: &Path) -> bool {
@@ -18,14 +45,753 @@ pub fn is_gguf(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Name of a ggml tensor type as llama.cpp prints it.
+pub fn type_name(t: GgmlDType) -> &'static str {
+    match t {
+        GgmlDType::F32 => "F32",
+        GgmlDType::F16 => "F16",
+        GgmlDType::BF16 => "BF16",
+        GgmlDType::Q4_0 => "Q4_0",
+        GgmlDType::Q4_1 => "Q4_1",
+        GgmlDType::Q5_0 => "Q5_0",
+        GgmlDType::Q5_1 => "Q5_1",
+        GgmlDType::Q8_0 => "Q8_0",
+        GgmlDType::Q8_1 => "Q8_1",
+        GgmlDType::Q2K => "Q2_K",
+        GgmlDType::Q3K => "Q3_K",
+        GgmlDType::Q4K => "Q4_K",
+        GgmlDType::Q5K => "Q5_K",
+        GgmlDType::Q6K => "Q6_K",
+        GgmlDType::Q8K => "Q8_K",
+    }
+}
+
+/// llama.cpp's `general.file_type` names (LLAMA_FTYPE_*), for `info`.
+fn file_type_name(t: u64) -> Option<&'static str> {
+    Some(match t {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+/// Where one tensor's bytes are in the file.
+#[derive(Debug, Clone)]
+pub struct TensorEntry {
+    pub dtype: GgmlDType,
+    /// PyTorch order (slowest dimension first); GGUF lists dimensions fastest first and
+    /// candle's reader already reverses them.
+    pub shape: Vec<usize>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// An open, checked GGUF file: metadata and the byte range of every tensor.
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub metadata: HashMap<String, Value>,
+    pub tensors: BTreeMap<String, TensorEntry>,
+    mmap: memmap2::Mmap,
+}
+
+impl GgufFile {
+    fn err(path: &Path, msg: impl Into<String>) -> ModelError {
+        ModelError::Gguf {
+            file: path.display().to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Opens and checks a GGUF file: the header parses, every tensor's type is supported and
+    /// its data lies inside the file.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+        // SAFETY: read-only mapping; like every mmap user we rely on nobody truncating the
+        // file while it is mapped.
+        let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }
+            .map_err(|e| ModelError::io(path, e))?;
+        let size = mmap.len();
+        if size < 4 || &mmap[..4] != b"GGUF" {
+            return Err(Self::err(path, "not a GGUF file (no GGUF magic)"));
+        }
+        // candle's reader checks lengths against the file size; the unwind guard is for what
+        // it does not check (a zero `general.alignment` divides by zero).
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Content::read(&mut Cursor::new(&mmap[..]))
+        }));
+        let content = match parsed {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                let m = first_line(&e);
+                let msg = if m.contains("fill whole buffer") || m.contains("remaining") {
+                    format!("file is truncated or its header is corrupt ({m})")
+                } else if m.contains("unknown dtype") {
+                    format!(
+                        "a tensor has a type candle cannot read ({m}); supported: F32, F16, BF16, \
+                         Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K"
+                    )
+                } else {
+                    format!("not a valid GGUF file ({m})")
+                };
+                return Err(Self::err(path, msg));
+            }
+            Err(_) => return Err(Self::err(path, "not a valid GGUF file (corrupt header)")),
+        };
+        let mut tensors = BTreeMap::new();
+        for (name, info) in &content.tensor_infos {
+            let shape = info.shape.dims().to_vec();
+            let bad = |what: String| Self::err(path, format!("tensor `{name}`: {what}"));
+            let elems = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+            let block = info.ggml_dtype.block_size();
+            if elems % block != 0 {
+                return Err(bad(format!(
+                    "{elems} elements is not a multiple of the {} block size {block}",
+                    type_name(info.ggml_dtype)
+                )));
+            }
+            if !matches!(
+                info.ggml_dtype,
+                GgmlDType::F32
+                    | GgmlDType::F16
+                    | GgmlDType::BF16
+                    | GgmlDType::Q4_0
+                    | GgmlDType::Q4_1
+                    | GgmlDType::Q5_0
+                    | GgmlDType::Q5_1
+                    | GgmlDType::Q8_0
+                    | GgmlDType::Q2K
+                    | GgmlDType::Q3K
+                    | GgmlDType::Q4K
+                    | GgmlDType::Q5K
+                    | GgmlDType::Q6K
+            ) {
+                return Err(bad(format!(
+                    "type {} cannot be dequantized",
+                    type_name(info.ggml_dtype)
+                )));
+            }
+            let bytes = (elems / block)
+                .checked_mul(info.ggml_dtype.type_size())
+                .ok_or_else(|| bad("size overflows".into()))?;
+            let start = content
+                .tensor_data_offset
+                .checked_add(info.offset)
+                .and_then(|s| usize::try_from(s).ok());
+            let end = start.and_then(|s| s.checked_add(bytes));
+            match (start, end) {
+                (Some(start), Some(end)) if end <= size => {
+                    // The block structs are read in place: they need aligned data (GGUF aligns
+                    // tensor data to 32 bytes; a file that does not is corrupt).
+                    if !(mmap.as_ptr() as usize + start).is_multiple_of(8) {
+                        return Err(bad(format!("data offset {start} is not aligned")));
+                    }
+                    tensors.insert(
+                        name.clone(),
+                        TensorEntry {
+                            dtype: info.ggml_dtype,
+                            shape,
+                            start,
+                            end,
+                        },
+                    );
+                }
+                _ => {
+                    return Err(Self::err(
+                        path,
+                        format!(
+                            "file is truncated: tensor `{name}` needs bytes {}..{} but the file has {size} bytes",
+                            content.tensor_data_offset.saturating_add(info.offset),
+                            content
+                                .tensor_data_offset
+                                .saturating_add(info.offset)
+                                .saturating_add(bytes as u64),
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            metadata: content.metadata,
+            tensors,
+            mmap,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn meta_err(&self, key: &str, what: &str) -> ModelError {
+        Self::err(&self.path, format!("metadata `{key}`: {what}"))
+    }
+
+    /// An unsigned integer value (any integer type that fits).
+    pub fn get_u64(&self, key: &str) -> Result<Option<u64>, ModelError> {
+        let v = match self.metadata.get(key) {
+            None => return Ok(None),
+            Some(v) => v,
+        };
+        let n: Option<u64> = match v {
+            Value::U8(x) => Some(*x as u64),
+            Value::U16(x) => Some(*x as u64),
+            Value::U32(x) => Some(*x as u64),
+            Value::U64(x) => Some(*x),
+            Value::I8(x) => u64::try_from(*x).ok(),
+            Value::I16(x) => u64::try_from(*x).ok(),
+            Value::I32(x) => u64::try_from(*x).ok(),
+            Value::I64(x) => u64::try_from(*x).ok(),
+            _ => None,
+        };
+        n.map(Some).ok_or_else(|| {
+            self.meta_err(
+                key,
+                &format!("expected a non-negative integer, got {}", short(v)),
+            )
+        })
+    }
+
+    pub fn req_u64(&self, key: &str) -> Result<u64, ModelError> {
+        self.get_u64(key)?
+            .ok_or_else(|| self.meta_err(key, "missing (expected an integer)"))
+    }
+
+    pub fn get_f64(&self, key: &str) -> Result<Option<f64>, ModelError> {
+        match self.metadata.get(key) {
+            None => Ok(None),
+            Some(Value::F32(x)) => Ok(Some(*x as f64)),
+            Some(Value::F64(x)) => Ok(Some(*x)),
+            Some(v) => match self.get_u64(key) {
+                Ok(Some(n)) => Ok(Some(n as f64)),
+                _ => Err(self.meta_err(key, &format!("expected a number, got {}", short(v)))),
+            },
+        }
+    }
+
+    pub fn get_str(&self, key: &str) -> Result<Option<&str>, ModelError> {
+        match self.metadata.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.meta_err(key, &format!("expected a string, got {}", short(v)))),
+        }
+    }
+
+    pub fn get_bool(&self, key: &str) -> Result<Option<bool>, ModelError> {
+        match self.metadata.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => {
+                Err(self.meta_err(key, &format!("expected true or false, got {}", short(v))))
+            }
+        }
+    }
+
+    pub fn get_array(&self, key: &str) -> Result<Option<&Vec<Value>>, ModelError> {
+        match self.metadata.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(v) => Err(self.meta_err(key, &format!("expected an array, got {}", short(v)))),
+        }
+    }
+
+    /// `general.architecture`.
+    pub fn architecture(&self) -> Result<&str, ModelError> {
+        self.get_str("general.architecture")?
+            .ok_or_else(|| self.meta_err("general.architecture", "missing"))
+    }
+
+    /// Tensor types and how many tensors have each, most frequent first:
+    /// `Q5_0 ×133, F32 ×121, Q8_0 ×13, Q4_K ×12, Q6_K ×12; file type Q4_K_M`.
+    pub fn type_summary(&self) -> String {
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for t in self.tensors.values() {
+            *counts.entry(type_name(t.dtype)).or_insert(0) += 1;
+        }
+        let mut v: Vec<(&str, usize)> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list = v
+            .iter()
+            .map(|(t, n)| format!("{t} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self
+            .get_u64("general.file_type")
+            .ok()
+            .flatten()
+            .and_then(file_type_name)
+        {
+            Some(ft) => format!("{list}; file type {ft}"),
+            None => list,
+        }
+    }
+
+    /// Whether every tensor is stored unquantized (F32/F16/BF16).
+    pub fn is_unquantized(&self) -> bool {
+        self.tensors
+            .values()
+            .all(|t| matches!(t.dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16))
+    }
+
+    /// A tensor by its GGUF name, dequantized to f32 on the CPU, in PyTorch dimension order.
+    pub fn dequantize(&self, name: &str) -> Result<Tensor, ModelError> {
+        let e = self.tensors.get(name).ok_or_else(|| {
+            Self::err(
+                &self.path,
+                format!("tensor `{name}` is missing from the file"),
+            )
+        })?;
+        let bytes = &self.mmap[e.start..e.end];
+        let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+            e.dtype,
+            bytes,
+            e.shape.clone(),
+            &Device::Cpu,
+        )
+        .map_err(|err| Self::err(&self.path, format!("tensor `{name}`: {}", first_line(&err))))?;
+        Ok(q.dequantize(&Device::Cpu)?.to_dtype(DType::F32)?)
+    }
+}
+
+/// The message of a candle error without the backtrace it carries when RUST_BACKTRACE is set.
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A metadata value in a few characters, for error messages.
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.len() > 40 => format!("string {:?}…", &s[..40]),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(a) => format!("an array of {}", a.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The Hugging Face `config.json` equivalent of a GGUF file's metadata.
+pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
+    let arch = f.architecture()?.to_string();
+    let model_type = match arch.as_str() {
+        "llama" => "llama",
+        "qwen2" => "qwen2",
+        "gemma2" => "gemma2",
+        "gemma3" => "gemma3_text",
+        other => {
+            return Err(GgufFile::err(
+                &f.path,
+                format!(
+                    "unsupported architecture {other:?} (general.architecture; supported: {})",
+                    SUPPORTED_ARCHITECTURES.join(", ")
+                ),
+            ))
+        }
+    };
+    let key = |k: &str| format!("{arch}.{k}");
+    let n_layers = f.req_u64(&key("block_count"))?;
+    let d_model = f.req_u64(&key("embedding_length"))?;
+    let d_mlp = f.req_u64(&key("feed_forward_length"))?;
+    let n_heads = f.req_u64(&key("attention.head_count"))?;
+    let n_kv = f
+        .get_u64(&key("attention.head_count_kv"))?
+        .unwrap_or(n_heads);
+    let embd = f.tensors.get("token_embd.weight").ok_or_else(|| {
+        GgufFile::err(
+            &f.path,
+            "tensor `token_embd.weight` is missing from the file",
+        )
+    })?;
+    let vocab = embd.shape[0] as u64;
+    let mut c = json!({
+        "model_type": model_type,
+        "hidden_size": d_model,
+        "intermediate_size": d_mlp,
+        "num_hidden_layers": n_layers,
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": n_kv,
+        "vocab_size": vocab,
+        "tie_word_embeddings": !f.tensors.contains_key("output.weight"),
+    });
+    let o = c.as_object_mut().expect("an object");
+    if let Some(k) = f.get_u64(&key("attention.key_length"))? {
+        if let Some(v) = f.get_u64(&key("attention.value_length"))? {
+            if v != k {
+                return Err(f.meta_err(
+                    &key("attention.value_length"),
+                    &format!("{v} differs from key_length {k}; headhunt needs equal head sizes"),
+                ));
+            }
+        }
+        o.insert("head_dim".into(), json!(k));
+    }
+    if let Some(eps) = f.get_f64(&key("attention.layer_norm_rms_epsilon"))? {
+        o.insert("rms_norm_eps".into(), json!(eps));
+    }
+    if let Some(theta) = f.get_f64(&key("rope.freq_base"))? {
+        o.insert("rope_theta".into(), json!(theta));
+    }
+    if let Some(ctx) = f.get_u64(&key("context_length"))? {
+        o.insert("max_position_embeddings".into(), json!(ctx));
+    }
+    if let Some(bos) = f.get_u64("tokenizer.ggml.bos_token_id")? {
+        o.insert("bos_token_id".into(), json!(bos));
+    }
+    match f.get_str(&key("rope.scaling.type"))? {
+        None | Some("none") => {}
+        Some("linear") => {
+            let factor = f.get_f64(&key("rope.scaling.factor"))?.unwrap_or(1.0);
+            if factor != 1.0 {
+                o.insert(
+                    "rope_scaling".into(),
+                    json!({"rope_type": "linear", "factor": factor}),
+                );
+            }
+        }
+        Some(other) => {
+            return Err(f.meta_err(
+                &key("rope.scaling.type"),
+                &format!("unsupported rope scaling {other:?} (supported: none, linear)"),
+            ))
+        }
+    }
+    if f.tensors.contains_key("rope_freqs.weight") {
+        return Err(GgufFile::err(
+            &f.path,
+            "tensor `rope_freqs.weight`: per-frequency rope factors (Llama-3.1-style rope scaling) are not supported",
+        ));
+    }
+    let has = |n: &str| f.tensors.contains_key(n);
+    if arch == "llama" {
+        o.insert("attention_bias".into(), json!(has("blk.0.attn_q.bias")));
+        o.insert("mlp_bias".into(), json!(has("blk.0.ffn_up.bias")));
+    }
+    if arch == "gemma2" || arch == "gemma3" {
+        if let Some(w) = f.get_u64(&key("attention.sliding_window"))? {
+            o.insert("sliding_window".into(), json!(w));
+        }
+        // llama.cpp: 1/sqrt(head_dim), except the 27B models' 1/sqrt(d_model / n_heads)
+        // (their query_pre_attn_scalar); an explicit attention.scale wins.
+        let head_dim = o
+            .get("head_dim")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(d_model / n_heads.max(1));
+        let is_27b = (arch == "gemma2" && n_layers == 46) || (arch == "gemma3" && n_layers == 62);
+        let scalar = match f.get_f64(&key("attention.scale"))? {
+            Some(s) if s > 0.0 => 1.0 / (s * s),
+            _ if is_27b => (d_model / n_heads.max(1)) as f64,
+            _ => head_dim as f64,
+        };
+        o.insert("query_pre_attn_scalar".into(), json!(scalar));
+        for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
+            if let Some(v) = f.get_f64(&key(cap))? {
+                o.insert(cap.into(), json!(v));
+            }
+        }
+    }
+    if arch == "gemma3" {
+        // llama.cpp hard-codes Gemma-3's local rope base (10000) and its pattern: every 6th
+        // layer global (a file may say otherwise in attention.sliding_window_pattern).
+        let n = n_layers as usize;
+        let sliding: Vec<bool> = match f.metadata.get(&key("attention.sliding_window_pattern")) {
+            Some(Value::Array(a)) => {
+                if a.len() != n {
+                    return Err(f.meta_err(
+                        &key("attention.sliding_window_pattern"),
+                        &format!("has {} entries, expected block_count = {n}", a.len()),
+                    ));
+                }
+                a.iter().map(|v| matches!(v, Value::Bool(true))).collect()
+            }
+            Some(_) => {
+                let p = f.req_u64(&key("attention.sliding_window_pattern"))?.max(1) as usize;
+                (0..n).map(|l| l % p < p - 1).collect()
+            }
+            None => (0..n).map(|l| l % 6 < 5).collect(),
+        };
+        o.insert(
+            "layer_types".into(),
+            json!(sliding
+                .iter()
+                .map(|s| if *s {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                })
+                .collect::<Vec<_>>()),
+        );
+        let local = f
+            .get_f64(&key("rope.local.freq_base"))?
+            .or(f.get_f64(&key("rope.freq_base_swa"))?)
+            .unwrap_or(10000.0);
+        o.insert("rope_local_base_freq".into(), json!(local));
+    }
+    Ok(c)
+}
+
+/// The engine's config for a GGUF file.
+pub fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig, ModelError> {
+    let json = hf_config_json(f)?;
+    let mut cfg = ModelConfig::from_json(&json, &f.describe())?;
+    cfg.checkpoint_dtype = Some("gguf".into());
+    Ok(cfg)
+}
+
+/// The GGUF name of a Hugging Face tensor name.
+pub fn gguf_name(hf: &str, family: Family) -> Option<String> {
+    let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
+    match hf {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        "lm_head.weight" => return Some("output.weight".into()),
+        _ => {}
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = match rest.rsplit_once('.') {
+        Some((m, s @ ("weight" | "bias"))) => (m, s),
+        _ => return None,
+    };
+    let g = match module {
+        "input_layernorm" => "attn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "post_attention_layernorm" if gemma => "post_attention_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "pre_feedforward_layernorm" => "ffn_norm",
+        "post_feedforward_layernorm" => "post_ffw_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{g}.{suffix}"))
+}
+
+/// Undoes llama.cpp's q/k permutation (`LlamaModel.permute` in convert_hf_to_gguf.py), which
+/// reorders each head's rows from rotate-half pairs (i, i + d/2) to interleaved pairs (2i, 2i+1):
+/// `w[h, j, i] = w_hf[h, i, j]` for `w` viewed as [heads, d/2, 2, ...]. Works on a weight
+/// [heads·d, in] and on a bias [heads·d].
+pub fn unpermute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    if n_heads == 0 || !rows.is_multiple_of(2 * n_heads) {
+        return Err(ModelError::Invalid(format!(
+            "cannot unpermute {rows} rows into {n_heads} rotary heads"
+        )));
+    }
+    let half = rows / n_heads / 2;
+    let rest: usize = dims[1..].iter().product();
+    let u = t
+        .reshape((n_heads, half, 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?;
+    Ok(u)
+}
+
+/// The inverse of [`unpermute_qk`]: what llama.cpp's converter stores (for tests that write
+/// GGUF files).
+pub fn permute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    if n_heads == 0 || !rows.is_multiple_of(2 * n_heads) {
+        return Err(ModelError::Invalid(format!(
+            "cannot permute {rows} rows into {n_heads} rotary heads"
+        )));
+    }
+    let half = rows / n_heads / 2;
+    let rest: usize = dims[1..].iter().product();
+    Ok(t.reshape((n_heads, 2, half, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// A GGUF file's tensors under Hugging Face names, dequantized and converted back to the
+/// Hugging Face convention (see the module docs).
+pub struct GgufSource {
+    pub file: GgufFile,
+    family: Family,
+    n_heads: usize,
+    n_kv_heads: usize,
+}
+
+impl GgufSource {
+    pub fn new(file: GgufFile, cfg: &ModelConfig) -> Self {
+        GgufSource {
+            file,
+            family: cfg.family,
+            n_heads: cfg.n_heads,
+            n_kv_heads: cfg.n_kv_heads,
+        }
+    }
+}
+
+impl TensorSource for GgufSource {
+    fn describe(&self) -> String {
+        self.file.describe()
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let g = gguf_name(name, self.family)?;
+        self.file.tensors.get(&g).map(|e| e.shape.clone())
+    }
+
+    fn load(&self, name: &str, device: &Device) -> Result<Tensor, ModelError> {
+        let g = gguf_name(name, self.family).ok_or_else(|| ModelError::MissingTensor {
+            name: name.to_string(),
+            files: self.describe(),
+        })?;
+        let mut t = self.file.dequantize(&g)?;
+        let gemma = matches!(self.family, Family::Gemma2 | Family::Gemma3);
+        if gemma && g.ends_with("norm.weight") {
+            // convert_hf_to_gguf.py stores Gemma's norm weights as 1 + w.
+            t = (t - 1.0)?;
+        }
+        if self.family == Family::Llama {
+            if g.contains(".attn_q.") {
+                t = unpermute_qk(&t, self.n_heads)?;
+            } else if g.contains(".attn_k.") {
+                t = unpermute_qk(&t, self.n_kv_heads)?;
+            }
+        }
+        Ok(t.to_device(device)?)
+    }
+
+    fn quantization(&self) -> Option<String> {
+        Some(self.file.type_summary())
+    }
+}
+
+/// Loads a GGUF model. The tokenizer is `tokenizer` if given, else built from the file's
+/// `tokenizer.ggml.*` metadata.
 pub fn load(
     path: &Path,
-    _tokenizer: Option<&Path>,
-    _device: &Device,
-    _dtype: DType,
+    tokenizer: Option<&Path>,
+    device: &Device,
+    dtype: DType,
 ) -> Result<(Model, Tokenizer), ModelError> {
-    Err(ModelError::Gguf {
-        file: path.display().to_string(),
-        msg: "GGUF loading is not implemented yet".into(),
-    })
+    if !path.is_file() {
+        return Err(ModelError::NotFound(format!(
+            "GGUF file not found: {}",
+            path.display()
+        )));
+    }
+    let file = GgufFile::open(path)?;
+    let cfg = config_from_gguf(&file)?;
+    let tok = match tokenizer {
+        Some(t) => Tokenizer::from_file(t)?,
+        None => super::gguf_vocab::tokenizer_from_gguf(&file)?,
+    };
+    let source = GgufSource::new(file, &cfg);
+    let family = cfg.family;
+    let model = Model::load(cfg, &source, device, dtype).map_err(|e| match e {
+        ModelError::MissingTensor { name, .. } => ModelError::Gguf {
+            file: path.display().to_string(),
+            msg: match gguf_name(&name, family) {
+                Some(g) => format!("tensor `{g}` is missing (needed as {name})"),
+                None => format!("tensor {name} has no GGUF equivalent"),
+            },
+        },
+        ModelError::TensorShape {
+            name,
+            expected,
+            got,
+            ..
+        } => ModelError::Gguf {
+            file: path.display().to_string(),
+            msg: format!(
+                "tensor `{}` has shape {got:?}, expected {expected:?} from the metadata",
+                gguf_name(&name, family).unwrap_or(name)
+            ),
+        },
+        other => other,
+    })?;
+    Ok((model, tok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_per_family() {
+        let l = Family::Llama;
+        let g = Family::Gemma3;
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.q_proj.bias", Family::Qwen2).unwrap(),
+            "blk.3.attn_q.bias"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.post_attention_layernorm.weight", l).unwrap(),
+            "blk.0.ffn_norm.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.post_attention_layernorm.weight", g).unwrap(),
+            "blk.0.post_attention_norm.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.pre_feedforward_layernorm.weight", g).unwrap(),
+            "blk.0.ffn_norm.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.17.self_attn.k_norm.weight", g).unwrap(),
+            "blk.17.attn_k_norm.weight"
+        );
+        assert_eq!(gguf_name("lm_head.weight", l).unwrap(), "output.weight");
+        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight", l), None);
+    }
+
+    #[test]
+    fn permutation_round_trips_and_interleaves() {
+        // One head of size 4 with two input columns: rows r0..r3.
+        let w = Tensor::arange(0f32, 8.0, &Device::Cpu)
+            .unwrap()
+            .reshape((4, 2))
+            .unwrap();
+        let p = permute_qk(&w, 1).unwrap();
+        // llama.cpp order: r0, r2, r1, r3 (pairs (i, i + d/2) made adjacent).
+        assert_eq!(
+            p.to_vec2::<f32>().unwrap(),
+            vec![vec![0., 1.], vec![4., 5.], vec![2., 3.], vec![6., 7.]]
+        );
+        let back = unpermute_qk(&p, 1).unwrap();
+        assert_eq!(back.to_vec2::<f32>().unwrap(), w.to_vec2::<f32>().unwrap());
+        let b = Tensor::arange(0f32, 8.0, &Device::Cpu).unwrap();
+        let pb = permute_qk(&b, 2).unwrap();
+        assert_eq!(
+            pb.to_vec1::<f32>().unwrap(),
+            vec![0., 2., 1., 3., 4., 6., 5., 7.]
+        );
+        assert_eq!(
+            unpermute_qk(&pb, 2).unwrap().to_vec1::<f32>().unwrap(),
+            b.to_vec1::<f32>().unwrap()
+        );
+    }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod cuda_memory;
 pub mod error;
 pub mod gguf;
+pub mod gguf_vocab;
 pub mod hooks;
 pub mod ops;
 pub mod presets;

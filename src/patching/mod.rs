@@ -6,6 +6,8 @@
 //! logit[contrast answer] at the last position after patching; the score is
 //! r = (LD_p - LD_c) / (LD_c - LD_n).
 
+pub mod accuracy;
+pub mod attention;
 pub mod batch;
 pub mod fast;
 pub mod matrix;

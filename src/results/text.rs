@@ -30,7 +30,22 @@ pub fn summary(rec: &RunRecord) -> String {
             m.label, m.family, m.n_layers, m.n_heads, m.dtype, m.device
         );
     }
-    if let Some(d) = &rec.data {
+    if let Some(d) = rec
+        .data
+        .as_ref()
+        .filter(|d| d.spec.task == crate::data::TaskKind::Pairs)
+    {
+        let _ = writeln!(
+            s,
+            "data        {} (prompt pairs, {} examples, answer token: {})",
+            d.spec.file.display(),
+            d.n_examples,
+            match d.spec.answer_token {
+                crate::data::AnswerTokenRule::Last => "last",
+                crate::data::AnswerTokenRule::First => "first",
+            }
+        );
+    } else if let Some(d) = &rec.data {
         let _ = writeln!(
             s,
             "data        {} ({}, {} shots, offset {:+}, {} examples, answer token: {})",
@@ -73,7 +88,7 @@ pub fn summary(rec: &RunRecord) -> String {
         if (c - n).abs() < SMALL_GAP {
             let _ = writeln!(
                 s,
-                "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart, so r = (patched - LD_c)/(LD_c - LD_n) is ill-conditioned; read the raw patched logit differences instead",
+                "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart (does it follow the contrast rule at all? see `headhunt eval`), so r = (patched - LD_c)/(LD_c - LD_n) is ill-conditioned; the raw patched - LD_c is shown instead",
                 (c - n).abs()
             );
         }
@@ -88,8 +103,27 @@ pub fn summary(rec: &RunRecord) -> String {
     s
 }
 
-/// The heatmap as text: one row per sender layer (top: the last layer), r in percent.
+/// Whether the baselines are so close that r is ill-conditioned (see [`SMALL_GAP`]).
+pub fn ill_conditioned(rec: &RunRecord) -> bool {
+    match (rec.normal_logit_diff, rec.contrast_logit_diff) {
+        (Some(n), Some(c)) => (c - n).abs() < SMALL_GAP,
+        _ => false,
+    }
+}
+
+/// patched - LD_c at (layer, head), where r is defined (the raw effect of patching, in logits).
+fn raw_effect(rec: &RunRecord, l: usize, h: usize) -> Option<f64> {
+    rec.r(l, h)?;
+    Some(rec.patched(l, h)? - rec.contrast_logit_diff?)
+}
+
+/// The heatmap as text: one row per sender layer (top: the last layer), r in percent. When r
+/// is ill-conditioned (close baselines) and the patched values are known, the raw effect
+/// patched - LD_c in logits instead.
 pub fn heatmap(rec: &RunRecord) -> String {
+    if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
+        return raw_heatmap(rec);
+    }
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -117,8 +151,58 @@ pub fn heatmap(rec: &RunRecord) -> String {
     s
 }
 
-/// The paper's head lists.
+fn raw_heatmap(rec: &RunRecord) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small); rows: sender layer, columns: head; '·' = not computed"
+    );
+    let _ = write!(s, "layer");
+    for h in 0..rec.n_heads {
+        let _ = write!(s, "{h:>7}");
+    }
+    s.push('\n');
+    for l in (0..rec.n_layers).rev() {
+        let _ = write!(s, "{l:>5}");
+        for h in 0..rec.n_heads {
+            match raw_effect(rec, l, h) {
+                Some(d) => {
+                    let _ = write!(s, "{d:>+7.3}");
+                }
+                None => {
+                    let _ = write!(s, "{:>7}", "·");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The paper's head lists. When r is ill-conditioned they are replaced by the heads with the
+/// largest raw effects |patched - LD_c|.
 pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
+    if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
+        let mut all: Vec<(usize, usize, f64)> = (0..rec.n_layers)
+            .flat_map(|l| (0..rec.n_heads).map(move |h| (l, h)))
+            .filter_map(|(l, h)| raw_effect(rec, l, h).map(|d| (l, h, d)))
+            .collect();
+        all.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+        let top: Vec<String> = all
+            .iter()
+            .take(10)
+            .map(|(l, h, d)| format!("({l},{h}) {d:+.3}"))
+            .collect();
+        return format!(
+            "no head lists by r (|r| > {} ...): r is ill-conditioned here\nlargest |patched - LD_c| (logits): {}\n",
+            t.hi,
+            if top.is_empty() {
+                "(none)".to_string()
+            } else {
+                top.join(", ")
+            }
+        );
+    }
     let (strong, weak) = PatchMatrix::head_lists(&rec.relative_filled(), t.hi, t.lo);
     format!(
         "|r| > {}: {}\n{} < |r| <= {}: {}\n",
@@ -128,4 +212,77 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
         t.hi,
         format_heads(&weak)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, ModelOrigin};
+    use crate::patching::{Algorithm, PatchMatrix, Receiver};
+    use crate::results::{ModelInfo, RecordParts, Timing};
+
+    fn record(ld_normal: f64, ld_contrast: f64) -> RunRecord {
+        let mut m = PatchMatrix::new(2, 2, ld_normal, ld_contrast, 4);
+        m.set_row(0, vec![ld_contrast + 0.25, ld_contrast]);
+        m.set_row(1, vec![ld_contrast - 0.05, ld_contrast + 0.01]);
+        let receiver = Receiver::resid_post(1);
+        RunRecord::from_run(RecordParts {
+            matrix: &m,
+            complete: true,
+            receiver: &receiver,
+            begin_layer: 0,
+            algorithm: Algorithm::Fast,
+            batch_size: 4,
+            model: ModelInfo {
+                origin: ModelOrigin::Local { path: "m".into() },
+                label: "m".into(),
+                family: Family::Llama,
+                n_layers: 2,
+                n_heads: 2,
+                n_kv_heads: 2,
+                d_model: 8,
+                d_head: 4,
+                d_mlp: 16,
+                vocab_size: 10,
+                dtype: "f32".into(),
+                device: "cpu".into(),
+                quantization: None,
+            },
+            data: None,
+            timing: Timing::default(),
+        })
+    }
+
+    #[test]
+    fn close_baselines_show_raw_effects_not_r() {
+        let rec = record(2.0, 1.7);
+        assert!(ill_conditioned(&rec));
+        let s = summary(&rec);
+        assert!(
+            s.contains("warning") && s.contains("ill-conditioned"),
+            "{s}"
+        );
+        let h = heatmap(&rec);
+        assert!(h.starts_with("patched - LD_c in logits"), "{h}");
+        assert!(h.contains("+0.250") && h.contains("-0.050"), "{h}");
+        let l = head_lists(&rec, Thresholds::default());
+        assert!(l.starts_with("no head lists by r"), "{l}");
+        assert!(
+            l.contains("(0,0) +0.250, (1,0) -0.050, (1,1) +0.010"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn distinct_baselines_show_r() {
+        let rec = record(4.0, -1.0);
+        assert!(!ill_conditioned(&rec));
+        assert!(!summary(&rec).contains("warning"));
+        assert!(heatmap(&rec).starts_with("r = (patched - LD_c)/(LD_c - LD_n)"));
+        // r(0,0) = 0.25 / -5 = -5%.
+        assert!(
+            head_lists(&rec, Thresholds::default()).starts_with("|r| > 0.05: (0,0) -5.0%")
+                || head_lists(&rec, Thresholds::default()).contains("(0,0) -5.0%")
+        );
+    }
 }

@@ -11,10 +11,8 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
-
 use crate::data::{DataSpec, Tokenized};
-use crate::model::{Capture, HookName, HookPoint, Hooks, LoadedModel, RunOptions, Start};
+use crate::model::LoadedModel;
 use crate::patching::{self, Observer, PatchEvent, PatchSpec};
 use crate::results::{DataInfo, ModelInfo, RecordParts, RunRecord, Timing};
 
@@ -421,31 +419,7 @@ impl State {
                 RunKind::Contrast => p.contrast_ids.clone(),
             })
             .collect();
-        let tokens = m.tokens_tensor(&rows)?;
-        let last_layer = req.heads.iter().map(|&(l, _)| l).max().unwrap_or(0);
-        let mut hooks = Hooks::capture(Capture::only(
-            req.heads
-                .iter()
-                .map(|&(l, _)| HookName::Layer(l, HookPoint::Pattern)),
-        ));
-        m.run(
-            Start::Tokens(&tokens),
-            RunOptions {
-                stop_after: Some(last_layer),
-                last_position_only: false,
-            },
-            &mut hooks,
-        )?;
-        let mut patterns = Vec::new();
-        for &(l, h) in &req.heads {
-            let p = hooks.cache.require(l, HookPoint::Pattern)?; // [B, H, T, T]
-            let mean: Tensor = p
-                .narrow(1, h, 1)?
-                .squeeze(1)?
-                .to_dtype(DType::F32)?
-                .mean(0)?;
-            patterns.push(mean.to_vec2::<f32>()?);
-        }
+        let patterns = crate::patching::attention::mean_patterns(m, &rows, &req.heads)?;
         let _ = started;
         sink.send(Event::Attention {
             id,

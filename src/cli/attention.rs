@@ -1,0 +1,148 @@
+//! `headhunt attention`: where chosen heads attend, without the TUI. For each head, the mean
+//! attention (over the first prompts of a dataset) of one query position over the key tokens,
+//! sorted, or the whole grid for short prompts.
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use super::{DataArgs, ModelArgs};
+use crate::model::tokenizer::printable;
+use crate::patching::attention::mean_patterns;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunArg {
+    Normal,
+    Contrast,
+}
+
+#[derive(Args, Debug)]
+pub struct AttentionArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A head `LAYER.HEAD`; repeat for several.
+    #[arg(long = "head", required = true)]
+    pub heads: Vec<String>,
+    /// Which prompts: the normal or the contrast ones.
+    #[arg(long, value_enum, default_value_t = RunArg::Contrast)]
+    pub run: RunArg,
+    /// Average over the first N examples that have the first example's token length.
+    #[arg(long, default_value_t = 1)]
+    pub prompts: usize,
+    /// Query position (0-based; negative counts from the end: -1 is the last token).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub query: i64,
+    /// How many key tokens to list (the largest weights).
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print the whole [query × key] grid (rows: queries) instead of one query row.
+    #[arg(long)]
+    pub grid: bool,
+}
+
+/// Parses `L.H`.
+pub fn parse_head(s: &str) -> Result<(usize, usize)> {
+    let parse = || -> Option<(usize, usize)> {
+        let (l, h) = s.split_once('.')?;
+        Some((l.trim().parse().ok()?, h.trim().parse().ok()?))
+    };
+    parse().ok_or_else(|| anyhow::anyhow!("--head {s:?}: expected LAYER.HEAD, e.g. 13.4"))
+}
+
+/// One head's query row, sorted by weight: `(position, weight)`.
+pub fn ranked_row(row: &[f32]) -> Vec<(usize, f32)> {
+    let mut v: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+pub fn run(a: AttentionArgs) -> Result<()> {
+    let heads: Vec<(usize, usize)> = a
+        .heads
+        .iter()
+        .map(|h| parse_head(h))
+        .collect::<Result<_>>()?;
+    if a.prompts == 0 {
+        bail!("--prompts 0: expected at least 1");
+    }
+    let lm = a.model.load()?;
+    let spec = a.data.spec()?;
+    let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+    let Some(first) = tok.pairs.first() else {
+        bail!("{}: no examples", spec.file.display());
+    };
+    let len = first.len();
+    let chosen: Vec<&crate::data::TokenizedPair> = tok
+        .pairs
+        .iter()
+        .filter(|p| p.len() == len)
+        .take(a.prompts)
+        .collect();
+    let rows: Vec<Vec<u32>> = chosen
+        .iter()
+        .map(|p| match a.run {
+            RunArg::Normal => p.normal_ids.clone(),
+            RunArg::Contrast => p.contrast_ids.clone(),
+        })
+        .collect();
+    let q = if a.query < 0 {
+        len as i64 + a.query
+    } else {
+        a.query
+    };
+    if q < 0 || q as usize >= len {
+        bail!("--query {}: the prompts have {len} tokens", a.query);
+    }
+    let q = q as usize;
+    let patterns = mean_patterns(&lm.model, &rows, &heads)?;
+    let texts: Vec<String> = rows[0]
+        .iter()
+        .map(|&id| printable(&lm.tokenizer.token_text(id)))
+        .collect();
+    let run_name = match a.run {
+        RunArg::Normal => "normal",
+        RunArg::Contrast => "contrast",
+    };
+    println!(
+        "{} prompts ({run_name}), {} tokens each{}; token texts are the first prompt's",
+        rows.len(),
+        len,
+        if rows.len() < a.prompts {
+            format!(" (only {} of the first length)", rows.len())
+        } else {
+            String::new()
+        }
+    );
+    for (&(l, h), pat) in heads.iter().zip(&patterns) {
+        if a.grid {
+            println!("head {l}.{h}: attention (rows: query position, columns: key position, %)");
+            print!("{:>4} {:>8} ", "", "");
+            for k in 0..len {
+                print!("{k:>5}");
+            }
+            println!();
+            for (qi, row) in pat.iter().enumerate() {
+                print!("{qi:>4} {:>8} ", truncate(&texts[qi], 8));
+                for w in row {
+                    print!("{:>5.0}", 100.0 * w);
+                }
+                println!();
+            }
+            continue;
+        }
+        println!(
+            "head {l}.{h}: query {q} {:?} attends to (top {}):",
+            texts[q],
+            a.top.min(len)
+        );
+        for (pos, w) in ranked_row(&pat[q]).into_iter().take(a.top) {
+            println!("  {pos:>4}  {:<12} {w:.4}", format!("{:?}", texts[pos]));
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

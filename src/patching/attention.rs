@@ -1,0 +1,55 @@
+//! Attention patterns of chosen heads, averaged over prompts: shared by the worker (TUI) and
+//! `headhunt attention`.
+
+use candle_core::DType;
+
+use crate::model::{Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start};
+
+use super::PatchError;
+
+/// Mean attention pattern [query, key] of each head `(layer, head)` over `rows` (token ids, all
+/// of one length), in the order given. Runs the model only up to the last layer asked for.
+pub fn mean_patterns(
+    model: &Model,
+    rows: &[Vec<u32>],
+    heads: &[(usize, usize)],
+) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
+    for &(l, h) in heads {
+        if l >= model.n_layers() || h >= model.n_heads() {
+            return Err(PatchError::Invalid(format!(
+                "head {l}.{h} is outside the model ({} layers × {} heads)",
+                model.n_layers(),
+                model.n_heads()
+            )));
+        }
+    }
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tokens = model.tokens_tensor(rows)?;
+    let last_layer = heads.iter().map(|&(l, _)| l).max().unwrap_or(0);
+    let mut hooks = Hooks::capture(Capture::only(
+        heads
+            .iter()
+            .map(|&(l, _)| HookName::Layer(l, HookPoint::Pattern)),
+    ));
+    model.run(
+        Start::Tokens(&tokens),
+        RunOptions {
+            stop_after: Some(last_layer),
+            last_position_only: false,
+        },
+        &mut hooks,
+    )?;
+    let mut patterns = Vec::with_capacity(heads.len());
+    for &(l, h) in heads {
+        let p = hooks.cache.require(l, HookPoint::Pattern)?; // [B, H, T, T]
+        let mean = p
+            .narrow(1, h, 1)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)?
+            .mean(0)?;
+        patterns.push(mean.to_vec2::<f32>()?);
+    }
+    Ok(patterns)
+}
