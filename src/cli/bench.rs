@@ -218,7 +218,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let head = match &a.head_receiver {
         Some(h) => Receiver::parse_one(h)?,
-        None => Receiver::head(n_layers.saturating_sub(3), 7.min(n_heads - 1), HeadInput::V),
+        // Near the top like the paper's 39.7 of 42 layers; mid-model for tiny ones.
+        None => Receiver::head(
+            n_layers.saturating_sub(3).max(n_layers / 2),
+            7.min(n_heads - 1),
+            HeadInput::V,
+        ),
     };
     let resid = Receiver::resid_post(n_layers - 1);
     let ref_layers = a

@@ -268,9 +268,12 @@ pub fn cache_batch(
     let out = {
         let c = &mut cache;
         // Rows 0..B are the normal prompts, B..2B the contrast prompts.
+        // The last `keep` positions (a last-position-only layer has just the one).
         let trim = |x: &Tensor, rows: (usize, usize)| -> Result<Tensor, crate::model::ModelError> {
+            let len = x.dim(1)?;
+            let k = keep.min(len);
             Ok(x.narrow(0, rows.0, rows.1)?
-                .narrow(1, from, keep)?
+                .narrow(1, len - k, k)?
                 .contiguous()?)
         };
         let mut hooks = Hooks::none().with_callback(Box::new(move |name: HookName, x: Tensor| {
@@ -302,13 +305,14 @@ pub fn cache_batch(
             Start::Tokens(&tokens),
             RunOptions {
                 stop_after: Some(n - 1),
-                last_position_only: false,
+                // A last-layer receiver needs only the last position of the last layer.
+                last_position_only: keep == 1 && needs.full.is_empty(),
             },
             &mut hooks,
         )?
     };
     // The metric needs only the last position's two answer logits.
-    let last = out.resid.narrow(1, t - 1, 1)?.squeeze(1)?;
+    let last = out.resid.narrow(1, out.resid.dim(1)? - 1, 1)?.squeeze(1)?;
     let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
     let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
     cache.ld_normal = ld[..b].to_vec();
