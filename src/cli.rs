@@ -20,9 +20,14 @@ pub mod tui;
 #[command(
     name = "headhunt",
     version,
-    about = "Path patching for LLMs: find the attention heads that carry a behaviour"
+    about = "Path patching for LLMs: find the attention heads that carry a behaviour",
+    long_about = "Path patching for LLMs: find the attention heads that carry a behaviour.\n\nWithout a command, opens the terminal explorer (on the bundled demo model unless --model is given); the explorer's options may be given directly, e.g. `headhunt --model DIR --data FILE`.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Options of the explorer, when no command is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -149,14 +154,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
-        None => tui::run(tui::TuiArgs {
-            device: "cpu".into(),
-            shots: 4,
-            batch_size: 4,
-            results: "results".into(),
-            ..Default::default()
-        })
-        .map(|_| 0),
+        None => tui::run(cli.tui).map(|_| 0),
     }
 }
 

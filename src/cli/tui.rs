@@ -9,7 +9,7 @@ use crate::data::AnswerTokenRule;
 use crate::patching::{Algorithm, Receiver};
 use crate::tui::app::Setup;
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug)]
 pub struct TuiArgs {
     /// Model directory, .gguf file or hub id (default: the bundled demo model).
     #[arg(long, short = 'm')]

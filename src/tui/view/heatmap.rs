@@ -208,8 +208,16 @@ fn draw_cell(
 ) {
     let groups = app.groups_of((l, h));
     let selected = app.selected.contains(&(l, h));
-    let (mut style, mut text) = match rec.r(l, h) {
-        Some(r) if r.is_finite() => {
+    // Senders that cannot reach the receiver (its own layer and above, for a head) carry no
+    // information: drawn like rows that were not computed, never as a computed 0.
+    let value = rec
+        .r(l, h)
+        .filter(|r| r.is_finite() && rec.receiver.reachable_from(l));
+    // Wide cells keep their last character for a marker: a group's dot or the selection's +.
+    let marker_w: u16 = if cw > 2 { 1 } else { 0 };
+    let tw = (cw - marker_w) as usize;
+    let (mut style, mut text) = match value {
+        Some(r) => {
             let bg = diverging(r, range);
             let style = Style::default()
                 .bg(color.rgb(bg))
@@ -220,28 +228,32 @@ fn draw_cell(
             } else {
                 100.0 * r
             };
-            let text = match cw {
-                0..=2 => String::new(),
+            let text = match tw {
+                0..=1 => String::new(),
+                2 => format!("{:>2.0}", pct.clamp(-9.0, 9.0)),
                 3 => format!("{:>3.0}", pct.clamp(-99.0, 99.0)),
                 4 => format!("{:>4.0}", pct.clamp(-999.0, 999.0)),
-                _ => format!("{:>w$.1}", pct, w = cw as usize),
+                _ => format!("{:>tw$.1}", pct),
             };
             (style, text)
         }
-        _ => (Style::default().fg(Color::DarkGray), "·".to_string()),
+        None => (
+            Style::default().fg(Color::DarkGray),
+            format!("{:>tw$}", "·", tw = tw.max(1)),
+        ),
     };
-    // Markers: group (coloured dot), selection (+), cursor (reverse video and a diamond).
-    if let Some(&g) = groups.first() {
-        let gc = GROUP_COLORS[g % GROUP_COLORS.len()];
-        if cw <= 2 {
+    let group_color = groups
+        .first()
+        .map(|&g| GROUP_COLORS[g % GROUP_COLORS.len()]);
+    if marker_w == 0 {
+        // Narrow cells: the marker replaces the (empty) text.
+        if let Some(gc) = group_color {
             text = "●".into();
             style = style.fg(gc);
-        } else {
-            style = style.add_modifier(Modifier::UNDERLINED).underline_color(gc);
         }
-    }
-    if selected && cw <= 2 {
-        text = "+".into();
+        if selected {
+            text = "+".into();
+        }
     }
     if is_cursor {
         style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
@@ -249,21 +261,26 @@ fn draw_cell(
             text = "◆".into();
         }
     }
-    let blank = " ".repeat(cw as usize);
-    buf.set_string(x, y, &blank, style);
-    let t: String = text.chars().take(cw as usize).collect();
-    let tx = x + (cw.saturating_sub(t.chars().count() as u16)) / 2;
+    buf.set_string(x, y, " ".repeat(cw as usize), style);
+    let t: String = text.chars().take(tw.max(1)).collect();
+    let tx = x + (cw - marker_w).saturating_sub(t.chars().count() as u16) / 2;
     buf.set_string(tx, y, &t, style);
-    if selected && cw > 2 {
-        buf.set_string(x, y, "+", style);
-    }
-    if cw > 2 {
-        if let Some(&g) = groups.first() {
+    if marker_w == 1 {
+        let mark = if selected {
+            "+"
+        } else if group_color.is_some() {
+            "●"
+        } else {
+            ""
+        };
+        if !mark.is_empty() {
             buf.set_string(
                 x + cw - 1,
                 y,
-                "●",
-                style.fg(GROUP_COLORS[g % GROUP_COLORS.len()]),
+                mark,
+                style
+                    .fg(group_color.unwrap_or(Color::White))
+                    .add_modifier(Modifier::BOLD),
             );
         }
     }
@@ -301,6 +318,10 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         bold,
     )));
     match rec.r(l, h) {
+        _ if !rec.receiver.reachable_from(l) => lines.push(Line::from(Span::styled(
+            "r        n/a: cannot reach the receiver",
+            dim,
+        ))),
         Some(r) => lines.push(Line::from(format!("r        {:+.2}%", 100.0 * r))),
         None => lines.push(Line::from(Span::styled("r        not computed", dim))),
     }
