@@ -214,3 +214,140 @@ fn check_command_passes_on_cpu() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A checkpoint split into shards with `model.safetensors.index.json` loads to the same logits.
+#[test]
+fn sharded_safetensors_load_the_same() {
+    let d = copy_fixture("tiny-llama", "sharded");
+    let path = d.join("model.safetensors");
+    let all = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let mut names: Vec<&String> = all.keys().collect();
+    names.sort();
+    let a: Vec<&String> = names.iter().step_by(2).copied().collect();
+    let b: Vec<&String> = names.iter().skip(1).step_by(2).copied().collect();
+    let mut map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let tensors: HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), all[*n].clone()))
+            .collect();
+        for n in tensors.keys() {
+            map.insert(n.clone(), serde_json::Value::from(file));
+        }
+        candle_core::safetensors::save(&tensors, d.join(file)).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let dev = Device::Cpu;
+    let sharded =
+        headhunt::model::load(d.to_str().unwrap(), None, &dev, candle_core::DType::F32).unwrap();
+    let single = headhunt::model::load(
+        fixture("tiny-llama").to_str().unwrap(),
+        None,
+        &dev,
+        candle_core::DType::F32,
+    )
+    .unwrap();
+    let ids = single.tokenizer.encode("1+2=3\n2+2=").unwrap();
+    let t = single.model.tokens_tensor(&[ids]).unwrap();
+    let x: Vec<f32> = sharded
+        .model
+        .forward(&t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let y: Vec<f32> = single
+        .model
+        .forward(&t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(x, y);
+    assert_eq!(sharded.model.n_params, single.model.n_params);
+    // A shard listed in the index but missing is named.
+    std::fs::remove_file(d.join("model-00002-of-00002.safetensors")).unwrap();
+    let (code, err) = info(&d);
+    assert_one_line_error(code, &err, &["model-00002-of-00002.safetensors", "missing"]);
+}
+
+/// A hub id resolves in the Hugging Face cache layout (HF_HUB_CACHE), offline.
+#[test]
+fn hub_id_resolves_in_the_cache_offline() {
+    let cache = temp_dir("hfcache");
+    let repo = cache.join("models--tiny-org--tiny-qwen2");
+    let snap = repo.join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture("tiny-qwen2").join(f), snap.join(f)).unwrap();
+    }
+    let out = Command::new(bin())
+        .args(["info", "--model", "tiny-org/tiny-qwen2"])
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.contains("model       tiny-org/tiny-qwen2") && s.contains("family      qwen2"),
+        "{s}"
+    );
+    // A revision that is a commit in snapshots/ works too; an unknown one is a one-line error.
+    let out = Command::new(bin())
+        .args(["info", "--model", "tiny-org/tiny-qwen2@0123abcd"])
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(bin())
+        .args(["info", "--model", "tiny-org/other"])
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_one_line_error(
+        out.status.code().unwrap(),
+        &err,
+        &["tiny-org/other", "HF_HUB_OFFLINE"],
+    );
+}
+
+#[test]
+fn f16_runs() {
+    let lm = headhunt::model::load(
+        fixture("tiny-gemma2").to_str().unwrap(),
+        None,
+        &Device::Cpu,
+        candle_core::DType::F16,
+    )
+    .unwrap();
+    let ids = lm.tokenizer.encode("1+2=3\n2+2=").unwrap();
+    let logits = lm
+        .model
+        .forward(&lm.model.tokens_tensor(&[ids]).unwrap())
+        .unwrap();
+    let v: Vec<f32> = logits
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(v.iter().all(|x| x.is_finite()));
+}
