@@ -663,3 +663,26 @@ fn never_panics_on_tiny_or_odd_terminals() {
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     term.draw(|f| view::draw(f, &mut app)).unwrap();
 }
+
+#[test]
+fn baselines_and_accuracy_show_before_any_run() {
+    let (mut app, _) = ready_app("eval");
+    app.on_worker(Event::Evaluated {
+        id: 2,
+        n: 8,
+        normal_ok: 7,
+        contrast_ok: 1,
+        contrast_gives_normal: 6,
+        ld_normal: 0.5,
+        ld_contrast: 0.2,
+        seconds: 0.01,
+    });
+    assert!(app.status.1.contains("ill-conditioned"), "{}", app.status.1);
+    let mut term = Terminal::new(TestBackend::new(120, 24)).unwrap();
+    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    let text = screen_text(&term);
+    assert!(
+        text.contains("normal answer on 7/8 normal prompts, contrast answer on 1/8"),
+        "{text}"
+    );
+}

@@ -100,7 +100,8 @@ fn run_drill_save_and_quit_in_a_real_terminal() {
         results.display()
     );
     let t = Tmux::start(&cmd, 100, 30);
-    t.wait_for("ready: r runs 16 senders", 30);
+    t.wait_for("16 senders (layers 0..=3 × 4 heads)", 30);
+    t.wait_for("baselines only", 30);
     t.send(&["r"]);
     let screen = t.wait_for("done: resid_post 3", 30);
     assert!(screen.contains("|r| > 5%:"), "{screen}");
@@ -167,7 +168,7 @@ fn works_in_an_80x24_terminal_and_survives_resizes() {
         results.display()
     );
     let t = Tmux::start(&cmd, 80, 24);
-    t.wait_for("ready:", 30);
+    t.wait_for("32 senders (layers 0..=3 × 8 heads)", 30);
     t.send(&["r"]);
     let screen = t.wait_for("done: resid_post 3", 30);
     assert!(

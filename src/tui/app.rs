@@ -305,12 +305,35 @@ impl Setup {
 
 /// Loaded data, as the worker described it.
 pub struct DataStatus {
+    /// Baselines and accuracy, once the worker has measured them.
+    pub eval: Option<Evaluation>,
     pub spec: DataSpec,
     pub n_examples: usize,
     pub skipped: Vec<usize>,
     pub multi_token_answers: Vec<usize>,
     pub lengths: Vec<usize>,
     pub preview: Vec<PairPreview>,
+}
+
+/// The data's baselines and accuracy (argmax at the last position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub n: usize,
+    pub normal_ok: usize,
+    pub contrast_ok: usize,
+    pub contrast_gives_normal: usize,
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+}
+
+impl Evaluation {
+    /// One line: baselines and how often each prompt gets its answer.
+    pub fn summary(&self) -> String {
+        format!(
+            "LD_normal {:+.3}, LD_contrast {:+.3}; normal answer on {}/{} normal prompts, contrast answer on {}/{} contrast prompts ({} keep the normal one)",
+            self.ld_normal, self.ld_contrast, self.normal_ok, self.n, self.contrast_ok, self.n, self.contrast_gives_normal
+        )
+    }
 }
 
 /// Status-bar message.
@@ -1434,6 +1457,7 @@ impl App {
                 }
                 self.set_status(Level::Info, msg);
                 self.data = Some(DataStatus {
+                    eval: None,
                     spec,
                     n_examples,
                     skipped,
@@ -1443,6 +1467,38 @@ impl App {
                 });
                 self.jobs.retain(|j| j.id != id);
                 self.maybe_ready();
+            }
+            Event::Evaluated {
+                n,
+                normal_ok,
+                contrast_ok,
+                contrast_gives_normal,
+                ld_normal,
+                ld_contrast,
+                ..
+            } => {
+                let e = Evaluation {
+                    n,
+                    normal_ok,
+                    contrast_ok,
+                    contrast_gives_normal,
+                    ld_normal,
+                    ld_contrast,
+                };
+                let ill = (ld_contrast - ld_normal).abs() < crate::patching::matrix::SMALL_GAP;
+                if ill {
+                    self.set_status(
+                        Level::Warn,
+                        format!(
+                            "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart) · {}",
+                            (ld_contrast - ld_normal).abs(),
+                            e.summary()
+                        ),
+                    );
+                }
+                if let Some(d) = self.data.as_mut() {
+                    d.eval = Some(e);
+                }
             }
             Event::Patch { id, event } => {
                 let Some(i) = self.slot_of_job(id) else {

@@ -92,6 +92,19 @@ pub enum Event {
         lengths: Vec<usize>,
         preview: Vec<PairPreview>,
     },
+    /// The loaded data's baselines and accuracy (computed right after loading it).
+    Evaluated {
+        id: JobId,
+        n: usize,
+        /// Normal prompts answered with the normal answer, contrast prompts with the contrast
+        /// answer, contrast prompts with the normal answer (argmax at the last position).
+        normal_ok: usize,
+        contrast_ok: usize,
+        contrast_gives_normal: usize,
+        ld_normal: f64,
+        ld_contrast: f64,
+        seconds: f64,
+    },
     /// Progress of a sweep: its baselines, then its rows as sender layers finish.
     Patch {
         id: JobId,
@@ -331,6 +344,18 @@ impl State {
             multi_token_answers: tok.multi_token_answers.clone(),
             lengths,
             preview,
+        });
+        let started = Instant::now();
+        let acc = crate::patching::accuracy::evaluate(&lm.model, &tok.pairs, 16)?;
+        sink.send(Event::Evaluated {
+            id,
+            n: acc.n,
+            normal_ok: acc.normal_prompt_normal_answer,
+            contrast_ok: acc.contrast_prompt_contrast_answer,
+            contrast_gives_normal: acc.contrast_prompt_normal_answer,
+            ld_normal: acc.mean_ld_normal,
+            ld_contrast: acc.mean_ld_contrast,
+            seconds: started.elapsed().as_secs_f64(),
         });
         self.data = Some((spec, tok));
         Ok(())

@@ -141,6 +141,9 @@ fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
                 "{} examples, {} shots, offset {:+}, batch {}",
                 d.n_examples, d.spec.shots, d.spec.offset, app.setup.batch_size
             )));
+            if let Some(e) = &d.eval {
+                lines.push(Line::from(e.summary()));
+            }
         }
         lines.push(Line::from(""));
         lines.push(Line::from("r runs it · m setup · w gallery · ? help"));

@@ -66,6 +66,13 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
             d.n_examples,
             d.lengths
         )));
+        match &d.eval {
+            Some(e) => out.push(Line::from(format!("       {}", e.summary()))),
+            None => out.push(Line::from(Span::styled(
+                "       measuring baselines and accuracy…",
+                Style::default().fg(Color::DarkGray),
+            ))),
+        }
         if !d.skipped.is_empty() {
             out.push(Line::from(Span::styled(
                 format!(
