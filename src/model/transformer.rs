@@ -161,9 +161,26 @@ pub struct Model {
     pub n_params: usize,
     /// Quantization of the source weights (GGUF), if any.
     pub quantization: Option<String>,
+    /// Rotary tables and attention masks already built, by their parameters: they would
+    /// otherwise be rebuilt on the host and copied to the device in every layer of every pass.
+    aux: std::sync::Mutex<std::collections::HashMap<String, Tensor>>,
 }
 
 impl Model {
+    /// A tensor built once per distinct `key` and kept.
+    fn aux(&self, key: String, make: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+        let mut map = self.aux.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = map.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = make()?;
+        if map.len() > 512 {
+            map.clear();
+        }
+        map.insert(key, t.clone());
+        Ok(t)
+    }
+
     /// Loads the weights named as in Hugging Face checkpoints from `source`.
     pub fn load(
         cfg: ModelConfig,
@@ -301,6 +318,7 @@ impl Model {
             unembed,
             final_norm,
             layers,
+            aux: Default::default(),
         })
     }
 
@@ -332,20 +350,27 @@ impl Model {
     /// Cos and sin tables [len, d_head/2] for layer `l`'s rotary embedding, positions
     /// `start..start+len`.
     pub fn rope_tables(&self, l: usize, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        let inv = self.cfg.rope_for_layer(l).inv_freq(self.cfg.d_head);
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(len * half);
-        let mut sin = Vec::with_capacity(len * half);
-        for p in start..start + len {
-            for &f in &inv {
-                let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
-        }
-        let cos = Tensor::from_vec(cos, (len, half), &self.device)?.to_dtype(self.dtype)?;
-        let sin = Tensor::from_vec(sin, (len, half), &self.device)?.to_dtype(self.dtype)?;
-        Ok((cos, sin))
+        let rope = self.cfg.rope_for_layer(l);
+        let table = |which: &str| -> Result<Tensor> {
+            let key = format!(
+                "rope {which} {rope:?} {} {} {start} {len}",
+                self.cfg.d_head,
+                self.dtype.as_str()
+            );
+            self.aux(key, || {
+                let inv = rope.inv_freq(self.cfg.d_head);
+                let half = inv.len();
+                let mut v = Vec::with_capacity(len * half);
+                for p in start..start + len {
+                    for &f in &inv {
+                        let a = p as f32 * f;
+                        v.push(if which == "cos" { a.cos() } else { a.sin() });
+                    }
+                }
+                Ok(Tensor::from_vec(v, (len, half), &self.device)?.to_dtype(self.dtype)?)
+            })
+        };
+        Ok((table("cos")?, table("sin")?))
     }
 
     /// Splits a projection output [B, T, n*dh] into heads [B, T, n, dh].
@@ -397,6 +422,18 @@ impl Model {
     /// Additive attention mask [Tq, Tk] for queries at positions `q_start..q_start+Tq`.
     fn mask(&self, l: usize, q_start: usize, tq: usize, tk: usize, dtype: DType) -> Result<Tensor> {
         let window = self.cfg.window_for_layer(l);
+        let key = format!("mask {window:?} {q_start} {tq} {tk} {}", dtype.as_str());
+        self.aux(key, || self.build_mask(window, q_start, tq, tk, dtype))
+    }
+
+    fn build_mask(
+        &self,
+        window: Option<usize>,
+        q_start: usize,
+        tq: usize,
+        tk: usize,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let mut m = vec![0f32; tq * tk];
         for i in 0..tq {
             let qp = q_start + i;
