@@ -256,11 +256,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         if pairs.is_empty() {
             bail!("no prompt pairs to benchmark on");
         }
+        // Default: every prompt in one batch; head receivers keep every position of every
+        // layer in the cache, so at most 32 prompts a batch bound their memory.
         let batch_size = a.batch_size.unwrap_or(pairs.len()).max(1);
+        let head_batch = a.batch_size.unwrap_or(pairs.len().min(32)).max(1);
         let len = pairs[0].len();
         println!();
         println!(
-            "== {} prompt pairs of {len} tokens, batch size {batch_size}",
+            "== {} prompt pairs of {len} tokens, batch size {batch_size} ({head_batch} for the head receiver)",
             pairs.len()
         );
         let memory = PeakMemory::start(&model);
@@ -285,7 +288,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
             s - cache,
             fast_resid.n_senders(n_heads)
         );
-        let fast_head = spec(&head, 0, Algorithm::Fast);
+        let fast_head = PatchSpec {
+            batch_size: head_batch,
+            ..spec(&head, 0, Algorithm::Fast)
+        };
         let (hs, hcache) = time_fast(&model, &pairs, &fast_head, a.repeat)?;
         println!(
             "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
