@@ -89,7 +89,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         let pp = dir.join("expected_path_patching.safetensors");
         if pp.is_file() {
             let exp = candle_core::safetensors::load(&pp, &Device::Cpu)?;
-            let spec = DataSpec::new(&dir.join("addition.jsonl"), TaskKind::Addition);
+            let spec = DataSpec::new(dir.join("addition.jsonl"), TaskKind::Addition);
             let pairs = load_and_tokenize(&spec, &lm.tokenizer)?.pairs;
             let mut d_pp = 0f64;
             let receivers = meta["path_patching"]["receivers"]

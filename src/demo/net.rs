@@ -42,7 +42,7 @@ impl NetConfig {
             && !c.tie_embeddings
             && c.rope_global.scaling == RopeScaling::None
             && c.activation == crate::model::config::Activation::Silu;
-        plain.then(|| NetConfig {
+        plain.then_some(NetConfig {
             n_layers: c.n_layers,
             n_heads: c.n_heads,
             d_model: c.d_model,

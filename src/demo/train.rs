@@ -402,7 +402,7 @@ pub fn train(
     if cfg.steps == 0 || cfg.batch_tokens == 0 {
         bail!("--steps and --batch-tokens must be positive");
     }
-    if cfg.net.d_model % cfg.net.n_heads != 0 || cfg.net.d_head() % 2 != 0 {
+    if !cfg.net.d_model.is_multiple_of(cfg.net.n_heads) || !cfg.net.d_head().is_multiple_of(2) {
         bail!("d_model must be a multiple of heads, with an even head size");
     }
     if cfg.lines.is_empty() || cfg.lines.iter().any(|&l| l < 2) {

@@ -791,11 +791,9 @@ impl App {
                     self.navigate(key, true);
                 }
             }
-            KeyCode::Char('c') => {
-                if self.running() {
-                    self.effects.push(Effect::Cancel);
-                    self.set_status(Level::Info, "cancelling after the current sender layer…");
-                }
+            KeyCode::Char('c') if self.running() => {
+                self.effects.push(Effect::Cancel);
+                self.set_status(Level::Info, "cancelling after the current sender layer…");
             }
             KeyCode::Enter => self.drill(),
             KeyCode::Char('i') => {
@@ -1032,11 +1030,10 @@ impl App {
                 let q = self.attention.query.unwrap_or(len - 1);
                 self.attention.query = Some((q + 1).min(len - 1));
             }
-            KeyCode::Tab | KeyCode::Right | KeyCode::Char('l') => {
-                if !self.attention.heads.is_empty() {
-                    self.attention.current =
-                        (self.attention.current + 1) % self.attention.heads.len();
-                }
+            KeyCode::Tab | KeyCode::Right | KeyCode::Char('l')
+                if !self.attention.heads.is_empty() =>
+            {
+                self.attention.current = (self.attention.current + 1) % self.attention.heads.len();
             }
             KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => {
                 let n = self.attention.heads.len();

@@ -271,8 +271,7 @@ impl State {
         r: ModelRequest,
         sink: &impl EventSink,
     ) -> anyhow::Result<()> {
-        if self.model_request.as_ref() == Some(&r) && self.model.is_some() {
-            let lm = self.model.as_ref().unwrap();
+        if let (Some(lm), true) = (self.model.as_ref(), self.model_request.as_ref() == Some(&r)) {
             sink.send(Event::ModelLoaded {
                 id,
                 info: ModelInfo::of(lm),

@@ -135,7 +135,7 @@ pub fn draw_heatmap(
         }
     } else {
         buf.set_string(area.x, area.y, "H\\L", dim);
-        let step = ((4 + cw as usize - 1) / cw as usize).max(1);
+        let step = 4_usize.div_ceil(cw as usize).max(1);
         for c in (0..n_cols).filter(|c| (lo + col_off + c) % step == 0) {
             let l = lo + col_off + c;
             buf.set_string(grid_x + c as u16 * cw, area.y, format!("{l}"), dim);
