@@ -8,11 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn patch(args: &[&str]) -> (i32, String, String) {
+    patch_with(&fixture("tiny-gemma2").join("addition.jsonl"), args)
+}
+
+/// `headhunt patch` on the tiny-gemma2 fixture with a given dataset.
+fn patch_with(data: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let fx = fixture("tiny-gemma2");
     let mut cmd = Command::new(bin());
     cmd.arg("patch")
         .args(["--model", fx.to_str().unwrap()])
-        .args(["--data", fx.join("addition.jsonl").to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap()])
         .args(args);
     let out = cmd.output().unwrap();
     (
@@ -248,4 +253,20 @@ fn prints_the_papers_head_lists() {
         stdout.lines().any(|l| l.starts_with("0.03 < |r| <= 0.1: ")),
         "{stdout}"
     );
+}
+
+/// Identical normal and contrast answers (base-k addition, setting1) make r 0/0: the result
+/// still saves and loads (NaN cells are written as null).
+#[test]
+fn undefined_r_saves_and_loads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("patchnan");
+    let out = dir.join("nan.json");
+    let data = root.join("data/paper/addition_base/setting1/addition_ndigits2_base7.jsonl");
+    let (code, _, err) = patch_with(&data, &["--examples", "8", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rec = headhunt::results::RunRecord::load(&out).unwrap();
+    assert_eq!(rec.normal_logit_diff, rec.contrast_logit_diff);
+    assert!(rec.r(0, 0).unwrap().is_nan());
+    assert!(rec.patched(0, 0).unwrap().is_finite());
 }

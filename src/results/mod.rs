@@ -136,8 +136,10 @@ pub struct RunRecord {
     /// Layers whose rows were computed.
     pub rows_computed: Vec<usize>,
     /// r per [layer][head], masked like the paper; `null` rows were not computed.
+    #[serde(with = "nan_cells")]
     pub relative: Vec<Option<Vec<f64>>>,
     /// Mean patched logit difference per [layer][head]; absent for imported results.
+    #[serde(default, with = "nan_cells_opt")]
     pub patched_logit_diff: Option<Vec<Option<Vec<f64>>>>,
     pub timing: Option<Timing>,
     #[serde(default)]
@@ -345,5 +347,51 @@ impl RunRecord {
             )));
         }
         Ok(())
+    }
+}
+
+/// Matrix rows whose cells may be NaN (r when LD_contrast == LD_normal, or a model that
+/// overflowed): JSON has no NaN, so such a cell is written `null` and read back as NaN.
+mod nan_cells {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Rows = Vec<Option<Vec<f64>>>;
+
+    pub fn serialize<S: Serializer>(rows: &Rows, s: S) -> Result<S::Ok, S::Error> {
+        let cells: Vec<Option<Vec<Option<f64>>>> = rows
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .map(|r| r.iter().map(|&x| x.is_finite().then_some(x)).collect())
+            })
+            .collect();
+        cells.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rows, D::Error> {
+        let cells: Vec<Option<Vec<Option<f64>>>> = Vec::deserialize(d)?;
+        Ok(cells
+            .into_iter()
+            .map(|r| r.map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
+            .collect())
+    }
+}
+
+mod nan_cells_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    type Rows = Vec<Option<Vec<f64>>>;
+
+    pub fn serialize<S: Serializer>(rows: &Option<Rows>, s: S) -> Result<S::Ok, S::Error> {
+        match rows {
+            Some(r) => super::nan_cells::serialize(r, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rows>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::nan_cells")] Rows);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
     }
 }

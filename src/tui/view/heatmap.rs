@@ -322,6 +322,10 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
             "r        n/a: cannot reach the receiver",
             dim,
         ))),
+        Some(r) if !r.is_finite() => lines.push(Line::from(Span::styled(
+            "r        undefined: LD_c = LD_n",
+            dim,
+        ))),
         Some(r) => lines.push(Line::from(format!("r        {:+.2}%", 100.0 * r))),
         None => lines.push(Line::from(Span::styled("r        not computed", dim))),
     }
