@@ -149,6 +149,31 @@ pub struct ForwardOutput {
     pub resid: Tensor,
 }
 
+thread_local! {
+    static LOAD_PROGRESS: std::cell::RefCell<Option<Box<dyn FnMut(usize, usize)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `progress(layers_loaded, n_layers)` called as models load on this thread
+/// (the worker reports it; big checkpoints take a while).
+pub fn with_load_progress<T>(
+    progress: impl FnMut(usize, usize) + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    LOAD_PROGRESS.with(|p| *p.borrow_mut() = Some(Box::new(progress)));
+    let out = f();
+    LOAD_PROGRESS.with(|p| *p.borrow_mut() = None);
+    out
+}
+
+fn report_load_progress(done: usize, total: usize) {
+    LOAD_PROGRESS.with(|p| {
+        if let Some(f) = p.borrow_mut().as_mut() {
+            f(done, total)
+        }
+    });
+}
+
 /// A loaded model: config, weights and the forward pass.
 pub struct Model {
     pub cfg: ModelConfig,
@@ -301,6 +326,7 @@ impl Model {
                 down: proj(&mut w, &format!("{p}.mlp.down_proj"), d, f, cfg.mlp_bias)?,
             };
             layers.push(layer);
+            report_load_progress(l + 1, cfg.n_layers);
         }
         let final_norm = norm(&mut w, "model.norm.weight", d)?;
         let unembed = if cfg.tie_embeddings {

@@ -1465,6 +1465,16 @@ impl App {
                 self.jobs.retain(|j| j.id != id);
                 self.maybe_ready();
             }
+            Event::Progress {
+                id,
+                what,
+                done,
+                total,
+            } => {
+                if let Some(j) = self.jobs.iter_mut().find(|j| j.id == id) {
+                    j.what = format!("{what}: {done}/{total} layers");
+                }
+            }
             Event::Evaluated {
                 n,
                 normal_ok,

@@ -77,6 +77,13 @@ pub enum Event {
         id: JobId,
         what: String,
     },
+    /// A long job's progress (loading a model: layers loaded).
+    Progress {
+        id: JobId,
+        what: String,
+        done: usize,
+        total: usize,
+    },
     ModelLoaded {
         id: JobId,
         info: ModelInfo,
@@ -143,17 +150,34 @@ pub struct Worker {
 /// Where events go: a tokio channel for the TUI, a std channel for tests.
 pub trait EventSink: Send + 'static {
     fn send(&self, e: Event);
+    /// A second handle to the same destination.
+    fn clone_box(&self) -> Box<dyn EventSink>;
+}
+
+impl EventSink for Box<dyn EventSink> {
+    fn send(&self, e: Event) {
+        (**self).send(e)
+    }
+    fn clone_box(&self) -> Box<dyn EventSink> {
+        (**self).clone_box()
+    }
 }
 
 impl EventSink for tokio::sync::mpsc::UnboundedSender<Event> {
     fn send(&self, e: Event) {
         let _ = tokio::sync::mpsc::UnboundedSender::send(self, e);
     }
+    fn clone_box(&self) -> Box<dyn EventSink> {
+        Box::new(self.clone())
+    }
 }
 
 impl EventSink for mpsc::Sender<Event> {
     fn send(&self, e: Event) {
         let _ = mpsc::Sender::send(self, e);
+    }
+    fn clone_box(&self) -> Box<dyn EventSink> {
+        Box::new(self.clone())
     }
 }
 
@@ -284,7 +308,19 @@ impl State {
         let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &device)?;
         // Free the old model first: two big models may not fit at once.
         self.model = None;
-        let lm = crate::model::load(&r.model, r.tokenizer.as_deref(), &device, dtype)?;
+        let progress_sink = sink.clone_box();
+        let what = format!("loading {}", r.model);
+        let lm = crate::model::transformer::with_load_progress(
+            move |done, total| {
+                progress_sink.send(Event::Progress {
+                    id,
+                    what: what.clone(),
+                    done,
+                    total,
+                })
+            },
+            || crate::model::load(&r.model, r.tokenizer.as_deref(), &device, dtype),
+        )?;
         sink.send(Event::ModelLoaded {
             id,
             info: ModelInfo::of(&lm),
