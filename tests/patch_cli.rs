@@ -89,6 +89,18 @@ fn saves_a_complete_result_and_prints_the_lists() {
         .find(|l| l.starts_with("largest |patched"))
         .unwrap();
     assert!(shown.contains(lists_run), "{shown}");
+    // CSV export: one row per head, empty where not computed.
+    let csv = Command::new(bin())
+        .args(["show", out.to_str().unwrap(), "--csv"])
+        .output()
+        .unwrap();
+    assert!(csv.status.success());
+    let text = std::fs::read_to_string(dir.join("run.csv")).unwrap();
+    assert_eq!(text.lines().count(), 1 + 16);
+    assert!(
+        text.starts_with("layer,head,r,patched_logit_diff\n3,0,"),
+        "{text}"
+    );
     // An existing file is not overwritten without --force.
     let (code, _, err) = patch(&["--out", out.to_str().unwrap()]);
     one_line_error(code, &err, "--force");

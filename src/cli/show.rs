@@ -18,7 +18,10 @@ pub struct ShowArgs {
     /// Write the matrices as .npy beside the file.
     #[arg(long)]
     pub npy: bool,
-    /// Overwrite existing .npy files.
+    /// Write the matrices as CSV (layer,head,r,patched_logit_diff) beside the file.
+    #[arg(long)]
+    pub csv: bool,
+    /// Overwrite existing .npy / .csv files.
     #[arg(long)]
     pub force: bool,
 }
@@ -37,6 +40,9 @@ pub fn run(a: ShowArgs) -> Result<()> {
         for p in rec.save_npy(&a.file, a.force)? {
             println!("saved {}", p.display());
         }
+    }
+    if a.csv {
+        println!("saved {}", rec.save_csv(&a.file, a.force)?.display());
     }
     Ok(())
 }

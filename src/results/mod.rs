@@ -260,6 +260,34 @@ impl RunRecord {
         write_atomic(path, self.to_json().as_bytes(), force)
     }
 
+    /// The matrices as CSV, one row per (layer, head): `layer,head,r,patched_logit_diff`
+    /// (empty fields where not computed), layers descending like the paper's lists.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("layer,head,r,patched_logit_diff\n");
+        let cell = |v: Option<f64>| {
+            v.filter(|x| x.is_finite())
+                .map(|x| format!("{x}"))
+                .unwrap_or_default()
+        };
+        for l in (0..self.n_layers).rev() {
+            for h in 0..self.n_heads {
+                s.push_str(&format!(
+                    "{l},{h},{},{}\n",
+                    cell(self.r(l, h)),
+                    cell(self.patched(l, h))
+                ));
+            }
+        }
+        s
+    }
+
+    /// Writes `STEM.csv` beside `path` (see `to_csv`).
+    pub fn save_csv(&self, path: &Path, force: bool) -> Result<PathBuf, ResultsError> {
+        let p = path.with_extension("csv");
+        write_atomic(&p, self.to_csv().as_bytes(), force)?;
+        Ok(p)
+    }
+
     /// Writes `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`; rows not
     /// computed are NaN. Returns the files written.
     pub fn save_npy(&self, path: &Path, force: bool) -> Result<Vec<PathBuf>, ResultsError> {
