@@ -685,4 +685,8 @@ fn baselines_and_accuracy_show_before_any_run() {
         text.contains("normal answer on 7/8 normal prompts, contrast answer on 1/8"),
         "{text}"
     );
+    assert!(
+        text.contains("16 senders (layers 0..=3 × 4 heads), ETA ≈ "),
+        "a first ETA: {text}"
+    );
 }

@@ -318,6 +318,8 @@ pub struct DataStatus {
 /// The data's baselines and accuracy (argmax at the last position).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
+    /// How long the evaluation took (for a first ETA).
+    pub seconds: f64,
     pub n: usize,
     pub normal_ok: usize,
     pub contrast_ok: usize,
@@ -628,15 +630,34 @@ impl App {
         self.set_status(Level::Info, format!("running → {}", key.receiver));
     }
 
-    /// Estimated seconds for a sweep, from the last measured run.
+    /// Estimated seconds for a sweep: from the last measured run, or before any run, roughly,
+    /// from the time the data's evaluation took (two forward passes over every example).
     pub fn eta(&self, spec: &PatchSpec) -> Option<f64> {
-        let n = self.model.as_ref()?.n_layers;
+        let m = self.model.as_ref()?;
+        let n = m.n_layers;
         let cost: f64 = spec
             .sender_layers()
             .iter()
             .map(|&l| spec.layer_cost(l, n))
             .sum();
-        self.seconds_per_cost.map(|s| s * cost)
+        if let Some(s) = self.seconds_per_cost {
+            return Some(s * cost);
+        }
+        let d = self.data.as_ref()?;
+        let eval = d.eval.as_ref()?.seconds;
+        let t = d.lengths.iter().copied().max().unwrap_or(1).max(1) as f64;
+        if spec.algorithm == Algorithm::Reference {
+            // Two full passes per sender and batch: one evaluation's worth per sender.
+            return Some(eval * (1.0 + spec.n_senders(m.n_heads) as f64));
+        }
+        // One unit of `layer_cost` is an MLP on heads × prompts × positions rows; the
+        // evaluation ran 2 × layers layer passes on prompts × positions rows.
+        let positions = match spec.receiver {
+            Receiver::Resid { .. } if spec.receiver.max_layer() == n - 1 => 1.0,
+            _ => t,
+        };
+        let unit = eval * m.n_heads as f64 * positions / (2.0 * n as f64 * t);
+        Some(eval + cost * unit)
     }
 
     /// The current run's spec as it would be submitted.
@@ -1482,9 +1503,11 @@ impl App {
                 contrast_gives_normal,
                 ld_normal,
                 ld_contrast,
+                seconds,
                 ..
             } => {
                 let e = Evaluation {
+                    seconds,
                     n,
                     normal_ok,
                     contrast_ok,

@@ -127,7 +127,7 @@ fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
             let n = spec.n_senders(app.n_heads());
             let eta = app
                 .eta(&spec)
-                .map(|e| format!(", ETA {e:.1} s"))
+                .map(|e| format!(", ETA ≈ {e:.2} s"))
                 .unwrap_or_default();
             lines.push(Line::from(format!(
                 "{n} senders (layers {}..={} × {} heads){eta}",
