@@ -14,7 +14,7 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+    fn start(tag: &str, cmd: &str, width: u16, height: u16) -> Tmux {
         let have = Command::new("tmux")
             .arg("-V")
             .output()
@@ -23,7 +23,7 @@ impl Tmux {
             have,
             "tmux is needed for this test (.ci/run installs it: apt-get install tmux)"
         );
-        let session = format!("hh-e2e-{}-{}", std::process::id(), width);
+        let session = format!("hh-e2e-{}-{tag}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "new-session",
@@ -99,7 +99,7 @@ fn run_drill_save_and_quit_in_a_real_terminal() {
         fx.join("addition.jsonl").display(),
         results.display()
     );
-    let t = Tmux::start(&cmd, 100, 30);
+    let t = Tmux::start("drill", &cmd, 100, 30);
     t.wait_for("16 senders (layers 0..=3 × 4 heads)", 30);
     t.wait_for("baselines only", 30);
     t.send(&["r"]);
@@ -167,7 +167,7 @@ fn works_in_an_80x24_terminal_and_survives_resizes() {
         fx.join("addition.jsonl").display(),
         results.display()
     );
-    let t = Tmux::start(&cmd, 80, 24);
+    let t = Tmux::start("small", &cmd, 80, 24);
     t.wait_for("32 senders (layers 0..=3 × 8 heads)", 30);
     t.send(&["r"]);
     let screen = t.wait_for("done: resid_post 3", 30);
@@ -199,4 +199,26 @@ fn works_in_an_80x24_terminal_and_survives_resizes() {
     );
     t.send(&["q"]);
     t.wait_for("EXIT=0", 10);
+}
+
+/// A panic restores the terminal (raw mode off, main screen) before its message prints.
+#[test]
+fn a_panic_restores_the_terminal() {
+    let fx = fixture("tiny-qwen2");
+    let cmd = format!(
+        "RUST_BACKTRACE=0 HEADHUNT_TEST_PANIC=1 {} tui --model {} --data {}; stty -a | grep -o -- '-*icanon' | head -1 | sed 's/^/MODE=/'; sleep 60",
+        bin().display(),
+        fx.display(),
+        fx.join("addition.jsonl").display()
+    );
+    let t = Tmux::start("panic", &cmd, 100, 30);
+    let screen = t.wait_for("MODE=", 20);
+    assert!(
+        screen.contains("MODE=icanon"),
+        "canonical mode is back: {screen}"
+    );
+    assert!(
+        screen.contains("HEADHUNT_TEST_PANIC is set"),
+        "the panic message is visible: {screen}"
+    );
 }

@@ -63,6 +63,10 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> an
             break;
         }
         terminal.draw(|f| view::draw(f, &mut app))?;
+        // For the end-to-end test of the panic path: the terminal must come back usable.
+        if std::env::var_os("HEADHUNT_TEST_PANIC").is_some() {
+            panic!("HEADHUNT_TEST_PANIC is set: panicking after the first frame");
+        }
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) => app.on_key(k),
