@@ -122,57 +122,41 @@ fn raw_effect(rec: &RunRecord, l: usize, h: usize) -> Option<f64> {
 /// patched - LD_c in logits instead.
 pub fn heatmap(rec: &RunRecord) -> String {
     if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
-        return raw_heatmap(rec);
+        return grid(
+            rec,
+            "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small)",
+            7,
+            |l, h| raw_effect(rec, l, h).map(|d| format!("{d:>+7.3}")),
+        );
     }
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "r = (patched - LD_c)/(LD_c - LD_n) in %; rows: sender layer, columns: head; '·' = not computed"
-    );
-    let _ = write!(s, "layer");
-    for h in 0..rec.n_heads {
-        let _ = write!(s, "{h:>6}");
-    }
-    s.push('\n');
-    for l in (0..rec.n_layers).rev() {
-        let _ = write!(s, "{l:>5}");
-        for h in 0..rec.n_heads {
-            match rec.r(l, h) {
-                Some(r) => {
-                    let _ = write!(s, "{:>6.1}", 100.0 * r);
-                }
-                None => {
-                    let _ = write!(s, "{:>6}", "·");
-                }
-            }
-        }
-        s.push('\n');
-    }
-    s
+    grid(rec, "r = (patched - LD_c)/(LD_c - LD_n) in %", 6, |l, h| {
+        rec.r(l, h).map(|r| format!("{:>6.1}", 100.0 * r))
+    })
 }
 
-fn raw_heatmap(rec: &RunRecord) -> String {
+/// A layer × head table, top row the last layer; `cell` gives a formatted value or `None` for
+/// a row that was not computed.
+fn grid(
+    rec: &RunRecord,
+    title: &str,
+    width: usize,
+    cell: impl Fn(usize, usize) -> Option<String>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small); rows: sender layer, columns: head; '·' = not computed"
+        "{title}; rows: sender layer, columns: head; '·' = not computed"
     );
     let _ = write!(s, "layer");
     for h in 0..rec.n_heads {
-        let _ = write!(s, "{h:>7}");
+        let _ = write!(s, "{h:>width$}");
     }
     s.push('\n');
     for l in (0..rec.n_layers).rev() {
         let _ = write!(s, "{l:>5}");
         for h in 0..rec.n_heads {
-            match raw_effect(rec, l, h) {
-                Some(d) => {
-                    let _ = write!(s, "{d:>+7.3}");
-                }
-                None => {
-                    let _ = write!(s, "{:>7}", "·");
-                }
-            }
+            let c = cell(l, h).unwrap_or_else(|| format!("{:>width$}", "·"));
+            s.push_str(&c);
         }
         s.push('\n');
     }
