@@ -149,8 +149,11 @@ pub struct ForwardOutput {
     pub resid: Tensor,
 }
 
+/// Called with (layers loaded, layers) while a model loads.
+type LoadProgress = Box<dyn FnMut(usize, usize)>;
+
 thread_local! {
-    static LOAD_PROGRESS: std::cell::RefCell<Option<Box<dyn FnMut(usize, usize)>>> =
+    static LOAD_PROGRESS: std::cell::RefCell<Option<LoadProgress>> =
         const { std::cell::RefCell::new(None) };
 }
 

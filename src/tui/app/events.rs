@@ -1,0 +1,298 @@
+//! Worker events: loading, baselines, sweep rows as they arrive, results, errors.
+
+use super::*;
+
+impl App {
+    pub fn on_worker(&mut self, e: Event) {
+        match e {
+            Event::Started { id, what } => {
+                self.jobs.push(JobStatus {
+                    id,
+                    what,
+                    started: Instant::now(),
+                });
+            }
+            Event::ModelLoaded {
+                id,
+                info,
+                seconds,
+                n_params,
+            } => {
+                self.set_status(
+                    Level::Info,
+                    format!(
+                        "loaded {} ({} layers × {} heads, {:.1} M parameters) in {seconds:.2} s",
+                        info.label,
+                        info.n_layers,
+                        info.n_heads,
+                        n_params as f64 / 1e6
+                    ),
+                );
+                self.model = Some(info);
+                self.jobs.retain(|j| j.id != id);
+                self.maybe_ready();
+            }
+            Event::DataLoaded {
+                id,
+                spec,
+                n_examples,
+                skipped,
+                multi_token_answers,
+                lengths,
+                preview,
+                ..
+            } => {
+                let mut msg = format!("{} examples from {}", n_examples, spec.file.display());
+                if !skipped.is_empty() {
+                    msg.push_str(&format!(", {} skipped (length mismatch)", skipped.len()));
+                }
+                if !multi_token_answers.is_empty() {
+                    msg.push_str(&format!(
+                        ", {} multi-token answers",
+                        multi_token_answers.len()
+                    ));
+                }
+                self.set_status(Level::Info, msg);
+                self.data = Some(DataStatus {
+                    eval: None,
+                    spec,
+                    n_examples,
+                    skipped,
+                    multi_token_answers,
+                    lengths,
+                    preview,
+                });
+                self.jobs.retain(|j| j.id != id);
+                self.maybe_ready();
+            }
+            Event::Progress {
+                id,
+                what,
+                done,
+                total,
+            } => {
+                if let Some(j) = self.jobs.iter_mut().find(|j| j.id == id) {
+                    j.what = format!("{what}: {done}/{total} layers");
+                }
+            }
+            Event::Evaluated {
+                n,
+                normal_ok,
+                contrast_ok,
+                contrast_gives_normal,
+                ld_normal,
+                ld_contrast,
+                seconds,
+                ..
+            } => {
+                let e = Evaluation {
+                    seconds,
+                    n,
+                    normal_ok,
+                    contrast_ok,
+                    contrast_gives_normal,
+                    ld_normal,
+                    ld_contrast,
+                };
+                let ill = (ld_contrast - ld_normal).abs() < crate::patching::matrix::SMALL_GAP;
+                if ill {
+                    self.set_status(
+                        Level::Warn,
+                        format!(
+                            "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart) · {}",
+                            (ld_contrast - ld_normal).abs(),
+                            e.summary()
+                        ),
+                    );
+                }
+                if let Some(d) = self.data.as_mut() {
+                    d.eval = Some(e);
+                }
+            }
+            Event::Patch { id, event } => {
+                let Some(i) = self.slot_of_job(id) else {
+                    return;
+                };
+                match event {
+                    PatchEvent::Baselines {
+                        ld_normal,
+                        ld_contrast,
+                        n_examples,
+                        ..
+                    } => {
+                        let (n_layers, n_heads) = self
+                            .model
+                            .as_ref()
+                            .map_or((0, 0), |m| (m.n_layers, m.n_heads));
+                        self.runs[i].matrix = Some(PatchMatrix::new(
+                            n_layers,
+                            n_heads,
+                            ld_normal,
+                            ld_contrast,
+                            n_examples,
+                        ));
+                    }
+                    PatchEvent::Row {
+                        layer,
+                        patched,
+                        done,
+                        total,
+                        elapsed,
+                        eta,
+                    } => {
+                        if let Some(m) = self.runs[i].matrix.as_mut() {
+                            m.set_row(layer, patched);
+                        }
+                        self.runs[i].state = RunState::Running {
+                            job: id,
+                            done,
+                            total,
+                            elapsed,
+                            eta,
+                        };
+                    }
+                }
+                self.rebuild_record(i, false);
+            }
+            Event::PatchDone { id, record } => {
+                if let Some(i) = self.slot_of_job(id) {
+                    let complete = record.complete;
+                    if let (Some(t), true) = (record.timing, complete) {
+                        let spec = PatchSpec {
+                            receiver: record.receiver.clone(),
+                            begin_layer: record.begin_layer,
+                            batch_size: self.setup.batch_size,
+                            algorithm: self.setup.algorithm,
+                            chunk_rows: self.setup.chunk_rows(),
+                        };
+                        let n = record.n_layers;
+                        let cost: f64 = spec
+                            .sender_layers()
+                            .iter()
+                            .map(|&l| spec.layer_cost(l, n))
+                            .sum();
+                        if cost > 0.0 {
+                            self.seconds_per_cost =
+                                Some((t.sweep_seconds + t.cache_seconds) / cost);
+                        }
+                    }
+                    self.runs[i].record = Some(*record);
+                    self.runs[i].state = if complete {
+                        RunState::Done
+                    } else {
+                        RunState::Cancelled
+                    };
+                    let msg = if complete {
+                        let t = self.runs[i]
+                            .record
+                            .as_ref()
+                            .and_then(|r| r.timing)
+                            .unwrap_or_default();
+                        format!(
+                            "done: {} in {:.2} s (caches {:.2} s + sweep {:.2} s) — s saves it",
+                            self.runs[i].key.receiver,
+                            t.cache_seconds + t.sweep_seconds,
+                            t.cache_seconds,
+                            t.sweep_seconds
+                        )
+                    } else {
+                        "cancelled: the finished rows are kept (s saves them, marked partial)"
+                            .to_string()
+                    };
+                    self.set_status(Level::Info, msg);
+                }
+                self.jobs.retain(|j| j.id != id);
+            }
+            Event::Attention {
+                id,
+                tokens,
+                patterns,
+                request,
+            } => {
+                self.jobs.retain(|j| j.id != id);
+                if self.attention.waiting == Some(id)
+                    || (self.attention.waiting.is_none() && request.heads == self.attention.heads)
+                {
+                    self.attention.tokens = tokens;
+                    self.attention.patterns = patterns;
+                    self.attention.waiting = None;
+                    let n = self.attention.tokens.len();
+                    if self.attention.query.is_some_and(|q| q >= n) {
+                        self.attention.query = None;
+                    }
+                }
+            }
+            Event::Error { id, message } => {
+                if let Some(i) = self.slot_of_job(id) {
+                    self.runs[i].state = RunState::Failed(message.clone());
+                }
+                if self.attention.waiting == Some(id) {
+                    self.attention.waiting = None;
+                }
+                self.jobs.retain(|j| j.id != id);
+                self.set_status(Level::Error, message);
+            }
+            Event::Cancelled { .. } => {}
+        }
+    }
+
+    /// Once model and data are in, open the default receiver.
+    pub(super) fn maybe_ready(&mut self) {
+        if self.model.is_some() && self.data.is_some() && self.loading {
+            self.loading = false;
+            if self.trail.is_empty() {
+                if let Some(key) = self.default_key() {
+                    self.navigate(key, false);
+                    let (_, hi) = self.layer_range();
+                    self.cursor = (hi, 0);
+                }
+            }
+            let spec = self.current_spec();
+            let eta = spec.as_ref().and_then(|s| self.eta(s));
+            let senders = spec.as_ref().map_or(0, |s| s.n_senders(self.n_heads()));
+            self.set_status(
+                Level::Info,
+                format!(
+                    "ready: r runs {} senders → {}{} · ? shows every key",
+                    senders,
+                    spec.map(|s| s.receiver.label()).unwrap_or_default(),
+                    eta.map(|e| format!(" (ETA {e:.1} s)")).unwrap_or_default()
+                ),
+            );
+        }
+    }
+
+    pub(super) fn slot_of_job(&self, id: JobId) -> Option<usize> {
+        self.runs
+            .iter()
+            .position(|s| matches!(s.state, RunState::Running { job, .. } if job == id))
+    }
+
+    /// Rebuilds a running slot's record from its partial matrix.
+    pub(super) fn rebuild_record(&mut self, i: usize, complete: bool) {
+        let (Some(model), Some(data)) = (self.model.clone(), self.data.as_ref()) else {
+            return;
+        };
+        let slot = &self.runs[i];
+        let Some(m) = slot.matrix.as_ref() else {
+            return;
+        };
+        let rec = RunRecord::from_run(RecordParts {
+            matrix: m,
+            complete,
+            receiver: &slot.key.receiver,
+            begin_layer: slot.key.begin_layer,
+            algorithm: self.setup.algorithm,
+            batch_size: self.setup.batch_size,
+            model,
+            data: Some(DataInfo {
+                spec: data.spec.clone(),
+                n_examples: data.n_examples,
+                skipped: data.skipped.clone(),
+                multi_token_answers: data.multi_token_answers.clone(),
+            }),
+            timing: Timing::default(),
+        });
+        self.runs[i].record = Some(rec);
+    }
+}

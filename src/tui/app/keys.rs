@@ -1,0 +1,535 @@
+//! Keys and mouse: how each screen reacts, and the text prompts.
+
+use super::*;
+
+impl App {
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind == crossterm::event::KeyEventKind::Release {
+            return;
+        }
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.effects.push(Effect::Cancel);
+            self.effects.push(Effect::Quit);
+            self.quit = true;
+            return;
+        }
+        if self.input.is_some() {
+            self.on_input_key(key);
+            return;
+        }
+        if self.help {
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?')
+            ) {
+                self.help = false;
+            }
+            return;
+        }
+        if key.code == KeyCode::Char('?') {
+            self.help = true;
+            return;
+        }
+        match self.screen {
+            Screen::Heatmap => self.on_heatmap_key(key),
+            Screen::Attention => self.on_attention_key(key),
+            Screen::Setup => self.on_setup_key(key),
+            Screen::Gallery => self.on_gallery_key(key),
+            Screen::Compare => {
+                if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
+                    self.screen = Screen::Gallery;
+                } else if key.code == KeyCode::Char('d') {
+                    self.gallery.diff = !self.gallery.diff;
+                }
+            }
+        }
+    }
+
+    pub(super) fn quit_now(&mut self) {
+        if self.running() {
+            self.effects.push(Effect::Cancel);
+        }
+        self.effects.push(Effect::Quit);
+        self.quit = true;
+    }
+
+    pub(super) fn open_input(&mut self, purpose: InputPurpose, label: &str, initial: String) {
+        self.input = Some(Input {
+            purpose,
+            label: label.to_string(),
+            buffer: initial,
+        });
+    }
+
+    pub(super) fn on_heatmap_key(&mut self, key: KeyEvent) {
+        let rows = self.layers_as_rows();
+        // On screen the top row is the highest layer; up moves to a higher layer.
+        let (up, down, left, right) = if rows {
+            ((1, 0), (-1, 0), (0, -1), (0, 1))
+        } else {
+            ((0, -1), (0, 1), (-1, 0), (1, 0))
+        };
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => {
+                if key.code == KeyCode::Esc && !self.selected.is_empty() {
+                    self.selected.clear();
+                } else {
+                    self.quit_now();
+                }
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_cursor(up.0, up.1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_cursor(down.0, down.1),
+            KeyCode::Left | KeyCode::Char('h') => self.move_cursor(left.0, left.1),
+            KeyCode::Right | KeyCode::Char('l') => self.move_cursor(right.0, right.1),
+            KeyCode::PageUp => self.move_cursor(8 * up.0, 8 * up.1),
+            KeyCode::PageDown => self.move_cursor(8 * down.0, 8 * down.1),
+            KeyCode::Home => {
+                let (_, hi) = self.layer_range();
+                self.cursor = (hi, 0);
+            }
+            KeyCode::End => {
+                let (lo, _) = self.layer_range();
+                self.cursor = (lo, self.n_heads().saturating_sub(1));
+            }
+            KeyCode::Char('r') => self.run_current(),
+            KeyCode::Char('R') => {
+                if let Some(key) = self.default_key() {
+                    self.navigate(key, true);
+                }
+            }
+            KeyCode::Char('c') if self.running() => {
+                self.effects.push(Effect::Cancel);
+                self.set_status(Level::Info, "cancelling after the current sender layer…");
+            }
+            KeyCode::Enter => self.drill(),
+            KeyCode::Char('i') => {
+                self.drill_input = match self.drill_input {
+                    HeadInput::V => HeadInput::Q,
+                    HeadInput::Q => HeadInput::K,
+                    HeadInput::K => HeadInput::V,
+                };
+                self.set_status(
+                    Level::Info,
+                    format!(
+                        "Enter drills into the head's {} input",
+                        self.drill_input.letter()
+                    ),
+                );
+            }
+            KeyCode::Char('[') | KeyCode::Backspace => self.back(),
+            KeyCode::Char(']') => self.forward(),
+            KeyCode::Char(':') | KeyCode::Char('e') => {
+                let initial = self
+                    .current()
+                    .map(|s| s.key.receiver.cli_text())
+                    .unwrap_or_default();
+                self.open_input(
+                    InputPurpose::Receiver,
+                    "receiver (resid_post:L | resid_pre:L | resid_mid:L | L.H.v [L.H.q ...])",
+                    initial,
+                );
+            }
+            KeyCode::Char('b') => {
+                let initial = self.current().map_or(0, |s| s.key.begin_layer).to_string();
+                self.open_input(
+                    InputPurpose::BeginLayer,
+                    "begin layer (first sender layer)",
+                    initial,
+                );
+            }
+            KeyCode::Char('a') => self.open_attention(),
+            KeyCode::Char(' ') => {
+                let c = self.cursor;
+                if !self.selected.remove(&c) {
+                    self.selected.insert(c);
+                }
+            }
+            KeyCode::Char('t') => self.toggle_tag(),
+            KeyCode::Char('g') => {
+                self.active_group = (self.active_group + 1) % self.groups.len().max(1);
+                self.set_status(
+                    Level::Info,
+                    format!(
+                        "tagging into group {:?}",
+                        self.groups[self.active_group].name
+                    ),
+                );
+            }
+            KeyCode::Char('G') => {
+                self.open_input(InputPurpose::NewGroup, "new group name", String::new())
+            }
+            KeyCode::Char('f') => {
+                self.range = match self.range {
+                    RangeMode::Auto => RangeMode::Fixed20,
+                    RangeMode::Fixed20 => RangeMode::Auto,
+                }
+            }
+            KeyCode::Char('z') => {
+                let (lo, hi) = self.layer_range();
+                self.open_input(
+                    InputPurpose::Crop,
+                    "show layers LO-HI",
+                    format!("{lo}-{hi}"),
+                );
+            }
+            KeyCode::Char('Z') => {
+                self.crop = None;
+                self.clamp_cursor();
+            }
+            KeyCode::Char('o') => {
+                self.orientation = if self.layers_as_rows() {
+                    Orientation::LayersAsColumns
+                } else {
+                    Orientation::LayersAsRows
+                }
+            }
+            KeyCode::Char('s') => self.save_current(),
+            KeyCode::Char('S') => self.save_groups(),
+            KeyCode::Char('m') => self.screen = Screen::Setup,
+            KeyCode::Char('w') => self.open_gallery(),
+            KeyCode::Char('>') => self.thresholds.hi = (self.thresholds.hi + 0.01).min(1.0),
+            KeyCode::Char('<') => {
+                self.thresholds.hi = (self.thresholds.hi - 0.01).max(self.thresholds.lo + 0.005)
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn toggle_tag(&mut self) {
+        if self.groups.is_empty() {
+            return;
+        }
+        let c = self.cursor;
+        let g = &mut self.groups[self.active_group];
+        if let Some(p) = g.heads.iter().position(|&h| h == c) {
+            g.heads.remove(p);
+            let msg = format!("H{}.{} removed from {}", c.0, c.1, g.name);
+            self.set_status(Level::Info, msg);
+        } else {
+            g.heads.push(c);
+            g.heads.sort_unstable_by(|a, b| b.cmp(a));
+            let msg = format!("H{}.{} tagged {}", c.0, c.1, g.name);
+            self.set_status(Level::Info, msg);
+        }
+    }
+
+    pub(super) fn open_attention(&mut self) {
+        if self.model.is_none() || self.data.is_none() {
+            self.set_status(Level::Warn, "model and data are still loading");
+            return;
+        }
+        let heads: Vec<(usize, usize)> = if self.selected.is_empty() {
+            vec![self.cursor]
+        } else {
+            self.selected.iter().rev().copied().collect()
+        };
+        self.attention.heads = heads;
+        self.attention.current = 0;
+        self.attention.query = None;
+        self.screen = Screen::Attention;
+        self.request_attention();
+    }
+
+    pub(super) fn request_attention(&mut self) {
+        self.attention.patterns.clear();
+        let req = AttentionRequest {
+            heads: self.attention.heads.clone(),
+            run: self.attention.run,
+            prompts: self.attention.prompts,
+        };
+        let id = self.submit(Job::Attention(req));
+        self.attention.waiting = Some(id);
+    }
+
+    pub(super) fn on_attention_key(&mut self, key: KeyEvent) {
+        let n_prompts = self.data.as_ref().map_or(1, |d| d.n_examples);
+        let len = self.attention.tokens.len();
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
+            KeyCode::Char('n') => {
+                self.attention.run = match self.attention.run {
+                    RunKind::Normal => RunKind::Contrast,
+                    RunKind::Contrast => RunKind::Normal,
+                };
+                self.request_attention();
+            }
+            KeyCode::Char('+') | KeyCode::Char('=') => {
+                let n = match self.attention.prompts {
+                    PromptChoice::Mean(n) => (n + 1).min(n_prompts),
+                    PromptChoice::One(_) => 1,
+                };
+                self.attention.prompts = PromptChoice::Mean(n);
+                self.request_attention();
+            }
+            KeyCode::Char('-') => {
+                let n = match self.attention.prompts {
+                    PromptChoice::Mean(n) => n.saturating_sub(1).max(1),
+                    PromptChoice::One(_) => 1,
+                };
+                self.attention.prompts = PromptChoice::Mean(n);
+                self.request_attention();
+            }
+            KeyCode::Char('p') => {
+                let i = match self.attention.prompts {
+                    PromptChoice::One(i) => (i + 1) % n_prompts.max(1),
+                    PromptChoice::Mean(_) => 0,
+                };
+                self.attention.prompts = PromptChoice::One(i);
+                self.request_attention();
+            }
+            KeyCode::Char('P') => {
+                self.attention.prompts = PromptChoice::Mean(4.min(n_prompts));
+                self.request_attention();
+            }
+            KeyCode::Char('b') => self.attention.bars = !self.attention.bars,
+            KeyCode::Up | KeyCode::Char('k') if len > 0 => {
+                let q = self.attention.query.unwrap_or(len - 1);
+                self.attention.query = Some(q.saturating_sub(1));
+            }
+            KeyCode::Down | KeyCode::Char('j') if len > 0 => {
+                let q = self.attention.query.unwrap_or(len - 1);
+                self.attention.query = Some((q + 1).min(len - 1));
+            }
+            KeyCode::Tab | KeyCode::Right | KeyCode::Char('l')
+                if !self.attention.heads.is_empty() =>
+            {
+                self.attention.current = (self.attention.current + 1) % self.attention.heads.len();
+            }
+            KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => {
+                let n = self.attention.heads.len();
+                if n > 0 {
+                    self.attention.current = (self.attention.current + n - 1) % n;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
+            KeyCode::Up | KeyCode::Char('k') => self.setup_row = self.setup_row.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1)
+            }
+            KeyCode::Enter => {
+                let i = self.setup_row;
+                let label = SETUP_FIELDS[i];
+                let initial = self.setup.field(i);
+                self.open_input(InputPurpose::SetupField(i), label, initial);
+            }
+            KeyCode::Char('L') | KeyCode::Char('l') => {
+                // Results of another model or dataset are kept in the gallery once saved; the
+                // cache of this session's runs is for the new setup only.
+                self.runs.clear();
+                self.trail.clear();
+                self.trail_pos = 0;
+                self.model = None;
+                self.data = None;
+                self.load_setup();
+                self.screen = Screen::Heatmap;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {
+        let n = self.gallery.entries.len();
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
+            KeyCode::Up | KeyCode::Char('k') => self.gallery.selected = self.gallery.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
+            KeyCode::Char('r') => self.open_gallery(),
+            KeyCode::Char('m') if n > 0 => {
+                self.gallery.marked = if self.gallery.marked == Some(self.gallery.selected) {
+                    None
+                } else {
+                    Some(self.gallery.selected)
+                };
+            }
+            KeyCode::Char('c') | KeyCode::Char('d') if n > 0 => match self.gallery.marked {
+                Some(m) if m != self.gallery.selected => {
+                    let (a, b) = (&self.gallery.entries[m].record, &self.gallery.entries[self.gallery.selected].record);
+                    match (a, b) {
+                        (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
+                            self.gallery.diff = key.code == KeyCode::Char('d');
+                            self.screen = Screen::Compare;
+                        }
+                        (Ok(_), Ok(_)) => self.set_status(Level::Warn, "the two results have different shapes"),
+                        _ => self.set_status(Level::Error, "cannot compare a file that did not load"),
+                    }
+                }
+                _ => self.set_status(Level::Info, "mark one result with m, then select another and press c (side by side) or d (difference)"),
+            },
+            KeyCode::Enter if n > 0 => {
+                let e = &self.gallery.entries[self.gallery.selected];
+                match &e.record {
+                    Ok(rec) => {
+                        let rec = rec.clone();
+                        let path = e.path.clone();
+                        self.open_record(rec, path);
+                    }
+                    Err(msg) => {
+                        let msg = msg.clone();
+                        self.set_status(Level::Error, msg)
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_input_key(&mut self, key: KeyEvent) {
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Backspace => {
+                input.buffer.pop();
+            }
+            KeyCode::Char(ch) => input.buffer.push(ch),
+            KeyCode::Enter => {
+                let input = self.input.take().unwrap();
+                if let Err(e) = self.apply_input(&input) {
+                    self.set_status(Level::Error, e);
+                    // Keep the prompt open with the text so it can be fixed.
+                    self.input = Some(input);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn apply_input(&mut self, input: &Input) -> Result<(), String> {
+        let text = input.buffer.trim();
+        match input.purpose {
+            InputPurpose::Receiver => {
+                let values: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+                let receiver = Receiver::parse_many(&values).map_err(|e| e.to_string())?;
+                if let Some(m) = &self.model {
+                    receiver
+                        .validate(m.n_layers, m.n_heads)
+                        .map_err(|e| e.to_string())?;
+                }
+                let begin = self
+                    .current()
+                    .map_or(self.setup.begin_layer, |s| s.key.begin_layer)
+                    .min(receiver.max_layer());
+                self.navigate(
+                    RunKey {
+                        receiver,
+                        begin_layer: begin,
+                    },
+                    true,
+                );
+            }
+            InputPurpose::BeginLayer => {
+                let b: usize = text
+                    .parse()
+                    .map_err(|_| format!("begin layer: expected a number, got {text:?}"))?;
+                let Some(cur) = self.current() else {
+                    return Ok(());
+                };
+                let receiver = cur.key.receiver.clone();
+                if b > receiver.max_layer() {
+                    return Err(format!(
+                        "begin layer {b} is after the receiver's last layer {}",
+                        receiver.max_layer()
+                    ));
+                }
+                self.navigate(
+                    RunKey {
+                        receiver,
+                        begin_layer: b,
+                    },
+                    true,
+                );
+            }
+            InputPurpose::Crop => {
+                let (lo, hi) = text
+                    .split_once('-')
+                    .and_then(|(a, b)| {
+                        Some((
+                            a.trim().parse::<usize>().ok()?,
+                            b.trim().parse::<usize>().ok()?,
+                        ))
+                    })
+                    .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
+                let n = self.n_layers();
+                if lo > hi || hi >= n.max(1) {
+                    return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
+                }
+                self.crop = Some((lo, hi));
+                self.cursor.0 = self.cursor.0.clamp(lo, hi);
+            }
+            InputPurpose::NewGroup => {
+                if text.is_empty() {
+                    return Err("group name: empty".into());
+                }
+                if let Some(i) = self.groups.iter().position(|g| g.name == text) {
+                    self.active_group = i;
+                } else {
+                    self.groups.push(HeadGroup {
+                        name: text.to_string(),
+                        heads: Vec::new(),
+                    });
+                    self.active_group = self.groups.len() - 1;
+                }
+                self.set_status(
+                    Level::Info,
+                    format!("tagging into group {text:?} (t tags the head under the cursor)"),
+                );
+            }
+            InputPurpose::SetupField(i) => {
+                self.setup.set_field(i, text)?;
+                self.set_status(Level::Info, "press L to load with the new setup");
+            }
+        }
+        Ok(())
+    }
+
+    // ----- mouse -----
+
+    pub fn on_mouse(&mut self, m: MouseEvent) {
+        if self.input.is_some() || self.help || self.screen != Screen::Heatmap {
+            return;
+        }
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some(cell) = self.cell_at(m.column, m.row) {
+                    self.cursor = cell;
+                }
+            }
+            MouseEventKind::ScrollUp => self.move_cursor(1, 0),
+            MouseEventKind::ScrollDown => self.move_cursor(-1, 0),
+            _ => {}
+        }
+    }
+
+    /// The (layer, head) drawn at a screen position, if any.
+    pub fn cell_at(&self, x: u16, y: u16) -> Option<(usize, usize)> {
+        let g = self.heatmap_geometry?;
+        if x < g.x || y < g.y {
+            return None;
+        }
+        let col = ((x - g.x) / g.cell_w.max(1)) as usize;
+        let row = (y - g.y) as usize;
+        if col >= g.n_cols as usize || row >= g.n_rows as usize {
+            return None;
+        }
+        let row_index = if g.rows_descending {
+            g.row_first.checked_sub(row)?
+        } else {
+            g.row_first + row
+        };
+        let col_index = g.col_first + col;
+        Some(if g.layers_as_rows {
+            (row_index, col_index)
+        } else {
+            (col_index, row_index)
+        })
+    }
+
+    // ----- saving -----
+}

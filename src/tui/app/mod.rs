@@ -1,0 +1,616 @@
+//! The explorer's state and how keys, mouse clicks and worker events change it. Pure: no
+//! terminal here, so the state machine is unit-tested directly. What the app wants done outside
+//! (jobs for the worker, cancelling, quitting) comes out as `Effect`s.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+
+use crate::data::commands::{DataArgs, TaskArg};
+use crate::data::{AnswerTokenRule, DataSpec};
+use crate::model::HeadInput;
+use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
+use crate::results::text::Thresholds;
+use crate::results::{DataInfo, HeadGroup, ModelInfo, RecordParts, RunRecord, Timing};
+use crate::worker::{
+    AttentionRequest, Event, Job, JobId, ModelRequest, PairPreview, PromptChoice, RunKind,
+};
+
+use super::color::ColorMode;
+
+mod events;
+mod files;
+mod keys;
+mod setup;
+
+pub use files::scan_results;
+pub use setup::{Setup, SETUP_FIELDS};
+
+/// Which full-screen view is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Heatmap,
+    Attention,
+    Setup,
+    Gallery,
+    Compare,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPurpose {
+    Receiver,
+    BeginLayer,
+    Crop,
+    NewGroup,
+    SetupField(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub purpose: InputPurpose,
+    pub label: String,
+    pub buffer: String,
+}
+
+/// Something the app asks its surroundings to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send a job to the worker under this id.
+    Submit(JobId, Job),
+    Cancel,
+    Quit,
+}
+
+/// Colour range of the heatmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeMode {
+    /// ± the largest |r| shown.
+    Auto,
+    /// ±20%, as the paper's cropped figures.
+    Fixed20,
+}
+
+/// How layers and heads map to the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orientation {
+    /// Whichever fits the terminal (layers as columns, like the paper, when it fits).
+    Auto,
+    LayersAsRows,
+    LayersAsColumns,
+}
+
+/// A run the explorer knows: its receiver and begin layer, and its (possibly partial) result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    pub receiver: Receiver,
+    pub begin_layer: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// Not run yet.
+    Idle,
+    Running {
+        job: JobId,
+        done: usize,
+        total: usize,
+        elapsed: f64,
+        eta: f64,
+    },
+    Done,
+    Cancelled,
+    Failed(String),
+    /// Opened from a file (gallery).
+    Opened(PathBuf),
+}
+
+pub struct RunSlot {
+    pub key: RunKey,
+    pub record: Option<RunRecord>,
+    /// Rows received so far while running.
+    pub matrix: Option<PatchMatrix>,
+    pub state: RunState,
+    pub saved_to: Option<PathBuf>,
+}
+
+/// The attention view's settings and data.
+pub struct AttentionView {
+    pub heads: Vec<(usize, usize)>,
+    pub current: usize,
+    pub run: RunKind,
+    /// Mean over the first n prompts, or one prompt.
+    pub prompts: PromptChoice,
+    /// Query row shown in the bar view (default: the last position).
+    pub query: Option<usize>,
+    pub bars: bool,
+    pub tokens: Vec<String>,
+    pub patterns: Vec<Vec<Vec<f32>>>,
+    pub waiting: Option<JobId>,
+}
+
+/// One saved result in the gallery.
+pub struct GalleryEntry {
+    pub path: PathBuf,
+    pub label: String,
+    pub record: Result<RunRecord, String>,
+}
+
+pub struct Gallery {
+    pub entries: Vec<GalleryEntry>,
+    pub selected: usize,
+    pub marked: Option<usize>,
+    pub diff: bool,
+}
+
+/// Loaded data, as the worker described it.
+pub struct DataStatus {
+    /// Baselines and accuracy, once the worker has measured them.
+    pub eval: Option<Evaluation>,
+    pub spec: DataSpec,
+    pub n_examples: usize,
+    pub skipped: Vec<usize>,
+    pub multi_token_answers: Vec<usize>,
+    pub lengths: Vec<usize>,
+    pub preview: Vec<PairPreview>,
+}
+
+/// The data's baselines and accuracy (argmax at the last position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// How long the evaluation took (for a first ETA).
+    pub seconds: f64,
+    pub n: usize,
+    pub normal_ok: usize,
+    pub contrast_ok: usize,
+    pub contrast_gives_normal: usize,
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+}
+
+impl Evaluation {
+    /// One line: baselines and how often each prompt gets its answer.
+    pub fn summary(&self) -> String {
+        format!(
+            "LD_normal {:+.3}, LD_contrast {:+.3}; normal answer on {}/{} normal prompts, contrast answer on {}/{} contrast prompts ({} keep the normal one)",
+            self.ld_normal, self.ld_contrast, self.normal_ok, self.n, self.contrast_ok, self.n, self.contrast_gives_normal
+        )
+    }
+}
+
+/// Status-bar message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+pub struct JobStatus {
+    pub id: JobId,
+    pub what: String,
+    pub started: Instant,
+}
+
+/// Default head groups, after the paper's circuit.
+pub fn default_groups() -> Vec<HeadGroup> {
+    ["consolidation", "function induction", "previous token"]
+        .iter()
+        .map(|n| HeadGroup {
+            name: n.to_string(),
+            heads: Vec::new(),
+        })
+        .collect()
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub input: Option<Input>,
+    pub help: bool,
+    pub color: ColorMode,
+    pub setup: Setup,
+    pub setup_row: usize,
+    pub model: Option<ModelInfo>,
+    pub data: Option<DataStatus>,
+    pub runs: Vec<RunSlot>,
+    /// Breadcrumbs: indices into `runs`.
+    pub trail: Vec<usize>,
+    pub trail_pos: usize,
+    /// (layer, head) under the cursor.
+    pub cursor: (usize, usize),
+    pub drill_input: HeadInput,
+    pub range: RangeMode,
+    pub crop: Option<(usize, usize)>,
+    pub orientation: Orientation,
+    pub groups: Vec<HeadGroup>,
+    pub active_group: usize,
+    pub selected: BTreeSet<(usize, usize)>,
+    pub thresholds: Thresholds,
+    pub attention: AttentionView,
+    pub gallery: Gallery,
+    pub jobs: Vec<JobStatus>,
+    pub status: (Level, String),
+    pub effects: Vec<Effect>,
+    pub quit: bool,
+    /// Measured sweep seconds per unit of `PatchSpec::layer_cost`, for ETAs.
+    pub seconds_per_cost: Option<f64>,
+    /// Where the heatmap's cells were drawn last (for mouse clicks): origin, cell size,
+    /// orientation, first layer/head shown.
+    pub heatmap_geometry: Option<HeatmapGeometry>,
+    /// Whether the model/data needed for a run are still loading.
+    pub loading: bool,
+    next_job: JobId,
+}
+
+/// Where the last heatmap frame put its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeatmapGeometry {
+    pub x: u16,
+    pub y: u16,
+    pub cell_w: u16,
+    pub layers_as_rows: bool,
+    /// Layers / heads shown, in screen order along each axis.
+    pub n_rows: u16,
+    pub n_cols: u16,
+    /// Index (layer or head) of the first row and first column.
+    pub row_first: usize,
+    pub col_first: usize,
+    /// Rows count down (top = highest layer).
+    pub rows_descending: bool,
+}
+
+impl App {
+    pub fn new(setup: Setup) -> Self {
+        let mut app = App {
+            screen: Screen::Heatmap,
+            input: None,
+            help: false,
+            color: ColorMode::detect(),
+            setup_row: 0,
+            model: None,
+            data: None,
+            runs: Vec::new(),
+            trail: Vec::new(),
+            trail_pos: 0,
+            cursor: (0, 0),
+            drill_input: HeadInput::V,
+            range: RangeMode::Auto,
+            crop: None,
+            orientation: Orientation::Auto,
+            groups: default_groups(),
+            active_group: 0,
+            selected: BTreeSet::new(),
+            thresholds: Thresholds::default(),
+            attention: AttentionView {
+                heads: Vec::new(),
+                current: 0,
+                run: RunKind::Contrast,
+                prompts: PromptChoice::Mean(4),
+                query: None,
+                bars: false,
+                tokens: Vec::new(),
+                patterns: Vec::new(),
+                waiting: None,
+            },
+            gallery: Gallery {
+                entries: Vec::new(),
+                selected: 0,
+                marked: None,
+                diff: false,
+            },
+            jobs: Vec::new(),
+            status: (Level::Info, "loading…".into()),
+            effects: Vec::new(),
+            quit: false,
+            seconds_per_cost: None,
+            heatmap_geometry: None,
+            loading: true,
+            next_job: 1,
+            setup,
+        };
+        app.load_setup();
+        app
+    }
+
+    /// Queues a job for the worker; returns its id.
+    pub fn submit(&mut self, job: Job) -> JobId {
+        let id = self.next_job;
+        self.next_job += 1;
+        self.effects.push(Effect::Submit(id, job));
+        id
+    }
+
+    /// Queues loading the model and data of the setup.
+    pub fn load_setup(&mut self) {
+        self.loading = true;
+        self.submit(Job::LoadModel(self.setup.model_request()));
+        match self.setup.data.spec() {
+            Ok(spec) => {
+                self.submit(Job::LoadData(spec));
+            }
+            Err(e) => self.set_status(Level::Error, format!("data: {e}")),
+        }
+    }
+
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    pub fn set_status(&mut self, level: Level, text: impl Into<String>) {
+        self.status = (level, text.into());
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.current_record().map_or_else(
+            || self.model.as_ref().map_or(0, |m| m.n_layers),
+            |r| r.n_layers,
+        )
+    }
+
+    pub fn n_heads(&self) -> usize {
+        self.current_record().map_or_else(
+            || self.model.as_ref().map_or(0, |m| m.n_heads),
+            |r| r.n_heads,
+        )
+    }
+
+    /// The run the heatmap shows.
+    pub fn current(&self) -> Option<&RunSlot> {
+        self.trail.get(self.trail_pos).map(|&i| &self.runs[i])
+    }
+
+    pub fn current_record(&self) -> Option<&RunRecord> {
+        self.current().and_then(|s| s.record.as_ref())
+    }
+
+    pub fn running(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|s| matches!(s.state, RunState::Running { .. }))
+    }
+
+    /// The slot for `key`, created if new.
+    pub(super) fn slot_for(&mut self, key: RunKey) -> usize {
+        if let Some(i) = self.runs.iter().position(|s| s.key == key) {
+            return i;
+        }
+        self.runs.push(RunSlot {
+            key,
+            record: None,
+            matrix: None,
+            state: RunState::Idle,
+            saved_to: None,
+        });
+        self.runs.len() - 1
+    }
+
+    /// Moves to `key` in the breadcrumbs (dropping forward history), running it if it was never
+    /// run. Runs already done open instantly from the cache.
+    pub fn navigate(&mut self, key: RunKey, run: bool) {
+        let i = self.slot_for(key);
+        if self.trail.get(self.trail_pos) != Some(&i) {
+            self.trail.truncate(self.trail_pos + 1);
+            if self.trail.is_empty() {
+                self.trail.push(i);
+                self.trail_pos = 0;
+            } else {
+                self.trail.push(i);
+                self.trail_pos = self.trail.len() - 1;
+            }
+        }
+        if run
+            && matches!(
+                self.runs[i].state,
+                RunState::Idle | RunState::Failed(_) | RunState::Cancelled
+            )
+        {
+            self.run_current();
+        }
+        self.clamp_cursor();
+    }
+
+    /// The default receiver for a loaded model.
+    pub(super) fn default_key(&self) -> Option<RunKey> {
+        let m = self.model.as_ref()?;
+        Some(RunKey {
+            receiver: self
+                .setup
+                .receiver
+                .clone()
+                .unwrap_or_else(|| Receiver::resid_post(m.n_layers - 1)),
+            begin_layer: self.setup.begin_layer,
+        })
+    }
+
+    /// Starts (or restarts) the current run.
+    pub fn run_current(&mut self) {
+        let Some(&i) = self.trail.get(self.trail_pos) else {
+            return;
+        };
+        let (Some(m), true) = (self.model.as_ref(), self.data.is_some()) else {
+            self.set_status(Level::Warn, "model and data are still loading");
+            return;
+        };
+        let key = self.runs[i].key.clone();
+        if let Err(e) = key.receiver.validate(m.n_layers, m.n_heads) {
+            self.runs[i].state = RunState::Failed(e.to_string());
+            self.set_status(Level::Error, e.to_string());
+            return;
+        }
+        if key.begin_layer > key.receiver.max_layer() {
+            let msg = format!(
+                "begin layer {} is after the receiver's last layer {}",
+                key.begin_layer,
+                key.receiver.max_layer()
+            );
+            self.runs[i].state = RunState::Failed(msg.clone());
+            self.set_status(Level::Error, msg);
+            return;
+        }
+        let spec = PatchSpec {
+            receiver: key.receiver.clone(),
+            begin_layer: key.begin_layer,
+            batch_size: self.setup.batch_size,
+            algorithm: self.setup.algorithm,
+            chunk_rows: self.setup.chunk_rows(),
+        };
+        let total = spec.sender_layers().len();
+        let eta = self.eta(&spec).unwrap_or(f64::NAN);
+        let job = self.submit(Job::Patch(spec));
+        self.runs[i].state = RunState::Running {
+            job,
+            done: 0,
+            total,
+            elapsed: 0.0,
+            eta,
+        };
+        self.runs[i].matrix = None;
+        self.runs[i].record = None;
+        self.runs[i].saved_to = None;
+        self.set_status(Level::Info, format!("running → {}", key.receiver));
+    }
+
+    /// Estimated seconds for a sweep: from the last measured run, or before any run, roughly,
+    /// from the time the data's evaluation took (two forward passes over every example).
+    pub fn eta(&self, spec: &PatchSpec) -> Option<f64> {
+        let m = self.model.as_ref()?;
+        let n = m.n_layers;
+        let cost: f64 = spec
+            .sender_layers()
+            .iter()
+            .map(|&l| spec.layer_cost(l, n))
+            .sum();
+        if let Some(s) = self.seconds_per_cost {
+            return Some(s * cost);
+        }
+        let d = self.data.as_ref()?;
+        let eval = d.eval.as_ref()?.seconds;
+        let t = d.lengths.iter().copied().max().unwrap_or(1).max(1) as f64;
+        if spec.algorithm == Algorithm::Reference {
+            // Two full passes per sender and batch: one evaluation's worth per sender.
+            return Some(eval * (1.0 + spec.n_senders(m.n_heads) as f64));
+        }
+        // One unit of `layer_cost` is an MLP on heads × prompts × positions rows; the
+        // evaluation ran 2 × layers layer passes on prompts × positions rows.
+        let positions = match spec.receiver {
+            Receiver::Resid { .. } if spec.receiver.max_layer() == n - 1 => 1.0,
+            _ => t,
+        };
+        let unit = eval * m.n_heads as f64 * positions / (2.0 * n as f64 * t);
+        Some(eval + cost * unit)
+    }
+
+    /// The current run's spec as it would be submitted.
+    pub fn current_spec(&self) -> Option<PatchSpec> {
+        let s = self.current()?;
+        Some(PatchSpec {
+            receiver: s.key.receiver.clone(),
+            begin_layer: s.key.begin_layer,
+            batch_size: self.setup.batch_size,
+            algorithm: self.setup.algorithm,
+            chunk_rows: self.setup.chunk_rows(),
+        })
+    }
+
+    pub(super) fn clamp_cursor(&mut self) {
+        let (l, h) = (self.n_layers(), self.n_heads());
+        if l > 0 {
+            self.cursor.0 = self.cursor.0.min(l - 1);
+        }
+        if h > 0 {
+            self.cursor.1 = self.cursor.1.min(h - 1);
+        }
+    }
+
+    /// Layers shown, after cropping.
+    pub fn layer_range(&self) -> (usize, usize) {
+        let n = self.n_layers();
+        if n == 0 {
+            return (0, 0);
+        }
+        match self.crop {
+            Some((lo, hi)) => (lo.min(n - 1), hi.min(n - 1)),
+            None => (0, n - 1),
+        }
+    }
+
+    /// Moves the cursor by whole layers / heads.
+    pub fn move_cursor(&mut self, d_layer: isize, d_head: isize) {
+        let (lo, hi) = self.layer_range();
+        let n_heads = self.n_heads();
+        if n_heads == 0 {
+            return;
+        }
+        let l = (self.cursor.0 as isize + d_layer).clamp(lo as isize, hi as isize) as usize;
+        let h = (self.cursor.1 as isize + d_head).clamp(0, n_heads as isize - 1) as usize;
+        self.cursor = (l, h);
+    }
+
+    /// Does the heatmap put layers on rows? (Decided by the view from the terminal size in
+    /// Auto; remembered in the geometry.)
+    pub fn layers_as_rows(&self) -> bool {
+        match self.orientation {
+            Orientation::LayersAsRows => true,
+            Orientation::LayersAsColumns => false,
+            Orientation::Auto => self.heatmap_geometry.is_some_and(|g| g.layers_as_rows),
+        }
+    }
+
+    // ----- keys -----
+
+    /// Drill down: the head under the cursor becomes the receiver.
+    pub fn drill(&mut self) {
+        let Some(cur) = self.current() else { return };
+        let (layer, head) = self.cursor;
+        if layer == 0 {
+            self.set_status(
+                Level::Warn,
+                "no senders below layer 0: pick a head in a higher layer",
+            );
+            return;
+        }
+        let begin = cur.key.begin_layer.min(layer - 1);
+        let key = RunKey {
+            receiver: Receiver::Heads {
+                heads: vec![HeadReceiver {
+                    layer,
+                    head,
+                    input: self.drill_input,
+                }],
+            },
+            begin_layer: begin,
+        };
+        self.navigate(key, true);
+    }
+
+    pub fn back(&mut self) {
+        if self.trail_pos > 0 {
+            self.trail_pos -= 1;
+            self.clamp_cursor();
+        }
+    }
+
+    pub fn forward(&mut self) {
+        if self.trail_pos + 1 < self.trail.len() {
+            self.trail_pos += 1;
+            self.clamp_cursor();
+        }
+    }
+
+    /// Groups a head belongs to (indices).
+    pub fn groups_of(&self, head: (usize, usize)) -> Vec<usize> {
+        (0..self.groups.len())
+            .filter(|&g| self.groups[g].heads.contains(&head))
+            .collect()
+    }
+
+    /// Labels of the breadcrumb trail.
+    pub fn breadcrumbs(&self) -> Vec<String> {
+        self.trail
+            .iter()
+            .map(|&i| self.runs[i].key.receiver.label())
+            .collect()
+    }
+}

@@ -1,0 +1,169 @@
+//! The setup form: model, data and run parameters, as editable text fields.
+
+use super::*;
+
+/// The user's choices of model, data and run parameters (the setup form).
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub model: String,
+    pub tokenizer: Option<PathBuf>,
+    pub device: String,
+    pub dtype: Option<String>,
+    pub data: DataArgs,
+    pub batch_size: usize,
+    pub begin_layer: usize,
+    pub algorithm: Algorithm,
+    /// Initial receiver; `None` = the last layer's resid_post.
+    pub receiver: Option<Receiver>,
+    pub results_dir: PathBuf,
+    /// Extra folders the gallery lists (e.g. the paper's results).
+    pub gallery_dirs: Vec<PathBuf>,
+}
+
+/// Labels of the setup form's editable fields, in order.
+pub const SETUP_FIELDS: &[&str] = &[
+    "model",
+    "tokenizer",
+    "device",
+    "dtype",
+    "data file",
+    "task",
+    "shots",
+    "offset",
+    "examples",
+    "batch size",
+    "begin layer",
+    "answer token",
+    "algorithm",
+];
+
+impl Setup {
+    /// Current text of a form field.
+    pub fn field(&self, i: usize) -> String {
+        match i {
+            0 => self.model.clone(),
+            1 => self
+                .tokenizer
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            2 => self.device.clone(),
+            3 => self.dtype.clone().unwrap_or_else(|| "auto".into()),
+            4 => self.data.data.display().to_string(),
+            5 => format!("{:?}", self.data.task).to_lowercase(),
+            6 => self.data.shots.to_string(),
+            7 => self.data.offset.map_or("default".into(), |o| o.to_string()),
+            8 => self.data.examples.map_or("all".into(), |n| n.to_string()),
+            9 => self.batch_size.to_string(),
+            10 => self.begin_layer.to_string(),
+            11 => match self.data.answer_token {
+                AnswerTokenRule::Last => "last".into(),
+                AnswerTokenRule::First => "first".into(),
+            },
+            12 => self.algorithm.name().into(),
+            _ => String::new(),
+        }
+    }
+
+    /// Sets a form field from text; errors say what was expected.
+    pub fn set_field(&mut self, i: usize, v: &str) -> Result<(), String> {
+        let v = v.trim();
+        let num = |name: &str| -> Result<usize, String> {
+            v.parse::<usize>()
+                .map_err(|_| format!("{name}: expected a whole number, got {v:?}"))
+        };
+        match i {
+            0 if v.is_empty() => return Err("model: give a directory, .gguf file or hub id".into()),
+            0 => self.model = v.to_string(),
+            1 => self.tokenizer = (!v.is_empty()).then(|| PathBuf::from(v)),
+            2 => {
+                if !(v == "cpu" || v == "cuda" || v.starts_with("cuda:")) {
+                    return Err(format!("device: expected cpu, cuda or cuda:N, got {v:?}"));
+                }
+                self.device = v.to_string()
+            }
+            3 => {
+                self.dtype = match v {
+                    "" | "auto" => None,
+                    "f32" | "bf16" | "f16" => Some(v.to_string()),
+                    _ => return Err(format!("dtype: expected f32, bf16, f16 or auto, got {v:?}")),
+                }
+            }
+            4 if v.is_empty() => return Err("data file: give a path".into()),
+            4 => self.data.data = PathBuf::from(v),
+            5 => {
+                self.data.task = match v {
+                    "auto" => TaskArg::Auto,
+                    "addition" => TaskArg::Addition,
+                    "base" => TaskArg::Base,
+                    "cipher" => TaskArg::Cipher,
+                    "pairs" => TaskArg::Pairs,
+                    _ => {
+                        return Err(format!(
+                            "task: expected auto, addition, base, cipher or pairs, got {v:?}"
+                        ))
+                    }
+                }
+            }
+            6 => self.data.shots = num("shots")?,
+            7 => {
+                self.data.offset = match v {
+                    "" | "default" => None,
+                    _ => Some(
+                        v.parse()
+                            .map_err(|_| format!("offset: expected an integer, got {v:?}"))?,
+                    ),
+                }
+            }
+            8 => {
+                self.data.examples = match v {
+                    "" | "all" => None,
+                    _ => match num("examples")? {
+                        0 => return Err("examples: expected at least 1".into()),
+                        n => Some(n),
+                    },
+                }
+            }
+            9 => match num("batch size")? {
+                0 => return Err("batch size: expected at least 1".into()),
+                n => self.batch_size = n,
+            },
+            10 => self.begin_layer = num("begin layer")?,
+            11 => {
+                self.data.answer_token = match v {
+                    "last" => AnswerTokenRule::Last,
+                    "first" => AnswerTokenRule::First,
+                    _ => return Err(format!("answer token: expected last or first, got {v:?}")),
+                }
+            }
+            12 => {
+                self.algorithm = match v {
+                    "fast" => Algorithm::Fast,
+                    "reference" => Algorithm::Reference,
+                    _ => return Err(format!("algorithm: expected fast or reference, got {v:?}")),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Streams sender layers one by one on CPU (rows appear as they finish); on a GPU lets
+    /// them advance together in chunks (far faster there; rows arrive at the end).
+    pub fn chunk_rows(&self) -> usize {
+        if self.device == "cpu" {
+            0
+        } else {
+            crate::cli::patch::DEFAULT_GPU_CHUNK_ROWS
+        }
+    }
+
+    pub fn model_request(&self) -> ModelRequest {
+        ModelRequest {
+            model: self.model.clone(),
+            tokenizer: self.tokenizer.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+        }
+    }
+}
