@@ -690,3 +690,39 @@ fn baselines_and_accuracy_show_before_any_run() {
         "a first ETA: {text}"
     );
 }
+
+/// The setup switches among the paper's addition files by setting, nmax and offset.
+#[test]
+fn setup_follows_the_papers_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut s = setup(common::temp_dir("paperfiles"));
+    s.data.data = root.join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl");
+    assert_eq!(s.field(13), "setting1");
+    assert_eq!(s.field(14), "9");
+    s.set_field(13, "setting2").unwrap();
+    assert!(s
+        .data
+        .data
+        .ends_with("addition/setting2/addition_nmax9_offset1.jsonl"));
+    s.set_field(14, "99").unwrap();
+    assert!(s
+        .data
+        .data
+        .ends_with("addition/setting2/addition_nmax99_offset1.jsonl"));
+    s.set_field(7, "-3").unwrap();
+    assert!(s
+        .data
+        .data
+        .ends_with("addition/setting2/addition_nmax99_offset-3.jsonl"));
+    assert_eq!(s.data.offset, Some(-3));
+    // nmax 9 has offsets -2..2 only.
+    let e = s.set_field(14, "9").unwrap_err();
+    assert!(e.contains("no file"), "{e}");
+    assert!(s.set_field(13, "setting7").is_err());
+    s.data.data = common::fixture("tiny-gemma2").join("addition.jsonl");
+    assert_eq!(s.field(13), "-");
+    assert!(s
+        .set_field(14, "9")
+        .unwrap_err()
+        .contains("not one of the paper's"));
+}

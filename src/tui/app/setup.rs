@@ -35,7 +35,57 @@ pub const SETUP_FIELDS: &[&str] = &[
     "begin layer",
     "answer token",
     "algorithm",
+    "paper setting",
+    "paper nmax",
 ];
+
+/// The parts of a path to one of the paper's addition files,
+/// `…/addition/<setting>/addition_nmax<N>_offset<K>.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaperAddition {
+    pub root: PathBuf,
+    pub setting: String,
+    pub nmax: u32,
+    pub offset: i64,
+}
+
+impl PaperAddition {
+    pub fn parse(path: &std::path::Path) -> Option<Self> {
+        let name = path.file_name()?.to_str()?;
+        let rest = name.strip_prefix("addition_nmax")?.strip_suffix(".jsonl")?;
+        let (nmax, offset) = rest.split_once("_offset")?;
+        let setting_dir = path.parent()?;
+        let root = setting_dir.parent()?;
+        if root.file_name()?.to_str()? != "addition" {
+            return None;
+        }
+        Some(PaperAddition {
+            root: root.to_path_buf(),
+            setting: setting_dir.file_name()?.to_str()?.to_string(),
+            nmax: nmax.parse().ok()?,
+            offset: offset.parse().ok()?,
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.root.join(&self.setting).join(format!(
+            "addition_nmax{}_offset{}.jsonl",
+            self.nmax, self.offset
+        ))
+    }
+
+    /// The file with one part changed, if the paper has it.
+    fn with(&self, f: impl FnOnce(&mut Self)) -> Result<PathBuf, String> {
+        let mut next = self.clone();
+        f(&mut next);
+        let p = next.path();
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("the paper has no file {}", p.display()))
+        }
+    }
+}
 
 impl Setup {
     /// Current text of a form field.
@@ -61,6 +111,8 @@ impl Setup {
                 AnswerTokenRule::First => "first".into(),
             },
             12 => self.algorithm.name().into(),
+            13 => PaperAddition::parse(&self.data.data).map_or("-".into(), |p| p.setting),
+            14 => PaperAddition::parse(&self.data.data).map_or("-".into(), |p| p.nmax.to_string()),
             _ => String::new(),
         }
     }
@@ -113,6 +165,14 @@ impl Setup {
                         v.parse()
                             .map_err(|_| format!("offset: expected an integer, got {v:?}"))?,
                     ),
+                };
+                // The paper samples each offset's file so that a+b+k stays in range: follow it.
+                if let (Some(k), Some(p)) =
+                    (self.data.offset, PaperAddition::parse(&self.data.data))
+                {
+                    if let Ok(file) = p.with(|p| p.offset = k) {
+                        self.data.data = file;
+                    }
                 }
             }
             8 => {
@@ -142,6 +202,26 @@ impl Setup {
                     "reference" => Algorithm::Reference,
                     _ => return Err(format!("algorithm: expected fast or reference, got {v:?}")),
                 }
+            }
+            13 | 14 => {
+                let p = PaperAddition::parse(&self.data.data).ok_or_else(|| {
+                    "paper setting / nmax: the data file is not one of the paper's addition files (data/paper/addition/...)".to_string()
+                })?;
+                self.data.data = if i == 13 {
+                    if !["normal", "setting1", "setting2"].contains(&v) {
+                        return Err(format!(
+                            "paper setting: expected normal, setting1 or setting2, got {v:?}"
+                        ));
+                    }
+                    p.with(|p| p.setting = v.to_string())?
+                } else {
+                    let n: u32 = v
+                        .parse()
+                        .ok()
+                        .filter(|n| [9, 99, 999].contains(n))
+                        .ok_or_else(|| format!("paper nmax: expected 9, 99 or 999, got {v:?}"))?;
+                    p.with(|p| p.nmax = n)?
+                };
             }
             _ => {}
         }

@@ -14,39 +14,51 @@ use crate::tui::app::{App, SETUP_FIELDS};
 use super::heatmap;
 
 pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
+    // Wide terminals: the form beside the details; narrow ones: the form in two columns above.
     let wide = area.width >= 90;
+    let cols: usize = if wide { 1 } else { 2 };
+    let per_col = SETUP_FIELDS.len().div_ceil(cols);
     let [form, info] = if wide {
         Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area)
     } else {
-        Layout::vertical([
-            Constraint::Length(SETUP_FIELDS.len() as u16 + 2),
-            Constraint::Min(0),
-        ])
-        .areas(area)
+        Layout::vertical([Constraint::Length(per_col as u16 + 2), Constraint::Min(0)]).areas(area)
     };
-    let lines: Vec<Line> = SETUP_FIELDS
-        .iter()
-        .enumerate()
-        .map(|(i, label)| {
-            let style = if i == app.setup_row {
-                Style::default().add_modifier(Modifier::REVERSED)
-            } else {
-                Style::default()
-            };
-            Line::from(Span::styled(
-                format!("{label:<13} {}", app.setup.field(i)),
-                style,
-            ))
-        })
-        .collect();
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" setup · Enter edits · L loads "),
-        ),
-        form,
-    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" setup · Enter edits · L loads ");
+    let inner = block.inner(form);
+    frame.render_widget(block, form);
+    let col_w = inner.width / cols as u16;
+    for c in 0..cols {
+        let lines: Vec<Line> = (c * per_col..((c + 1) * per_col).min(SETUP_FIELDS.len()))
+            .map(|i| {
+                let style = if i == app.setup_row {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                // Long values (paths) keep their end, which tells them apart.
+                let value = app.setup.field(i);
+                let room = (col_w as usize).saturating_sub(15);
+                let n = value.chars().count();
+                let value = if n > room && room > 1 {
+                    format!("…{}", value.chars().skip(n - room + 1).collect::<String>())
+                } else {
+                    value
+                };
+                Line::from(Span::styled(
+                    format!("{:<13} {value}", SETUP_FIELDS[i]),
+                    style,
+                ))
+            })
+            .collect();
+        let r = Rect {
+            x: inner.x + c as u16 * col_w,
+            width: col_w,
+            ..inner
+        };
+        frame.render_widget(Paragraph::new(lines), r);
+    }
     let mut out: Vec<Line> = Vec::new();
     let bold = Style::default().add_modifier(Modifier::BOLD);
     match &app.model {
