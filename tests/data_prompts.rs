@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use headhunt::data::commands::{DataArgs, TaskArg};
+use headhunt::data::commands::{DataArgs, DataOptions, TaskArg};
 use headhunt::data::{load_pairs, AnswerTokenRule, DataSpec, PromptPair, TaskKind};
 
 fn data(rel: &str) -> PathBuf {
@@ -221,13 +221,10 @@ fn task_detection() {
 fn args(rel: &str) -> DataArgs {
     DataArgs {
         data: data(rel),
-        task: TaskArg::Auto,
-        shots: 4,
-        offset: None,
-        base: None,
-        examples: None,
-        answer_token: AnswerTokenRule::Last,
-        skip_mismatched: false,
+        options: DataOptions {
+            offset: None,
+            ..Default::default()
+        },
     }
 }
 
@@ -246,9 +243,9 @@ fn cli_specs_are_concrete() {
     // The cipher's offset is the file's shift; a given --offset must agree with it (mod 26).
     let mut a = args("paper/cipher/normal/cipher_maxlen1_offset-12.jsonl");
     assert_eq!(a.spec().unwrap().offset, -12);
-    a.offset = Some(14);
+    a.options.offset = Some(14);
     assert_eq!(a.spec().unwrap().offset, -12);
-    a.offset = Some(1);
+    a.options.offset = Some(1);
     let e = a.spec().unwrap_err().to_string();
     assert!(
         e.ends_with(
@@ -261,9 +258,9 @@ fn cli_specs_are_concrete() {
     // --base turns an auto-detected addition file into base-k addition; with another task it
     // is an error.
     let mut a = args("paper/addition/normal/addition_nmax99_offset1.jsonl");
-    a.base = Some(9);
+    a.options.base = Some(9);
     assert_eq!(a.spec().unwrap().task, TaskKind::Base);
-    a.task = TaskArg::Addition;
+    a.options.task = TaskArg::Addition;
     assert_eq!(
         a.spec().unwrap_err().to_string(),
         "--base applies to base-k addition only (the task is addition)"
@@ -271,10 +268,10 @@ fn cli_specs_are_concrete() {
 
     // A base-k file without a base in its name needs --base.
     let mut a = args("paper/addition/normal/addition_nmax99_offset1.jsonl");
-    a.task = TaskArg::Base;
+    a.options.task = TaskArg::Base;
     let e = a.spec().unwrap_err().to_string();
     assert!(e.contains("base-k addition needs --base B"), "{e}");
-    a.base = Some(11);
+    a.options.base = Some(11);
     let e = a.spec().unwrap_err().to_string();
     assert_eq!(e, "--base 11: the base must be between 2 and 10");
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use headhunt::data::commands::{DataArgs, TaskArg};
-use headhunt::data::{AnswerTokenRule, DataSpec, TaskKind};
+use headhunt::data::commands::{DataArgs, DataOptions};
+use headhunt::data::{DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
 use headhunt::results::{ModelInfo, RunRecord};
@@ -29,13 +29,10 @@ fn setup(results: PathBuf) -> Setup {
         dtype: None,
         data: DataArgs {
             data: common::fixture("tiny-gemma2").join("addition.jsonl"),
-            task: TaskArg::Auto,
-            shots: 4,
-            offset: Some(1),
-            base: None,
-            examples: None,
-            answer_token: AnswerTokenRule::Last,
-            skip_mismatched: false,
+            options: DataOptions {
+                offset: Some(1),
+                ..Default::default()
+            },
         },
         batch_size: 4,
         begin_layer: 0,
@@ -611,7 +608,7 @@ fn renders_help_and_setup() {
     app.on_key(key(KeyCode::Backspace));
     press(&mut app, "8");
     app.on_key(key(KeyCode::Enter));
-    assert_eq!(app.setup.data.shots, 8);
+    assert_eq!(app.setup.data.options.shots, 8);
     press(&mut app, "L");
     let effects = app.take_effects();
     assert!(
@@ -714,7 +711,7 @@ fn setup_follows_the_papers_files() {
         .data
         .data
         .ends_with("addition/setting2/addition_nmax99_offset-3.jsonl"));
-    assert_eq!(s.data.offset, Some(-3));
+    assert_eq!(s.data.options.offset, Some(-3));
     // nmax 9 has offsets -2..2 only.
     let e = s.set_field(14, "9").unwrap_err();
     assert!(e.contains("no file"), "{e}");

@@ -194,17 +194,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let make_pairs = |n: usize| -> Result<Vec<TokenizedPair>> {
         match (&a.data, &tokenizer) {
             (Some(file), Some(tok)) => {
-                let spec = crate::cli::DataArgs {
-                    data: file.clone(),
-                    task: crate::data::commands::TaskArg::Auto,
+                let spec = crate::data::commands::DataOptions {
                     shots: a.shots,
                     offset: Some(a.offset),
-                    base: None,
                     examples: Some(n),
-                    answer_token: crate::data::AnswerTokenRule::Last,
                     skip_mismatched: true,
+                    ..Default::default()
                 }
-                .spec()?;
+                .spec(file)?;
                 Ok(crate::data::load_and_tokenize(&spec, tok)?.pairs)
             }
             (Some(_), None) => bail!("--data needs a model with a tokenizer"),

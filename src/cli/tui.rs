@@ -4,8 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::data::commands::{DataArgs, TaskArg};
-use crate::data::AnswerTokenRule;
+use crate::data::commands::{DataArgs, DataOptions};
 use crate::patching::{Algorithm, Receiver};
 use crate::tui::app::Setup;
 
@@ -23,21 +22,8 @@ pub struct TuiArgs {
     /// Dataset (default: the paper's setting1, nmax 9, offset +1 addition).
     #[arg(long, short = 'd')]
     pub data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
-    pub task: TaskArg,
-    #[arg(long, default_value_t = 4)]
-    pub shots: usize,
-    #[arg(long, allow_hyphen_values = true)]
-    pub offset: Option<i64>,
-    #[arg(long)]
-    pub base: Option<u32>,
-    /// First N examples (default: 12, the paper's interactive demo size; `all` is 0).
-    #[arg(long, short = 'n')]
-    pub examples: Option<usize>,
-    #[arg(long, value_enum, default_value_t = AnswerTokenRule::Last)]
-    pub answer_token: AnswerTokenRule,
-    #[arg(long)]
-    pub skip_mismatched: bool,
+    #[command(flatten)]
+    pub data_options: DataOptions,
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
@@ -85,7 +71,8 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         Some(Receiver::parse_many(&a.receivers)?)
     };
     // Default: the paper's interactive demo size (12), or the whole file if smaller.
-    let examples = match a.examples {
+    let mut options = a.data_options;
+    options.examples = match options.examples {
         Some(0) => None,
         Some(n) => Some(n),
         None => match crate::data::count_examples(&data) {
@@ -93,16 +80,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
             _ => Some(12),
         },
     };
-    let data = DataArgs {
-        data,
-        task: a.task,
-        shots: a.shots,
-        offset: a.offset,
-        base: a.base,
-        examples,
-        answer_token: a.answer_token,
-        skip_mismatched: a.skip_mismatched,
-    };
+    let data = DataArgs { data, options };
     // Fail on bad data flags before the terminal switches to the full-screen view.
     data.spec()?;
     if a.batch_size == 0 {

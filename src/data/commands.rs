@@ -45,13 +45,21 @@ pub enum TaskArg {
     Pairs,
 }
 
-/// The dataset flags shared by every command that reads a dataset.
+/// The dataset flags shared by every command that reads a dataset: the file and how to read it.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// The dataset: the paper's JSONL (e.g. data/paper/addition/setting1/addition_nmax9_offset1.jsonl)
     /// or prompt pairs (normal_input, normal_output, contrast_input, contrast_output per line).
     #[arg(long)]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub options: DataOptions,
+}
+
+/// How to read a dataset file (everything but the file, so that commands whose file is
+/// optional, like the explorer, share the same flags).
+#[derive(Args, Debug, Clone)]
+pub struct DataOptions {
     /// How to read the file.
     #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
     pub task: TaskArg,
@@ -65,7 +73,7 @@ pub struct DataArgs {
     /// base-k addition: the base (default: from a file name ending in `_base<B>.jsonl`).
     #[arg(long)]
     pub base: Option<u32>,
-    /// Use the first N examples (default: all).
+    /// Use the first N examples (default: all; in the explorer 12, or all when fewer).
     #[arg(long)]
     pub examples: Option<usize>,
     /// Which answer token the metric reads: last (the last token of the tokenized answer, BOS
@@ -78,13 +86,35 @@ pub struct DataArgs {
     pub skip_mismatched: bool,
 }
 
+impl Default for DataOptions {
+    /// The command-line defaults.
+    fn default() -> Self {
+        DataOptions {
+            task: TaskArg::Auto,
+            shots: 4,
+            offset: None,
+            base: None,
+            examples: None,
+            answer_token: AnswerTokenRule::Last,
+            skip_mismatched: false,
+        }
+    }
+}
+
 impl DataArgs {
-    /// The concrete spec: the task detected if `auto`, the base resolved, and the offset set
-    /// as the task uses it (addition: `--offset` or 1; cipher: the file's shift, which a given
-    /// `--offset` must match mod 26; base and pairs: 0).
+    /// The concrete spec (see `DataOptions::spec`).
     pub fn spec(&self) -> Result<DataSpec, DataError> {
+        self.options.spec(&self.data)
+    }
+}
+
+impl DataOptions {
+    /// The concrete spec of `file`: the task detected if `auto`, the base resolved, and the
+    /// offset set as the task uses it (addition: `--offset` or 1; cipher: the file's shift,
+    /// which a given `--offset` must match mod 26; base and pairs: 0).
+    pub fn spec(&self, file: &Path) -> Result<DataSpec, DataError> {
         let task = match self.task {
-            TaskArg::Auto => match TaskKind::detect(&self.data)? {
+            TaskArg::Auto => match TaskKind::detect(file)? {
                 TaskKind::Addition if self.base.is_some() => TaskKind::Base,
                 t => t,
             },
@@ -98,7 +128,7 @@ impl DataArgs {
                 "--base applies to base-k addition only (the task is {task})"
             )));
         }
-        let mut spec = DataSpec::new(&self.data, task);
+        let mut spec = DataSpec::new(file, task);
         spec.shots = self.shots;
         spec.examples = self.examples;
         spec.answer_token = self.answer_token;
@@ -111,12 +141,12 @@ impl DataArgs {
                 0
             }
             TaskKind::Pairs => 0,
-            TaskKind::Cipher => match (cipher_shift(&self.data)?, self.offset) {
+            TaskKind::Cipher => match (cipher_shift(file)?, self.offset) {
                 (Some(k), Some(o)) if (o - k).rem_euclid(26) != 0 => {
                     return Err(DataError::Invalid(format!(
                         "{}: --offset {o} does not match the file's Caesar shift {k:+} (cipher \
                          prompts take the contrast from the file's targets)",
-                        self.data.display()
+                        file.display()
                     )))
                 }
                 (Some(k), _) => k,
@@ -527,7 +557,7 @@ fn show(a: ShowArgs) -> Result<()> {
     let pairs = load_pairs(&spec)?;
     let tok = show_tokenizer(&a)?;
     let total = super::count_examples(&spec.file)?;
-    let detected = if a.data.task == TaskArg::Auto {
+    let detected = if a.data.options.task == TaskArg::Auto {
         ", detected"
     } else {
         ""
@@ -541,7 +571,7 @@ fn show(a: ShowArgs) -> Result<()> {
     } else {
         println!("shots      not used (the prompts are in the file)");
     }
-    println!("offset     {}", offset_line(&spec, a.data.offset));
+    println!("offset     {}", offset_line(&spec, a.data.options.offset));
     println!("answer     {}", rule_line(spec.answer_token));
 
     // Tokenize keeping mismatched examples out, so that everything can be shown; the error
@@ -578,7 +608,7 @@ fn show(a: ShowArgs) -> Result<()> {
 
     let n_print = a
         .print
-        .unwrap_or(if a.data.examples.is_some() {
+        .unwrap_or(if a.data.options.examples.is_some() {
             pairs.len()
         } else {
             3

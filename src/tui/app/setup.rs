@@ -100,13 +100,21 @@ impl Setup {
             2 => self.device.clone(),
             3 => self.dtype.clone().unwrap_or_else(|| "auto".into()),
             4 => self.data.data.display().to_string(),
-            5 => format!("{:?}", self.data.task).to_lowercase(),
-            6 => self.data.shots.to_string(),
-            7 => self.data.offset.map_or("default".into(), |o| o.to_string()),
-            8 => self.data.examples.map_or("all".into(), |n| n.to_string()),
+            5 => format!("{:?}", self.data.options.task).to_lowercase(),
+            6 => self.data.options.shots.to_string(),
+            7 => self
+                .data
+                .options
+                .offset
+                .map_or("default".into(), |o| o.to_string()),
+            8 => self
+                .data
+                .options
+                .examples
+                .map_or("all".into(), |n| n.to_string()),
             9 => self.batch_size.to_string(),
             10 => self.begin_layer.to_string(),
-            11 => match self.data.answer_token {
+            11 => match self.data.options.answer_token {
                 AnswerTokenRule::Last => "last".into(),
                 AnswerTokenRule::First => "first".into(),
             },
@@ -144,7 +152,7 @@ impl Setup {
             4 if v.is_empty() => return Err("data file: give a path".into()),
             4 => self.data.data = PathBuf::from(v),
             5 => {
-                self.data.task = match v {
+                self.data.options.task = match v {
                     "auto" => TaskArg::Auto,
                     "addition" => TaskArg::Addition,
                     "base" => TaskArg::Base,
@@ -157,9 +165,9 @@ impl Setup {
                     }
                 }
             }
-            6 => self.data.shots = num("shots")?,
+            6 => self.data.options.shots = num("shots")?,
             7 => {
-                self.data.offset = match v {
+                self.data.options.offset = match v {
                     "" | "default" => None,
                     _ => Some(
                         v.parse()
@@ -167,16 +175,17 @@ impl Setup {
                     ),
                 };
                 // The paper samples each offset's file so that a+b+k stays in range: follow it.
-                if let (Some(k), Some(p)) =
-                    (self.data.offset, PaperAddition::parse(&self.data.data))
-                {
+                if let (Some(k), Some(p)) = (
+                    self.data.options.offset,
+                    PaperAddition::parse(&self.data.data),
+                ) {
                     if let Ok(file) = p.with(|p| p.offset = k) {
                         self.data.data = file;
                     }
                 }
             }
             8 => {
-                self.data.examples = match v {
+                self.data.options.examples = match v {
                     "" | "all" => None,
                     _ => match num("examples")? {
                         0 => return Err("examples: expected at least 1".into()),
@@ -190,7 +199,7 @@ impl Setup {
             },
             10 => self.begin_layer = num("begin layer")?,
             11 => {
-                self.data.answer_token = match v {
+                self.data.options.answer_token = match v {
                     "last" => AnswerTokenRule::Last,
                     "first" => AnswerTokenRule::First,
                     _ => return Err(format!("answer token: expected last or first, got {v:?}")),
