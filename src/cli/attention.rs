@@ -3,17 +3,11 @@
 //! sorted, or the whole grid for short prompts.
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{DataArgs, ModelArgs};
 use crate::model::tokenizer::printable;
-use crate::patching::attention::mean_patterns;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RunArg {
-    Normal,
-    Contrast,
-}
+use crate::patching::attention::{mean_patterns, prompt_rows, PromptChoice, RunKind};
 
 #[derive(Args, Debug)]
 pub struct AttentionArgs {
@@ -25,8 +19,8 @@ pub struct AttentionArgs {
     #[arg(long = "head", required = true)]
     pub heads: Vec<String>,
     /// Which prompts: the normal or the contrast ones.
-    #[arg(long, value_enum, default_value_t = RunArg::Contrast)]
-    pub run: RunArg,
+    #[arg(long, value_enum, default_value_t = RunKind::Contrast)]
+    pub run: RunKind,
     /// Average over the first N examples that have the first example's token length.
     #[arg(long, default_value_t = 1)]
     pub prompts: usize,
@@ -69,23 +63,8 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
     let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
-    let Some(first) = tok.pairs.first() else {
-        bail!("{}: no examples", spec.file.display());
-    };
-    let len = first.len();
-    let chosen: Vec<&crate::data::TokenizedPair> = tok
-        .pairs
-        .iter()
-        .filter(|p| p.len() == len)
-        .take(a.prompts)
-        .collect();
-    let rows: Vec<Vec<u32>> = chosen
-        .iter()
-        .map(|p| match a.run {
-            RunArg::Normal => p.normal_ids.clone(),
-            RunArg::Contrast => p.contrast_ids.clone(),
-        })
-        .collect();
+    let rows = prompt_rows(&tok.pairs, a.run, PromptChoice::Mean(a.prompts))?;
+    let len = rows[0].len();
     let q = if a.query < 0 {
         len as i64 + a.query
     } else {
@@ -100,10 +79,7 @@ pub fn run(a: AttentionArgs) -> Result<()> {
         .iter()
         .map(|&id| printable(&lm.tokenizer.token_text(id)))
         .collect();
-    let run_name = match a.run {
-        RunArg::Normal => "normal",
-        RunArg::Contrast => "contrast",
-    };
+    let run_name = a.run.name();
     println!(
         "{} prompts ({run_name}), {} tokens each{}; token texts are the first prompt's",
         rows.len(),

@@ -3,9 +3,63 @@
 
 use candle_core::DType;
 
+use crate::data::TokenizedPair;
 use crate::model::{Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start};
 
 use super::PatchError;
+
+/// Which prompts' attention to read: the normal or the contrast ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RunKind {
+    Normal,
+    #[default]
+    Contrast,
+}
+
+impl RunKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Normal => "normal",
+            RunKind::Contrast => "contrast",
+        }
+    }
+}
+
+/// Which examples: the mean over the first n of the first example's token length (a mean needs
+/// equal lengths), or example i alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptChoice {
+    Mean(usize),
+    One(usize),
+}
+
+/// The token rows of the chosen prompts.
+pub fn prompt_rows(
+    pairs: &[TokenizedPair],
+    run: RunKind,
+    choice: PromptChoice,
+) -> Result<Vec<Vec<u32>>, PatchError> {
+    let first = pairs
+        .first()
+        .ok_or_else(|| PatchError::Invalid("no examples".into()))?;
+    let chosen: Vec<&TokenizedPair> = match choice {
+        PromptChoice::One(i) => vec![pairs.get(i).ok_or_else(|| {
+            PatchError::Invalid(format!("example {i} out of range (0..{})", pairs.len()))
+        })?],
+        PromptChoice::Mean(n) => pairs
+            .iter()
+            .filter(|p| p.len() == first.len())
+            .take(n.max(1))
+            .collect(),
+    };
+    Ok(chosen
+        .iter()
+        .map(|p| match run {
+            RunKind::Normal => p.normal_ids.clone(),
+            RunKind::Contrast => p.contrast_ids.clone(),
+        })
+        .collect())
+}
 
 /// Mean attention pattern [query, key] of each head `(layer, head)` over `rows` (token ids, all
 /// of one length), in the order given. Runs the model only up to the last layer asked for.
@@ -17,7 +71,7 @@ pub fn mean_patterns(
     for &(l, h) in heads {
         if l >= model.n_layers() || h >= model.n_heads() {
             return Err(PatchError::Invalid(format!(
-                "head {l}.{h} is outside the model ({} layers × {} heads)",
+                "head ({l},{h}) is outside the model ({} layers × {} heads)",
                 model.n_layers(),
                 model.n_heads()
             )));

@@ -27,13 +27,7 @@ pub struct ModelRequest {
     pub dtype: Option<String>,
 }
 
-/// Which run's attention to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RunKind {
-    Normal,
-    #[default]
-    Contrast,
-}
+pub use crate::patching::attention::{PromptChoice, RunKind};
 
 /// Attention patterns of some heads: mean over the first `prompts` examples, or one example.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,12 +37,6 @@ pub struct AttentionRequest {
     /// `Mean(n)`: the mean over the first n examples of the first example's length;
     /// `One(i)`: example i alone.
     pub prompts: PromptChoice,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptChoice {
-    Mean(usize),
-    One(usize),
 }
 
 /// Jobs for the worker.
@@ -446,41 +434,14 @@ impl State {
         req: AttentionRequest,
         sink: &impl EventSink,
     ) -> anyhow::Result<()> {
-        let started = Instant::now();
         let lm = self.loaded()?;
         let (_, tok) = self
             .data
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let m = &lm.model;
-        for &(l, h) in &req.heads {
-            if l >= m.n_layers() || h >= m.n_heads() {
-                anyhow::bail!("head ({l},{h}) is outside the model");
-            }
-        }
-        // Prompts of the first chosen example's length (a mean needs equal lengths).
-        let chosen: Vec<&crate::data::TokenizedPair> = match req.prompts {
-            PromptChoice::One(i) => vec![tok.pairs.get(i).ok_or_else(|| {
-                anyhow::anyhow!("example {i} out of range (0..{})", tok.pairs.len())
-            })?],
-            PromptChoice::Mean(n) => {
-                let len = tok.pairs[0].len();
-                tok.pairs
-                    .iter()
-                    .filter(|p| p.len() == len)
-                    .take(n.max(1))
-                    .collect()
-            }
-        };
-        let rows: Vec<Vec<u32>> = chosen
-            .iter()
-            .map(|p| match req.run {
-                RunKind::Normal => p.normal_ids.clone(),
-                RunKind::Contrast => p.contrast_ids.clone(),
-            })
-            .collect();
+        let rows = crate::patching::attention::prompt_rows(&tok.pairs, req.run, req.prompts)?;
         let patterns = crate::patching::attention::mean_patterns(m, &rows, &req.heads)?;
-        let _ = started;
         sink.send(Event::Attention {
             id,
             request: req,
