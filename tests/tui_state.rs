@@ -8,7 +8,7 @@ use headhunt::data::commands::{DataArgs, DataOptions};
 use headhunt::data::{DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
-use headhunt::results::{ModelInfo, RunRecord};
+use headhunt::results::{DataInfo, ModelInfo, RunRecord};
 use headhunt::tui::app::{
     App, Effect, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
 };
@@ -98,10 +98,12 @@ fn ready_app(tag: &str) -> (App, PathBuf) {
     );
     app.on_worker(Event::DataLoaded {
         id: 2,
-        spec,
-        n_examples: 8,
-        skipped: vec![],
-        multi_token_answers: vec![],
+        info: DataInfo {
+            spec,
+            n_examples: 8,
+            skipped: vec![],
+            multi_token_answers: vec![],
+        },
         lengths: vec![29],
         preview: vec![PairPreview {
             index: 0,

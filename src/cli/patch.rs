@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::{DataArgs, ModelArgs};
 use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
 use crate::results::text::{self, Thresholds};
-use crate::results::{DataInfo, ModelInfo, RecordParts, RunRecord, Timing};
+use crate::results::RunRecord;
 
 #[derive(Args, Debug)]
 pub struct PatchArgs {
@@ -228,26 +228,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
     obs.bar.finish_and_clear();
 
-    let record = RunRecord::from_run(RecordParts {
-        matrix: &outcome.matrix,
-        complete: outcome.complete,
-        receiver: &receiver,
-        begin_layer: spec.begin_layer,
-        algorithm: spec.algorithm,
-        batch_size: spec.batch_size,
-        model: ModelInfo::of(&lm),
-        data: Some(DataInfo {
-            spec: data_spec,
-            n_examples: tokenized.pairs.len(),
-            skipped: tokenized.skipped.clone(),
-            multi_token_answers: tokenized.multi_token_answers.clone(),
-        }),
-        timing: Timing {
-            load_seconds: lm.load_seconds,
-            cache_seconds: outcome.cache_seconds,
-            sweep_seconds: outcome.sweep_seconds,
-        },
-    });
+    let record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
     if !a.quiet {
         print!("{}", text::summary(&record));
         println!();

@@ -96,6 +96,18 @@ pub struct DataInfo {
     pub multi_token_answers: Vec<usize>,
 }
 
+impl DataInfo {
+    /// The data of a run: its spec and what tokenizing it kept and noticed.
+    pub fn of(spec: &DataSpec, tok: &crate::data::Tokenized) -> Self {
+        DataInfo {
+            spec: spec.clone(),
+            n_examples: tok.pairs.len(),
+            skipped: tok.skipped.clone(),
+            multi_token_answers: tok.multi_token_answers.clone(),
+        }
+    }
+}
+
 /// How long the run took.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
@@ -165,6 +177,31 @@ pub struct RecordParts<'a> {
 }
 
 impl RunRecord {
+    /// The record of a sweep of `spec` run by `lm` on `data` (tokenized as `tok`).
+    pub fn of_sweep(
+        outcome: &crate::patching::PatchOutcome,
+        spec: &crate::patching::PatchSpec,
+        lm: &crate::model::LoadedModel,
+        data: &DataSpec,
+        tok: &crate::data::Tokenized,
+    ) -> Self {
+        RunRecord::from_run(RecordParts {
+            matrix: &outcome.matrix,
+            complete: outcome.complete,
+            receiver: &spec.receiver,
+            begin_layer: spec.begin_layer,
+            algorithm: spec.algorithm,
+            batch_size: spec.batch_size,
+            model: ModelInfo::of(lm),
+            data: Some(DataInfo::of(data, tok)),
+            timing: Timing {
+                load_seconds: lm.load_seconds,
+                cache_seconds: outcome.cache_seconds,
+                sweep_seconds: outcome.sweep_seconds,
+            },
+        })
+    }
+
     pub fn from_run(p: RecordParts) -> Self {
         let m = p.matrix;
         let rel = m.relative(p.receiver, p.begin_layer);

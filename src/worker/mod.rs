@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::data::{DataSpec, Tokenized};
 use crate::model::LoadedModel;
 use crate::patching::{self, Observer, PatchEvent, PatchSpec};
-use crate::results::{DataInfo, ModelInfo, RecordParts, RunRecord, Timing};
+use crate::results::{DataInfo, ModelInfo, RunRecord};
 
 pub type JobId = u64;
 
@@ -80,10 +80,9 @@ pub enum Event {
     },
     DataLoaded {
         id: JobId,
-        spec: DataSpec,
-        n_examples: usize,
-        skipped: Vec<usize>,
-        multi_token_answers: Vec<usize>,
+        /// The spec and what tokenizing kept (as result files record it).
+        info: DataInfo,
+        /// Distinct token lengths of the examples.
         lengths: Vec<usize>,
         preview: Vec<PairPreview>,
     },
@@ -361,10 +360,7 @@ impl State {
         lengths.dedup();
         sink.send(Event::DataLoaded {
             id,
-            spec: spec.clone(),
-            n_examples: tok.pairs.len(),
-            skipped: tok.skipped.clone(),
-            multi_token_answers: tok.multi_token_answers.clone(),
+            info: DataInfo::of(&spec, &tok),
             lengths,
             preview,
         });
@@ -398,26 +394,7 @@ impl State {
             .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let mut obs = Forward { id, sink, cancel };
         let outcome = patching::run(&lm.model, &tok.pairs, &spec, &mut obs)?;
-        let record = RunRecord::from_run(RecordParts {
-            matrix: &outcome.matrix,
-            complete: outcome.complete,
-            receiver: &spec.receiver,
-            begin_layer: spec.begin_layer,
-            algorithm: spec.algorithm,
-            batch_size: spec.batch_size,
-            model: ModelInfo::of(lm),
-            data: Some(DataInfo {
-                spec: data_spec.clone(),
-                n_examples: tok.pairs.len(),
-                skipped: tok.skipped.clone(),
-                multi_token_answers: tok.multi_token_answers.clone(),
-            }),
-            timing: Timing {
-                load_seconds: lm.load_seconds,
-                cache_seconds: outcome.cache_seconds,
-                sweep_seconds: outcome.sweep_seconds,
-            },
-        });
+        let record = RunRecord::of_sweep(&outcome, &spec, lm, data_spec, tok);
         if !outcome.complete {
             sink.send(Event::Cancelled { id });
         }

@@ -34,31 +34,31 @@ impl App {
             }
             Event::DataLoaded {
                 id,
-                spec,
-                n_examples,
-                skipped,
-                multi_token_answers,
+                info,
                 lengths,
                 preview,
-                ..
             } => {
-                let mut msg = format!("{} examples from {}", n_examples, spec.file.display());
-                if !skipped.is_empty() {
-                    msg.push_str(&format!(", {} skipped (length mismatch)", skipped.len()));
+                let mut msg = format!(
+                    "{} examples from {}",
+                    info.n_examples,
+                    info.spec.file.display()
+                );
+                if !info.skipped.is_empty() {
+                    msg.push_str(&format!(
+                        ", {} skipped (length mismatch)",
+                        info.skipped.len()
+                    ));
                 }
-                if !multi_token_answers.is_empty() {
+                if !info.multi_token_answers.is_empty() {
                     msg.push_str(&format!(
                         ", {} multi-token answers",
-                        multi_token_answers.len()
+                        info.multi_token_answers.len()
                     ));
                 }
                 self.set_status(Level::Info, msg);
                 self.data = Some(DataStatus {
                     eval: None,
-                    spec,
-                    n_examples,
-                    skipped,
-                    multi_token_answers,
+                    info,
                     lengths,
                     preview,
                 });
@@ -285,12 +285,7 @@ impl App {
             algorithm: self.setup.algorithm,
             batch_size: self.setup.batch_size,
             model,
-            data: Some(DataInfo {
-                spec: data.spec.clone(),
-                n_examples: data.n_examples,
-                skipped: data.skipped.clone(),
-                multi_token_answers: data.multi_token_answers.clone(),
-            }),
+            data: Some(data.info.clone()),
             timing: Timing::default(),
         });
         self.runs[i].record = Some(rec);

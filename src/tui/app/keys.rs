@@ -242,7 +242,7 @@ impl App {
     }
 
     pub(super) fn on_attention_key(&mut self, key: KeyEvent) {
-        let n_prompts = self.data.as_ref().map_or(1, |d| d.n_examples);
+        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
         let len = self.attention.tokens.len();
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,

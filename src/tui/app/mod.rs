@@ -9,7 +9,7 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::data::commands::{DataArgs, TaskArg};
-use crate::data::{AnswerTokenRule, DataSpec};
+use crate::data::AnswerTokenRule;
 use crate::model::HeadInput;
 use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
 use crate::results::text::Thresholds;
@@ -149,10 +149,8 @@ pub struct Gallery {
 pub struct DataStatus {
     /// Baselines and accuracy, once the worker has measured them.
     pub eval: Option<Evaluation>,
-    pub spec: DataSpec,
-    pub n_examples: usize,
-    pub skipped: Vec<usize>,
-    pub multi_token_answers: Vec<usize>,
+    /// The spec and what tokenizing kept (`n_examples`, `skipped`, `multi_token_answers`).
+    pub info: DataInfo,
     pub lengths: Vec<usize>,
     pub preview: Vec<PairPreview>,
 }

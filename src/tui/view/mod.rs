@@ -139,7 +139,7 @@ fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
         if let Some(d) = &app.data {
             lines.push(Line::from(format!(
                 "{} examples, {} shots, offset {:+}, batch {}",
-                d.n_examples, d.spec.shots, d.spec.offset, app.setup.batch_size
+                d.info.n_examples, d.info.spec.shots, d.info.spec.offset, app.setup.batch_size
             )));
             if let Some(e) = &d.eval {
                 lines.push(Line::from(e.summary()));

@@ -71,11 +71,11 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(d) = &app.data {
         out.push(Line::from(format!(
             "data   {} · {} · {} shots · offset {:+} · {} examples · lengths {:?}",
-            d.spec.file.display(),
-            d.spec.task,
-            d.spec.shots,
-            d.spec.offset,
-            d.n_examples,
+            d.info.spec.file.display(),
+            d.info.spec.task,
+            d.info.spec.shots,
+            d.info.spec.offset,
+            d.info.n_examples,
             d.lengths
         )));
         match &d.eval {
@@ -85,20 +85,20 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
                 Style::default().fg(Color::DarkGray),
             ))),
         }
-        if !d.skipped.is_empty() {
+        if !d.info.skipped.is_empty() {
             out.push(Line::from(Span::styled(
                 format!(
                     "       {} examples skipped: normal and contrast lengths differ",
-                    d.skipped.len()
+                    d.info.skipped.len()
                 ),
                 Style::default().fg(Color::Yellow),
             )));
         }
-        if !d.multi_token_answers.is_empty() {
+        if !d.info.multi_token_answers.is_empty() {
             out.push(Line::from(Span::styled(
                 format!(
                     "       {} examples have multi-token answers",
-                    d.multi_token_answers.len()
+                    d.info.multi_token_answers.len()
                 ),
                 Style::default().fg(Color::Yellow),
             )));
