@@ -351,3 +351,24 @@ fn f16_runs() {
         .unwrap();
     assert!(v.iter().all(|x| x.is_finite()));
 }
+
+/// f64 runs give the exact-arithmetic reference `check --dtype f64` reports.
+#[test]
+fn check_in_f64_reports_r() {
+    let out = Command::new(bin())
+        .args([
+            "check",
+            "--fixtures",
+            fixtures_dir().to_str().unwrap(),
+            "--dtype",
+            "f64",
+        ])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    assert!(
+        s.contains("in f64") && s.contains(" r ") && s.contains("(scaled "),
+        "{s}"
+    );
+}

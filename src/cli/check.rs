@@ -21,8 +21,9 @@ pub struct CheckArgs {
     pub device: String,
     #[arg(long)]
     pub dtype: Option<String>,
-    /// Largest allowed |difference| (default: 1e-4 in f32; in bf16 the differences are only
-    /// reported).
+    /// Largest allowed |difference| (default: 1e-4 in f32 and f64; in bf16 and f16 the
+    /// differences are only reported). For r it applies relative to |r| where |r| > 1: r divides
+    /// by LD_c - LD_n, which is small on some fixtures.
     #[arg(long)]
     pub tolerance: Option<f64>,
 }
@@ -42,7 +43,9 @@ fn max_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 pub fn run(a: CheckArgs) -> Result<i32> {
     let device = parse_device(&a.device)?;
     let dtype = parse_dtype(a.dtype.as_deref(), &device)?;
-    let tol = a.tolerance.or((dtype == DType::F32).then_some(1e-4));
+    let tol = a
+        .tolerance
+        .or(matches!(dtype, DType::F32 | DType::F64).then_some(1e-4));
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.fixtures)
         .with_context(|| format!("--fixtures {}", a.fixtures.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -92,6 +95,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             let spec = DataSpec::new(dir.join("addition.jsonl"), TaskKind::Addition);
             let pairs = load_and_tokenize(&spec, &lm.tokenizer)?.pairs;
             let mut d_pp = 0f64;
+            // r against TransformerLens: absolute, and relative to |r| where |r| > 1.
+            let (mut d_r, mut d_r_scaled) = (0f64, 0f64);
             let receivers = meta["path_patching"]["receivers"]
                 .as_object()
                 .cloned()
@@ -128,13 +133,25 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                     d_pp = d_pp
                         .max((m.ld_normal - n as f64).abs())
                         .max((m.ld_contrast - c as f64).abs());
+                    let want_r: Vec<f32> =
+                        exp[&format!("{key}.relative")].flatten_all()?.to_vec1()?;
+                    for (got, want) in m
+                        .relative(&receiver, begin_layer)
+                        .iter()
+                        .flatten()
+                        .zip(&want_r)
+                    {
+                        let d = (got - *want as f64).abs();
+                        d_r = d_r.max(d);
+                        d_r_scaled = d_r_scaled.max(d / (*want as f64).abs().max(1.0));
+                    }
                 }
             }
             line.push_str(&format!(
-                "   path patching ({} receivers) {d_pp:.2e}",
+                "   path patching ({} receivers) {d_pp:.2e}   r {d_r:.2e} (scaled {d_r_scaled:.2e})",
                 receivers.len()
             ));
-            worst = worst.max(d_pp);
+            worst = worst.max(d_pp).max(d_r_scaled);
         }
         println!("{line}");
     }

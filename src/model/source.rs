@@ -104,8 +104,10 @@ pub fn parse_dtype(s: Option<&str>, device: &Device) -> Result<DType, ModelError
         Some("f32") | Some("float32") => Ok(DType::F32),
         Some("bf16") | Some("bfloat16") => Ok(DType::BF16),
         Some("f16") | Some("float16") => Ok(DType::F16),
+        // For exact reference computations on CPU (e.g. `headhunt check --dtype f64`).
+        Some("f64") | Some("float64") => Ok(DType::F64),
         Some(other) => Err(ModelError::Invalid(format!(
-            "unknown dtype {other:?} (expected f32, bf16 or f16)"
+            "unknown dtype {other:?} (expected f32, bf16, f16 or f64)"
         ))),
     }
 }
