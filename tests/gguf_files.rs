@@ -324,35 +324,6 @@ fn q8_0_weights_dequantize_close_to_f32() {
     assert!(d > 0.0, "Q8_0 should not be exact");
 }
 
-/// Runs `headhunt info --model FILE` and returns (exit code, stderr).
-fn info(model: &Path, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(bin())
-        .args(["info", "--model", model.to_str().unwrap()])
-        .args(extra)
-        // candle attaches a backtrace to its errors when this is set: the message must not.
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
-    assert_eq!(code, 2, "exit code (stderr: {err})");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        err.len() < 400 && !err.contains(".rs:"),
-        "a backtrace leaked: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "{err:?} should mention {n:?}");
-    }
-}
-
 #[test]
 fn info_reports_gguf_types() {
     let p = gguf_of("tiny-qwen2", "gguf-info");

@@ -18,28 +18,6 @@ fn copy_fixture(name: &str, tag: &str) -> std::path::PathBuf {
     dst
 }
 
-/// Runs `headhunt info --model DIR` and returns (exit code, stderr).
-fn info(model: &Path) -> (i32, String) {
-    let out = Command::new(bin())
-        .args(["info", "--model", model.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
-    assert_eq!(code, 2, "exit code (stderr: {err})");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "{err:?} should mention {n:?}");
-    }
-}
-
 fn rewrite_weights(dir: &Path, f: impl FnOnce(&mut HashMap<String, Tensor>)) {
     let path = dir.join("model.safetensors");
     let mut t = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
@@ -49,7 +27,7 @@ fn rewrite_weights(dir: &Path, f: impl FnOnce(&mut HashMap<String, Tensor>)) {
 
 #[test]
 fn missing_directory() {
-    let (code, err) = info(Path::new("./no/such/model-dir"));
+    let (code, err) = info(Path::new("./no/such/model-dir"), &[]);
     assert_one_line_error(code, &err, &["not found", "no/such/model-dir"]);
 }
 
@@ -57,7 +35,7 @@ fn missing_directory() {
 fn missing_config() {
     let d = copy_fixture("tiny-llama", "noconfig");
     std::fs::remove_file(d.join("config.json")).unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(code, &err, &["config.json"]);
 }
 
@@ -65,7 +43,7 @@ fn missing_config() {
 fn missing_tokenizer() {
     let d = copy_fixture("tiny-llama", "notok");
     std::fs::remove_file(d.join("tokenizer.json")).unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(code, &err, &["tokenizer.json"]);
 }
 
@@ -78,7 +56,7 @@ fn unsupported_model_type() {
         cfg.replace("\"llama\"", "\"gpt_neox\""),
     )
     .unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(
         code,
         &err,
@@ -92,7 +70,7 @@ fn missing_tensor() {
     rewrite_weights(&d, |t| {
         t.remove("model.layers.2.mlp.up_proj.weight").unwrap();
     });
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(
         code,
         &err,
@@ -107,7 +85,7 @@ fn tensor_of_wrong_shape() {
         let bad = Tensor::zeros((3, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
         t.insert("model.layers.1.self_attn.k_proj.weight".into(), bad);
     });
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(
         code,
         &err,
@@ -125,7 +103,7 @@ fn truncated_safetensors() {
     let p = d.join("model.safetensors");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(code, &err, &["model.safetensors", "truncated"]);
 }
 
@@ -133,7 +111,7 @@ fn truncated_safetensors() {
 fn invalid_config_json() {
     let d = copy_fixture("tiny-mistral", "badjson");
     std::fs::write(d.join("config.json"), "{\"model_type\": \"mistral\", ").unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(code, &err, &["config.json", "invalid JSON"]);
 }
 
@@ -274,7 +252,7 @@ fn sharded_safetensors_load_the_same() {
     assert_eq!(sharded.model.n_params, single.model.n_params);
     // A shard listed in the index but missing is named.
     std::fs::remove_file(d.join("model-00002-of-00002.safetensors")).unwrap();
-    let (code, err) = info(&d);
+    let (code, err) = info(&d, &[]);
     assert_one_line_error(code, &err, &["model-00002-of-00002.safetensors", "missing"]);
 }
 
