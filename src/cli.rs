@@ -10,11 +10,13 @@ use crate::model::tokenizer::printable;
 pub mod attention;
 pub mod bench;
 pub mod check;
+pub mod data;
 pub mod eval;
 pub mod patch;
 pub mod show;
 pub mod train_demo;
 pub mod tui;
+pub mod values;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +53,7 @@ pub enum Command {
     /// Where heads attend: a query row (sorted key tokens) or the whole grid.
     Attention(attention::AttentionArgs),
     /// Datasets: generate the paper's files, show prompt pairs and their tokens.
-    Data(crate::data::commands::DataCommand),
+    Data(data::DataCommand),
     /// The terminal explorer (the default when no command is given).
     Tui(tui::TuiArgs),
     /// Train the demo model (few-shot off-by-k addition) into a model directory.
@@ -88,7 +90,7 @@ impl ModelArgs {
     }
 }
 
-pub use crate::data::commands::DataArgs;
+pub use data::{DataArgs, DataOptionArgs};
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -125,21 +127,7 @@ pub fn main() -> i32 {
     }
 }
 
-/// `a: b: c` on one line, whatever the error chain holds.
-pub fn one_line_error(e: &anyhow::Error) -> String {
-    let parts: Vec<String> = e
-        .chain()
-        .map(|c| crate::model::error::one_line(&c.to_string()))
-        .collect();
-    // anyhow contexts often repeat their source's text: keep each piece once.
-    let mut out: Vec<String> = Vec::new();
-    for p in parts {
-        if !out.iter().any(|o| o.contains(&p)) {
-            out.push(p);
-        }
-    }
-    out.join(": ")
-}
+pub use crate::error::one_line_error;
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -151,7 +139,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Eval(a)) => eval::run(a).map(|_| 0),
         Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
-        Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
+        Some(Command::Data(a)) => data::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
         None => tui::run(cli.tui).map(|_| 0),

@@ -5,8 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use headhunt::data::commands::{DataArgs, DataOptions, TaskArg};
-use headhunt::data::{load_pairs, AnswerTokenRule, DataSpec, PromptPair, TaskKind};
+use headhunt::data::{
+    load_pairs, AnswerTokenRule, DataFile, DataOptions, DataSpec, PromptPair, TaskChoice, TaskKind,
+};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(rel)
@@ -218,8 +219,8 @@ fn task_detection() {
     );
 }
 
-fn args(rel: &str) -> DataArgs {
-    DataArgs {
+fn args(rel: &str) -> DataFile {
+    DataFile {
         data: data(rel),
         options: DataOptions {
             offset: None,
@@ -260,7 +261,7 @@ fn cli_specs_are_concrete() {
     let mut a = args("paper/addition/normal/addition_nmax99_offset1.jsonl");
     a.options.base = Some(9);
     assert_eq!(a.spec().unwrap().task, TaskKind::Base);
-    a.options.task = TaskArg::Addition;
+    a.options.task = TaskChoice::Addition;
     assert_eq!(
         a.spec().unwrap_err().to_string(),
         "--base applies to base-k addition only (the task is addition)"
@@ -268,7 +269,7 @@ fn cli_specs_are_concrete() {
 
     // A base-k file without a base in its name needs --base.
     let mut a = args("paper/addition/normal/addition_nmax99_offset1.jsonl");
-    a.options.task = TaskArg::Base;
+    a.options.task = TaskChoice::Base;
     let e = a.spec().unwrap_err().to_string();
     assert!(e.contains("base-k addition needs --base B"), "{e}");
     a.options.base = Some(11);

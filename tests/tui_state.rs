@@ -4,8 +4,7 @@
 mod common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use headhunt::data::commands::{DataArgs, DataOptions};
-use headhunt::data::{DataSpec, TaskKind};
+use headhunt::data::{DataFile, DataOptions, DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
 use headhunt::results::{DataInfo, ModelInfo, RunRecord};
@@ -27,7 +26,7 @@ fn setup(results: PathBuf) -> Setup {
         tokenizer: None,
         device: "cpu".into(),
         dtype: None,
-        data: DataArgs {
+        data: DataFile {
             data: common::fixture("tiny-gemma2").join("addition.jsonl"),
             options: DataOptions {
                 offset: Some(1),

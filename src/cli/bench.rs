@@ -194,7 +194,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let make_pairs = |n: usize| -> Result<Vec<TokenizedPair>> {
         match (&a.data, &tokenizer) {
             (Some(file), Some(tok)) => {
-                let spec = crate::data::commands::DataOptions {
+                let spec = crate::data::DataOptions {
                     shots: a.shots,
                     offset: Some(a.offset),
                     examples: Some(n),
@@ -269,11 +269,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             begin_layer: begin,
             batch_size,
             algorithm,
-            chunk_rows: a.chunk_rows.unwrap_or(if model.device.is_cpu() {
-                0
-            } else {
-                crate::cli::patch::DEFAULT_GPU_CHUNK_ROWS
-            }),
+            chunk_rows: a
+                .chunk_rows
+                .unwrap_or(crate::patching::default_chunk_rows(model.device.is_cpu())),
         };
         let fast_resid = spec(&resid, 0, Algorithm::Fast);
         let (s, cache) = time_fast(&model, &pairs, &fast_resid, a.repeat)?;

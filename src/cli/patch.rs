@@ -56,18 +56,9 @@ pub struct PatchArgs {
     pub chunk_rows: Option<usize>,
 }
 
-/// On a GPU, few large kernels beat many small ones: chunks of up to this many pass-1 rows.
-pub const DEFAULT_GPU_CHUNK_ROWS: usize = 16384;
+pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
 
-/// Default result path: results/<model>-<receiver>-<time>.json
-pub fn default_out(model_label: &str, receiver: &Receiver) -> PathBuf {
-    let model = Path::new(model_label.trim_end_matches('/'))
-        .file_name()
-        .map(|s| s.to_string_lossy().replace(['@', ' '], "_"))
-        .unwrap_or_else(|| "model".into());
-    let time = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    PathBuf::from("results").join(format!("{model}-{}-{time}.json", receiver.slug()))
-}
+pub use crate::results::naming::default_out;
 
 /// Fails early (before any compute) if the result cannot be written.
 pub fn check_writable(path: &Path, force: bool) -> Result<()> {
@@ -164,11 +155,9 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         begin_layer: a.begin_layer,
         batch_size: a.batch_size,
         algorithm: a.algorithm,
-        chunk_rows: a.chunk_rows.unwrap_or(if lm.model.device.is_cpu() {
-            0
-        } else {
-            DEFAULT_GPU_CHUNK_ROWS
-        }),
+        chunk_rows: a
+            .chunk_rows
+            .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
     };
     spec.validate(&lm.model)?;
     let out = match &a.out {

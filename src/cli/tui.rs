@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::data::commands::{DataArgs, DataOptions};
+use super::DataOptionArgs;
+use crate::data::{DataFile, DataOptions};
 use crate::patching::{Algorithm, Receiver};
 use crate::tui::app::Setup;
 
@@ -23,7 +24,7 @@ pub struct TuiArgs {
     #[arg(long, short = 'd')]
     pub data: Option<PathBuf>,
     #[command(flatten)]
-    pub data_options: DataOptions,
+    pub data_options: DataOptionArgs,
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
@@ -71,7 +72,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         Some(Receiver::parse_many(&a.receivers)?)
     };
     // Default: the paper's interactive demo size (12), or the whole file if smaller.
-    let mut options = a.data_options;
+    let mut options = DataOptions::from(a.data_options);
     options.examples = match options.examples {
         Some(0) => None,
         Some(n) => Some(n),
@@ -80,7 +81,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
             _ => Some(12),
         },
     };
-    let data = DataArgs { data, options };
+    let data = DataFile { data, options };
     // Fail on bad data flags before the terminal switches to the full-screen view.
     data.spec()?;
     if a.batch_size == 0 {

@@ -33,7 +33,7 @@ use super::DataError;
 pub const MAX_DRAWS: u64 = 5_000_000;
 
 /// The paper's settings (which constraint ties the test pair to the demonstrations).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Setting {
     Normal,
     Setting1,
@@ -43,6 +43,13 @@ pub enum Setting {
 }
 
 impl Setting {
+    pub const ALL: [Setting; 4] = [
+        Setting::Normal,
+        Setting::Setting1,
+        Setting::Setting2,
+        Setting::Setting3,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Setting::Normal => "normal",

@@ -5,8 +5,8 @@
 //! demonstrations (ordinary addition vs off-by-one addition).
 //!
 //! The pieces, in the order data flows:
-//! - [`TaskKind`] and [`DataSpec`] say which file and how to read it (the CLI builds a spec from
-//!   [`commands::DataArgs`]).
+//! - [`TaskKind`] and [`DataSpec`] say which file and how to read it (the CLI and the explorer
+//!   build a spec from a [`DataFile`]: the user's choices, `auto` task included).
 //! - [`load_pairs`] reads and validates the file and builds [`PromptPair`]s exactly like the
 //!   paper's code (see [`prompts`]).
 //! - [`tokenize_pairs`] tokenizes them with the model's tokenizer and picks the answer tokens
@@ -28,10 +28,10 @@
 //! `Tokenized::multi_token_answers`) are 0-based; error messages name 1-based line numbers
 //! (index + 1: every non-blank line of a file is one example, in order).
 
-pub mod commands;
 mod error;
 pub mod generate;
 mod jsonl;
+mod options;
 pub mod prompts;
 pub mod pyrandom;
 mod tokenize;
@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::DataError;
 pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
+pub use options::{DataFile, DataOptions, TaskChoice};
 pub use prompts::load_pairs;
 pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
 
@@ -53,17 +54,7 @@ pub struct PromptPair {
 }
 
 /// Which token of the answer string the metric reads.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerTokenRule {
     /// The last token of the tokenized answer string, BOS included (the paper's choice).
@@ -71,6 +62,18 @@ pub enum AnswerTokenRule {
     Last,
     /// The first token of the answer as a continuation of the prompt.
     First,
+}
+
+impl AnswerTokenRule {
+    pub const ALL: [AnswerTokenRule; 2] = [AnswerTokenRule::Last, AnswerTokenRule::First];
+
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnswerTokenRule::Last => "last",
+            AnswerTokenRule::First => "first",
+        }
+    }
 }
 
 /// One example, tokenized for the model. `normal_ids` and `contrast_ids` have the same length.
@@ -103,9 +106,7 @@ impl TokenizedPair {
 }
 
 /// The tasks: how a file's lines become prompt pairs.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// The paper's addition files: `a+b=c` lines; the contrast adds `offset` to every answer.

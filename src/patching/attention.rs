@@ -9,7 +9,7 @@ use crate::model::{Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start
 use super::PatchError;
 
 /// Which prompts' attention to read: the normal or the contrast ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunKind {
     Normal,
     #[default]
@@ -17,6 +17,8 @@ pub enum RunKind {
 }
 
 impl RunKind {
+    pub const ALL: [RunKind; 2] = [RunKind::Normal, RunKind::Contrast];
+
     pub fn name(self) -> &'static str {
         match self {
             RunKind::Normal => "normal",

@@ -37,17 +37,7 @@ impl From<candle_core::Error> for PatchError {
 }
 
 /// Which implementation computes the sweep.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     /// Exact and fast: frozen attention, MLP-only chains, senders of a layer batched.
@@ -58,11 +48,27 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, in the order the command line lists them.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Fast, Algorithm::Reference];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Fast => "fast",
             Algorithm::Reference => "reference",
         }
+    }
+}
+
+/// On a GPU, few large kernels beat many small ones: chunks of up to this many pass-1 rows.
+pub const DEFAULT_GPU_CHUNK_ROWS: usize = 16384;
+
+/// The default `chunk_rows` for a device: stream one sender layer at a time on the CPU (rows
+/// appear as they finish), advance layers together in chunks on a GPU (far faster there).
+pub fn default_chunk_rows(on_cpu: bool) -> usize {
+    if on_cpu {
+        0
+    } else {
+        DEFAULT_GPU_CHUNK_ROWS
     }
 }
 

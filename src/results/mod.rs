@@ -6,6 +6,7 @@
 //! (and NaN in the `.npy` exports), so they never read as a computed 0.
 
 pub mod import;
+pub mod naming;
 pub mod npy;
 pub mod text;
 pub mod write;

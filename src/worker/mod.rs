@@ -270,7 +270,7 @@ impl State {
             if let Err(e) = result {
                 sink.send(Event::Error {
                     id,
-                    message: crate::cli::one_line_error(&e),
+                    message: crate::error::one_line_error(&e),
                 });
             }
         }

@@ -82,8 +82,13 @@ impl App {
             .model
             .as_ref()
             .map_or_else(|| "paper".to_string(), |m| m.label.clone());
-        let mut path = crate::cli::patch::default_out(&label, &rec.receiver);
-        path = self.setup.results_dir.join(path.file_name().unwrap());
+        let mut path = self
+            .setup
+            .results_dir
+            .join(crate::results::naming::default_file_name(
+                &label,
+                &rec.receiver,
+            ));
         // Never overwrite: add a counter if the name is taken.
         let mut n = 1;
         while path.exists() {

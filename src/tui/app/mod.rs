@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
-use crate::data::commands::{DataArgs, TaskArg};
-use crate::data::AnswerTokenRule;
+use crate::data::{AnswerTokenRule, DataFile, TaskChoice};
 use crate::model::HeadInput;
 use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
 use crate::results::text::Thresholds;

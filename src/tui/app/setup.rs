@@ -9,7 +9,7 @@ pub struct Setup {
     pub tokenizer: Option<PathBuf>,
     pub device: String,
     pub dtype: Option<String>,
-    pub data: DataArgs,
+    pub data: DataFile,
     pub batch_size: usize,
     pub begin_layer: usize,
     pub algorithm: Algorithm,
@@ -152,13 +152,9 @@ impl Setup {
             4 if v.is_empty() => return Err("data file: give a path".into()),
             4 => self.data.data = PathBuf::from(v),
             5 => {
-                self.data.options.task = match v {
-                    "auto" => TaskArg::Auto,
-                    "addition" => TaskArg::Addition,
-                    "base" => TaskArg::Base,
-                    "cipher" => TaskArg::Cipher,
-                    "pairs" => TaskArg::Pairs,
-                    _ => {
+                self.data.options.task = match TaskChoice::ALL.into_iter().find(|t| t.name() == v) {
+                    Some(t) => t,
+                    None => {
                         return Err(format!(
                             "task: expected auto, addition, base, cipher or pairs, got {v:?}"
                         ))
@@ -240,11 +236,7 @@ impl Setup {
     /// Streams sender layers one by one on CPU (rows appear as they finish); on a GPU lets
     /// them advance together in chunks (far faster there; rows arrive at the end).
     pub fn chunk_rows(&self) -> usize {
-        if self.device == "cpu" {
-            0
-        } else {
-            crate::cli::patch::DEFAULT_GPU_CHUNK_ROWS
-        }
+        crate::patching::default_chunk_rows(self.device == "cpu")
     }
 
     pub fn model_request(&self) -> ModelRequest {

@@ -1,6 +1,6 @@
 //! `headhunt data gen` and `headhunt data show`, and [`DataArgs`], the dataset flags that every
 //! command reading a dataset shares (flatten it into a command's arguments and call
-//! [`DataArgs::spec`]).
+//! [`DataArgs::spec`], or convert it into the core [`DataFile`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::generate::{generate, GenSpec, GenTask, Setting};
-use super::{
-    cipher_shift, load_pairs, tokenize_pairs, AnswerTokenRule, DataError, DataSpec, PromptPair,
-    TaskKind, Tokenized,
+use crate::data::generate::{generate, GenSpec, GenTask, Setting};
+use crate::data::{
+    load_pairs, tokenize_pairs, AnswerTokenRule, DataError, DataFile, DataOptions, DataSpec,
+    PromptPair, TaskChoice, TaskKind, Tokenized,
 };
 use crate::model::tokenizer::printable;
 use crate::model::Tokenizer;
@@ -32,19 +32,6 @@ pub enum DataSubcommand {
     Show(ShowArgs),
 }
 
-/// `--task` on the command line: a task, or `auto` to detect it from the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum TaskArg {
-    /// Prompt pairs if lines have `normal_input`; cipher if the operands are strings; base-k
-    /// addition if the file name ends in `_base<B>.jsonl` (or --base is given); else addition.
-    #[default]
-    Auto,
-    Addition,
-    Base,
-    Cipher,
-    Pairs,
-}
-
 /// The dataset flags shared by every command that reads a dataset: the file and how to read it.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -53,16 +40,16 @@ pub struct DataArgs {
     #[arg(long)]
     pub data: PathBuf,
     #[command(flatten)]
-    pub options: DataOptions,
+    pub options: DataOptionArgs,
 }
 
 /// How to read a dataset file (everything but the file, so that commands whose file is
-/// optional, like the explorer, share the same flags).
+/// optional, like the explorer, share the same flags): the flags of [`DataOptions`].
 #[derive(Args, Debug, Clone)]
-pub struct DataOptions {
+pub struct DataOptionArgs {
     /// How to read the file.
-    #[arg(long, value_enum, default_value_t = TaskArg::Auto)]
-    pub task: TaskArg,
+    #[arg(long, value_enum, default_value_t = TaskChoice::Auto)]
+    pub task: TaskChoice,
     /// Demonstrations per prompt (the first N of each example; not used by pairs).
     #[arg(long, default_value_t = 4)]
     pub shots: usize,
@@ -86,74 +73,33 @@ pub struct DataOptions {
     pub skip_mismatched: bool,
 }
 
-impl Default for DataOptions {
-    /// The command-line defaults.
-    fn default() -> Self {
+impl From<DataOptionArgs> for DataOptions {
+    fn from(a: DataOptionArgs) -> Self {
         DataOptions {
-            task: TaskArg::Auto,
-            shots: 4,
-            offset: None,
-            base: None,
-            examples: None,
-            answer_token: AnswerTokenRule::Last,
-            skip_mismatched: false,
+            task: a.task,
+            shots: a.shots,
+            offset: a.offset,
+            base: a.base,
+            examples: a.examples,
+            answer_token: a.answer_token,
+            skip_mismatched: a.skip_mismatched,
+        }
+    }
+}
+
+impl From<DataArgs> for DataFile {
+    fn from(a: DataArgs) -> Self {
+        DataFile {
+            data: a.data,
+            options: a.options.into(),
         }
     }
 }
 
 impl DataArgs {
-    /// The concrete spec (see `DataOptions::spec`).
+    /// The concrete spec (see [`DataOptions::spec`]).
     pub fn spec(&self) -> Result<DataSpec, DataError> {
-        self.options.spec(&self.data)
-    }
-}
-
-impl DataOptions {
-    /// The concrete spec of `file`: the task detected if `auto`, the base resolved, and the
-    /// offset set as the task uses it (addition: `--offset` or 1; cipher: the file's shift,
-    /// which a given `--offset` must match mod 26; base and pairs: 0).
-    pub fn spec(&self, file: &Path) -> Result<DataSpec, DataError> {
-        let task = match self.task {
-            TaskArg::Auto => match TaskKind::detect(file)? {
-                TaskKind::Addition if self.base.is_some() => TaskKind::Base,
-                t => t,
-            },
-            TaskArg::Addition => TaskKind::Addition,
-            TaskArg::Base => TaskKind::Base,
-            TaskArg::Cipher => TaskKind::Cipher,
-            TaskArg::Pairs => TaskKind::Pairs,
-        };
-        if self.base.is_some() && task != TaskKind::Base {
-            return Err(DataError::Invalid(format!(
-                "--base applies to base-k addition only (the task is {task})"
-            )));
-        }
-        let mut spec = DataSpec::new(file, task);
-        spec.shots = self.shots;
-        spec.examples = self.examples;
-        spec.answer_token = self.answer_token;
-        spec.skip_mismatched = self.skip_mismatched;
-        spec.base = self.base;
-        spec.offset = match task {
-            TaskKind::Addition => self.offset.unwrap_or(1),
-            TaskKind::Base => {
-                spec.base = Some(spec.resolved_base()?);
-                0
-            }
-            TaskKind::Pairs => 0,
-            TaskKind::Cipher => match (cipher_shift(file)?, self.offset) {
-                (Some(k), Some(o)) if (o - k).rem_euclid(26) != 0 => {
-                    return Err(DataError::Invalid(format!(
-                        "{}: --offset {o} does not match the file's Caesar shift {k:+} (cipher \
-                         prompts take the contrast from the file's targets)",
-                        file.display()
-                    )))
-                }
-                (Some(k), _) => k,
-                (None, o) => o.unwrap_or(0),
-            },
-        };
-        Ok(spec)
+        DataFile::from(self.clone()).spec()
     }
 }
 
@@ -556,8 +502,8 @@ fn show(a: ShowArgs) -> Result<()> {
     let spec = a.data.spec()?;
     let pairs = load_pairs(&spec)?;
     let tok = show_tokenizer(&a)?;
-    let total = super::count_examples(&spec.file)?;
-    let detected = if a.data.options.task == TaskArg::Auto {
+    let total = crate::data::count_examples(&spec.file)?;
+    let detected = if a.data.options.task == TaskChoice::Auto {
         ", detected"
     } else {
         ""
