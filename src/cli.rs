@@ -17,6 +17,7 @@ pub mod show;
 pub mod train_demo;
 pub mod tui;
 pub mod values;
+pub mod wording;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -115,13 +116,16 @@ pub struct RunArgs {
 }
 
 /// Runs the CLI and returns the process exit code: 0 on success, 2 on any error (bad input,
-/// missing files ...), with the error printed on one line.
+/// missing files ...), with the error printed on one line, worded with the flags' names.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line_error(&e));
+            eprintln!(
+                "error: {}",
+                crate::error::one_line_error_worded(&e, wording::flag_words)
+            );
             2
         }
     }

@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor};
 use crate::data::TokenizedPair;
 use crate::model::{Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start};
 
-use super::PatchError;
+use super::{PatchError, SpecError};
 
 /// One batch of examples, all of the same token length.
 pub struct Batch {
@@ -41,14 +41,10 @@ pub fn make_batches(
     batch_size: usize,
 ) -> Result<Vec<Batch>, PatchError> {
     if batch_size == 0 {
-        return Err(PatchError::Invalid(
-            "--batch-size 0: expected at least 1".into(),
-        ));
+        return Err(SpecError::BatchSize { value: 0 }.into());
     }
     if pairs.is_empty() {
-        return Err(PatchError::Invalid(
-            "no examples to patch (--examples 0?)".into(),
-        ));
+        return Err(SpecError::NoExamples.into());
     }
     let mut lengths: Vec<usize> = Vec::new();
     for p in pairs {

@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod attention;
 pub mod batch;
+mod error;
 pub mod fast;
 pub mod matrix;
 pub mod receiver;
@@ -17,24 +18,11 @@ pub mod reference;
 use std::time::Instant;
 
 use crate::data::TokenizedPair;
-use crate::model::{Model, ModelError};
+use crate::model::Model;
 
+pub use error::{PatchError, SpecError, SpecField, RECEIVER_SYNTAX};
 pub use matrix::PatchMatrix;
 pub use receiver::{HeadReceiver, Receiver, ResidKind};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PatchError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-}
-
-impl From<candle_core::Error> for PatchError {
-    fn from(e: candle_core::Error) -> Self {
-        PatchError::Model(ModelError::Candle(e))
-    }
-}
 
 /// Which implementation computes the sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -91,16 +79,15 @@ impl PatchSpec {
     pub fn validate(&self, model: &Model) -> Result<(), PatchError> {
         self.receiver.validate(model.n_layers(), model.n_heads())?;
         if self.batch_size == 0 {
-            return Err(PatchError::Invalid(
-                "--batch-size 0: expected at least 1".into(),
-            ));
+            return Err(SpecError::BatchSize { value: 0 }.into());
         }
         let max = self.receiver.max_layer();
         if self.begin_layer > max {
-            return Err(PatchError::Invalid(format!(
-                "--begin-layer {} is after the receiver's last layer {max}: no senders",
-                self.begin_layer
-            )));
+            return Err(SpecError::BeginLayer {
+                begin: self.begin_layer,
+                max,
+            }
+            .into());
         }
         Ok(())
     }

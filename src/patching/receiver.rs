@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::model::{HeadInput, HookPoint};
 
-use super::PatchError;
+use super::SpecError;
 
 /// Which residual stream of a layer.
 #[derive(
@@ -85,12 +85,11 @@ impl Receiver {
         }
     }
 
-    /// Parses one `--receiver` value: `resid_post:41`, `resid_pre:3,5`, or `39.7.v`.
-    pub fn parse_one(s: &str) -> Result<Self, PatchError> {
-        let bad = |why: &str| {
-            PatchError::Invalid(format!(
-                "--receiver {s:?}: {why} (expected resid_pre|resid_mid|resid_post:LAYER[,LAYER...] or LAYER.HEAD.q|k|v)"
-            ))
+    /// Parses one receiver value: `resid_post:41`, `resid_pre:3,5`, or `39.7.v`.
+    pub fn parse_one(s: &str) -> Result<Self, SpecError> {
+        let bad = |why: &'static str| SpecError::ReceiverSyntax {
+            text: s.to_string(),
+            why,
         };
         if let Some((kind, layers)) = s.split_once(':') {
             let kind = ResidKind::parse(kind).ok_or_else(|| bad("unknown residual stream"))?;
@@ -114,9 +113,9 @@ impl Receiver {
         Ok(Receiver::head(layer, head, input))
     }
 
-    /// Combines several `--receiver` values into one receiver (all residual of one kind, or all
+    /// Combines several receiver values into one receiver (all residual of one kind, or all
     /// heads).
-    pub fn parse_many(values: &[String]) -> Result<Self, PatchError> {
+    pub fn parse_many(values: &[String]) -> Result<Self, SpecError> {
         let mut out: Option<Receiver> = None;
         for v in values {
             let r = Receiver::parse_one(v)?;
@@ -133,11 +132,10 @@ impl Receiver {
                     },
                 ) => {
                     if k1 != k2 {
-                        return Err(PatchError::Invalid(format!(
-                            "--receiver: cannot mix {} and {} receivers",
-                            k1.name(),
-                            k2.name()
-                        )));
+                        return Err(SpecError::ReceiverKinds {
+                            first: k1.name(),
+                            second: k2.name(),
+                        });
                     }
                     l1.extend(l2);
                     Receiver::Resid {
@@ -149,15 +147,10 @@ impl Receiver {
                     h1.extend(h2);
                     Receiver::Heads { heads: h1 }
                 }
-                _ => {
-                    return Err(PatchError::Invalid(
-                        "--receiver: cannot mix residual-stream and head receivers in one run"
-                            .into(),
-                    ))
-                }
+                _ => return Err(SpecError::ReceiverMixed),
             });
         }
-        let mut r = out.ok_or_else(|| PatchError::Invalid("no --receiver given".into()))?;
+        let mut r = out.ok_or(SpecError::NoReceiver)?;
         r.normalize();
         Ok(r)
     }
@@ -216,38 +209,37 @@ impl Receiver {
     }
 
     /// Checks layers and heads against the model.
-    pub fn validate(&self, n_layers: usize, n_heads: usize) -> Result<(), PatchError> {
+    pub fn validate(&self, n_layers: usize, n_heads: usize) -> Result<(), SpecError> {
         match self {
             Receiver::Resid { layers, kind } => {
                 if layers.is_empty() {
-                    return Err(PatchError::Invalid("receiver has no layers".into()));
+                    return Err(SpecError::ReceiverEmpty { what: "layers" });
                 }
                 for &l in layers {
                     if l >= n_layers {
-                        return Err(PatchError::Invalid(format!(
-                            "receiver {}:{l}: layer out of range (the model has {n_layers} layers, 0..{})",
-                            kind.name(),
-                            n_layers - 1
-                        )));
+                        return Err(SpecError::ReceiverLayer {
+                            receiver: format!("{}:{l}", kind.name()),
+                            n_layers,
+                        });
                     }
                 }
             }
             Receiver::Heads { heads } => {
                 if heads.is_empty() {
-                    return Err(PatchError::Invalid("receiver has no heads".into()));
+                    return Err(SpecError::ReceiverEmpty { what: "heads" });
                 }
                 for h in heads {
                     if h.layer >= n_layers {
-                        return Err(PatchError::Invalid(format!(
-                            "receiver {h}: layer out of range (the model has {n_layers} layers, 0..{})",
-                            n_layers - 1
-                        )));
+                        return Err(SpecError::ReceiverLayer {
+                            receiver: h.to_string(),
+                            n_layers,
+                        });
                     }
                     if h.head >= n_heads {
-                        return Err(PatchError::Invalid(format!(
-                            "receiver {h}: head out of range (the model has {n_heads} heads per layer, 0..{})",
-                            n_heads - 1
-                        )));
+                        return Err(SpecError::ReceiverHead {
+                            receiver: h.to_string(),
+                            n_heads,
+                        });
                     }
                 }
             }

@@ -28,7 +28,8 @@ pub enum ResultsError {
     Io { path: String, msg: String },
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
-    #[error("{path} already exists; pass --force to overwrite it")]
+    /// The file exists and overwriting was not allowed (the CLI adds how to allow it).
+    #[error("{path} already exists")]
     Exists { path: String },
 }
 

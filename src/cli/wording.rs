@@ -1,0 +1,92 @@
+//! The command line's words for the core's typed errors: where the core names a field of the
+//! request ("batch size", "receiver"), the CLI names the flag that sets it, so that a message
+//! says what to type. Errors without a flag keep the core's own message.
+
+use std::error::Error;
+
+use crate::patching::{PatchError, SpecError, RECEIVER_SYNTAX};
+use crate::results::ResultsError;
+
+/// The flag-named message of `e`, when the CLI words it differently from the core.
+pub fn flag_words(e: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(PatchError::Spec(s)) = e.downcast_ref::<PatchError>() {
+        return spec(s);
+    }
+    if let Some(s) = e.downcast_ref::<SpecError>() {
+        return spec(s);
+    }
+    if let Some(ResultsError::Exists { path }) = e.downcast_ref::<ResultsError>() {
+        return Some(format!(
+            "{path} already exists; pass --force to overwrite it"
+        ));
+    }
+    None
+}
+
+/// A request error with its flag: --batch-size, --begin-layer, --examples, --receiver.
+fn spec(e: &SpecError) -> Option<String> {
+    Some(match e {
+        SpecError::BatchSize { value } => format!("--batch-size {value}: expected at least 1"),
+        SpecError::BeginLayer { begin, max } => {
+            format!("--begin-layer {begin} is after the receiver's last layer {max}: no senders")
+        }
+        SpecError::NoExamples => "no examples to patch (--examples 0?)".into(),
+        SpecError::ReceiverSyntax { text, why } => {
+            format!("--receiver {text:?}: {why} (expected {RECEIVER_SYNTAX})")
+        }
+        SpecError::ReceiverKinds { first, second } => {
+            format!("--receiver: cannot mix {first} and {second} receivers")
+        }
+        SpecError::ReceiverMixed => {
+            "--receiver: cannot mix residual-stream and head receivers in one run".into()
+        }
+        SpecError::NoReceiver => "no --receiver given".into(),
+        SpecError::ReceiverEmpty { .. }
+        | SpecError::ReceiverLayer { .. }
+        | SpecError::ReceiverHead { .. } => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli_text(e: impl Into<anyhow::Error>) -> String {
+        crate::error::one_line_error_worded(&e.into(), flag_words)
+    }
+
+    #[test]
+    fn request_errors_name_their_flags() {
+        let e = crate::patching::Receiver::parse_one("2.1.x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("receiver \"2.1.x\": input must be q, k or v (expected {RECEIVER_SYNTAX})")
+        );
+        assert_eq!(
+            cli_text(e),
+            format!("--receiver \"2.1.x\": input must be q, k or v (expected {RECEIVER_SYNTAX})")
+        );
+        let e = PatchError::from(SpecError::BatchSize { value: 0 });
+        assert_eq!(e.to_string(), "batch size 0: expected at least 1");
+        assert_eq!(cli_text(e), "--batch-size 0: expected at least 1");
+        let e = anyhow::Error::from(PatchError::from(SpecError::BeginLayer { begin: 3, max: 2 }))
+            .context("patching");
+        assert_eq!(
+            cli_text(e),
+            "patching: --begin-layer 3 is after the receiver's last layer 2: no senders"
+        );
+        let e = ResultsError::Exists {
+            path: "r.json".into(),
+        };
+        assert_eq!(
+            cli_text(e),
+            "r.json already exists; pass --force to overwrite it"
+        );
+        // Errors without a flag keep the core's words.
+        let e = SpecError::ReceiverHead {
+            receiver: "3.16.q".into(),
+            n_heads: 16,
+        };
+        assert_eq!(cli_text(e.clone()), e.to_string());
+    }
+}
