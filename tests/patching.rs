@@ -254,3 +254,126 @@ fn chunked_schedule_equals_streaming() {
         }
     }
 }
+
+/// Records every event of a sweep.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<patching::PatchEvent>,
+}
+
+impl patching::Observer for Recorder {
+    fn event(&mut self, e: &patching::PatchEvent) {
+        self.events.push(e.clone());
+    }
+}
+
+/// A stand-in algorithm whose per-batch sums are known: every head of sender layer l gets
+/// (l + 1) per prompt. What comes out is then the frame's work alone: batching, averaging,
+/// row events.
+struct Known;
+
+impl patching::Sweep for Known {
+    fn needs(
+        &self,
+        _: &model::Model,
+        _: &patching::batch::Batch,
+        _: &PatchSpec,
+    ) -> Option<patching::batch::Needs> {
+        None
+    }
+    fn sweep_chunk(
+        &self,
+        model: &model::Model,
+        batch: &patching::batch::Batch,
+        _: &patching::batch::BatchCache,
+        _: &Receiver,
+        layers: &[usize],
+    ) -> Result<Vec<Vec<f64>>, patching::PatchError> {
+        let b = batch.size() as f64;
+        Ok(layers
+            .iter()
+            .map(|&l| vec![b * (l + 1) as f64; model.n_heads()])
+            .collect())
+    }
+    fn layer_cost(&self, _: &PatchSpec, _: usize, _: usize) -> f64 {
+        1.0
+    }
+    fn advances_layers_together(&self) -> bool {
+        true
+    }
+}
+
+/// Both algorithms run through one frame above the `Sweep` interface: the same baselines
+/// (bit for bit, per algorithm) and row events whichever schedule, and a given `Sweep`'s sums averaged over
+/// every example whatever the batch size.
+#[test]
+fn one_frame_runs_every_sweep() {
+    let name = "tiny-llama";
+    let lm = load(name);
+    let pairs = fixture_pairs(name, &lm);
+    let n_layers = lm.model.n_layers();
+    let spec = |algorithm, chunk_rows, batch_size| PatchSpec {
+        receiver: Receiver::resid_post(n_layers - 1),
+        begin_layer: 0,
+        batch_size,
+        algorithm,
+        chunk_rows,
+    };
+    let baselines = |rec: &Recorder| -> (f64, f64) {
+        match rec.events[0] {
+            patching::PatchEvent::Baselines {
+                ld_normal,
+                ld_contrast,
+                ..
+            } => (ld_normal, ld_contrast),
+            _ => panic!("the first event is the baselines"),
+        }
+    };
+    let mut seen = Vec::new();
+    for (algorithm, chunk_rows) in [
+        (Algorithm::Fast, 0),
+        (Algorithm::Fast, 1_000_000),
+        (Algorithm::Reference, 0),
+        (Algorithm::Reference, 1_000_000),
+    ] {
+        let s = spec(algorithm, chunk_rows, 3);
+        let mut rec = Recorder::default();
+        let out = patching::run(&lm.model, &pairs, &s, &mut rec).unwrap();
+        assert!(out.complete);
+        let rows: Vec<_> = rec.events[1..]
+            .iter()
+            .map(|e| match e {
+                patching::PatchEvent::Row {
+                    layer,
+                    done,
+                    total,
+                    patched,
+                    ..
+                } => (*layer, *done, *total, patched.clone()),
+                _ => panic!("one baselines event, then rows"),
+            })
+            .collect();
+        let order: Vec<usize> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(order, s.sender_layers(), "{algorithm:?} {chunk_rows}");
+        for (i, (l, done, total, patched)) in rows.iter().enumerate() {
+            assert_eq!((*done, *total), (i + 1, n_layers));
+            assert_eq!(patched, &out.matrix.patched[*l]);
+        }
+        seen.push(baselines(&rec));
+    }
+    // Bit for bit across schedules; across algorithms the cache passes differ (one batch of
+    // 2B rows and two answer logits, or two full runs), so only to f32 rounding.
+    assert!(seen[0] == seen[1] && seen[2] == seen[3], "{seen:?}");
+    assert!((seen[0].0 - seen[2].0).abs() < 1e-5 && (seen[0].1 - seen[2].1).abs() < 1e-5);
+
+    for (batch_size, chunk_rows) in [(1, 0), (3, 0), (8, 1_000_000)] {
+        let s = spec(Algorithm::Fast, chunk_rows, batch_size);
+        let out = patching::run_with(&lm.model, &pairs, &s, &Known, &mut Silent).unwrap();
+        for l in 0..n_layers {
+            assert_eq!(
+                out.matrix.patched[l],
+                vec![(l + 1) as f64; lm.model.n_heads()]
+            );
+        }
+    }
+}

@@ -62,7 +62,7 @@ pub fn table(acc: &Accuracy) -> String {
         "baselines   LD_normal {:+.4}   LD_contrast {:+.4}   gap {gap:+.4}  (LD = logit[normal answer] - logit[contrast answer])\n",
         acc.mean_ld_normal, acc.mean_ld_contrast
     ));
-    if gap.abs() < SMALL_GAP {
+    if crate::patching::matrix::ill_conditioned(acc.mean_ld_normal, acc.mean_ld_contrast) {
         s.push_str(&format!(
             "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart; path-patching scores r would be ill-conditioned\n",
             gap.abs()

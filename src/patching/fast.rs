@@ -305,10 +305,7 @@ pub fn sweep_chunk(
 
 /// The receiver heads a sender in `layer` reaches (all of a residual receiver: empty list).
 fn affected(receiver: &Receiver, layer: usize) -> Vec<HeadReceiver> {
-    match receiver {
-        Receiver::Resid { .. } => Vec::new(),
-        Receiver::Heads { heads } => heads.iter().copied().filter(|r| r.layer > layer).collect(),
-    }
+    receiver.heads_reached_from(layer)
 }
 
 /// Per-row logit differences for the senders of `layers` (ascending, all reaching the same

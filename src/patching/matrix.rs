@@ -6,6 +6,12 @@ use super::receiver::Receiver;
 /// and is ill-conditioned: the model barely tells the two prompts apart.
 pub const SMALL_GAP: f64 = 1.0;
 
+/// Whether baselines this close make r ill-conditioned (|LD_contrast - LD_normal| < [`SMALL_GAP`]):
+/// the one check behind every warning about it.
+pub fn ill_conditioned(ld_normal: f64, ld_contrast: f64) -> bool {
+    (ld_contrast - ld_normal).abs() < SMALL_GAP
+}
+
 /// Patched logit differences per sender, with the baselines they are normalised by.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatchMatrix {
@@ -60,23 +66,18 @@ impl PatchMatrix {
 
     /// Whether r is ill-conditioned because the baselines are close.
     pub fn ill_conditioned(&self) -> bool {
-        self.gap().abs() < SMALL_GAP
+        ill_conditioned(self.ld_normal, self.ld_contrast)
     }
 
-    /// r = (patched - LD_c) / (LD_c - LD_n), masked as the paper does: 0 below begin_layer, at
-    /// and above a head receiver's last layer, above a residual receiver's last layer, and in
-    /// rows that were not computed.
+    /// r = (patched - LD_c) / (LD_c - LD_n), masked as the paper does: 0 below begin_layer, in
+    /// layers whose senders cannot reach the receiver ([`Receiver::reachable_from`]: at and
+    /// above a head receiver's or a resid_pre receiver's last layer, above a resid_mid/post
+    /// receiver's), and in rows that were not computed.
     pub fn relative(&self, receiver: &Receiver, begin_layer: usize) -> Vec<Vec<f64>> {
-        let max = receiver.max_layer();
         let gap = self.gap();
         (0..self.n_layers)
             .map(|l| {
-                let masked = !self.computed[l]
-                    || l < begin_layer
-                    || match receiver {
-                        Receiver::Heads { .. } => l >= max,
-                        Receiver::Resid { .. } => l > max,
-                    };
+                let masked = !self.computed[l] || l < begin_layer || !receiver.reachable_from(l);
                 (0..self.n_heads)
                     .map(|h| {
                         if masked {

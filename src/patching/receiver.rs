@@ -260,6 +260,17 @@ impl Receiver {
         }
     }
 
+    /// The receiver heads a sender in `layer` reaches: those in later layers (none for a
+    /// residual receiver, which is reached as a whole: see [`Receiver::reachable_from`]).
+    pub fn heads_reached_from(&self, layer: usize) -> Vec<HeadReceiver> {
+        match self {
+            Receiver::Resid { .. } => Vec::new(),
+            Receiver::Heads { heads } => {
+                heads.iter().copied().filter(|r| r.layer > layer).collect()
+            }
+        }
+    }
+
     /// Short label: `resid_post 41`, `39.7.v`, `39.7.v + 40.2.k`.
     pub fn label(&self) -> String {
         self.joined(" ", " + ")
@@ -361,5 +372,17 @@ mod tests {
         assert!(r.reachable_from(2) && !r.reachable_from(3));
         let r = Receiver::head(3, 1, HeadInput::V);
         assert!(r.reachable_from(2) && !r.reachable_from(3));
+        let r = Receiver::parse_many(&["1.0.q".into(), "3.1.v".into()]).unwrap();
+        assert_eq!(r.heads_reached_from(0).len(), 2);
+        assert_eq!(
+            r.heads_reached_from(1),
+            vec![HeadReceiver {
+                layer: 3,
+                head: 1,
+                input: HeadInput::V
+            }]
+        );
+        assert!(r.heads_reached_from(3).is_empty());
+        assert!(Receiver::resid_post(3).heads_reached_from(0).is_empty());
     }
 }

@@ -85,7 +85,7 @@ pub fn summary(rec: &RunRecord) -> String {
             "baselines   LD_normal {n:+.4}   LD_contrast {c:+.4}   gap {:+.4}",
             c - n
         );
-        if (c - n).abs() < SMALL_GAP {
+        if crate::patching::matrix::ill_conditioned(n, c) {
             let _ = writeln!(
                 s,
                 "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart (does it follow the contrast rule at all? see `headhunt eval`), so r = (patched - LD_c)/(LD_c - LD_n) is ill-conditioned; the raw patched - LD_c is shown instead",
@@ -106,7 +106,7 @@ pub fn summary(rec: &RunRecord) -> String {
 /// Whether the baselines are so close that r is ill-conditioned (see [`SMALL_GAP`]).
 pub fn ill_conditioned(rec: &RunRecord) -> bool {
     match (rec.normal_logit_diff, rec.contrast_logit_diff) {
-        (Some(n), Some(c)) => (c - n).abs() < SMALL_GAP,
+        (Some(n), Some(c)) => crate::patching::matrix::ill_conditioned(n, c),
         _ => false,
     }
 }

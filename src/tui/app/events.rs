@@ -94,7 +94,7 @@ impl App {
                     ld_normal,
                     ld_contrast,
                 };
-                let ill = (ld_contrast - ld_normal).abs() < crate::patching::matrix::SMALL_GAP;
+                let ill = crate::patching::matrix::ill_conditioned(ld_normal, ld_contrast);
                 if ill {
                     self.set_status(
                         Level::Warn,
@@ -158,19 +158,8 @@ impl App {
                 if let Some(i) = self.slot_of_job(id) {
                     let complete = record.complete;
                     if let (Some(t), true) = (record.timing, complete) {
-                        let spec = PatchSpec {
-                            receiver: record.receiver.clone(),
-                            begin_layer: record.begin_layer,
-                            batch_size: self.setup.batch_size,
-                            algorithm: self.setup.algorithm,
-                            chunk_rows: self.setup.chunk_rows(),
-                        };
-                        let n = record.n_layers;
-                        let cost: f64 = spec
-                            .sender_layers()
-                            .iter()
-                            .map(|&l| spec.layer_cost(l, n))
-                            .sum();
+                        let spec = self.setup.spec(record.receiver.clone(), record.begin_layer);
+                        let cost = spec.total_cost(record.n_layers);
                         if cost > 0.0 {
                             self.seconds_per_cost =
                                 Some((t.sweep_seconds + t.cache_seconds) / cost);

@@ -446,13 +446,7 @@ impl App {
             self.set_status(Level::Error, msg);
             return;
         }
-        let spec = PatchSpec {
-            receiver: key.receiver.clone(),
-            begin_layer: key.begin_layer,
-            batch_size: self.setup.batch_size,
-            algorithm: self.setup.algorithm,
-            chunk_rows: self.setup.chunk_rows(),
-        };
+        let spec = self.setup.spec(key.receiver.clone(), key.begin_layer);
         let total = spec.sender_layers().len();
         let eta = self.eta(&spec).unwrap_or(f64::NAN);
         let job = self.submit(Job::Patch(spec));
@@ -474,11 +468,7 @@ impl App {
     pub fn eta(&self, spec: &PatchSpec) -> Option<f64> {
         let m = self.model.as_ref()?;
         let n = m.n_layers;
-        let cost: f64 = spec
-            .sender_layers()
-            .iter()
-            .map(|&l| spec.layer_cost(l, n))
-            .sum();
+        let cost = spec.total_cost(n);
         if let Some(s) = self.seconds_per_cost {
             return Some(s * cost);
         }
@@ -502,13 +492,7 @@ impl App {
     /// The current run's spec as it would be submitted.
     pub fn current_spec(&self) -> Option<PatchSpec> {
         let s = self.current()?;
-        Some(PatchSpec {
-            receiver: s.key.receiver.clone(),
-            begin_layer: s.key.begin_layer,
-            batch_size: self.setup.batch_size,
-            algorithm: self.setup.algorithm,
-            chunk_rows: self.setup.chunk_rows(),
-        })
+        Some(self.setup.spec(s.key.receiver.clone(), s.key.begin_layer))
     }
 
     pub(super) fn clamp_cursor(&mut self) {

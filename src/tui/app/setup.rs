@@ -239,6 +239,18 @@ impl Setup {
         crate::patching::default_chunk_rows(self.device == "cpu")
     }
 
+    /// The sweep these choices ask for, toward `receiver` from `begin_layer`: the one place the
+    /// explorer turns its setup into a [`PatchSpec`].
+    pub fn spec(&self, receiver: Receiver, begin_layer: usize) -> PatchSpec {
+        PatchSpec {
+            receiver,
+            begin_layer,
+            batch_size: self.batch_size,
+            algorithm: self.algorithm,
+            chunk_rows: self.chunk_rows(),
+        }
+    }
+
     pub fn model_request(&self) -> ModelRequest {
         ModelRequest {
             model: self.model.clone(),

@@ -335,7 +335,7 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
         lines.push(Line::from(format!("LD_n     {n:+.4}")));
         lines.push(Line::from(format!("LD_c     {c:+.4}")));
-        if (c - n).abs() < crate::patching::matrix::SMALL_GAP {
+        if crate::patching::matrix::ill_conditioned(n, c) {
             lines.push(Line::from(Span::styled(
                 format!("⚠ gap {:.3}: r ill-conditioned", (c - n).abs()),
                 Style::default().fg(Color::Yellow),
