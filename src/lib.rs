@@ -1,10 +1,12 @@
 //! headhunt: path patching for LLMs, exact and fast, with a terminal explorer.
 //!
 //! Layers, data flowing one way: `model` (configs, weights, tokenizer, hookable forward) →
-//! `data` (tasks and prompt pairs) → `patching` (the paper's algorithm, literal and fast) →
+//! `data` (tasks and prompt pairs) → `patching` (the paper's algorithm, literal and fast) and `analysis` (circuit evaluation,
+//! ablation, function vectors) →
 //! `worker` (the inference thread) → `results` (files) → `tui` (the explorer). `cli` ties them
 //! to subcommands.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod demo;

@@ -34,6 +34,7 @@ pub mod generate;
 mod jsonl;
 pub mod prompts;
 pub mod pyrandom;
+pub mod roles;
 mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 pub use error::DataError;
 pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
 pub use prompts::load_pairs;
+pub use roles::{token_roles, TokenRoles};
 pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
 
 /// One example: a normal prompt and its contrast, with their expected answers.
