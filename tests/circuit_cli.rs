@@ -217,7 +217,7 @@ fn bad_input_is_one_line_and_exit_2() {
         (
             "fv",
             &["--heads", "3.1", "--add-at", "-99"],
-            &["-99", "tokens"],
+            &["--add-at -99", "tokens"],
         ),
     ];
     for (cmd, extra, needles) in cases {

@@ -3,7 +3,7 @@
 //! `"{i-1}={i-1}\n{i}="`; prints the change of the digit logits as 10 × 10 grids and writes
 //! JSON.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -68,6 +68,16 @@ pub fn run(a: FvArgs) -> Result<()> {
             .iter()
             .map(|p| p.replace("\\n", "\n"))
             .collect();
+    }
+    for p in &opts.naive_prompts {
+        let t = lm.tokenizer.encode(p)?.len() as i64;
+        if a.add_at >= t || a.add_at < -t {
+            bail!(
+                "--add-at {}: the naive prompt {:?} has {t} tokens",
+                a.add_at,
+                printable(p)
+            );
+        }
     }
     let digits = digit_tokens(&lm.tokenizer)?;
     let started = std::time::Instant::now();
