@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
+pub mod ablate;
 pub mod attention;
 pub mod bench;
 pub mod check;
+pub mod circuit;
 pub mod data;
 pub mod eval;
+pub mod fv;
 pub mod patch;
 pub mod show;
 pub mod train_demo;
@@ -57,6 +60,12 @@ pub enum Command {
     Data(data::DataCommand),
     /// The terminal explorer (the default when no command is given).
     Tui(tui::TuiArgs),
+    /// Evaluate a circuit of head groups: F(C), faithfulness, completeness, minimality.
+    Circuit(circuit::CircuitArgs),
+    /// Ablate heads (z from the normal run): logit difference and accuracy vs random groups.
+    Ablate(ablate::AblateArgs),
+    /// Function vectors: add heads' mean contrast z to naive prompts; Δ of the digit logits.
+    Fv(fv::FvArgs),
     /// Train the demo model (few-shot off-by-k addition) into a model directory.
     TrainDemo(train_demo::TrainDemoArgs),
 }
@@ -145,6 +154,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
         Some(Command::Data(a)) => data::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
+        Some(Command::Circuit(a)) => circuit::run(a).map(|_| 0),
+        Some(Command::Ablate(a)) => ablate::run(a).map(|_| 0),
+        Some(Command::Fv(a)) => fv::run(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
         None => tui::run(cli.tui).map(|_| 0),
     }

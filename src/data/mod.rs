@@ -34,6 +34,7 @@ mod jsonl;
 mod options;
 pub mod prompts;
 pub mod pyrandom;
+pub mod roles;
 mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub use error::DataError;
 pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
 pub use options::{DataFile, DataOptions, TaskChoice};
 pub use prompts::load_pairs;
+pub use roles::{token_roles, TokenRoles};
 pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
 
 /// One example: a normal prompt and its contrast, with their expected answers.

@@ -139,6 +139,29 @@ pub fn cipher_pair(
     }
 }
 
+/// Byte ranges of each demonstration's answer in a prompt built by this module (the paper's
+/// `c` positions): every line but the last (the test line) is a demonstration; its answer is
+/// what follows the line's last `=` (addition, base-k) or its `->` (cipher). `None` for generic
+/// pairs, whose prompts this module did not build.
+pub fn demo_answer_spans(task: TaskKind, input: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let sep = match task {
+        TaskKind::Addition | TaskKind::Base => "=",
+        TaskKind::Cipher => "->",
+        TaskKind::Pairs => return None,
+    };
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let lines: Vec<&str> = input.split('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 < lines.len() {
+            let at = line.rfind(sep)? + sep.len();
+            spans.push(start + at..start + line.len());
+        }
+        start += line.len() + 1;
+    }
+    Some(spans)
+}
+
 fn check_shots<T>(
     file: &str,
     line: usize,
@@ -279,6 +302,22 @@ mod tests {
             ("52", "55")
         );
         assert!(base_pair(&[(-1, 2)], (1, 1), 1, 7).is_err());
+    }
+
+    #[test]
+    fn demo_answer_spans_of_built_prompts() {
+        let p = addition_pair(&[(4, 3), (13, 2)], (1, 0), 2, 1);
+        let spans = demo_answer_spans(TaskKind::Addition, &p.contrast_input).unwrap();
+        let texts: Vec<&str> = spans.iter().map(|r| &p.contrast_input[r.clone()]).collect();
+        assert_eq!(texts, ["8", "16"]);
+        let demos = vec![("qa".to_string(), "sc".to_string())];
+        let p = cipher_pair(&demos, &("k".into(), "m".into()), 1);
+        let spans = demo_answer_spans(TaskKind::Cipher, &p.contrast_input).unwrap();
+        assert_eq!(&p.contrast_input[spans[0].clone()], " s c");
+        assert!(demo_answer_spans(TaskKind::Addition, "1+2=")
+            .unwrap()
+            .is_empty());
+        assert_eq!(demo_answer_spans(TaskKind::Pairs, "x"), None);
     }
 
     #[test]

@@ -1,0 +1,406 @@
+//! Circuit evaluation (`ALGORITHMS.md` §4): F(X) is the mean logit difference of the contrast
+//! run in which every head's z outside X (head not in a group, or position not in its group's
+//! set) is replaced by the normal run's z of the same example. MLPs, norms and embeddings run
+//! live. M, every head at every position, gives F(M) = LD_contrast.
+//!
+//! Faithfulness (F(C) − LD_n)/(LD_c − LD_n); completeness of knock-out sets K: F(C\K), F(M\K)
+//! and |F(C\K) − F(M\K)|; minimality |F(C\K_v) − F(C\(K_v ∪ {v}))|; the paper's greedy search
+//! for the K with the largest completeness gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::Tensor;
+
+use super::positions::PositionSet;
+use super::{answers_tensor, check_heads, check_lengths, forward, group_batches, invalid};
+use super::{logit_diffs, AnalysisError, Head};
+use crate::data::pyrandom::PyRandom as Random;
+use crate::data::{TokenRoles, TokenizedPair};
+use crate::model::{HookName, HookPoint, Hooks, Model, RunOptions, Start};
+
+/// Heads kept live at a set of positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub heads: Vec<Head>,
+    pub positions: PositionSet,
+}
+
+/// Named groups of heads; a head may sit in several groups (it is then live at the union of
+/// their positions).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Circuit {
+    pub groups: Vec<Group>,
+}
+
+impl Circuit {
+    /// M: every head of the model at every position.
+    pub fn complete(model: &Model) -> Circuit {
+        Circuit {
+            groups: vec![Group {
+                name: "M".into(),
+                heads: super::all_heads(model),
+                positions: PositionSet::All,
+            }],
+        }
+    }
+
+    /// The circuit with the heads of `k` removed from every group.
+    pub fn without(&self, k: &[Head]) -> Circuit {
+        Circuit {
+            groups: self
+                .groups
+                .iter()
+                .map(|g| Group {
+                    heads: g.heads.iter().filter(|h| !k.contains(h)).copied().collect(),
+                    ..g.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// The distinct heads, in group order.
+    pub fn heads(&self) -> Vec<Head> {
+        let mut out: Vec<Head> = Vec::new();
+        for h in self.groups.iter().flat_map(|g| &g.heads) {
+            if !out.contains(h) {
+                out.push(*h);
+            }
+        }
+        out
+    }
+}
+
+/// One batch with the normal run's z of every layer, kept for every evaluation.
+struct Prepared {
+    rows: Vec<usize>,
+    contrast: Tensor,
+    answers: Tensor,
+    z_normal: Vec<Tensor>,
+}
+
+/// Evaluates circuits on fixed examples: the normal-run caches and the baselines are computed
+/// once, so each F(X) costs one forward pass per batch.
+pub struct Evaluator<'a> {
+    model: &'a Model,
+    pairs: &'a [TokenizedPair],
+    roles: Option<&'a [TokenRoles]>,
+    batches: Vec<Prepared>,
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+    /// Circuit forward passes run so far (one per batch per F).
+    pub evaluations: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Runs the normal prompts (caching z) and the contrast prompts (for LD_contrast).
+    /// `roles` (aligned with `pairs`) are needed by `@answers` groups only.
+    pub fn new(
+        model: &'a Model,
+        pairs: &'a [TokenizedPair],
+        roles: Option<&'a [TokenRoles]>,
+        batch_size: usize,
+    ) -> Result<Self, AnalysisError> {
+        check_lengths(pairs)?;
+        if roles.is_some_and(|r| r.len() != pairs.len()) {
+            return Err(invalid("internal: token roles do not match the examples"));
+        }
+        let lens: Vec<usize> = pairs.iter().map(|p| p.len()).collect();
+        let (mut ln, mut lc) = (0.0, 0.0);
+        let mut batches = Vec::new();
+        for rows in group_batches(&lens, batch_size)? {
+            let sel: Vec<&TokenizedPair> = rows.iter().map(|&i| &pairs[i]).collect();
+            let normal: Vec<Vec<u32>> = sel.iter().map(|p| p.normal_ids.clone()).collect();
+            let contrast: Vec<Vec<u32>> = sel.iter().map(|p| p.contrast_ids.clone()).collect();
+            let normal = model.tokens_tensor(&normal)?;
+            let contrast = model.tokens_tensor(&contrast)?;
+            let answers = answers_tensor(model, &sel)?;
+            let (logits, z_normal) = forward(model, &normal, true, true)?;
+            ln += logit_diffs(&logits, &answers)?.iter().sum::<f64>();
+            let (logits, _) = forward(model, &contrast, true, false)?;
+            lc += logit_diffs(&logits, &answers)?.iter().sum::<f64>();
+            batches.push(Prepared {
+                rows,
+                contrast,
+                answers,
+                z_normal,
+            });
+        }
+        let n = pairs.len() as f64;
+        Ok(Evaluator {
+            model,
+            pairs,
+            roles,
+            batches,
+            ld_normal: ln / n,
+            ld_contrast: lc / n,
+            evaluations: 0,
+        })
+    }
+
+    /// Checks a circuit's heads against the model and its position sets against the examples.
+    pub fn validate(&self, c: &Circuit) -> Result<(), AnalysisError> {
+        check_heads(self.model, c.groups.iter().flat_map(|g| &g.heads))?;
+        for g in &c.groups {
+            for (i, p) in self.pairs.iter().enumerate() {
+                g.positions
+                    .resolve(p, self.roles.map(|r| &r[i]))
+                    .map_err(|e| invalid(format!("group {}: {e}", g.name)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions of every group in the examples `rows` (the same for every batch of a layout,
+    /// resolved per example all the same).
+    fn keep_masks(&self, c: &Circuit, b: &Prepared) -> Result<Vec<Option<Tensor>>, AnalysisError> {
+        let (nl, nh) = (self.model.n_layers(), self.model.n_heads());
+        let t = self.pairs[b.rows[0]].len();
+        let bs = b.rows.len();
+        let mut keep = vec![vec![0u8; bs * t * nh]; nl];
+        for g in &c.groups {
+            for (bi, &ex) in b.rows.iter().enumerate() {
+                let pos = g
+                    .positions
+                    .resolve(&self.pairs[ex], self.roles.map(|r| &r[ex]))?;
+                for &(l, h) in &g.heads {
+                    for &p in &pos {
+                        keep[l][(bi * t + p) * nh + h] = 1;
+                    }
+                }
+            }
+        }
+        keep.into_iter()
+            .map(|k| {
+                if k.iter().all(|&x| x == 1) {
+                    return Ok(None);
+                }
+                Ok(Some(Tensor::from_vec(
+                    k,
+                    (bs, t, nh, 1),
+                    &self.model.device,
+                )?))
+            })
+            .collect()
+    }
+
+    /// F(X): the mean logit difference of the contrast run with z outside `c` from the normal
+    /// run.
+    pub fn f(&mut self, c: &Circuit) -> Result<f64, AnalysisError> {
+        check_heads(self.model, c.groups.iter().flat_map(|g| &g.heads))?;
+        let mut sum = 0.0;
+        for b in &self.batches {
+            let masks = self.keep_masks(c, b)?;
+            let z_normal = &b.z_normal;
+            let mut hooks = Hooks::none().with_callback(Box::new(move |name, z: Tensor| {
+                let HookName::Layer(l, HookPoint::Z) = name else {
+                    return Ok(z);
+                };
+                let Some(mask) = &masks[l] else {
+                    return Ok(z);
+                };
+                // A last-position-only layer sees only the last query position.
+                let tz = z.dim(1)?;
+                let mask = mask.narrow(1, mask.dim(1)? - tz, tz)?;
+                Ok(mask.broadcast_as(z.dims())?.where_cond(&z, &z_normal[l])?)
+            }));
+            let out = self.model.run(
+                Start::Tokens(&b.contrast),
+                RunOptions {
+                    stop_after: None,
+                    last_position_only: true,
+                },
+                &mut hooks,
+            )?;
+            let logits = out.logits.expect("a full run has logits");
+            sum += logit_diffs(&logits, &b.answers)?.iter().sum::<f64>();
+            self.evaluations += 1;
+        }
+        Ok(sum / self.pairs.len() as f64)
+    }
+
+    /// (F(X) − LD_n)/(LD_c − LD_n).
+    pub fn faithfulness(&self, f: f64) -> f64 {
+        (f - self.ld_normal) / (self.ld_contrast - self.ld_normal)
+    }
+
+    /// F(C\K), F(M\K) and their gap.
+    pub fn completeness(&mut self, c: &Circuit, k: &[Head]) -> Result<Completeness, AnalysisError> {
+        let a = self.f(&c.without(k))?;
+        let b = self.f(&Circuit::complete(self.model).without(k))?;
+        Ok(Completeness {
+            k: k.to_vec(),
+            f_c_minus_k: a,
+            f_m_minus_k: b,
+            gap: (a - b).abs(),
+        })
+    }
+
+    /// |F(C\K_v) − F(C\(K_v ∪ {v}))|.
+    pub fn minimality(
+        &mut self,
+        c: &Circuit,
+        v: Head,
+        k: &[Head],
+    ) -> Result<Minimality, AnalysisError> {
+        let mut kv = k.to_vec();
+        let a = self.f(&c.without(&kv))?;
+        if !kv.contains(&v) {
+            kv.push(v);
+        }
+        let b = self.f(&c.without(&kv))?;
+        Ok(Minimality {
+            head: v,
+            k: k.to_vec(),
+            value: (a - b).abs(),
+        })
+    }
+}
+
+/// A knock-out set and its two scores.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Completeness {
+    #[serde(rename = "K")]
+    pub k: Vec<Head>,
+    #[serde(rename = "F_C_minus_K")]
+    pub f_c_minus_k: f64,
+    #[serde(rename = "F_M_minus_K")]
+    pub f_m_minus_k: f64,
+    pub gap: f64,
+}
+
+/// One head's minimality score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Minimality {
+    pub head: Head,
+    #[serde(rename = "K")]
+    pub k: Vec<Head>,
+    pub value: f64,
+}
+
+/// The greedy completeness search's counts (the paper's `circuit_eval_offline.py`: 10
+/// rollouts, at most 5 iterations, 5 candidate heads per iteration, `random.seed(202505)`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct GreedyOptions {
+    pub rollouts: usize,
+    pub iterations: usize,
+    pub samples: usize,
+    pub seed: u64,
+}
+
+impl Default for GreedyOptions {
+    fn default() -> Self {
+        GreedyOptions {
+            rollouts: 10,
+            iterations: 5,
+            samples: 5,
+            seed: 202505,
+        }
+    }
+}
+
+/// Where a greedy search is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GreedyProgress {
+    /// Rollouts finished.
+    pub rollouts_done: usize,
+    pub rollouts: usize,
+    /// Distinct knock-out sets evaluated so far.
+    pub sets_evaluated: usize,
+}
+
+/// The search's result: each finished rollout's best K, re-scored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GreedyOutcome {
+    pub options: GreedyOptions,
+    pub sets: Vec<Completeness>,
+    /// False when cancelled: `sets` holds the rollouts finished before.
+    pub complete: bool,
+}
+
+/// The paper's greedy search for knock-out sets with a large completeness gap:
+/// ```text
+/// random.seed(seed); for each rollout: K = [], best = 0
+///   for each iteration: V = random.sample(C_heads \ K, samples)
+///     for v in V: d = |F(C\(K+[v])) − F(M\(K+[v]))|; if d > best: best, best_K = d, K+[v]
+///     stop if nothing improved; K = best_K
+/// ```
+/// C_heads is the circuit's heads in group order (inferred: the paper flattens its dict of
+/// groups). Python's `random` is reproduced bit for bit. `progress` is called after every
+/// rollout; `cancel` is polled before every set. A set seen before is not evaluated again.
+pub fn greedy_search(
+    ev: &mut Evaluator,
+    c: &Circuit,
+    opts: &GreedyOptions,
+    progress: &mut dyn FnMut(&GreedyProgress),
+    cancel: &AtomicBool,
+) -> Result<GreedyOutcome, AnalysisError> {
+    let heads = c.heads();
+    let mut rng = Random::new(opts.seed as i128);
+    let mut memo: HashMap<Vec<Head>, Completeness> = HashMap::new();
+    let mut sets = Vec::new();
+    for r in 0..opts.rollouts {
+        let (mut k, mut best_k, mut best): (Vec<Head>, Vec<Head>, f64) = (vec![], vec![], 0.0);
+        for _ in 0..opts.iterations {
+            let rest: Vec<Head> = heads.iter().filter(|h| !k.contains(h)).copied().collect();
+            if rest.is_empty() {
+                break;
+            }
+            let candidates = rng.sample(&rest, opts.samples.min(rest.len()));
+            let mut improved = false;
+            for v in candidates {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(GreedyOutcome {
+                        options: *opts,
+                        sets,
+                        complete: false,
+                    });
+                }
+                let mut kv = k.clone();
+                kv.push(v);
+                let d = scored(ev, c, &mut memo, &kv)?.gap;
+                if d > best {
+                    (best, best_k, improved) = (d, kv, true);
+                }
+            }
+            if !improved {
+                break;
+            }
+            k = best_k.clone();
+        }
+        let mut s = scored(ev, c, &mut memo, &best_k)?;
+        s.k = best_k;
+        sets.push(s);
+        progress(&GreedyProgress {
+            rollouts_done: r + 1,
+            rollouts: opts.rollouts,
+            sets_evaluated: memo.len(),
+        });
+    }
+    Ok(GreedyOutcome {
+        options: *opts,
+        sets,
+        complete: true,
+    })
+}
+
+/// The completeness of `k`, evaluated once per distinct set.
+fn scored(
+    ev: &mut Evaluator,
+    c: &Circuit,
+    memo: &mut HashMap<Vec<Head>, Completeness>,
+    k: &[Head],
+) -> Result<Completeness, AnalysisError> {
+    let mut key = k.to_vec();
+    key.sort();
+    if let Some(s) = memo.get(&key) {
+        return Ok(Completeness {
+            k: k.to_vec(),
+            ..s.clone()
+        });
+    }
+    let s = ev.completeness(c, k)?;
+    memo.insert(key, s.clone());
+    Ok(s)
+}

@@ -1,0 +1,243 @@
+//! Function vectors (`ALGORITHMS.md` §5): a head's FV is the mean over contrast prompts of its
+//! z (the d_head vector before W_O) at the last position; it is added to that head's z at the
+//! last position of naive prompts `"{i-1}={i-1}\n{i}="`, and Δ[i][j] is the change of digit
+//! j's logit at the last position. The paper's previous-token variant takes the mean over the
+//! demonstration answers (`source` = `@answers`) and adds at position −4.
+
+use candle_core::{DType, Tensor};
+
+use super::positions::PositionSet;
+use super::{check_heads, forward, group_batches, head_label, invalid, AnalysisError, Head};
+use crate::data::{TokenRoles, TokenizedPair};
+use crate::model::{HookName, HookPoint, Hooks, Model, RunOptions, Start, Tokenizer};
+
+/// The paper's naive prompts `"{(i-1)%10}={(i-1)%10}\n{i}="`, i = 0..9.
+pub fn paper_naive_prompts() -> Vec<String> {
+    (0..10)
+        .map(|i| {
+            let p = (i + 9) % 10;
+            format!("{p}={p}\n{i}=")
+        })
+        .collect()
+}
+
+/// What to add where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FvOptions {
+    pub naive_prompts: Vec<String>,
+    /// Positions of the contrast prompts averaged into the FV (the paper: the last).
+    pub source: PositionSet,
+    /// Position of the naive prompt the FV is added at; negative counts from the end (−1: the
+    /// last token).
+    pub add_at: i64,
+    pub batch_size: usize,
+    /// Read logits minus their mean over the vocabulary, as TransformerLens' centred
+    /// unembedding gives them (the paper's numbers); never for soft-capped logits (Gemma-2),
+    /// where TransformerLens does not centre. Logit differences do not depend on it; Δ does.
+    pub centered: bool,
+}
+
+impl Default for FvOptions {
+    fn default() -> Self {
+        FvOptions {
+            naive_prompts: paper_naive_prompts(),
+            source: PositionSet::Last,
+            add_at: -1,
+            batch_size: 8,
+            centered: true,
+        }
+    }
+}
+
+/// Δ grids: rows are naive prompts, columns the answer tokens (the digits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FvResult {
+    pub heads: Vec<Head>,
+    /// Logits of the answer tokens on the naive prompts without any FV.
+    pub baseline: Vec<Vec<f64>>,
+    /// ("L.H", Δ) per head, then ("all", Δ) with every head's FV added at once.
+    pub delta: Vec<(String, Vec<Vec<f64>>)>,
+}
+
+/// The mean over examples of each head's contrast z averaged over `source` positions:
+/// [head] → d_head values.
+pub fn mean_z(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    roles: Option<&[TokenRoles]>,
+    heads: &[Head],
+    source: &PositionSet,
+    batch_size: usize,
+) -> Result<Vec<Vec<f64>>, AnalysisError> {
+    check_heads(model, heads)?;
+    let lens: Vec<usize> = pairs.iter().map(|p| p.len()).collect();
+    let d = model.cfg.d_head;
+    let mut sums = vec![vec![0f64; d]; heads.len()];
+    for rows in group_batches(&lens, batch_size)? {
+        let ids: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|&i| pairs[i].contrast_ids.clone())
+            .collect();
+        let (_, z) = forward(model, &model.tokens_tensor(&ids)?, false, true)?;
+        for (bi, &ex) in rows.iter().enumerate() {
+            let pos = source.resolve(&pairs[ex], roles.map(|r| &r[ex]))?;
+            if pos.is_empty() {
+                return Err(invalid(format!(
+                    "FV source @{source}: example {} has no such position",
+                    pairs[ex].index + 1
+                )));
+            }
+            let pos_t = Tensor::from_vec(
+                pos.iter().map(|&p| p as u32).collect::<Vec<_>>(),
+                pos.len(),
+                &model.device,
+            )?;
+            for (hi, &(l, h)) in heads.iter().enumerate() {
+                // z[l]: [B, T, H, dh] → this row, these positions, this head: [P, dh].
+                let v = z[l]
+                    .get(bi)?
+                    .index_select(&pos_t, 0)?
+                    .narrow(1, h, 1)?
+                    .squeeze(1)?
+                    .to_dtype(DType::F64)?
+                    .mean(0)?
+                    .to_vec1::<f64>()?;
+                for (s, x) in sums[hi].iter_mut().zip(v) {
+                    *s += x;
+                }
+            }
+        }
+    }
+    let n = pairs.len() as f64;
+    Ok(sums
+        .into_iter()
+        .map(|s| s.into_iter().map(|x| x / n).collect())
+        .collect())
+}
+
+/// Logits of `answer_ids` at the last position of each prompt, with `add` (head, vector)
+/// added to z at position `add_at`.
+fn naive_logits(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    answer_ids: &[u32],
+    add: &[(Head, &[f64])],
+    add_at: i64,
+    batch_size: usize,
+    centered: bool,
+) -> Result<Vec<Vec<f64>>, AnalysisError> {
+    let centered = centered && model.cfg.final_softcap.is_none();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+    let mut out = vec![Vec::new(); prompts.len()];
+    let ids = Tensor::new(answer_ids, &model.device)?;
+    let (nh, dh) = (model.n_heads(), model.cfg.d_head);
+    for rows in group_batches(&lens, batch_size)? {
+        let t = lens[rows[0]];
+        let pos = if add_at < 0 {
+            t as i64 + add_at
+        } else {
+            add_at
+        };
+        if pos < 0 || pos as usize >= t {
+            return Err(invalid(format!(
+                "FV position {add_at}: the naive prompt {} has {t} tokens",
+                rows[0] + 1
+            )));
+        }
+        let b = rows.len();
+        let mut adds: Vec<Option<Vec<f32>>> = vec![None; model.n_layers()];
+        for &((l, h), v) in add {
+            let a = adds[l].get_or_insert_with(|| vec![0f32; b * t * nh * dh]);
+            for bi in 0..b {
+                let at = ((bi * t + pos as usize) * nh + h) * dh;
+                for (x, y) in a[at..at + dh].iter_mut().zip(v) {
+                    *x += *y as f32;
+                }
+            }
+        }
+        let adds: Vec<Option<Tensor>> = adds
+            .into_iter()
+            .map(|a| {
+                a.map(|a| Tensor::from_vec(a, (b, t, nh, dh), &model.device))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut hooks =
+            Hooks::none().with_callback(Box::new(move |name, z: Tensor| match (name, &adds) {
+                (HookName::Layer(l, HookPoint::Z), adds) if adds[l].is_some() => {
+                    let a = adds[l].as_ref().unwrap().to_dtype(z.dtype())?;
+                    Ok((z + a)?)
+                }
+                _ => Ok(z),
+            }));
+        let tokens =
+            model.tokens_tensor(&rows.iter().map(|&i| prompts[i].clone()).collect::<Vec<_>>())?;
+        let logits = model
+            .run(Start::Tokens(&tokens), RunOptions::default(), &mut hooks)?
+            .logits
+            .expect("a full run has logits");
+        let mut last = super::last_position(&logits)?;
+        if centered {
+            last = last.broadcast_sub(&last.mean_keepdim(1)?)?;
+        }
+        let last = last.index_select(&ids, 1)?;
+        for (bi, row) in last.to_vec2::<f32>()?.into_iter().enumerate() {
+            out[rows[bi]] = row.into_iter().map(|x| x as f64).collect();
+        }
+    }
+    Ok(out)
+}
+
+/// Δ grids of `heads` (each alone, then all together) on the naive prompts.
+pub fn function_vectors(
+    model: &Model,
+    tok: &Tokenizer,
+    pairs: &[TokenizedPair],
+    roles: Option<&[TokenRoles]>,
+    heads: &[Head],
+    answer_ids: &[u32],
+    opts: &FvOptions,
+) -> Result<FvResult, AnalysisError> {
+    if heads.is_empty() {
+        return Err(invalid("no heads to read function vectors of"));
+    }
+    let fv = mean_z(model, pairs, roles, heads, &opts.source, opts.batch_size)?;
+    let prompts: Vec<Vec<u32>> = opts
+        .naive_prompts
+        .iter()
+        .map(|p| tok.encode(p))
+        .collect::<Result<_, _>>()?;
+    let logits = |add: &[(Head, &[f64])]| {
+        naive_logits(
+            model,
+            &prompts,
+            answer_ids,
+            add,
+            opts.add_at,
+            opts.batch_size,
+            opts.centered,
+        )
+    };
+    let baseline = logits(&[])?;
+    let minus = |with: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+        with.iter()
+            .zip(&baseline)
+            .map(|(w, b)| w.iter().zip(b).map(|(x, y)| x - y).collect())
+            .collect()
+    };
+    let mut delta = Vec::new();
+    for (h, v) in heads.iter().zip(&fv) {
+        delta.push((head_label(h), minus(logits(&[(*h, v.as_slice())])?)));
+    }
+    let all: Vec<(Head, &[f64])> = heads
+        .iter()
+        .copied()
+        .zip(fv.iter().map(|v| v.as_slice()))
+        .collect();
+    delta.push(("all".to_string(), minus(logits(&all)?)));
+    Ok(FvResult {
+        heads: heads.to_vec(),
+        baseline,
+        delta,
+    })
+}

@@ -1,0 +1,202 @@
+//! After discovery: the paper's tests of candidate heads (`ALGORITHMS.md` §4 circuit
+//! evaluation, §5 function vectors, §7 head ablation), all written on the engine's hook API
+//! (`Model::run` with `Hooks` on `attn.hook_z`), so there is no second forward pass to trust.
+//!
+//! - [`positions`]: position sets of circuit groups (`@all`, `@last`, `@tok:=`, `@answers`).
+//! - [`circuit`]: F(X), faithfulness, completeness, minimality, the greedy search.
+//! - [`ablation`]: heads' z from the normal run; logit difference and accuracies.
+//! - [`function_vectors`]: mean contrast z added to naive prompts; Δ of the digit logits.
+//!
+//! Every figure is a mean over examples of per-example values, so batch size never changes it
+//! (beyond float rounding of batched matrix products).
+
+pub mod ablation;
+pub mod circuit;
+pub mod function_vectors;
+pub mod positions;
+
+use candle_core::{DType, Tensor};
+
+use crate::data::TokenizedPair;
+use crate::model::{Capture, HookName, HookPoint, Hooks, Model, ModelError, RunOptions, Start};
+
+/// A head, (layer, head).
+pub type Head = (usize, usize);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl From<candle_core::Error> for AnalysisError {
+    fn from(e: candle_core::Error) -> Self {
+        AnalysisError::Model(ModelError::Candle(e))
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> AnalysisError {
+    AnalysisError::Invalid(msg.into())
+}
+
+/// Fails on a head outside the model, naming it and the model's shape.
+pub fn check_heads<'a>(
+    model: &Model,
+    heads: impl IntoIterator<Item = &'a Head>,
+) -> Result<(), AnalysisError> {
+    let (nl, nh) = (model.n_layers(), model.n_heads());
+    for &(l, h) in heads {
+        if l >= nl || h >= nh {
+            return Err(invalid(format!(
+                "head {l}.{h} is not in the model ({nl} layers × {nh} heads: layers 0..{}, heads 0..{})",
+                nl - 1,
+                nh - 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every head of the model, layer by layer (the order of the paper's
+/// `[(l, h) for l in range(L) for h in range(H)]`).
+pub fn all_heads(model: &Model) -> Vec<Head> {
+    (0..model.n_layers())
+        .flat_map(|l| (0..model.n_heads()).map(move |h| (l, h)))
+        .collect()
+}
+
+/// Example indices grouped by a key (token length, ...) in order of first appearance, then cut
+/// into batches of at most `batch_size`.
+pub(crate) fn group_batches<K: PartialEq>(
+    keys: &[K],
+    batch_size: usize,
+) -> Result<Vec<Vec<usize>>, AnalysisError> {
+    if batch_size == 0 {
+        return Err(invalid("batch size 0: expected at least 1"));
+    }
+    if keys.is_empty() {
+        return Err(invalid("no examples"));
+    }
+    let mut order: Vec<&K> = Vec::new();
+    for k in keys {
+        if !order.contains(&k) {
+            order.push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for k in order {
+        let idx: Vec<usize> = (0..keys.len()).filter(|&i| &keys[i] == k).collect();
+        out.extend(idx.chunks(batch_size).map(|c| c.to_vec()));
+    }
+    Ok(out)
+}
+
+/// Checks that every example's normal and contrast prompts have the same length (z of one
+/// replaces z of the other position by position).
+pub(crate) fn check_lengths(pairs: &[TokenizedPair]) -> Result<(), AnalysisError> {
+    for p in pairs {
+        if p.normal_ids.len() != p.contrast_ids.len() {
+            return Err(invalid(format!(
+                "example {}: normal and contrast prompts have {} and {} tokens; z can only be \
+                 swapped between prompts of equal length",
+                p.index + 1,
+                p.normal_ids.len(),
+                p.contrast_ids.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [B, 2] u32 answer tokens (normal, contrast) of some examples.
+pub(crate) fn answers_tensor(
+    model: &Model,
+    pairs: &[&TokenizedPair],
+) -> Result<Tensor, AnalysisError> {
+    let ids: Vec<u32> = pairs
+        .iter()
+        .flat_map(|p| [p.normal_answer, p.contrast_answer])
+        .collect();
+    Ok(Tensor::from_vec(ids, (pairs.len(), 2), &model.device)?)
+}
+
+/// Per-row logit[normal answer] − logit[contrast answer] at the last position of logits
+/// [B, T, V].
+pub(crate) fn logit_diffs(logits: &Tensor, answers: &Tensor) -> Result<Vec<f64>, AnalysisError> {
+    let last = last_position(logits)?;
+    let picked = last.gather(&answers.contiguous()?, 1)?.to_vec2::<f32>()?;
+    Ok(picked.iter().map(|r| r[0] as f64 - r[1] as f64).collect())
+}
+
+/// Logits [B, T, V] → f32 [B, V] of the last position.
+pub(crate) fn last_position(logits: &Tensor) -> Result<Tensor, AnalysisError> {
+    let t = logits.dim(1)?;
+    Ok(logits
+        .narrow(1, t - 1, 1)?
+        .squeeze(1)?
+        .to_dtype(DType::F32)?
+        .contiguous()?)
+}
+
+/// One forward from tokens; `capture_z` records every layer's z.
+pub(crate) fn forward(
+    model: &Model,
+    tokens: &Tensor,
+    last_only: bool,
+    capture_z: bool,
+) -> Result<(Tensor, Vec<Tensor>), AnalysisError> {
+    let names = (0..model.n_layers()).map(|l| HookName::Layer(l, HookPoint::Z));
+    let mut hooks = if capture_z {
+        Hooks::capture(Capture::only(names))
+    } else {
+        Hooks::none()
+    };
+    let out = model.run(
+        Start::Tokens(tokens),
+        RunOptions {
+            stop_after: None,
+            last_position_only: last_only,
+        },
+        &mut hooks,
+    )?;
+    let z = if capture_z {
+        (0..model.n_layers())
+            .map(|l| hooks.cache.require(l, HookPoint::Z).cloned())
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok((out.logits.expect("a full run has logits"), z))
+}
+
+/// Mean and population standard deviation (numpy's `np.std`, as the paper's error bars).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// `L.H`, as heads are written on the command line and in result keys.
+pub fn head_label(h: &Head) -> String {
+    format!("{}.{}", h.0, h.1)
+}
+
+/// Parses `L.H`.
+pub fn parse_head(s: &str) -> Result<Head, AnalysisError> {
+    let parse = || -> Option<Head> {
+        let (l, h) = s.trim().split_once('.')?;
+        Some((l.trim().parse().ok()?, h.trim().parse().ok()?))
+    };
+    parse().ok_or_else(|| invalid(format!("head {s:?}: expected LAYER.HEAD, e.g. 3.1")))
+}
+
+/// Parses heads joined by `sep` (`3.1,2.0` or `2.7+3.0`); empty pieces are an error.
+pub fn parse_heads(s: &str, sep: char) -> Result<Vec<Head>, AnalysisError> {
+    s.split(sep).map(parse_head).collect()
+}

@@ -1,0 +1,391 @@
+//! `headhunt circuit`: evaluates a circuit of head groups (the paper's §4): F(C),
+//! faithfulness, knock-out sets, minimality and the greedy completeness search; prints tables
+//! and writes JSON. Shared with `ablate` and `fv`: loading the model and data with token roles,
+//! head flags, and writing a result file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::{DataArgs, ModelArgs};
+use crate::analysis::circuit::{greedy_search, Circuit, Evaluator, GreedyOptions, Group};
+use crate::analysis::positions::PositionSet;
+use crate::analysis::{check_heads, head_label, parse_heads, Head};
+use crate::data::{DataSpec, TokenRoles, Tokenized};
+use crate::model::LoadedModel;
+use crate::results::{DataInfo, ModelInfo};
+
+#[derive(Args, Debug)]
+pub struct CircuitArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A group `NAME=L.H,L.H@POSITIONS`, POSITIONS one of `all`, `last`, `tok:TEXT` (every
+    /// position whose token is TEXT; `\n` for a newline) or `answers` (each demonstration's
+    /// answer); repeat for several groups.
+    #[arg(long = "group", required = true)]
+    pub groups: Vec<String>,
+    /// A knock-out set K, heads joined by `+` (`2.7+3.0`): reports F(C\K), F(M\K) and the
+    /// completeness gap; repeat for several.
+    #[arg(long = "knockout")]
+    pub knockouts: Vec<String>,
+    /// Minimality of every head v of the circuit: |F(C\K_v) − F(C\(K_v ∪ {v}))| (K_v empty
+    /// unless given with --minimality-set).
+    #[arg(long)]
+    pub minimality: bool,
+    /// K_v of one head for --minimality: `L.H:L.H+L.H`; repeat for several heads.
+    #[arg(long = "minimality-set")]
+    pub minimality_sets: Vec<String>,
+    /// Run the paper's greedy search for knock-out sets with a large completeness gap.
+    #[arg(long)]
+    pub greedy: bool,
+    #[arg(long, default_value_t = 10)]
+    pub greedy_rollouts: usize,
+    #[arg(long, default_value_t = 5)]
+    pub greedy_iterations: usize,
+    /// Candidate heads sampled per iteration.
+    #[arg(long, default_value_t = 5)]
+    pub greedy_samples: usize,
+    /// Seed of the greedy search (Python's `random.seed`; the paper's is 202505).
+    #[arg(long, default_value_t = 202505)]
+    pub seed: u64,
+    /// Prompts per forward pass (any value gives the same numbers).
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Overwrite an existing --json file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A model with its data, tokenized, and the token roles of every example.
+pub struct Inputs {
+    pub lm: LoadedModel,
+    pub spec: DataSpec,
+    pub tok: Tokenized,
+    pub roles: Vec<TokenRoles>,
+}
+
+impl Inputs {
+    pub fn load(model: &ModelArgs, data: &DataArgs) -> Result<Inputs> {
+        let lm = model.load()?;
+        let spec = data.spec()?;
+        let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+        if tok.pairs.is_empty() {
+            bail!("{}: no examples", spec.file.display());
+        }
+        let roles = crate::data::token_roles(&spec, &lm.tokenizer, &tok)?;
+        Ok(Inputs {
+            lm,
+            spec,
+            tok,
+            roles,
+        })
+    }
+
+    pub fn model_json(&self) -> serde_json::Value {
+        serde_json::to_value(ModelInfo::of(&self.lm)).unwrap_or_default()
+    }
+
+    pub fn data_json(&self) -> serde_json::Value {
+        serde_json::to_value(DataInfo::of(&self.spec, &self.tok)).unwrap_or_default()
+    }
+
+    /// One line on what was loaded.
+    pub fn describe(&self) -> String {
+        format!(
+            "model {} · data {} ({}, {} shots, offset {:+}, {} examples)",
+            self.lm.origin.label(),
+            self.spec.file.display(),
+            self.spec.task,
+            self.spec.shots,
+            self.spec.offset,
+            self.tok.pairs.len()
+        )
+    }
+}
+
+/// Parses a head list for `flag` (`3.1,2.0` with `sep` ','), checked against the model.
+pub fn heads_flag(flag: &str, s: &str, sep: char, lm: Option<&LoadedModel>) -> Result<Vec<Head>> {
+    let heads = parse_heads(s, sep).map_err(|e| anyhow!("{flag} {s:?}: {e}"))?;
+    if let Some(lm) = lm {
+        check_heads(&lm.model, &heads).map_err(|e| anyhow!("{flag} {s:?}: {e}"))?;
+    }
+    Ok(heads)
+}
+
+/// `[[l, h], ...]`.
+pub fn heads_json(heads: &[Head]) -> serde_json::Value {
+    serde_json::json!(heads.iter().map(|&(l, h)| [l, h]).collect::<Vec<_>>())
+}
+
+/// Fails before any compute if `path` cannot be written.
+pub fn check_out(path: Option<&Path>, force: bool) -> Result<()> {
+    if let Some(p) = path {
+        if p.is_dir() {
+            bail!(
+                "--json {}: is a directory, expected a file name",
+                p.display()
+            );
+        }
+        if p.exists() && !force {
+            bail!(
+                "--json {}: file exists; pass --force to overwrite it",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `value` atomically, with the common header fields first.
+pub fn write_json(
+    path: Option<&Path>,
+    format: &str,
+    body: serde_json::Value,
+    force: bool,
+) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let mut out = serde_json::Map::new();
+    out.insert("format".into(), format.into());
+    out.insert("format_version".into(), 1.into());
+    out.insert("headhunt_version".into(), env!("CARGO_PKG_VERSION").into());
+    out.insert(
+        "created".into(),
+        chrono::Utc::now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .into(),
+    );
+    if let serde_json::Value::Object(m) = body {
+        out.extend(m);
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(out))? + "\n";
+    crate::results::write::write_atomic(path, text.as_bytes(), force)
+        .with_context(|| format!("--json {}", path.display()))?;
+    println!("wrote       {}", path.display());
+    Ok(())
+}
+
+/// Parses `NAME=L.H,L.H@POSITIONS`.
+pub fn parse_group(s: &str, lm: &LoadedModel) -> Result<Group> {
+    let bad = || {
+        anyhow!("--group {s:?}: expected NAME=L.H,L.H@POSITIONS, e.g. fi=3.1,2.0@tok:= (positions: all, last, tok:TEXT, answers)")
+    };
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (heads, pos) = rest.split_once('@').ok_or_else(bad)?;
+    if name.trim().is_empty() || heads.trim().is_empty() {
+        return Err(bad());
+    }
+    let heads = parse_heads(heads, ',')
+        .map_err(|_| anyhow!("--group {s:?}: heads {heads:?}: expected L.H,L.H, e.g. 3.1,2.0"))?;
+    check_heads(&lm.model, &heads).map_err(|e| anyhow!("--group {s:?}: {e}"))?;
+    let positions =
+        PositionSet::parse(pos, &lm.tokenizer).map_err(|e| anyhow!("--group {s:?}: {e}"))?;
+    Ok(Group {
+        name: name.trim().to_string(),
+        heads,
+        positions,
+    })
+}
+
+/// `L.H:L.H+L.H` → (v, K_v).
+fn parse_minimality_set(s: &str, lm: &LoadedModel) -> Result<(Head, Vec<Head>)> {
+    let (v, k) = s
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--minimality-set {s:?}: expected L.H:L.H+L.H, e.g. 3.1:2.7+3.0"))?;
+    let v = heads_flag("--minimality-set", v, ',', Some(lm))?;
+    let k = if k.trim().is_empty() {
+        vec![]
+    } else {
+        heads_flag("--minimality-set", k, '+', Some(lm))?
+    };
+    match v.as_slice() {
+        [v] => Ok((*v, k)),
+        _ => bail!("--minimality-set {s:?}: one head before the `:`"),
+    }
+}
+
+fn fmt_heads(k: &[Head]) -> String {
+    if k.is_empty() {
+        return "∅".into();
+    }
+    k.iter().map(head_label).collect::<Vec<_>>().join("+")
+}
+
+pub fn run(a: CircuitArgs) -> Result<()> {
+    check_out(a.json.as_deref(), a.force)?;
+    let inp = Inputs::load(&a.model, &a.data)?;
+    let lm = &inp.lm;
+    let groups = a
+        .groups
+        .iter()
+        .map(|g| parse_group(g, lm))
+        .collect::<Result<Vec<_>>>()?;
+    let circuit = Circuit { groups };
+    let knockouts = a
+        .knockouts
+        .iter()
+        .map(|k| heads_flag("--knockout", k, '+', Some(lm)))
+        .collect::<Result<Vec<_>>>()?;
+    let msets = a
+        .minimality_sets
+        .iter()
+        .map(|s| parse_minimality_set(s, lm))
+        .collect::<Result<Vec<_>>>()?;
+    if !msets.is_empty() && !a.minimality {
+        bail!("--minimality-set needs --minimality");
+    }
+    let started = std::time::Instant::now();
+    let mut ev = Evaluator::new(&lm.model, &inp.tok.pairs, Some(&inp.roles), a.batch_size)
+        .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
+    ev.validate(&circuit)?;
+    let f_c = ev.f(&circuit)?;
+    let f_m = ev.f(&Circuit::complete(&lm.model))?;
+    let faith = ev.faithfulness(f_c);
+    println!("{}", inp.describe());
+    println!(
+        "baselines   LD_normal {:+.4}   LD_contrast {:+.4}",
+        ev.ld_normal, ev.ld_contrast
+    );
+    for g in &circuit.groups {
+        println!(
+            "group       {:<12} {:<24} @{}",
+            g.name,
+            fmt_heads(&g.heads),
+            g.positions
+        );
+    }
+    println!(
+        "F(C)        {f_c:+.4}   faithfulness {faith:.4}   F(M) {f_m:+.4} (= LD_contrast{})",
+        if (f_m - ev.ld_contrast).abs() < 1e-4 {
+            ""
+        } else {
+            " NOT: check the engine"
+        }
+    );
+    let mut completeness = Vec::new();
+    if !knockouts.is_empty() {
+        println!(
+            "{:<28} {:>10} {:>10} {:>10}",
+            "knock-out K", "F(C\\K)", "F(M\\K)", "gap"
+        );
+    }
+    for k in &knockouts {
+        let s = ev.completeness(&circuit, k)?;
+        println!(
+            "{:<28} {:>+10.4} {:>+10.4} {:>10.4}",
+            fmt_heads(k),
+            s.f_c_minus_k,
+            s.f_m_minus_k,
+            s.gap
+        );
+        completeness.push(s);
+    }
+    let mut minimality = Vec::new();
+    if a.minimality {
+        let scale = (ev.ld_normal - ev.ld_contrast).abs();
+        println!(
+            "{:<8} {:<24} {:>10} {:>10}",
+            "head", "K_v", "minimality", "% of gap"
+        );
+        for v in circuit.heads() {
+            let k = msets
+                .iter()
+                .find(|(h, _)| *h == v)
+                .map(|(_, k)| k.clone())
+                .unwrap_or_default();
+            let m = ev.minimality(&circuit, v, &k)?;
+            println!(
+                "{:<8} {:<24} {:>10.4} {:>9.1}%",
+                head_label(&v),
+                fmt_heads(&k),
+                m.value,
+                100.0 * m.value / scale
+            );
+            minimality.push(m);
+        }
+    }
+    let greedy = if a.greedy {
+        Some(run_greedy(&mut ev, &circuit, &a)?)
+    } else {
+        None
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "time        {seconds:.2} s ({} circuit passes of batch ≤ {})",
+        ev.evaluations, a.batch_size
+    );
+    let groups: Vec<serde_json::Value> = circuit
+        .groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({"name": g.name, "heads": heads_json(&g.heads),
+                               "positions": g.positions.to_string()})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "model": inp.model_json(), "data": inp.data_json(), "batch_size": a.batch_size,
+        "groups": groups, "LD_normal": ev.ld_normal, "LD_contrast": ev.ld_contrast,
+        "F_C": f_c, "F_M": f_m, "faithfulness": faith,
+        "completeness": completeness, "minimality": minimality, "greedy": greedy,
+        "seconds": seconds,
+    });
+    write_json(a.json.as_deref(), "headhunt-circuit", body, a.force)
+}
+
+/// The greedy search with progress on stderr; Ctrl-C stops it after the current set and keeps
+/// the finished rollouts.
+fn run_greedy(
+    ev: &mut Evaluator,
+    circuit: &Circuit,
+    a: &CircuitArgs,
+) -> Result<crate::analysis::circuit::GreedyOutcome> {
+    let opts = GreedyOptions {
+        rollouts: a.greedy_rollouts,
+        iterations: a.greedy_iterations,
+        samples: a.greedy_samples,
+        seed: a.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let out = greedy_search(
+        ev,
+        circuit,
+        &opts,
+        &mut |p| {
+            eprintln!(
+                "greedy      rollout {}/{} ({} sets evaluated)",
+                p.rollouts_done, p.rollouts, p.sets_evaluated
+            )
+        },
+        &stop,
+    )?;
+    println!(
+        "greedy      seed {}, {} rollouts × ≤ {} iterations × {} samples{}",
+        opts.seed,
+        opts.rollouts,
+        opts.iterations,
+        opts.samples,
+        if out.complete { "" } else { " (stopped early)" }
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "greedy K", "F(C\\K)", "F(M\\K)", "gap"
+    );
+    for s in &out.sets {
+        println!(
+            "{:<28} {:>+10.4} {:>+10.4} {:>10.4}",
+            fmt_heads(&s.k),
+            s.f_c_minus_k,
+            s.f_m_minus_k,
+            s.gap
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,155 @@
+//! `headhunt fv`: function vectors (the paper's §5). Each head's mean contrast z (at the last
+//! position, or averaged over another position set) is added to its z on naive prompts
+//! `"{i-1}={i-1}\n{i}="`; prints the change of the digit logits as 10 × 10 grids and writes
+//! JSON.
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::circuit::{check_out, heads_flag, heads_json, write_json, Inputs};
+use super::{DataArgs, ModelArgs};
+use crate::analysis::ablation::digit_tokens;
+use crate::analysis::function_vectors::{function_vectors, FvOptions};
+use crate::analysis::positions::PositionSet;
+use crate::model::tokenizer::printable;
+
+#[derive(Args, Debug)]
+pub struct FvArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The heads, `L.H,L.H`: each alone, then all together.
+    #[arg(long)]
+    pub heads: String,
+    /// A naive prompt (`\n` for a newline); repeat for several. Default: the paper's ten,
+    /// `9=9\n0=` ... `8=8\n9=`.
+    #[arg(long = "naive-prompt")]
+    pub naive_prompts: Vec<String>,
+    /// Contrast positions the FV averages: last (the paper), answers (the previous-token
+    /// variant), all, tok:TEXT.
+    #[arg(long, default_value = "last")]
+    pub fv_from: String,
+    /// Position of the naive prompt the FV is added at; negative counts from the end (the
+    /// previous-token variant: -4).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub add_at: i64,
+    /// Raw logits instead of TransformerLens' centred ones (mean over the vocabulary
+    /// subtracted; never for soft-capped models), which the paper's numbers use.
+    #[arg(long)]
+    pub no_center: bool,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Overwrite an existing --json file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(a: FvArgs) -> Result<()> {
+    check_out(a.json.as_deref(), a.force)?;
+    let inp = Inputs::load(&a.model, &a.data)?;
+    let lm = &inp.lm;
+    let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
+    let mut opts = FvOptions {
+        source: PositionSet::parse(&a.fv_from, &lm.tokenizer)
+            .map_err(|e| anyhow!("--fv-from {:?}: {e}", a.fv_from))?,
+        add_at: a.add_at,
+        batch_size: a.batch_size,
+        centered: !a.no_center,
+        ..FvOptions::default()
+    };
+    if !a.naive_prompts.is_empty() {
+        opts.naive_prompts = a
+            .naive_prompts
+            .iter()
+            .map(|p| p.replace("\\n", "\n"))
+            .collect();
+    }
+    for p in &opts.naive_prompts {
+        let t = lm.tokenizer.encode(p)?.len() as i64;
+        if a.add_at >= t || a.add_at < -t {
+            bail!(
+                "--add-at {}: the naive prompt {:?} has {t} tokens",
+                a.add_at,
+                printable(p)
+            );
+        }
+    }
+    let digits = digit_tokens(&lm.tokenizer)?;
+    let started = std::time::Instant::now();
+    let res = function_vectors(
+        &lm.model,
+        &lm.tokenizer,
+        &inp.tok.pairs,
+        Some(&inp.roles),
+        &heads,
+        &digits,
+        &opts,
+    )?;
+    println!("{}", inp.describe());
+    println!(
+        "FV = mean contrast z over @{}, added at position {}; Δ = change of each digit's logit (rows: naive prompt, columns: digit)",
+        opts.source, opts.add_at
+    );
+    for (key, grid) in &res.delta {
+        println!("{key}:");
+        print!("  {:<10}", "prompt");
+        for d in 0..10 {
+            print!("{d:>7}");
+        }
+        println!();
+        for (p, row) in opts.naive_prompts.iter().zip(grid) {
+            print!("  {:<10}", printable(p));
+            for x in row {
+                print!("{x:>+7.3}");
+            }
+            println!();
+        }
+    }
+    // With the paper's prompts row i asks for digit i: a function vector for +k shows as a
+    // raised diagonal Δ[i][i+k].
+    let paper = a.naive_prompts.is_empty();
+    let mut shifts = serde_json::Map::new();
+    if paper {
+        println!("shift s: mean over i of Δ[i][(i+s) mod 10], and rows whose largest Δ is at i+s");
+        for (key, grid) in &res.delta {
+            let mut line = format!("  {key:<6}");
+            let mut m = serde_json::Map::new();
+            for s in [-2i64, -1, 0, 1, 2] {
+                let col = |i: usize| (i as i64 + s).rem_euclid(10) as usize;
+                let mean = (0..10).map(|i| grid[i][col(i)]).sum::<f64>() / 10.0;
+                let rows = (0..10)
+                    .filter(|&i| (0..10).all(|j| grid[i][j] <= grid[i][col(i)]))
+                    .count();
+                line.push_str(&format!("  {s:+}: {mean:+.2} ({rows})"));
+                m.insert(
+                    format!("{s:+}"),
+                    serde_json::json!({"mean": mean, "argmax_rows": rows}),
+                );
+            }
+            println!("{line}");
+            shifts.insert(key.clone(), serde_json::Value::Object(m));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("time        {seconds:.2} s");
+    let delta: serde_json::Map<String, serde_json::Value> = res
+        .delta
+        .iter()
+        .map(|(k, g)| (k.clone(), serde_json::json!(g)))
+        .collect();
+    let body = serde_json::json!({
+        "model": inp.model_json(), "data": inp.data_json(), "batch_size": a.batch_size,
+        "heads": heads_json(&heads), "naive_prompts": opts.naive_prompts,
+        "digits": (0..10).map(|d| d.to_string()).collect::<Vec<_>>(),
+        "fv_from": opts.source.to_string(), "add_at": opts.add_at,
+        "centered": opts.centered && lm.model.cfg.final_softcap.is_none(),
+        "baseline": res.baseline, "delta": delta, "seconds": seconds,
+        "shifts": if paper { serde_json::Value::Object(shifts) } else { serde_json::Value::Null },
+    });
+    write_json(a.json.as_deref(), "headhunt-fv", body, a.force)
+}
