@@ -27,10 +27,17 @@ pub const ALL_FIXTURES: &[&str] = &[
     "tiny-llama",
     "tiny-mistral",
     "tiny-qwen2",
+    "tiny-qwen3",
 ];
 
 /// Fixtures with path-patching references.
-pub const PATCHING_FIXTURES: &[&str] = &["tiny-gemma2", "tiny-llama", "tiny-mistral", "tiny-qwen2"];
+pub const PATCHING_FIXTURES: &[&str] = &[
+    "tiny-gemma2",
+    "tiny-llama",
+    "tiny-mistral",
+    "tiny-qwen2",
+    "tiny-qwen3",
+];
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_headhunt"))

@@ -66,6 +66,7 @@ registry! {
     llama::{Llama},
     mistral::{Mistral},
     qwen2::{Qwen2},
+    qwen3::{Qwen3},
 }
 
 /// The family recorded under `name`.
