@@ -24,6 +24,7 @@ pub fn fixture(name: &str) -> PathBuf {
 pub const ALL_FIXTURES: &[&str] = &[
     "tiny-gemma2",
     "tiny-gemma2-window",
+    "tiny-gpt2",
     "tiny-llama",
     "tiny-mistral",
     "tiny-qwen2",
@@ -33,6 +34,7 @@ pub const ALL_FIXTURES: &[&str] = &[
 /// Fixtures with path-patching references.
 pub const PATCHING_FIXTURES: &[&str] = &[
     "tiny-gemma2",
+    "tiny-gpt2",
     "tiny-llama",
     "tiny-mistral",
     "tiny-qwen2",

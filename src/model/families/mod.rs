@@ -63,6 +63,7 @@ macro_rules! registry {
 
 registry! {
     gemma::{Gemma2, Gemma3},
+    gpt2::{Gpt2},
     llama::{Llama},
     mistral::{Mistral},
     qwen2::{Qwen2},
