@@ -368,7 +368,8 @@ impl Model {
             return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
         }
         let head = candle_nn::rotary_emb::rope(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
-        Ok(Tensor::cat(&[&head, &x.narrow(3, rot, dh - rot)?], 3)?)
+        // candle's cat along a later dim can leave a transposed layout; matmul needs rows.
+        Ok(Tensor::cat(&[&head, &x.narrow(3, rot, dh - rot)?], 3)?.contiguous()?)
     }
 
     /// Splits a projection output [B, T, n*dh] into heads [B, T, n, dh].
