@@ -27,6 +27,7 @@ pub const ALL_FIXTURES: &[&str] = &[
     "tiny-gpt2",
     "tiny-llama",
     "tiny-mistral",
+    "tiny-pythia",
     "tiny-qwen2",
     "tiny-qwen3",
 ];
@@ -37,6 +38,7 @@ pub const PATCHING_FIXTURES: &[&str] = &[
     "tiny-gpt2",
     "tiny-llama",
     "tiny-mistral",
+    "tiny-pythia",
     "tiny-qwen2",
     "tiny-qwen3",
 ];

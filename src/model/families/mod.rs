@@ -64,6 +64,7 @@ macro_rules! registry {
 registry! {
     gemma::{Gemma2, Gemma3},
     gpt2::{Gpt2},
+    gpt_neox::{GptNeox},
     llama::{Llama},
     mistral::{Mistral},
     qwen2::{Qwen2},
