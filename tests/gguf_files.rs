@@ -33,6 +33,8 @@ fn llama_cpp_name(hf: &str, gemma: bool) -> String {
         ("self_attn.k_proj.", "attn_k."),
         ("self_attn.v_proj.", "attn_v."),
         ("self_attn.o_proj.", "attn_output."),
+        ("self_attn.q_norm.", "attn_q_norm."),
+        ("self_attn.k_norm.", "attn_k_norm."),
         ("mlp.gate_proj.", "ffn_gate."),
         ("mlp.up_proj.", "ffn_up."),
         ("mlp.down_proj.", "ffn_down."),
@@ -201,6 +203,7 @@ const GGUF_FIXTURES: &[&str] = &[
     "tiny-gemma2-window",
     "tiny-llama",
     "tiny-qwen2",
+    "tiny-qwen3",
 ];
 
 #[test]
@@ -221,6 +224,8 @@ fn gguf_fixtures_give_the_transformers_logits() {
         assert_eq!(got_cfg.n_kv_heads, reference.n_kv_heads, "{name}");
         assert_eq!(got_cfg.tie_embeddings, reference.tie_embeddings, "{name}");
         assert_eq!(got_cfg.qkv_bias, reference.qkv_bias, "{name}");
+        assert_eq!(got_cfg.qk_norm, reference.qk_norm, "{name}");
+        assert_eq!(got_cfg.family, reference.family, "{name}");
         assert!(
             (got_cfg.attn_scale - reference.attn_scale).abs() < 1e-6,
             "{name}"

@@ -95,37 +95,46 @@ fn check(lm: &model::LoadedModel, e: &Expect) {
     assert_eq!(m.quantization.as_deref(), Some(e.types), "{}", e.key);
 
     // Shapes as the engine holds them (PyTorch order, ungrouped heads).
-    let l0 = &m.layers[0];
-    assert_eq!(l0.q.w.dims(), &[c.n_heads * c.d_head, c.d_model]);
-    assert_eq!(l0.k.w.dims(), &[c.n_kv_heads * c.d_head, c.d_model]);
-    assert_eq!(l0.down.w.dims(), &[c.d_model, c.d_mlp]);
-    assert_eq!(m.embed.dims(), &[c.vocab_size, c.d_model]);
+    let w = |name: &str| m.weight(name).unwrap_or_else(|| panic!("no weight {name}"));
+    assert_eq!(w("layers.0.q").dims(), &[c.n_heads * c.d_head, c.d_model]);
+    assert_eq!(
+        w("layers.0.k").dims(),
+        &[c.n_kv_heads * c.d_head, c.d_model]
+    );
+    assert_eq!(w("layers.0.down").dims(), &[c.d_model, c.d_mlp]);
+    assert_eq!(w("embed").dims(), &[c.vocab_size, c.d_model]);
 
     let r = &reference()[e.key];
     // Dequantized weights: the first values of a few tensors equal transformers' (its
     // dequantization, q/k un-permutation and Gemma norm shift).
     let plus = if c.norm_plus_one { 1.0 } else { 0.0 };
     let ours: Vec<(&str, Vec<f32>)> = vec![
-        ("model.layers.0.self_attn.q_proj.weight", flat(&l0.q.w)),
-        ("model.layers.0.self_attn.k_proj.weight", flat(&l0.k.w)),
-        ("model.layers.0.mlp.down_proj.weight", flat(&l0.down.w)),
+        (
+            "model.layers.0.self_attn.q_proj.weight",
+            flat(&w("layers.0.q")),
+        ),
+        (
+            "model.layers.0.self_attn.k_proj.weight",
+            flat(&w("layers.0.k")),
+        ),
+        (
+            "model.layers.0.mlp.down_proj.weight",
+            flat(&w("layers.0.down")),
+        ),
         (
             "model.layers.0.input_layernorm.weight",
-            flat(&l0.attn_norm.weight)
+            flat(&w("layers.0.attn_norm"))
                 .iter()
                 .map(|x| x - plus)
                 .collect(),
         ),
         (
             "model.norm.weight",
-            flat(&m.final_norm.weight)
-                .iter()
-                .map(|x| x - plus)
-                .collect(),
+            flat(&w("final_norm")).iter().map(|x| x - plus).collect(),
         ),
         (
             "model.embed_tokens.weight",
-            flat(&m.embed.narrow(0, 0, 1).unwrap()),
+            flat(&w("embed").narrow(0, 0, 1).unwrap()),
         ),
     ];
     for (name, vals) in ours {

@@ -53,14 +53,14 @@ fn unsupported_model_type() {
     let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
     std::fs::write(
         d.join("config.json"),
-        cfg.replace("\"llama\"", "\"gpt_neox\""),
+        cfg.replace("\"llama\"", "\"bloom\""),
     )
     .unwrap();
     let (code, err) = info(&d, &[]);
     assert_one_line_error(
         code,
         &err,
-        &["gpt_neox", "gemma2", "llama", "mistral", "qwen2"],
+        &["bloom", "gemma2", "llama", "mistral", "qwen2"],
     );
 }
 

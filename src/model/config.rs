@@ -10,29 +10,43 @@ use std::path::Path;
 
 use super::ModelError;
 
-/// The model families headhunt can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Gemma2,
-    Gemma3,
-    Llama,
-    Mistral,
-    Qwen2,
+/// A model family, by the name result files record (`ModelInfo.family`): a handle on its
+/// definition in [`super::families`]. The names of the families headhunt had before the
+/// registry are constants here so that code and old result files keep reading them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Family(&'static str);
+
+#[allow(non_upper_case_globals)]
+impl Family {
+    pub const Gemma2: Family = Family("gemma2");
+    pub const Gemma3: Family = Family("gemma3");
+    pub const Llama: Family = Family("llama");
+    pub const Mistral: Family = Family("mistral");
+    pub const Qwen2: Family = Family("qwen2");
+
+    /// Only the registry makes families, so every `Family` has a definition.
+    pub(super) const fn new(name: &'static str) -> Self {
+        Family(name)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+
+    /// The registered family of this name.
+    pub fn named(name: &str) -> Option<Family> {
+        super::families::by_name(name).map(|d| Family(d.name()))
+    }
+
+    /// The family's definition (config rules, tensor names, block shape).
+    pub(in crate::model) fn def(self) -> &'static dyn super::families::FamilyDef {
+        super::families::by_name(self.0).expect("families are made from the registry")
+    }
 }
 
-/// `model_type` values accepted in `config.json`, for error messages.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["gemma2", "gemma3_text", "llama", "mistral", "qwen2"];
-
-impl Family {
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Gemma2 => "gemma2",
-            Family::Gemma3 => "gemma3",
-            Family::Llama => "llama",
-            Family::Mistral => "mistral",
-            Family::Qwen2 => "qwen2",
-        }
+impl std::fmt::Debug for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Family({})", self.0)
     }
 }
 
@@ -40,6 +54,46 @@ impl std::fmt::Display for Family {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+impl serde::Serialize for Family {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Family {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Family::named(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown model family {name:?} (known: {})",
+                super::families::names().join(", ")
+            ))
+        })
+    }
+}
+
+/// How a block combines attention and MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockShape {
+    /// resid_mid = x + attn(x); resid_post = resid_mid + mlp(resid_mid) (Llama, Gemma, GPT-2).
+    Sequential,
+    /// Both read the block's input: resid_post = x + attn(x) + mlp(x) (GPT-NeoX's
+    /// `use_parallel_residual`). resid_mid = x + attn(x) is kept as a hook point; the MLP does
+    /// not read it, so a change there reaches an MLP only in the next layer.
+    Parallel,
+}
+
+/// The normalisation every norm of the model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// RMSNorm (weight only).
+    Rms,
+    /// LayerNorm with weight and bias (GPT-2, GPT-NeoX).
+    Layer,
 }
 
 /// The MLP's gate activation.
@@ -147,11 +201,22 @@ pub struct ModelConfig {
     pub d_mlp: usize,
     pub vocab_size: usize,
     pub norm_eps: f64,
+    /// RMSNorm or LayerNorm, for every norm of the model.
+    pub norm_kind: NormKind,
+    /// Sequential or parallel attention and MLP.
+    pub block: BlockShape,
+    /// How many of each head's dims are rotated (from the first; `d_head` for all, 0 for a
+    /// model without rotary embeddings).
+    pub rotary_dim: usize,
+    /// GPT-2: learned position embeddings added to the token embeddings.
+    pub pos_embed: bool,
+    /// The MLP is `down(act(gate(x)) * up(x))`; else `down(act(up(x)))` (GPT-2, GPT-NeoX).
+    pub gated_mlp: bool,
     /// Gemma's RMSNorm multiplies by `1 + weight`.
     pub norm_plus_one: bool,
     /// Gemma-2/3: extra norms after the attention output and after the MLP.
     pub sandwich_norms: bool,
-    /// Gemma-3: RMSNorm on each head's q and k.
+    /// Gemma-3, Qwen3: RMSNorm on each head's q and k (after the hooks, before rotary).
     pub qk_norm: bool,
     /// Gemma: embeddings multiplied by sqrt(d_model), rounded to the run dtype.
     pub embed_scale: Option<f64>,
@@ -178,26 +243,26 @@ pub struct ModelConfig {
 }
 
 /// Reads typed fields from a JSON object with errors that name the file and field.
-struct Fields<'a> {
+pub struct Fields<'a> {
     obj: &'a serde_json::Map<String, Value>,
     file: &'a str,
 }
 
 impl<'a> Fields<'a> {
-    fn err(&self, field: &str, what: &str) -> ModelError {
+    pub fn err(&self, field: &str, what: &str) -> ModelError {
         ModelError::Config {
             file: self.file.to_string(),
             msg: format!("field `{field}`: {what}"),
         }
     }
-    fn get(&self, field: &str) -> Option<&'a Value> {
+    pub fn get(&self, field: &str) -> Option<&'a Value> {
         self.obj.get(field).filter(|v| !v.is_null())
     }
-    fn usize(&self, field: &str) -> Result<usize, ModelError> {
+    pub fn usize(&self, field: &str) -> Result<usize, ModelError> {
         self.opt_usize(field)?
             .ok_or_else(|| self.err(field, "missing (expected a positive integer)"))
     }
-    fn opt_usize(&self, field: &str) -> Result<Option<usize>, ModelError> {
+    pub fn opt_usize(&self, field: &str) -> Result<Option<usize>, ModelError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
@@ -205,11 +270,11 @@ impl<'a> Fields<'a> {
             }),
         }
     }
-    fn f64(&self, field: &str) -> Result<f64, ModelError> {
+    pub fn f64(&self, field: &str) -> Result<f64, ModelError> {
         self.opt_f64(field)?
             .ok_or_else(|| self.err(field, "missing (expected a number)"))
     }
-    fn opt_f64(&self, field: &str) -> Result<Option<f64>, ModelError> {
+    pub fn opt_f64(&self, field: &str) -> Result<Option<f64>, ModelError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => v
@@ -218,7 +283,7 @@ impl<'a> Fields<'a> {
                 .ok_or_else(|| self.err(field, &format!("expected a number, got {v}"))),
         }
     }
-    fn opt_bool(&self, field: &str) -> Result<Option<bool>, ModelError> {
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>, ModelError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => v
@@ -227,7 +292,7 @@ impl<'a> Fields<'a> {
                 .ok_or_else(|| self.err(field, &format!("expected true or false, got {v}"))),
         }
     }
-    fn opt_str(&self, field: &str) -> Result<Option<&'a str>, ModelError> {
+    pub fn opt_str(&self, field: &str) -> Result<Option<&'a str>, ModelError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => v
@@ -235,6 +300,41 @@ impl<'a> Fields<'a> {
                 .map(Some)
                 .ok_or_else(|| self.err(field, &format!("expected a string, got {v}"))),
         }
+    }
+}
+
+/// Where a family's `config.json` keeps the fields every family has.
+pub struct Names {
+    pub hidden: &'static str,
+    pub heads: &'static str,
+    pub layers: &'static str,
+    pub mlp: &'static str,
+    /// When set, a missing MLP width is this multiple of the hidden size (GPT-2's `n_inner`).
+    pub mlp_default_factor: Option<usize>,
+    pub eps: &'static str,
+    pub max_pos: &'static str,
+    pub act: &'static str,
+    pub act_default: &'static str,
+}
+
+/// The names of Llama-style configs (most of Hugging Face's decoders).
+pub const HF_NAMES: Names = Names {
+    hidden: "hidden_size",
+    heads: "num_attention_heads",
+    layers: "num_hidden_layers",
+    mlp: "intermediate_size",
+    mlp_default_factor: None,
+    eps: "rms_norm_eps",
+    max_pos: "max_position_embeddings",
+    act: "hidden_act",
+    act_default: "silu",
+};
+
+/// A required size that must be positive; the error names `field`.
+fn positive(f: &Fields, field: &str) -> Result<usize, ModelError> {
+    match f.usize(field)? {
+        0 => Err(f.err(field, "must be positive, got 0")),
+        n => Ok(n),
     }
 }
 
@@ -253,16 +353,17 @@ impl ModelConfig {
         Self::from_json(&value, &file)
     }
 
-    /// Builds the config from parsed `config.json` contents; `file` is used in errors.
+    /// Builds the config from parsed `config.json` contents; `file` is used in errors. The
+    /// family named by `model_type` reads the rest (see [`super::families`]).
     pub fn from_json(value: &Value, file: &str) -> Result<Self, ModelError> {
         let obj = value.as_object().ok_or_else(|| ModelError::Config {
             file: file.to_string(),
             msg: "expected a JSON object".into(),
         })?;
-        let top = Fields { obj, file };
-        let model_type = top
+        let f = Fields { obj, file };
+        let model_type = f
             .opt_str("model_type")?
-            .ok_or_else(|| top.err("model_type", "missing"))?;
+            .ok_or_else(|| f.err("model_type", "missing"))?;
         // Multimodal Gemma-3 checkpoints nest the language model's config.
         if model_type == "gemma3" {
             if let Some(text) = obj.get("text_config") {
@@ -273,84 +374,54 @@ impl ModelConfig {
                 return Self::from_json(&inner, file);
             }
         }
-        let family = match model_type {
-            "gemma2" => Family::Gemma2,
-            "gemma3_text" | "gemma3" => Family::Gemma3,
-            "llama" => Family::Llama,
-            "mistral" => Family::Mistral,
-            "qwen2" => Family::Qwen2,
-            other => {
-                return Err(ModelError::UnsupportedModelType {
-                    model_type: other.to_string(),
-                    file: file.to_string(),
-                })
+        let def = super::families::by_model_type(model_type).ok_or_else(|| {
+            ModelError::UnsupportedModelType {
+                model_type: model_type.to_string(),
+                file: file.to_string(),
             }
-        };
-        let f = &top;
-        let d_model = f.usize("hidden_size")?;
-        let n_heads = f.usize("num_attention_heads")?;
-        let n_layers = f.usize("num_hidden_layers")?;
+        })?;
+        def.config(&f)
+    }
+
+    /// The fields every family has, read under the names `names` gives, with the defaults of
+    /// a Llama-style decoder (RMSNorm, sequential block, gated MLP, full rotary, no biases,
+    /// untied embeddings); each family then changes what differs.
+    pub fn base(f: &Fields, family: Family, names: &Names) -> Result<Self, ModelError> {
+        let d_model = positive(f, names.hidden)?;
+        let n_heads = positive(f, names.heads)?;
+        let n_layers = positive(f, names.layers)?;
+        let vocab_size = positive(f, "vocab_size")?;
         let n_kv_heads = f.opt_usize("num_key_value_heads")?.unwrap_or(n_heads);
-        let d_mlp = f.usize("intermediate_size")?;
-        let vocab_size = f.usize("vocab_size")?;
-        if n_heads == 0 || n_layers == 0 || d_model == 0 || vocab_size == 0 {
-            return Err(f.err(
-                "num_attention_heads",
-                "hidden_size, num_attention_heads, num_hidden_layers and vocab_size must be positive",
-            ));
-        }
         if n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
             return Err(f.err(
                 "num_key_value_heads",
-                &format!("{n_kv_heads} does not divide num_attention_heads = {n_heads}"),
+                &format!("{n_kv_heads} does not divide {} = {n_heads}", names.heads),
             ));
         }
+        let d_mlp = match names.mlp_default_factor {
+            Some(k) => f.opt_usize(names.mlp)?.unwrap_or(k * d_model),
+            None => f.usize(names.mlp)?,
+        };
         let d_head = match f.opt_usize("head_dim")? {
             Some(d) => d,
+            None if d_model % n_heads == 0 => d_model / n_heads,
             None => {
-                if d_model % n_heads != 0 {
-                    return Err(f.err(
-                        "head_dim",
-                        "missing and hidden_size is not a multiple of num_attention_heads",
-                    ));
-                }
-                d_model / n_heads
+                return Err(f.err(
+                    "head_dim",
+                    &format!(
+                        "missing and {} is not a multiple of {}",
+                        names.hidden, names.heads
+                    ),
+                ))
             }
         };
-        if d_head % 2 != 0 {
-            return Err(f.err(
-                "head_dim",
-                &format!("{d_head} is odd; rotary embeddings need an even head size"),
-            ));
-        }
-        let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
-        let act_field = if gemma {
-            "hidden_activation"
-        } else {
-            "hidden_act"
-        };
-        let act_name = match f.opt_str(act_field)? {
-            Some(a) => a,
-            None => match f.opt_str("hidden_act")? {
-                Some(a) => a,
-                None if gemma => "gelu_pytorch_tanh",
-                None => "silu",
-            },
-        };
-        let activation = Activation::parse(act_name).map_err(|m| f.err(act_field, &m))?;
-        let rope_theta = f.opt_f64("rope_theta")?.unwrap_or(10000.0);
-        let rope_scaling = Self::parse_rope_scaling(f, family)?;
-        let max_position_embeddings = f.opt_usize("max_position_embeddings")?.unwrap_or(8192);
-        let norm_eps = f.opt_f64("rms_norm_eps")?.unwrap_or(1e-6);
-        let sliding_window = f.opt_usize("sliding_window")?;
-        let layer_types = Self::parse_layer_types(f, n_layers)?;
-        let bos_token_id = f.opt_usize("bos_token_id")?.map(|x| x as u32);
+        let act_name = f.opt_str(names.act)?.unwrap_or(names.act_default);
+        let activation = Activation::parse(act_name).map_err(|m| f.err(names.act, &m))?;
         let checkpoint_dtype = f
             .opt_str("torch_dtype")?
             .or(f.opt_str("dtype")?)
             .map(|s| s.to_string());
-
-        let mut cfg = ModelConfig {
+        Ok(ModelConfig {
             family,
             n_layers,
             n_heads,
@@ -359,7 +430,12 @@ impl ModelConfig {
             d_head,
             d_mlp,
             vocab_size,
-            norm_eps,
+            norm_eps: f.opt_f64(names.eps)?.unwrap_or(1e-6),
+            norm_kind: NormKind::Rms,
+            block: BlockShape::Sequential,
+            rotary_dim: d_head,
+            pos_embed: false,
+            gated_mlp: true,
             norm_plus_one: false,
             sandwich_norms: false,
             qk_norm: false,
@@ -369,8 +445,8 @@ impl ModelConfig {
             attn_softcap: None,
             final_softcap: None,
             rope_global: RopeConfig {
-                theta: rope_theta,
-                scaling: rope_scaling,
+                theta: f.opt_f64("rope_theta")?.unwrap_or(10000.0),
+                scaling: Self::parse_rope_scaling(f, family == Family::Llama)?,
             },
             rope_local: None,
             sliding_window: None,
@@ -378,75 +454,33 @@ impl ModelConfig {
             qkv_bias: false,
             o_bias: false,
             mlp_bias: false,
-            tie_embeddings: false,
-            bos_token_id,
-            max_position_embeddings,
+            tie_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
+            bos_token_id: f.opt_usize("bos_token_id")?.map(|x| x as u32),
+            max_position_embeddings: f.opt_usize(names.max_pos)?.unwrap_or(8192),
             checkpoint_dtype,
-        };
-        match family {
-            Family::Llama => {
-                let bias = f.opt_bool("attention_bias")?.unwrap_or(false);
-                cfg.qkv_bias = bias;
-                cfg.o_bias = bias;
-                cfg.mlp_bias = f.opt_bool("mlp_bias")?.unwrap_or(false);
-                cfg.tie_embeddings = f.opt_bool("tie_word_embeddings")?.unwrap_or(false);
-            }
-            Family::Mistral => {
-                cfg.tie_embeddings = f.opt_bool("tie_word_embeddings")?.unwrap_or(false);
-                if let Some(w) = sliding_window {
-                    cfg.sliding_window = Some(w);
-                    cfg.layer_sliding = vec![true; n_layers];
-                }
-            }
-            Family::Qwen2 => {
-                cfg.qkv_bias = true;
-                cfg.tie_embeddings = f.opt_bool("tie_word_embeddings")?.unwrap_or(false);
-                // Qwen2 slides only when asked to, and then only from max_window_layers on.
-                if f.opt_bool("use_sliding_window")?.unwrap_or(false) {
-                    if let Some(w) = sliding_window {
-                        let from = f.opt_usize("max_window_layers")?.unwrap_or(n_layers);
-                        cfg.sliding_window = Some(w);
-                        cfg.layer_sliding = (0..n_layers).map(|l| l >= from).collect();
-                    }
-                }
-            }
-            Family::Gemma2 | Family::Gemma3 => {
-                cfg.norm_plus_one = true;
-                cfg.sandwich_norms = true;
-                cfg.embed_scale = Some((d_model as f64).sqrt());
-                cfg.tie_embeddings = f.opt_bool("tie_word_embeddings")?.unwrap_or(true);
-                let scalar = f.opt_f64("query_pre_attn_scalar")?.unwrap_or(d_head as f64);
-                cfg.attn_scale = 1.0 / scalar.sqrt();
-                cfg.attn_softcap = f.opt_f64("attn_logit_softcapping")?;
-                cfg.final_softcap = f.opt_f64("final_logit_softcapping")?;
-                cfg.sliding_window = sliding_window;
-                cfg.layer_sliding = match (&layer_types, family) {
-                    (Some(types), _) => types.clone(),
-                    // Gemma-2: even-numbered layers slide.
-                    (None, Family::Gemma2) => (0..n_layers).map(|l| l % 2 == 0).collect(),
-                    // Gemma-3: every `sliding_window_pattern`-th layer is global.
-                    (None, _) => {
-                        let pattern = f.opt_usize("sliding_window_pattern")?.unwrap_or(6).max(1);
-                        (0..n_layers).map(|l| (l + 1) % pattern != 0).collect()
-                    }
-                };
-                if sliding_window.is_none() {
-                    cfg.layer_sliding = vec![false; n_layers];
-                }
-                if family == Family::Gemma3 {
-                    cfg.qk_norm = true;
-                    let local = f.opt_f64("rope_local_base_freq")?.unwrap_or(10000.0);
-                    cfg.rope_local = Some(RopeConfig {
-                        theta: local,
-                        scaling: RopeScaling::None,
-                    });
-                }
-            }
-        }
-        Ok(cfg)
+        })
     }
 
-    fn parse_rope_scaling(f: &Fields, family: Family) -> Result<RopeScaling, ModelError> {
+    /// Checks what the forward pass relies on after the family has set its fields.
+    pub fn validate(self, f: &Fields) -> Result<Self, ModelError> {
+        if self.rotary_dim % 2 != 0 || self.rotary_dim > self.d_head {
+            let what = if self.rotary_dim == self.d_head {
+                format!(
+                    "{} is odd; rotary embeddings need an even head size",
+                    self.d_head
+                )
+            } else {
+                format!(
+                    "rotates {} of {} head dims; rotary embeddings need an even number, at most the head size",
+                    self.rotary_dim, self.d_head
+                )
+            };
+            return Err(f.err("head_dim", &what));
+        }
+        Ok(self)
+    }
+
+    fn parse_rope_scaling(f: &Fields, dynamic_ok: bool) -> Result<RopeScaling, ModelError> {
         let Some(v) = f.get("rope_scaling") else {
             return Ok(RopeScaling::None);
         };
@@ -482,7 +516,7 @@ impl ModelConfig {
                 })
             }
             // Dynamic NTK scaling changes nothing below the original context length.
-            "dynamic" if family == Family::Llama => Ok(RopeScaling::None),
+            "dynamic" if dynamic_ok => Ok(RopeScaling::None),
             other => Err(f.err(
                 "rope_scaling.rope_type",
                 &format!("unsupported rope scaling {other:?} (supported: default, linear, llama3)"),
@@ -490,7 +524,7 @@ impl ModelConfig {
         }
     }
 
-    fn parse_layer_types(f: &Fields, n_layers: usize) -> Result<Option<Vec<bool>>, ModelError> {
+    pub fn parse_layer_types(f: &Fields, n_layers: usize) -> Result<Option<Vec<bool>>, ModelError> {
         let Some(v) = f.get("layer_types") else {
             return Ok(None);
         };
@@ -583,10 +617,10 @@ mod tests {
 
     #[test]
     fn unsupported_type_is_named() {
-        let e = ModelConfig::from_json(&base("gpt2"), "x/config.json").unwrap_err();
+        let e = ModelConfig::from_json(&base("bloom"), "x/config.json").unwrap_err();
         let m = e.to_string();
         assert!(
-            m.contains("gpt2") && m.contains("llama") && m.contains("x/config.json"),
+            m.contains("bloom") && m.contains("llama") && m.contains("x/config.json"),
             "{m}"
         );
     }
@@ -623,5 +657,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(m.contains("hidden_size") && m.contains("cfg.json"), "{m}");
+    }
+
+    #[test]
+    fn a_zero_size_names_its_own_field() {
+        for field in [
+            "num_hidden_layers",
+            "num_attention_heads",
+            "hidden_size",
+            "vocab_size",
+        ] {
+            let mut v = base("llama");
+            v[field] = serde_json::json!(0);
+            let m = ModelConfig::from_json(&v, "c.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains(&format!("`{field}`")) && m.contains("positive"),
+                "{m}"
+            );
+            let others = ["num_hidden_layers", "num_attention_heads", "hidden_size"];
+            for other in others.iter().filter(|o| **o != field) {
+                assert!(!m.contains(other), "{field}: {m}");
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ pub enum ModelError {
 
     #[error(
         "{file}: unsupported model_type {model_type:?} (supported: {})",
-        super::config::SUPPORTED_MODEL_TYPES.join(", ")
+        super::families::model_types().join(", ")
     )]
     UnsupportedModelType { model_type: String, file: String },
 

@@ -33,7 +33,9 @@ use super::weights::TensorSource;
 use super::ModelError;
 
 /// `general.architecture` values headhunt can run.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["gemma2", "gemma3", "llama", "qwen2"];
+pub fn supported_architectures() -> Vec<&'static str> {
+    super::families::gguf_archs()
+}
 
 /// Whether the file starts with the GGUF magic.
 pub fn is_gguf(path: &Path) -> bool {
@@ -240,7 +242,7 @@ impl GgufFile {
         self.path.display().to_string()
     }
 
-    fn meta_err(&self, key: &str, what: &str) -> ModelError {
+    pub(in crate::model) fn meta_err(&self, key: &str, what: &str) -> ModelError {
         Self::err(&self.path, format!("metadata `{key}`: {what}"))
     }
 
@@ -393,21 +395,16 @@ fn short(v: &Value) -> String {
 /// The Hugging Face `config.json` equivalent of a GGUF file's metadata.
 pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
     let arch = f.architecture()?.to_string();
-    let model_type = match arch.as_str() {
-        "llama" => "llama",
-        "qwen2" => "qwen2",
-        "gemma2" => "gemma2",
-        "gemma3" => "gemma3_text",
-        other => {
-            return Err(GgufFile::err(
-                &f.path,
-                format!(
-                    "unsupported architecture {other:?} (general.architecture; supported: {})",
-                    SUPPORTED_ARCHITECTURES.join(", ")
-                ),
-            ))
-        }
-    };
+    let def = super::families::by_gguf_arch(&arch).ok_or_else(|| {
+        GgufFile::err(
+            &f.path,
+            format!(
+                "unsupported architecture {arch:?} (general.architecture; supported: {})",
+                supported_architectures().join(", ")
+            ),
+        )
+    })?;
+    let model_type = def.model_types()[0];
     let key = |k: &str| format!("{arch}.{k}");
     let n_layers = f.req_u64(&key("block_count"))?;
     let d_model = f.req_u64(&key("embedding_length"))?;
@@ -481,71 +478,7 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
             "tensor `rope_freqs.weight`: per-frequency rope factors (Llama-3.1-style rope scaling) are not supported",
         ));
     }
-    let has = |n: &str| f.tensors.contains_key(n);
-    if arch == "llama" {
-        o.insert("attention_bias".into(), json!(has("blk.0.attn_q.bias")));
-        o.insert("mlp_bias".into(), json!(has("blk.0.ffn_up.bias")));
-    }
-    if arch == "gemma2" || arch == "gemma3" {
-        if let Some(w) = f.get_u64(&key("attention.sliding_window"))? {
-            o.insert("sliding_window".into(), json!(w));
-        }
-        // llama.cpp: 1/sqrt(head_dim), except the 27B models' 1/sqrt(d_model / n_heads)
-        // (their query_pre_attn_scalar); an explicit attention.scale wins.
-        let head_dim = o
-            .get("head_dim")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(d_model / n_heads.max(1));
-        let is_27b = (arch == "gemma2" && n_layers == 46) || (arch == "gemma3" && n_layers == 62);
-        let scalar = match f.get_f64(&key("attention.scale"))? {
-            Some(s) if s > 0.0 => 1.0 / (s * s),
-            _ if is_27b => (d_model / n_heads.max(1)) as f64,
-            _ => head_dim as f64,
-        };
-        o.insert("query_pre_attn_scalar".into(), json!(scalar));
-        for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
-            if let Some(v) = f.get_f64(&key(cap))? {
-                o.insert(cap.into(), json!(v));
-            }
-        }
-    }
-    if arch == "gemma3" {
-        // llama.cpp hard-codes Gemma-3's local rope base (10000) and its pattern: every 6th
-        // layer global (a file may say otherwise in attention.sliding_window_pattern).
-        let n = n_layers as usize;
-        let sliding: Vec<bool> = match f.metadata.get(&key("attention.sliding_window_pattern")) {
-            Some(Value::Array(a)) => {
-                if a.len() != n {
-                    return Err(f.meta_err(
-                        &key("attention.sliding_window_pattern"),
-                        &format!("has {} entries, expected block_count = {n}", a.len()),
-                    ));
-                }
-                a.iter().map(|v| matches!(v, Value::Bool(true))).collect()
-            }
-            Some(_) => {
-                let p = f.req_u64(&key("attention.sliding_window_pattern"))?.max(1) as usize;
-                (0..n).map(|l| l % p < p - 1).collect()
-            }
-            None => (0..n).map(|l| l % 6 < 5).collect(),
-        };
-        o.insert(
-            "layer_types".into(),
-            json!(sliding
-                .iter()
-                .map(|s| if *s {
-                    "sliding_attention"
-                } else {
-                    "full_attention"
-                })
-                .collect::<Vec<_>>()),
-        );
-        let local = f
-            .get_f64(&key("rope.local.freq_base"))?
-            .or(f.get_f64(&key("rope.freq_base_swa"))?)
-            .unwrap_or(10000.0);
-        o.insert("rope_local_base_freq".into(), json!(local));
-    }
+    def.gguf_config(f, o)?;
     Ok(c)
 }
 
@@ -559,38 +492,7 @@ pub fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig, ModelError> {
 
 /// The GGUF name of a Hugging Face tensor name.
 pub fn gguf_name(hf: &str, family: Family) -> Option<String> {
-    let gemma = matches!(family, Family::Gemma2 | Family::Gemma3);
-    match hf {
-        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
-        "model.norm.weight" => return Some("output_norm.weight".into()),
-        "lm_head.weight" => return Some("output.weight".into()),
-        _ => {}
-    }
-    let rest = hf.strip_prefix("model.layers.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let (module, suffix) = match rest.rsplit_once('.') {
-        Some((m, s @ ("weight" | "bias"))) => (m, s),
-        _ => return None,
-    };
-    let g = match module {
-        "input_layernorm" => "attn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "self_attn.q_norm" => "attn_q_norm",
-        "self_attn.k_norm" => "attn_k_norm",
-        "post_attention_layernorm" if gemma => "post_attention_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "pre_feedforward_layernorm" => "ffn_norm",
-        "post_feedforward_layernorm" => "post_ffw_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
-    Some(format!("blk.{layer}.{g}.{suffix}"))
+    family.def().gguf_name(hf)
 }
 
 /// Undoes llama.cpp's q/k permutation (`LlamaModel.permute` in convert_hf_to_gguf.py), which
@@ -637,18 +539,14 @@ pub fn permute_qk(t: &Tensor, n_heads: usize) -> Result<Tensor, ModelError> {
 /// Hugging Face convention (see the module docs).
 pub struct GgufSource {
     pub file: GgufFile,
-    family: Family,
-    n_heads: usize,
-    n_kv_heads: usize,
+    cfg: ModelConfig,
 }
 
 impl GgufSource {
     pub fn new(file: GgufFile, cfg: &ModelConfig) -> Self {
         GgufSource {
             file,
-            family: cfg.family,
-            n_heads: cfg.n_heads,
-            n_kv_heads: cfg.n_kv_heads,
+            cfg: cfg.clone(),
         }
     }
 }
@@ -659,28 +557,17 @@ impl TensorSource for GgufSource {
     }
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let g = gguf_name(name, self.family)?;
+        let g = gguf_name(name, self.cfg.family)?;
         self.file.tensors.get(&g).map(|e| e.shape.clone())
     }
 
     fn load(&self, name: &str, device: &Device) -> Result<Tensor, ModelError> {
-        let g = gguf_name(name, self.family).ok_or_else(|| ModelError::MissingTensor {
+        let g = gguf_name(name, self.cfg.family).ok_or_else(|| ModelError::MissingTensor {
             name: name.to_string(),
             files: self.describe(),
         })?;
-        let mut t = self.file.dequantize(&g)?;
-        let gemma = matches!(self.family, Family::Gemma2 | Family::Gemma3);
-        if gemma && g.ends_with("norm.weight") {
-            // convert_hf_to_gguf.py stores Gemma's norm weights as 1 + w.
-            t = (t - 1.0)?;
-        }
-        if self.family == Family::Llama {
-            if g.contains(".attn_q.") {
-                t = unpermute_qk(&t, self.n_heads)?;
-            } else if g.contains(".attn_k.") {
-                t = unpermute_qk(&t, self.n_kv_heads)?;
-            }
-        }
+        let t = self.file.dequantize(&g)?;
+        let t = self.cfg.family.def().gguf_tensor(&g, t, &self.cfg)?;
         Ok(t.to_device(device)?)
     }
 
@@ -697,6 +584,17 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> Result<(Model, Tokenizer), ModelError> {
+    load_with_progress(path, tokenizer, device, dtype, &mut |_, _| {})
+}
+
+/// [`load`], calling `progress(layers loaded, layers)` as the layers load.
+pub fn load_with_progress(
+    path: &Path,
+    tokenizer: Option<&Path>,
+    device: &Device,
+    dtype: DType,
+    progress: super::transformer::LoadProgress,
+) -> Result<(Model, Tokenizer), ModelError> {
     if !path.is_file() {
         return Err(ModelError::NotFound(format!(
             "GGUF file not found: {}",
@@ -711,62 +609,35 @@ pub fn load(
     };
     let source = GgufSource::new(file, &cfg);
     let family = cfg.family;
-    let model = Model::load(cfg, &source, device, dtype).map_err(|e| match e {
-        ModelError::MissingTensor { name, .. } => ModelError::Gguf {
-            file: path.display().to_string(),
-            msg: match gguf_name(&name, family) {
-                Some(g) => format!("tensor `{g}` is missing (needed as {name})"),
-                None => format!("tensor {name} has no GGUF equivalent"),
+    let model =
+        Model::load_with_progress(cfg, &source, device, dtype, progress).map_err(|e| match e {
+            ModelError::MissingTensor { name, .. } => ModelError::Gguf {
+                file: path.display().to_string(),
+                msg: match gguf_name(&name, family) {
+                    Some(g) => format!("tensor `{g}` is missing (needed as {name})"),
+                    None => format!("tensor {name} has no GGUF equivalent"),
+                },
             },
-        },
-        ModelError::TensorShape {
-            name,
-            expected,
-            got,
-            ..
-        } => ModelError::Gguf {
-            file: path.display().to_string(),
-            msg: format!(
-                "tensor `{}` has shape {got:?}, expected {expected:?} from the metadata",
-                gguf_name(&name, family).unwrap_or(name)
-            ),
-        },
-        other => other,
-    })?;
+            ModelError::TensorShape {
+                name,
+                expected,
+                got,
+                ..
+            } => ModelError::Gguf {
+                file: path.display().to_string(),
+                msg: format!(
+                    "tensor `{}` has shape {got:?}, expected {expected:?} from the metadata",
+                    gguf_name(&name, family).unwrap_or(name)
+                ),
+            },
+            other => other,
+        })?;
     Ok((model, tok))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_map_per_family() {
-        let l = Family::Llama;
-        let g = Family::Gemma3;
-        assert_eq!(
-            gguf_name("model.layers.3.self_attn.q_proj.bias", Family::Qwen2).unwrap(),
-            "blk.3.attn_q.bias"
-        );
-        assert_eq!(
-            gguf_name("model.layers.0.post_attention_layernorm.weight", l).unwrap(),
-            "blk.0.ffn_norm.weight"
-        );
-        assert_eq!(
-            gguf_name("model.layers.0.post_attention_layernorm.weight", g).unwrap(),
-            "blk.0.post_attention_norm.weight"
-        );
-        assert_eq!(
-            gguf_name("model.layers.0.pre_feedforward_layernorm.weight", g).unwrap(),
-            "blk.0.ffn_norm.weight"
-        );
-        assert_eq!(
-            gguf_name("model.layers.17.self_attn.k_norm.weight", g).unwrap(),
-            "blk.17.attn_k_norm.weight"
-        );
-        assert_eq!(gguf_name("lm_head.weight", l).unwrap(), "output.weight");
-        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight", l), None);
-    }
 
     #[test]
     fn permutation_round_trips_and_interleaves() {

@@ -5,6 +5,7 @@ pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda_memory;
 pub mod error;
+mod families;
 pub mod gguf;
 pub mod gguf_vocab;
 pub mod hooks;
@@ -15,7 +16,7 @@ pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
 
-pub use config::{Family, ModelConfig};
+pub use config::{BlockShape, Family, ModelConfig, NormKind};
 pub use error::ModelError;
 pub use hooks::{ActivationCache, Capture, HookName, HookPoint, Hooks, Patch};
 pub use source::{load, LoadedModel, ModelOrigin};

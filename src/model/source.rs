@@ -367,11 +367,24 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> Result<LoadedModel, ModelError> {
+    load_with_progress(spec, tokenizer, device, dtype, &mut |_, _| {})
+}
+
+/// [`load`], calling `progress(layers loaded, layers)` as the layers load (the worker reports
+/// it: big checkpoints take a while).
+pub fn load_with_progress(
+    spec: &str,
+    tokenizer: Option<&Path>,
+    device: &Device,
+    dtype: DType,
+    progress: super::transformer::LoadProgress,
+) -> Result<LoadedModel, ModelError> {
     let started = Instant::now();
     if spec.ends_with(".gguf")
         || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec)))
     {
-        let (model, tok) = super::gguf::load(Path::new(spec), tokenizer, device, dtype)?;
+        let (model, tok) =
+            super::gguf::load_with_progress(Path::new(spec), tokenizer, device, dtype, progress)?;
         return Ok(LoadedModel {
             model,
             tokenizer: tok,
@@ -395,7 +408,7 @@ pub fn load(
     };
     let tokenizer = Tokenizer::from_file(&tok_path)?;
     let source = SafetensorsSource::open(&files.weights)?;
-    let model = Model::load(cfg, &source, device, dtype)?;
+    let model = Model::load_with_progress(cfg, &source, device, dtype, progress)?;
     Ok(LoadedModel {
         model,
         tokenizer,

@@ -1,50 +1,57 @@
-//! The hookable decoder: one implementation for Gemma-2/3, Llama, Mistral and Qwen2, written on
-//! candle tensors so that every intermediate TransformerLens exposes can be read or replaced.
+//! The hookable decoder: one implementation for every registered family (`families/`), written
+//! on candle tensors so that every intermediate TransformerLens exposes can be read or replaced.
 //!
-//! Besides the full forward (`run`), the block's pieces are public (`attn_norm_input`,
-//! `attention`, `attn_out_pre_norm`, `attn_post`, `mlp`, `answer_logits` ...) because the fast
-//! path-patching algorithm recombines them: it never recomputes attention in its first pass.
+//! The weights are private. Besides the full forward (`run`), the model offers the operations
+//! the fast path-patching algorithm recombines (it never recomputes attention in its first
+//! pass): each head's swap of the attention output (`attn_out_head_swaps`), the rest of a
+//! block from its resid_mid (`block_after_mid`, which knows the family's block shape: the MLP
+//! of a parallel block reads the block's input), one head's input (`head_input`) and the two-logit readout (`answer_logits`).
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::config::{Activation, ModelConfig};
+use super::config::{Activation, BlockShape, ModelConfig};
 use super::hooks::{HookName, HookPoint, Hooks};
 use super::weights::{TensorSource, WeightLoader};
 use super::ModelError;
 
 type Result<T> = std::result::Result<T, ModelError>;
 
-/// RMSNorm with its effective weight (`1 + w` for Gemma) kept in f32: the norm is computed in
-/// f32 whatever the run dtype, as Hugging Face does.
+/// RMSNorm (with its effective weight, `1 + w` for Gemma) or LayerNorm (with a bias), kept in
+/// f32: the norm is computed in f32 whatever the run dtype, as Hugging Face does.
 #[derive(Debug, Clone)]
-pub struct Norm {
-    pub weight: Tensor,
-    pub eps: f32,
+pub(in crate::model) struct Norm {
+    pub(in crate::model) weight: Tensor,
+    /// LayerNorm's bias; `None` for RMSNorm.
+    pub(in crate::model) bias: Option<Tensor>,
+    pub(in crate::model) eps: f32,
 }
 
 impl Norm {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?.contiguous()?;
-        let y = candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?;
+        let y = match &self.bias {
+            None => candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?,
+            Some(b) => candle_nn::ops::layer_norm(&x32, &self.weight, b, self.eps)?,
+        };
         Ok(y.to_dtype(dtype)?)
     }
 }
 
 /// A linear map `y = x W^T + b` with W stored as [out, in] like PyTorch.
 #[derive(Debug, Clone)]
-pub struct Proj {
-    pub w: Tensor,
-    pub b: Option<Tensor>,
+pub(in crate::model) struct Proj {
+    pub(in crate::model) w: Tensor,
+    pub(in crate::model) b: Option<Tensor>,
 }
 
 impl Proj {
-    pub fn out_dim(&self) -> usize {
+    fn out_dim(&self) -> usize {
         self.w.dims()[0]
     }
 
     /// Applies the map to the last dimension of `x` (any number of leading dims).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let last = *dims.last().expect("non-scalar input");
         let rows: usize = dims[..dims.len() - 1].iter().product();
@@ -59,7 +66,7 @@ impl Proj {
     }
 
     /// The map restricted to output rows `[start, start + len)` (one head's slice).
-    pub fn rows(&self, start: usize, len: usize) -> Result<Proj> {
+    pub(in crate::model) fn rows(&self, start: usize, len: usize) -> Result<Proj> {
         Ok(Proj {
             w: self.w.narrow(0, start, len)?,
             b: self
@@ -71,22 +78,32 @@ impl Proj {
     }
 }
 
-/// Weights of one decoder block.
+/// Weights of one decoder block, as a family's loader (`families/`) builds them.
 #[derive(Debug, Clone)]
-pub struct Layer {
-    pub attn_norm: Norm,
-    pub q: Proj,
-    pub k: Proj,
-    pub v: Proj,
-    pub o: Proj,
-    pub q_norm: Option<Norm>,
-    pub k_norm: Option<Norm>,
-    pub post_attn_norm: Option<Norm>,
-    pub mlp_norm: Norm,
-    pub post_mlp_norm: Option<Norm>,
-    pub gate: Proj,
-    pub up: Proj,
-    pub down: Proj,
+pub(in crate::model) struct Layer {
+    pub(in crate::model) attn_norm: Norm,
+    pub(in crate::model) q: Proj,
+    pub(in crate::model) k: Proj,
+    pub(in crate::model) v: Proj,
+    pub(in crate::model) o: Proj,
+    pub(in crate::model) q_norm: Option<Norm>,
+    pub(in crate::model) k_norm: Option<Norm>,
+    pub(in crate::model) post_attn_norm: Option<Norm>,
+    pub(in crate::model) mlp_norm: Norm,
+    pub(in crate::model) post_mlp_norm: Option<Norm>,
+    /// `None` for an ungated MLP (`down(act(up(x)))`).
+    pub(in crate::model) gate: Option<Proj>,
+    pub(in crate::model) up: Proj,
+    pub(in crate::model) down: Proj,
+}
+
+/// The weights outside the blocks.
+pub(in crate::model) struct Globals {
+    pub(in crate::model) embed: Tensor,
+    /// Learned position embeddings [positions, D] (GPT-2).
+    pub(in crate::model) pos_embed: Option<Tensor>,
+    pub(in crate::model) final_norm: Norm,
+    pub(in crate::model) unembed: Tensor,
 }
 
 /// Which of a head's inputs: query, key or value.
@@ -149,32 +166,27 @@ pub struct ForwardOutput {
     pub resid: Tensor,
 }
 
-/// Called with (layers loaded, layers) while a model loads.
-type LoadProgress = Box<dyn FnMut(usize, usize)>;
+/// Called with (layers loaded, layers) while a model loads (the worker reports it; big
+/// checkpoints take a while).
+pub type LoadProgress<'a> = &'a mut dyn FnMut(usize, usize);
 
-thread_local! {
-    static LOAD_PROGRESS: std::cell::RefCell<Option<LoadProgress>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f` with `progress(layers_loaded, n_layers)` called as models load on this thread
-/// (the worker reports it; big checkpoints take a while).
-pub fn with_load_progress<T>(
-    progress: impl FnMut(usize, usize) + 'static,
-    f: impl FnOnce() -> T,
-) -> T {
-    LOAD_PROGRESS.with(|p| *p.borrow_mut() = Some(Box::new(progress)));
-    let out = f();
-    LOAD_PROGRESS.with(|p| *p.borrow_mut() = None);
-    out
-}
-
-fn report_load_progress(done: usize, total: usize) {
-    LOAD_PROGRESS.with(|p| {
-        if let Some(f) = p.borrow_mut().as_mut() {
-            f(done, total)
-        }
-    });
+/// What a cached rotary table or mask was built for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum AuxKey {
+    /// cos (true) or sin table of the layer kind (`local` rope), positions `start..start+len`.
+    Rope {
+        cos: bool,
+        local: bool,
+        start: usize,
+        len: usize,
+    },
+    Mask {
+        window: Option<usize>,
+        q_start: usize,
+        tq: usize,
+        tk: usize,
+        dtype: DType,
+    },
 }
 
 /// A loaded model: config, weights and the forward pass.
@@ -182,21 +194,19 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub device: Device,
     pub dtype: DType,
-    pub embed: Tensor,
-    pub unembed: Tensor,
-    pub final_norm: Norm,
-    pub layers: Vec<Layer>,
     pub n_params: usize,
     /// Quantization of the source weights (GGUF), if any.
     pub quantization: Option<String>,
+    globals: Globals,
+    layers: Vec<Layer>,
     /// Rotary tables and attention masks already built, by their parameters: they would
     /// otherwise be rebuilt on the host and copied to the device in every layer of every pass.
-    aux: std::sync::Mutex<std::collections::HashMap<String, Tensor>>,
+    aux: std::sync::Mutex<std::collections::HashMap<AuxKey, Tensor>>,
 }
 
 impl Model {
     /// A tensor built once per distinct `key` and kept.
-    fn aux(&self, key: String, make: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+    fn aux(&self, key: AuxKey, make: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
         let mut map = self.aux.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = map.get(&key) {
             return Ok(t.clone());
@@ -216,138 +226,69 @@ impl Model {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        Self::build(cfg, WeightLoader::new(source, device, dtype))
+        Self::load_with_progress(cfg, source, device, dtype, &mut |_, _| {})
+    }
+
+    /// [`Model::load`], calling `progress(layers loaded, layers)` after each layer.
+    pub fn load_with_progress(
+        cfg: ModelConfig,
+        source: &dyn TensorSource,
+        device: &Device,
+        dtype: DType,
+        progress: LoadProgress,
+    ) -> Result<Self> {
+        Self::build(cfg, WeightLoader::new(source, device, dtype), progress)
     }
 
     /// A model of `cfg`'s shape with random weights (for benchmarks).
     pub fn random(cfg: ModelConfig, device: &Device, dtype: DType) -> Result<Self> {
-        Self::build(cfg, WeightLoader::random(device, dtype))
+        Self::build(cfg, WeightLoader::random(device, dtype), &mut |_, _| {})
     }
 
-    fn build(cfg: ModelConfig, mut w: WeightLoader) -> Result<Self> {
-        let device = &w.device.clone();
-        let dtype = w.dtype;
-        let (d, v, h, kv, dh, f) = (
-            cfg.d_model,
-            cfg.vocab_size,
-            cfg.n_heads,
-            cfg.n_kv_heads,
-            cfg.d_head,
-            cfg.d_mlp,
-        );
-        let plus_one = cfg.norm_plus_one;
-        let eps = cfg.norm_eps as f32;
-        let norm = |w: &mut WeightLoader, name: &str, size: usize| -> Result<Norm> {
-            let t = w.get_as(name, &[size], DType::F32)?;
-            let weight = if plus_one { (t + 1.0)? } else { t };
-            Ok(Norm { weight, eps })
-        };
-        let proj = |w: &mut WeightLoader,
-                    name: &str,
-                    out: usize,
-                    inp: usize,
-                    bias: bool|
-         -> Result<Proj> {
-            let wt = w.get(&format!("{name}.weight"), &[out, inp])?;
-            let b = if bias {
-                Some(w.get(&format!("{name}.bias"), &[out])?)
-            } else {
-                None
-            };
-            Ok(Proj { w: wt, b })
-        };
-        let embed = w.get("model.embed_tokens.weight", &[v, d])?;
+    /// The family's loader reads the tensors under its checkpoint names.
+    fn build(cfg: ModelConfig, mut w: WeightLoader, progress: LoadProgress) -> Result<Self> {
+        let def = cfg.family.def();
         let mut layers = Vec::with_capacity(cfg.n_layers);
+        let globals = def.globals(&mut w, &cfg)?;
         for l in 0..cfg.n_layers {
-            let p = format!("model.layers.{l}");
-            let gemma = cfg.sandwich_norms;
-            let layer = Layer {
-                attn_norm: norm(&mut w, &format!("{p}.input_layernorm.weight"), d)?,
-                q: proj(
-                    &mut w,
-                    &format!("{p}.self_attn.q_proj"),
-                    h * dh,
-                    d,
-                    cfg.qkv_bias,
-                )?,
-                k: proj(
-                    &mut w,
-                    &format!("{p}.self_attn.k_proj"),
-                    kv * dh,
-                    d,
-                    cfg.qkv_bias,
-                )?,
-                v: proj(
-                    &mut w,
-                    &format!("{p}.self_attn.v_proj"),
-                    kv * dh,
-                    d,
-                    cfg.qkv_bias,
-                )?,
-                o: proj(
-                    &mut w,
-                    &format!("{p}.self_attn.o_proj"),
-                    d,
-                    h * dh,
-                    cfg.o_bias,
-                )?,
-                q_norm: if cfg.qk_norm {
-                    Some(norm(&mut w, &format!("{p}.self_attn.q_norm.weight"), dh)?)
-                } else {
-                    None
-                },
-                k_norm: if cfg.qk_norm {
-                    Some(norm(&mut w, &format!("{p}.self_attn.k_norm.weight"), dh)?)
-                } else {
-                    None
-                },
-                post_attn_norm: if gemma {
-                    Some(norm(
-                        &mut w,
-                        &format!("{p}.post_attention_layernorm.weight"),
-                        d,
-                    )?)
-                } else {
-                    None
-                },
-                mlp_norm: if gemma {
-                    norm(&mut w, &format!("{p}.pre_feedforward_layernorm.weight"), d)?
-                } else {
-                    norm(&mut w, &format!("{p}.post_attention_layernorm.weight"), d)?
-                },
-                post_mlp_norm: if gemma {
-                    Some(norm(
-                        &mut w,
-                        &format!("{p}.post_feedforward_layernorm.weight"),
-                        d,
-                    )?)
-                } else {
-                    None
-                },
-                gate: proj(&mut w, &format!("{p}.mlp.gate_proj"), f, d, cfg.mlp_bias)?,
-                up: proj(&mut w, &format!("{p}.mlp.up_proj"), f, d, cfg.mlp_bias)?,
-                down: proj(&mut w, &format!("{p}.mlp.down_proj"), d, f, cfg.mlp_bias)?,
-            };
-            layers.push(layer);
-            report_load_progress(l + 1, cfg.n_layers);
+            layers.push(def.layer(&mut w, &cfg, l)?);
+            progress(l + 1, cfg.n_layers);
         }
-        let final_norm = norm(&mut w, "model.norm.weight", d)?;
-        let unembed = if cfg.tie_embeddings {
-            embed.clone()
-        } else {
-            w.get("lm_head.weight", &[v, d])?
-        };
         Ok(Model {
             n_params: w.n_params,
             quantization: w.source.quantization(),
             cfg,
-            device: device.clone(),
-            dtype,
-            embed,
-            unembed,
-            final_norm,
+            device: w.device.clone(),
+            dtype: w.dtype,
+            globals,
             layers,
             aux: Default::default(),
+        })
+    }
+
+    /// A copy of one loaded weight, read-only, for inspection and tests: `embed`, `unembed`,
+    /// `final_norm`, or `layers.{l}.{q|k|v|o|up|down|attn_norm|mlp_norm}` (projections as
+    /// [out, in], norms as their effective f32 weight).
+    pub fn weight(&self, name: &str) -> Option<Tensor> {
+        let g = &self.globals;
+        match name {
+            "embed" => return Some(g.embed.clone()),
+            "unembed" => return Some(g.unembed.clone()),
+            "final_norm" => return Some(g.final_norm.weight.clone()),
+            _ => {}
+        }
+        let (l, part) = name.strip_prefix("layers.")?.split_once('.')?;
+        let layer = self.layers.get(l.parse::<usize>().ok()?)?;
+        Some(match part {
+            "q" => layer.q.w.clone(),
+            "k" => layer.k.w.clone(),
+            "v" => layer.v.w.clone(),
+            "o" => layer.o.w.clone(),
+            "up" => layer.up.w.clone(),
+            "down" => layer.down.w.clone(),
+            "attn_norm" => layer.attn_norm.weight.clone(),
+            "mlp_norm" => layer.mlp_norm.weight.clone(),
+            _ => return None,
         })
     }
 
@@ -358,14 +299,25 @@ impl Model {
         self.cfg.n_heads
     }
 
-    /// Token embeddings (scaled for Gemma): [B, T] u32 → [B, T, d_model].
+    /// Token embeddings (scaled for Gemma, plus learned positions for GPT-2):
+    /// [B, T] u32 → [B, T, d_model].
     pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         let ids = tokens.flatten_all()?;
-        let x = self
+        let mut x = self
+            .globals
             .embed
             .index_select(&ids, 0)?
             .reshape((b, t, self.cfg.d_model))?;
+        if let Some(pos) = &self.globals.pos_embed {
+            if t > pos.dim(0)? {
+                return Err(ModelError::Invalid(format!(
+                    "{t} tokens do not fit the model's {} learned positions",
+                    pos.dim(0)?
+                )));
+            }
+            x = x.broadcast_add(&pos.narrow(0, 0, t)?)?;
+        }
         match self.cfg.embed_scale {
             // Gemma rounds sqrt(d_model) to the run dtype before multiplying.
             Some(s) => {
@@ -376,30 +328,48 @@ impl Model {
         }
     }
 
-    /// Cos and sin tables [len, d_head/2] for layer `l`'s rotary embedding, positions
+    /// Cos and sin tables [len, rotary_dim/2] for layer `l`'s rotary embedding, positions
     /// `start..start+len`.
-    pub fn rope_tables(&self, l: usize, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+    fn rope_tables(&self, l: usize, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
         let rope = self.cfg.rope_for_layer(l);
-        let table = |which: &str| -> Result<Tensor> {
-            let key = format!(
-                "rope {which} {rope:?} {} {} {start} {len}",
-                self.cfg.d_head,
-                self.dtype.as_str()
-            );
+        // The model's dtype and rotary size are fixed; a layer's rope is global or local.
+        let local = !std::ptr::eq(rope, &self.cfg.rope_global);
+        let table = |cos: bool| -> Result<Tensor> {
+            let key = AuxKey::Rope {
+                cos,
+                local,
+                start,
+                len,
+            };
             self.aux(key, || {
-                let inv = rope.inv_freq(self.cfg.d_head);
+                let inv = rope.inv_freq(self.cfg.rotary_dim);
                 let half = inv.len();
                 let mut v = Vec::with_capacity(len * half);
                 for p in start..start + len {
                     for &f in &inv {
                         let a = p as f32 * f;
-                        v.push(if which == "cos" { a.cos() } else { a.sin() });
+                        v.push(if cos { a.cos() } else { a.sin() });
                     }
                 }
                 Ok(Tensor::from_vec(v, (len, half), &self.device)?.to_dtype(self.dtype)?)
             })
         };
-        Ok((table("cos")?, table("sin")?))
+        Ok((table(true)?, table(false)?))
+    }
+
+    /// Rotates the first `rotary_dim` dims of each head of `x` [B, H, T, dh] (rotate-half
+    /// layout); the rest pass unchanged (GPT-NeoX's partial rotary).
+    fn rotate(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let (rot, dh) = (self.cfg.rotary_dim, self.cfg.d_head);
+        if rot == 0 {
+            return Ok(x.clone());
+        }
+        if rot == dh {
+            return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
+        }
+        let head = candle_nn::rotary_emb::rope(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
+        // candle's cat along a later dim can leave a transposed layout; matmul needs rows.
+        Ok(Tensor::cat(&[&head, &x.narrow(3, rot, dh - rot)?], 3)?.contiguous()?)
     }
 
     /// Splits a projection output [B, T, n*dh] into heads [B, T, n, dh].
@@ -409,7 +379,7 @@ impl Model {
     }
 
     /// Repeats each KV head for the query heads that share it: [B,T,KV,dh] → [B,T,H,dh].
-    pub fn ungroup(&self, kv: &Tensor) -> Result<Tensor> {
+    fn ungroup(&self, kv: &Tensor) -> Result<Tensor> {
         let g = self.cfg.group_size();
         if g == 1 {
             return Ok(kv.clone());
@@ -451,7 +421,13 @@ impl Model {
     /// Additive attention mask [Tq, Tk] for queries at positions `q_start..q_start+Tq`.
     fn mask(&self, l: usize, q_start: usize, tq: usize, tk: usize, dtype: DType) -> Result<Tensor> {
         let window = self.cfg.window_for_layer(l);
-        let key = format!("mask {window:?} {q_start} {tq} {tk} {}", dtype.as_str());
+        let key = AuxKey::Mask {
+            window,
+            q_start,
+            tq,
+            tk,
+            dtype,
+        };
         self.aux(key, || self.build_mask(window, q_start, tq, tk, dtype))
     }
 
@@ -499,12 +475,12 @@ impl Model {
         let q = q.transpose(1, 2)?.contiguous()?;
         let k = k.transpose(1, 2)?.contiguous()?;
         let (cos, sin) = self.rope_tables(l, 0, tk.max(q_start + tq))?;
-        let q = candle_nn::rotary_emb::rope(
+        let q = self.rotate(
             &q,
             &cos.narrow(0, q_start, tq)?.contiguous()?,
             &sin.narrow(0, q_start, tq)?.contiguous()?,
         )?;
-        let k = candle_nn::rotary_emb::rope(
+        let k = self.rotate(
             &k,
             &cos.narrow(0, 0, tk)?.contiguous()?,
             &sin.narrow(0, 0, tk)?.contiguous()?,
@@ -531,34 +507,53 @@ impl Model {
         self.layers[l].o.forward(&z.reshape((b, t, h * dh))?)
     }
 
-    /// One head's contribution to the pre-norm attention output: z_h W_O[:, h] (no bias),
-    /// z_h [.., dh] → [.., D].
-    pub fn head_out(&self, l: usize, head: usize, z_h: &Tensor) -> Result<Tensor> {
-        let dh = self.cfg.d_head;
-        let w = self.layers[l].o.w.narrow(1, head * dh, dh)?;
-        Proj { w, b: None }.forward(z_h)
+    /// Layer `l`'s attention output as added to the residual stream, once per head with only
+    /// that head's z swapped: `z` [B, P, H, dh] is the base run's, `z_new` the other run's;
+    /// returns [H, B·P, D] (rows ordered head, prompt, position). The swap happens before
+    /// Gemma's post-attention norm, so the norm sees the whole swapped output.
+    pub fn attn_out_head_swaps(&self, l: usize, z: &Tensor, z_new: &Tensor) -> Result<Tensor> {
+        let (b, p, h, dh) = z.dims4()?;
+        let d = self.cfg.d_model;
+        let dz = (z_new - z)?
+            .permute((2, 0, 1, 3))?
+            .reshape((h, b * p, dh))?;
+        let w_o = self.layers[l]
+            .o
+            .w
+            .reshape((d, h, dh))?
+            .permute((1, 2, 0))?
+            .contiguous()?; // [H, dh, D]
+        let delta = dz.matmul(&w_o)?; // [H, B*P, D]: each head's own swap
+        let o = self.attn_out_pre_norm(l, z)?.reshape((1, b * p, d))?;
+        self.attn_post(l, &delta.broadcast_add(&o)?)
     }
 
     /// The attention block's output as added to the residual stream (post-norm for Gemma).
-    pub fn attn_post(&self, l: usize, o: &Tensor) -> Result<Tensor> {
+    fn attn_post(&self, l: usize, o: &Tensor) -> Result<Tensor> {
         match &self.layers[l].post_attn_norm {
             Some(n) => n.forward(o),
             None => Ok(o.clone()),
         }
     }
 
-    /// The MLP block's output for resid_mid `x` (pre-norm, MLP, and Gemma's post-norm).
+    /// The MLP block's output for its input `x` (resid_mid in a sequential block, resid_pre in
+    /// a parallel one): pre-norm, MLP, and Gemma's post-norm.
     pub fn mlp(&self, l: usize, x: &Tensor) -> Result<Tensor> {
         let layer = &self.layers[l];
         let h = layer.mlp_norm.forward(x)?;
-        let g = layer.gate.forward(&h)?;
-        let u = layer.up.forward(&h)?;
-        let a = match self.cfg.activation {
-            Activation::Silu => candle_nn::ops::silu(&g)?,
-            Activation::GeluTanh => super::ops::gelu_tanh(&g)?,
-            Activation::GeluErf => g.gelu_erf()?,
+        let act = |g: &Tensor| -> Result<Tensor> {
+            Ok(match self.cfg.activation {
+                Activation::Silu => candle_nn::ops::silu(g)?,
+                Activation::GeluTanh => super::ops::gelu_tanh(g)?,
+                Activation::GeluErf => g.gelu_erf()?,
+            })
         };
-        let m = layer.down.forward(&(a * u)?)?;
+        let u = layer.up.forward(&h)?;
+        let hidden = match &layer.gate {
+            Some(gate) => (act(&gate.forward(&h)?)? * u)?,
+            None => act(&u)?,
+        };
+        let m = layer.down.forward(&hidden)?;
         match &layer.post_mlp_norm {
             Some(n) => n.forward(&m),
             None => Ok(m),
@@ -567,9 +562,9 @@ impl Model {
 
     /// Full logits from the final residual stream [.., D] → [.., vocab].
     pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.final_norm.forward(x)?;
+        let h = self.globals.final_norm.forward(x)?;
         let logits = Proj {
-            w: self.unembed.clone(),
+            w: self.globals.unembed.clone(),
             b: None,
         }
         .forward(&h)?;
@@ -584,8 +579,9 @@ impl Model {
     /// vocabulary.
     pub fn answer_logits(&self, x: &Tensor, ids: &Tensor) -> Result<Tensor> {
         let (n, k) = ids.dims2()?;
-        let h = self.final_norm.forward(x)?; // [N, D]
+        let h = self.globals.final_norm.forward(x)?; // [N, D]
         let w = self
+            .globals
             .unembed
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((n, k, self.cfg.d_model))?; // [N, K, D]
@@ -623,12 +619,33 @@ impl Model {
         let a = self.attn_post(l, &self.attn_out_pre_norm(l, &z)?)?;
         let a = hooks.run(HookName::Layer(l, HookPoint::AttnOut), a)?;
         let x_rows = if last_only { x.narrow(1, t - 1, 1)? } else { x };
-        let mid = (x_rows + a)?;
+        let mid = (&x_rows + a)?;
         let mid = hooks.run(HookName::Layer(l, HookPoint::ResidMid), mid)?;
-        let m = self.mlp(l, &mid)?;
+        let m = self.mlp(l, self.mlp_input(&mid, &x_rows))?;
         let m = hooks.run(HookName::Layer(l, HookPoint::MlpOut), m)?;
         let post = (mid + m)?;
         hooks.run(HookName::Layer(l, HookPoint::ResidPost), post)
+    }
+
+    /// What the MLP reads, given the block's resid_mid and its input (resid_pre): the family's
+    /// block shape decides.
+    fn mlp_input<'t>(&self, mid: &'t Tensor, pre: &'t Tensor) -> &'t Tensor {
+        match self.cfg.block {
+            BlockShape::Sequential => mid,
+            BlockShape::Parallel => pre,
+        }
+    }
+
+    /// The family's block shape (the fast algorithm's pass 1 depends on it).
+    pub fn block_shape(&self) -> BlockShape {
+        self.cfg.block
+    }
+
+    /// resid_post of block `l` from a (replaced) resid_mid `mid` and the block's input `pre`,
+    /// which only a parallel block's MLP reads. Shapes broadcast: a shared `pre` [1, N, D] with
+    /// per-head `mid` [H, N, D] gives [H, N, D], and a parallel block's MLP then runs once.
+    pub fn block_after_mid(&self, l: usize, mid: &Tensor, pre: &Tensor) -> Result<Tensor> {
+        Ok(mid.broadcast_add(&self.mlp(l, self.mlp_input(mid, pre))?)?)
     }
 
     /// The general forward pass: from tokens or from a layer's resid_pre, to the logits or to a

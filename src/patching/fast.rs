@@ -50,9 +50,10 @@ struct Dims {
     d_model: usize,
 }
 
-/// The pass-1 state of the sender heads of layer `ls` right after their swapped attention:
-/// resid_mid[ls] with one head's z swapped inside the pre-norm attention output, at positions
-/// `p0..len`: [H, B * P, D] (rows ordered head, prompt, position).
+/// The pass-1 state of the sender heads of layer `ls`: the layer's (contrast) resid_pre
+/// [1, B * P, D], shared by every head, and resid_mid with one head's z swapped inside the
+/// attention output, [H, B * P, D], at positions `p0..len` (rows ordered head, prompt,
+/// position).
 fn sender_start(
     model: &Model,
     cache: &BatchCache,
@@ -60,31 +61,33 @@ fn sender_start(
     p0: usize,
     b: usize,
     t: usize,
-) -> Result<Tensor> {
-    let h = model.n_heads();
+) -> Result<(Tensor, Tensor)> {
     let d = model.cfg.d_model;
     let p = t - p0;
-    let dh = model.cfg.d_head;
     let z_c = cache.z_contrast_from(ls, p0)?;
-    let dz = (cache.z_normal_from(ls, p0)? - &z_c)?; // [B, P, H, dh]
-    let dz = dz.permute((2, 0, 1, 3))?.reshape((h, b * p, dh))?;
-    let w_o = model.layers[ls]
-        .o
-        .w
-        .reshape((d, h, dh))?
-        .permute((1, 2, 0))?
-        .contiguous()?; // [H, dh, D]
-    let delta = dz.matmul(&w_o)?; // [H, B*P, D]: each head's own swap
-    let o_c = model.attn_out_pre_norm(ls, &z_c)?.reshape((1, b * p, d))?;
-    let a = model.attn_post(ls, &delta.broadcast_add(&o_c)?)?;
+    let a = model.attn_out_head_swaps(ls, &z_c, &cache.z_normal_from(ls, p0)?)?;
     let x0 = cache.resid_pre_from(ls, p0)?.reshape((1, b * p, d))?;
-    Ok(x0.broadcast_add(&a)?)
+    let mid = x0.broadcast_add(&a)?;
+    Ok((x0, mid))
+}
+
+/// Concatenates row groups along the first dimension.
+fn cat(parts: Vec<Tensor>) -> Result<Tensor> {
+    Ok(match parts.len() {
+        1 => parts.into_iter().next().expect("one part"),
+        _ => Tensor::cat(&parts, 0)?,
+    })
 }
 
 /// Pass 1 for every head of the sender layers `layers` (ascending) at positions `p0..len`,
 /// advancing all of them together: the patched residual stream at each stop, as
 /// [G, B * P, D] with G = layers × heads (rows ordered layer, head, prompt, position). Every
 /// stop must be at or after the last sender layer.
+///
+/// Each layer's attention is frozen (the contrast output, the sender layer's with one head
+/// swapped); the rest of the block is the model's (`block_after_mid`): in a sequential block
+/// the MLP reads resid_mid, in a parallel one the block's input, so there a sender's change
+/// first reaches the MLP of the next layer.
 fn pass1(
     model: &Model,
     cache: &BatchCache,
@@ -103,36 +106,46 @@ fn pass1(
         .max()
         .expect("at least one stop");
     let mut out: Vec<Option<Tensor>> = vec![None; stops.len()];
-    let mut x: Option<Tensor> = None;
+    // Pass 1's resid_pre at layer l of the senders already in the chain.
+    let mut pre: Option<Tensor> = None;
     for l in first..=last {
-        // Senders already in the chain pass layer l's (frozen, contrast) attention.
-        if let Some(cur) = x.take() {
+        // (resid_pre, resid_mid) of each row group at layer l.
+        let mut groups: Vec<(Tensor, Tensor)> = Vec::new();
+        if let Some(x) = pre.take() {
+            // Senders already in the chain pass layer l's (frozen, contrast) attention.
             let a = cache.attn_out_from(l, p0)?.reshape((1, b * p, d))?;
-            x = Some(cur.broadcast_add(&a)?);
+            let mid = x.broadcast_add(&a)?;
+            groups.push((x, mid));
         }
         if layers.contains(&l) {
-            let new = sender_start(model, cache, l, p0, b, t)?;
-            x = Some(match x.take() {
-                None => new,
-                Some(cur) => Tensor::cat(&[&cur, &new], 0)?,
-            });
+            groups.push(sender_start(model, cache, l, p0, b, t)?);
         }
-        let Some(cur) = x.as_ref() else { continue };
-        for (i, want) in stops.iter().enumerate() {
-            if *want == Stop::Mid(l) {
-                out[i] = Some(cur.clone());
+        if groups.is_empty() {
+            continue;
+        }
+        let want_mid = stops.contains(&Stop::Mid(l));
+        if want_mid {
+            let mid = cat(groups.iter().map(|(_, m)| m.clone()).collect())?;
+            for (i, want) in stops.iter().enumerate() {
+                if *want == Stop::Mid(l) {
+                    out[i] = Some(mid.clone());
+                }
             }
         }
         if l == last && !stops.contains(&Stop::Post(last)) {
             break;
         }
-        let next = (cur + model.mlp(l, cur)?)?;
+        let posts = groups
+            .iter()
+            .map(|(x, mid)| model.block_after_mid(l, mid, x))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let post = cat(posts)?;
         for (i, want) in stops.iter().enumerate() {
             if *want == Stop::Post(l) {
-                out[i] = Some(next.clone());
+                out[i] = Some(post.clone());
             }
         }
-        x = Some(next);
+        pre = Some(post);
     }
     Ok(out
         .into_iter()
@@ -336,8 +349,17 @@ fn sweep_reachable(
             let p0 = if at_end { t - 1 } else { batch.first_diff };
             let x = pass1(model, cache, layers, p0, &[stop], b, t)?.remove(0);
             if at_end {
+                // Pass 2 from a replaced resid_mid: the rest of the contrast block (whose
+                // input is the contrast resid_pre; only a parallel block's MLP reads it).
                 let x = match stop {
-                    Stop::Mid(l) => (&x + model.mlp(l, &x)?)?,
+                    Stop::Mid(l) => {
+                        let pre = cache.resid_pre_from(l, p0)?.reshape((
+                            1,
+                            b * (t - p0),
+                            dims.d_model,
+                        ))?;
+                        model.block_after_mid(l, &x, &pre)?
+                    }
                     Stop::Post(_) => x,
                 };
                 let rows = x.reshape((g * b, dims.d_model))?;
@@ -349,7 +371,12 @@ fn sweep_reachable(
                 };
                 let mut full = assemble(&prefix, &x, p0, &dims)?;
                 if let Stop::Mid(l) = stop {
-                    full = (&full + model.mlp(l, &full)?)?;
+                    let d = dims.d_model;
+                    let pre = cache.resid_pre_full(l)?.unsqueeze(0)?;
+                    let mid = full.reshape((g, b, t, d))?;
+                    full = model
+                        .block_after_mid(l, &mid, &pre)?
+                        .reshape((g * b, t, d))?;
                 }
                 finish(model, next, full, &answers, &mut Hooks::none())?
             }

@@ -297,16 +297,20 @@ impl State {
         self.model = None;
         let progress_sink = sink.clone_box();
         let what = format!("loading {}", r.model);
-        let lm = crate::model::transformer::with_load_progress(
-            move |done, total| {
-                progress_sink.send(Event::Progress {
-                    id,
-                    what: what.clone(),
-                    done,
-                    total,
-                })
-            },
-            || crate::model::load(&r.model, r.tokenizer.as_deref(), &device, dtype),
+        let mut progress = move |done, total| {
+            progress_sink.send(Event::Progress {
+                id,
+                what: what.clone(),
+                done,
+                total,
+            })
+        };
+        let lm = crate::model::source::load_with_progress(
+            &r.model,
+            r.tokenizer.as_deref(),
+            &device,
+            dtype,
+            &mut progress,
         )?;
         sink.send(Event::ModelLoaded {
             id,

@@ -24,13 +24,24 @@ pub fn fixture(name: &str) -> PathBuf {
 pub const ALL_FIXTURES: &[&str] = &[
     "tiny-gemma2",
     "tiny-gemma2-window",
+    "tiny-gpt2",
     "tiny-llama",
     "tiny-mistral",
+    "tiny-pythia",
     "tiny-qwen2",
+    "tiny-qwen3",
 ];
 
 /// Fixtures with path-patching references.
-pub const PATCHING_FIXTURES: &[&str] = &["tiny-gemma2", "tiny-llama", "tiny-mistral", "tiny-qwen2"];
+pub const PATCHING_FIXTURES: &[&str] = &[
+    "tiny-gemma2",
+    "tiny-gpt2",
+    "tiny-llama",
+    "tiny-mistral",
+    "tiny-pythia",
+    "tiny-qwen2",
+    "tiny-qwen3",
+];
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_headhunt"))
