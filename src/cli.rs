@@ -13,6 +13,7 @@ pub mod check;
 pub mod eval;
 pub mod patch;
 pub mod show;
+pub mod signals;
 pub mod train_demo;
 pub mod tui;
 
@@ -110,6 +111,9 @@ pub struct RunArgs {
     /// comparisons with other implementations).
     #[arg(long)]
     pub save_logits: Option<PathBuf>,
+    /// Overwrite an existing --save-logits file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs the CLI and returns the process exit code: 0 on success, 2 on any error (bad input,
@@ -118,11 +122,21 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => patch::EXIT_BROKEN_PIPE,
         Err(e) => {
-            eprintln!("error: {}", one_line_error(&e));
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line_error(&e));
             2
         }
     }
+}
+
+/// Whether an error is a write to a reader that went away (`| head`): a normal end.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `a: b: c` on one line, whatever the error chain holds.
@@ -237,6 +251,10 @@ fn compact_list(items: &[String]) -> String {
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    if let Some(path) = &a.save_logits {
+        crate::results::preflight(path, a.force)
+            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
+    }
     let lm = a.model.load()?;
     let ids = lm.tokenizer.encode(&a.prompt)?;
     if ids.is_empty() {
@@ -252,8 +270,8 @@ fn run(a: RunArgs) -> Result<()> {
             .to_dtype(candle_core::DType::F64)?
             .to_vec1::<f64>()?;
         let bytes = crate::results::npy::encode_f64(&all, &[ids.len(), lm.model.cfg.vocab_size]);
-        std::fs::write(path, bytes)
-            .with_context(|| format!("--save-logits {}: cannot write", path.display()))?;
+        signals::while_saving(|| crate::results::write_atomic(path, &bytes, a.force))
+            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
     }
     let last = logits
         .narrow(1, ids.len() - 1, 1)?
