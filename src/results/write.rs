@@ -66,6 +66,12 @@ pub fn check_target(path: &Path, overwrite: bool) -> Result<(), ResultsError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(ResultsError::io(
+                path,
+                "a folder on its path is not a folder but a file",
+            ))
+        }
         Err(e) => return Err(ResultsError::io(path, format!("cannot inspect: {e}"))),
     };
     let ft = meta.file_type();

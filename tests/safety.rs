@@ -1,0 +1,371 @@
+//! Nothing a run computed is lost, and nothing that is not headhunt's is replaced (issue 12),
+//! through the built binary: real pipes, real signals to a real child process, real files.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn demo_model() -> PathBuf {
+    root().join("assets/demo-model")
+}
+
+fn data() -> PathBuf {
+    root().join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
+}
+
+/// `headhunt patch` on the demo model (0.01 s of sweep), writing `out`.
+fn patch(out: &Path, extra: &[&str]) -> Command {
+    patch_n(out, "12", extra)
+}
+
+fn patch_n(out: &Path, examples: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["patch", "--model", demo_model().to_str().unwrap()])
+        .args(["--data", data().to_str().unwrap(), "--examples", examples])
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .env("RUST_BACKTRACE", "1");
+    c
+}
+
+/// A slow sweep of the demo model: the literal algorithm, one example per batch, about 0.3 s
+/// per sender layer, for interrupting between layers.
+fn slow_patch(out: &Path) -> Command {
+    patch_n(
+        out,
+        "100",
+        &["--algorithm", "reference", "--batch-size", "1"],
+    )
+}
+
+fn code_err(o: &Output) -> (i32, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+/// Runs `cmd` with its stdout a pipe whose reader has already gone.
+fn with_closed_stdout(mut cmd: Command) -> (i32, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    code_err(&child.wait_with_output().unwrap())
+}
+
+fn complete(path: &Path) -> bool {
+    headhunt::results::RunRecord::load(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .complete
+}
+
+/// Every `.NAME.tmp-PID-N` under `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().contains(".tmp-") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Waits until the child has finished its first sender layer (stderr), then returns the
+/// rest of its stderr lines as they come.
+fn after_first_layer(child: &mut Child) -> impl Iterator<Item = String> {
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    for line in lines.by_ref() {
+        if line.starts_with("sender layer ") {
+            break;
+        }
+    }
+    lines
+}
+
+fn kill(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+// ----- 1. a closed or full stdout/stderr -----
+
+#[test]
+fn a_closed_stdout_keeps_the_result_and_ends_quietly() {
+    let dir = temp_dir("safe-pipe");
+    let out = dir.join("r.json");
+    let (code, err) = with_closed_stdout(patch(&out, &["--npy"]));
+    assert_eq!(code, 141, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(complete(&out));
+    assert!(dir.join("r.relative.npy").is_file());
+    let model = demo_model();
+    let m = model.to_str().unwrap();
+    let d = data();
+    let commands: [&[&str]; 4] = [
+        &["show", out.to_str().unwrap()],
+        &["info", "--model", m],
+        &["data", "show", "--data", d.to_str().unwrap()],
+        &["eval", "--model", m, "--data", d.to_str().unwrap()],
+    ];
+    for args in commands {
+        let mut c = Command::new(bin());
+        c.args(args).env("RUST_BACKTRACE", "1");
+        let (code, err) = with_closed_stdout(c);
+        assert_eq!(code, 141, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_full_stdout_or_stderr_keeps_the_result() {
+    let dir = temp_dir("safe-full");
+    let full = || {
+        Stdio::from(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+    };
+    let out = dir.join("stdout.json");
+    let o = patch(&out, &[]).stdout(full()).output().unwrap();
+    let (code, err) = code_err(&o);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(complete(&out));
+    let out = dir.join("stderr.json");
+    let o = patch(&out, &[]).stderr(full()).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(complete(&out));
+}
+
+// ----- 2. what --force may replace -----
+
+#[test]
+fn force_replaces_only_regular_files() {
+    let dir = temp_dir("safe-force");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let socket = dir.join("socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let target = dir.join("target.json");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let dangling = dir.join("dangling.json");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+    for p in [&fifo, &socket, &folder, &link, &dangling] {
+        let (code, err) = code_err(&patch(p, &["--force"]).output().unwrap());
+        assert_one_line_error(code, &err, &["--out", &p.display().to_string()]);
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let kind = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    assert!(kind(&fifo).is_fifo() && kind(&socket).is_socket() && kind(&folder).is_dir());
+    assert!(kind(&link).is_symlink() && kind(&dangling).is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    assert!(!dir.join("nowhere").exists());
+}
+
+// ----- 3. --out checked before any work; unique default names; a fallback -----
+
+#[test]
+fn unusable_out_is_refused_before_any_work() {
+    let dir = temp_dir("safe-pre");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    std::fs::write(dir.join("taken.relative.npy"), "").unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling.json")).unwrap();
+    let long = dir.join(format!("{}.json", "a".repeat(245)));
+    let cases: Vec<(PathBuf, &[&str], &str)> = vec![
+        (
+            PathBuf::from(format!("{}/new/", dir.display())),
+            &[],
+            "trailing /",
+        ),
+        (dir.join("dangling.json"), &[], "symbolic link"),
+        (dir.join("taken.json"), &["--npy"], "taken.relative.npy"),
+        (long, &[], "File name too long"),
+        (file.join("r.json"), &[], "is not a folder"),
+    ];
+    for (out, extra, needle) in cases {
+        let (code, err) = code_err(&patch(&out, extra).output().unwrap());
+        if needle.contains("too long") {
+            // The 245-byte name makes the line too long for the helper's backtrace check.
+            assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+            assert!(err.contains(needle), "{err}");
+        } else {
+            assert_one_line_error(code, &err, &[needle]);
+        }
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a-file", "dangling.json", "taken.relative.npy"]);
+}
+
+#[test]
+fn default_names_are_unique_and_name_the_data() {
+    let dir = temp_dir("safe-names");
+    let run = || {
+        let mut c = Command::new(bin());
+        c.current_dir(&dir)
+            .args(["patch", "--model", demo_model().to_str().unwrap()])
+            .args(["--data", data().to_str().unwrap(), "--examples", "12"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c.spawn().unwrap()
+    };
+    // Four runs of the same model, data and receiver at once: four files.
+    let children: Vec<Child> = (0..4).map(|_| run()).collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for n in &names {
+        assert!(n.contains("addition_nmax9_offset1"), "{n}");
+        assert!(complete(&dir.join("results").join(n)));
+    }
+}
+
+#[test]
+fn a_result_that_cannot_go_to_out_goes_to_a_fallback() {
+    let dir = temp_dir("safe-fallback");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // A file appears at --out during the run: the result goes beside it.
+    let out = dir.join("r.json");
+    let mut child = slow_patch(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rest = after_first_layer(&mut child);
+    std::fs::write(&out, "someone else's").unwrap();
+    let err: Vec<String> = rest.collect();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "someone else's");
+    let beside = dir.join(format!("r.recovered-{}.json", child.id()));
+    assert!(complete(&beside), "{err:?}");
+    assert!(err
+        .iter()
+        .any(|l| l.contains(&beside.display().to_string())));
+    // Its folder is replaced by a file: the result goes to the temporary folder.
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut child = slow_patch(&sub.join("r.json"))
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rest = after_first_layer(&mut child);
+    std::fs::rename(&sub, dir.join("sub.moved")).unwrap();
+    std::fs::write(&sub, "").unwrap();
+    let err: Vec<String> = rest.collect();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{err:?}");
+    let recovered = tmp.join(format!("r.recovered-{}.json", child.id()));
+    assert!(complete(&recovered), "{err:?}");
+    assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+}
+
+// ----- 4. SIGTERM and SIGHUP save like Ctrl-C; no temporary file outlives its process -----
+
+#[test]
+fn sigterm_and_sighup_save_the_finished_rows() {
+    let dir = temp_dir("safe-signals");
+    for (sig, code) in [("TERM", 143), ("HUP", 129)] {
+        let out = dir.join(format!("{sig}.json"));
+        let mut child = slow_patch(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let rest = after_first_layer(&mut child);
+        kill(&child, sig);
+        let err: Vec<String> = rest.collect();
+        assert_eq!(child.wait().unwrap().code(), Some(code), "{err:?}");
+        let rec = headhunt::results::RunRecord::load(&out).unwrap();
+        assert!(!rec.complete);
+        assert!(
+            (1..3).contains(&rec.rows_computed.len()),
+            "{:?}",
+            rec.rows_computed
+        );
+    }
+    assert!(temp_files(&dir).is_empty());
+}
+
+#[test]
+fn stale_temporary_files_of_dead_processes_are_removed() {
+    let dir = temp_dir("safe-stale");
+    // PID 4194304 is above Linux's largest: that process is gone.
+    let stale = dir.join(".r.json.tmp-4194304-0");
+    std::fs::write(&stale, "half a result").unwrap();
+    let f = std::fs::File::options().write(true).open(&stale).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    let o = patch(&dir.join("r.json"), &[]).output().unwrap();
+    assert!(o.status.success());
+    assert!(!stale.exists());
+}
+
+// ----- 5. train-demo -----
+
+#[test]
+fn train_demo_protects_every_file_it_writes_and_checks_out_first() {
+    let dir = temp_dir("safe-train");
+    std::fs::write(dir.join("config.json"), "mine").unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (out, needle) in [(dir.clone(), "config.json"), (file.join("m"), "--out")] {
+        let started = std::time::Instant::now();
+        let o = Command::new(bin())
+            .args(["train-demo", "--out", out.to_str().unwrap()])
+            .args(["--steps", "1", "--eval-every", "0"])
+            .output()
+            .unwrap();
+        let (code, err) = code_err(&o);
+        assert_one_line_error(code, &err, &[needle]);
+        assert!(started.elapsed().as_secs() < 5, "trained first: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        "mine"
+    );
+    assert!(!dir.join("model.safetensors").exists());
+}
