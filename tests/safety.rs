@@ -369,3 +369,131 @@ fn train_demo_protects_every_file_it_writes_and_checks_out_first() {
     );
     assert!(!dir.join("model.safetensors").exists());
 }
+
+// ----- fault injection -----
+
+#[derive(Debug, Default)]
+struct Counts {
+    closed_stdout: usize,
+    sigterm: usize,
+    unwritable: usize,
+    complete: usize,
+    partial: usize,
+    /// Stopped or refused before anything was computed (no baselines yet): nothing to keep.
+    before_work: usize,
+    fallback: usize,
+}
+
+/// A sweep of the demo model, many times; at a random (seeded) moment its stdout is closed,
+/// it gets SIGTERM, or its output folder becomes unusable. Every time, either a complete or a
+/// valid partial result exists (at --out, where the folder moved, or at the fallback path the
+/// error names), or the run was stopped before it computed anything; no temporary file is
+/// ever left. "Unusable folder" cannot be chmod, which root (CI) ignores: the folder is moved
+/// away and a regular file put in its place, which stops every user (ENOTDIR).
+#[test]
+fn fault_injection_never_loses_a_finished_result() {
+    use rand::{Rng, SeedableRng};
+    let base = temp_dir("safe-faults");
+    let run = |trial: &Path| {
+        std::fs::create_dir_all(trial.join("out")).unwrap();
+        std::fs::create_dir_all(trial.join("tmp")).unwrap();
+        let mut c = patch_n(
+            &trial.join("out/r.json"),
+            "30",
+            &["--algorithm", "reference", "--batch-size", "1", "--quiet"],
+        );
+        c.env("TMPDIR", trial.join("tmp"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    // How long one undisturbed run takes, so that faults land anywhere in it.
+    let started = std::time::Instant::now();
+    let calib = base.join("calibration");
+    assert!(run(&calib).wait_with_output().unwrap().status.success());
+    assert!(complete(&calib.join("out/r.json")));
+    let span_ms = (started.elapsed().as_millis() as u64 * 6 / 5).max(50);
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let mut n = Counts::default();
+    const TRIALS: usize = 45;
+    for i in 0..TRIALS {
+        let trial = base.join(format!("trial-{i}"));
+        let mut child = run(&trial);
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+        let fault = rng.random_range(0..3);
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.random_range(0..span_ms),
+        ));
+        match fault {
+            0 => {
+                n.closed_stdout += 1;
+                drop(child.stdout.take());
+            }
+            1 => {
+                n.sigterm += 1;
+                kill(&child, "TERM");
+            }
+            _ => {
+                n.unwritable += 1;
+                std::fs::rename(trial.join("out"), trial.join("out.moved")).unwrap();
+                std::fs::write(trial.join("out"), "").unwrap();
+            }
+        }
+        let status = child.wait().unwrap();
+        let err = reader.join().unwrap();
+        let ctx = format!("trial {i}, fault {fault}, {status:?}: {err}");
+        let recovered = format!("r.recovered-{}.json", child.id());
+        let found: Vec<PathBuf> = [
+            trial.join("out/r.json"),
+            trial.join("out.moved/r.json"),
+            trial.join("tmp").join(&recovered),
+            trial.join("out").join(&recovered),
+        ]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+        assert!(
+            temp_files(&trial).is_empty(),
+            "{ctx}: {:?}",
+            temp_files(&trial)
+        );
+        assert!(found.len() <= 1, "{ctx}: {found:?}");
+        let Some(path) = found.first() else {
+            assert!(!err.contains("baselines:"), "computed, then lost: {ctx}");
+            assert!(matches!(status.code(), Some(2) | Some(143) | None), "{ctx}");
+            n.before_work += 1;
+            continue;
+        };
+        if path.starts_with(trial.join("tmp")) {
+            n.fallback += 1;
+            assert!(err.contains(&recovered), "the fallback is named: {ctx}");
+        }
+        let rec = headhunt::results::RunRecord::load(path).unwrap();
+        for l in 0..rec.n_layers {
+            assert_eq!(
+                rec.relative[l].is_some(),
+                rec.rows_computed.contains(&l),
+                "{ctx}"
+            );
+        }
+        if rec.complete {
+            n.complete += 1;
+            assert_eq!(rec.rows_computed.len(), rec.n_layers, "{ctx}");
+        } else {
+            n.partial += 1;
+            assert_eq!(status.code(), Some(143), "{ctx}");
+        }
+    }
+    eprintln!("{n:?}");
+    assert_eq!(n.closed_stdout + n.sigterm + n.unwritable, TRIALS);
+    assert_eq!(n.complete + n.partial + n.before_work, TRIALS, "{n:?}");
+    assert!(
+        n.closed_stdout >= 5 && n.sigterm >= 5 && n.unwritable >= 5,
+        "{n:?}"
+    );
+    // Faults land before, during and after the sweep.
+    assert!(n.complete >= 1 && n.partial >= 1, "{n:?}");
+    let _ = std::fs::remove_dir_all(&base);
+}
