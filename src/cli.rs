@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
@@ -10,6 +11,7 @@ use crate::model::tokenizer::printable;
 pub mod attention;
 pub mod bench;
 pub mod check;
+pub mod checks;
 pub mod eval;
 pub mod patch;
 pub mod show;
@@ -80,9 +82,23 @@ impl ModelArgs {
     pub fn load(&self) -> Result<crate::model::LoadedModel> {
         let device = parse_device(&self.device)?;
         let dtype = parse_dtype(self.dtype.as_deref(), &device)?;
+        let tokenizer = match &self.tokenizer {
+            // A model folder given for its tokenizer: use the tokenizer.json in it.
+            Some(t) if t.is_dir() => {
+                let file = t.join("tokenizer.json");
+                if !file.is_file() {
+                    anyhow::bail!(
+                        "--tokenizer {}: is a folder without tokenizer.json; give a tokenizer.json file",
+                        t.display()
+                    );
+                }
+                Some(file)
+            }
+            other => other.clone(),
+        };
         Ok(crate::model::load(
             &self.model,
-            self.tokenizer.as_deref(),
+            tokenizer.as_deref(),
             &device,
             dtype,
         )?)
@@ -260,6 +276,7 @@ fn run(a: RunArgs) -> Result<()> {
     if ids.is_empty() {
         anyhow::bail!("--prompt: the text tokenizes to nothing");
     }
+    checks::check_prompt(&lm, &ids, "--prompt")?;
     let tokens = lm.model.tokens_tensor(std::slice::from_ref(&ids))?;
     let started = std::time::Instant::now();
     let logits = lm.model.forward(&tokens).context("forward pass")?;
@@ -278,6 +295,13 @@ fn run(a: RunArgs) -> Result<()> {
         .flatten_all()?
         .to_dtype(candle_core::DType::F32)?
         .to_vec1::<f32>()?;
+    if let Some(bad) = last.iter().find(|x| !x.is_finite()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: the model's logits are not finite ({bad}): its weights hold NaN or Inf, or {} overflows",
+            dtype_name(lm.model.dtype)
+        );
+    }
     println!("tokens ({}):", ids.len());
     for (i, id) in ids.iter().enumerate() {
         println!(

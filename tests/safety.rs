@@ -497,3 +497,253 @@ fn fault_injection_never_loses_a_finished_result() {
     assert!(n.complete >= 1 && n.partial >= 1, "{n:?}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+// ----- 6. meaningless inputs; 7. misleading messages -----
+
+fn headhunt(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let (code, err) = code_err(&o);
+    (code, String::from_utf8_lossy(&o.stdout).to_string(), err)
+}
+
+/// A copy of the demo model whose final norm is NaN.
+fn nan_model(dir: &Path) -> PathBuf {
+    let m = dir.join("nan-model");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(demo_model().join(f), m.join(f)).unwrap();
+    }
+    let mut b = std::fs::read(demo_model().join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let t = &header["model.norm.weight"];
+    assert_eq!(t["dtype"], "F32");
+    let (s, e) = (
+        t["data_offsets"][0].as_u64().unwrap() as usize,
+        t["data_offsets"][1].as_u64().unwrap() as usize,
+    );
+    for chunk in b[8 + n + s..8 + n + e].chunks_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(m.join("model.safetensors"), b).unwrap();
+    m
+}
+
+#[test]
+fn meaningless_inputs_are_refused_or_warned_about() {
+    let dir = temp_dir("safe-meaningless");
+    let m = demo_model();
+    let m = m.to_str().unwrap();
+    let d = data();
+    let d = d.to_str().unwrap();
+    let out = dir.join("x.json");
+    let o = out.to_str().unwrap();
+    // A prompt longer than the model's 256 positions.
+    let long = "1+1=2\n".repeat(100);
+    let (code, _, err) = headhunt(&["run", "--model", m, "--prompt", &long]);
+    assert_one_line_error(code, &err, &["--prompt", "at most 256 positions"]);
+    let pairs = dir.join("long.jsonl");
+    let line = format!(
+        "{{\"normal_input\": {long:?}, \"normal_output\": \"2\", \"contrast_input\": {long:?}, \"contrast_output\": \"3\"}}\n"
+    );
+    std::fs::write(&pairs, line).unwrap();
+    let p = pairs.to_str().unwrap();
+    let (code, _, err) = headhunt(&["patch", "--model", m, "--data", p, "--out", o]);
+    assert_one_line_error(code, &err, &["long.jsonl:1", "at most 256 positions"]);
+    // NaN weights: an error, and no result that reads as complete.
+    let nan = nan_model(&dir);
+    let args = [
+        "--model",
+        nan.to_str().unwrap(),
+        "--data",
+        d,
+        "--examples",
+        "4",
+    ];
+    let (code, _, err) = headhunt(&[&["patch"], &args[..], &["--out", o]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not finite"), "{err}");
+    assert!(!out.exists());
+    // Answers whose read (last) tokens are the same: LD is identically 0.
+    let same = dir.join("same.jsonl");
+    let row = r#"{"normal_input": "1+1=", "normal_output": "14", "contrast_input": "1+2=", "contrast_output": "24"}"#;
+    std::fs::write(&same, format!("{row}\n{row}\n")).unwrap();
+    let s = same.to_str().unwrap();
+    let (code, _, err) = headhunt(&["patch", "--model", m, "--data", s, "--out", o]);
+    assert_one_line_error(code, &err, &["same.jsonl", "always 0"]);
+    // An answer the tokenizer does not know: a warning naming the line.
+    let unk = dir.join("unk.jsonl");
+    std::fs::write(
+        &unk,
+        "{\"normal_input\": \"1+1=\", \"normal_output\": \"2\", \"contrast_input\": \"1+2=\", \"contrast_output\": \"x\"}\n",
+    )
+    .unwrap();
+    let u = unk.to_str().unwrap();
+    let (code, _, err) = headhunt(&["patch", "--model", m, "--data", u, "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("unk.jsonl:1: an answer tokenizes to the unknown token"),
+        "{err}"
+    );
+    std::fs::remove_file(&out).unwrap();
+    // Thresholds.
+    for (hi, lo) in [("nan", "0.02"), ("0.01", "0.02")] {
+        let (code, _, err) = headhunt(&[
+            "patch", "--model", m, "--data", d, "--hi", hi, "--lo", lo, "--out", o,
+        ]);
+        assert_one_line_error(code, &err, &["--hi", "--lo"]);
+    }
+    // resid_pre of layer 0: no sender reaches it.
+    let (code, _, err) = headhunt(&[
+        "patch",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--receiver",
+        "resid_pre:0",
+        "--out",
+        o,
+    ]);
+    assert_one_line_error(code, &err, &["resid_pre", "no sender"]);
+    assert!(!out.exists());
+}
+
+/// `cmd` must end within 20 s (a second open of a FIFO would block for ever).
+fn within(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn messages_say_what_is_wrong() {
+    let dir = temp_dir("safe-messages");
+    let m = demo_model();
+    let ms = m.to_str().unwrap();
+    let llama = fixture("tiny-llama");
+    let d = data();
+    let d = d.to_str().unwrap();
+    let o = dir.join("x.json");
+    let o = o.to_str().unwrap();
+    // An integer beyond 64 bits.
+    let big = dir.join("big.jsonl");
+    std::fs::write(
+        &big,
+        "{\"demonstration\": [[1000000000000000000000000000000, 2]], \"inference\": [1, 2]}\n",
+    )
+    .unwrap();
+    let (code, _, err) = headhunt(&[
+        "data",
+        "show",
+        "--data",
+        big.to_str().unwrap(),
+        "--shots",
+        "1",
+    ]);
+    assert_one_line_error(code, &err, &["too large"]);
+    // Another model's tokenizer: named, before the sweep.
+    let tok = llama.join("tokenizer.json");
+    let (code, _, err) = headhunt(&[
+        "patch",
+        "--model",
+        ms,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--data",
+        d,
+        "--out",
+        o,
+    ]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["tiny-llama/tokenizer.json", "does not belong"],
+    );
+    // A UTF-8 byte-order mark.
+    let bom = dir.join("bom.jsonl");
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend(std::fs::read(data()).unwrap());
+    std::fs::write(&bom, bytes).unwrap();
+    let (code, _, err) = headhunt(&["data", "show", "--data", bom.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // --tokenizer DIR: the tokenizer.json in it.
+    let (code, _, err) = headhunt(&["run", "--model", ms, "--tokenizer", ms, "--prompt", "1+1="]);
+    assert_eq!(code, 0, "{err}");
+    // A FIFO (as `--data <(cat f)` gives) is read once.
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (f2, src) = (fifo.clone(), data());
+    let writer = std::thread::spawn(move || {
+        let _ = std::fs::write(&f2, std::fs::read(src).unwrap());
+    });
+    let mut c = Command::new(bin());
+    c.args(["data", "show", "--data", fifo.to_str().unwrap()]);
+    let out = within(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    writer.join().unwrap();
+    // A result of a newer format.
+    let (code, _, err) = headhunt(&[
+        "patch",
+        "--model",
+        ms,
+        "--data",
+        d,
+        "--examples",
+        "4",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let newer = dir.join("newer.json");
+    let text = std::fs::read_to_string(o).unwrap();
+    std::fs::write(
+        &newer,
+        text.replace("\"format_version\": 1", "\"format_version\": 2"),
+    )
+    .unwrap();
+    let (code, _, err) = headhunt(&["show", newer.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("format_version 2 is newer"), "{err}");
+    // run --save-logits keeps an existing file without --force.
+    let logits = dir.join("logits.npy");
+    std::fs::write(&logits, "mine").unwrap();
+    let l = logits.to_str().unwrap();
+    let (code, _, err) = headhunt(&["run", "--model", ms, "--prompt", "1+1=", "--save-logits", l]);
+    assert_one_line_error(code, &err, &["--save-logits", "--force"]);
+    assert_eq!(std::fs::read_to_string(&logits).unwrap(), "mine");
+    let (code, _, err) = headhunt(&[
+        "run",
+        "--model",
+        ms,
+        "--prompt",
+        "1+1=",
+        "--save-logits",
+        l,
+        "--force",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -62,7 +62,9 @@ pub fn table(acc: &Accuracy) -> String {
         "baselines   LD_normal {:+.4}   LD_contrast {:+.4}   gap {gap:+.4}  (LD = logit[normal answer] - logit[contrast answer])\n",
         acc.mean_ld_normal, acc.mean_ld_contrast
     ));
-    if gap.abs() < SMALL_GAP {
+    if !gap.is_finite() {
+        s.push_str("warning     the logit differences are not finite: the model's weights hold NaN or Inf, or its dtype overflows\n");
+    } else if gap.abs() < SMALL_GAP {
         s.push_str(&format!(
             "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart; path-patching scores r would be ill-conditioned\n",
             gap.abs()
@@ -78,6 +80,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples to evaluate", spec.file.display());
     }
+    super::checks::check_tokenized(&lm, &tokenized, &spec.file)?;
     let started = std::time::Instant::now();
     let acc = evaluate(&lm.model, &tokenized.pairs, a.batch_size)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -147,6 +147,8 @@ macro_rules! note {
 /// Progress bar; a signal (Ctrl-C, SIGTERM, SIGHUP) cancels after the current step.
 struct CliObserver {
     bar: indicatif::ProgressBar,
+    /// Baselines that are NaN or infinite: every score would be too, so the sweep stops.
+    not_finite: Option<(f64, f64)>,
 }
 
 impl Observer for CliObserver {
@@ -158,6 +160,9 @@ impl Observer for CliObserver {
                 n_examples,
                 cache_seconds,
             } => {
+                if !(ld_normal.is_finite() && ld_contrast.is_finite()) {
+                    self.not_finite = Some((*ld_normal, *ld_contrast));
+                }
                 let line = format!(
                     "baselines: LD_normal {ld_normal:+.4}, LD_contrast {ld_contrast:+.4} ({n_examples} examples, caches {cache_seconds:.3} s)"
                 );
@@ -185,7 +190,7 @@ impl Observer for CliObserver {
         }
     }
     fn cancelled(&self) -> bool {
-        signals::received().is_some()
+        signals::received().is_some() || self.not_finite.is_some()
     }
 }
 
@@ -196,13 +201,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     } else {
         None
     };
-    if a.hi.is_nan() || a.lo.is_nan() || a.lo > a.hi {
-        bail!(
-            "--hi {} --lo {}: expected two numbers with --lo <= --hi",
-            a.hi,
-            a.lo
-        );
-    }
+    check_thresholds(a.hi, a.lo)?;
     if let Some(out) = &a.out {
         check_writable(out, a.force, a.npy)?;
     }
@@ -220,6 +219,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         }),
     };
     spec.validate(&lm.model)?;
+    check_reachable(&receiver, a.begin_layer)?;
     let data_spec = a.data.spec()?;
     let (out, default_name) = match &a.out {
         Some(o) => (o.clone(), false),
@@ -232,6 +232,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
+    super::checks::check_tokenized(&lm, &tokenized, &data_spec.file)?;
     if !tokenized.skipped.is_empty() {
         note!(
             "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
@@ -263,9 +264,18 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sender layers {msg}")
             .expect("valid template"),
     );
-    let mut obs = CliObserver { bar };
+    let mut obs = CliObserver {
+        bar,
+        not_finite: None,
+    };
     let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
     obs.bar.finish_and_clear();
+    if let Some((n, c)) = obs.not_finite {
+        bail!(
+            "the model's logit differences are not finite (LD_normal {n}, LD_contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            crate::model::source::dtype_name(lm.model.dtype)
+        );
+    }
 
     let record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
     // Save before printing anything: a closed stdout must never cost the result.
@@ -298,6 +308,27 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         return Ok(signals::received().map_or(130, signals::exit_code));
     }
     Ok(code)
+}
+
+/// `--hi` and `--lo` are numbers with lo <= hi (a NaN threshold lists nothing, silently).
+pub fn check_thresholds(hi: f64, lo: f64) -> Result<()> {
+    if hi.is_nan() || lo.is_nan() || lo > hi {
+        bail!("--hi {hi} --lo {lo}: expected two numbers with --lo <= --hi");
+    }
+    Ok(())
+}
+
+/// Senders are heads below the receiver: `resid_pre` of a layer at or below `--begin-layer`
+/// has none, and its row would read as a computed zero.
+fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
+    if let Receiver::Resid { kind, layers } = receiver {
+        if kind.name() == "resid_pre" && layers.iter().all(|&l| l <= begin_layer) {
+            bail!(
+                "--receiver {receiver}: no sender head comes before it (senders are heads of layers {begin_layer} and up, and resid_pre of a layer is before its heads); use resid_mid or a later layer"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The exit status of a command whose reader went away (128 + SIGPIPE), as the shell's

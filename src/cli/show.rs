@@ -28,6 +28,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(a: ShowArgs) -> Result<()> {
+    super::patch::check_thresholds(a.hi, a.lo)?;
     let rec = RunRecord::load(&a.file)?;
     warn_if_newer(&rec, &a.file);
     // Files first: a closed stdout must not cost them.
