@@ -183,7 +183,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
-        Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
+        Some(Command::TrainDemo(a)) => train_demo::run(a),
         None => tui::run(cli.tui).map(|_| 0),
     }
 }

@@ -747,3 +747,35 @@ fn messages_say_what_is_wrong() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn train_demo_saves_the_model_on_sigterm() {
+    let dir = temp_dir("safe-train-term");
+    let out = dir.join("m");
+    let mut child = Command::new(bin())
+        .args(["train-demo", "--out", out.to_str().unwrap()])
+        .args(["--steps", "1000000", "--layers", "1", "--heads", "2"])
+        .args(["--d-model", "16", "--d-mlp", "32", "--batch-tokens", "600"])
+        .args(["--eval-every", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    assert!(lines.any(|l| l.starts_with("step ")), "no step logged");
+    kill(&child, "TERM");
+    let rest: Vec<String> = lines.collect();
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("asked to stop")), "{rest:?}");
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "training.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(temp_files(&dir).is_empty());
+}

@@ -38,7 +38,7 @@ fn on_signal(sig: i32) {
         let again = if sig == SIGINT { "Ctrl-C" } else { "signal" };
         let _ = writeln!(
             std::io::stderr(),
-            "\n{}: finishing the current sender layer, then saving what is done ({again} again to quit now)",
+            "\n{}: finishing the current step, then saving what is done ({again} again to quit now)",
             name(sig)
         );
         return;

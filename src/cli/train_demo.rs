@@ -88,7 +88,7 @@ fn check_out(a: &TrainDemoArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(a: TrainDemoArgs) -> Result<()> {
+pub fn run(a: TrainDemoArgs) -> Result<i32> {
     check_out(&a)?;
     let mut cfg = TrainConfig::default();
     let set = |dst: &mut usize, v: Option<usize>| {
@@ -122,6 +122,11 @@ pub fn run(a: TrainDemoArgs) -> Result<()> {
     cfg.warmup = cfg.warmup.min(cfg.steps / 4);
     let device = parse_device(&a.device)?;
     let paper_dir = a.paper_dir.unwrap_or_else(crate::demo::paper_dir);
-    train(&cfg, &paper_dir, &a.out, &device)?;
-    Ok(())
+    // A signal ends training early; the model so far is saved (exit 128 + the signal).
+    let honour = super::signals::Honour::start();
+    train(&cfg, &paper_dir, &a.out, &device, &|| {
+        super::signals::received().is_some()
+    })?;
+    drop(honour);
+    Ok(super::signals::received().map_or(0, super::signals::exit_code))
 }

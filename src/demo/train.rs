@@ -410,12 +410,14 @@ pub struct TrainSummary {
 }
 
 /// Trains, saves the model directory `out` (config.json, model.safetensors, tokenizer.json,
-/// training.json) and returns the summary.
+/// training.json) and returns the summary. `stop` is asked after every step: when it says
+/// so (a signal), training ends early and the model so far is saved, like `--max-minutes`.
 pub fn train(
     cfg: &TrainConfig,
     paper_dir: &Path,
     out: &Path,
     device: &Device,
+    stop: &dyn Fn() -> bool,
 ) -> Result<TrainSummary> {
     if cfg.steps == 0 || cfg.batch_tokens == 0 {
         bail!("--steps and --batch-tokens must be positive");
@@ -502,9 +504,11 @@ pub fn train(
         acc_loss += loss.to_scalar::<f32>()? as f64;
         acc_n += 1;
         steps_done = step + 1;
-        let out_of_time = cfg
-            .max_minutes
-            .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
+        let stopped = stop();
+        let out_of_time = stopped
+            || cfg
+                .max_minutes
+                .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
         let last = steps_done == cfg.steps || out_of_time;
         if steps_done % cfg.log_every.max(1) == 0 || last {
             last_loss = acc_loss / acc_n as f64;
@@ -528,7 +532,12 @@ pub fn train(
             last_log = Instant::now();
         }
         if out_of_time {
-            say!("stopping after {steps_done} steps: --max-minutes reached");
+            let why = if stopped {
+                "asked to stop"
+            } else {
+                "--max-minutes reached"
+            };
+            say!("stopping after {steps_done} steps: {why}");
             break;
         }
     }
