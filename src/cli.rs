@@ -272,6 +272,7 @@ fn run(a: RunArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
     }
     let lm = a.model.load()?;
+    checks::check_text_len(&lm, &a.prompt, "--prompt")?;
     let ids = lm.tokenizer.encode(&a.prompt)?;
     if ids.is_empty() {
         anyhow::bail!("--prompt: the text tokenizes to nothing");

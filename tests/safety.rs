@@ -554,6 +554,16 @@ fn meaningless_inputs_are_refused_or_warned_about() {
     let p = pairs.to_str().unwrap();
     let (code, _, err) = headhunt(&["patch", "--model", m, "--data", p, "--out", o]);
     assert_one_line_error(code, &err, &["long.jsonl:1", "at most 256 positions"]);
+    // A megabyte of prompt: refused before tokenizing (which would take gigabytes).
+    let huge = "1+1=2\n".repeat(200_000);
+    let line = format!(
+        "{{\"normal_input\": {huge:?}, \"normal_output\": \"2\", \"contrast_input\": {huge:?}, \"contrast_output\": \"3\"}}\n"
+    );
+    std::fs::write(&pairs, line).unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = headhunt(&["patch", "--model", m, "--data", p, "--out", o]);
+    assert_one_line_error(code, &err, &["long.jsonl:1", "bytes long"]);
+    assert!(started.elapsed().as_secs() < 5, "tokenized first");
     // NaN weights: an error, and no result that reads as complete.
     let nan = nan_model(&dir);
     let args = [

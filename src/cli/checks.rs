@@ -16,6 +16,43 @@ fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {msg}");
 }
 
+/// No token of a real vocabulary holds more than this many bytes, so a text of more than
+/// `max_position_embeddings` times it cannot fit: refused before tokenizing, which for tens of
+/// megabytes would take minutes and gigabytes and then abort.
+const MAX_TOKEN_BYTES: usize = 1024;
+
+/// A prompt text short enough to be worth tokenizing (see `MAX_TOKEN_BYTES`).
+pub fn check_text_len(lm: &LoadedModel, text: &str, what: &str) -> Result<()> {
+    let max = lm.model.cfg.max_position_embeddings;
+    if text.len() > max.saturating_mul(MAX_TOKEN_BYTES) {
+        bail!(
+            "{what}: the prompt is {} bytes long, far more than the {max} positions of model {} can hold (max_position_embeddings)",
+            text.len(),
+            lm.origin.label()
+        );
+    }
+    Ok(())
+}
+
+/// The examples of `spec`, tokenized, after checking their sizes against the model.
+pub fn load_checked(lm: &LoadedModel, spec: &crate::data::DataSpec) -> Result<Tokenized> {
+    let pairs = crate::data::load_pairs(spec)?;
+    for (i, p) in pairs.iter().enumerate() {
+        let what = format!("--data {}:{}", spec.file.display(), i + 1);
+        check_text_len(lm, &p.normal_input, &what)?;
+        check_text_len(lm, &p.contrast_input, &what)?;
+    }
+    let tok = crate::data::tokenize_pairs(
+        &lm.tokenizer,
+        &pairs,
+        spec.answer_token,
+        spec.skip_mismatched,
+    )
+    .map_err(|e| e.with_file(&spec.file))?;
+    check_tokenized(lm, &tok, &spec.file)?;
+    Ok(tok)
+}
+
 /// A prompt of `ids` fits the model: its positions and its vocabulary.
 pub fn check_prompt(lm: &LoadedModel, ids: &[u32], what: &str) -> Result<()> {
     let max = lm.model.cfg.max_position_embeddings;

@@ -76,11 +76,10 @@ pub fn table(acc: &Accuracy) -> String {
 pub fn run(a: EvalArgs) -> Result<()> {
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
-    let tokenized = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+    let tokenized = super::checks::load_checked(&lm, &spec)?;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples to evaluate", spec.file.display());
     }
-    super::checks::check_tokenized(&lm, &tokenized, &spec.file)?;
     let started = std::time::Instant::now();
     let acc = evaluate(&lm.model, &tokenized.pairs, a.batch_size)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -228,11 +228,10 @@ pub fn run(a: PatchArgs) -> Result<i32> {
             (free_default(&base, a.npy)?, true)
         }
     };
-    let tokenized = crate::data::load_and_tokenize(&data_spec, &lm.tokenizer)?;
+    let tokenized = super::checks::load_checked(&lm, &data_spec)?;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
-    super::checks::check_tokenized(&lm, &tokenized, &data_spec.file)?;
     if !tokenized.skipped.is_empty() {
         note!(
             "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
