@@ -187,6 +187,19 @@ fn force_replaces_only_regular_files() {
         let (code, err) = code_err(&patch(p, &["--force"]).output().unwrap());
         assert_one_line_error(code, &err, &["--out", &p.display().to_string()]);
     }
+    // `data gen --out` too.
+    for p in [&fifo, &link] {
+        let (code, _, err) = headhunt(&[
+            "data",
+            "gen",
+            "--task",
+            "addition",
+            "--out",
+            p.to_str().unwrap(),
+            "--force",
+        ]);
+        assert_one_line_error(code, &err, &["not a regular file"]);
+    }
     use std::os::unix::fs::FileTypeExt;
     let kind = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
     assert!(kind(&fifo).is_fifo() && kind(&socket).is_socket() && kind(&folder).is_dir());
