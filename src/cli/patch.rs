@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{signals, DataArgs, ModelArgs};
+use crate::data::{DataSpec, Tokenized};
 use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
 use crate::results::text::{self, Thresholds};
 use crate::results::{write, ResultsError, RunRecord};
@@ -232,29 +233,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
-    if !tokenized.skipped.is_empty() {
-        note!(
-            "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
-            tokenized.skipped.len()
-        );
-    }
-    if !tokenized.multi_token_answers.is_empty() {
-        note!(
-            "note: {} examples have answers that span several tokens; the metric reads the {:?} token",
-            tokenized.multi_token_answers.len(),
-            data_spec.answer_token
-        );
-    }
-    note!(
-        "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
-        spec.n_senders(lm.model.n_heads()),
-        spec.begin_layer,
-        receiver.max_layer(),
-        lm.model.n_heads(),
-        receiver,
-        tokenized.pairs.len(),
-        spec.algorithm.name()
-    );
+    announce(&tokenized, &data_spec, &spec, lm.model.n_heads());
 
     // From here on a signal stops the sweep after the current step and the rows are saved.
     let honour = signals::Honour::start();
@@ -281,32 +260,65 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     let saved = signals::while_saving(|| save(&record, &out, a.force, a.npy, default_name));
     drop(honour);
     let printed = report(&record, &a, &saved);
-    let mut code = match &saved {
-        Saved { error: Some(e), .. } => {
-            note!("error: {e}");
-            2
-        }
-        _ => 0,
-    };
-    if let Err(e) = printed {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            note!("error: cannot print the result to stdout: {e}");
-        }
-        code = code.max(if e.kind() == std::io::ErrorKind::BrokenPipe {
-            EXIT_BROKEN_PIPE
-        } else {
-            2
-        });
-    }
+    let code = exit_code(&saved, printed);
     if !outcome.complete {
+        let done = if saved.json.is_some() {
+            "saved"
+        } else {
+            "computed"
+        };
         note!(
-            "cancelled: saved {} of {} sender layers, marked partial",
+            "cancelled: {done} {} of {} sender layers, marked partial",
             record.rows_computed.len(),
             spec.sender_layers().len()
         );
         return Ok(signals::received().map_or(130, signals::exit_code));
     }
     Ok(code)
+}
+
+/// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.
+fn announce(tokenized: &Tokenized, data_spec: &DataSpec, spec: &PatchSpec, n_heads: usize) {
+    if !tokenized.skipped.is_empty() {
+        note!(
+            "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
+            tokenized.skipped.len()
+        );
+    }
+    if !tokenized.multi_token_answers.is_empty() {
+        note!(
+            "note: {} examples have answers that span several tokens; the metric reads the {:?} token",
+            tokenized.multi_token_answers.len(),
+            data_spec.answer_token
+        );
+    }
+    note!(
+        "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
+        spec.n_senders(n_heads),
+        spec.begin_layer,
+        spec.receiver.max_layer(),
+        n_heads,
+        spec.receiver,
+        tokenized.pairs.len(),
+        spec.algorithm.name()
+    );
+}
+
+/// 0, or 2 when the result could not go where asked (or not at all), or 141 / 2 when stdout
+/// went away / filled up; a failed save outranks a failed print.
+fn exit_code(saved: &Saved, printed: std::io::Result<()>) -> i32 {
+    if let Some(e) = &saved.error {
+        note!("error: {e}");
+        return 2;
+    }
+    match printed {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_BROKEN_PIPE,
+        Err(e) => {
+            note!("error: cannot print the result to stdout: {e}");
+            2
+        }
+    }
 }
 
 /// `--hi` and `--lo` are numbers with lo <= hi (a NaN threshold lists nothing, silently).
