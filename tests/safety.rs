@@ -591,6 +591,15 @@ fn meaningless_inputs_are_refused_or_warned_about() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not finite"), "{err}");
     assert!(!out.exists());
+    let (_, stdout, _) = headhunt(&[&["eval"], &args[..]].concat());
+    assert!(stdout.contains("not finite"), "{stdout}");
+    let nm = nan.to_str().unwrap();
+    let (code, _, err) = headhunt(&["run", "--model", nm, "--prompt", "1+1="]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: the model's logits are not finite"),
+        "{err}"
+    );
     // Answers whose read (last) tokens are the same: LD is identically 0.
     let same = dir.join("same.jsonl");
     let row = r#"{"normal_input": "1+1=", "normal_output": "14", "contrast_input": "1+2=", "contrast_output": "24"}"#;
