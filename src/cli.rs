@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
@@ -11,12 +12,14 @@ pub mod ablate;
 pub mod attention;
 pub mod bench;
 pub mod check;
+pub mod checks;
 pub mod circuit;
 pub mod data;
 pub mod eval;
 pub mod fv;
 pub mod patch;
 pub mod show;
+pub mod signals;
 pub mod train_demo;
 pub mod tui;
 pub mod values;
@@ -91,9 +94,23 @@ impl ModelArgs {
     pub fn load(&self) -> Result<crate::model::LoadedModel> {
         let device = parse_device(&self.device)?;
         let dtype = parse_dtype(self.dtype.as_deref(), &device)?;
+        let tokenizer = match &self.tokenizer {
+            // A model folder given for its tokenizer: use the tokenizer.json in it.
+            Some(t) if t.is_dir() => {
+                let file = t.join("tokenizer.json");
+                if !file.is_file() {
+                    anyhow::bail!(
+                        "--tokenizer {}: is a folder without tokenizer.json; give a tokenizer.json file",
+                        t.display()
+                    );
+                }
+                Some(file)
+            }
+            other => other.clone(),
+        };
         Ok(crate::model::load(
             &self.model,
-            self.tokenizer.as_deref(),
+            tokenizer.as_deref(),
             &device,
             dtype,
         )?)
@@ -122,6 +139,9 @@ pub struct RunArgs {
     /// comparisons with other implementations).
     #[arg(long)]
     pub save_logits: Option<PathBuf>,
+    /// Overwrite an existing --save-logits file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs the CLI and returns the process exit code: 0 on success, 2 on any error (bad input,
@@ -130,8 +150,11 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => patch::EXIT_BROKEN_PIPE,
         Err(e) => {
-            eprintln!(
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "error: {}",
                 crate::error::one_line_error_worded(&e, wording::flag_words)
             );
@@ -141,6 +164,14 @@ pub fn main() -> i32 {
 }
 
 pub use crate::error::one_line_error;
+
+/// Whether an error is a write to a reader that went away (`| head`): a normal end.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -157,7 +188,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Circuit(a)) => circuit::run(a).map(|_| 0),
         Some(Command::Ablate(a)) => ablate::run(a).map(|_| 0),
         Some(Command::Fv(a)) => fv::run(a).map(|_| 0),
-        Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
+        Some(Command::TrainDemo(a)) => train_demo::run(a),
         None => tui::run(cli.tui).map(|_| 0),
     }
 }
@@ -241,11 +272,17 @@ fn compact_list(items: &[String]) -> String {
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    if let Some(path) = &a.save_logits {
+        crate::results::preflight(path, a.force)
+            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
+    }
     let lm = a.model.load()?;
+    checks::check_text_len(&lm, &a.prompt, "--prompt")?;
     let ids = lm.tokenizer.encode(&a.prompt)?;
     if ids.is_empty() {
         anyhow::bail!("--prompt: the text tokenizes to nothing");
     }
+    checks::check_prompt(&lm, &ids, "--prompt")?;
     let tokens = lm.model.tokens_tensor(std::slice::from_ref(&ids))?;
     let started = std::time::Instant::now();
     let logits = lm.model.forward(&tokens).context("forward pass")?;
@@ -256,14 +293,21 @@ fn run(a: RunArgs) -> Result<()> {
             .to_dtype(candle_core::DType::F64)?
             .to_vec1::<f64>()?;
         let bytes = crate::results::npy::encode_f64(&all, &[ids.len(), lm.model.cfg.vocab_size]);
-        std::fs::write(path, bytes)
-            .with_context(|| format!("--save-logits {}: cannot write", path.display()))?;
+        signals::while_saving(|| crate::results::write_atomic(path, &bytes, a.force))
+            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
     }
     let last = logits
         .narrow(1, ids.len() - 1, 1)?
         .flatten_all()?
         .to_dtype(candle_core::DType::F32)?
         .to_vec1::<f32>()?;
+    if let Some(bad) = last.iter().find(|x| !x.is_finite()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: the model's logits are not finite ({bad}): its weights hold NaN or Inf, or {} overflows",
+            dtype_name(lm.model.dtype)
+        );
+    }
     println!("tokens ({}):", ids.len());
     for (i, id) in ids.iter().enumerate() {
         println!(

@@ -62,7 +62,7 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     }
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
-    let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+    let tok = super::checks::load_checked(&lm, &spec)?;
     let rows = prompt_rows(&tok.pairs, a.run, PromptChoice::Mean(a.prompts))?;
     let len = rows[0].len();
     let q = if a.query < 0 {

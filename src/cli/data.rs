@@ -274,6 +274,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if path.is_dir() {
         anyhow::bail!("--out {}: is a directory", path.display());
     }
+    // `rename` would turn a device, FIFO, socket or link into a regular file (as root too).
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_file() {
+            anyhow::bail!(
+                "--out {}: not a regular file (a link, device, FIFO or socket); only a regular file is ever replaced",
+                path.display()
+            );
+        }
+    }
     if path.exists() && !force {
         anyhow::bail!(
             "--out {}: the file exists (pass --force to overwrite it)",

@@ -62,7 +62,9 @@ pub fn table(acc: &Accuracy) -> String {
         "baselines   LD_normal {:+.4}   LD_contrast {:+.4}   gap {gap:+.4}  (LD = logit[normal answer] - logit[contrast answer])\n",
         acc.mean_ld_normal, acc.mean_ld_contrast
     ));
-    if crate::patching::matrix::ill_conditioned(acc.mean_ld_normal, acc.mean_ld_contrast) {
+    if !gap.is_finite() {
+        s.push_str("warning     the logit differences are not finite: the model's weights hold NaN or Inf, or its dtype overflows\n");
+    } else if crate::patching::matrix::ill_conditioned(acc.mean_ld_normal, acc.mean_ld_contrast) {
         s.push_str(&format!(
             "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart; path-patching scores r would be ill-conditioned\n",
             gap.abs()
@@ -74,7 +76,7 @@ pub fn table(acc: &Accuracy) -> String {
 pub fn run(a: EvalArgs) -> Result<()> {
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
-    let tokenized = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+    let tokenized = super::checks::load_checked(&lm, &spec)?;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples to evaluate", spec.file.display());
     }

@@ -1,17 +1,19 @@
 //! `headhunt patch`: a path-patching sweep from the command line, with a progress bar, the text
-//! heatmap, the paper's head lists and a saved result file. Ctrl-C stops after the current
-//! sender layer and saves the finished rows, marked partial.
+//! heatmap, the paper's head lists and a saved result file. Ctrl-C, SIGTERM or SIGHUP stop
+//! after the current sender layer and save the finished rows, marked partial. The result is
+//! saved before anything is printed, and a result that cannot go where asked goes to a
+//! fallback path rather than being lost.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use super::{DataArgs, ModelArgs};
+use super::{signals, DataArgs, ModelArgs};
+use crate::data::{DataSpec, Tokenized};
 use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
 use crate::results::text::{self, Thresholds};
-use crate::results::RunRecord;
+use crate::results::{write, ResultsError, RunRecord};
 
 #[derive(Args, Debug)]
 pub struct PatchArgs {
@@ -60,47 +62,88 @@ pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
 
 pub use crate::results::naming::default_out;
 
-/// Fails early (before any compute) if the result cannot be written.
-pub fn check_writable(path: &Path, force: bool) -> Result<()> {
-    if path.is_dir() {
-        bail!(
-            "--out {}: is a directory, expected a file name",
-            path.display()
-        );
+/// Default result path of `patch`: results/<model>-<data>-<receiver>-<time>.json, so that
+/// runs of one model on different data never share a name; `free_default` numbers it when
+/// another run took it in the same second.
+pub fn default_out_for(model_label: &str, data: &Path, receiver: &Receiver) -> PathBuf {
+    let model = slug_of(Path::new(model_label.trim_end_matches('/')), "model");
+    let data = slug_of(&data.with_extension(""), "data");
+    let time = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    PathBuf::from("results").join(format!("{model}-{data}-{}-{time}.json", receiver.slug()))
+}
+
+/// A file name's last component, safe in a file name and at most 60 characters.
+fn slug_of(p: &Path, fallback: &str) -> String {
+    let s: String = p
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| fallback.into())
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    if s.is_empty() {
+        fallback.into()
+    } else {
+        s
     }
-    if path.exists() && !force {
-        bail!(
-            "--out {}: file exists; pass --force to overwrite it",
-            path.display()
-        );
+}
+
+/// Fails early (before any compute) if the result, or with `npy` its companions, could not be
+/// written at the end; see `results::write::preflight`.
+pub fn check_writable(path: &Path, force: bool, npy: bool) -> Result<()> {
+    let mut all = vec![path.to_path_buf()];
+    if npy {
+        all.extend(crate::results::npy_paths(path));
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| {
-        format!(
-            "--out {}: cannot create folder {}",
-            path.display(),
-            parent.display()
-        )
-    })?;
-    let probe = parent.join(format!(".headhunt-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| {
-        format!(
-            "--out {}: folder {} is not writable",
-            path.display(),
-            parent.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(&probe);
+    for p in &all {
+        crate::results::preflight(p, force).map_err(|e| anyhow::anyhow!("--out: {}", word(&e)))?;
+    }
     Ok(())
 }
 
-/// Progress bar and Ctrl-C flag.
+/// A results error worded for the command line.
+fn word(e: &ResultsError) -> String {
+    match e {
+        ResultsError::Exists { path } => {
+            format!("{path} already exists; pass --force to overwrite it")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The first default name that is free (`-2`, `-3` ... appended).
+fn free_default(base: &Path, npy: bool) -> Result<PathBuf> {
+    for n in 1..1000 {
+        let p = write::numbered(base, n);
+        match check_writable(&p, false, npy) {
+            Ok(()) => return Ok(p),
+            Err(_) if p.exists() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    bail!("--out: no free name like {} is left", base.display())
+}
+
+/// Writes to stderr; a closed or full stderr never stops a run.
+macro_rules! note {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Progress bar; a signal (Ctrl-C, SIGTERM, SIGHUP) cancels after the current step.
 struct CliObserver {
     bar: indicatif::ProgressBar,
-    stop: Arc<AtomicBool>,
+    /// Baselines that are NaN or infinite: every score would be too, so the sweep stops.
+    not_finite: Option<(f64, f64)>,
 }
 
 impl Observer for CliObserver {
@@ -112,9 +155,17 @@ impl Observer for CliObserver {
                 n_examples,
                 cache_seconds,
             } => {
-                self.bar.println(format!(
+                if !(ld_normal.is_finite() && ld_contrast.is_finite()) {
+                    self.not_finite = Some((*ld_normal, *ld_contrast));
+                }
+                let line = format!(
                     "baselines: LD_normal {ld_normal:+.4}, LD_contrast {ld_contrast:+.4} ({n_examples} examples, caches {cache_seconds:.3} s)"
-                ));
+                );
+                if self.bar.is_hidden() {
+                    note!("{line}");
+                } else {
+                    self.bar.println(line);
+                }
             }
             PatchEvent::Row {
                 layer,
@@ -128,13 +179,13 @@ impl Observer for CliObserver {
                     .set_message(format!("layer {layer} done, ETA {eta:.1} s"));
                 // Without a terminal the bar is hidden: log a line per layer instead.
                 if self.bar.is_hidden() {
-                    eprintln!("sender layer {layer} done ({done}/{total}), ETA {eta:.1} s");
+                    note!("sender layer {layer} done ({done}/{total}), ETA {eta:.1} s");
                 }
             }
         }
     }
     fn cancelled(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        signals::received().is_some() || self.not_finite.is_some()
     }
 }
 
@@ -145,8 +196,9 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     } else {
         None
     };
+    check_thresholds(a.hi, a.lo)?;
     if let Some(out) = &a.out {
-        check_writable(out, a.force)?;
+        check_writable(out, a.force, a.npy)?;
     }
     let lm = a.model.load()?;
     let receiver = receiver_arg.unwrap_or_else(|| Receiver::resid_post(lm.model.n_layers() - 1));
@@ -160,88 +212,223 @@ pub fn run(a: PatchArgs) -> Result<i32> {
             .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
     };
     spec.validate(&lm.model)?;
-    let out = match &a.out {
-        Some(o) => o.clone(),
+    check_reachable(&receiver, a.begin_layer)?;
+    let data_spec = a.data.spec()?;
+    let (out, default_name) = match &a.out {
+        Some(o) => (o.clone(), false),
         None => {
-            let o = default_out(&lm.origin.label(), &receiver);
-            check_writable(&o, a.force)?;
-            o
+            let base = default_out_for(&lm.origin.label(), &data_spec.file, &receiver);
+            (free_default(&base, a.npy)?, true)
         }
     };
-    let data_spec = a.data.spec()?;
-    let tokenized = crate::data::load_and_tokenize(&data_spec, &lm.tokenizer)?;
+    let tokenized = super::checks::load_checked(&lm, &data_spec)?;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
-    if !tokenized.skipped.is_empty() {
-        eprintln!(
-            "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
-            tokenized.skipped.len()
-        );
-    }
-    if !tokenized.multi_token_answers.is_empty() {
-        eprintln!(
-            "note: {} examples have answers that span several tokens; the metric reads the {:?} token",
-            tokenized.multi_token_answers.len(),
-            data_spec.answer_token
-        );
-    }
-    eprintln!(
-        "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
-        spec.n_senders(lm.model.n_heads()),
-        spec.begin_layer,
-        receiver.max_layer(),
-        lm.model.n_heads(),
-        receiver,
-        tokenized.pairs.len(),
-        spec.algorithm.name()
-    );
+    announce(&tokenized, &data_spec, &spec, lm.model.n_heads());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C while the first is being honoured exits at once.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\ncancelling: finishing the current sender layer, then saving what is done (Ctrl-C again to quit now)");
-        });
-    }
+    // From here on a signal stops the sweep after the current step and the rows are saved.
+    let honour = signals::Honour::start();
     let bar = indicatif::ProgressBar::new(spec.sender_layers().len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sender layers {msg}")
             .expect("valid template"),
     );
-    let mut obs = CliObserver { bar, stop };
+    let mut obs = CliObserver {
+        bar,
+        not_finite: None,
+    };
     let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
     obs.bar.finish_and_clear();
+    if let Some((n, c)) = obs.not_finite {
+        bail!(
+            "the model's logit differences are not finite (LD_normal {n}, LD_contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            crate::model::source::dtype_name(lm.model.dtype)
+        );
+    }
 
     let record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
-    if !a.quiet {
-        print!("{}", text::summary(&record));
-        println!();
-        print!("{}", text::heatmap(&record));
-        println!();
-    }
-    print!(
-        "{}",
-        text::head_lists(&record, Thresholds { hi: a.hi, lo: a.lo })
-    );
-    record.save(&out, a.force)?;
-    println!("saved {}", out.display());
-    if a.npy {
-        for p in record.save_npy(&out, a.force)? {
-            println!("saved {}", p.display());
-        }
-    }
+    // Save before printing anything: a closed stdout must never cost the result.
+    let saved = signals::while_saving(|| save(&record, &out, a.force, a.npy, default_name));
+    drop(honour);
+    let printed = report(&record, &a, &saved);
+    let code = exit_code(&saved, printed);
     if !outcome.complete {
-        eprintln!(
-            "cancelled: saved {} of {} sender layers, marked partial",
+        let done = if saved.json.is_some() {
+            "saved"
+        } else {
+            "computed"
+        };
+        note!(
+            "cancelled: {done} {} of {} sender layers, marked partial",
             record.rows_computed.len(),
             spec.sender_layers().len()
         );
-        return Ok(130);
+        return Ok(signals::received().map_or(130, signals::exit_code));
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.
+fn announce(tokenized: &Tokenized, data_spec: &DataSpec, spec: &PatchSpec, n_heads: usize) {
+    if !tokenized.skipped.is_empty() {
+        note!(
+            "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
+            tokenized.skipped.len()
+        );
+    }
+    if !tokenized.multi_token_answers.is_empty() {
+        note!(
+            "note: {} examples have answers that span several tokens; the metric reads the {:?} token",
+            tokenized.multi_token_answers.len(),
+            data_spec.answer_token
+        );
+    }
+    note!(
+        "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
+        spec.n_senders(n_heads),
+        spec.begin_layer,
+        spec.receiver.max_layer(),
+        n_heads,
+        spec.receiver,
+        tokenized.pairs.len(),
+        spec.algorithm.name()
+    );
+}
+
+/// 0, or 2 when the result could not go where asked (or not at all), or 141 / 2 when stdout
+/// went away / filled up; a failed save outranks a failed print.
+fn exit_code(saved: &Saved, printed: std::io::Result<()>) -> i32 {
+    if let Some(e) = &saved.error {
+        note!("error: {e}");
+        return 2;
+    }
+    match printed {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_BROKEN_PIPE,
+        Err(e) => {
+            note!("error: cannot print the result to stdout: {e}");
+            2
+        }
+    }
+}
+
+/// `--hi` and `--lo` are numbers with lo <= hi (a NaN threshold lists nothing, silently).
+pub fn check_thresholds(hi: f64, lo: f64) -> Result<()> {
+    if hi.is_nan() || lo.is_nan() || lo > hi {
+        bail!("--hi {hi} --lo {lo}: expected two numbers with --lo <= --hi");
+    }
+    Ok(())
+}
+
+/// Senders are heads below the receiver: `resid_pre` of a layer at or below `--begin-layer`
+/// has none, and its row would read as a computed zero.
+fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
+    if let Receiver::Resid { kind, layers } = receiver {
+        if kind.name() == "resid_pre" && layers.iter().all(|&l| l <= begin_layer) {
+            bail!(
+                "--receiver {receiver}: no sender head comes before it (senders are heads of layers {begin_layer} and up, and resid_pre of a layer is before its heads); use resid_mid or a later layer"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The exit status of a command whose reader went away (128 + SIGPIPE), as the shell's
+/// `yes | head -1` reports.
+pub const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Where a run's files went, and what failed.
+struct Saved {
+    json: Option<PathBuf>,
+    npy: Vec<PathBuf>,
+    error: Option<String>,
+}
+
+/// Saves the result at `out` (a default name is numbered if taken meanwhile), or, when that
+/// fails, at a fallback path (see `write::fallback_paths`); then the `.npy` companions.
+fn save(record: &RunRecord, out: &Path, force: bool, npy: bool, default_name: bool) -> Saved {
+    let mut first = None;
+    for n in 1..if default_name { 1000 } else { 2 } {
+        let p = write::numbered(out, n);
+        match record.save(&p, force && !default_name) {
+            Ok(()) => return with_npy(record, p, force, npy, None),
+            Err(ResultsError::Exists { .. }) if default_name => continue,
+            Err(e) => {
+                first = Some(word(&e));
+                break;
+            }
+        }
+    }
+    let why = first.unwrap_or_else(|| format!("{}: no free name", out.display()));
+    for p in write::fallback_paths(out) {
+        if record.save(&p, false).is_ok() {
+            let error = format!(
+                "cannot write the result ({why}); saved it to {} instead",
+                p.display()
+            );
+            return with_npy(record, p, false, npy, Some(error));
+        }
+    }
+    Saved {
+        json: None,
+        npy: Vec::new(),
+        error: Some(format!(
+            "cannot write the result ({why}), nor at {}",
+            write::fallback_paths(out)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
+}
+
+/// The `.npy` companions beside a saved JSON; a failure keeps the JSON, which holds the same.
+fn with_npy(
+    record: &RunRecord,
+    json: PathBuf,
+    force: bool,
+    npy: bool,
+    error: Option<String>,
+) -> Saved {
+    let mut saved = Saved {
+        json: Some(json.clone()),
+        npy: Vec::new(),
+        error,
+    };
+    if npy {
+        match record.save_npy(&json, force) {
+            Ok(ps) => saved.npy = ps,
+            Err(e) => {
+                let msg = format!(
+                    "--npy: {} (the JSON is saved; `headhunt show --npy {}` writes them)",
+                    word(&e),
+                    json.display()
+                );
+                saved.error = Some(saved.error.map_or(msg.clone(), |x| format!("{x}; {msg}")));
+            }
+        }
+    }
+    saved
+}
+
+/// The summary, heatmap, head lists and where the files went, on stdout.
+fn report(record: &RunRecord, a: &PatchArgs, saved: &Saved) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    if !a.quiet {
+        write!(o, "{}", text::summary(record))?;
+        writeln!(o)?;
+        write!(o, "{}", text::heatmap(record))?;
+        writeln!(o)?;
+    }
+    write!(
+        o,
+        "{}",
+        text::head_lists(record, Thresholds { hi: a.hi, lo: a.lo })
+    )?;
+    for p in saved.json.iter().chain(&saved.npy) {
+        writeln!(o, "saved {}", p.display())?;
+    }
+    o.flush()
 }

@@ -5,7 +5,8 @@ use clap::Args;
 use std::path::PathBuf;
 
 use crate::results::text::{self, Thresholds};
-use crate::results::RunRecord;
+use crate::results::{RunRecord, FORMAT_VERSION};
+use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
@@ -27,22 +28,46 @@ pub struct ShowArgs {
 }
 
 pub fn run(a: ShowArgs) -> Result<()> {
+    super::patch::check_thresholds(a.hi, a.lo)?;
     let rec = RunRecord::load(&a.file)?;
-    print!("{}", text::summary(&rec));
-    println!();
-    print!("{}", text::heatmap(&rec));
-    println!();
-    print!(
-        "{}",
-        text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo })
-    );
+    warn_if_newer(&rec, &a.file);
+    // Files first: a closed stdout must not cost them.
+    let mut saved = Vec::new();
     if a.npy {
-        for p in rec.save_npy(&a.file, a.force)? {
-            println!("saved {}", p.display());
-        }
+        saved.extend(super::signals::while_saving(|| {
+            rec.save_npy(&a.file, a.force)
+        })?);
     }
     if a.csv {
-        println!("saved {}", rec.save_csv(&a.file, a.force)?.display());
+        saved.push(super::signals::while_saving(|| {
+            rec.save_csv(&a.file, a.force)
+        })?);
     }
+    let mut o = std::io::stdout().lock();
+    write!(o, "{}", text::summary(&rec))?;
+    writeln!(o)?;
+    write!(o, "{}", text::heatmap(&rec))?;
+    writeln!(o)?;
+    write!(
+        o,
+        "{}",
+        text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo })
+    )?;
+    for p in saved {
+        writeln!(o, "saved {}", p.display())?;
+    }
+    o.flush()?;
     Ok(())
+}
+
+/// A file from a newer headhunt may hold fields this one does not know: say so.
+fn warn_if_newer(rec: &RunRecord, file: &std::path::Path) {
+    if rec.format_version > FORMAT_VERSION {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {}: format_version {} is newer than this headhunt's {FORMAT_VERSION}; fields it does not know are not shown",
+            file.display(),
+            rec.format_version
+        );
+    }
 }

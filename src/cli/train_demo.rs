@@ -55,13 +55,41 @@ pub struct TrainDemoArgs {
     pub paper_dir: Option<PathBuf>,
 }
 
-pub fn run(a: TrainDemoArgs) -> Result<()> {
-    if a.out.join("model.safetensors").exists() && !a.force {
+/// Every file `train` writes into `--out`.
+pub const MODEL_FILES: [&str; 4] = [
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "training.json",
+];
+
+/// Before minutes of training: `--out` is (or can be made) a writable folder, and none of the
+/// files it would write is there already unless `--force` (then only regular files).
+fn check_out(a: &TrainDemoArgs) -> Result<()> {
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: not a folder", a.out.display());
+    }
+    let taken: Vec<&str> = MODEL_FILES
+        .iter()
+        .copied()
+        .filter(|f| std::fs::symlink_metadata(a.out.join(f)).is_ok())
+        .collect();
+    if !taken.is_empty() && !a.force {
         bail!(
-            "--out {}: a model is already there; pass --force to overwrite it",
-            a.out.display()
+            "--out {}: a model is already there ({}); pass --force to overwrite it",
+            a.out.display(),
+            taken.join(", ")
         );
     }
+    for f in MODEL_FILES {
+        crate::results::preflight(&a.out.join(f), a.force)
+            .map_err(|e| anyhow::anyhow!("--out: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn run(a: TrainDemoArgs) -> Result<i32> {
+    check_out(&a)?;
     let mut cfg = TrainConfig::default();
     let set = |dst: &mut usize, v: Option<usize>| {
         if let Some(v) = v {
@@ -94,6 +122,11 @@ pub fn run(a: TrainDemoArgs) -> Result<()> {
     cfg.warmup = cfg.warmup.min(cfg.steps / 4);
     let device = parse_device(&a.device)?;
     let paper_dir = a.paper_dir.unwrap_or_else(crate::demo::paper_dir);
-    train(&cfg, &paper_dir, &a.out, &device)?;
-    Ok(())
+    // A signal ends training early; the model so far is saved (exit 128 + the signal).
+    let honour = super::signals::Honour::start();
+    train(&cfg, &paper_dir, &a.out, &device, &|| {
+        super::signals::received().is_some()
+    })?;
+    drop(honour);
+    Ok(super::signals::received().map_or(0, super::signals::exit_code))
 }

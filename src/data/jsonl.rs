@@ -30,7 +30,7 @@ pub(crate) fn read_lines(path: &Path) -> Result<ExampleLines, DataError> {
             msg: "is a directory, expected a JSONL file".into(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = read_once(path).map_err(|e| DataError::io(path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| DataError::Io {
         file: file.clone(),
         msg: format!(
@@ -38,6 +38,8 @@ pub(crate) fn read_lines(path: &Path) -> Result<ExampleLines, DataError> {
             e.utf8_error().valid_up_to()
         ),
     })?;
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not part of the JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines: Vec<String> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
@@ -56,6 +58,26 @@ pub(crate) fn read_lines(path: &Path) -> Result<ExampleLines, DataError> {
         });
     }
     Ok(ExampleLines { file, lines })
+}
+
+/// The bytes of `path`. A pipe (`--data <(cmd)`, `/dev/stdin`) can be read only once, but a
+/// file is read more than once (task detection, then the examples): its bytes are kept for
+/// the process. Regular files are read afresh.
+fn read_once(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static PIPES: Mutex<Option<HashMap<std::path::PathBuf, Vec<u8>>>> = Mutex::new(None);
+    if std::fs::metadata(path)?.is_file() {
+        return std::fs::read(path);
+    }
+    let mut pipes = PIPES.lock().unwrap_or_else(|e| e.into_inner());
+    let map = pipes.get_or_insert_with(HashMap::new);
+    if let Some(b) = map.get(path) {
+        return Ok(b.clone());
+    }
+    let b = std::fs::read(path)?;
+    map.insert(path.to_path_buf(), b.clone());
+    Ok(b)
 }
 
 /// How many examples a file holds (after checking it is not empty and has no blank lines
@@ -125,6 +147,16 @@ impl Operand for i64 {
             Value::Number(n) => match n.as_i64() {
                 Some(i) => Ok(i),
                 None if n.is_u64() => Err(format!("the integer {n} is too large")),
+                // Integers beyond 64 bits arrive as floats (10^30 as 1e30).
+                None if n
+                    .as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18) =>
+                {
+                    Err(format!(
+                        "the integer {n} is too large (at most {})",
+                        i64::MAX
+                    ))
+                }
                 None => Err(format!("expected an integer, found {}", describe(v))),
             },
             _ => Err(format!("expected an integer, found {}", describe(v))),

@@ -1,6 +1,14 @@
 //! Training the demo model (`headhunt train-demo`): seeded, on CPU or CUDA, with loss and
 //! held-out accuracy per k as it goes; writes a Hugging Face model directory.
 
+/// Progress on stdout; a closed stdout must not stop (or lose) minutes of training.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -360,15 +368,25 @@ pub fn engine_argmax(model: &crate::model::Model, rows: &[Vec<u32>]) -> Result<V
 
 fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> Result<()> {
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(v)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))
+    // The command checked before training which files it may replace.
+    crate::results::write_atomic(
+        &path,
+        (serde_json::to_string_pretty(v)? + "\n").as_bytes(),
+        true,
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes a Hugging Face model directory: model.safetensors (f32, the variables under their
 /// checkpoint names), config.json and tokenizer.json.
 pub fn save_model_dir(vars: &VarMap, net: &NetConfig, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    vars.save(out.join("model.safetensors"))?;
+    // Written beside and renamed, so a crash mid-write never leaves half a model.
+    let model = out.join("model.safetensors");
+    let tmp = out.join(format!(".model.safetensors.tmp-{}-0", std::process::id()));
+    vars.save(&tmp)?;
+    crate::results::write::check_target(&model, true)?;
+    std::fs::rename(&tmp, &model).with_context(|| format!("writing {}", model.display()))?;
     write_json(out, "config.json", &net.hf_config())?;
     write_json(out, "tokenizer.json", &task::tokenizer_json())?;
     Ok(())
@@ -392,12 +410,14 @@ pub struct TrainSummary {
 }
 
 /// Trains, saves the model directory `out` (config.json, model.safetensors, tokenizer.json,
-/// training.json) and returns the summary.
+/// training.json) and returns the summary. `stop` is asked after every step: when it says
+/// so (a signal), training ends early and the model so far is saved, like `--max-minutes`.
 pub fn train(
     cfg: &TrainConfig,
     paper_dir: &Path,
     out: &Path,
     device: &Device,
+    stop: &dyn Fn() -> bool,
 ) -> Result<TrainSummary> {
     if cfg.steps == 0 || cfg.batch_tokens == 0 {
         bail!("--steps and --batch-tokens must be positive");
@@ -437,7 +457,7 @@ pub fn train(
         sets.banned.clone(),
     );
     let threads = rayon::current_num_threads();
-    println!(
+    say!(
         "demo model: llama, {} layers x {} heads, d_model {}, d_mlp {}, {} parameters; \
          {} threads on {}",
         cfg.net.n_layers,
@@ -448,7 +468,7 @@ pub fn train(
         threads,
         crate::model::source::device_name(device)
     );
-    println!(
+    say!(
         "task: k in {:?}, {:?} lines per sequence (1..={} shots), {} tokens per step, {} steps, \
          lr {} (warmup {}, cosine to {}x), weight decay {}, seed {}",
         cfg.offsets,
@@ -484,15 +504,17 @@ pub fn train(
         acc_loss += loss.to_scalar::<f32>()? as f64;
         acc_n += 1;
         steps_done = step + 1;
-        let out_of_time = cfg
-            .max_minutes
-            .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
+        let stopped = stop();
+        let out_of_time = stopped
+            || cfg
+                .max_minutes
+                .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
         let last = steps_done == cfg.steps || out_of_time;
         if steps_done % cfg.log_every.max(1) == 0 || last {
             last_loss = acc_loss / acc_n as f64;
             curve.push((steps_done, last_loss));
             let rate = acc_n as f64 / last_log.elapsed().as_secs_f64();
-            println!(
+            say!(
                 "step {steps_done:>6}  loss {last_loss:.3e}  lr {:.2e}  {rate:.1} steps/s  {:.0} s",
                 cfg.lr_at(step),
                 started.elapsed().as_secs_f64()
@@ -506,11 +528,16 @@ pub fn train(
             let r = EvalReport::measure(&sets, &|s| Ok(task::encode(s)), &mut |rows| {
                 net_argmax(&net, device, rows)
             })?;
-            println!("held-out accuracy at step {steps_done}:\n{}", r.table());
+            say!("held-out accuracy at step {steps_done}:\n{}", r.table());
             last_log = Instant::now();
         }
         if out_of_time {
-            println!("stopping after {steps_done} steps: --max-minutes reached");
+            let why = if stopped {
+                "asked to stop"
+            } else {
+                "--max-minutes reached"
+            };
+            say!("stopping after {steps_done} steps: {why}");
             break;
         }
     }
@@ -523,7 +550,7 @@ pub fn train(
     let eval = EvalReport::measure(&sets, &|s| Ok(lm.tokenizer.encode(s)?), &mut |rows| {
         engine_argmax(&lm.model, rows)
     })?;
-    println!(
+    say!(
         "held-out accuracy of the saved model (engine, {}):\n{}",
         out.display(),
         eval.table()
@@ -540,7 +567,7 @@ pub fn train(
         eval,
     };
     write_json(out, "training.json", &serde_json::to_value(&summary)?)?;
-    println!(
+    say!(
         "trained {steps_done} steps in {seconds:.0} s; final loss {last_loss:.3e}; wrote {}",
         out.display()
     );

@@ -17,7 +17,7 @@ use crate::data::DataSpec;
 use crate::model::{Family, ModelOrigin};
 use crate::patching::{Algorithm, PatchMatrix, Receiver};
 
-pub use write::write_atomic;
+pub use write::{preflight, write_atomic};
 
 pub const FORMAT: &str = "headhunt-path-patching";
 pub const FORMAT_VERSION: u32 = 1;
@@ -31,6 +31,9 @@ pub enum ResultsError {
     /// The file exists and overwriting was not allowed (the CLI adds how to allow it).
     #[error("{path} already exists")]
     Exists { path: String },
+    /// Something that is not a regular file stands where a file would be written.
+    #[error("{path}: {what}")]
+    NotReplaceable { path: String, what: String },
 }
 
 impl ResultsError {
@@ -330,10 +333,8 @@ impl RunRecord {
     /// Writes `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`; rows not
     /// computed are NaN. Returns the files written.
     pub fn save_npy(&self, path: &Path, force: bool) -> Result<Vec<PathBuf>, ResultsError> {
-        let stem = path.with_extension("");
         let mut out = Vec::new();
-        let mut write = |suffix: &str, rows: &[Option<Vec<f64>>]| -> Result<(), ResultsError> {
-            let p = PathBuf::from(format!("{}.{suffix}.npy", stem.display()));
+        let mut write = |p: PathBuf, rows: &[Option<Vec<f64>>]| -> Result<(), ResultsError> {
             let data: Vec<f64> = rows
                 .iter()
                 .flat_map(|r| match r {
@@ -349,9 +350,10 @@ impl RunRecord {
             out.push(p);
             Ok(())
         };
-        write("relative", &self.relative)?;
+        let [relative, patched] = npy_paths(path);
+        write(relative, &self.relative)?;
         if let Some(p) = &self.patched_logit_diff {
-            write("patched_logit_diff", p)?;
+            write(patched, p)?;
         }
         Ok(out)
     }
@@ -415,6 +417,13 @@ impl RunRecord {
         }
         Ok(())
     }
+}
+
+/// The `.npy` companions of a result file: `STEM.relative.npy`, `STEM.patched_logit_diff.npy`.
+pub fn npy_paths(path: &Path) -> [PathBuf; 2] {
+    let stem = path.with_extension("");
+    ["relative", "patched_logit_diff"]
+        .map(|suffix| PathBuf::from(format!("{}.{suffix}.npy", stem.display())))
 }
 
 /// Matrix rows whose cells may be NaN (r when LD_contrast == LD_normal, or a model that
