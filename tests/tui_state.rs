@@ -445,8 +445,8 @@ fn mouse_click_moves_the_cursor() {
     let (id, r) = submitted_patch(&mut app);
     finish_run(&mut app, id, &r);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
-    let g = app.heatmap_geometry.expect("heatmap drawn");
+    render(&mut term, &mut app);
+    let g = app.heatmap_geometry().expect("heatmap drawn");
     // Click the cell of layer 1, head 2.
     let (col, row) = if g.layers_as_rows {
         (2, g.row_first - 1)
@@ -461,6 +461,13 @@ fn mouse_click_moves_the_cursor() {
     };
     app.on_mouse(click);
     assert_eq!(app.cursor, (1, 2));
+}
+
+/// Draws the app at the terminal's size (the app lays out from its viewport).
+fn render(term: &mut Terminal<TestBackend>, app: &mut App) {
+    let a = term.backend().buffer().area;
+    app.viewport = (a.width, a.height);
+    term.draw(|f| view::draw(f, app)).unwrap();
 }
 
 fn screen_text(term: &Terminal<TestBackend>) -> String {
@@ -483,7 +490,7 @@ fn renders_heatmap_readout_and_lists() {
     finish_run(&mut app, id, &r);
     app.cursor = (2, 0);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("resid_post 3"), "{text}");
     assert!(text.contains("H2.0  (layer 2, head 0)"), "{text}");
@@ -492,7 +499,7 @@ fn renders_heatmap_readout_and_lists() {
     assert!(text.contains("3.0   -40.0%"), "{text}");
     assert!(text.contains("-40.0"), "cells show r in %: {text}");
     // The cursor cell is drawn reversed.
-    let g = app.heatmap_geometry.unwrap();
+    let g = app.heatmap_geometry().unwrap();
     let (row, col) = if g.layers_as_rows {
         (g.row_first - 2, 0)
     } else {
@@ -502,7 +509,7 @@ fn renders_heatmap_readout_and_lists() {
     assert!(cell.modifier.contains(ratatui::style::Modifier::REVERSED));
     // Colours: negative r is red-ish in truecolor.
     app.color = headhunt::tui::color::ColorMode::TrueColor;
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let cell = &term.backend().buffer()[(g.x + col as u16 * g.cell_w + 1, g.y + row as u16)];
     match cell.bg {
         ratatui::style::Color::Rgb(r, _, b) => {
@@ -548,13 +555,13 @@ fn renders_attention_grid_and_bars() {
         patterns: vec![pattern],
     });
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("Attention H3.0 · contrast run"), "{text}");
     assert!(text.contains(" 10 ="), "query labels: {text}");
     assert!(text.contains("↵"), "newline tokens shown as ↵: {text}");
     press(&mut app, "b");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("query 10 \"=\" attends to:"), "{text}");
     assert!(text.contains("   9 2      1.00 █"), "{text}");
@@ -572,7 +579,7 @@ fn renders_help_and_setup() {
     let (mut app, _) = ready_app("help");
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     press(&mut app, "?");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     for k in [
         "drill down",
@@ -586,7 +593,7 @@ fn renders_help_and_setup() {
     }
     app.on_key(key(KeyCode::Esc));
     press(&mut app, "m");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(
         text.contains("shots")
@@ -651,16 +658,16 @@ fn never_panics_on_tiny_or_odd_terminals() {
                 _ => {}
             }
             let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+            render(&mut term, &mut app2);
             // Resize to another odd size and redraw.
             term.backend_mut().resize(h.max(1), w.max(1));
             term.resize(ratatui::layout::Rect::new(0, 0, h.max(1), w.max(1)))
                 .unwrap();
-            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+            render(&mut term, &mut app2);
         }
     }
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
 }
 
 #[test]
@@ -678,7 +685,7 @@ fn baselines_and_accuracy_show_before_any_run() {
     });
     assert!(app.status.1.contains("ill-conditioned"), "{}", app.status.1);
     let mut term = Terminal::new(TestBackend::new(120, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(
         text.contains("normal answer on 7/8 normal prompts, contrast answer on 1/8"),

@@ -187,12 +187,19 @@ impl App {
             KeyCode::Char('S') => self.save_groups(),
             KeyCode::Char('m') => self.screen = Screen::Setup,
             KeyCode::Char('w') => self.open_gallery(),
-            KeyCode::Char('>') => self.thresholds.hi = (self.thresholds.hi + 0.01).min(1.0),
-            KeyCode::Char('<') => {
-                self.thresholds.hi = (self.thresholds.hi - 0.01).max(self.thresholds.lo + 0.005)
-            }
+            KeyCode::Char('>') => self.step_threshold(10),
+            KeyCode::Char('<') => self.step_threshold(-10),
             _ => {}
         }
+    }
+
+    /// Moves the first list's threshold by `d` tenths of a percent, in exact steps (labels
+    /// print exactly the threshold applied), never to or below the second one's.
+    pub(super) fn step_threshold(&mut self, d: i64) {
+        let pm = |x: f64| (x * 1000.0).round() as i64;
+        let lo = pm(self.thresholds.lo);
+        let hi = (pm(self.thresholds.hi) + d).clamp(lo + 10, 1000);
+        self.thresholds.hi = hi as f64 / 1000.0;
     }
 
     pub(super) fn toggle_tag(&mut self) {
@@ -319,15 +326,11 @@ impl App {
                 self.open_input(InputPurpose::SetupField(i), label, initial);
             }
             KeyCode::Char('L') | KeyCode::Char('l') => {
-                // Results of another model or dataset are kept in the gallery once saved; the
-                // cache of this session's runs is for the new setup only.
-                self.runs.clear();
-                self.trail.clear();
-                self.trail_pos = 0;
-                self.model = None;
-                self.data = None;
+                // The loaded model and its runs stay until the new ones are in (a failed load
+                // goes back to them).
+                // Stay here: an error is shown in full on this screen; once loaded, the
+                // heatmap opens.
                 self.load_setup();
-                self.screen = Screen::Heatmap;
             }
             _ => {}
         }
@@ -509,7 +512,7 @@ impl App {
 
     /// The (layer, head) drawn at a screen position, if any.
     pub fn cell_at(&self, x: u16, y: u16) -> Option<(usize, usize)> {
-        let g = self.heatmap_geometry?;
+        let g = self.heatmap_geometry()?;
         if x < g.x || y < g.y {
             return None;
         }
@@ -518,17 +521,7 @@ impl App {
         if col >= g.n_cols as usize || row >= g.n_rows as usize {
             return None;
         }
-        let row_index = if g.rows_descending {
-            g.row_first.checked_sub(row)?
-        } else {
-            g.row_first + row
-        };
-        let col_index = g.col_first + col;
-        Some(if g.layers_as_rows {
-            (row_index, col_index)
-        } else {
-            (col_index, row_index)
-        })
+        Some(g.cell_at(row, col))
     }
 
     // ----- saving -----
