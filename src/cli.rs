@@ -54,6 +54,8 @@ pub enum Command {
     Data(crate::data::commands::DataCommand),
     /// The terminal explorer (the default when no command is given).
     Tui(tui::TuiArgs),
+    /// Open a saved result (or a head-groups file) in the explorer.
+    Open(tui::OpenArgs),
     /// Train the demo model (few-shot off-by-k addition) into a model directory.
     TrainDemo(train_demo::TrainDemoArgs),
 }
@@ -153,6 +155,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
         Some(Command::Data(a)) => crate::data::commands::run(a).map(|_| 0),
         Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
+        Some(Command::Open(a)) => tui::open(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a).map(|_| 0),
         None => tui::run(cli.tui).map(|_| 0),
     }

@@ -40,6 +40,7 @@ fn setup(results: PathBuf) -> Setup {
         receiver: None,
         results_dir: results,
         gallery_dirs: vec![],
+        open: None,
     }
 }
 

@@ -278,6 +278,10 @@ impl App {
             if self.load_error.is_some() {
                 return;
             }
+            if let Some(RunState::Opened(p)) = self.current().map(|s| &s.state) {
+                let msg = format!("{} · R: the loaded model's own run", p.display());
+                return self.set_status(Level::Info, msg);
+            }
             if self.screen == Screen::Setup {
                 self.screen = Screen::Heatmap;
             }

@@ -13,6 +13,12 @@ impl App {
             self.quit = true;
             return;
         }
+        if std::mem::take(&mut self.confirm_quit) {
+            if key.code == KeyCode::Char('q') {
+                return self.quit_now();
+            }
+            self.set_status(Level::Info, "");
+        }
         if self.input.is_some() {
             self.on_input_key(key);
             return;
@@ -45,6 +51,18 @@ impl App {
         }
     }
 
+    /// What would be lost by quitting now: tagged groups or a finished run not saved.
+    pub fn unsaved(&self) -> Option<&'static str> {
+        let groups_tagged = self.groups.iter().any(|g| !g.heads.is_empty());
+        if groups_tagged && !self.groups_saved {
+            return Some("head groups");
+        }
+        let run = self.runs.iter().any(|s| {
+            matches!(s.state, RunState::Done | RunState::Cancelled) && s.saved_to.is_none()
+        });
+        run.then_some("a finished run")
+    }
+
     pub(super) fn quit_now(&mut self) {
         if self.running() {
             self.effects.push(Effect::Cancel);
@@ -70,13 +88,19 @@ impl App {
             ((0, -1), (0, 1), (-1, 0), (1, 0))
         };
         match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => {
-                if key.code == KeyCode::Esc && !self.selected.is_empty() {
-                    self.selected.clear();
-                } else {
-                    self.quit_now();
+            // Esc clears, never quits (as in lazygit, gitui, btop).
+            KeyCode::Esc if !self.selected.is_empty() => self.selected.clear(),
+            KeyCode::Esc => self.set_status(Level::Info, "q quits"),
+            KeyCode::Char('q') => match self.unsaved() {
+                Some(what) => {
+                    self.confirm_quit = true;
+                    self.set_status(
+                        Level::Warn,
+                        format!("{what} not saved: q again quits, any other key stays"),
+                    );
                 }
-            }
+                None => self.quit_now(),
+            },
             KeyCode::Up | KeyCode::Char('k') => self.move_cursor(up.0, up.1),
             KeyCode::Down | KeyCode::Char('j') => self.move_cursor(down.0, down.1),
             KeyCode::Left | KeyCode::Char('h') => self.move_cursor(left.0, left.1),
@@ -207,6 +231,7 @@ impl App {
             return;
         }
         let c = self.cursor;
+        self.groups_saved = false;
         let g = &mut self.groups[self.active_group];
         if let Some(p) = g.heads.iter().position(|&h| h == c) {
             g.heads.remove(p);

@@ -20,11 +20,13 @@ use crate::worker::{
 
 use super::color::ColorMode;
 
+mod context;
 mod events;
 mod files;
 mod keys;
 mod setup;
 
+pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use setup::{Setup, SETUP_FIELDS};
 
@@ -232,8 +234,16 @@ pub struct App {
     pub status: (Level, String),
     pub effects: Vec<Effect>,
     pub quit: bool,
+    /// `q` was pressed with something unsaved: a second `q` quits.
+    pub confirm_quit: bool,
+    /// Whether the groups as they are now were saved (`S`, or with a run by `s`).
+    pub groups_saved: bool,
     /// Measured sweep seconds per unit of `PatchSpec::layer_cost`, for ETAs.
     pub seconds_per_cost: Option<f64>,
+    /// The model whose groups and selection are in `groups` / `selected`, and those of other
+    /// models, put aside (see `sync_context`).
+    pub context: String,
+    stashed: std::collections::HashMap<String, (Vec<HeadGroup>, BTreeSet<(usize, usize)>)>,
     /// The terminal's size (columns, rows), from which every screen's layout is computed.
     pub viewport: (u16, u16),
     /// Whether the model/data needed for a run are still loading.
@@ -330,8 +340,12 @@ impl App {
             status: (Level::Info, "loading…".into()),
             effects: Vec::new(),
             quit: false,
+            confirm_quit: false,
+            groups_saved: true,
             seconds_per_cost: None,
             viewport: (80, 24),
+            context: String::new(),
+            stashed: Default::default(),
             loading: true,
             load_error: None,
             load_jobs: Vec::new(),
@@ -340,6 +354,12 @@ impl App {
             setup,
         };
         app.load_setup();
+        if let Some(p) = app.setup.open.clone() {
+            match RunRecord::load(&p) {
+                Ok(rec) => app.open_record(rec, p),
+                Err(e) => app.set_status(Level::Error, format!("could not open: {e}")),
+            }
+        }
         app
     }
 
@@ -468,6 +488,7 @@ impl App {
         {
             self.run_current();
         }
+        self.sync_context();
         self.clamp_cursor();
     }
 
@@ -656,22 +677,29 @@ impl App {
             return;
         }
         let begin = cur.key.begin_layer.min(layer - 1);
+        let receiver = Receiver::Heads {
+            heads: vec![HeadReceiver {
+                layer,
+                head,
+                input: self.drill_input,
+            }],
+        };
+        if self.is_foreign(cur) {
+            return self.drill_foreign(receiver);
+        }
         let key = RunKey {
-            receiver: Receiver::Heads {
-                heads: vec![HeadReceiver {
-                    layer,
-                    head,
-                    input: self.drill_input,
-                }],
-            },
+            receiver,
             begin_layer: begin,
         };
         self.navigate(key, true);
     }
 
+    /// Back along the breadcrumbs; the cursor stays on the same (layer, head) where the
+    /// result there has it.
     pub fn back(&mut self) {
         if self.trail_pos > 0 {
             self.trail_pos -= 1;
+            self.sync_context();
             self.clamp_cursor();
         }
     }
@@ -679,6 +707,7 @@ impl App {
     pub fn forward(&mut self) {
         if self.trail_pos + 1 < self.trail.len() {
             self.trail_pos += 1;
+            self.sync_context();
             self.clamp_cursor();
         }
     }

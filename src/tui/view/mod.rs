@@ -68,15 +68,13 @@ pub fn draw(frame: &mut Frame, app: &App) {
 }
 
 fn title_line(frame: &mut Frame, area: Rect, app: &App) {
-    let model = app
-        .model
-        .as_ref()
-        .map(|m| {
-            std::path::Path::new(m.label.trim_end_matches('/'))
-                .file_name()
-                .map_or(m.label.clone(), |f| f.to_string_lossy().to_string())
-        })
-        .unwrap_or_else(|| "loading…".into());
+    let model = app.context_name().unwrap_or_else(|| {
+        if app.load_error.is_some() {
+            "no model loaded".into()
+        } else {
+            "loading…".into()
+        }
+    });
     let mut spans = vec![
         Span::styled(
             " headhunt ",
