@@ -240,7 +240,9 @@ impl App {
             }
             Event::Error { id, message } if self.is_load_job(id) => {
                 self.jobs.retain(|j| j.id != id);
-                self.load_failed(message);
+                if !self.failed_load_jobs.contains(&id) {
+                    self.load_failed(message);
+                }
             }
             Event::Error { id, message } => {
                 if let Some(i) = self.slot_of_job(id) {

@@ -252,6 +252,8 @@ pub struct App {
     pub load_error: Option<String>,
     /// Jobs of the load in progress (model, data).
     load_jobs: Vec<JobId>,
+    /// Jobs of loads that already failed: their later errors ("no model loaded") are echoes.
+    failed_load_jobs: Vec<JobId>,
     /// The last setup that loaded: a failed load goes back to it.
     loaded_setup: Option<Setup>,
     next_job: JobId,
@@ -349,6 +351,7 @@ impl App {
             loading: true,
             load_error: None,
             load_jobs: Vec::new(),
+            failed_load_jobs: Vec::new(),
             loaded_setup: None,
             next_job: 1,
             setup,
@@ -394,7 +397,7 @@ impl App {
     /// A load failed: the first error is kept and shown in full; the last setup that loaded
     /// (if any) is loaded back, so a typo never costs the model that was there.
     pub(super) fn load_failed(&mut self, message: String) {
-        self.load_jobs.clear();
+        self.failed_load_jobs.append(&mut self.load_jobs);
         if self.load_error.is_some() {
             return;
         }
@@ -411,7 +414,7 @@ impl App {
 
     /// Whether `id` is a job of the load in progress.
     pub(super) fn is_load_job(&self, id: JobId) -> bool {
-        self.load_jobs.contains(&id)
+        self.load_jobs.contains(&id) || self.failed_load_jobs.contains(&id)
     }
 
     pub fn take_effects(&mut self) -> Vec<Effect> {
