@@ -979,3 +979,43 @@ fn a_receiver_no_sender_reaches_says_why() {
         app.status.1
     );
 }
+
+#[test]
+fn prompts_edit_as_in_readline() {
+    let (mut app, _) = ready_app("readline");
+    press(&mut app, ":");
+    assert_eq!(app.input.as_ref().unwrap().buffer, "resid_post:3");
+    // Typing replaces the pre-filled value.
+    press(&mut app, "resid_post:2");
+    assert_eq!(app.input.as_ref().unwrap().buffer, "resid_post:2");
+    app.on_key(key(KeyCode::Home));
+    app.on_key(key(KeyCode::Delete));
+    press(&mut app, "R");
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Left));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "Resid_post2");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "2");
+    press(&mut app, "3.1.v 2.0.v x");
+    app.on_key(KeyEvent::new(KeyCode::Char('w'), KeyModifiers::CONTROL));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "3.1.v 2.0.v 2");
+    app.on_key(key(KeyCode::Enter));
+    let input = app.input.as_ref().expect("stays open after an error");
+    assert!(input.error.is_some(), "says why");
+    // A successful crop clears the earlier crop error.
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "z");
+    press(&mut app, "x");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.status.1.contains("crop: expected LO-HI"),
+        "{}",
+        app.status.1
+    );
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "1-2");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.input.is_none());
+    assert!(!app.status.1.contains("crop"), "{}", app.status.1);
+}

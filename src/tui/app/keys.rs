@@ -36,6 +36,10 @@ impl App {
             self.help = true;
             return;
         }
+        // A message belongs to the action that set it: the next key's action replaces it.
+        if !self.loading {
+            self.set_status(Level::Info, "");
+        }
         match self.screen {
             Screen::Heatmap => self.on_heatmap_key(key),
             Screen::Attention => self.on_attention_key(key),
@@ -72,11 +76,7 @@ impl App {
     }
 
     pub(super) fn open_input(&mut self, purpose: InputPurpose, label: &str, initial: String) {
-        self.input = Some(Input {
-            purpose,
-            label: label.to_string(),
-            buffer: initial,
-        });
+        self.input = Some(Input::new(purpose, label, initial));
     }
 
     pub(super) fn on_heatmap_key(&mut self, key: KeyEvent) {
@@ -413,19 +413,23 @@ impl App {
         };
         match key.code {
             KeyCode::Esc => self.input = None,
-            KeyCode::Backspace => {
-                input.buffer.pop();
-            }
-            KeyCode::Char(ch) => input.buffer.push(ch),
             KeyCode::Enter => {
-                let input = self.input.take().unwrap();
-                if let Err(e) = self.apply_input(&input) {
-                    self.set_status(Level::Error, e);
-                    // Keep the prompt open with the text so it can be fixed.
-                    self.input = Some(input);
+                let mut input = self.input.take().unwrap();
+                self.set_status(Level::Info, "");
+                match self.apply_input(&input) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        // Stays open, in edit mode, saying why.
+                        self.set_status(Level::Error, e.clone());
+                        input.error = Some(e);
+                        input.fresh = false;
+                        self.input = Some(input);
+                    }
                 }
             }
-            _ => {}
+            _ => {
+                input.edit(key);
+            }
         }
     }
 

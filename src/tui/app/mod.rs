@@ -23,6 +23,7 @@ use super::color::ColorMode;
 mod context;
 mod events;
 mod files;
+mod input;
 mod keys;
 mod setup;
 
@@ -55,6 +56,12 @@ pub struct Input {
     pub purpose: InputPurpose,
     pub label: String,
     pub buffer: String,
+    /// Cursor position, in characters.
+    pub cursor: usize,
+    /// Still the pre-filled value: the first typed character replaces it.
+    pub fresh: bool,
+    /// Why the last Enter was refused (shown in the prompt, which stays in edit mode).
+    pub error: Option<String>,
 }
 
 /// Something the app asks its surroundings to do.

@@ -48,16 +48,35 @@ pub fn draw(frame: &mut Frame, app: &App) {
                 height: h,
             };
             frame.render_widget(Clear, r);
+            let (before, after): (String, String) = {
+                let chars: Vec<char> = input.buffer.chars().collect();
+                let c = input.cursor.min(chars.len());
+                (chars[..c].iter().collect(), chars[c..].iter().collect())
+            };
+            let mut under = after.chars();
+            let at = under.next().map_or(" ".to_string(), |c| c.to_string());
+            let value_style = if input.fresh {
+                Style::default().fg(Color::Gray)
+            } else {
+                Style::default()
+            };
             let text = Line::from(vec![
-                Span::raw(input.buffer.clone()),
-                Span::styled("█", Style::default().fg(Color::Gray)),
+                Span::styled(before, value_style),
+                Span::styled(at, Style::default().add_modifier(Modifier::REVERSED)),
+                Span::styled(under.collect::<String>(), value_style),
             ]);
+            let title = match &input.error {
+                Some(e) => Line::from(Span::styled(
+                    format!(" {e} (edit, Enter / Esc) "),
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )),
+                None if input.fresh => {
+                    Line::from(format!(" {} (type to replace, Enter / Esc) ", input.label))
+                }
+                None => Line::from(format!(" {} (Enter / Esc) ", input.label)),
+            };
             Paragraph::new(text)
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(format!(" {} (Enter / Esc) ", input.label)),
-                )
+                .block(Block::default().borders(Borders::ALL).title(title))
                 .render(r, frame.buffer_mut());
         }
     }
