@@ -259,10 +259,27 @@ impl App {
     }
 
     /// Drops this session's runs (the model or data changed under them).
+    /// Opened files stay, and so do their breadcrumbs.
     pub(super) fn forget_runs(&mut self) {
-        self.runs.retain(|s| matches!(s.state, RunState::Opened(_)));
-        self.trail.clear();
-        self.trail_pos = 0;
+        let opened = |s: &RunSlot| matches!(s.state, RunState::Opened(_));
+        if self.runs.iter().all(opened) {
+            return;
+        }
+        let current = self.trail.get(self.trail_pos).copied();
+        let mut new_index = vec![None; self.runs.len()];
+        let mut kept = Vec::new();
+        for (i, slot) in std::mem::take(&mut self.runs).into_iter().enumerate() {
+            if opened(&slot) {
+                new_index[i] = Some(kept.len());
+                kept.push(slot);
+            }
+        }
+        self.runs = kept;
+        self.trail = self.trail.iter().filter_map(|&i| new_index[i]).collect();
+        self.trail_pos = current
+            .and_then(|c| new_index[c])
+            .and_then(|c| self.trail.iter().position(|&i| i == c))
+            .unwrap_or(self.trail.len().saturating_sub(1));
     }
 
     /// Once model and data are in, open the default receiver.
