@@ -1019,3 +1019,64 @@ fn prompts_edit_as_in_readline() {
     assert!(app.input.is_none());
     assert!(!app.status.1.contains("crop"), "{}", app.status.1);
 }
+
+#[test]
+fn attention_grid_aligns_separates_and_shows_values_at_40x12() {
+    let (mut app, _) = ready_app("attn-grid");
+    press(&mut app, "a");
+    let id = match &app.take_effects()[0] {
+        Effect::Submit(id, Job::Attention(_)) => *id,
+        other => panic!("{other:?}"),
+    };
+    let tokens: Vec<String> = ["<bos>", "4", "+", " =", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Query 4 attends .4 to <bos>, .6 to " ="; query 1 all on <bos>.
+    let pattern: Vec<Vec<f32>> = vec![
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        vec![0.5, 0.5, 0.0, 0.0, 0.0],
+        vec![0.0, 0.0, 0.0, 1.0, 0.0],
+        vec![0.4, 0.0, 0.0, 0.6, 0.0],
+    ];
+    app.on_worker(Event::Attention {
+        id,
+        request: headhunt::worker::AttentionRequest {
+            heads: vec![(3, 0)],
+            run: headhunt::worker::RunKind::Contrast,
+            prompts: headhunt::worker::PromptChoice::Mean(4),
+        },
+        tokens,
+        patterns: vec![pattern],
+    });
+    let mut term = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().find(|l| l.contains("<b")).expect("key labels");
+    assert!(
+        header.contains("<b 4  +  ·="),
+        "separate labels, leading space shown: {text}"
+    );
+    let col = |line: &str, pat: &str| line.find(pat).map(|b| line[..b].chars().count());
+    let last = lines
+        .iter()
+        .find(|l| l.contains("  4 1"))
+        .expect("query 4 row");
+    assert_eq!(
+        col(last, ".4"),
+        col(header, "<b"),
+        "digit under its token: {text}"
+    );
+    assert_eq!(col(last, ".6"), col(header, "·="), "{text}");
+    let row1 = lines
+        .iter()
+        .find(|l| l.contains("  1 4"))
+        .expect("query 1 row");
+    assert!(row1.contains("1.0"), "1.0, not 1.: {text}");
+    assert!(
+        text.contains("values: mean over 4 prompts, labels: pro"),
+        "{text}"
+    );
+}
