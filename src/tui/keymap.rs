@@ -21,11 +21,17 @@ pub const HEATMAP_KEYS: &[(&str, &str)] = &[
     ("s", "save the run (with groups) to results/"),
     ("S", "save the head groups and selection"),
     ("w", "gallery: open, compare, difference"),
-    ("prompts", "typing replaces; ←→ Home End ^A ^E ^U ^W ^K edit"),
+    (
+        "prompts",
+        "typing replaces; ←→ Home End ^A ^E ^U ^W ^K edit",
+    ),
     ("m", "setup: model, data, shots, offset, …"),
     ("?", "this help"),
     ("Esc", "clear the selection (never quits)"),
-    ("q  ^C", "quit (q asks first if groups or a run are unsaved)"),
+    (
+        "q  ^C",
+        "quit (q asks first if groups or a run are unsaved)",
+    ),
 ];
 
 pub const ATTENTION_KEYS: &[(&str, &str)] = &[

@@ -212,6 +212,9 @@ pub fn default_groups() -> Vec<HeadGroup> {
         .collect()
 }
 
+/// A model's head groups and selection.
+type Marks = (Vec<HeadGroup>, BTreeSet<(usize, usize)>);
+
 pub struct App {
     pub screen: Screen,
     pub input: Option<Input>,
@@ -250,7 +253,7 @@ pub struct App {
     /// The model whose groups and selection are in `groups` / `selected`, and those of other
     /// models, put aside (see `sync_context`).
     pub context: String,
-    stashed: std::collections::HashMap<String, (Vec<HeadGroup>, BTreeSet<(usize, usize)>)>,
+    stashed: std::collections::HashMap<String, Marks>,
     /// The terminal's size (columns, rows), from which every screen's layout is computed.
     pub viewport: (u16, u16),
     /// Whether the model/data needed for a run are still loading.

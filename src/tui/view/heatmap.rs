@@ -267,7 +267,7 @@ fn draw_axes(buf: &mut Buffer, area: Rect, g: &HeatmapGeometry) {
     };
     for c in 0..g.n_cols as usize {
         let idx = g.col_first + c;
-        if idx % step == 0 {
+        if idx.is_multiple_of(step) {
             let x = g.x + (c * cw) as u16;
             let (gap, _, _) = cell_parts(g.cell_w);
             buf.set_string(x + gap, area.y, format!("{idx}"), dim);
@@ -298,6 +298,7 @@ fn draw_axes(buf: &mut Buffer, area: Rect, g: &HeatmapGeometry) {
 
 /// Draws the heatmap of `rec` as planned; returns whether some value did not fit its cell
 /// (the legend then explains the glyph).
+#[allow(clippy::too_many_arguments)]
 pub fn draw_heatmap(
     buf: &mut Buffer,
     area: Rect,
