@@ -14,7 +14,7 @@ pub const HEATMAP_KEYS: &[(&str, &str)] = &[
     ("a", "attention of the head (or the selection)"),
     ("space", "select / unselect the head"),
     ("t  g  G", "tag into group · next group · new group"),
-    ("f", "colour range: auto (largest, floor 5%) / fixed ±20%"),
+    ("f", "colour: fixed ±20% / auto"),
     ("z  Z", "crop to layers LO-HI / show all"),
     ("o", "swap orientation (layers as rows/cols)"),
     ("<  >", "threshold of the first head list (±1%)"),
@@ -27,7 +27,7 @@ pub const HEATMAP_KEYS: &[(&str, &str)] = &[
     ),
     ("m", "setup: model, data, shots, offset, …"),
     ("?", "this help"),
-    ("Esc", "clear the selection (never quits)"),
+    ("Esc", "clear selection; no quit"),
     (
         "q  ^C",
         "quit (q asks first if groups or a run are unsaved)",
