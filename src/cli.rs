@@ -69,6 +69,8 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// Function vectors: add heads' mean contrast z to naive prompts; Δ of the digit logits.
     Fv(fv::FvArgs),
+    /// Open a saved result (or a head-groups file) in the explorer.
+    Open(tui::OpenArgs),
     /// Train the demo model (few-shot off-by-k addition) into a model directory.
     TrainDemo(train_demo::TrainDemoArgs),
 }
@@ -188,6 +190,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Circuit(a)) => circuit::run(a).map(|_| 0),
         Some(Command::Ablate(a)) => ablate::run(a).map(|_| 0),
         Some(Command::Fv(a)) => fv::run(a).map(|_| 0),
+        Some(Command::Open(a)) => tui::open(a).map(|_| 0),
         Some(Command::TrainDemo(a)) => train_demo::run(a),
         None => tui::run(cli.tui).map(|_| 0),
     }

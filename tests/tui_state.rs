@@ -39,6 +39,7 @@ fn setup(results: PathBuf) -> Setup {
         receiver: None,
         results_dir: results,
         gallery_dirs: vec![],
+        open: None,
     }
 }
 
@@ -444,8 +445,8 @@ fn mouse_click_moves_the_cursor() {
     let (id, r) = submitted_patch(&mut app);
     finish_run(&mut app, id, &r);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
-    let g = app.heatmap_geometry.expect("heatmap drawn");
+    render(&mut term, &mut app);
+    let g = app.heatmap_geometry().expect("heatmap drawn");
     // Click the cell of layer 1, head 2.
     let (col, row) = if g.layers_as_rows {
         (2, g.row_first - 1)
@@ -460,6 +461,13 @@ fn mouse_click_moves_the_cursor() {
     };
     app.on_mouse(click);
     assert_eq!(app.cursor, (1, 2));
+}
+
+/// Draws the app at the terminal's size (the app lays out from its viewport).
+fn render(term: &mut Terminal<TestBackend>, app: &mut App) {
+    let a = term.backend().buffer().area;
+    app.viewport = (a.width, a.height);
+    term.draw(|f| view::draw(f, app)).unwrap();
 }
 
 fn screen_text(term: &Terminal<TestBackend>) -> String {
@@ -482,7 +490,7 @@ fn renders_heatmap_readout_and_lists() {
     finish_run(&mut app, id, &r);
     app.cursor = (2, 0);
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("resid_post 3"), "{text}");
     assert!(text.contains("H2.0  (layer 2, head 0)"), "{text}");
@@ -491,7 +499,7 @@ fn renders_heatmap_readout_and_lists() {
     assert!(text.contains("3.0   -40.0%"), "{text}");
     assert!(text.contains("-40.0"), "cells show r in %: {text}");
     // The cursor cell is drawn reversed.
-    let g = app.heatmap_geometry.unwrap();
+    let g = app.heatmap_geometry().unwrap();
     let (row, col) = if g.layers_as_rows {
         (g.row_first - 2, 0)
     } else {
@@ -501,7 +509,7 @@ fn renders_heatmap_readout_and_lists() {
     assert!(cell.modifier.contains(ratatui::style::Modifier::REVERSED));
     // Colours: negative r is red-ish in truecolor.
     app.color = headhunt::tui::color::ColorMode::TrueColor;
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let cell = &term.backend().buffer()[(g.x + col as u16 * g.cell_w + 1, g.y + row as u16)];
     match cell.bg {
         ratatui::style::Color::Rgb(r, _, b) => {
@@ -547,13 +555,13 @@ fn renders_attention_grid_and_bars() {
         patterns: vec![pattern],
     });
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("Attention H3.0 · contrast run"), "{text}");
     assert!(text.contains(" 10 ="), "query labels: {text}");
     assert!(text.contains("↵"), "newline tokens shown as ↵: {text}");
     press(&mut app, "b");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(text.contains("query 10 \"=\" attends to:"), "{text}");
     assert!(text.contains("   9 2      1.00 █"), "{text}");
@@ -571,7 +579,7 @@ fn renders_help_and_setup() {
     let (mut app, _) = ready_app("help");
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     press(&mut app, "?");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     for k in [
         "drill down",
@@ -585,7 +593,7 @@ fn renders_help_and_setup() {
     }
     app.on_key(key(KeyCode::Esc));
     press(&mut app, "m");
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(
         text.contains("shots")
@@ -650,16 +658,16 @@ fn never_panics_on_tiny_or_odd_terminals() {
                 _ => {}
             }
             let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+            render(&mut term, &mut app2);
             // Resize to another odd size and redraw.
             term.backend_mut().resize(h.max(1), w.max(1));
             term.resize(ratatui::layout::Rect::new(0, 0, h.max(1), w.max(1)))
                 .unwrap();
-            term.draw(|f| view::draw(f, &mut app2)).unwrap();
+            render(&mut term, &mut app2);
         }
     }
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
 }
 
 #[test]
@@ -677,7 +685,7 @@ fn baselines_and_accuracy_show_before_any_run() {
     });
     assert!(app.status.1.contains("ill-conditioned"), "{}", app.status.1);
     let mut term = Terminal::new(TestBackend::new(120, 24)).unwrap();
-    term.draw(|f| view::draw(f, &mut app)).unwrap();
+    render(&mut term, &mut app);
     let text = screen_text(&term);
     assert!(
         text.contains("normal answer on 7/8 normal prompts, contrast answer on 1/8"),
@@ -723,4 +731,351 @@ fn setup_follows_the_papers_files() {
         .set_field(14, "9")
         .unwrap_err()
         .contains("not one of the paper's"));
+}
+
+/// A record of the fixture model with `patched` on every head and the given baselines.
+fn record_with(
+    ld_normal: f64,
+    ld_contrast: f64,
+    patched: impl Fn(usize, usize) -> f64,
+) -> RunRecord {
+    let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, ld_normal, ld_contrast, 8);
+    for l in 0..LAYERS {
+        m.set_row(l, (0..HEADS).map(|h| patched(l, h)).collect());
+    }
+    RunRecord::from_run(headhunt::results::RecordParts {
+        matrix: &m,
+        complete: true,
+        receiver: &Receiver::resid_post(LAYERS - 1),
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: Default::default(),
+    })
+}
+
+fn paper(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/paper/results")
+        .join(file)
+}
+
+#[test]
+fn narrow_cells_show_a_glyph_never_a_clipped_digit() {
+    use headhunt::results::text::CellMeasure;
+    use headhunt::tui::view::heatmap::cell_text;
+    // Gemma-2-9B resid_post_41 at 80×24: -27.1%, -8.6%, +17.2% in two-character cells.
+    assert_eq!(cell_text(-0.271, CellMeasure::R, 2), " ▼");
+    assert_eq!(cell_text(-0.086, CellMeasure::R, 2), "-9");
+    assert_eq!(cell_text(0.172, CellMeasure::R, 2), "17");
+    assert_eq!(cell_text(-0.138, CellMeasure::R, 3), "-14");
+    assert_eq!(cell_text(-0.003, CellMeasure::R, 2), " 0", "no -0");
+    assert_eq!(cell_text(-0.2710, CellMeasure::R, 5), "-27.1");
+}
+
+#[test]
+fn auto_range_has_a_floor_and_the_legend_says_so() {
+    let (mut app, dir) = ready_app("floor");
+    // Largest |r| 0.4%.
+    let rec = record_with(2.0, -1.0, |l, h| {
+        if (l, h) == (2, 1) {
+            -1.0 - 0.012
+        } else {
+            -1.0
+        }
+    });
+    app.open_record(rec.clone(), dir.join("x.json"));
+    let range = headhunt::tui::view::heatmap::color_range(&rec, RangeMode::Auto, (0, LAYERS - 1));
+    assert!((range.largest - 0.004).abs() < 1e-9, "{range:?}");
+    assert_eq!(range.range, 0.05);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("r -5.0%") && text.contains("+5.0%"), "{text}");
+    assert!(text.contains("auto: floor; largest 0.4%"), "{text}");
+}
+
+#[test]
+fn ill_conditioned_runs_show_the_raw_effect_as_the_command_line_does() {
+    let (mut app, dir) = ready_app("ill");
+    // Baselines 0.3 apart: r would be (p - LD_c)/0.3.
+    let rec = record_with(
+        2.0,
+        1.7,
+        |l, h| if (l, h) == (2, 1) { 1.7 + 0.25 } else { 1.7 },
+    );
+    assert_eq!(
+        headhunt::results::text::cell_measure(&rec),
+        headhunt::results::text::CellMeasure::RawEffect
+    );
+    app.open_record(rec, dir.join("x.json"));
+    assert_eq!(app.cursor, (2, 1), "opens at the largest effect");
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("patched−LD_c"), "{text}");
+    assert!(
+        text.contains("+0.25"),
+        "the raw effect, not r = 83%: {text}"
+    );
+    assert!(!text.contains("83.3"), "{text}");
+    assert!(text.contains("r        not shown:"), "{text}");
+}
+
+#[test]
+fn threshold_labels_are_the_thresholds_applied() {
+    let (mut app, dir) = ready_app("thresholds");
+    let rec = record_with(2.0, -1.0, |l, h| {
+        if (l, h) == (2, 1) {
+            -1.0 - 0.069
+        } else {
+            -1.0
+        }
+    });
+    app.open_record(rec, dir.join("x.json"));
+    press(&mut app, "<<<<<<");
+    assert_eq!(
+        app.thresholds.hi, 0.03,
+        "never at or below the second list's 2%"
+    );
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.contains("|r| > 3%:") && text.contains("2% < |r| ≤ 3%:"),
+        "{text}"
+    );
+    let weak = text.split("2% < |r| ≤ 3%:").nth(1).unwrap();
+    assert!(
+        weak.contains("  2.1    +2.3%"),
+        "2.3% listed between 2% and 3%: {text}"
+    );
+    press(&mut app, ">");
+    assert_eq!(app.thresholds.hi, 0.04);
+}
+
+#[test]
+fn esc_never_quits_and_q_asks_when_groups_are_unsaved() {
+    let (mut app, _) = ready_app("esc");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.quit, "Esc quit the explorer");
+    press(&mut app, "t");
+    press(&mut app, "q");
+    assert!(!app.quit, "q with an unsaved group");
+    assert!(
+        app.status.1.contains("head groups not saved"),
+        "{}",
+        app.status.1
+    );
+    press(&mut app, "q");
+    assert!(app.quit);
+}
+
+#[test]
+fn a_result_of_another_model_is_its_own_context_and_drills_into_its_saved_results() {
+    let (mut app, _) = ready_app("foreign");
+    press(&mut app, "t"); // a group on the loaded model's head (3, 0)
+    app.open_record(
+        RunRecord::load(&paper("gemma_2_9b/resid_post_41.json")).unwrap(),
+        paper("gemma_2_9b/resid_post_41.json"),
+    );
+    assert_eq!(app.context_name().as_deref(), Some("gemma_2_9b"));
+    assert_eq!((app.n_layers(), app.n_heads()), (42, 16));
+    assert_eq!(app.cursor, (39, 7), "opens at the largest |r|");
+    assert!(
+        app.groups.iter().all(|g| g.heads.is_empty()),
+        "the fixture's groups stay with it"
+    );
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.lines().next().unwrap().contains("gemma_2_9b"),
+        "{text}"
+    );
+    assert!(!text.contains("0 ex"), "{text}");
+    app.on_key(key(KeyCode::Enter));
+    let cur = app.current().unwrap();
+    assert!(
+        matches!(&cur.state, RunState::Opened(p) if p.ends_with("ind_h39_7_v.json")),
+        "{:?}",
+        app.status
+    );
+    app.cursor = (20, 3);
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.status.1.contains("load gemma_2_9b in the setup"),
+        "{}",
+        app.status.1
+    );
+    press(&mut app, "[[");
+    assert_eq!(app.context_name().as_deref(), Some("fixture"));
+    assert_eq!(
+        app.groups[0].heads,
+        vec![(3, 0)],
+        "the fixture's group is back"
+    );
+}
+
+#[test]
+fn a_failed_load_shows_its_first_error_and_keeps_the_previous_model() {
+    let (mut app, _) = ready_app("loadfail");
+    press(&mut app, "m");
+    app.setup.model = "/no/such/model".into();
+    press(&mut app, "L");
+    let ids: Vec<u64> = app
+        .take_effects()
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Submit(id, _) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    app.on_worker(Event::Error {
+        id: ids[0],
+        message: "/no/such/model: no such file or directory".into(),
+    });
+    app.on_worker(Event::Error {
+        id: ids[1],
+        message: "no model loaded".into(),
+    });
+    assert_eq!(
+        app.load_error.as_deref(),
+        Some("/no/such/model: no such file or directory")
+    );
+    assert!(app.status.1.contains("no such file"), "{}", app.status.1);
+    assert_eq!(app.setup.model, "fixture", "back to the setup that loaded");
+    let effects = app.take_effects();
+    assert!(
+        matches!(&effects[0], Effect::Submit(_, Job::LoadModel(r)) if r.model == "fixture"),
+        "{effects:?}"
+    );
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.contains("could not load: /no/such/model: no such file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_receiver_no_sender_reaches_says_why() {
+    let (mut app, _) = ready_app("unreachable");
+    press(&mut app, ":");
+    for _ in 0..20 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "0.1.v");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.status.1.contains("no sender can reach 0.1.v"),
+        "{}",
+        app.status.1
+    );
+}
+
+#[test]
+fn prompts_edit_as_in_readline() {
+    let (mut app, _) = ready_app("readline");
+    press(&mut app, ":");
+    assert_eq!(app.input.as_ref().unwrap().buffer, "resid_post:3");
+    // Typing replaces the pre-filled value.
+    press(&mut app, "resid_post:2");
+    assert_eq!(app.input.as_ref().unwrap().buffer, "resid_post:2");
+    app.on_key(key(KeyCode::Home));
+    app.on_key(key(KeyCode::Delete));
+    press(&mut app, "R");
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Left));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "Resid_post2");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "2");
+    press(&mut app, "3.1.v 2.0.v x");
+    app.on_key(KeyEvent::new(KeyCode::Char('w'), KeyModifiers::CONTROL));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "3.1.v 2.0.v 2");
+    app.on_key(key(KeyCode::Enter));
+    let input = app.input.as_ref().expect("stays open after an error");
+    assert!(input.error.is_some(), "says why");
+    // A successful crop clears the earlier crop error.
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "z");
+    press(&mut app, "x");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.status.1.contains("crop: expected LO-HI"),
+        "{}",
+        app.status.1
+    );
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "1-2");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.input.is_none());
+    assert!(!app.status.1.contains("crop"), "{}", app.status.1);
+}
+
+#[test]
+fn attention_grid_aligns_separates_and_shows_values_at_40x12() {
+    let (mut app, _) = ready_app("attn-grid");
+    press(&mut app, "a");
+    let id = match &app.take_effects()[0] {
+        Effect::Submit(id, Job::Attention(_)) => *id,
+        other => panic!("{other:?}"),
+    };
+    let tokens: Vec<String> = ["<bos>", "4", "+", " =", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Query 4 attends .4 to <bos>, .6 to " ="; query 1 all on <bos>.
+    let pattern: Vec<Vec<f32>> = vec![
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        vec![1.0, 0.0, 0.0, 0.0, 0.0],
+        vec![0.5, 0.5, 0.0, 0.0, 0.0],
+        vec![0.0, 0.0, 0.0, 1.0, 0.0],
+        vec![0.4, 0.0, 0.0, 0.6, 0.0],
+    ];
+    app.on_worker(Event::Attention {
+        id,
+        request: headhunt::worker::AttentionRequest {
+            heads: vec![(3, 0)],
+            run: headhunt::worker::RunKind::Contrast,
+            prompts: headhunt::worker::PromptChoice::Mean(4),
+        },
+        tokens,
+        patterns: vec![pattern],
+    });
+    let mut term = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().find(|l| l.contains("<b")).expect("key labels");
+    assert!(
+        header.contains("<b 4  +  ·="),
+        "separate labels, leading space shown: {text}"
+    );
+    let col = |line: &str, pat: &str| line.find(pat).map(|b| line[..b].chars().count());
+    let last = lines
+        .iter()
+        .find(|l| l.contains("  4 1"))
+        .expect("query 4 row");
+    assert_eq!(
+        col(last, ".4"),
+        col(header, "<b"),
+        "digit under its token: {text}"
+    );
+    assert_eq!(col(last, ".6"), col(header, "·="), "{text}");
+    let row1 = lines
+        .iter()
+        .find(|l| l.contains("  1 4"))
+        .expect("query 1 row");
+    assert!(row1.contains("1.0"), "1.0, not 1.: {text}");
+    assert!(
+        text.contains("values: mean over 4 prompts, labels: pro"),
+        "{text}"
+    );
 }

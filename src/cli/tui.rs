@@ -37,6 +37,24 @@ pub struct TuiArgs {
     /// Where results are saved and the gallery looks.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// A saved result to open at start (as `headhunt open FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub open: Option<PathBuf>,
+}
+
+/// `headhunt open FILE`: the explorer, opened on a saved result.
+#[derive(Args, Debug)]
+pub struct OpenArgs {
+    /// A result file (`headhunt patch --out`, `s` in the explorer, the paper's results).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub tui: TuiArgs,
+}
+
+pub fn open(a: OpenArgs) -> Result<()> {
+    let mut tui = a.tui;
+    tui.open = Some(a.file);
+    run(tui)
 }
 
 pub fn setup(a: TuiArgs) -> Result<Setup> {
@@ -87,6 +105,10 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     if a.batch_size == 0 {
         bail!("--batch-size 0: expected at least 1");
     }
+    // A file that cannot be opened is an error before the full-screen view starts.
+    if let Some(p) = &a.open {
+        crate::results::RunRecord::load(p)?;
+    }
     let mut gallery_dirs = Vec::new();
     let paper = crate::demo::locate("data/paper/results");
     if paper.is_dir() {
@@ -104,6 +126,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         receiver,
         results_dir: a.results,
         gallery_dirs,
+        open: a.open,
     })
 }
 

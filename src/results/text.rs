@@ -112,16 +112,45 @@ pub fn ill_conditioned(rec: &RunRecord) -> bool {
 }
 
 /// patched - LD_c at (layer, head), where r is defined (the raw effect of patching, in logits).
-fn raw_effect(rec: &RunRecord, l: usize, h: usize) -> Option<f64> {
+pub fn raw_effect(rec: &RunRecord, l: usize, h: usize) -> Option<f64> {
     rec.r(l, h)?;
     Some(rec.patched(l, h)? - rec.contrast_logit_diff?)
+}
+
+/// What the cells of a result show. One rule for every view (the command line's text and the
+/// explorer), so that an ill-conditioned r is never drawn anywhere as if it meant something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellMeasure {
+    /// r = (patched - LD_c)/(LD_c - LD_n).
+    R,
+    /// patched - LD_c in logits: the baselines are closer than [`SMALL_GAP`], so r is
+    /// ill-conditioned, and the patched values are known.
+    RawEffect,
+}
+
+/// The measure the cells of `rec` show: the raw effect when r is ill-conditioned and the
+/// patched values are known, else r.
+pub fn cell_measure(rec: &RunRecord) -> CellMeasure {
+    if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
+        CellMeasure::RawEffect
+    } else {
+        CellMeasure::R
+    }
+}
+
+/// The value a cell shows under `measure` (r as a fraction, or the raw effect in logits).
+pub fn cell_value(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Option<f64> {
+    match measure {
+        CellMeasure::R => rec.r(l, h),
+        CellMeasure::RawEffect => raw_effect(rec, l, h),
+    }
 }
 
 /// The heatmap as text: one row per sender layer (top: the last layer), r in percent. When r
 /// is ill-conditioned (close baselines) and the patched values are known, the raw effect
 /// patched - LD_c in logits instead.
 pub fn heatmap(rec: &RunRecord) -> String {
-    if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
+    if cell_measure(rec) == CellMeasure::RawEffect {
         return grid(
             rec,
             "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small)",
@@ -166,7 +195,7 @@ fn grid(
 /// The paper's head lists. When r is ill-conditioned they are replaced by the heads with the
 /// largest raw effects |patched - LD_c|.
 pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
-    if ill_conditioned(rec) && rec.patched_logit_diff.is_some() {
+    if cell_measure(rec) == CellMeasure::RawEffect {
         let mut all: Vec<(usize, usize, f64)> = (0..rec.n_layers)
             .flat_map(|l| (0..rec.n_heads).map(move |h| (l, h)))
             .filter_map(|(l, h)| raw_effect(rec, l, h).map(|d| (l, h, d)))

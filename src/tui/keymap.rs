@@ -14,16 +14,24 @@ pub const HEATMAP_KEYS: &[(&str, &str)] = &[
     ("a", "attention of the head (or the selection)"),
     ("space", "select / unselect the head"),
     ("t  g  G", "tag into group · next group · new group"),
-    ("f", "colour range: auto / fixed ±20%"),
+    ("f", "colour: fixed ±20% / auto"),
     ("z  Z", "crop to layers LO-HI / show all"),
     ("o", "swap orientation (layers as rows/cols)"),
-    ("<  >", "threshold of the first head list"),
+    ("<  >", "threshold of the first head list (±1%)"),
     ("s", "save the run (with groups) to results/"),
     ("S", "save the head groups and selection"),
     ("w", "gallery: open, compare, difference"),
+    (
+        "prompts",
+        "typing replaces; ←→ Home End ^A ^E ^U ^W ^K edit",
+    ),
     ("m", "setup: model, data, shots, offset, …"),
     ("?", "this help"),
-    ("q  Esc  ^C", "quit (Esc first clears the selection)"),
+    ("Esc", "clear selection; no quit"),
+    (
+        "q  ^C",
+        "quit (q asks first if groups or a run are unsaved)",
+    ),
 ];
 
 pub const ATTENTION_KEYS: &[(&str, &str)] = &[

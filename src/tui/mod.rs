@@ -62,7 +62,9 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> an
         if app.quit {
             break;
         }
-        terminal.draw(|f| view::draw(f, &mut app))?;
+        let size = terminal.size()?;
+        app.viewport = (size.width, size.height);
+        terminal.draw(|f| view::draw(f, &app))?;
         // For the end-to-end test of the panic path: the terminal must come back usable.
         if std::env::var_os("HEADHUNT_TEST_PANIC").is_some() {
             panic!("HEADHUNT_TEST_PANIC is set: panicking after the first frame");

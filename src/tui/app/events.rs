@@ -18,17 +18,24 @@ impl App {
                 seconds,
                 n_params,
             } => {
-                self.set_status(
-                    Level::Info,
-                    format!(
-                        "loaded {} ({} layers × {} heads, {:.1} M parameters) in {seconds:.2} s",
-                        info.label,
-                        info.n_layers,
-                        info.n_heads,
-                        n_params as f64 / 1e6
-                    ),
-                );
+                if self.load_error.is_none() {
+                    self.set_status(
+                        Level::Info,
+                        format!(
+                            "loaded {} ({} layers × {} heads, {:.1} M parameters) in {seconds:.2} s",
+                            info.label,
+                            info.n_layers,
+                            info.n_heads,
+                            n_params as f64 / 1e6
+                        ),
+                    );
+                }
+                if self.model.as_ref() != Some(&info) {
+                    // Runs of another model are kept in the gallery once saved.
+                    self.forget_runs();
+                }
                 self.model = Some(info);
+                self.load_jobs.retain(|&j| j != id);
                 self.jobs.retain(|j| j.id != id);
                 self.maybe_ready();
             }
@@ -55,7 +62,16 @@ impl App {
                         info.multi_token_answers.len()
                     ));
                 }
-                self.set_status(Level::Info, msg);
+                if self.load_error.is_none() {
+                    self.set_status(Level::Info, msg);
+                }
+                if self.data.as_ref().map(|d| &d.info.spec) != Some(&info.spec) {
+                    self.forget_runs();
+                }
+                self.load_jobs.retain(|&j| j != id);
+                if self.load_jobs.is_empty() && self.load_error.is_none() {
+                    self.loaded_setup = Some(self.setup.clone());
+                }
                 self.data = Some(DataStatus {
                     eval: None,
                     info,
@@ -211,6 +227,12 @@ impl App {
                     }
                 }
             }
+            Event::Error { id, message } if self.is_load_job(id) => {
+                self.jobs.retain(|j| j.id != id);
+                if !self.failed_load_jobs.contains(&id) {
+                    self.load_failed(message);
+                }
+            }
             Event::Error { id, message } => {
                 if let Some(i) = self.slot_of_job(id) {
                     self.runs[i].state = RunState::Failed(message.clone());
@@ -225,9 +247,34 @@ impl App {
         }
     }
 
+    /// Drops this session's runs (the model or data changed under them).
+    /// Opened files stay, and so do their breadcrumbs.
+    pub(super) fn forget_runs(&mut self) {
+        let opened = |s: &RunSlot| matches!(s.state, RunState::Opened(_));
+        if self.runs.iter().all(opened) {
+            return;
+        }
+        let current = self.trail.get(self.trail_pos).copied();
+        let mut new_index = vec![None; self.runs.len()];
+        let mut kept = Vec::new();
+        for (i, slot) in std::mem::take(&mut self.runs).into_iter().enumerate() {
+            if opened(&slot) {
+                new_index[i] = Some(kept.len());
+                kept.push(slot);
+            }
+        }
+        self.runs = kept;
+        self.trail = self.trail.iter().filter_map(|&i| new_index[i]).collect();
+        self.trail_pos = current
+            .and_then(|c| new_index[c])
+            .and_then(|c| self.trail.iter().position(|&i| i == c))
+            .unwrap_or(self.trail.len().saturating_sub(1));
+    }
+
     /// Once model and data are in, open the default receiver.
     pub(super) fn maybe_ready(&mut self) {
-        if self.model.is_some() && self.data.is_some() && self.loading {
+        if self.model.is_some() && self.data.is_some() && self.loading && self.load_jobs.is_empty()
+        {
             self.loading = false;
             if self.trail.is_empty() {
                 if let Some(key) = self.default_key() {
@@ -235,6 +282,16 @@ impl App {
                     let (_, hi) = self.layer_range();
                     self.cursor = (hi, 0);
                 }
+            }
+            if self.load_error.is_some() {
+                return;
+            }
+            if let Some(RunState::Opened(p)) = self.current().map(|s| &s.state) {
+                let msg = format!("{} · R: the loaded model's own run", p.display());
+                return self.set_status(Level::Info, msg);
+            }
+            if self.screen == Screen::Setup {
+                self.screen = Screen::Heatmap;
             }
             let spec = self.current_spec();
             let eta = spec.as_ref().and_then(|s| self.eta(s));

@@ -35,9 +35,15 @@ impl App {
             saved_to: Some(path.clone()),
         });
         let i = self.runs.len() - 1;
-        self.trail.truncate(self.trail_pos + 1);
+        if self.trail.is_empty() {
+            self.trail_pos = 0;
+        } else {
+            self.trail.truncate(self.trail_pos + 1);
+            self.trail_pos += 1;
+        }
         self.trail.push(i);
-        self.trail_pos = self.trail.len() - 1;
+        self.sync_context();
+        // The file's own groups join its context's.
         for g in &rec.groups {
             if let Some(existing) = self.groups.iter_mut().find(|x| x.name == g.name) {
                 for h in &g.heads {
@@ -50,6 +56,10 @@ impl App {
             }
         }
         self.screen = Screen::Heatmap;
+        // Start where the largest effect is (the scroll follows the cursor).
+        if let Some(c) = App::largest_cell(&rec) {
+            self.cursor = c;
+        }
         self.clamp_cursor();
         self.set_status(Level::Info, format!("opened {}", path.display()));
     }
@@ -102,6 +112,7 @@ impl App {
         match rec.save(&path, false) {
             Ok(()) => {
                 slot.saved_to = Some(path.clone());
+                self.groups_saved = true;
                 self.set_status(Level::Info, format!("saved {}", path.display()));
             }
             Err(e) => self.set_status(Level::Error, format!("save failed: {e}")),
@@ -131,7 +142,10 @@ impl App {
         ));
         let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
         match crate::results::write_atomic(&path, text.as_bytes(), false) {
-            Ok(()) => self.set_status(Level::Info, format!("saved {}", path.display())),
+            Ok(()) => {
+                self.groups_saved = true;
+                self.set_status(Level::Info, format!("saved {}", path.display()))
+            }
             Err(e) => self.set_status(Level::Error, format!("save failed: {e}")),
         }
     }
@@ -167,12 +181,11 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
             let record = RunRecord::load(&path).map_err(|e| e.to_string());
             let label = match &record {
                 Ok(r) => format!(
-                    "{:<28} {:<22} {}",
+                    "{:<18} {:<13} {:<14} {}",
                     path.file_stem().unwrap_or_default().to_string_lossy(),
                     r.receiver_label,
-                    r.model
-                        .as_ref()
-                        .map_or_else(|| r.note.clone().unwrap_or_default(), |m| m.label.clone())
+                    super::record_model_name(r, Some(&path)),
+                    super::record_data_words(r)
                 ),
                 Err(_) => format!("{} (unreadable)", path.display()),
             };

@@ -13,6 +13,12 @@ impl App {
             self.quit = true;
             return;
         }
+        if std::mem::take(&mut self.confirm_quit) {
+            if key.code == KeyCode::Char('q') {
+                return self.quit_now();
+            }
+            self.set_status(Level::Info, "");
+        }
         if self.input.is_some() {
             self.on_input_key(key);
             return;
@@ -30,6 +36,10 @@ impl App {
             self.help = true;
             return;
         }
+        // A message belongs to the action that set it: the next key's action replaces it.
+        if !self.loading {
+            self.set_status(Level::Info, "");
+        }
         match self.screen {
             Screen::Heatmap => self.on_heatmap_key(key),
             Screen::Attention => self.on_attention_key(key),
@@ -45,6 +55,18 @@ impl App {
         }
     }
 
+    /// What would be lost by quitting now: tagged groups or a finished run not saved.
+    pub fn unsaved(&self) -> Option<&'static str> {
+        let groups_tagged = self.groups.iter().any(|g| !g.heads.is_empty());
+        if groups_tagged && !self.groups_saved {
+            return Some("head groups");
+        }
+        let run = self.runs.iter().any(|s| {
+            matches!(s.state, RunState::Done | RunState::Cancelled) && s.saved_to.is_none()
+        });
+        run.then_some("a finished run")
+    }
+
     pub(super) fn quit_now(&mut self) {
         if self.running() {
             self.effects.push(Effect::Cancel);
@@ -54,11 +76,7 @@ impl App {
     }
 
     pub(super) fn open_input(&mut self, purpose: InputPurpose, label: &str, initial: String) {
-        self.input = Some(Input {
-            purpose,
-            label: label.to_string(),
-            buffer: initial,
-        });
+        self.input = Some(Input::new(purpose, label, initial));
     }
 
     pub(super) fn on_heatmap_key(&mut self, key: KeyEvent) {
@@ -70,13 +88,19 @@ impl App {
             ((0, -1), (0, 1), (-1, 0), (1, 0))
         };
         match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => {
-                if key.code == KeyCode::Esc && !self.selected.is_empty() {
-                    self.selected.clear();
-                } else {
-                    self.quit_now();
+            // Esc clears, never quits (as in lazygit, gitui, btop).
+            KeyCode::Esc if !self.selected.is_empty() => self.selected.clear(),
+            KeyCode::Esc => self.set_status(Level::Info, "q quits"),
+            KeyCode::Char('q') => match self.unsaved() {
+                Some(what) => {
+                    self.confirm_quit = true;
+                    self.set_status(
+                        Level::Warn,
+                        format!("{what} not saved: q again quits, any other key stays"),
+                    );
                 }
-            }
+                None => self.quit_now(),
+            },
             KeyCode::Up | KeyCode::Char('k') => self.move_cursor(up.0, up.1),
             KeyCode::Down | KeyCode::Char('j') => self.move_cursor(down.0, down.1),
             KeyCode::Left | KeyCode::Char('h') => self.move_cursor(left.0, left.1),
@@ -187,12 +211,19 @@ impl App {
             KeyCode::Char('S') => self.save_groups(),
             KeyCode::Char('m') => self.screen = Screen::Setup,
             KeyCode::Char('w') => self.open_gallery(),
-            KeyCode::Char('>') => self.thresholds.hi = (self.thresholds.hi + 0.01).min(1.0),
-            KeyCode::Char('<') => {
-                self.thresholds.hi = (self.thresholds.hi - 0.01).max(self.thresholds.lo + 0.005)
-            }
+            KeyCode::Char('>') => self.step_threshold(10),
+            KeyCode::Char('<') => self.step_threshold(-10),
             _ => {}
         }
+    }
+
+    /// Moves the first list's threshold by `d` tenths of a percent, in exact steps (labels
+    /// print exactly the threshold applied), never to or below the second one's.
+    pub(super) fn step_threshold(&mut self, d: i64) {
+        let pm = |x: f64| (x * 1000.0).round() as i64;
+        let lo = pm(self.thresholds.lo);
+        let hi = (pm(self.thresholds.hi) + d).clamp(lo + 10, 1000);
+        self.thresholds.hi = hi as f64 / 1000.0;
     }
 
     pub(super) fn toggle_tag(&mut self) {
@@ -200,6 +231,7 @@ impl App {
             return;
         }
         let c = self.cursor;
+        self.groups_saved = false;
         let g = &mut self.groups[self.active_group];
         if let Some(p) = g.heads.iter().position(|&h| h == c) {
             g.heads.remove(p);
@@ -319,15 +351,11 @@ impl App {
                 self.open_input(InputPurpose::SetupField(i), label, initial);
             }
             KeyCode::Char('L') | KeyCode::Char('l') => {
-                // Results of another model or dataset are kept in the gallery once saved; the
-                // cache of this session's runs is for the new setup only.
-                self.runs.clear();
-                self.trail.clear();
-                self.trail_pos = 0;
-                self.model = None;
-                self.data = None;
+                // The loaded model and its runs stay until the new ones are in (a failed load
+                // goes back to them).
+                // Stay here: an error is shown in full on this screen; once loaded, the
+                // heatmap opens.
                 self.load_setup();
-                self.screen = Screen::Heatmap;
             }
             _ => {}
         }
@@ -385,19 +413,23 @@ impl App {
         };
         match key.code {
             KeyCode::Esc => self.input = None,
-            KeyCode::Backspace => {
-                input.buffer.pop();
-            }
-            KeyCode::Char(ch) => input.buffer.push(ch),
             KeyCode::Enter => {
-                let input = self.input.take().unwrap();
-                if let Err(e) = self.apply_input(&input) {
-                    self.set_status(Level::Error, e);
-                    // Keep the prompt open with the text so it can be fixed.
-                    self.input = Some(input);
+                let mut input = self.input.take().unwrap();
+                self.set_status(Level::Info, "");
+                match self.apply_input(&input) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        // Stays open, in edit mode, saying why.
+                        self.set_status(Level::Error, e.clone());
+                        input.error = Some(e);
+                        input.fresh = false;
+                        self.input = Some(input);
+                    }
                 }
             }
-            _ => {}
+            _ => {
+                input.edit(key);
+            }
         }
     }
 
@@ -509,7 +541,7 @@ impl App {
 
     /// The (layer, head) drawn at a screen position, if any.
     pub fn cell_at(&self, x: u16, y: u16) -> Option<(usize, usize)> {
-        let g = self.heatmap_geometry?;
+        let g = self.heatmap_geometry()?;
         if x < g.x || y < g.y {
             return None;
         }
@@ -518,17 +550,7 @@ impl App {
         if col >= g.n_cols as usize || row >= g.n_rows as usize {
             return None;
         }
-        let row_index = if g.rows_descending {
-            g.row_first.checked_sub(row)?
-        } else {
-            g.row_first + row
-        };
-        let col_index = g.col_first + col;
-        Some(if g.layers_as_rows {
-            (row_index, col_index)
-        } else {
-            (col_index, row_index)
-        })
+        Some(g.cell_at(row, col))
     }
 
     // ----- saving -----

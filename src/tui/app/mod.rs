@@ -19,11 +19,14 @@ use crate::worker::{
 
 use super::color::ColorMode;
 
+mod context;
 mod events;
 mod files;
+mod input;
 mod keys;
 mod setup;
 
+pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use setup::{Setup, SETUP_FIELDS};
 
@@ -52,6 +55,12 @@ pub struct Input {
     pub purpose: InputPurpose,
     pub label: String,
     pub buffer: String,
+    /// Cursor position, in characters.
+    pub cursor: usize,
+    /// Still the pre-filled value: the first typed character replaces it.
+    pub fresh: bool,
+    /// Why the last Enter was refused (shown in the prompt, which stays in edit mode).
+    pub error: Option<String>,
 }
 
 /// Something the app asks its surroundings to do.
@@ -202,6 +211,9 @@ pub fn default_groups() -> Vec<HeadGroup> {
         .collect()
 }
 
+/// A model's head groups and selection.
+type Marks = (Vec<HeadGroup>, BTreeSet<(usize, usize)>);
+
 pub struct App {
     pub screen: Screen,
     pub input: Option<Input>,
@@ -231,17 +243,33 @@ pub struct App {
     pub status: (Level, String),
     pub effects: Vec<Effect>,
     pub quit: bool,
+    /// `q` was pressed with something unsaved: a second `q` quits.
+    pub confirm_quit: bool,
+    /// Whether the groups as they are now were saved (`S`, or with a run by `s`).
+    pub groups_saved: bool,
     /// Measured sweep seconds per unit of `PatchSpec::layer_cost`, for ETAs.
     pub seconds_per_cost: Option<f64>,
-    /// Where the heatmap's cells were drawn last (for mouse clicks): origin, cell size,
-    /// orientation, first layer/head shown.
-    pub heatmap_geometry: Option<HeatmapGeometry>,
+    /// The model whose groups and selection are in `groups` / `selected`, and those of other
+    /// models, put aside (see `sync_context`).
+    pub context: String,
+    stashed: std::collections::HashMap<String, Marks>,
+    /// The terminal's size (columns, rows), from which every screen's layout is computed.
+    pub viewport: (u16, u16),
     /// Whether the model/data needed for a run are still loading.
     pub loading: bool,
+    /// The first error of the last load (model or data), in full, until a load succeeds.
+    pub load_error: Option<String>,
+    /// Jobs of the load in progress (model, data).
+    load_jobs: Vec<JobId>,
+    /// Jobs of loads that already failed: their later errors ("no model loaded") are echoes.
+    failed_load_jobs: Vec<JobId>,
+    /// The last setup that loaded: a failed load goes back to it.
+    loaded_setup: Option<Setup>,
     next_job: JobId,
 }
 
-/// Where the last heatmap frame put its cells.
+/// Where the heatmap's cells are on screen (computed from the state and the terminal size by
+/// `view::heatmap::plan`, the same for drawing, keys and the mouse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeatmapGeometry {
     pub x: u16,
@@ -256,6 +284,28 @@ pub struct HeatmapGeometry {
     pub col_first: usize,
     /// Rows count down (top = highest layer).
     pub rows_descending: bool,
+    /// Rows / columns in all (shown or scrolled off), and how many are scrolled off before.
+    pub rows_total: u16,
+    pub cols_total: u16,
+    pub row_off: u16,
+    pub col_off: u16,
+}
+
+impl HeatmapGeometry {
+    /// (layer, head) of the cell at screen row `r`, column `c` of the grid.
+    pub fn cell_at(&self, r: usize, c: usize) -> (usize, usize) {
+        let row = if self.rows_descending {
+            self.row_first - r
+        } else {
+            self.row_first + r
+        };
+        let col = self.col_first + c;
+        if self.layers_as_rows {
+            (row, col)
+        } else {
+            (col, row)
+        }
+    }
 }
 
 impl App {
@@ -301,13 +351,27 @@ impl App {
             status: (Level::Info, "loading…".into()),
             effects: Vec::new(),
             quit: false,
+            confirm_quit: false,
+            groups_saved: true,
             seconds_per_cost: None,
-            heatmap_geometry: None,
+            viewport: (80, 24),
+            context: String::new(),
+            stashed: Default::default(),
             loading: true,
+            load_error: None,
+            load_jobs: Vec::new(),
+            failed_load_jobs: Vec::new(),
+            loaded_setup: None,
             next_job: 1,
             setup,
         };
         app.load_setup();
+        if let Some(p) = app.setup.open.clone() {
+            match RunRecord::load(&p) {
+                Ok(rec) => app.open_record(rec, p),
+                Err(e) => app.set_status(Level::Error, format!("could not open: {e}")),
+            }
+        }
         app
     }
 
@@ -321,14 +385,45 @@ impl App {
 
     /// Queues loading the model and data of the setup.
     pub fn load_setup(&mut self) {
+        self.load_error = None;
+        self.start_load();
+    }
+
+    /// Submits the model and data of the setup (a failed data spec is a load error).
+    fn start_load(&mut self) {
         self.loading = true;
-        self.submit(Job::LoadModel(self.setup.model_request()));
+        let model = self.submit(Job::LoadModel(self.setup.model_request()));
+        self.load_jobs = vec![model];
         match self.setup.data.spec() {
             Ok(spec) => {
-                self.submit(Job::LoadData(spec));
+                let data = self.submit(Job::LoadData(spec));
+                self.load_jobs.push(data);
             }
-            Err(e) => self.set_status(Level::Error, format!("data: {e}")),
+            Err(e) => self.load_failed(format!("data: {e}")),
         }
+    }
+
+    /// A load failed: the first error is kept and shown in full; the last setup that loaded
+    /// (if any) is loaded back, so a typo never costs the model that was there.
+    pub(super) fn load_failed(&mut self, message: String) {
+        self.failed_load_jobs.append(&mut self.load_jobs);
+        if self.load_error.is_some() {
+            return;
+        }
+        self.set_status(Level::Error, format!("could not load: {message}"));
+        self.load_error = Some(message);
+        match self.loaded_setup.clone() {
+            Some(previous) => {
+                self.setup = previous;
+                self.start_load();
+            }
+            None => self.loading = false,
+        }
+    }
+
+    /// Whether `id` is a job of the load in progress.
+    pub(super) fn is_load_job(&self, id: JobId) -> bool {
+        self.load_jobs.contains(&id) || self.failed_load_jobs.contains(&id)
     }
 
     pub fn take_effects(&mut self) -> Vec<Effect> {
@@ -405,6 +500,7 @@ impl App {
         {
             self.run_current();
         }
+        self.sync_context();
         self.clamp_cursor();
     }
 
@@ -431,6 +527,19 @@ impl App {
             return;
         };
         let key = self.runs[i].key.clone();
+        if self.loading {
+            self.set_status(Level::Warn, "model and data are still loading");
+            return;
+        }
+        if !(key.begin_layer..=key.receiver.max_layer()).any(|l| key.receiver.reachable_from(l)) {
+            let msg = format!(
+                "no sender can reach {}: a head hears only layers below its own, and the senders start at layer {}",
+                key.receiver, key.begin_layer
+            );
+            self.runs[i].state = RunState::Failed(msg.clone());
+            self.set_status(Level::Error, msg);
+            return;
+        }
         if let Err(e) = key.receiver.validate(m.n_layers, m.n_heads) {
             self.runs[i].state = RunState::Failed(e.to_string());
             self.set_status(Level::Error, e.to_string());
@@ -535,8 +644,19 @@ impl App {
         match self.orientation {
             Orientation::LayersAsRows => true,
             Orientation::LayersAsColumns => false,
-            Orientation::Auto => self.heatmap_geometry.is_some_and(|g| g.layers_as_rows),
+            Orientation::Auto => self.heatmap_geometry().is_some_and(|g| g.layers_as_rows),
         }
+    }
+
+    /// Where the heatmap's cells are at the current terminal size, when it is on screen.
+    pub fn heatmap_geometry(&self) -> Option<HeatmapGeometry> {
+        if self.screen != Screen::Heatmap {
+            return None;
+        }
+        let rec = self.current_record()?;
+        let full = ratatui::layout::Rect::new(0, 0, self.viewport.0, self.viewport.1);
+        let areas = crate::tui::view::heatmap_areas(full)?;
+        crate::tui::view::heatmap::plan(self, rec, areas.grid, Some(self.cursor))
     }
 
     // ----- keys -----
@@ -553,22 +673,29 @@ impl App {
             return;
         }
         let begin = cur.key.begin_layer.min(layer - 1);
+        let receiver = Receiver::Heads {
+            heads: vec![HeadReceiver {
+                layer,
+                head,
+                input: self.drill_input,
+            }],
+        };
+        if self.is_foreign(cur) {
+            return self.drill_foreign(receiver);
+        }
         let key = RunKey {
-            receiver: Receiver::Heads {
-                heads: vec![HeadReceiver {
-                    layer,
-                    head,
-                    input: self.drill_input,
-                }],
-            },
+            receiver,
             begin_layer: begin,
         };
         self.navigate(key, true);
     }
 
+    /// Back along the breadcrumbs; the cursor stays on the same (layer, head) where the
+    /// result there has it.
     pub fn back(&mut self) {
         if self.trail_pos > 0 {
             self.trail_pos -= 1;
+            self.sync_context();
             self.clamp_cursor();
         }
     }
@@ -576,6 +703,7 @@ impl App {
     pub fn forward(&mut self) {
         if self.trail_pos + 1 < self.trail.len() {
             self.trail_pos += 1;
+            self.sync_context();
             self.clamp_cursor();
         }
     }

@@ -18,6 +18,8 @@ pub struct Setup {
     pub results_dir: PathBuf,
     /// Extra folders the gallery lists (e.g. the paper's results).
     pub gallery_dirs: Vec<PathBuf>,
+    /// A saved result to show at start (`headhunt open FILE`).
+    pub open: Option<PathBuf>,
 }
 
 /// Labels of the setup form's editable fields, in order.

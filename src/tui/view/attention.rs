@@ -12,14 +12,26 @@ use crate::tui::app::App;
 use crate::tui::color::{contrast_text, sequential};
 use crate::worker::{PromptChoice, RunKind};
 
-/// A token label of at most `w` characters.
-fn short(tok: &str, w: usize) -> String {
+/// A token label of at most `w` characters (spaces drawn visibly by `printable`: Qwen's " ="
+/// and "=" are different tokens).
+pub fn short(tok: &str, w: usize) -> String {
     let p = printable(tok);
     let t: String = p.chars().take(w).collect();
     if t.is_empty() {
         "∅".into()
     } else {
         t
+    }
+}
+
+/// An attention weight as a grid cell prints it: tenths (".4"), "1.0", or nothing below .05.
+pub fn weight_text(p: f64) -> &'static str {
+    const TENTHS: [&str; 10] = ["", ".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".9"];
+    let t = (p * 10.0).round();
+    if t >= 10.0 {
+        "1.0"
+    } else {
+        TENTHS[t.max(0.0) as usize]
     }
 }
 
@@ -58,7 +70,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let sub = if a.waiting.is_some() {
         "computing…".to_string()
     } else {
-        "digits: tenths of attention · n normal/contrast · +/- prompts · p one prompt · b bars · ↑↓ query · Esc".into()
+        let labels = match a.prompts {
+            PromptChoice::Mean(n) if n > 1 => {
+                format!("values: mean over {n} prompts, labels: prompt 1's tokens")
+            }
+            _ => "labels: this prompt's tokens".to_string(),
+        };
+        format!("{labels} · n normal/contrast · +/- prompts · p one · b bars · ↑↓ query · Esc")
     };
     frame.render_widget(
         Paragraph::new(vec![
@@ -82,41 +100,30 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
+/// Grid cells: 3 characters, a label or weight left-aligned in the first two or three, so
+/// labels and digits line up and neighbours stay apart (".4" then a space; "1.0" only when
+/// every other weight of the row is below .05 and blank).
+const GRID_CW: u16 = 3;
+
 fn draw_grid(frame: &mut Frame, area: Rect, app: &App, pattern: &[Vec<f32>], query: usize) {
     let tokens = &app.attention.tokens;
     let n = pattern.len();
     let label_w: u16 = 9;
-    let cw: u16 = if (area.width.saturating_sub(label_w)) as usize >= 2 * n {
-        2
-    } else {
-        1
-    };
+    let cw = GRID_CW;
     let cols = (((area.width.saturating_sub(label_w)) / cw) as usize).min(n);
     let rows = (area.height.saturating_sub(1) as usize).min(n);
+    if cols == 0 || rows == 0 {
+        return;
+    }
     // Show the last queries (the final `=` matters most) and the keys they can see.
-    let q0 = if query + 1 > rows {
-        query + 1 - rows
-    } else {
-        n.saturating_sub(rows).min(query)
-    };
-    let q0 = q0.min(n - rows);
-    let k0 = if cols < n {
-        (q0 + rows).saturating_sub(cols)
-    } else {
-        0
-    };
+    let q0 = (query + 1).saturating_sub(rows).min(n - rows);
+    let k0 = (q0 + rows).saturating_sub(cols);
     let buf = frame.buffer_mut();
     let dim = Style::default().fg(Color::DarkGray);
     for c in 0..cols {
         let k = k0 + c;
-        let t = tokens.get(k).map_or("?".into(), |t| short(t, cw as usize));
-        buf.set_stringn(
-            area.x + label_w + c as u16 * cw,
-            area.y,
-            t,
-            cw as usize,
-            dim,
-        );
+        let t = tokens.get(k).map_or("?".into(), |t| short(t, 2));
+        buf.set_stringn(area.x + label_w + c as u16 * cw, area.y, t, 2, dim);
     }
     for r in 0..rows {
         let q = q0 + r;
@@ -136,30 +143,17 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, pattern: &[Vec<f32>], que
         );
         for c in 0..cols {
             let k = k0 + c;
+            if k > q {
+                continue;
+            }
             let p = pattern[q].get(k).copied().unwrap_or(0.0) as f64;
             let bg = sequential(p);
-            let mut st = Style::default()
+            let st = Style::default()
                 .bg(app.color.rgb(bg))
                 .fg(app.color.rgb(contrast_text(bg)));
-            if k > q {
-                st = Style::default();
-            }
-            let txt = if cw == 2 && p >= 0.995 {
-                "1."
-            } else if cw == 2 && p >= 0.095 {
-                &format!("{:>2}", (p * 10.0).round() as u32 % 10)[..]
-            } else {
-                ""
-            };
-            buf.set_string(
-                area.x + label_w + c as u16 * cw,
-                y,
-                " ".repeat(cw as usize),
-                st,
-            );
-            if !txt.is_empty() && k <= q {
-                buf.set_stringn(area.x + label_w + c as u16 * cw, y, txt, cw as usize, st);
-            }
+            let x = area.x + label_w + c as u16 * cw;
+            buf.set_string(x, y, " ".repeat(cw as usize), st);
+            buf.set_string(x, y, weight_text(p), st);
         }
     }
 }

@@ -1,4 +1,8 @@
 //! The layer × head heatmap of r, its legend, and the cursor readout with the paper's lists.
+//!
+//! Layout first, then drawing: [`plan`] decides orientation, cell width and scroll position
+//! from the state and the area alone, so the keys, the mouse and the drawing all agree on
+//! where each cell is.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -6,7 +10,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::patching::matrix::PatchMatrix;
+use crate::patching::matrix::{HeadScore, PatchMatrix};
+use crate::results::text::{cell_measure, cell_value, CellMeasure};
 use crate::results::RunRecord;
 use crate::tui::app::{App, HeatmapGeometry, Orientation, RangeMode, RunState};
 use crate::tui::color::{contrast_text, diverging, ColorMode};
@@ -21,160 +26,204 @@ pub const GROUP_COLORS: [Color; 6] = [
     Color::LightBlue,
 ];
 
-/// Colour range of a record: ± the largest |r| shown, or ±20%.
-pub fn color_range(rec: &RunRecord, mode: RangeMode, layers: (usize, usize)) -> f64 {
-    match mode {
-        RangeMode::Fixed20 => 0.2,
-        RangeMode::Auto => {
-            let mut m: f64 = 0.0;
-            for l in layers.0..=layers.1 {
-                for h in 0..rec.n_heads {
-                    if let Some(r) = rec.r(l, h) {
-                        if r.is_finite() {
-                            m = m.max(r.abs());
-                        }
-                    }
-                }
-            }
-            if m > 0.0 {
-                m
-            } else {
-                0.01
-            }
+/// Marks of the head groups, in order: a group differs by its mark as well as its colour.
+pub const GROUP_MARKS: [&str; 6] = ["●", "■", "◆", "★", "✚", "✱"];
+
+/// Drawn instead of a number that does not fit its cell (the legend says so).
+pub const TOO_WIDE_POS: &str = "▲";
+pub const TOO_WIDE_NEG: &str = "▼";
+
+/// The smallest auto colour range: r (fraction) and raw effects (logits). Below it, noise
+/// would be drawn as saturated as a real effect.
+pub const AUTO_FLOOR_R: f64 = 0.05;
+pub const AUTO_FLOOR_RAW: f64 = 0.5;
+
+/// The colour range in force, and why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColorRange {
+    /// Colours saturate at ±range (fraction for r, logits for raw effects).
+    pub range: f64,
+    pub mode: RangeMode,
+    pub measure: CellMeasure,
+    /// The largest |value| shown (before the floor).
+    pub largest: f64,
+}
+
+impl ColorRange {
+    /// One range for several grids (side by side: equal colours mean equal values).
+    pub fn max(self, other: ColorRange) -> ColorRange {
+        ColorRange {
+            range: self.range.max(other.range),
+            largest: self.largest.max(other.largest),
+            ..self
+        }
+    }
+
+    fn floor(&self) -> f64 {
+        match self.measure {
+            CellMeasure::R => AUTO_FLOOR_R,
+            CellMeasure::RawEffect => AUTO_FLOOR_RAW,
         }
     }
 }
 
-/// Decides the orientation and cell width for `area`.
-fn layout(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
-    let width = area.width.saturating_sub(5) as usize;
+/// The largest |value| of `rec` in `layers`, under its measure.
+pub fn largest_value(rec: &RunRecord, layers: (usize, usize)) -> f64 {
+    let measure = cell_measure(rec);
+    let mut m: f64 = 0.0;
+    for l in layers.0..=layers.1.min(rec.n_layers.saturating_sub(1)) {
+        for h in 0..rec.n_heads {
+            if let Some(v) = shown_value(rec, measure, l, h) {
+                m = m.max(v.abs());
+            }
+        }
+    }
+    m
+}
+
+/// Colour range of a record: ± the largest |value| shown (never below the floor), or fixed.
+pub fn color_range(rec: &RunRecord, mode: RangeMode, layers: (usize, usize)) -> ColorRange {
+    let measure = cell_measure(rec);
+    let largest = largest_value(rec, layers);
+    let mut c = ColorRange {
+        range: 0.0,
+        mode,
+        measure,
+        largest,
+    };
+    c.range = match (mode, measure) {
+        (RangeMode::Fixed20, CellMeasure::R) => 0.2,
+        (RangeMode::Fixed20, CellMeasure::RawEffect) => 1.0,
+        (RangeMode::Auto, _) => largest.max(c.floor()),
+    };
+    c
+}
+
+/// The value a cell shows, if any: senders that cannot reach the receiver carry no
+/// information and are drawn like rows that were not computed, never as a computed 0.
+pub fn shown_value(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Option<f64> {
+    cell_value(rec, measure, l, h).filter(|v| v.is_finite() && rec.receiver.reachable_from(l))
+}
+
+/// Decimals a cell `tw` characters wide prints (one precision per grid).
+pub fn cell_decimals(measure: CellMeasure, tw: usize) -> usize {
+    match measure {
+        CellMeasure::R if tw >= 5 => 1,
+        CellMeasure::R => 0,
+        CellMeasure::RawEffect if tw >= 5 => 2,
+        CellMeasure::RawEffect if tw >= 4 => 1,
+        CellMeasure::RawEffect => 0,
+    }
+}
+
+/// The number as printed at `decimals`, without a sign on zero ("-0" would be a value the
+/// file does not have).
+pub fn format_number(x: f64, decimals: usize) -> String {
+    let s = format!("{x:.decimals$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => s,
+    }
+}
+
+/// The text of a cell `tw` characters wide: the value at the grid's precision (r in %), or a
+/// saturation glyph when that does not fit — never a clipped digit. Empty when `tw` < 2.
+pub fn cell_text(value: f64, measure: CellMeasure, tw: usize) -> String {
+    if tw < 2 {
+        return String::new();
+    }
+    let x = match measure {
+        CellMeasure::R => 100.0 * value,
+        CellMeasure::RawEffect => value,
+    };
+    let s = format_number(x, cell_decimals(measure, tw));
+    if s.chars().count() <= tw {
+        format!("{s:>tw$}")
+    } else {
+        let glyph = if x > 0.0 { TOO_WIDE_POS } else { TOO_WIDE_NEG };
+        format!("{glyph:>tw$}")
+    }
+}
+
+/// Characters of a cell `cw` wide: (leading gap, number width, trailing mark). Cells of 4 or
+/// more keep a gap before the number and a column for the group / selection mark after it,
+/// so a mark never runs into the next cell's number.
+pub fn cell_parts(cw: u16) -> (u16, u16, u16) {
+    match cw {
+        0..=2 => (0, cw, 0),
+        3 => (1, 2, 0),
+        _ => (1, cw - 2, 1),
+    }
+}
+
+/// A threshold as a label: exactly the value applied (thresholds move in steps of 0.1%).
+pub fn pct_label(x: f64) -> String {
+    let tenths = (x * 1000.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0}%")
+    } else {
+        format!("{tenths:.1}%")
+    }
+}
+
+/// Width of the row labels left of the grid.
+const LABEL_W: u16 = 5;
+
+/// Orientation and cell width for `area`. In Auto: the orientation whose cells print the
+/// most precision, then the one that needs no scrolling, then layers as columns (the paper's).
+fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
+    let width = area.width.saturating_sub(LABEL_W) as usize;
     let height = area.height.saturating_sub(1) as usize; // header row
-    let fits_cols = |cw: usize| n_layers * cw <= width && n_heads <= height;
-    let fits_rows = |cw: usize| n_heads * cw <= width && n_layers <= height;
-    let best_w = |n: usize| (width / n.max(1)).clamp(1, 6) as u16;
+    let w = |n: usize| (width / n.max(1)).clamp(1, 7) as u16;
     match app.orientation {
-        Orientation::LayersAsColumns => (false, best_w(n_layers)),
-        Orientation::LayersAsRows => (true, best_w(n_heads)),
+        Orientation::LayersAsColumns => (false, w(n_layers)),
+        Orientation::LayersAsRows => (true, w(n_heads)),
         Orientation::Auto => {
-            if fits_cols(2) {
-                (false, best_w(n_layers))
-            } else if fits_rows(2) {
-                (true, best_w(n_heads))
-            } else if fits_cols(1) {
-                (false, 1)
+            let (cols_w, rows_w) = (w(n_layers), w(n_heads));
+            let score = |cw: u16, fits: bool| (cell_parts(cw).1, fits);
+            if score(rows_w, n_layers <= height) > score(cols_w, n_heads <= height) {
+                (true, rows_w)
             } else {
-                (true, best_w(n_heads))
+                (false, cols_w)
             }
         }
     }
 }
 
-/// Draws the heatmap of `rec` into `area`, returning where its cells are.
-pub fn draw_heatmap(
-    buf: &mut Buffer,
-    area: Rect,
+/// Where the cells of `rec` go in `area`: orientation, cell width, and the scroll position
+/// that keeps `cursor` on screen. `None` when the area is too small for a grid.
+pub fn plan(
     app: &App,
     rec: &RunRecord,
+    area: Rect,
     cursor: Option<(usize, usize)>,
-    range: f64,
-    color: ColorMode,
 ) -> Option<HeatmapGeometry> {
     if area.width < 8 || area.height < 3 || rec.n_layers == 0 || rec.n_heads == 0 {
         return None;
     }
-    let (lo, hi) = {
-        let (lo, hi) = app.layer_range();
-        (lo.min(rec.n_layers - 1), hi.min(rec.n_layers - 1))
-    };
+    let (lo, hi) = app.layer_range();
+    let (lo, hi) = (lo.min(rec.n_layers - 1), hi.min(rec.n_layers - 1));
     let n_layers = hi - lo + 1;
-    let (layers_as_rows, cw) = layout(app, area, n_layers, rec.n_heads);
-    let label_w: u16 = 5;
-    let grid_x = area.x + label_w;
-    let grid_y = area.y + 1;
+    let (layers_as_rows, cw) = orientation_and_width(app, area, n_layers, rec.n_heads);
     let avail_rows = area.height.saturating_sub(1) as usize;
-    let avail_cols = ((area.width.saturating_sub(label_w)) / cw.max(1)) as usize;
-    // Rows: layers descending (top = last layer) or heads ascending.
-    let (n_rows_total, n_cols_total) = if layers_as_rows {
+    let avail_cols = (area.width.saturating_sub(LABEL_W) / cw.max(1)) as usize;
+    let (rows_total, cols_total) = if layers_as_rows {
         (n_layers, rec.n_heads)
     } else {
         (rec.n_heads, n_layers)
     };
-    let n_rows = n_rows_total.min(avail_rows);
-    let n_cols = n_cols_total.min(avail_cols);
-    // Scroll so the cursor stays visible.
-    let (cur_row_idx, cur_col_idx) = match cursor {
+    let (n_rows, n_cols) = (rows_total.min(avail_rows), cols_total.min(avail_cols));
+    // Rows: layers descending (top = last layer) or heads ascending.
+    let (cur_row, cur_col) = match cursor {
         Some((l, h)) if layers_as_rows => (hi.saturating_sub(l), h),
         Some((l, h)) => (h, l.saturating_sub(lo)),
         None => (0, 0),
     };
-    let row_off = if cur_row_idx >= n_rows {
-        cur_row_idx + 1 - n_rows
-    } else {
-        0
-    };
-    let col_off = if cur_col_idx >= n_cols {
-        cur_col_idx + 1 - n_cols
-    } else {
-        0
-    };
-    let dim = Style::default().fg(Color::DarkGray);
-    // Axis labels.
-    if layers_as_rows {
-        buf.set_string(area.x, area.y, "L\\H", dim);
-        for c in 0..n_cols {
-            let h = col_off + c;
-            let text = if cw >= 3 || h % 2 == 0 {
-                format!("{h}")
-            } else {
-                String::new()
-            };
-            let x = grid_x + c as u16 * cw;
-            if h % ((3 / cw as usize).max(1)) == 0 {
-                buf.set_stringn(x, area.y, &text, (cw as usize).max(2), dim);
-            }
-        }
-    } else {
-        buf.set_string(area.x, area.y, "H\\L", dim);
-        let step = 4_usize.div_ceil(cw as usize).max(1);
-        for c in (0..n_cols).filter(|c| (lo + col_off + c) % step == 0) {
-            let l = lo + col_off + c;
-            buf.set_string(grid_x + c as u16 * cw, area.y, format!("{l}"), dim);
-        }
-    }
-    for r in 0..n_rows {
-        let idx = row_off + r;
-        let y = grid_y + r as u16;
-        let label = if layers_as_rows {
-            format!("{:>4}", hi - idx)
-        } else {
-            format!("{:>4}", idx)
-        };
-        buf.set_string(area.x, y, label, dim);
-        for c in 0..n_cols {
-            let cidx = col_off + c;
-            let (l, h) = if layers_as_rows {
-                (hi - idx, cidx)
-            } else {
-                (lo + cidx, idx)
-            };
-            let x = grid_x + c as u16 * cw;
-            draw_cell(
-                buf,
-                x,
-                y,
-                cw,
-                app,
-                rec,
-                (l, h),
-                cursor == Some((l, h)),
-                range,
-                color,
-            );
-        }
-    }
+    let off = |cur: usize, n: usize| if cur >= n { cur + 1 - n } else { 0 };
+    let (row_off, col_off) = (off(cur_row, n_rows), off(cur_col, n_cols));
     Some(HeatmapGeometry {
-        x: grid_x,
-        y: grid_y,
+        x: area.x + LABEL_W,
+        y: area.y + 1,
         cell_w: cw,
         layers_as_rows,
         n_rows: n_rows as u16,
@@ -190,154 +239,291 @@ pub fn draw_heatmap(
             lo + col_off
         },
         rows_descending: layers_as_rows,
+        rows_total: rows_total as u16,
+        cols_total: cols_total as u16,
+        row_off: row_off as u16,
+        col_off: col_off as u16,
     })
 }
 
+/// Draws the axis labels, with arrows where rows or columns are scrolled off.
+fn draw_axes(buf: &mut Buffer, area: Rect, g: &HeatmapGeometry) {
+    let dim = Style::default().fg(Color::DarkGray);
+    let arrow = Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
+    let cw = g.cell_w as usize;
+    buf.set_string(
+        area.x,
+        area.y,
+        if g.layers_as_rows { "L\\H" } else { "H\\L" },
+        dim,
+    );
+    // Header: every index when it fits its cell, else every few.
+    let step = if cw >= 3 {
+        1
+    } else {
+        4_usize.div_ceil(cw).max(1)
+    };
+    for c in 0..g.n_cols as usize {
+        let idx = g.col_first + c;
+        if idx.is_multiple_of(step) {
+            let x = g.x + (c * cw) as u16;
+            let (gap, _, _) = cell_parts(g.cell_w);
+            buf.set_string(x + gap, area.y, format!("{idx}"), dim);
+        }
+    }
+    let right = g.x + g.n_cols * g.cell_w;
+    if g.col_off > 0 {
+        buf.set_string(g.x.saturating_sub(1), area.y, "◂", arrow);
+    }
+    if g.col_off + g.n_cols < g.cols_total && right < area.x + area.width {
+        buf.set_string(right, area.y, "▸", arrow);
+    }
+    for r in 0..g.n_rows as usize {
+        let idx = if g.rows_descending {
+            g.row_first - r
+        } else {
+            g.row_first + r
+        };
+        let y = g.y + r as u16;
+        buf.set_string(area.x, y, format!("{idx:>4}"), dim);
+        let more_above = r == 0 && g.row_off > 0;
+        let more_below = r + 1 == g.n_rows as usize && g.row_off + g.n_rows < g.rows_total;
+        if more_above || more_below {
+            buf.set_string(area.x, y, if more_above { "↑" } else { "↓" }, arrow);
+        }
+    }
+}
+
+/// Draws the heatmap of `rec` as planned; returns whether some value did not fit its cell
+/// (the legend then explains the glyph).
 #[allow(clippy::too_many_arguments)]
+pub fn draw_heatmap(
+    buf: &mut Buffer,
+    area: Rect,
+    app: &App,
+    rec: &RunRecord,
+    g: &HeatmapGeometry,
+    cursor: Option<(usize, usize)>,
+    range: &ColorRange,
+    color: ColorMode,
+) -> bool {
+    draw_axes(buf, area, g);
+    let mut too_wide = false;
+    for r in 0..g.n_rows as usize {
+        for c in 0..g.n_cols as usize {
+            let (l, h) = g.cell_at(r, c);
+            let x = g.x + c as u16 * g.cell_w;
+            let cell = Cell {
+                value: shown_value(rec, range.measure, l, h),
+                is_cursor: cursor == Some((l, h)),
+                selected: app.selected.contains(&(l, h)),
+                group: app.groups_of((l, h)).first().copied(),
+            };
+            too_wide |= draw_cell(buf, x, g.y + r as u16, g.cell_w, &cell, range, color);
+        }
+    }
+    too_wide
+}
+
+/// What one cell shows.
+struct Cell {
+    value: Option<f64>,
+    is_cursor: bool,
+    selected: bool,
+    group: Option<usize>,
+}
+
+/// Draws one cell; returns whether its number was too wide for it.
 fn draw_cell(
     buf: &mut Buffer,
     x: u16,
     y: u16,
     cw: u16,
-    app: &App,
-    rec: &RunRecord,
-    (l, h): (usize, usize),
-    is_cursor: bool,
-    range: f64,
+    cell: &Cell,
+    range: &ColorRange,
     color: ColorMode,
-) {
-    let groups = app.groups_of((l, h));
-    let selected = app.selected.contains(&(l, h));
-    // Senders that cannot reach the receiver (its own layer and above, for a head) carry no
-    // information: drawn like rows that were not computed, never as a computed 0.
-    let value = rec
-        .r(l, h)
-        .filter(|r| r.is_finite() && rec.receiver.reachable_from(l));
-    // Wide cells keep their last character for a marker: a group's dot or the selection's +.
-    let marker_w: u16 = if cw > 2 { 1 } else { 0 };
-    let tw = (cw - marker_w) as usize;
-    let (mut style, mut text) = match value {
-        Some(r) => {
-            let bg = diverging(r, range);
+) -> bool {
+    let (gap, tw, mark_w) = cell_parts(cw);
+    let (mut style, text) = match cell.value {
+        Some(v) => {
+            let bg = diverging(v, range.range);
             let style = Style::default()
                 .bg(color.rgb(bg))
                 .fg(color.rgb(contrast_text(bg)));
-            // No "-0.0" for an exact zero.
-            let pct = if (100.0 * r).abs() < 0.05 {
-                0.0
-            } else {
-                100.0 * r
-            };
-            let text = match tw {
-                0..=1 => String::new(),
-                2 => format!("{:>2.0}", pct.clamp(-9.0, 9.0)),
-                3 => format!("{:>3.0}", pct.clamp(-99.0, 99.0)),
-                4 => format!("{:>4.0}", pct.clamp(-999.0, 999.0)),
-                _ => format!("{:>tw$.1}", pct),
-            };
-            (style, text)
+            (style, cell_text(v, range.measure, tw as usize))
         }
         None => (
             Style::default().fg(Color::DarkGray),
-            format!("{:>tw$}", "·", tw = tw.max(1)),
+            format!("{:>tw$}", "·", tw = (tw as usize).max(1)),
         ),
     };
-    let group_color = groups
-        .first()
-        .map(|&g| GROUP_COLORS[g % GROUP_COLORS.len()]);
-    if marker_w == 0 {
-        // Narrow cells: the marker replaces the (empty) text.
-        if let Some(gc) = group_color {
-            text = "●".into();
-            style = style.fg(gc);
-        }
-        if selected {
-            text = "+".into();
-        }
+    let too_wide = text.contains(TOO_WIDE_POS) || text.contains(TOO_WIDE_NEG);
+    let group_color = cell.group.map(|g| GROUP_COLORS[g % GROUP_COLORS.len()]);
+    let mark = if cell.selected {
+        Some("+")
+    } else {
+        cell.group.map(|g| GROUP_MARKS[g % GROUP_MARKS.len()])
+    };
+    if mark_w == 0 && (cell.group.is_some() || cell.selected) {
+        // No room for a mark: underlined (the legend says so), in the group's colour.
+        style = style.add_modifier(Modifier::UNDERLINED);
     }
-    if is_cursor {
+    if cell.is_cursor {
         style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
-        if cw <= 2 {
-            text = "◆".into();
-        }
     }
     buf.set_string(x, y, " ".repeat(cw as usize), style);
-    let t: String = text.chars().take(tw.max(1)).collect();
-    let tx = x + (cw - marker_w).saturating_sub(t.chars().count() as u16) / 2;
-    buf.set_string(tx, y, &t, style);
-    if marker_w == 1 {
-        let mark = if selected {
-            "+"
-        } else if group_color.is_some() {
-            "●"
-        } else {
-            ""
-        };
-        if !mark.is_empty() {
-            buf.set_string(
-                x + cw - 1,
-                y,
-                mark,
-                style
-                    .fg(group_color.unwrap_or(Color::White))
-                    .add_modifier(Modifier::BOLD),
-            );
+    let shown = if text.is_empty() && cw == 1 {
+        match (cell.is_cursor, mark) {
+            (true, _) => "◆".to_string(),
+            (false, Some(m)) => m.to_string(),
+            _ => String::new(),
         }
+    } else {
+        text
+    };
+    buf.set_stringn(x + gap, y, &shown, tw.max(1) as usize, style);
+    if let (1, Some(m)) = (mark_w, mark) {
+        let st = style
+            .fg(group_color.unwrap_or(Color::White))
+            .add_modifier(Modifier::BOLD);
+        buf.set_string(x + cw - 1, y, m, st);
+    }
+    too_wide
+}
+
+/// The value of the colour range as text: r in %, raw effects in logits.
+fn range_text(x: f64, measure: CellMeasure) -> String {
+    match measure {
+        CellMeasure::R => format!("{}%", format_number(100.0 * x, 1)),
+        CellMeasure::RawEffect => format!("{} logits", format_number(x, 2)),
     }
 }
 
-/// The legend: the colour scale with its end values.
-pub fn legend(range: f64, mode: RangeMode, color: ColorMode) -> Line<'static> {
-    let mut spans = vec![Span::raw(format!("{:+.0}% ", -100.0 * range))];
-    for i in 0..=16 {
-        let v = -range + 2.0 * range * i as f64 / 16.0;
+/// The legend: the colour scale with its end values, and the range in force and why.
+pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
+    let what = match range.measure {
+        CellMeasure::R => "r",
+        CellMeasure::RawEffect => "patched−LD_c",
+    };
+    let end = range_text(range.range, range.measure);
+    let mut spans = vec![Span::raw(format!("{what} -{end} "))];
+    for i in 0..=10 {
+        let v = -range.range + 2.0 * range.range * i as f64 / 10.0;
         spans.push(Span::styled(
             " ",
-            Style::default().bg(color.rgb(diverging(v, range))),
+            Style::default().bg(color.rgb(diverging(v, range.range))),
         ));
     }
-    spans.push(Span::raw(format!(" {:+.0}%", 100.0 * range)));
-    spans.push(Span::styled(
-        match mode {
-            RangeMode::Auto => "  auto range (f: ±20%)",
-            RangeMode::Fixed20 => "  fixed ±20% (f: auto)",
-        },
-        Style::default().fg(Color::DarkGray),
-    ));
+    spans.push(Span::raw(format!(" +{end}")));
+    let how = match range.mode {
+        RangeMode::Auto if range.largest < range.floor() => format!(
+            " auto: floor; largest {} (f fixed)",
+            range_text(range.largest, range.measure)
+        ),
+        RangeMode::Auto => " auto: largest (f fixed)".to_string(),
+        RangeMode::Fixed20 => " fixed (f auto)".to_string(),
+    };
+    spans.push(Span::styled(how, Style::default().fg(Color::DarkGray)));
     Line::from(spans)
+}
+
+/// The legend's second line: what the glyphs mean and what is scrolled off.
+pub fn legend_notes(too_wide: bool, g: &HeatmapGeometry) -> Line<'static> {
+    let mut spans = Vec::new();
+    if too_wide {
+        spans.push(Span::styled(
+            format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} too wide for the cell (readout; o) "),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    if let Some(note) = clip_note(g) {
+        spans.push(Span::styled(note, Style::default().fg(Color::Yellow)));
+    }
+    Line::from(spans)
+}
+
+/// Which rows / columns are on screen when some are scrolled off, e.g. "layers 41..22 of 42".
+pub fn clip_note(g: &HeatmapGeometry) -> Option<String> {
+    let rows_clipped = g.n_rows < g.rows_total;
+    let cols_clipped = g.n_cols < g.cols_total;
+    if !rows_clipped && !cols_clipped {
+        return None;
+    }
+    let (rows, cols) = if g.layers_as_rows {
+        ("layers", "heads")
+    } else {
+        ("heads", "layers")
+    };
+    let last_row = if g.rows_descending {
+        g.row_first + 1 - g.n_rows as usize
+    } else {
+        g.row_first + g.n_rows as usize - 1
+    };
+    let mut parts = Vec::new();
+    if rows_clipped {
+        parts.push(format!(
+            "{rows} {}..{last_row} of {}",
+            g.row_first, g.rows_total
+        ));
+    }
+    if cols_clipped {
+        let last = g.col_first + g.n_cols as usize - 1;
+        parts.push(format!(
+            "{cols} {}..{last} of {}",
+            g.col_first, g.cols_total
+        ));
+    }
+    Some(format!("{} shown", parts.join(", ")))
+}
+
+/// The r line of the readout for the head under the cursor.
+fn r_line(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Line<'static> {
+    let dim = Style::default().fg(Color::DarkGray);
+    match rec.r(l, h) {
+        _ if !rec.receiver.reachable_from(l) => {
+            Line::from(Span::styled("r        n/a: cannot reach the receiver", dim))
+        }
+        None => Line::from(Span::styled("r        not computed", dim)),
+        Some(r) if !r.is_finite() => {
+            Line::from(Span::styled("r        undefined: LD_c = LD_n", dim))
+        }
+        Some(_) if measure == CellMeasure::RawEffect => Line::from(Span::styled(
+            "r        not shown: ill-conditioned",
+            Style::default().fg(Color::Yellow),
+        )),
+        Some(r) => Line::from(format!("r        {:+.2}%", 100.0 * r)),
+    }
 }
 
 /// Readout of the head under the cursor, baselines, and the paper's two lists.
 pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
     let (l, h) = app.cursor;
-    let mut lines: Vec<Line> = Vec::new();
+    let measure = cell_measure(rec);
     let bold = Style::default().add_modifier(Modifier::BOLD);
-    let dim = Style::default().fg(Color::DarkGray);
-    lines.push(Line::from(Span::styled(
-        format!("H{l}.{h}  (layer {l}, head {h})"),
-        bold,
-    )));
-    match rec.r(l, h) {
-        _ if !rec.receiver.reachable_from(l) => lines.push(Line::from(Span::styled(
-            "r        n/a: cannot reach the receiver",
-            dim,
-        ))),
-        Some(r) if !r.is_finite() => lines.push(Line::from(Span::styled(
-            "r        undefined: LD_c = LD_n",
-            dim,
-        ))),
-        Some(r) => lines.push(Line::from(format!("r        {:+.2}%", 100.0 * r))),
-        None => lines.push(Line::from(Span::styled("r        not computed", dim))),
-    }
+    let mut lines: Vec<Line> = vec![
+        Line::from(Span::styled(
+            format!("H{l}.{h}  (layer {l}, head {h})"),
+            bold,
+        )),
+        r_line(rec, measure, l, h),
+    ];
     if let Some(p) = rec.patched(l, h) {
         lines.push(Line::from(format!("patched  {p:+.4}")));
     }
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
+        if let Some(d) = crate::results::text::raw_effect(rec, l, h) {
+            lines.push(Line::from(format!("− LD_c   {d:+.4}")));
+        }
         lines.push(Line::from(format!("LD_n     {n:+.4}")));
         lines.push(Line::from(format!("LD_c     {c:+.4}")));
         if crate::patching::matrix::ill_conditioned(n, c) {
             lines.push(Line::from(Span::styled(
-                format!("⚠ gap {:.3}: r ill-conditioned", (c - n).abs()),
+                format!(
+                    "⚠ |LD_c−LD_n| {:.3} < 1: cells show patched − LD_c",
+                    (c - n).abs()
+                ),
                 Style::default().fg(Color::Yellow),
             )));
         }
@@ -347,41 +533,67 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         let names: Vec<&str> = gs.iter().map(|&g| app.groups[g].name.as_str()).collect();
         lines.push(Line::from(format!("group    {}", names.join(", "))));
     }
-    let g = &app.groups[app.active_group.min(app.groups.len().saturating_sub(1))];
-    lines.push(Line::from(Span::styled(
-        format!("t tags → {} ({})", g.name, g.heads.len()),
-        Style::default().fg(GROUP_COLORS[app.active_group % GROUP_COLORS.len()]),
-    )));
+    if let Some(g) = app.groups.get(app.active_group) {
+        let i = app.active_group;
+        lines.push(Line::from(Span::styled(
+            format!(
+                "t tags → {} {} ({})",
+                GROUP_MARKS[i % 6],
+                g.name,
+                g.heads.len()
+            ),
+            Style::default().fg(GROUP_COLORS[i % GROUP_COLORS.len()]),
+        )));
+    }
     lines.push(Line::from(""));
-    let (strong, weak) =
-        PatchMatrix::head_lists(&rec.relative_filled(), app.thresholds.hi, app.thresholds.lo);
-    let t = app.thresholds;
-    lines.push(Line::from(Span::styled(
-        format!("|r| > {:.0}%:", 100.0 * t.hi),
-        bold,
-    )));
-    let fmt = |s: &crate::patching::matrix::HeadScore| {
-        format!(" {:>2}.{:<2} {:+6.1}%", s.layer, s.head, 100.0 * s.r)
-    };
-    if strong.is_empty() {
-        lines.push(Line::from(Span::styled(" (none)", dim)));
-    }
-    for s in &strong {
-        lines.push(Line::from(fmt(s)));
-    }
-    lines.push(Line::from(Span::styled(
-        format!("{:.0}% < |r| ≤ {:.0}%:", 100.0 * t.lo, 100.0 * t.hi),
-        bold,
-    )));
-    if weak.is_empty() {
-        lines.push(Line::from(Span::styled(" (none)", dim)));
-    }
-    for s in &weak {
-        lines.push(Line::from(fmt(s)));
+    match measure {
+        CellMeasure::R => lines.extend(r_lists(app, rec)),
+        CellMeasure::RawEffect => lines.extend(raw_list(rec)),
     }
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(area, buf);
+}
+
+/// The paper's two head lists, labelled with exactly the thresholds applied.
+fn r_lists(app: &App, rec: &RunRecord) -> Vec<Line<'static>> {
+    let t = app.thresholds;
+    let (strong, weak) = PatchMatrix::head_lists(&rec.relative_filled(), t.hi, t.lo);
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let dim = Style::default().fg(Color::DarkGray);
+    let fmt = |s: &HeadScore| format!(" {:>2}.{:<2} {:+6.1}%", s.layer, s.head, 100.0 * s.r);
+    let mut lines = Vec::new();
+    let titles = [
+        format!("|r| > {}:", pct_label(t.hi)),
+        format!("{} < |r| ≤ {}:", pct_label(t.lo), pct_label(t.hi)),
+    ];
+    for (title, list) in titles.into_iter().zip([strong, weak]) {
+        lines.push(Line::from(Span::styled(title, bold)));
+        if list.is_empty() {
+            lines.push(Line::from(Span::styled(" (none)", dim)));
+        }
+        lines.extend(list.iter().map(|s| Line::from(fmt(s))));
+    }
+    lines
+}
+
+/// Ill-conditioned runs: the heads with the largest raw effects, as the command line lists.
+fn raw_list(rec: &RunRecord) -> Vec<Line<'static>> {
+    let mut all: Vec<(usize, usize, f64)> = (0..rec.n_layers)
+        .flat_map(|l| (0..rec.n_heads).map(move |h| (l, h)))
+        .filter_map(|(l, h)| shown_value(rec, CellMeasure::RawEffect, l, h).map(|d| (l, h, d)))
+        .collect();
+    all.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+    let mut lines = vec![Line::from(Span::styled(
+        "largest |patched − LD_c|:",
+        Style::default().add_modifier(Modifier::BOLD),
+    ))];
+    lines.extend(
+        all.iter()
+            .take(10)
+            .map(|(l, h, d)| Line::from(format!(" {l:>2}.{h:<2} {d:+.3}"))),
+    );
+    lines
 }
 
 /// A one-line description of the run state.
@@ -400,6 +612,10 @@ pub fn run_state_text(state: &RunState) -> String {
         RunState::Done => "done".into(),
         RunState::Cancelled => "cancelled (partial)".into(),
         RunState::Failed(e) => format!("failed: {e}"),
-        RunState::Opened(p) => format!("from {}", p.display()),
+        RunState::Opened(p) => format!(
+            "from {}",
+            p.file_name()
+                .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into())
+        ),
     }
 }

@@ -18,7 +18,7 @@ use super::keymap;
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, app: &mut App) {
+pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < 4 || area.height < 2 {
         return;
@@ -31,7 +31,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     .areas(area);
     title_line(frame, top, app);
     match app.screen {
-        Screen::Heatmap => heatmap_screen(frame, main, app),
+        Screen::Heatmap => heatmap_screen(frame, area, app),
         Screen::Attention => attention::draw(frame, main, app),
         Screen::Setup => other::setup(frame, main, app),
         Screen::Gallery => other::gallery(frame, main, app),
@@ -48,16 +48,35 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 height: h,
             };
             frame.render_widget(Clear, r);
+            let (before, after): (String, String) = {
+                let chars: Vec<char> = input.buffer.chars().collect();
+                let c = input.cursor.min(chars.len());
+                (chars[..c].iter().collect(), chars[c..].iter().collect())
+            };
+            let mut under = after.chars();
+            let at = under.next().map_or(" ".to_string(), |c| c.to_string());
+            let value_style = if input.fresh {
+                Style::default().fg(Color::Gray)
+            } else {
+                Style::default()
+            };
             let text = Line::from(vec![
-                Span::raw(input.buffer.clone()),
-                Span::styled("█", Style::default().fg(Color::Gray)),
+                Span::styled(before, value_style),
+                Span::styled(at, Style::default().add_modifier(Modifier::REVERSED)),
+                Span::styled(under.collect::<String>(), value_style),
             ]);
+            let title = match &input.error {
+                Some(e) => Line::from(Span::styled(
+                    format!(" {e} (edit, Enter / Esc) "),
+                    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+                )),
+                None if input.fresh => {
+                    Line::from(format!(" {} (type to replace, Enter / Esc) ", input.label))
+                }
+                None => Line::from(format!(" {} (Enter / Esc) ", input.label)),
+            };
             Paragraph::new(text)
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(format!(" {} (Enter / Esc) ", input.label)),
-                )
+                .block(Block::default().borders(Borders::ALL).title(title))
                 .render(r, frame.buffer_mut());
         }
     }
@@ -68,15 +87,13 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 }
 
 fn title_line(frame: &mut Frame, area: Rect, app: &App) {
-    let model = app
-        .model
-        .as_ref()
-        .map(|m| {
-            std::path::Path::new(m.label.trim_end_matches('/'))
-                .file_name()
-                .map_or(m.label.clone(), |f| f.to_string_lossy().to_string())
-        })
-        .unwrap_or_else(|| "loading…".into());
+    let model = app.context_name().unwrap_or_else(|| {
+        if app.load_error.is_some() {
+            "no model loaded".into()
+        } else {
+            "loading…".into()
+        }
+    });
     let mut spans = vec![
         Span::styled(
             " headhunt ",
@@ -104,53 +121,32 @@ fn title_line(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
-    let Some(slot) = app.current() else {
-        let msg = if app.loading && app.status.0 == Level::Error {
-            "could not load the model or the data (see below): press m to change the setup"
-        } else if app.loading {
-            "loading the model and data…"
-        } else {
-            "no receiver yet: press : to type one"
-        };
-        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
-        app.heatmap_geometry = None;
-        return;
-    };
-    let state_text = heatmap::run_state_text(&slot.state);
-    let Some(rec) = slot.record.clone() else {
-        let mut lines = vec![Line::from(format!(
-            "receiver {} — {state_text}",
-            slot.key.receiver
-        ))];
-        if let Some(spec) = app.current_spec() {
-            let n = spec.n_senders(app.n_heads());
-            let eta = app
-                .eta(&spec)
-                .map(|e| format!(", ETA ≈ {e:.2} s"))
-                .unwrap_or_default();
-            lines.push(Line::from(format!(
-                "{n} senders (layers {}..={} × {} heads){eta}",
-                spec.begin_layer,
-                spec.receiver.max_layer(),
-                app.n_heads()
-            )));
-        }
-        if let Some(d) = &app.data {
-            lines.push(Line::from(format!(
-                "{} examples, {} shots, offset {:+}, batch {}",
-                d.info.n_examples, d.info.spec.shots, d.info.spec.offset, app.setup.batch_size
-            )));
-            if let Some(e) = &d.eval {
-                lines.push(Line::from(e.summary()));
-            }
-        }
-        lines.push(Line::from(""));
-        lines.push(Line::from("r runs it · m setup · w gallery · ? help"));
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
-        app.heatmap_geometry = None;
-        return;
-    };
+/// The parts of the heatmap screen: info line, grid, legend, and the readout on the right
+/// (when the terminal is wide enough).
+pub struct HeatmapAreas {
+    pub info: Rect,
+    pub grid: Rect,
+    pub legend: Rect,
+    pub side: Option<Rect>,
+}
+
+/// The screen without its title line and status bar.
+pub fn main_area(full: Rect) -> Option<Rect> {
+    if full.width < 4 || full.height < 2 {
+        return None;
+    }
+    let [_, main, _] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(full);
+    Some(main)
+}
+
+/// The heatmap screen's layout for a terminal of `full` size.
+pub fn heatmap_areas(full: Rect) -> Option<HeatmapAreas> {
+    let area = main_area(full)?;
     let side = if area.width >= 64 {
         30.min(area.width / 3)
     } else {
@@ -161,9 +157,88 @@ fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
     let [info, grid, legend] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
-        Constraint::Length(1),
+        Constraint::Length(2),
     ])
     .areas(left);
+    Some(HeatmapAreas {
+        info,
+        grid,
+        legend,
+        side: (side > 0).then_some(right),
+    })
+}
+
+/// Before a record exists: what would run, and how to start it.
+fn pending_lines(app: &App, slot: &super::app::RunSlot, state_text: &str) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(format!(
+        "receiver {} (senders from layer {}) — {state_text}",
+        slot.key.receiver, slot.key.begin_layer
+    ))];
+    if let Some(spec) = app.current_spec() {
+        let n = spec.n_senders(app.n_heads());
+        let eta = app
+            .eta(&spec)
+            .map(|e| format!(", ETA ≈ {e:.2} s"))
+            .unwrap_or_default();
+        lines.push(Line::from(format!(
+            "{n} senders (layers {}..={} × {} heads){eta}",
+            spec.begin_layer,
+            spec.receiver.max_layer(),
+            app.n_heads()
+        )));
+    }
+    if let Some(d) = &app.data {
+        lines.push(Line::from(format!(
+            "{}, batch {}",
+            data_words(&d.info),
+            app.setup.batch_size
+        )));
+        if let Some(e) = &d.eval {
+            lines.push(Line::from(e.summary()));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from("r runs it · m setup · w gallery · ? help"));
+    lines
+}
+
+/// "N examples, S shots, offset +K" — shots and offset only for tasks that use them.
+pub fn data_words(d: &crate::results::DataInfo) -> String {
+    if d.spec.task == crate::data::TaskKind::Pairs {
+        format!("{} prompt pairs", d.n_examples)
+    } else {
+        format!(
+            "{} examples, {} shots, offset {:+}",
+            d.n_examples, d.spec.shots, d.spec.offset
+        )
+    }
+}
+
+fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
+    let Some(areas) = heatmap_areas(full) else {
+        return;
+    };
+    let area = main_area(full).unwrap_or(areas.grid);
+    let Some(slot) = app.current() else {
+        let msg = match (&app.load_error, app.loading) {
+            (Some(e), _) => format!("could not load: {e}\n\npress m to change the setup"),
+            (None, true) => "loading the model and data…".to_string(),
+            (None, false) => "no receiver yet: press : to type one".to_string(),
+        };
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    };
+    let state_text = heatmap::run_state_text(&slot.state);
+    let Some(rec) = slot.record.as_ref() else {
+        let lines = pending_lines(app, slot, &state_text);
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+        return;
+    };
+    let examples = rec
+        .data
+        .as_ref()
+        .map(|d| format!(" · {} ex", d.n_examples))
+        .unwrap_or_default();
     let drill = format!("Enter drills into {}", app.drill_input.letter());
     frame.render_widget(
         Paragraph::new(Line::from(vec![
@@ -173,29 +248,38 @@ fn heatmap_screen(frame: &mut Frame, area: Rect, app: &mut App) {
             ),
             Span::styled(
                 format!(
-                    "· {state_text} · {} ex · {drill}",
-                    rec.data.as_ref().map_or(0, |d| d.n_examples)
+                    "· senders from layer {} · {state_text}{examples} · {drill}",
+                    rec.begin_layer
                 ),
                 Style::default().fg(Color::Gray),
             ),
         ])),
-        info,
+        areas.info,
     );
-    let layers = app.layer_range();
-    let range = heatmap::color_range(&rec, app.range, layers);
-    let cursor = Some(app.cursor);
-    let color = app.color;
-    let geom = heatmap::draw_heatmap(frame.buffer_mut(), grid, app, &rec, cursor, range, color);
-    app.heatmap_geometry = geom;
-    frame.render_widget(
-        Paragraph::new(heatmap::legend(range, app.range, color)),
-        legend,
+    let range = heatmap::color_range(rec, app.range, app.layer_range());
+    let Some(geom) = heatmap::plan(app, rec, areas.grid, Some(app.cursor)) else {
+        return;
+    };
+    let too_wide = heatmap::draw_heatmap(
+        frame.buffer_mut(),
+        areas.grid,
+        app,
+        rec,
+        &geom,
+        Some(app.cursor),
+        &range,
+        app.color,
     );
-    if side > 0 {
+    let legend = vec![
+        heatmap::legend(&range, app.color),
+        heatmap::legend_notes(too_wide, &geom),
+    ];
+    frame.render_widget(Paragraph::new(legend), areas.legend);
+    if let Some(right) = areas.side {
         let block = Block::default().borders(Borders::LEFT);
         let inner = block.inner(right);
         frame.render_widget(block, right);
-        heatmap::draw_readout(frame.buffer_mut(), inner, app, &rec);
+        heatmap::draw_readout(frame.buffer_mut(), inner, app, rec);
     }
 }
 

@@ -61,6 +61,22 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
     }
     let mut out: Vec<Line> = Vec::new();
     let bold = Style::default().add_modifier(Modifier::BOLD);
+    if let Some(e) = &app.load_error {
+        let red = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+        out.push(Line::from(Span::styled(
+            format!("could not load: {e}"),
+            red,
+        )));
+        if app.model.is_some() {
+            out.push(Line::from("the previous model and data stay loaded"));
+        }
+        out.push(Line::from(""));
+    } else if app.loading {
+        out.push(Line::from(Span::styled(
+            "loading the model and data…",
+            Style::default().fg(Color::Yellow),
+        )));
+    }
     match &app.model {
         Some(m) => out.push(Line::from(format!(
             "model  {} · {} · {} layers × {} heads ({} kv) · d_model {} · {} on {}",
@@ -227,11 +243,7 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
             title,
         );
         let range = heatmap::color_range(&d, app.range, layers);
-        heatmap::draw_heatmap(frame.buffer_mut(), grid, app, &d, None, range, app.color);
-        frame.render_widget(
-            Paragraph::new(heatmap::legend(range, app.range, app.color)),
-            legend,
-        );
+        grid_with_legend(frame, grid, legend, app, &d, &range);
     } else {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -251,11 +263,37 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
                 Paragraph::new(format!("{name}: {}", rec.receiver_label)),
                 title,
             );
-            heatmap::draw_heatmap(frame.buffer_mut(), grid, app, rec, None, range, app.color);
-            frame.render_widget(
-                Paragraph::new(heatmap::legend(range, app.range, app.color)),
-                legend,
-            );
+            grid_with_legend(frame, grid, legend, app, rec, &range);
         }
     }
+}
+
+/// A heatmap without a cursor, and its legend.
+fn grid_with_legend(
+    frame: &mut Frame,
+    grid: Rect,
+    legend: Rect,
+    app: &App,
+    rec: &RunRecord,
+    range: &heatmap::ColorRange,
+) {
+    let Some(g) = heatmap::plan(app, rec, grid, None) else {
+        return;
+    };
+    let too_wide = heatmap::draw_heatmap(
+        frame.buffer_mut(),
+        grid,
+        app,
+        rec,
+        &g,
+        None,
+        range,
+        app.color,
+    );
+    let line = if too_wide {
+        heatmap::legend_notes(true, &g)
+    } else {
+        heatmap::legend(range, app.color)
+    };
+    frame.render_widget(Paragraph::new(line), legend);
 }
