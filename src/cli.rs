@@ -277,7 +277,7 @@ fn compact_list(items: &[String]) -> String {
 fn run(a: RunArgs) -> Result<()> {
     if let Some(path) = &a.save_logits {
         crate::results::preflight(path, a.force)
-            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--save-logits: {}", patch::word(&e)))?;
     }
     let lm = a.model.load()?;
     checks::check_text_len(&lm, &a.prompt, "--prompt")?;
@@ -297,7 +297,7 @@ fn run(a: RunArgs) -> Result<()> {
             .to_vec1::<f64>()?;
         let bytes = crate::results::npy::encode_f64(&all, &[ids.len(), lm.model.cfg.vocab_size]);
         signals::while_saving(|| crate::results::write_atomic(path, &bytes, a.force))
-            .map_err(|e| anyhow::anyhow!("--save-logits: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--save-logits: {}", patch::word(&e)))?;
     }
     let last = logits
         .narrow(1, ids.len() - 1, 1)?

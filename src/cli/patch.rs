@@ -109,7 +109,7 @@ pub fn check_writable(path: &Path, force: bool, npy: bool) -> Result<()> {
 }
 
 /// A results error worded for the command line.
-fn word(e: &ResultsError) -> String {
+pub(crate) fn word(e: &ResultsError) -> String {
     match e {
         ResultsError::Exists { path } => {
             format!("{path} already exists; pass --force to overwrite it")
