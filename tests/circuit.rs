@@ -352,3 +352,50 @@ fn demo_model_function_vectors_batch_invariant() {
         .iter()
         .all(|(_, g)| g.len() == 10 && g.iter().all(|row| row.len() == 10)));
 }
+
+/// Models without circuit references: identities that hold whatever the weights.
+/// - F(M) is the plain contrast run, bit for bit.
+/// - F(∅) is LD_normal: with every head's z from the normal run, the last position (the same
+///   token `=` in both prompts) sees exactly the normal run.
+/// - Ablating H (through `Patch`) equals F(M\H) (through the circuit mask): two code paths,
+///   one computation.
+/// - Batch size does not change the figures.
+#[test]
+fn held_out_models_satisfy_the_identities() {
+    for name in ["tiny-mistral", "tiny-qwen2"] {
+        let lm = load(&fixture(name));
+        let (t, roles) = data(&lm, &fixture(name).join("addition.jsonl"), Some(8));
+        let mut ev = Evaluator::new(&lm.model, &t.pairs, Some(&roles), 8).unwrap();
+        let m = Circuit::complete(&lm.model);
+        assert_eq!(ev.f(&m).unwrap(), ev.ld_contrast, "{name}");
+        let empty = ev.f(&Circuit::default()).unwrap();
+        assert!(
+            (empty - ev.ld_normal).abs() < TOL,
+            "{name}: F(∅) {empty} vs {}",
+            ev.ld_normal
+        );
+        let h: Vec<Head> = vec![(1, 2), (2, 0), (0, 3)];
+        let ab = Ablator::new(&lm.model, &t.pairs, Some(&roles), None, 3).unwrap();
+        let f = ev.f(&m.without(&h)).unwrap();
+        let r = ab.ablate(&h).unwrap();
+        assert!(
+            (f - r.logit_diff).abs() < TOL,
+            "{name}: F(M\\H) {f} vs ablation {}",
+            r.logit_diff
+        );
+        let c = Circuit {
+            groups: vec![Group {
+                name: "g".into(),
+                heads: h.clone(),
+                positions: PositionSet::parse("tok:=", &lm.tokenizer).unwrap(),
+            }],
+        };
+        let a = ev.f(&c).unwrap();
+        let mut ev1 = Evaluator::new(&lm.model, &t.pairs, Some(&roles), 1).unwrap();
+        assert!(
+            (a - ev1.f(&c).unwrap()).abs() < 1e-5,
+            "{name}: batch size changed F(C)"
+        );
+        assert!((ev.ld_normal - ev1.ld_normal).abs() < 1e-5);
+    }
+}

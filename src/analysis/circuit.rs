@@ -404,3 +404,31 @@ fn scored(
     memo.insert(key, s.clone());
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knock_out_removes_heads_from_every_group() {
+        let c = Circuit {
+            groups: vec![
+                Group {
+                    name: "a".into(),
+                    heads: vec![(3, 1), (2, 0)],
+                    positions: PositionSet::All,
+                },
+                Group {
+                    name: "b".into(),
+                    heads: vec![(2, 0), (1, 2)],
+                    positions: PositionSet::Last,
+                },
+            ],
+        };
+        assert_eq!(c.heads(), vec![(3, 1), (2, 0), (1, 2)]);
+        let k = c.without(&[(2, 0)]);
+        assert_eq!(k.groups[0].heads, vec![(3, 1)]);
+        assert_eq!(k.groups[1].heads, vec![(1, 2)]);
+        assert_eq!(k.groups[1].positions, PositionSet::Last);
+    }
+}

@@ -200,3 +200,33 @@ pub fn parse_head(s: &str) -> Result<Head, AnalysisError> {
 pub fn parse_heads(s: &str, sep: char) -> Result<Vec<Head>, AnalysisError> {
     s.split(sep).map(parse_head).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_parse_and_print() {
+        assert_eq!(parse_head(" 3.1 ").unwrap(), (3, 1));
+        assert_eq!(parse_heads("2.7+3.0", '+').unwrap(), vec![(2, 7), (3, 0)]);
+        assert!(parse_head("3").is_err() && parse_head("a.b").is_err());
+        assert!(parse_heads("3.1,,2.0", ',').is_err());
+        assert_eq!(head_label(&(12, 4)), "12.4");
+    }
+
+    #[test]
+    fn population_std_as_numpy() {
+        let (m, s) = mean_std(&[0.1, 0.12, 0.08, 0.1, 0.1]);
+        assert!((m - 0.1).abs() < 1e-12);
+        // np.std([0.1, 0.12, 0.08, 0.1, 0.1]) = 0.012649110640673516
+        assert!((s - 0.012649110640673516).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batches_group_by_key_in_order() {
+        let b = group_batches(&[5, 7, 5, 5, 7], 2).unwrap();
+        assert_eq!(b, vec![vec![0, 2], vec![3], vec![1, 4]]);
+        assert!(group_batches(&[1], 0).is_err());
+        assert!(group_batches::<usize>(&[], 4).is_err());
+    }
+}
