@@ -51,11 +51,7 @@ fn missing_tokenizer() {
 fn unsupported_model_type() {
     let d = copy_fixture("tiny-llama", "badtype");
     let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
-    std::fs::write(
-        d.join("config.json"),
-        cfg.replace("\"llama\"", "\"bloom\""),
-    )
-    .unwrap();
+    std::fs::write(d.join("config.json"), cfg.replace("\"llama\"", "\"bloom\"")).unwrap();
     let (code, err) = info(&d, &[]);
     assert_one_line_error(
         code,
