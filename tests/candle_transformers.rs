@@ -102,7 +102,7 @@ fn logits_agree_with_candle_transformers() {
         let mut worst = 0f32;
         for text in meta["texts"].as_array().unwrap() {
             let ids = lm.tokenizer.encode(text.as_str().unwrap()).unwrap();
-            let tokens = lm.model.tokens_tensor(&[ids.clone()]).unwrap();
+            let tokens = lm.model.tokens_tensor(std::slice::from_ref(&ids)).unwrap();
             let ours = lm.model.forward(&tokens).unwrap();
             let last: Vec<f32> = ours
                 .narrow(1, ids.len() - 1, 1)
