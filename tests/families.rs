@@ -16,7 +16,7 @@ fn load(dir: &Path) -> model::LoadedModel {
 
 fn pairs(lm: &model::LoadedModel) -> Vec<TokenizedPair> {
     let spec = DataSpec::new(
-        &fixture("tiny-pythia").join("addition.jsonl"),
+        fixture("tiny-pythia").join("addition.jsonl"),
         TaskKind::Addition,
     );
     load_and_tokenize(&spec, &lm.tokenizer).unwrap().pairs

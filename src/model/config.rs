@@ -463,7 +463,7 @@ impl ModelConfig {
 
     /// Checks what the forward pass relies on after the family has set its fields.
     pub fn validate(self, f: &Fields) -> Result<Self, ModelError> {
-        if self.rotary_dim % 2 != 0 || self.rotary_dim > self.d_head {
+        if !self.rotary_dim.is_multiple_of(2) || self.rotary_dim > self.d_head {
             let what = if self.rotary_dim == self.d_head {
                 format!(
                     "{} is odd; rotary embeddings need an even head size",

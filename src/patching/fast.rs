@@ -17,7 +17,7 @@
 
 use candle_core::Tensor;
 
-use crate::model::{HookName, Hooks, Model, RunOptions, Start};
+use crate::model::{BlockShape, HookName, Hooks, Model, RunOptions, Start};
 
 use super::batch::{logit_diffs, Batch, BatchCache, Needs};
 use super::receiver::{HeadReceiver, Receiver, ResidKind};
@@ -135,11 +135,18 @@ fn pass1(
         if l == last && !stops.contains(&Stop::Post(last)) {
             break;
         }
-        let posts = groups
-            .iter()
-            .map(|(x, mid)| model.block_after_mid(l, mid, x))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let post = cat(posts)?;
+        let post = match model.block_shape() {
+            // The MLP reads resid_mid: one call over every row group (fewer, larger kernels).
+            BlockShape::Sequential => {
+                let mid = cat(groups.into_iter().map(|(_, m)| m).collect())?;
+                model.block_after_mid(l, &mid, &mid)?
+            }
+            // The MLP reads resid_pre, which the new sender layer's heads share: per group.
+            BlockShape::Parallel => cat(groups
+                .iter()
+                .map(|(x, mid)| model.block_after_mid(l, mid, x))
+                .collect::<std::result::Result<Vec<_>, _>>()?)?,
+        };
         for (i, want) in stops.iter().enumerate() {
             if *want == Stop::Post(l) {
                 out[i] = Some(post.clone());
