@@ -177,3 +177,38 @@ fn cancelling_keeps_the_finished_rows() {
         record.rows_computed
     );
 }
+
+#[test]
+fn data_longer_than_the_model_positions_is_an_error_event() {
+    // 32 three-digit demonstrations are ~400 characters: more than the demo model's 256
+    // positions, which the explorer used to accept silently.
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::spawn(tx);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/paper/addition/setting1/addition_nmax999_offset1.jsonl");
+    let mut spec = DataSpec::new(file, TaskKind::Addition);
+    spec.shots = 32;
+    spec.offset = 1;
+    spec.examples = Some(2);
+    worker.submit(Job::LoadModel(ModelRequest {
+        model: headhunt::demo::model_dir().display().to_string(),
+        tokenizer: None,
+        device: "cpu".into(),
+        dtype: None,
+    }));
+    worker.submit(Job::LoadData(spec));
+    loop {
+        match next(&rx) {
+            Event::Error { message, .. } => {
+                assert!(
+                    message.contains("addition_nmax999_offset1.jsonl:1")
+                        && message.contains("at most 256 positions"),
+                    "{message}"
+                );
+                break;
+            }
+            Event::Evaluated { .. } => panic!("a too-long prompt was evaluated"),
+            _ => {}
+        }
+    }
+}

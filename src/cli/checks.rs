@@ -55,23 +55,10 @@ pub fn load_checked(lm: &LoadedModel, spec: &crate::data::DataSpec) -> Result<To
 
 /// A prompt of `ids` fits the model: its positions and its vocabulary.
 pub fn check_prompt(lm: &LoadedModel, ids: &[u32], what: &str) -> Result<()> {
-    let max = lm.model.cfg.max_position_embeddings;
-    if ids.len() > max {
-        bail!(
-            "{what}: the prompt is {} tokens long; the model {} takes at most {max} positions (max_position_embeddings)",
-            ids.len(),
-            lm.origin.label()
-        );
+    match lm.prompt_misfit(ids) {
+        Some(why) => bail!("{what}: {why}"),
+        None => Ok(()),
     }
-    let vocab = lm.model.cfg.vocab_size;
-    if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-        bail!(
-            "{what}: token id {bad} of tokenizer {} is outside the vocabulary of model {} (size {vocab}): the tokenizer does not belong to the model",
-            lm.tokenizer.path,
-            lm.origin.label()
-        );
-    }
-    Ok(())
 }
 
 /// Every tokenized example fits the model (an error otherwise); answers that cannot be told

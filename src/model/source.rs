@@ -55,6 +55,31 @@ pub struct LoadedModel {
     pub load_seconds: f64,
 }
 
+impl LoadedModel {
+    /// Why a prompt of `ids` cannot run on this model, if it cannot: more tokens than its
+    /// positions (a rotary model would run on silently, past what it was trained for), or a
+    /// token id outside its vocabulary (another model's tokenizer). One check for the command
+    /// line and the explorer.
+    pub fn prompt_misfit(&self, ids: &[u32]) -> Option<String> {
+        let max = self.model.cfg.max_position_embeddings;
+        if ids.len() > max {
+            return Some(format!(
+                "the prompt is {} tokens long; the model {} takes at most {max} positions (max_position_embeddings)",
+                ids.len(),
+                self.origin.label()
+            ));
+        }
+        let vocab = self.model.cfg.vocab_size;
+        ids.iter().find(|&&id| id as usize >= vocab).map(|bad| {
+            format!(
+                "token id {bad} of tokenizer {} is outside the vocabulary of model {} (size {vocab}): the tokenizer does not belong to the model",
+                self.tokenizer.path,
+                self.origin.label()
+            )
+        })
+    }
+}
+
 /// Parses `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device, ModelError> {
     match s {

@@ -341,6 +341,14 @@ impl State {
     ) -> anyhow::Result<()> {
         let lm = self.loaded()?;
         let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
+        for p in &tok.pairs {
+            let answers = [p.normal_answer, p.contrast_answer];
+            for ids in [&p.normal_ids[..], &p.contrast_ids[..], &answers[..]] {
+                if let Some(why) = lm.prompt_misfit(ids) {
+                    anyhow::bail!("{}:{}: {why}", spec.file.display(), p.index + 1);
+                }
+            }
+        }
         if tok.pairs.is_empty() {
             anyhow::bail!(
                 "{}: no examples left after skipping mismatched ones",
