@@ -62,39 +62,6 @@ pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
 
 pub use crate::results::naming::default_out;
 
-/// Default result path of `patch`: results/<model>-<data>-<receiver>-<time>.json, so that
-/// runs of one model on different data never share a name; `free_default` numbers it when
-/// another run took it in the same second.
-pub fn default_out_for(model_label: &str, data: &Path, receiver: &Receiver) -> PathBuf {
-    let model = slug_of(Path::new(model_label.trim_end_matches('/')), "model");
-    let data = slug_of(&data.with_extension(""), "data");
-    let time = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    PathBuf::from("results").join(format!("{model}-{data}-{}-{time}.json", receiver.slug()))
-}
-
-/// A file name's last component, safe in a file name and at most 60 characters.
-fn slug_of(p: &Path, fallback: &str) -> String {
-    let s: String = p
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| fallback.into())
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(60)
-        .collect();
-    if s.is_empty() {
-        fallback.into()
-    } else {
-        s
-    }
-}
-
 /// Fails early (before any compute) if the result, or with `npy` its companions, could not be
 /// written at the end; see `results::write::preflight`.
 pub fn check_writable(path: &Path, force: bool, npy: bool) -> Result<()> {
@@ -217,7 +184,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     let (out, default_name) = match &a.out {
         Some(o) => (o.clone(), false),
         None => {
-            let base = default_out_for(&lm.origin.label(), &data_spec.file, &receiver);
+            let base = default_out(&lm.origin.label(), Some(&data_spec.file), &receiver);
             (free_default(&base, a.npy)?, true)
         }
     };

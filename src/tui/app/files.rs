@@ -97,6 +97,7 @@ impl App {
             .results_dir
             .join(crate::results::naming::default_file_name(
                 &label,
+                rec.data.as_ref().map(|d| d.spec.file.as_path()),
                 &rec.receiver,
             ));
         // Never overwrite: add a counter if the name is taken.
