@@ -10,6 +10,7 @@ pub mod data;
 pub mod demo;
 pub mod model;
 pub mod patching;
+pub mod plot;
 pub mod results;
 pub mod tui;
 pub mod worker;
