@@ -115,7 +115,7 @@ impl AttentionFile {
 /// Token tick labels: at most 14 characters, with their position.
 fn token_label(i: usize, t: &str) -> String {
     let short: String = t.chars().take(12).collect();
-    format!("{short} {i}")
+    format!("{short} ({i})")
 }
 
 /// Query × key grids side by side, one sequential scale per head on 0..1.
