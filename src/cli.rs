@@ -18,6 +18,7 @@ pub mod data;
 pub mod eval;
 pub mod fv;
 pub mod patch;
+pub mod plot;
 pub mod show;
 pub mod signals;
 pub mod train_demo;
@@ -51,6 +52,8 @@ pub enum Command {
     Patch(patch::PatchArgs),
     /// Print a saved result (headhunt's or one of the paper's result files).
     Show(show::ShowArgs),
+    /// Draw a saved result as a figure (SVG or PNG): heatmaps, attention, analyses.
+    Plot(plot::PlotArgs),
     /// Time the fast and the literal algorithm on the same inputs.
     Bench(bench::BenchArgs),
     /// Check this build on this device against the reference fixtures.
@@ -181,6 +184,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(a)) => run(a).map(|_| 0),
         Some(Command::Patch(a)) => patch::run(a),
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
+        Some(Command::Plot(a)) => plot::run(a).map(|_| 0),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Eval(a)) => eval::run(a).map(|_| 0),

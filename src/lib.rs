@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod model;
 pub mod patching;
+pub mod plot;
 pub mod results;
 pub mod tui;
 pub mod worker;

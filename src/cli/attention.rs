@@ -4,10 +4,16 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
+use std::path::PathBuf;
 
 use super::{DataArgs, ModelArgs};
 use crate::model::tokenizer::printable;
 use crate::patching::attention::{mean_patterns, prompt_rows, PromptChoice, RunKind};
+use crate::plot::{
+    self,
+    attention::{AttentionFile, HeadPattern, PromptsUsed},
+};
+use crate::results::{write_atomic, DataInfo, ModelInfo};
 
 #[derive(Args, Debug)]
 pub struct AttentionArgs {
@@ -24,6 +30,9 @@ pub struct AttentionArgs {
     /// Average over the first N examples that have the first example's token length.
     #[arg(long, default_value_t = 1)]
     pub prompts: usize,
+    /// One example alone (0-based) instead of the mean over --prompts.
+    #[arg(long, conflicts_with = "prompts")]
+    pub example: Option<usize>,
     /// Query position (0-based; negative counts from the end: -1 is the last token).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pub query: i64,
@@ -33,6 +42,13 @@ pub struct AttentionArgs {
     /// Print the whole [query × key] grid (rows: queries) instead of one query row.
     #[arg(long)]
     pub grid: bool,
+    /// Also save the patterns, the token texts and the prompt choice as JSON (for
+    /// `headhunt plot`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Overwrite an existing --json file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `L.H`.
@@ -63,7 +79,17 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
     let tok = super::checks::load_checked(&lm, &spec)?;
-    let rows = prompt_rows(&tok.pairs, a.run, PromptChoice::Mean(a.prompts))?;
+    let choice = match a.example {
+        Some(i) => PromptChoice::One(i),
+        None => PromptChoice::Mean(a.prompts),
+    };
+    if let Some(p) = a.json.as_ref().filter(|p| p.exists() && !a.force) {
+        bail!(
+            "--json {}: file exists; pass --force to overwrite it",
+            p.display()
+        );
+    }
+    let rows = prompt_rows(&tok.pairs, a.run, choice)?;
     let len = rows[0].len();
     let q = if a.query < 0 {
         len as i64 + a.query
@@ -79,6 +105,36 @@ pub fn run(a: AttentionArgs) -> Result<()> {
         .iter()
         .map(|&id| printable(&lm.tokenizer.token_text(id)))
         .collect();
+    if let Some(p) = &a.json {
+        let used = match choice {
+            PromptChoice::One(example) => PromptsUsed::One { example },
+            PromptChoice::Mean(requested) => PromptsUsed::Mean {
+                requested,
+                used: rows.len(),
+            },
+        };
+        let file = AttentionFile {
+            format: plot::attention::FORMAT.into(),
+            format_version: plot::attention::FORMAT_VERSION,
+            model: Some(ModelInfo::of(&lm)),
+            data: Some(DataInfo::of(&spec, &tok)),
+            run: a.run.name().into(),
+            prompts: used,
+            tokens: texts.clone(),
+            heads: heads
+                .iter()
+                .zip(&patterns)
+                .map(|(&head, p)| HeadPattern {
+                    head,
+                    pattern: p.clone(),
+                })
+                .collect(),
+        };
+        let mut json = serde_json::to_string(&file)?;
+        json.push('\n');
+        write_atomic(p, json.as_bytes(), a.force)?;
+        println!("saved {}", p.display());
+    }
     let run_name = a.run.name();
     println!(
         "{} prompts ({run_name}), {} tokens each{}; token texts are the first prompt's",

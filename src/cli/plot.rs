@@ -1,0 +1,179 @@
+//! `headhunt plot`: figures (SVG or PNG) from saved result files, see `crate::plot`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+use crate::plot::{self, analysis, attention, heatmap, Figure, Format, Plottable};
+use crate::results::HeadGroup;
+
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Result files: one path-patching result (two with --compare or --diff), an attention
+    /// file (`headhunt attention --json`), or an fv / ablation / circuit result.
+    #[arg(required = true, num_args = 1..=2)]
+    pub files: Vec<PathBuf>,
+    /// The figure to write, .svg or .png (default: beside the first file, named after it,
+    /// as SVG).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Write PNG instead of SVG when --out is not given.
+    #[arg(long)]
+    pub png: bool,
+    /// Figure width in pixels (default: from the number of cells).
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Figure height in pixels (default: from the number of cells).
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Colour scale: auto (the largest magnitude shown) or a half-width, e.g. ±20 (in % for
+    /// path patching).
+    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
+    pub range: String,
+    /// Only sender layers LO-HI (path patching), e.g. 24-41.
+    #[arg(long)]
+    pub crop: Option<String>,
+    /// Heads as rows and layers as columns (the paper's layout); default: layers as rows.
+    #[arg(long)]
+    pub heads_as_rows: bool,
+    /// Two results side by side on one scale.
+    #[arg(long, conflicts_with = "diff")]
+    pub compare: bool,
+    /// The difference of two results (first minus second).
+    #[arg(long)]
+    pub diff: bool,
+    /// Outline a group of heads: NAME=L.H,L.H,... (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Attention files: only these heads `L.H` (repeatable; default: all in the file).
+    #[arg(long = "head")]
+    pub heads: Vec<String>,
+    /// Attention files: bars of this query row (0-based; negative counts from the end)
+    /// instead of the grids.
+    #[arg(long, allow_hyphen_values = true)]
+    pub query: Option<i64>,
+    /// Overwrite an existing figure.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `LO-HI`.
+fn parse_crop(s: &str) -> Result<(usize, usize)> {
+    let parse = || -> Option<(usize, usize)> {
+        let (a, b) = s.split_once('-')?;
+        Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    };
+    parse().ok_or_else(|| anyhow::anyhow!("--crop {s:?}: expected LO-HI, e.g. 24-41"))
+}
+
+/// `NAME=L.H,L.H`.
+fn parse_group(s: &str) -> Result<HeadGroup> {
+    let (name, heads) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--group {s:?}: expected NAME=L.H,L.H,..."))?;
+    let heads = heads
+        .split(',')
+        .map(|h| {
+            super::attention::parse_head(h)
+                .map_err(|_| anyhow::anyhow!("--group {s:?}: {h:?} is not LAYER.HEAD"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(HeadGroup {
+        name: name.trim().to_string(),
+        heads,
+    })
+}
+
+/// The default figure name: beside the first file, `A.svg`, `A_vs_B.svg` or `A_minus_B.svg`.
+fn default_out(a: &PlotArgs) -> PathBuf {
+    let format = if a.png { Format::Png } else { Format::Svg };
+    let first = &a.files[0];
+    match a.files.get(1) {
+        Some(second) if a.compare || a.diff => {
+            let stem = |p: &Path| {
+                p.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string()
+            };
+            let joint = if a.diff { "minus" } else { "vs" };
+            first.with_file_name(format!(
+                "{}_{joint}_{}.{}",
+                stem(first),
+                stem(second),
+                format.extension()
+            ))
+        }
+        _ => plot::default_path(first, format),
+    }
+}
+
+pub fn run(a: PlotArgs) -> Result<()> {
+    if a.files.len() == 2 && !(a.compare || a.diff) {
+        bail!("two files: pass --compare (side by side) or --diff (first minus second)");
+    }
+    if (a.compare || a.diff) && a.files.len() != 2 {
+        bail!("--compare and --diff need two result files");
+    }
+    let range =
+        crate::plot::scale::parse_range(&a.range).map_err(|e| anyhow::anyhow!("--range {e}"))?;
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a));
+    plot::format_of(&out).map_err(|e| anyhow::anyhow!("--out {e}"))?;
+    if out.exists() && !a.force {
+        bail!(
+            "--out {}: file exists; pass --force to overwrite it",
+            out.display()
+        );
+    }
+    let loaded = a
+        .files
+        .iter()
+        .map(|f| plot::load(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fig = figure(&a, range, &loaded)?;
+    plot::write(fig.as_ref(), &out, a.force)?;
+    println!("saved {}", out.display());
+    Ok(())
+}
+
+fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<dyn Figure>> {
+    let heads = a
+        .heads
+        .iter()
+        .map(|h| super::attention::parse_head(h))
+        .collect::<Result<Vec<_>>>()?;
+    let opts = heatmap::HeatmapOptions {
+        width: a.width,
+        height: a.height,
+        range,
+        crop: a.crop.as_deref().map(parse_crop).transpose()?,
+        heads_as_rows: a.heads_as_rows,
+        groups: a
+            .groups
+            .iter()
+            .map(|g| parse_group(g))
+            .collect::<Result<_>>()?,
+    };
+    if loaded.len() == 2 {
+        let (Plottable::PathPatching(x), Plottable::PathPatching(y)) = (&loaded[0], &loaded[1])
+        else {
+            bail!("--compare and --diff take two path-patching results");
+        };
+        let fig = if a.diff {
+            heatmap::Heatmap::diff(x, y, &opts)?
+        } else {
+            heatmap::Heatmap::pair(x, y, &opts)?
+        };
+        return Ok(Box::new(fig));
+    }
+    Ok(match &loaded[0] {
+        Plottable::PathPatching(r) => Box::new(heatmap::Heatmap::single(r, &opts)?),
+        Plottable::Attention(f) => match a.query {
+            Some(q) => Box::new(attention::AttentionRow::new(f, &heads, q)?),
+            None => Box::new(attention::AttentionGrid::new(f, &heads)?),
+        },
+        Plottable::FunctionVector(f) => Box::new(analysis::FvFigure::new(f, range)?),
+        Plottable::Ablation(f) => Box::new(analysis::BarFigure::ablation(f)),
+        Plottable::Circuit(f) => Box::new(analysis::BarFigure::minimality(f)),
+    })
+}

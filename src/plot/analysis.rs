@@ -1,0 +1,635 @@
+//! Figures of the circuit analyses (`headhunt fv`, `ablate`, `circuit` JSON files):
+//! function-vector Δ grids with digit labels, ablation accuracy bars against random groups
+//! with error bars, and minimality bars.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::prelude::DrawingBackend;
+use serde_json::Value;
+
+use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
+use super::heatmap::{GROUP_COLOURS, SUBTITLE, TICK, TITLE};
+use super::scale::{auto_range, diverging};
+use super::PlotError;
+
+pub const FV_FORMAT: &str = "headhunt-fv";
+pub const ABLATION_FORMAT: &str = "headhunt-ablation";
+pub const CIRCUIT_FORMAT: &str = "headhunt-circuit";
+
+/// The model's label in an analysis file's `model` object.
+fn model_label(model: &Value) -> String {
+    model
+        .get("label")
+        .and_then(|l| l.as_str())
+        .unwrap_or("unknown model")
+        .to_string()
+}
+
+fn head_name((l, h): (usize, usize)) -> String {
+    format!("{l}.{h}")
+}
+
+fn heads_list(heads: &[(usize, usize)]) -> String {
+    heads
+        .iter()
+        .map(|&h| head_name(h))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `headhunt fv` output: Δ digit logits [naive prompt][digit] per head and for all heads.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct FvFile {
+    pub format_version: u32,
+    #[serde(default)]
+    pub model: Value,
+    pub heads: Vec<(usize, usize)>,
+    pub naive_prompts: Vec<String>,
+    pub digits: Vec<String>,
+    pub delta: BTreeMap<String, Vec<Vec<f64>>>,
+}
+
+impl FvFile {
+    pub fn checked(self, path: &Path) -> Result<Self, PlotError> {
+        let (r, c) = (self.naive_prompts.len(), self.digits.len());
+        for (k, m) in &self.delta {
+            if m.len() != r || m.iter().any(|row| row.len() != c) {
+                return Err(PlotError::Invalid(format!(
+                    "{}: field `delta.{k}` is not {r}×{c} (naive_prompts × digits)",
+                    path.display()
+                )));
+            }
+        }
+        if self.delta.is_empty() {
+            return Err(PlotError::Invalid(format!(
+                "{}: field `delta` is empty",
+                path.display()
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Panel keys in order: the heads as listed, "all", then any others.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .heads
+            .iter()
+            .map(|&h| head_name(h))
+            .filter(|k| self.delta.contains_key(k))
+            .collect();
+        if self.delta.contains_key("all") {
+            keys.push("all".into());
+        }
+        for k in self.delta.keys() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// Function-vector Δ grids, five per row, on one RdBu scale.
+#[derive(Debug, Clone)]
+pub struct FvFigure {
+    pub size: (u32, u32),
+    pub file: FvFile,
+    pub keys: Vec<String>,
+    pub range: f64,
+    pub cell: f64,
+    pub origins: Vec<(i32, i32)>,
+}
+figure!(FvFigure);
+
+impl FvFigure {
+    pub fn new(file: &FvFile, range: Option<f64>) -> Result<Self, PlotError> {
+        let keys = file.keys();
+        let range =
+            range.unwrap_or_else(|| auto_range(file.delta.values().flatten().flatten().copied()));
+        let cell = 22.0;
+        let label_w = file
+            .naive_prompts
+            .iter()
+            .map(|p| text_size(&short(p), TICK).0)
+            .max()
+            .unwrap_or(0) as i32;
+        let rows = file.naive_prompts.len() as i32;
+        let cols = file.digits.len() as i32;
+        let (pw, ph) = (cols * cell as i32 + label_w + 24, rows * cell as i32 + 70);
+        let per_row = keys.len().min(5) as i32;
+        let origins = (0..keys.len() as i32)
+            .map(|i| (20 + label_w + (i % per_row) * pw, 70 + (i / per_row) * ph))
+            .collect();
+        let n_rows = (keys.len() as i32 + per_row - 1) / per_row;
+        Ok(FvFigure {
+            size: (
+                (per_row * pw + 110).max(480) as u32,
+                (70 + n_rows * ph) as u32,
+            ),
+            file: file.clone(),
+            keys,
+            range,
+            cell,
+            origins,
+        })
+    }
+
+    pub fn cell_rect(&self, panel: usize, r: usize, c: usize) -> ((i32, i32), (i32, i32)) {
+        let (x0, y0) = self.origins[panel];
+        let s = self.cell as i32;
+        let (x, y) = (x0 + c as i32 * s, y0 + r as i32 * s);
+        ((x, y), (x + s, y + s))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
+        let w = self.size.0 as i32;
+        let title = format!("Function-vector Δ, heads {}", heads_list(&self.file.heads));
+        canvas::text(area, &title, (w / 2, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
+        let sub = format!(
+            "{} · rows: naive prompt, columns: digit",
+            model_label(&self.file.model)
+        );
+        canvas::text(area, &sub, (w / 2, 32), SUBTITLE, Anchor::Top, GREY_TEXT)?;
+        for (p, key) in self.keys.iter().enumerate() {
+            let m = &self.file.delta[key];
+            for (r, row) in m.iter().enumerate() {
+                for (c, &v) in row.iter().enumerate() {
+                    let (a, b) = self.cell_rect(p, r, c);
+                    let col = if v.is_finite() {
+                        diverging(v, self.range)
+                    } else {
+                        canvas::MISSING
+                    };
+                    canvas::fill(area, a, b, col)?;
+                }
+            }
+            let (x0, y0) = self.origins[p];
+            let s = self.cell as i32;
+            let name = if key == "all" {
+                "all heads".to_string()
+            } else {
+                format!("H{key}")
+            };
+            let gw = s * self.file.digits.len() as i32;
+            canvas::text(
+                area,
+                &name,
+                (x0 + gw / 2, y0 - 18),
+                SUBTITLE,
+                Anchor::Top,
+                BLACK_TEXT,
+            )?;
+            for (r, pr) in self.file.naive_prompts.iter().enumerate() {
+                let y = y0 + r as i32 * s + s / 2;
+                canvas::text(
+                    area,
+                    &short(pr),
+                    (x0 - 4, y),
+                    TICK,
+                    Anchor::Right,
+                    BLACK_TEXT,
+                )?;
+            }
+            let gh = s * self.file.naive_prompts.len() as i32;
+            for (c, d) in self.file.digits.iter().enumerate() {
+                let x = x0 + c as i32 * s + s / 2;
+                canvas::text(area, d, (x, y0 + gh + 3), TICK, Anchor::Top, BLACK_TEXT)?;
+            }
+        }
+        let range = self.range;
+        canvas::colour_bar(
+            area,
+            (w - 80, 90),
+            (14, 200),
+            (-range, range),
+            &|v| diverging(v, range),
+            "",
+            "Δ",
+            TICK,
+        )
+    }
+}
+
+fn short(s: &str) -> String {
+    let p = crate::model::tokenizer::printable(s);
+    if p.chars().count() > 14 {
+        format!("{}…", p.chars().take(13).collect::<String>())
+    } else {
+        p
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: f64,
+    #[serde(default)]
+    pub values: Vec<f64>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RandomGroups {
+    pub n: usize,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    pub size: usize,
+    pub logit_diff: Stat,
+    pub acc_normal_answer: Stat,
+    pub acc_contrast_answer: Stat,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Baseline {
+    pub logit_diff: f64,
+    pub acc_normal_answer: f64,
+    pub acc_contrast_answer: f64,
+}
+
+/// `headhunt ablate` output.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AblationFile {
+    pub format_version: u32,
+    #[serde(default)]
+    pub model: Value,
+    pub heads: Vec<(usize, usize)>,
+    pub logit_diff: f64,
+    pub acc_normal_answer: f64,
+    pub acc_contrast_answer: f64,
+    pub baseline: Baseline,
+    #[serde(default)]
+    pub random_groups: Option<RandomGroups>,
+}
+
+/// One bar: value, error (± std) and its colour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    pub value: f64,
+    pub err: Option<f64>,
+    pub colour: Rgb,
+}
+
+/// Horizontal grouped bars (ablation) or vertical bars (minimality): both are a list of
+/// labelled groups of bars on one value axis.
+#[derive(Debug, Clone)]
+pub struct BarFigure {
+    pub size: (u32, u32),
+    pub title: String,
+    pub subtitle: String,
+    pub axis: String,
+    /// (label, bars) per category.
+    pub categories: Vec<(String, Vec<Bar>)>,
+    pub legend: Vec<(String, Rgb)>,
+    pub lo: f64,
+    pub hi: f64,
+    pub horizontal: bool,
+    /// Plot rectangle.
+    pub plot: ((i32, i32), (i32, i32)),
+}
+figure!(BarFigure);
+
+/// The paper's colours of Base Acc and Contrast Acc bars.
+pub const NORMAL_ACC: Rgb = (0xbf, 0x31, 0x00);
+pub const CONTRAST_ACC: Rgb = (0xec, 0x9f, 0x05);
+
+impl BarFigure {
+    pub fn ablation(f: &AblationFile) -> Self {
+        let pct = |v: f64| 100.0 * v;
+        let pair = |n: f64, c: f64, en: Option<f64>, ec: Option<f64>| {
+            vec![
+                Bar {
+                    value: pct(n),
+                    err: en.map(pct),
+                    colour: NORMAL_ACC,
+                },
+                Bar {
+                    value: pct(c),
+                    err: ec.map(pct),
+                    colour: CONTRAST_ACC,
+                },
+            ]
+        };
+        let b = &f.baseline;
+        let mut categories = vec![
+            (
+                "no ablation".to_string(),
+                pair(b.acc_normal_answer, b.acc_contrast_answer, None, None),
+            ),
+            (
+                format!("ablate {} heads", f.heads.len()),
+                pair(f.acc_normal_answer, f.acc_contrast_answer, None, None),
+            ),
+        ];
+        let mut sub = format!(
+            "{} · logit diff: {:.3} without ablation, {:.3} ablated",
+            model_label(&f.model),
+            b.logit_diff,
+            f.logit_diff
+        );
+        if let Some(r) = &f.random_groups {
+            categories.push((
+                format!("ablate {} random heads (n={})", r.size, r.n),
+                pair(
+                    r.acc_normal_answer.mean,
+                    r.acc_contrast_answer.mean,
+                    Some(r.acc_normal_answer.std),
+                    Some(r.acc_contrast_answer.std),
+                ),
+            ));
+            sub.push_str(&format!(
+                ", {:.3} ± {:.3} random",
+                r.logit_diff.mean, r.logit_diff.std
+            ));
+        }
+        let legend = vec![
+            ("normal answer".to_string(), NORMAL_ACC),
+            ("contrast answer".to_string(), CONTRAST_ACC),
+        ];
+        let title = format!("Accuracy when ablating {}", heads_list(&f.heads));
+        BarFigure::lay_out(
+            title,
+            sub,
+            "accuracy (%)".into(),
+            categories,
+            legend,
+            (0.0, 100.0),
+            true,
+        )
+    }
+
+    pub fn minimality(f: &CircuitFile) -> Self {
+        let group_of = |h: (usize, usize)| f.groups.iter().position(|g| g.heads.contains(&h));
+        let categories: Vec<(String, Vec<Bar>)> = f
+            .minimality
+            .iter()
+            .map(|m| {
+                let c =
+                    group_of(m.head).map_or(GREY_TEXT, |g| GROUP_COLOURS[g % GROUP_COLOURS.len()]);
+                (
+                    head_name(m.head),
+                    vec![Bar {
+                        value: m.value,
+                        err: None,
+                        colour: c,
+                    }],
+                )
+            })
+            .collect();
+        let vals = f.minimality.iter().map(|m| m.value);
+        let lo = vals.clone().fold(0.0f64, f64::min);
+        let hi = vals.fold(0.0f64, f64::max);
+        let hi = if hi > lo { hi } else { lo + 1.0 };
+        let legend = f
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, grp)| (grp.name.clone(), GROUP_COLOURS[g % GROUP_COLOURS.len()]))
+            .collect();
+        let sub = format!(
+            "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
+            model_label(&f.model),
+            f.f_c,
+            f.f_m,
+            f.faithfulness
+        );
+        BarFigure::lay_out(
+            "Minimality per head".into(),
+            sub,
+            "minimality".into(),
+            categories,
+            legend,
+            (lo, hi),
+            false,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn lay_out(
+        title: String,
+        subtitle: String,
+        axis: String,
+        categories: Vec<(String, Vec<Bar>)>,
+        legend: Vec<(String, Rgb)>,
+        (lo, hi): (f64, f64),
+        horizontal: bool,
+    ) -> Self {
+        let label_w = categories
+            .iter()
+            .map(|(l, _)| text_size(l, TICK).0)
+            .max()
+            .unwrap_or(0) as i32;
+        let n = categories.len().max(1) as i32;
+        let (plot, size) = if horizontal {
+            let h = n * 56;
+            (
+                ((label_w + 20, 80), (label_w + 20 + 460, 80 + h)),
+                (label_w + 520, 80 + h + 60),
+            )
+        } else {
+            let w = (n * 36).max(200);
+            (
+                ((70, 80), (70 + w, 340)),
+                ((w + 110).max(560), 340 + label_w + 30),
+            )
+        };
+        BarFigure {
+            size: (size.0 as u32, size.1 as u32),
+            title,
+            subtitle,
+            axis,
+            categories,
+            legend,
+            lo,
+            hi,
+            horizontal,
+            plot,
+        }
+    }
+
+    /// Pixel position of value `v` along the value axis.
+    pub fn at(&self, v: f64) -> i32 {
+        let ((x0, y0), (x1, y1)) = self.plot;
+        let t = ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0);
+        if self.horizontal {
+            x0 + (t * (x1 - x0) as f64).round() as i32
+        } else {
+            y1 - (t * (y1 - y0) as f64).round() as i32
+        }
+    }
+
+    /// Rectangle of bar `j` of category `i`, from 0 to its value.
+    pub fn bar_rect(&self, i: usize, j: usize) -> ((i32, i32), (i32, i32)) {
+        let ((x0, y0), (x1, y1)) = self.plot;
+        let n = self.categories.len().max(1) as f64;
+        let k = self.categories[i].1.len().max(1) as f64;
+        let (a, b) = (self.at(0.0), self.at(self.categories[i].1[j].value));
+        let (from, to) = (a.min(b), a.max(b).max(a.min(b) + 1));
+        let span = if self.horizontal {
+            (y1 - y0) as f64
+        } else {
+            (x1 - x0) as f64
+        };
+        let slot = span / n;
+        let thick = slot * 0.7 / k;
+        let start = (i as f64 * slot + slot * 0.15 + j as f64 * thick).round() as i32;
+        let end = start + thick.round() as i32 - 1;
+        if self.horizontal {
+            ((from, y0 + start), (to, y0 + end))
+        } else {
+            ((x0 + start, from), (x0 + end, to))
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
+        let w = self.size.0 as i32;
+        canvas::text(
+            area,
+            &self.title,
+            (w / 2, 8),
+            TITLE,
+            Anchor::Top,
+            BLACK_TEXT,
+        )?;
+        canvas::text(
+            area,
+            &self.subtitle,
+            (w / 2, 32),
+            SUBTITLE,
+            Anchor::Top,
+            GREY_TEXT,
+        )?;
+        self.draw_axis(area)?;
+        let ((x0, _), (_, y1)) = self.plot;
+        for (i, (label, bars)) in self.categories.iter().enumerate() {
+            for (j, bar) in bars.iter().enumerate() {
+                let (a, b) = self.bar_rect(i, j);
+                canvas::fill(area, a, b, bar.colour)?;
+                if let Some(e) = bar.err {
+                    let (lo, hi) = (self.at(bar.value - e), self.at(bar.value + e));
+                    if self.horizontal {
+                        let m = (a.1 + b.1) / 2;
+                        canvas::fill(area, (lo.min(hi), m), (lo.max(hi) + 1, m + 1), BLACK_TEXT)?;
+                        canvas::fill(area, (lo, m - 4), (lo + 1, m + 5), BLACK_TEXT)?;
+                        canvas::fill(area, (hi, m - 4), (hi + 1, m + 5), BLACK_TEXT)?;
+                    } else {
+                        let m = (a.0 + b.0) / 2;
+                        canvas::fill(area, (m, lo.min(hi)), (m + 1, lo.max(hi) + 1), BLACK_TEXT)?;
+                    }
+                }
+                if self.horizontal {
+                    let s = format!("{:.1}", bar.value);
+                    let x = self.at(bar.value + bar.err.unwrap_or(0.0)) + 4;
+                    canvas::text(
+                        area,
+                        &s,
+                        (x, (a.1 + b.1) / 2),
+                        TICK,
+                        Anchor::Left,
+                        BLACK_TEXT,
+                    )?;
+                }
+            }
+            let (a, b) = self.bar_rect(i, 0);
+            if self.horizontal {
+                let yc = (a.1 + self.bar_rect(i, bars.len() - 1).1 .1) / 2;
+                canvas::text(area, label, (x0 - 6, yc), TICK, Anchor::Right, BLACK_TEXT)?;
+            } else {
+                let xc = (a.0 + b.0) / 2;
+                canvas::text_up(area, label, (xc, y1 + 4), TICK, BLACK_TEXT)?;
+            }
+        }
+        let mut lx = x0;
+        let ly = if self.horizontal { y1 + 40 } else { 58 };
+        for (name, c) in &self.legend {
+            canvas::fill(area, (lx, ly - 6), (lx + 12, ly + 6), *c)?;
+            canvas::text(area, name, (lx + 16, ly), TICK, Anchor::Left, BLACK_TEXT)?;
+            lx += 30 + text_size(name, TICK).0 as i32;
+        }
+        Ok(())
+    }
+
+    fn draw_axis<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
+        let ((x0, y0), (x1, y1)) = self.plot;
+        let ticks = canvas::nice_ticks(self.lo, self.hi, 5);
+        let step = if ticks.len() > 1 {
+            ticks[1] - ticks[0]
+        } else {
+            1.0
+        };
+        for t in &ticks {
+            let p = self.at(*t);
+            let s = canvas::tick_label(*t, step);
+            if self.horizontal {
+                canvas::fill(area, (p, y0), (p + 1, y1), (225, 225, 225))?;
+                canvas::text(area, &s, (p, y1 + 4), TICK, Anchor::Top, BLACK_TEXT)?;
+            } else {
+                canvas::fill(area, (x0, p), (x1, p + 1), (225, 225, 225))?;
+                canvas::text(area, &s, (x0 - 4, p), TICK, Anchor::Right, BLACK_TEXT)?;
+            }
+        }
+        let zero = self.at(0.0);
+        if self.horizontal {
+            canvas::fill(area, (zero, y0), (zero + 1, y1), GREY_TEXT)?;
+            canvas::text(
+                area,
+                &self.axis,
+                ((x0 + x1) / 2, y1 + 20),
+                TICK,
+                Anchor::Top,
+                BLACK_TEXT,
+            )
+        } else {
+            canvas::fill(area, (x0, zero), (x1, zero + 1), GREY_TEXT)?;
+            canvas::text_up(
+                area,
+                &self.axis,
+                (x0 - 44, (y0 + y1) / 2 - 30),
+                TICK,
+                BLACK_TEXT,
+            )
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CircuitGroup {
+    pub name: String,
+    pub heads: Vec<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Minimality {
+    pub head: (usize, usize),
+    #[serde(default, rename = "K")]
+    pub k: Vec<(usize, usize)>,
+    pub value: f64,
+}
+
+/// `headhunt circuit` output (the fields the figures use).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CircuitFile {
+    pub format_version: u32,
+    #[serde(default)]
+    pub model: Value,
+    #[serde(default)]
+    pub groups: Vec<CircuitGroup>,
+    #[serde(rename = "F_C")]
+    pub f_c: f64,
+    #[serde(rename = "F_M")]
+    pub f_m: f64,
+    pub faithfulness: f64,
+    #[serde(default)]
+    pub minimality: Vec<Minimality>,
+}
+
+impl CircuitFile {
+    pub fn checked(self, path: &Path) -> Result<Self, PlotError> {
+        if self.minimality.is_empty() {
+            return Err(PlotError::Invalid(format!(
+                "{}: field `minimality` is empty: nothing to draw",
+                path.display()
+            )));
+        }
+        Ok(self)
+    }
+}

@@ -1,0 +1,339 @@
+//! The drawing surface shared by every figure: SVG or PNG through plotters, the embedded font,
+//! and the pieces figures are made of (text, cells, tick labels that never overlap, a colour
+//! bar). Figures lay themselves out in pixels, so tests can find a known cell.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontTransform;
+
+use super::PlotError;
+
+pub type Area<DB> = DrawingArea<DB, Shift>;
+pub type Rgb = (u8, u8, u8);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Svg => "svg",
+            Format::Png => "png",
+        }
+    }
+}
+
+/// A figure that can draw itself on either backend (one generic `draw` behind two entry
+/// points, since a trait object cannot have a generic method).
+pub trait Figure {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    fn draw_svg(&self, area: &Area<SVGBackend>) -> Result<(), PlotError>;
+    fn draw_png(&self, area: &Area<BitMapBackend>) -> Result<(), PlotError>;
+}
+
+/// Implements [`Figure`] for a type with `size` and a generic `draw`.
+macro_rules! figure {
+    ($t:ty) => {
+        impl $crate::plot::canvas::Figure for $t {
+            fn size(&self) -> (u32, u32) {
+                self.size
+            }
+            fn draw_svg(
+                &self,
+                area: &$crate::plot::canvas::Area<plotters::prelude::SVGBackend>,
+            ) -> Result<(), $crate::plot::PlotError> {
+                self.draw(area)
+            }
+            fn draw_png(
+                &self,
+                area: &$crate::plot::canvas::Area<plotters::prelude::BitMapBackend>,
+            ) -> Result<(), $crate::plot::PlotError> {
+                self.draw(area)
+            }
+        }
+    };
+}
+pub(crate) use figure;
+
+/// The family name figures use; DejaVu Sans is registered under it once.
+const FAMILY: &str = "sans-serif";
+
+pub(crate) fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The bytes are a valid TrueType font shipped by the `dejavu` crate.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// Renders `fig` to the bytes of an SVG or PNG file.
+pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
+    register_font();
+    let (w, h) = fig.size();
+    if w < 50 || h < 50 || w > 20_000 || h > 20_000 {
+        return Err(PlotError::Invalid(format!(
+            "figure size {w}×{h}: expected 50 to 20000 pixels each way"
+        )));
+    }
+    match format {
+        Format::Svg => {
+            let mut s = String::new();
+            {
+                let area = SVGBackend::with_string(&mut s, (w, h)).into_drawing_area();
+                area.fill(&WHITE).map_err(draw_err)?;
+                fig.draw_svg(&area)?;
+                area.present().map_err(draw_err)?;
+            }
+            Ok(s.into_bytes())
+        }
+        Format::Png => {
+            let mut buf = vec![255u8; (w * h * 3) as usize];
+            {
+                let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                area.fill(&WHITE).map_err(draw_err)?;
+                fig.draw_png(&area)?;
+                area.present().map_err(draw_err)?;
+            }
+            encode_png(&buf, w, h)
+        }
+    }
+}
+
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let e = |e: png::EncodingError| PlotError::Draw(format!("PNG encoding: {e}"));
+    let mut writer = enc.write_header().map_err(e)?;
+    writer.write_image_data(rgb).map_err(e)?;
+    writer.finish().map_err(e)?;
+    Ok(out)
+}
+
+pub fn draw_err(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw(e.to_string())
+}
+
+pub fn color(c: Rgb) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+pub const BLACK_TEXT: Rgb = (30, 30, 30);
+pub const GREY_TEXT: Rgb = (90, 90, 90);
+/// Cells that were not computed: a grey that is not on any of the colour scales.
+pub const MISSING: Rgb = (190, 190, 190);
+
+/// How a text is placed relative to its point.
+#[derive(Debug, Clone, Copy)]
+pub enum Anchor {
+    /// Left edge, vertical centre.
+    Left,
+    /// Right edge, vertical centre.
+    Right,
+    /// Horizontal centre, top edge.
+    Top,
+    /// Horizontal centre, vertical centre.
+    Centre,
+}
+
+/// A text of `size` pixels.
+pub fn text<DB: DrawingBackend>(
+    area: &Area<DB>,
+    s: &str,
+    (x, y): (i32, i32),
+    size: f64,
+    anchor: Anchor,
+    c: Rgb,
+) -> Result<(), PlotError> {
+    let pos = match anchor {
+        Anchor::Left => Pos::new(HPos::Left, VPos::Center),
+        Anchor::Right => Pos::new(HPos::Right, VPos::Center),
+        Anchor::Top => Pos::new(HPos::Center, VPos::Top),
+        Anchor::Centre => Pos::new(HPos::Center, VPos::Center),
+    };
+    let style = (FAMILY, size).into_font().color(&color(c)).pos(pos);
+    area.draw(&Text::new(s.to_string(), (x, y), style))
+        .map_err(draw_err)
+}
+
+/// A text turned a quarter to the left (reads bottom to top), its end at `(x, y)`: for tick
+/// labels under a column.
+pub fn text_up<DB: DrawingBackend>(
+    area: &Area<DB>,
+    s: &str,
+    (x, y): (i32, i32),
+    size: f64,
+    c: Rgb,
+) -> Result<(), PlotError> {
+    let style = (FAMILY, size)
+        .into_font()
+        .transform(FontTransform::Rotate270)
+        .color(&color(c))
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    area.draw(&Text::new(s.to_string(), (x, y), style))
+        .map_err(draw_err)
+}
+
+/// Width and height of `s` at `size` pixels in the embedded font (no backend needed, so
+/// figures lay themselves out before drawing).
+pub fn text_size(s: &str, size: f64) -> (u32, u32) {
+    register_font();
+    (FAMILY, size)
+        .into_font()
+        .box_size(s)
+        .unwrap_or(((s.chars().count() as f64 * size * 0.6) as u32, size as u32))
+}
+
+/// A filled rectangle from `(x0, y0)` to `(x1, y1)` (exclusive).
+pub fn fill<DB: DrawingBackend>(
+    area: &Area<DB>,
+    (x0, y0): (i32, i32),
+    (x1, y1): (i32, i32),
+    c: Rgb,
+) -> Result<(), PlotError> {
+    area.draw(&Rectangle::new([(x0, y0), (x1, y1)], color(c).filled()))
+        .map_err(draw_err)
+}
+
+/// An outline `width` pixels wide.
+pub fn outline<DB: DrawingBackend>(
+    area: &Area<DB>,
+    (x0, y0): (i32, i32),
+    (x1, y1): (i32, i32),
+    c: Rgb,
+    width: u32,
+) -> Result<(), PlotError> {
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x1, y1)],
+        color(c).stroke_width(width),
+    ))
+    .map_err(draw_err)
+}
+
+/// The smallest step from 1, 2, 5, 10, 20, 50 ... such that labels `step` items apart, each
+/// item `pitch` pixels, leave at least `extent` pixels per label: tick labels never overlap.
+pub fn tick_step(pitch: f64, extent: f64) -> usize {
+    let mut base = 1usize;
+    loop {
+        for m in [1, 2, 5] {
+            let step = base * m;
+            if step as f64 * pitch >= extent || step > 1_000_000 {
+                return step;
+            }
+        }
+        base *= 10;
+    }
+}
+
+/// Nice tick values within `[lo, hi]`: about `n` of them at 1, 2 or 5 × 10^k.
+pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|i| (i as f64 * step * 1e9).round() / 1e9)
+        .collect()
+}
+
+/// A number for a tick label: as few decimals as the step needs.
+pub fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    let s = format!("{v:.decimals$}");
+    if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
+        s[1..].to_string()
+    } else {
+        s
+    }
+}
+
+/// A vertical colour bar: `scale(v)` from `lo` (bottom) to `hi` (top), ticks labelled with
+/// `suffix`, its caption above.
+#[allow(clippy::too_many_arguments)]
+pub fn colour_bar<DB: DrawingBackend>(
+    area: &Area<DB>,
+    (x, y): (i32, i32),
+    (w, h): (i32, i32),
+    (lo, hi): (f64, f64),
+    scale: &dyn Fn(f64) -> Rgb,
+    suffix: &str,
+    caption: &str,
+    font: f64,
+) -> Result<(), PlotError> {
+    for i in 0..h {
+        let v = hi - (hi - lo) * (i as f64 + 0.5) / h as f64;
+        fill(area, (x, y + i), (x + w, y + i + 1), scale(v))?;
+    }
+    outline(area, (x, y), (x + w, y + h), GREY_TEXT, 1)?;
+    let ticks = nice_ticks(lo, hi, 6);
+    let step = if ticks.len() > 1 {
+        ticks[1] - ticks[0]
+    } else {
+        1.0
+    };
+    for t in &ticks {
+        let ty = y + ((hi - t) / (hi - lo) * h as f64).round() as i32;
+        fill(area, (x + w, ty), (x + w + 4, ty + 1), GREY_TEXT)?;
+        let label = format!("{}{suffix}", tick_label(*t, step));
+        text(
+            area,
+            &label,
+            (x + w + 6, ty),
+            font,
+            Anchor::Left,
+            BLACK_TEXT,
+        )?;
+    }
+    text(
+        area,
+        caption,
+        (x + w / 2, y - 6 - font as i32),
+        font,
+        Anchor::Top,
+        BLACK_TEXT,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_steps_leave_room() {
+        assert_eq!(tick_step(20.0, 12.0), 1);
+        assert_eq!(tick_step(8.0, 12.0), 2);
+        assert_eq!(tick_step(3.0, 12.0), 5);
+        assert_eq!(tick_step(1.0, 12.0), 20);
+    }
+
+    #[test]
+    fn nice_ticks_cover_the_range() {
+        assert_eq!(
+            nice_ticks(-20.0, 20.0, 4),
+            vec![-20.0, -10.0, 0.0, 10.0, 20.0]
+        );
+        assert_eq!(nice_ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(tick_label(0.2, 0.2), "0.2");
+        assert_eq!(tick_label(-0.0, 0.2), "0.0");
+        assert_eq!(tick_label(-10.0, 10.0), "-10");
+    }
+}

@@ -1,0 +1,133 @@
+//! Figures from saved result files, as SVG or PNG, drawn with plotters and an embedded font
+//! (DejaVu Sans, from the `dejavu` crate) so that no Python, no browser and no system font is
+//! needed.
+//!
+//! Sits above `results` (it reads result records) and below `tui` and `cli`: the explorer calls
+//! [`write_figure_for`], the `plot` command calls [`load`] and [`write`].
+//!
+//! Kinds of figure: path-patching heatmaps (one, two side by side, or a difference),
+//! attention patterns (grids, or one query row as bars), and the circuit analyses
+//! (function-vector Δ grids, ablation bars, minimality bars).
+
+pub mod analysis;
+pub mod attention;
+pub mod canvas;
+pub mod heatmap;
+pub mod scale;
+
+use std::path::{Path, PathBuf};
+
+use crate::results::{ResultsError, RunRecord};
+
+pub use canvas::{render, Figure, Format};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The input is not what a figure needs (field, value, range named in the text).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// plotters failed to draw (should not happen with the backends used here).
+    #[error("drawing failed: {0}")]
+    Draw(String),
+}
+
+/// A saved file that can be drawn, by its `format` field.
+#[derive(Debug, Clone)]
+pub enum Plottable {
+    PathPatching(Box<RunRecord>),
+    Attention(attention::AttentionFile),
+    FunctionVector(analysis::FvFile),
+    Ablation(analysis::AblationFile),
+    Circuit(analysis::CircuitFile),
+}
+
+impl Plottable {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Plottable::PathPatching(_) => "path-patching result",
+            Plottable::Attention(_) => "attention patterns",
+            Plottable::FunctionVector(_) => "function-vector result",
+            Plottable::Ablation(_) => "ablation result",
+            Plottable::Circuit(_) => "circuit evaluation",
+        }
+    }
+}
+
+/// Reads any file `headhunt plot` can draw: a path-patching result (headhunt's or the
+/// paper's), `headhunt attention --json` output, or an analysis result.
+pub fn load(path: &Path) -> Result<Plottable, PlotError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| PlotError::Invalid(format!("{}: invalid JSON: {e}", path.display())))?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    let parse = |what: &'static str| {
+        move |e: serde_json::Error| {
+            PlotError::Invalid(format!("{}: not a valid {what}: {e}", path.display()))
+        }
+    };
+    Ok(match format {
+        attention::FORMAT => Plottable::Attention(
+            serde_json::from_value::<attention::AttentionFile>(value)
+                .map_err(parse("attention file"))?
+                .checked(path)?,
+        ),
+        analysis::FV_FORMAT => Plottable::FunctionVector(
+            serde_json::from_value::<analysis::FvFile>(value)
+                .map_err(parse("function-vector file"))?
+                .checked(path)?,
+        ),
+        analysis::ABLATION_FORMAT => {
+            Plottable::Ablation(serde_json::from_value(value).map_err(parse("ablation file"))?)
+        }
+        analysis::CIRCUIT_FORMAT => Plottable::Circuit(
+            serde_json::from_value::<analysis::CircuitFile>(value)
+                .map_err(parse("circuit file"))?
+                .checked(path)?,
+        ),
+        "" | crate::results::FORMAT => Plottable::PathPatching(Box::new(RunRecord::load(path)?)),
+        other => {
+            return Err(PlotError::Invalid(format!(
+                "{}: field `format` is {other:?}; expected a path-patching result, \
+                 headhunt-attention, {}, {} or {}",
+                path.display(),
+                analysis::FV_FORMAT,
+                analysis::ABLATION_FORMAT,
+                analysis::CIRCUIT_FORMAT
+            )))
+        }
+    })
+}
+
+/// The format of `path` from its extension: `.svg` or `.png`.
+pub fn format_of(path: &Path) -> Result<Format, PlotError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("svg") => Ok(Format::Svg),
+        Some(e) if e.eq_ignore_ascii_case("png") => Ok(Format::Png),
+        _ => Err(PlotError::Invalid(format!(
+            "{}: expected a file name ending in .svg or .png",
+            path.display()
+        ))),
+    }
+}
+
+/// Draws `fig` and writes it to `path` (format from the extension) atomically: a figure is
+/// either written whole or not at all.
+pub fn write(fig: &dyn Figure, path: &Path, overwrite: bool) -> Result<(), PlotError> {
+    let bytes = render(fig, format_of(path)?)?;
+    crate::results::write_atomic(path, &bytes, overwrite)?;
+    Ok(())
+}
+
+/// The default figure path next to a result file: `STEM.svg` (or `.png`).
+pub fn default_path(result: &Path, format: Format) -> PathBuf {
+    result.with_extension(format.extension())
+}
+
+/// For the explorer: writes the heatmap of `record` (default options) to `path`, `.svg` or
+/// `.png`, overwriting a figure already there (it is what is on screen now).
+pub fn write_figure_for(record: &RunRecord, path: &Path) -> Result<(), PlotError> {
+    let fig = heatmap::Heatmap::single(record, &heatmap::HeatmapOptions::default())?;
+    write(&fig, path, true)
+}
