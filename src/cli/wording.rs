@@ -5,6 +5,7 @@
 use std::error::Error;
 
 use crate::data::DataError;
+use crate::model::ModelError;
 use crate::patching::{PatchError, SpecError, RECEIVER_SYNTAX};
 use crate::results::ResultsError;
 
@@ -18,6 +19,9 @@ pub fn flag_words(e: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(d) = e.downcast_ref::<DataError>() {
         return data(d);
+    }
+    if let Some(m) = e.downcast_ref::<ModelError>() {
+        return model(m);
     }
     if let Some(ResultsError::Exists { path }) = e.downcast_ref::<ResultsError>() {
         return Some(format!(
@@ -97,6 +101,22 @@ fn data(e: &DataError) -> Option<String> {
                 &format!("field `{field}`: --answer-token first:"),
             );
             swap_last(&s, "; use answer token last", "; use --answer-token last")
+        }
+        _ => return None,
+    })
+}
+
+/// A model error with its flag: --model, --tokenizer.
+fn model(e: &ModelError) -> Option<String> {
+    Some(match e {
+        ModelError::ModelIsFile { spec } => format!(
+            "{spec} is a file; --model takes a model directory, a .gguf file or a hub id (org/name)"
+        ),
+        ModelError::NoTokenizer { dir } => format!(
+            "{dir}: tokenizer.json not found in the model directory (pass --tokenizer FILE)"
+        ),
+        ModelError::GgufTokenizer { file, msg } => {
+            format!("{file}: cannot load tokenizer ({msg}; pass --tokenizer tokenizer.json)")
         }
         _ => return None,
     })
