@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use headhunt::data::{load_pairs, DataError, DataSpec, TaskKind};
 
 /// Writes `text` to a fresh file and returns its path.
+/// The message as the command line words it (with flag names).
+fn cli(e: DataError) -> String {
+    headhunt::error::one_line_error_worded(&e.into(), headhunt::cli::wording::flag_words)
+}
+
 fn file(tag: &str, text: &str) -> PathBuf {
     let p = common::temp_dir(tag).join("data.jsonl");
     std::fs::write(&p, text).unwrap();
@@ -103,9 +108,14 @@ fn fewer_demonstrations_than_shots() {
     assert_eq!(
         msg,
         format!(
-            "{}:1: field `demonstration` has 2 demonstration(s), fewer than --shots 3",
+            "{}:1: field `demonstration` has 2 demonstration(s), fewer than shots 3",
             p.display()
         )
+    );
+    // The command line names the flag.
+    assert_eq!(
+        cli(e),
+        msg.replace("fewer than shots 3", "fewer than --shots 3")
     );
     // Same for the cipher and base-k addition.
     let p = file(
@@ -263,15 +273,21 @@ fn too_many_examples() {
     assert_eq!(
         e.to_string(),
         format!(
+            "{}: examples 4 is more than the 3 example(s) in the file",
+            p.display()
+        )
+    );
+    assert_eq!(
+        cli(e),
+        format!(
             "{}: --examples 4 is more than the 3 example(s) in the file",
             p.display()
         )
     );
     s.examples = Some(0);
-    assert_eq!(
-        load_pairs(&s).unwrap_err().to_string(),
-        "--examples 0: use at least one example"
-    );
+    let e = load_pairs(&s).unwrap_err();
+    assert_eq!(e.to_string(), "examples 0: use at least one example");
+    assert_eq!(cli(e), "--examples 0: use at least one example");
 }
 
 #[test]

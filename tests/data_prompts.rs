@@ -6,7 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use headhunt::data::{
-    load_pairs, AnswerTokenRule, DataFile, DataOptions, DataSpec, PromptPair, TaskChoice, TaskKind,
+    load_pairs, AnswerTokenRule, DataError, DataFile, DataOptions, DataSpec, PromptPair,
+    TaskChoice, TaskKind,
 };
 
 fn data(rel: &str) -> PathBuf {
@@ -229,6 +230,11 @@ fn args(rel: &str) -> DataFile {
     }
 }
 
+/// The message as the command line words it (with flag names).
+fn cli(e: DataError) -> String {
+    headhunt::error::one_line_error_worded(&e.into(), headhunt::cli::wording::flag_words)
+}
+
 #[test]
 fn cli_specs_are_concrete() {
     let s = args("paper/addition/setting1/addition_nmax9_offset-2.jsonl")
@@ -247,7 +253,7 @@ fn cli_specs_are_concrete() {
     a.options.offset = Some(14);
     assert_eq!(a.spec().unwrap().offset, -12);
     a.options.offset = Some(1);
-    let e = a.spec().unwrap_err().to_string();
+    let e = cli(a.spec().unwrap_err());
     assert!(
         e.ends_with(
             "cipher_maxlen1_offset-12.jsonl: --offset 1 does not match the file's Caesar shift \
@@ -262,19 +268,25 @@ fn cli_specs_are_concrete() {
     a.options.base = Some(9);
     assert_eq!(a.spec().unwrap().task, TaskKind::Base);
     a.options.task = TaskChoice::Addition;
+    let e = a.spec().unwrap_err();
     assert_eq!(
-        a.spec().unwrap_err().to_string(),
+        e.to_string(),
+        "base applies to base-k addition only (the task is addition)"
+    );
+    assert_eq!(
+        cli(e),
         "--base applies to base-k addition only (the task is addition)"
     );
 
     // A base-k file without a base in its name needs --base.
     let mut a = args("paper/addition/normal/addition_nmax99_offset1.jsonl");
     a.options.task = TaskChoice::Base;
-    let e = a.spec().unwrap_err().to_string();
+    let e = cli(a.spec().unwrap_err());
     assert!(e.contains("base-k addition needs --base B"), "{e}");
     a.options.base = Some(11);
-    let e = a.spec().unwrap_err().to_string();
-    assert_eq!(e, "--base 11: the base must be between 2 and 10");
+    let e = a.spec().unwrap_err();
+    assert_eq!(e.to_string(), "base 11: the base must be between 2 and 10");
+    assert_eq!(cli(e), "--base 11: the base must be between 2 and 10");
 }
 
 #[test]

@@ -196,12 +196,20 @@ fn first_rule_needs_the_prompt_as_a_prefix() {
         pair("Hello wor", "ld", "Hello wor", "ld"),
     ];
     let e = tokenize_pairs(&q, &pairs, AnswerTokenRule::First, false).unwrap_err();
-    assert!(matches!(e, DataError::Tokenize { line: 2, .. }));
+    assert!(matches!(e, DataError::AnswerNotPrefix { line: 2, .. }));
     let msg = e.to_string();
     assert!(
-        msg.starts_with("line 2: field `normal_output`: --answer-token first: the prompt's 2 tokens are not a prefix"),
+        msg.starts_with("line 2: field `normal_output`: answer token first: the prompt's 2 tokens are not a prefix"),
         "{msg}"
     );
+    assert!(msg.ends_with("; use answer token last"), "{msg}");
+    // The command line names the flag.
+    let cli = cli(e);
+    assert!(
+        cli.starts_with("line 2: field `normal_output`: --answer-token first: the prompt's 2 tokens are not a prefix"),
+        "{cli}"
+    );
+    assert!(cli.ends_with("; use --answer-token last"), "{cli}");
     // The last rule does not care.
     assert!(tokenize_pairs(&q, &pairs, AnswerTokenRule::Last, false).is_ok());
 }
@@ -220,6 +228,11 @@ fn empty_answers_are_errors() {
         e.to_string(),
         "line 1: field `contrast_output`: the answer is empty"
     );
+}
+
+/// The message as the command line words it (with flag names).
+fn cli(e: DataError) -> String {
+    headhunt::error::one_line_error_worded(&e.into(), headhunt::cli::wording::flag_words)
 }
 
 fn write(tag: &str, pairs: &[PromptPair]) -> PathBuf {
@@ -252,9 +265,15 @@ fn mismatched_lengths_error_or_skip() {
         format!(
             "{}: normal and contrast prompts tokenize to different lengths in 2 example(s), \
              line(s) 3, 5; line 3: 12 vs 11 tokens, line 5: 11 vs 12 tokens; path patching needs \
-             equal lengths (pass --skip-mismatched to skip them)",
+             equal lengths (skip mismatched examples to go on without them)",
             path.display()
         )
+    );
+    assert!(
+        cli(e.clone())
+            .ends_with("path patching needs equal lengths (pass --skip-mismatched to skip them)"),
+        "{}",
+        cli(e.clone())
     );
     spec.skip_mismatched = true;
     let t = load_and_tokenize(&spec, &tok).unwrap();

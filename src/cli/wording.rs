@@ -4,6 +4,8 @@
 
 use std::error::Error;
 
+use crate::data::DataError;
+use crate::model::ModelError;
 use crate::patching::{PatchError, SpecError, RECEIVER_SYNTAX};
 use crate::results::ResultsError;
 
@@ -14,6 +16,12 @@ pub fn flag_words(e: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(s) = e.downcast_ref::<SpecError>() {
         return spec(s);
+    }
+    if let Some(d) = e.downcast_ref::<DataError>() {
+        return data(d);
+    }
+    if let Some(m) = e.downcast_ref::<ModelError>() {
+        return model(m);
     }
     if let Some(ResultsError::Exists { path }) = e.downcast_ref::<ResultsError>() {
         return Some(format!(
@@ -45,6 +53,82 @@ fn spec(e: &SpecError) -> Option<String> {
         | SpecError::ReceiverLayer { .. }
         | SpecError::ReceiverHead { .. } => return None,
     })
+}
+
+/// A data error with its flag: --shots, --examples, --base, --offset, --answer-token,
+/// --skip-mismatched. The long messages swap the core's field words for the flag in place.
+fn data(e: &DataError) -> Option<String> {
+    let core = e.to_string();
+    Some(match e {
+        DataError::TooFewDemos { shots, .. } => swap_last(
+            &core,
+            &format!("fewer than shots {shots}"),
+            &format!("fewer than --shots {shots}"),
+        ),
+        DataError::TooManyExamples {
+            file,
+            requested,
+            available,
+        } => format!(
+            "{file}: --examples {requested} is more than the {available} example(s) in the file"
+        ),
+        DataError::LengthMismatch { .. } => swap_last(
+            &core,
+            "(skip mismatched examples to go on without them)",
+            "(pass --skip-mismatched to skip them)",
+        ),
+        DataError::NoExamples => "--examples 0: use at least one example".into(),
+        DataError::BaseNotApplicable { task } => {
+            format!("--base applies to base-k addition only (the task is {task})")
+        }
+        DataError::BaseMissing { .. } => swap_last(&core, "needs a base B", "needs --base B"),
+        DataError::BaseRange { base } => {
+            format!("--base {base}: the base must be between 2 and 10")
+        }
+        DataError::OffsetMismatch {
+            file,
+            offset,
+            shift,
+        } => format!(
+            "{file}: --offset {offset} does not match the file's Caesar shift {shift:+} (cipher \
+             prompts take the contrast from the file's targets)"
+        ),
+        DataError::AnswerNotPrefix { field, .. } => {
+            let head = format!("field `{field}`: answer token first:");
+            let s = swap_last(
+                &core,
+                &head,
+                &format!("field `{field}`: --answer-token first:"),
+            );
+            swap_last(&s, "; use answer token last", "; use --answer-token last")
+        }
+        _ => return None,
+    })
+}
+
+/// A model error with its flag: --model, --tokenizer.
+fn model(e: &ModelError) -> Option<String> {
+    Some(match e {
+        ModelError::ModelIsFile { spec } => format!(
+            "{spec} is a file; --model takes a model directory, a .gguf file or a hub id (org/name)"
+        ),
+        ModelError::NoTokenizer { dir } => format!(
+            "{dir}: tokenizer.json not found in the model directory (pass --tokenizer FILE)"
+        ),
+        ModelError::GgufTokenizer { file, msg } => {
+            format!("{file}: cannot load tokenizer ({msg}; pass --tokenizer tokenizer.json)")
+        }
+        _ => return None,
+    })
+}
+
+/// `text` with the last `from` replaced by `to` (the core's field words sit at a fixed place of
+/// its message, after any file name).
+fn swap_last(text: &str, from: &str, to: &str) -> String {
+    match text.rfind(from) {
+        Some(i) => format!("{}{to}{}", &text[..i], &text[i + from.len()..]),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]

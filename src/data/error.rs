@@ -43,7 +43,7 @@ pub enum DataError {
 
     /// An example has fewer demonstrations than the shots asked for.
     #[error(
-        "{}: field `demonstration` has {have} demonstration(s), fewer than --shots {shots}",
+        "{}: field `demonstration` has {have} demonstration(s), fewer than shots {shots}",
         at(.file, *.line)
     )]
     TooFewDemos {
@@ -53,8 +53,8 @@ pub enum DataError {
         shots: usize,
     },
 
-    /// `--examples N` asks for more examples than the file holds.
-    #[error("{file}: --examples {requested} is more than the {available} example(s) in the file")]
+    /// The examples asked for are more than the file holds.
+    #[error("{file}: examples {requested} is more than the {available} example(s) in the file")]
     TooManyExamples {
         file: String,
         requested: usize,
@@ -65,7 +65,7 @@ pub enum DataError {
     /// `lines` are the examples' 1-based line numbers; `detail` shows the first few lengths.
     #[error(
         "{}normal and contrast prompts tokenize to different lengths in {} example(s), line(s) {}; \
-         {detail}; path patching needs equal lengths (pass --skip-mismatched to skip them)",
+         {detail}; path patching needs equal lengths (skip mismatched examples to go on without them)",
         prefix(.file),
         .lines.len(),
         list(.lines)
@@ -76,7 +76,7 @@ pub enum DataError {
         detail: String,
     },
 
-    /// `--skip-mismatched` left nothing.
+    /// Skipping mismatched examples left nothing.
     #[error(
         "{}every example's normal and contrast prompts tokenize to different lengths \
          ({skipped} skipped); nothing is left to patch",
@@ -91,6 +91,51 @@ pub enum DataError {
         line: usize,
         field: String,
         msg: String,
+    },
+
+    /// Zero examples asked for.
+    #[error("examples 0: use at least one example")]
+    NoExamples,
+
+    /// A base given for a task other than base-k addition.
+    #[error("base applies to base-k addition only (the task is {task})")]
+    BaseNotApplicable { task: String },
+
+    /// A base-k file whose base is neither given nor in its name.
+    #[error(
+        "{file}: base-k addition needs a base B (the file name does not end in `_base<B>.jsonl`)"
+    )]
+    BaseMissing { file: String },
+
+    /// A base outside 2..=10.
+    #[error("base {base}: the base must be between 2 and 10")]
+    BaseRange { base: u32 },
+
+    /// A cipher offset that contradicts the file's shift.
+    #[error(
+        "{file}: offset {offset} does not match the file's Caesar shift {shift:+} (cipher \
+         prompts take the contrast from the file's targets)"
+    )]
+    OffsetMismatch {
+        file: String,
+        offset: i64,
+        shift: i64,
+    },
+
+    /// The answer-token-first rule, where the answer merges with the end of the prompt.
+    #[error(
+        "{}: field `{field}`: answer token first: the prompt's {n} tokens are not a prefix of \
+         prompt+answer's tokens (they differ at position {pos}: the answer {answer:?} merges with \
+         the end of the prompt); use answer token last",
+        at(.file, *.line)
+    )]
+    AnswerNotPrefix {
+        file: String,
+        line: usize,
+        field: String,
+        n: usize,
+        pos: usize,
+        answer: String,
     },
 
     /// A bad parameter (task, base, shots, generator settings ...).
@@ -139,6 +184,7 @@ impl DataError {
             DataError::LengthMismatch { file, .. }
             | DataError::AllSkipped { file, .. }
             | DataError::Tokenize { file, .. }
+            | DataError::AnswerNotPrefix { file, .. }
                 if file.is_empty() =>
             {
                 *file = name;
@@ -155,7 +201,8 @@ impl DataError {
             | DataError::MissingField { line, .. }
             | DataError::BadField { line, .. }
             | DataError::TooFewDemos { line, .. }
-            | DataError::Tokenize { line, .. } => Some(*line),
+            | DataError::Tokenize { line, .. }
+            | DataError::AnswerNotPrefix { line, .. } => Some(*line),
             _ => None,
         }
     }

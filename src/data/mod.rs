@@ -193,17 +193,13 @@ impl DataSpec {
         let base = match self.base.or_else(|| base_from_file_name(&self.file)) {
             Some(b) => b,
             None => {
-                return Err(DataError::Invalid(format!(
-                    "{}: base-k addition needs --base B (the file name does not end in \
-                     `_base<B>.jsonl`)",
-                    self.file.display()
-                )))
+                return Err(DataError::BaseMissing {
+                    file: self.file.display().to_string(),
+                })
             }
         };
         if !(2..=10).contains(&base) {
-            return Err(DataError::Invalid(format!(
-                "--base {base}: the base must be between 2 and 10"
-            )));
+            return Err(DataError::BaseRange { base });
         }
         Ok(base)
     }

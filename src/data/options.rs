@@ -104,9 +104,9 @@ impl DataOptions {
             TaskChoice::Pairs => TaskKind::Pairs,
         };
         if self.base.is_some() && task != TaskKind::Base {
-            return Err(DataError::Invalid(format!(
-                "--base applies to base-k addition only (the task is {task})"
-            )));
+            return Err(DataError::BaseNotApplicable {
+                task: task.to_string(),
+            });
         }
         let mut spec = DataSpec::new(file, task);
         spec.shots = self.shots;
@@ -123,11 +123,11 @@ impl DataOptions {
             TaskKind::Pairs => 0,
             TaskKind::Cipher => match (cipher_shift(file)?, self.offset) {
                 (Some(k), Some(o)) if (o - k).rem_euclid(26) != 0 => {
-                    return Err(DataError::Invalid(format!(
-                        "{}: --offset {o} does not match the file's Caesar shift {k:+} (cipher \
-                         prompts take the contrast from the file's targets)",
-                        file.display()
-                    )))
+                    return Err(DataError::OffsetMismatch {
+                        file: file.display().to_string(),
+                        offset: o,
+                        shift: k,
+                    })
                 }
                 (Some(k), _) => k,
                 (None, o) => o.unwrap_or(0),

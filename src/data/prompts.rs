@@ -189,9 +189,7 @@ const PAPER_HINT: &str =
 /// `spec.shots`, `spec.examples` larger than the file, a base that cannot be found.
 pub fn load_pairs(spec: &DataSpec) -> Result<Vec<PromptPair>, DataError> {
     if spec.examples == Some(0) {
-        return Err(DataError::Invalid(
-            "--examples 0: use at least one example".into(),
-        ));
+        return Err(DataError::NoExamples);
     }
     let base = match spec.task {
         TaskKind::Base => Some(spec.resolved_base()?),

@@ -104,15 +104,14 @@ fn answer_token(
                     .zip(prompt_ids)
                     .position(|(a, b)| a != b)
                     .unwrap_or(n.min(full.len()));
-                return Err(tok_err(
+                return Err(DataError::AnswerNotPrefix {
+                    file: String::new(),
                     line,
-                    field,
-                    format!(
-                        "--answer-token first: the prompt's {n} tokens are not a prefix of \
-                         prompt+answer's tokens (they differ at position {at}: the answer {answer:?} \
-                         merges with the end of the prompt); use --answer-token last"
-                    ),
-                ));
+                    field: field.into(),
+                    n,
+                    pos: at,
+                    answer: answer.into(),
+                });
             }
             let cont = &full[prompt_ids.len()..];
             match cont.first() {

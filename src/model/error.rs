@@ -44,6 +44,18 @@ pub enum ModelError {
     #[error("{0}")]
     Invalid(String),
 
+    /// A model given as a plain file that is not a .gguf.
+    #[error("{spec} is a file; a model is a model directory, a .gguf file or a hub id (org/name)")]
+    ModelIsFile { spec: String },
+
+    /// A model directory without tokenizer.json, and no tokenizer file given.
+    #[error("{dir}: tokenizer.json not found in the model directory (give a tokenizer file)")]
+    NoTokenizer { dir: String },
+
+    /// A GGUF file whose vocabulary cannot be read as a tokenizer: a tokenizer file is needed.
+    #[error("{file}: cannot load tokenizer ({msg}; give a tokenizer file, tokenizer.json)")]
+    GgufTokenizer { file: String, msg: String },
+
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

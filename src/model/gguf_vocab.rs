@@ -28,9 +28,9 @@ const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 fn err(f: &GgufFile, msg: impl Into<String>) -> ModelError {
-    ModelError::Tokenizer {
+    ModelError::GgufTokenizer {
         file: format!("{} (GGUF metadata)", f.describe()),
-        msg: format!("{}; pass --tokenizer tokenizer.json", msg.into()),
+        msg: msg.into(),
     }
 }
 

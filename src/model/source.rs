@@ -183,9 +183,7 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, ModelError> {
         return local_files(path);
     }
     if path.is_file() {
-        return Err(ModelError::Invalid(format!(
-            "{spec} is a file; --model takes a model directory, a .gguf file or a hub id (org/name)"
-        )));
+        return Err(ModelError::ModelIsFile { spec: spec.into() });
     }
     match parse_hub_id(spec) {
         Some((id, rev)) if !spec.starts_with('.') && !spec.starts_with('/') => hub_files(&id, &rev),
@@ -425,10 +423,14 @@ pub fn load_with_progress(
         (Some(t), _) => t.to_path_buf(),
         (None, Some(t)) => t.clone(),
         (None, None) => {
-            return Err(ModelError::NotFound(format!(
-                "{}: tokenizer.json not found in the model directory (pass --tokenizer FILE)",
-                files.config.parent().unwrap_or(Path::new(".")).display()
-            )))
+            return Err(ModelError::NoTokenizer {
+                dir: files
+                    .config
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+                    .to_string(),
+            })
         }
     };
     let tokenizer = Tokenizer::from_file(&tok_path)?;
