@@ -147,27 +147,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Re
     })?;
     clean_stale(&parent);
     let tmp = parent.join(temp_name(path.file_name().expect("checked above")));
+    let mut file = None;
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let f = file.insert(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?,
+        );
         f.write_all(bytes)?;
         f.sync_all()?;
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        remove_temp(&tmp, file.as_ref());
         return Err(ResultsError::io(path, format!("cannot write: {e}")));
     }
     let placed = place(&tmp, path, overwrite);
-    let _ = std::fs::remove_file(&tmp);
+    remove_temp(&tmp, file.as_ref());
     placed?;
     // The rename is durable only once the folder itself is on disk.
     if let Ok(d) = std::fs::File::open(&parent) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes the temporary file, also when its folder was moved or replaced while it was written
+/// (then its name no longer reaches it): on Linux the open handle still knows where it is.
+fn remove_temp(tmp: &Path, file: Option<&std::fs::File>) {
+    if std::fs::remove_file(tmp).is_ok() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(f) = file {
+        use std::os::fd::AsRawFd;
+        if let Ok(now) = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+            if now.file_name() == tmp.file_name() {
+                let _ = std::fs::remove_file(now);
+            }
+        }
+    }
 }
 
 /// Moves the finished temporary file to `path`.
