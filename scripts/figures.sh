@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerates the figures in assets/figures/ (README "Figures") with `headhunt plot`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+hh=target/release/headhunt
+g=data/paper/results/gemma_2_9b
+"$hh" plot "$g/resid_post_41.json" --out assets/figures/gemma2-9b-resid_post_41.png --force
+"$hh" plot "$g/ind_h39_7_v.json" --out assets/figures/gemma2-9b-ind_h39_7_v.png --force
+"$hh" plot "$g/resid_post_41.json" --out assets/figures/gemma2-9b-resid_post_41.svg --force
+"$hh" plot "$g/ind_h39_7_v.json" --out assets/figures/gemma2-9b-ind_h39_7_v.svg --force
