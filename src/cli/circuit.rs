@@ -6,7 +6,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::{DataArgs, ModelArgs};
@@ -352,8 +352,8 @@ fn run_greedy(
         seed: a.seed,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    // signal-hook (already the explorer's) sets the flag; no second signal crate.
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
     let out = greedy_search(
         ev,
         circuit,
