@@ -223,7 +223,7 @@ fn cli_errors_are_one_line_with_exit_code_2() {
         ),
         (
             &["--task", "addition", "--offset", "12"],
-            "error: --offset 12: with --nmax 9 no sum c has c and c+12 both in [0, 9]",
+            "error: --offset 12 --nmax 9: no sum c has c and c+12 both in [0, 9]",
         ),
         (
             &["--task", "cipher", "--nmax", "99"],
@@ -235,7 +235,7 @@ fn cli_errors_are_one_line_with_exit_code_2() {
         ),
         (
             &["--task", "addition", "--setting", "setting3"],
-            "error: --setting setting3 exists for base-k addition only (addition: normal, \
+            "error: --setting setting3: only base-k addition has it (addition: normal, \
              setting1, setting2)",
         ),
         (

@@ -78,6 +78,9 @@ fn data(e: &DataError) -> Option<String> {
             "(pass --skip-mismatched to skip them)",
         ),
         DataError::NoExamples => "--examples 0: use at least one example".into(),
+        DataError::GenParams { params, why } => {
+            format!("{}: {why}", crate::data::params_text(params, "--"))
+        }
         DataError::BaseNotApplicable { task } => {
             format!("--base applies to base-k addition only (the task is {task})")
         }

@@ -141,6 +141,23 @@ pub enum DataError {
     /// A bad parameter (task, base, shots, generator settings ...).
     #[error("{0}")]
     Invalid(String),
+
+    /// Generator parameters that cannot work together, named as `GenSpec`'s fields (`nmax`,
+    /// `offset`, ...) so that the CLI can word them as its flags.
+    #[error("{}: {why}", params_text(.params, ""))]
+    GenParams {
+        params: Vec<(&'static str, String)>,
+        why: String,
+    },
+}
+
+/// `name value` pairs joined by spaces, each name after `prefix` (`""` or `"--"`).
+pub fn params_text(params: &[(&'static str, String)], prefix: &str) -> String {
+    params
+        .iter()
+        .map(|(n, v)| format!("{prefix}{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `FILE:LINE`, or `line LINE` when the examples do not come from a file.

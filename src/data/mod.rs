@@ -39,7 +39,7 @@ mod tokenize;
 
 use std::path::{Path, PathBuf};
 
-pub use error::DataError;
+pub use error::{params_text, DataError};
 pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
 pub use options::{DataFile, DataOptions, TaskChoice};
 pub use prompts::load_pairs;
