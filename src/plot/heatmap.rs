@@ -72,8 +72,9 @@ pub struct Heatmap {
     /// Sender layers shown, `lo..=hi`.
     pub layers: (usize, usize),
     pub heads_as_rows: bool,
-    /// Half-width of the scale in %.
+    /// Half-width of the scale (in % for r).
     pub range: f64,
+    pub quantity: Quantity,
     pub layout: Layout,
 }
 figure!(Heatmap);
@@ -105,11 +106,62 @@ pub fn describe(rec: &RunRecord) -> String {
     }
 }
 
-fn percent_rows(rec: &RunRecord) -> Vec<Option<Vec<f64>>> {
-    rec.relative
-        .iter()
-        .map(|r| r.as_ref().map(|r| r.iter().map(|x| 100.0 * x).collect()))
-        .collect()
+/// What the cells show: 100·r, or, when r is ill-conditioned (baselines too close, as
+/// `headhunt show` decides) and the patched values are known, patched − LD_c in logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    RelativePercent,
+    RawLogits,
+}
+
+impl Quantity {
+    /// Raw effects only when every record needs them, so panels share one unit.
+    pub fn of(recs: &[&RunRecord]) -> Self {
+        if recs
+            .iter()
+            .all(|r| crate::results::text::ill_conditioned(r) && r.patched_logit_diff.is_some())
+        {
+            Quantity::RawLogits
+        } else {
+            Quantity::RelativePercent
+        }
+    }
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Quantity::RelativePercent => "%",
+            Quantity::RawLogits => "",
+        }
+    }
+
+    pub fn caption(self) -> &'static str {
+        match self {
+            Quantity::RelativePercent => "r",
+            Quantity::RawLogits => "Δ logits",
+        }
+    }
+
+    /// The cells of `rec` [layer][head]; `None` rows were not computed.
+    pub fn rows(self, rec: &RunRecord) -> Vec<Option<Vec<f64>>> {
+        (0..rec.n_layers)
+            .map(|l| {
+                rec.relative[l].as_ref()?;
+                Some(
+                    (0..rec.n_heads)
+                        .map(|h| match self {
+                            Quantity::RelativePercent => 100.0 * rec.r(l, h).unwrap_or(f64::NAN),
+                            Quantity::RawLogits => {
+                                match (rec.patched(l, h), rec.contrast_logit_diff) {
+                                    (Some(p), Some(c)) => p - c,
+                                    _ => f64::NAN,
+                                }
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Checks that every head of `groups` lies inside an `n_layers × n_heads` model.
@@ -136,39 +188,42 @@ pub fn check_groups(
 impl Heatmap {
     /// The figure of one result.
     pub fn single(rec: &RunRecord, opts: &HeatmapOptions) -> Result<Self, PlotError> {
+        let q = Quantity::of(&[rec]);
         let panel = Panel {
             title: String::new(),
-            values: percent_rows(rec),
+            values: q.rows(rec),
             groups: [rec.groups.clone(), opts.groups.clone()].concat(),
         };
         let title = format!("Path patching to {}", rec.receiver_label);
-        Heatmap::build(title, describe(rec), vec![panel], rec, opts)
+        Heatmap::build(title, describe(rec), vec![panel], rec, q, opts)
     }
 
     /// Two results side by side on one scale.
     pub fn pair(a: &RunRecord, b: &RunRecord, opts: &HeatmapOptions) -> Result<Self, PlotError> {
         same_shape(a, b)?;
+        let q = Quantity::of(&[a, b]);
         let panel = |r: &RunRecord| Panel {
             title: format!("{} — {}", r.receiver_label, describe(r)),
-            values: percent_rows(r),
+            values: q.rows(r),
             groups: [r.groups.clone(), opts.groups.clone()].concat(),
         };
         let title = format!(
             "Path patching to {} and to {}",
             a.receiver_label, b.receiver_label
         );
-        Heatmap::build(title, String::new(), vec![panel(a), panel(b)], a, opts)
+        Heatmap::build(title, String::new(), vec![panel(a), panel(b)], a, q, opts)
     }
 
     /// The difference `a − b` (in percentage points) where both were computed.
     pub fn diff(a: &RunRecord, b: &RunRecord, opts: &HeatmapOptions) -> Result<Self, PlotError> {
         same_shape(a, b)?;
-        let values = a
-            .relative
-            .iter()
-            .zip(&b.relative)
+        let q = Quantity::of(&[a, b]);
+        let values = q
+            .rows(a)
+            .into_iter()
+            .zip(q.rows(b))
             .map(|(x, y)| match (x, y) {
-                (Some(x), Some(y)) => Some(x.iter().zip(y).map(|(p, q)| 100.0 * (p - q)).collect()),
+                (Some(x), Some(y)) => Some(x.iter().zip(&y).map(|(p, q)| p - q).collect()),
                 _ => None,
             })
             .collect();
@@ -182,7 +237,7 @@ impl Heatmap {
             a.receiver_label, b.receiver_label
         );
         let sub = format!("{}  minus  {}", describe(a), describe(b));
-        Heatmap::build(title, sub, vec![panel], a, opts)
+        Heatmap::build(title, sub, vec![panel], a, q, opts)
     }
 
     fn build(
@@ -190,6 +245,7 @@ impl Heatmap {
         subtitle: String,
         panels: Vec<Panel>,
         rec: &RunRecord,
+        quantity: Quantity,
         opts: &HeatmapOptions,
     ) -> Result<Self, PlotError> {
         let (n_layers, n_heads) = (rec.n_layers, rec.n_heads);
@@ -212,6 +268,12 @@ impl Heatmap {
                 .flat_map(|r| r.iter().copied())
         });
         let range = opts.range.unwrap_or_else(|| auto_range(shown));
+        let subtitle = match quantity {
+            Quantity::RawLogits => format!(
+                "{subtitle} · cells: patched − LD_c in logits (r is ill-conditioned: LD_c ≈ LD_n)"
+            ),
+            Quantity::RelativePercent => subtitle,
+        };
         let n_shown = layers.1 - layers.0 + 1;
         let (rows, cols) = if opts.heads_as_rows {
             (n_heads, n_shown)
@@ -228,6 +290,7 @@ impl Heatmap {
             layers,
             heads_as_rows: opts.heads_as_rows,
             range,
+            quantity,
             layout,
         })
     }
@@ -300,8 +363,8 @@ impl Heatmap {
             (14, bar_h - 10),
             (-range, range),
             &|v| diverging(v, range),
-            "%",
-            "r",
+            self.quantity.suffix(),
+            self.quantity.caption(),
             TICK,
         )
     }

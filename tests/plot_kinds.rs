@@ -1,0 +1,556 @@
+//! Every kind of `headhunt plot` figure, from the paper's results, synthetic analysis files
+//! (tests/data/plot) and fixture runs: the SVG is parsed (titles, tick labels, the colour of
+//! every cell against RdBu computed here from the values), tick labels of a 42×16 figure do
+//! not overlap, and bad input is a one-line error that writes nothing. The checks return
+//! `Err` instead of panicking so a mutated copy of a file can be shown to fail them.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn paper(name: &str) -> PathBuf {
+    repo("data/paper/results/gemma_2_9b").join(name)
+}
+
+/// Runs headhunt; panics with its stderr when it fails.
+fn hh(args: &[&str]) -> String {
+    let o = Command::new(bin()).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{args:?}: {err}");
+    err
+}
+
+fn hh_fails(args: &[&str]) -> (i32, String) {
+    let o = Command::new(bin()).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// plotly's RdBu stops (written out again here, not taken from the drawing code).
+const RDBU: [(f64, f64, f64); 11] = [
+    (103., 0., 31.),
+    (178., 24., 43.),
+    (214., 96., 77.),
+    (244., 165., 130.),
+    (253., 219., 199.),
+    (247., 247., 247.),
+    (209., 229., 240.),
+    (146., 197., 222.),
+    (67., 147., 195.),
+    (33., 102., 172.),
+    (5., 48., 97.),
+];
+
+/// The expected fill of `v` on a scale ±`range`, as `#RRGGBB`.
+fn rdbu(v: f64, range: f64) -> String {
+    let t = (0.5 + 0.5 * v / range).clamp(0.0, 1.0) * 10.0;
+    let i = (t.floor() as usize).min(9);
+    let f = t - i as f64;
+    let (a, b) = (RDBU[i], RDBU[i + 1]);
+    let c = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
+    format!("#{:02X}{:02X}{:02X}", c(a.0, b.0), c(a.1, b.1), c(a.2, b.2))
+}
+
+struct Svg {
+    texts: Vec<Text>,
+    /// Fills of square rects (cells), with multiplicity.
+    cells: HashMap<String, usize>,
+    n_cells: usize,
+}
+
+struct Text {
+    s: String,
+    x: f64,
+    y: f64,
+    size: f64,
+    anchor: String,
+    rotated: bool,
+}
+
+fn parse(path: &Path) -> Svg {
+    let src = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let num = |n: roxmltree::Node, a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok());
+    let mut cells = HashMap::new();
+    let mut n_cells = 0;
+    for n in doc.descendants().filter(|n| n.has_tag_name("rect")) {
+        let (w, h) = (num(n, "width").unwrap(), num(n, "height").unwrap());
+        if (w - h).abs() < 0.01 && w < 60.0 {
+            n_cells += 1;
+            *cells
+                .entry(n.attribute("fill").unwrap_or("").to_uppercase())
+                .or_default() += 1;
+        }
+    }
+    let texts = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| Text {
+            s: n.text().unwrap_or("").trim().to_string(),
+            x: num(n, "x").unwrap_or(0.0),
+            y: num(n, "y").unwrap_or(0.0),
+            size: num(n, "font-size").unwrap_or(10.0),
+            anchor: n.attribute("text-anchor").unwrap_or("start").to_string(),
+            rotated: n.attribute("transform").is_some(),
+        })
+        .collect();
+    Svg {
+        texts,
+        cells,
+        n_cells,
+    }
+}
+
+impl Svg {
+    fn has(&self, t: &str) -> Result<(), String> {
+        if self.texts.iter().any(|x| x.s == t) {
+            Ok(())
+        } else {
+            Err(format!("no text {t:?}"))
+        }
+    }
+    fn contains(&self, t: &str) -> Result<(), String> {
+        if self.texts.iter().any(|x| x.s.contains(t)) {
+            Ok(())
+        } else {
+            Err(format!("no text containing {t:?}"))
+        }
+    }
+    /// Every expected colour appears among the cells at least as often as expected.
+    fn cells_coloured(&self, want: &[String]) -> Result<(), String> {
+        let mut need: HashMap<&str, usize> = HashMap::new();
+        for w in want {
+            *need.entry(w).or_default() += 1;
+        }
+        for (c, n) in need {
+            let got = self.cells.get(c).copied().unwrap_or(0);
+            if got < n {
+                return Err(format!("colour {c}: {got} cells, expected {n}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A paper result's matrix in % and its largest magnitude.
+fn paper_matrix(path: &Path) -> Vec<Vec<f64>> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::from_value::<Vec<Vec<f64>>>(v["matrix"].clone())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|x| 100.0 * x).collect())
+        .collect()
+}
+
+fn max_abs(m: &[Vec<f64>]) -> f64 {
+    m.iter().flatten().fold(0.0f64, |a, x| a.max(x.abs()))
+}
+
+fn check_heatmap(svg: &Svg, m: &[Vec<f64>], title: &str) -> Result<(), String> {
+    let range = max_abs(m);
+    let want: Vec<String> = m.iter().flatten().map(|&v| rdbu(v, range)).collect();
+    svg.cells_coloured(&want)?;
+    svg.contains(title)?;
+    for t in ["0", "41", "15"] {
+        svg.has(t)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn heatmap_cells_match_the_paper_values_and_a_mutation_fails() {
+    let dir = temp_dir("plot-kinds-heat");
+    let file = paper("resid_post_41.json");
+    let out = dir.join("h.svg");
+    hh(&["plot", s(&file), "--out", s(&out)]);
+    let m = paper_matrix(&file);
+    check_heatmap(&parse(&out), &m, "resid_post 41").unwrap();
+
+    // A copy with one cell changed: the original figure no longer matches it.
+    let mut bad = m.clone();
+    bad[30][3] = -20.0;
+    assert!(check_heatmap(&parse(&out), &bad, "resid_post 41").is_err());
+    // And the figure of the mutated copy does (the value reaches the drawing).
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    v["matrix"][30][3] = serde_json::json!(-0.2);
+    let copy = dir.join("mutated.json");
+    std::fs::write(&copy, v.to_string()).unwrap();
+    let out2 = dir.join("m.svg");
+    hh(&["plot", s(&copy), "--out", s(&out2)]);
+    check_heatmap(&parse(&out2), &bad, "resid_post 41").unwrap();
+    assert!(check_heatmap(&parse(&out2), &m, "resid_post 41").is_err());
+}
+
+#[test]
+fn side_by_side_and_difference_of_paper_results() {
+    let dir = temp_dir("plot-kinds-pair");
+    let (a, b) = (paper("resid_post_41.json"), paper("ind_h39_7_v.json"));
+    let (ma, mb) = (paper_matrix(&a), paper_matrix(&b));
+    let out = dir.join("pair.svg");
+    hh(&["plot", s(&a), s(&b), "--compare", "--out", s(&out)]);
+    let svg = parse(&out);
+    assert_eq!(svg.n_cells >= 2 * 42 * 16, true, "{} cells", svg.n_cells);
+    // One scale for both panels: the larger magnitude of the two.
+    // ind_h39_7_v's receiver is in layer 39: its senders in layers 39-41 were not computed.
+    let range = max_abs(&ma).max(max_abs(&mb[..39]));
+    let want: Vec<String> = ma
+        .iter()
+        .chain(&mb[..39])
+        .flatten()
+        .map(|&v| rdbu(v, range))
+        .collect();
+    svg.cells_coloured(&want).unwrap();
+    svg.contains("resid_post 41").unwrap();
+    svg.contains("39.7").unwrap();
+
+    let out = dir.join("diff.svg");
+    hh(&["plot", s(&a), s(&b), "--diff", "--out", s(&out)]);
+    let svg = parse(&out);
+    let d: Vec<Vec<f64>> = ma
+        .iter()
+        .zip(&mb[..39])
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p - q).collect())
+        .collect();
+    let range = max_abs(&d);
+    let want: Vec<String> = d.iter().flatten().map(|&v| rdbu(v, range)).collect();
+    svg.cells_coloured(&want).unwrap();
+    svg.contains("minus").unwrap();
+}
+
+/// Estimated box of a text: width 0.6 em per char, height 1 em, placed by its anchor.
+fn text_box(t: &Text) -> (f64, f64, f64, f64) {
+    let w = 0.6 * t.size * t.s.chars().count() as f64;
+    let x0 = match t.anchor.as_str() {
+        "middle" => t.x - w / 2.0,
+        "end" => t.x - w,
+        _ => t.x,
+    };
+    (x0, t.y, x0 + w, t.y + t.size)
+}
+
+fn no_tick_overlaps(svg: &Svg) -> Result<usize, String> {
+    let ticks: Vec<&Text> = svg
+        .texts
+        .iter()
+        .filter(|t| !t.rotated && !t.s.is_empty() && t.s.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    for (i, a) in ticks.iter().enumerate() {
+        for b in &ticks[i + 1..] {
+            let (p, q) = (text_box(a), text_box(b));
+            if p.0 < q.2 && q.0 < p.2 && p.1 < q.3 && q.1 < p.3 {
+                return Err(format!(
+                    "tick {:?} at ({}, {}) overlaps {:?} at ({}, {})",
+                    a.s, a.x, a.y, b.s, b.x, b.y
+                ));
+            }
+        }
+    }
+    Ok(ticks.len())
+}
+
+#[test]
+fn tick_labels_of_a_42_by_16_result_do_not_overlap_either_way() {
+    let dir = temp_dir("plot-kinds-ticks");
+    let file = paper("resid_post_41.json");
+    for (name, extra) in [("rows.svg", None), ("cols.svg", Some("--heads-as-rows"))] {
+        let out = dir.join(name);
+        let mut args = vec!["plot", s(&file), "--out", s(&out)];
+        args.extend(extra);
+        hh(&args);
+        let svg = parse(&out);
+        let n = no_tick_overlaps(&svg).unwrap();
+        assert!(n >= 10, "{name}: only {n} numeric ticks");
+        svg.has("41").unwrap();
+        svg.has("15").unwrap();
+    }
+    // The check can fail: a tick moved 2 px below another one overlaps it.
+    let mut svg = parse(&dir.join("rows.svg"));
+    let t = svg.texts.iter().find(|t| t.s == "41").unwrap();
+    let moved = Text {
+        s: "40".into(),
+        y: t.y + 2.0,
+        anchor: t.anchor.clone(),
+        ..*t
+    };
+    svg.texts.push(moved);
+    assert!(no_tick_overlaps(&svg).is_err());
+}
+
+#[test]
+fn analysis_figures_fv_ablation_minimality() {
+    let dir = temp_dir("plot-kinds-analysis");
+    let data = repo("tests/data/plot");
+
+    let out = dir.join("fv.svg");
+    hh(&["plot", s(&data.join("fv.json")), "--out", s(&out)]);
+    let svg = parse(&out);
+    let fv: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("fv.json")).unwrap()).unwrap();
+    let grids: Vec<Vec<Vec<f64>>> = ["39.7", "32.6", "25.13"]
+        .iter()
+        .map(|h| serde_json::from_value(fv["delta"][h].clone()).unwrap())
+        .collect();
+    // One scale over every grid in the file, the all-heads one included.
+    let all: Vec<Vec<f64>> = serde_json::from_value(fv["delta"]["all"].clone()).unwrap();
+    let range = grids
+        .iter()
+        .chain([&all])
+        .map(|g| max_abs(g))
+        .fold(0.0, f64::max);
+    let want: Vec<String> = grids
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&v| rdbu(v, range))
+        .collect();
+    assert_eq!(want.len(), 300);
+    svg.cells_coloured(&want).unwrap();
+    svg.contains("Function-vector").unwrap();
+    for t in ["H39.7", "H32.6", "H25.13", "0+0=", "9+7=", "0", "9"] {
+        svg.has(t).unwrap();
+    }
+
+    let out = dir.join("abl.svg");
+    hh(&["plot", s(&data.join("ablation.json")), "--out", s(&out)]);
+    let svg = parse(&out);
+    svg.contains("Accuracy when ablating 39.7").unwrap();
+    // Bars labelled with their accuracies in %: baseline, ablated, random mean.
+    for t in ["5.0", "83.0", "61.0", "8.0", "6.0", "80.0", "accuracy (%)"] {
+        svg.has(t).unwrap();
+    }
+    svg.contains("random heads (n=5)").unwrap();
+    assert_bar_heights(&out, "#BF3100", &[5.0, 61.0, 6.0]);
+    assert_bar_heights(&out, "#EC9F05", &[83.0, 8.0, 80.0]);
+    assert_error_bars(&out, 2);
+
+    let out = dir.join("min.svg");
+    hh(&["plot", s(&data.join("circuit.json")), "--out", s(&out)]);
+    let svg = parse(&out);
+    svg.contains("Minimality").unwrap();
+    for t in [
+        "41.4",
+        "41.5",
+        "39.7",
+        "32.6",
+        "consolidation",
+        "function induction",
+    ] {
+        svg.has(t).unwrap();
+    }
+}
+
+/// Horizontal bars (rects of `fill`, top to bottom) have lengths proportional to `values`;
+/// the legend swatch (a square) is left out.
+fn assert_bar_heights(path: &Path, fill: &str, values: &[f64]) {
+    let src = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let mut bars: Vec<(f64, f64, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(fill))
+        .map(|n| {
+            let g = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            (g("y"), g("width"), g("height"))
+        })
+        .filter(|&(_, w, h)| w != h)
+        .collect();
+    bars.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    let lens: Vec<f64> = bars.iter().map(|b| b.1).collect();
+    assert_eq!(lens.len(), values.len(), "{fill}: {lens:?}");
+    // Pixel lengths are rounded: the scale from a least-squares fit, 2 px of slack.
+    let k = lens.iter().zip(values).map(|(b, v)| b * v).sum::<f64>()
+        / values.iter().map(|v| v * v).sum::<f64>();
+    for (b, v) in lens.iter().zip(values) {
+        assert!(
+            (b - k * v).abs() <= 1.5,
+            "{fill}: bars {lens:?} vs values {values:?}"
+        );
+    }
+}
+
+/// Error bars: at least `n` thin dark rects (a whisker and its caps).
+fn assert_error_bars(path: &Path, n: usize) {
+    let src = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let k = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("#1E1E1E"))
+        .filter(|n| {
+            let g = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            g("width").min(g("height")) <= 2.0
+        })
+        .count();
+    assert!(k >= n, "{k} error-bar pieces");
+}
+
+#[test]
+fn fixture_runs_drawn_heatmap_attention_and_query_row() {
+    let dir = temp_dir("plot-kinds-fixture");
+    let fx = fixture("tiny-gpt2");
+    let data = fx.join("addition.jsonl");
+    let (m, d) = (s(&fx), s(&data));
+    let p = dir.join("p.json");
+    hh(&[
+        "patch",
+        "--model",
+        m,
+        "--data",
+        d,
+        "-r",
+        "resid_post:1",
+        "--out",
+        s(&p),
+    ]);
+    let out = dir.join("p.svg");
+    hh(&["plot", s(&p), "--out", s(&out)]);
+    let svg = parse(&out);
+    assert!(svg.n_cells >= 2 * 4, "{} cells", svg.n_cells);
+    svg.contains("resid_post 1").unwrap();
+    let png = dir.join("p.png");
+    hh(&["plot", s(&p), "--out", s(&png)]);
+    let (w, h) = png_size(&png);
+    assert!(w > 100 && h > 100, "{w}x{h}");
+
+    let att = dir.join("att.json");
+    hh(&[
+        "attention",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--head",
+        "0.1",
+        "--head",
+        "1.0",
+        "--prompts",
+        "3",
+        "--json",
+        s(&att),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&att).unwrap()).unwrap();
+    let tokens: Vec<String> = serde_json::from_value(v["tokens"].clone()).unwrap();
+    let n = tokens.len();
+    let out = dir.join("att.svg");
+    hh(&["plot", s(&att), "--out", s(&out)]);
+    let svg = parse(&out);
+    svg.contains("mean over 3").unwrap();
+    assert!(
+        svg.n_cells >= 2 * n * n,
+        "{} cells, {n} tokens",
+        svg.n_cells
+    );
+    for t in ["0.1", "1.0"] {
+        svg.contains(t).unwrap();
+    }
+    // Every position is a tick label `TOKEN (i)` on both axes of both grids.
+    for i in [0, n / 2, n - 1] {
+        let label = format!("({i})");
+        let k = svg.texts.iter().filter(|t| t.s.ends_with(&label)).count();
+        assert_eq!(k, 4, "tick label of position {i}");
+    }
+
+    let one = dir.join("one.json");
+    hh(&[
+        "attention",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--head",
+        "0.1",
+        "--example",
+        "1",
+        "--json",
+        s(&one),
+    ]);
+    let out = dir.join("one.svg");
+    hh(&["plot", s(&one), "--out", s(&out)]);
+    parse(&out).contains("prompt 1").unwrap();
+
+    let out = dir.join("q.svg");
+    hh(&["plot", s(&att), "--query", "-1", "--out", s(&out)]);
+    let svg = parse(&out);
+    assert!(!svg.texts.is_empty());
+    svg.contains("0.1").unwrap();
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let r = dec.read_info().unwrap();
+    (r.info().width, r.info().height)
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_and_write_nothing() {
+    let dir = temp_dir("plot-kinds-bad");
+    let out = dir.join("x.svg");
+    let groups = dir.join("groups.json");
+    std::fs::write(
+        &groups,
+        r#"{"format": "headhunt-head-groups", "groups": [{"name": "a", "heads": [[1, 2]]}]}"#,
+    )
+    .unwrap();
+    let npy = dir.join("r.npy");
+    std::fs::write(&npy, b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'}").unwrap();
+    let random = dir.join("random.json");
+    std::fs::write(&random, r#"{"hello": [1, 2, 3]}"#).unwrap();
+    let file = paper("resid_post_41.json");
+    let missing = dir.join("missing.json");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec![s(&missing)], &["missing.json"]),
+        (vec![s(&groups)], &["groups.json", "format"]),
+        (vec![s(&npy)], &["r.npy"]),
+        (vec![s(&random)], &["random.json"]),
+        (vec![s(&file), "--group", "g=99.0"], &["99.0"]),
+    ];
+    for (args, needles) in cases {
+        let mut a = vec!["plot"];
+        a.extend(&args);
+        a.extend(["--out", s(&out)]);
+        let (code, err) = hh_fails(&a);
+        assert_one_line_error(code, &err, needles);
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    // Only the inputs made above remain: no temporary file is left.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+}
+
+#[test]
+fn unknown_attention_head_is_an_error() {
+    let dir = temp_dir("plot-kinds-badhead");
+    let fx = fixture("tiny-gpt2");
+    let att = dir.join("att.json");
+    hh(&[
+        "attention",
+        "--model",
+        s(&fx),
+        "--data",
+        s(&fx.join("addition.jsonl")),
+        "--head",
+        "0.1",
+        "--prompts",
+        "2",
+        "--json",
+        s(&att),
+    ]);
+    let out = dir.join("x.svg");
+    let (code, err) = hh_fails(&["plot", s(&att), "--head", "99.0", "--out", s(&out)]);
+    assert_one_line_error(code, &err, &["99.0", "0.1"]);
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
