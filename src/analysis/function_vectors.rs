@@ -202,6 +202,29 @@ pub fn function_vectors(
         return Err(invalid("no heads to read function vectors of"));
     }
     let fv = mean_z(model, pairs, roles, heads, &opts.source, opts.batch_size)?;
+    deltas(model, tok, heads, &fv, answer_ids, opts)
+}
+
+/// Δ grids of given vectors `fv[i]` added to `heads[i]` (each alone, then all together): the
+/// second half of [`function_vectors`], public so that a caller can add vectors of its own
+/// (a zero vector must give Δ = 0, the check that the hook adds nothing else).
+pub fn deltas(
+    model: &Model,
+    tok: &Tokenizer,
+    heads: &[Head],
+    fv: &[Vec<f64>],
+    answer_ids: &[u32],
+    opts: &FvOptions,
+) -> Result<FvResult, AnalysisError> {
+    check_heads(model, heads)?;
+    let d = model.cfg.d_head;
+    if heads.is_empty() || fv.len() != heads.len() || fv.iter().any(|v| v.len() != d) {
+        return Err(invalid(format!(
+            "function vectors: {} vectors for {} heads, each must have d_head = {d} values",
+            fv.len(),
+            heads.len()
+        )));
+    }
     let prompts: Vec<Vec<u32>> = opts
         .naive_prompts
         .iter()
@@ -226,7 +249,7 @@ pub fn function_vectors(
             .collect()
     };
     let mut delta = Vec::new();
-    for (h, v) in heads.iter().zip(&fv) {
+    for (h, v) in heads.iter().zip(fv) {
         delta.push((head_label(h), minus(logits(&[(*h, v.as_slice())])?)));
     }
     let all: Vec<(Head, &[f64])> = heads

@@ -16,6 +16,12 @@ use crate::model::LoadedModel;
 use crate::patching::{self, Observer, PatchEvent, PatchSpec};
 use crate::results::{DataInfo, ModelInfo, RunRecord};
 
+pub mod analysis;
+
+pub use analysis::{
+    AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvRequest,
+};
+
 pub type JobId = u64;
 
 /// How to load a model.
@@ -46,6 +52,9 @@ pub enum Job {
     LoadData(DataSpec),
     Patch(PatchSpec),
     Attention(AttentionRequest),
+    Circuit(CircuitRequest),
+    Ablation(AblationRequest),
+    FunctionVectors(FvRequest),
 }
 
 /// A tokenized prompt pair, for display.
@@ -116,6 +125,12 @@ pub enum Event {
         tokens: Vec<String>,
         /// Per requested head: [query][key] probabilities.
         patterns: Vec<Vec<Vec<f32>>>,
+    },
+    /// A circuit, ablation or FV job's result (partial when it was cancelled, after a
+    /// `Cancelled` event).
+    Analysis {
+        id: JobId,
+        report: Box<AnalysisReport>,
     },
     Error {
         id: JobId,
@@ -259,6 +274,9 @@ impl State {
                 Job::LoadData(d) => format!("loading {}", d.file.display()),
                 Job::Patch(p) => format!("patching → {}", p.receiver),
                 Job::Attention(a) => format!("attention of {} heads", a.heads.len()),
+                Job::Circuit(_) => "circuit evaluation".into(),
+                Job::Ablation(a) => format!("ablation of {} heads", a.heads.len()),
+                Job::FunctionVectors(f) => format!("function vectors of {} heads", f.heads.len()),
             };
             sink.send(Event::Started { id, what });
             let result = match job {
@@ -266,6 +284,13 @@ impl State {
                 Job::LoadData(d) => self.load_data(id, d, &sink),
                 Job::Patch(p) => self.patch(id, p, &sink, &cancel),
                 Job::Attention(a) => self.attention(id, a, &sink),
+                Job::Circuit(r) => self.analysis(id, &sink, |inp| {
+                    analysis::circuit(id, inp, &r, &sink, &cancel)
+                }),
+                Job::Ablation(r) => self.analysis(id, &sink, |inp| {
+                    analysis::ablation(id, inp, &r, &sink, &cancel)
+                }),
+                Job::FunctionVectors(r) => self.analysis(id, &sink, |inp| analysis::fv(inp, &r)),
             };
             if let Err(e) = result {
                 sink.send(Event::Error {
@@ -413,6 +438,35 @@ impl State {
         sink.send(Event::PatchDone {
             id,
             record: Box::new(record),
+        });
+        Ok(())
+    }
+
+    /// Runs an analysis job on the loaded model and data.
+    fn analysis(
+        &self,
+        id: JobId,
+        sink: &impl EventSink,
+        run: impl FnOnce(&analysis::Inputs) -> anyhow::Result<AnalysisReport>,
+    ) -> anyhow::Result<()> {
+        let lm = self.loaded()?;
+        let (spec, tok) = self
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
+        let inp = analysis::Inputs { lm, spec, tok };
+        let report = run(&inp)?;
+        let complete = match &report {
+            AnalysisReport::Circuit(c) => c.complete,
+            AnalysisReport::Ablation(a) => a.complete,
+            AnalysisReport::Fv(_) => true,
+        };
+        if !complete {
+            sink.send(Event::Cancelled { id });
+        }
+        sink.send(Event::Analysis {
+            id,
+            report: Box::new(report),
         });
         Ok(())
     }

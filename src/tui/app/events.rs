@@ -243,7 +243,8 @@ impl App {
                 self.jobs.retain(|j| j.id != id);
                 self.set_status(Level::Error, message);
             }
-            Event::Cancelled { .. } => {}
+            // The explorer submits no analysis jobs yet (the circuit screen is to come).
+            Event::Cancelled { .. } | Event::Analysis { .. } => {}
         }
     }
 

@@ -1,0 +1,238 @@
+//! Circuit evaluation, head ablation and function vectors as worker jobs: the same
+//! `analysis` calls as `headhunt circuit|ablate|fv`, with progress events between evaluations
+//! and the shared cancel flag polled there (a cancelled job reports what it finished).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::analysis::ablation::{digit_tokens, random_groups, AblationRun, Ablator};
+use crate::analysis::circuit::{
+    greedy_search, Circuit, Completeness, Evaluator, GreedyOptions, GreedyOutcome, Minimality,
+};
+use crate::analysis::function_vectors::{function_vectors, FvOptions, FvResult};
+use crate::analysis::Head;
+use crate::data::{DataSpec, TaskKind, TokenRoles, Tokenized};
+use crate::model::LoadedModel;
+
+use super::{Event, EventSink, JobId};
+
+/// A circuit to evaluate: F(C), F(M), the knock-out sets, optionally minimality per head
+/// (K_v empty) and the greedy search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitRequest {
+    pub circuit: Circuit,
+    pub knockouts: Vec<Vec<Head>>,
+    pub minimality: bool,
+    pub greedy: Option<GreedyOptions>,
+    pub batch_size: usize,
+}
+
+/// What a circuit job found; `complete` is false when it was cancelled (the fields after
+/// the cancel are empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitReport {
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+    pub f_c: f64,
+    pub f_m: f64,
+    pub faithfulness: f64,
+    pub completeness: Vec<Completeness>,
+    pub minimality: Vec<Minimality>,
+    pub greedy: Option<GreedyOutcome>,
+    pub complete: bool,
+}
+
+/// Heads to ablate, against `random_groups` random groups of the same size (seeded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationRequest {
+    pub heads: Vec<Head>,
+    pub random_groups: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationReport {
+    pub heads: AblationRun,
+    /// The random groups ablated before a cancel (all of them when `complete`).
+    pub random: Vec<AblationRun>,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FvRequest {
+    pub heads: Vec<Head>,
+    pub options: FvOptions,
+}
+
+/// One analysis job's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalysisReport {
+    Circuit(CircuitReport),
+    Ablation(AblationReport),
+    Fv(FvResult),
+}
+
+/// The loaded model and data an analysis runs on.
+pub(super) struct Inputs<'a> {
+    pub lm: &'a LoadedModel,
+    pub spec: &'a DataSpec,
+    pub tok: &'a Tokenized,
+}
+
+impl Inputs<'_> {
+    fn roles(&self) -> anyhow::Result<Vec<TokenRoles>> {
+        Ok(crate::data::token_roles(
+            self.spec,
+            &self.lm.tokenizer,
+            self.tok,
+        )?)
+    }
+}
+
+/// Sends progress events of one job.
+struct Steps<'a, S: EventSink> {
+    id: JobId,
+    sink: &'a S,
+    what: &'static str,
+    done: usize,
+    total: usize,
+}
+
+impl<S: EventSink> Steps<'_, S> {
+    fn step(&mut self) {
+        self.done += 1;
+        self.sink.send(Event::Progress {
+            id: self.id,
+            what: self.what.into(),
+            done: self.done,
+            total: self.total,
+        });
+    }
+}
+
+pub(super) fn circuit(
+    id: JobId,
+    inp: &Inputs,
+    req: &CircuitRequest,
+    sink: &impl EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<AnalysisReport> {
+    let roles = inp.roles()?;
+    let m = &inp.lm.model;
+    let mut ev = Evaluator::new(m, &inp.tok.pairs, Some(&roles), req.batch_size)?;
+    ev.validate(&req.circuit)?;
+    let heads = req.circuit.heads();
+    let total = 2 + req.knockouts.len() + if req.minimality { heads.len() } else { 0 };
+    let mut steps = Steps {
+        id,
+        sink,
+        what: "circuit",
+        done: 0,
+        total,
+    };
+    let f_c = ev.f(&req.circuit)?;
+    steps.step();
+    let f_m = ev.f(&Circuit::complete(m))?;
+    steps.step();
+    let mut r = CircuitReport {
+        ld_normal: ev.ld_normal,
+        ld_contrast: ev.ld_contrast,
+        f_c,
+        f_m,
+        faithfulness: ev.faithfulness(f_c),
+        completeness: vec![],
+        minimality: vec![],
+        greedy: None,
+        complete: false,
+    };
+    let stop = || cancel.load(Ordering::Relaxed);
+    for k in &req.knockouts {
+        if stop() {
+            return Ok(AnalysisReport::Circuit(r));
+        }
+        r.completeness.push(ev.completeness(&req.circuit, k)?);
+        steps.step();
+    }
+    if req.minimality {
+        for &v in &heads {
+            if stop() {
+                return Ok(AnalysisReport::Circuit(r));
+            }
+            r.minimality.push(ev.minimality(&req.circuit, v, &[])?);
+            steps.step();
+        }
+    }
+    if let Some(g) = &req.greedy {
+        let mut progress = |p: &crate::analysis::circuit::GreedyProgress| {
+            sink.send(Event::Progress {
+                id,
+                what: "greedy search".into(),
+                done: p.rollouts_done,
+                total: p.rollouts,
+            })
+        };
+        let out = greedy_search(&mut ev, &req.circuit, g, &mut progress, cancel)?;
+        let done = out.complete;
+        r.greedy = Some(out);
+        if !done {
+            return Ok(AnalysisReport::Circuit(r));
+        }
+    }
+    r.complete = !stop();
+    Ok(AnalysisReport::Circuit(r))
+}
+
+pub(super) fn ablation(
+    id: JobId,
+    inp: &Inputs,
+    req: &AblationRequest,
+    sink: &impl EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<AnalysisReport> {
+    let roles = inp.roles()?;
+    let m = &inp.lm.model;
+    // As `headhunt ablate`: the digits for the arithmetic tasks, else the whole vocabulary.
+    let digits = match inp.spec.task {
+        TaskKind::Addition | TaskKind::Base => Some(digit_tokens(&inp.lm.tokenizer)?),
+        _ => None,
+    };
+    let ab = Ablator::new(m, &inp.tok.pairs, Some(&roles), digits, req.batch_size)?;
+    let mut steps = Steps {
+        id,
+        sink,
+        what: "ablation",
+        done: 0,
+        total: 1 + req.random_groups,
+    };
+    let heads = ab.ablate(&req.heads)?;
+    steps.step();
+    let mut r = AblationReport {
+        heads,
+        random: vec![],
+        complete: false,
+    };
+    for g in random_groups(m, req.random_groups, req.heads.len(), req.seed) {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(AnalysisReport::Ablation(r));
+        }
+        r.random.push(ab.ablate(&g)?);
+        steps.step();
+    }
+    r.complete = true;
+    Ok(AnalysisReport::Ablation(r))
+}
+
+pub(super) fn fv(inp: &Inputs, req: &FvRequest) -> anyhow::Result<AnalysisReport> {
+    let roles = inp.roles()?;
+    let digits = digit_tokens(&inp.lm.tokenizer)?;
+    let r = function_vectors(
+        &inp.lm.model,
+        &inp.lm.tokenizer,
+        &inp.tok.pairs,
+        Some(&roles),
+        &req.heads,
+        &digits,
+        &req.options,
+    )?;
+    Ok(AnalysisReport::Fv(r))
+}
