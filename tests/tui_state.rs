@@ -1079,3 +1079,120 @@ fn attention_grid_aligns_separates_and_shows_values_at_40x12() {
         "{text}"
     );
 }
+
+#[test]
+fn back_keeps_the_cursor_on_the_same_head_where_it_exists() {
+    let (mut app, _) = ready_app("backcursor");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (2, 1);
+    app.on_key(key(KeyCode::Enter));
+    let (id2, r2) = submitted_patch(&mut app);
+    finish_run(&mut app, id2, &r2);
+    // A head that exists in both results: `[` and `]` keep it.
+    app.cursor = (1, 3);
+    press(&mut app, "[");
+    assert_eq!(app.cursor, (1, 3), "same head after [");
+    press(&mut app, "]");
+    assert_eq!(app.cursor, (1, 3), "same head after ]");
+    press(&mut app, "[");
+    // A 42×16 result: (39, 7) does not exist in the 4×4 run, so `[` returns to where the
+    // cursor was there, never to a clamped (3, 3).
+    app.cursor = (2, 2);
+    let file = paper("gemma_2_9b/resid_post_41.json");
+    app.open_record(RunRecord::load(&file).unwrap(), file);
+    assert_eq!(app.cursor, (39, 7));
+    press(&mut app, "[");
+    assert_eq!(app.cursor, (2, 2), "back where it was in the 4×4 run");
+    press(&mut app, "]");
+    assert_eq!(app.cursor, (2, 2), "(2, 2) exists in the 42×16 result too");
+}
+
+#[test]
+fn help_scrolls_at_40x12_and_says_what_is_clipped() {
+    let (mut app, _) = ready_app("helpscroll");
+    let mut term = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    render(&mut term, &mut app);
+    press(&mut app, "?");
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("hjkl"), "{text}");
+    assert!(text.contains("more ↓"), "{text}");
+    assert!(!text.contains("prompts"), "the last key is below: {text}");
+    app.on_key(key(KeyCode::PageDown));
+    press(&mut app, "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj");
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("prompts"), "scrolled to the end: {text}");
+    assert!(text.contains("more ↑") && !text.contains("↓"), "{text}");
+    assert!(!text.contains("hjkl"), "{text}");
+    // One k scrolls back at once (the scroll stops at the end, never beyond).
+    press(&mut app, "k");
+    render(&mut term, &mut app);
+    assert!(screen_text(&term).contains("more ↑↓"));
+    app.on_key(key(KeyCode::PageUp));
+    app.on_key(key(KeyCode::PageUp));
+    app.on_key(key(KeyCode::PageUp));
+    render(&mut term, &mut app);
+    assert!(screen_text(&term).contains("hjkl"));
+    assert!(app.help, "scroll keys leave the help open");
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+}
+
+#[test]
+fn a_prompt_pair_file_shows_no_shots_or_offset() {
+    let (mut app, _) = ready_app("pairswords");
+    let mut spec = DataSpec::new(&PathBuf::from("pairs.jsonl"), TaskKind::Pairs);
+    spec.shots = 4;
+    spec.offset = 0;
+    app.data.as_mut().unwrap().info.spec = spec;
+    press(&mut app, "m");
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    let line = text.lines().find(|l| l.contains("pairs.jsonl")).unwrap();
+    assert!(line.contains("8 prompt pairs"), "{line}");
+    assert!(
+        !line.contains("shots") && !line.contains("offset"),
+        "{line}"
+    );
+    // An addition file keeps both.
+    app.data.as_mut().unwrap().info.spec =
+        DataSpec::new(&PathBuf::from("addition.jsonl"), TaskKind::Addition);
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    let line = text.lines().find(|l| l.contains("addition.jsonl")).unwrap();
+    assert!(
+        line.contains("4 shots") && line.contains("offset +1"),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_gallery_shows_where_the_selection_is() {
+    let (mut app, _) = ready_app("galpos");
+    app.setup.gallery_dirs = vec![paper("")];
+    press(&mut app, "w");
+    let n = app.gallery.entries.len();
+    assert!(n > 20, "{n}");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains(&format!("saved results 1/{n}")), "{text}");
+    assert!(text.contains("more ↓"), "{text}");
+    press(&mut app, "jjj");
+    render(&mut term, &mut app);
+    assert!(screen_text(&term).contains(&format!("4/{n}")));
+    for _ in 0..n {
+        press(&mut app, "j");
+    }
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains(&format!("{n}/{n}")), "{text}");
+    assert!(
+        text.contains("more ↑") && !text.contains("more ↑↓"),
+        "{text}"
+    );
+}

@@ -1,38 +1,220 @@
-//! Every key the explorer knows, per screen: the single source of the help screen (`?`).
+//! Every key the explorer knows, per screen: the single source of the help screen (`?`)
+//! and, for the screens with an action table, of the dispatch too.
 
-/// (keys, what they do) per screen.
-pub const HEATMAP_KEYS: &[(&str, &str)] = &[
-    ("hjkl ←↓↑→", "move the cursor (mouse: click, wheel)"),
-    ("PgUp/Dn Home/End", "jump"),
-    ("r  R", "run / back to the final resid_post"),
-    ("c", "cancel the sweep (finished rows stay)"),
-    ("Enter", "drill down: the head becomes the receiver"),
-    ("i", "drill-down input: v → q → k"),
-    ("[  ]  Bksp", "back / forward along the breadcrumbs"),
-    (":  e", "type a receiver: resid_post:41, 39.7.v …"),
-    ("b", "begin layer (first sender layer)"),
-    ("a", "attention of the head (or the selection)"),
-    ("space", "select / unselect the head"),
-    ("t  g  G", "tag into group · next group · new group"),
-    ("f", "colour: fixed ±20% / auto"),
-    ("z  Z", "crop to layers LO-HI / show all"),
-    ("o", "swap orientation (layers as rows/cols)"),
-    ("<  >", "threshold of the first head list (±1%)"),
-    ("s", "save the run (with groups) to results/"),
-    ("S", "save the head groups and selection"),
-    ("w", "gallery: open, compare, difference"),
-    (
-        "prompts",
-        "typing replaces; ←→ Home End ^A ^E ^U ^W ^K edit",
-    ),
-    ("m", "setup: model, data, shots, offset, …"),
-    ("?", "this help"),
-    ("Esc", "clear selection; no quit"),
-    (
-        "q  ^C",
-        "quit (q asks first if groups or a run are unsaved)",
-    ),
+use crossterm::event::KeyCode;
+
+/// One line of a screen's key table: the keys, the help text, and what each key does. The
+/// `?` help prints `label` and `what`; the dispatch looks the pressed key up in `keys`; both
+/// read the same table, so the help cannot list a key the screen ignores or miss one it has.
+pub struct Binding<A: 'static> {
+    pub label: &'static str,
+    pub what: &'static str,
+    pub keys: &'static [(KeyCode, A)],
+}
+
+/// What the user asked for on the heatmap, before it touches `App` (`App::update_heatmap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeatmapAction {
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Run,
+    DefaultRun,
+    Cancel,
+    Drill,
+    CycleInput,
+    Back,
+    Forward,
+    EditReceiver,
+    EditBegin,
+    Attention,
+    Select,
+    Tag,
+    NextGroup,
+    NewGroup,
+    ToggleRange,
+    Crop,
+    Uncrop,
+    Orientation,
+    ThresholdDown,
+    ThresholdUp,
+    Save,
+    SaveGroups,
+    Gallery,
+    Setup,
+    Help,
+    Clear,
+    Quit,
+}
+
+use HeatmapAction as H;
+use KeyCode::Char as C;
+
+/// The heatmap's keys: the single source of its help and its dispatch.
+pub const HEATMAP: &[Binding<HeatmapAction>] = &[
+    Binding {
+        label: "hjkl ←↓↑→",
+        what: "move the cursor (mouse: click, wheel)",
+        keys: &[
+            (C('h'), H::Left),
+            (C('j'), H::Down),
+            (C('k'), H::Up),
+            (C('l'), H::Right),
+            (KeyCode::Left, H::Left),
+            (KeyCode::Down, H::Down),
+            (KeyCode::Up, H::Up),
+            (KeyCode::Right, H::Right),
+        ],
+    },
+    Binding {
+        label: "PgUp/Dn Home/End",
+        what: "jump",
+        keys: &[
+            (KeyCode::PageUp, H::PageUp),
+            (KeyCode::PageDown, H::PageDown),
+            (KeyCode::Home, H::Home),
+            (KeyCode::End, H::End),
+        ],
+    },
+    Binding {
+        label: "r  R",
+        what: "run / back to the final resid_post",
+        keys: &[(C('r'), H::Run), (C('R'), H::DefaultRun)],
+    },
+    Binding {
+        label: "c",
+        what: "cancel the sweep (finished rows stay)",
+        keys: &[(C('c'), H::Cancel)],
+    },
+    Binding {
+        label: "Enter",
+        what: "drill down: the head becomes the receiver",
+        keys: &[(KeyCode::Enter, H::Drill)],
+    },
+    Binding {
+        label: "i",
+        what: "drill-down input: v → q → k",
+        keys: &[(C('i'), H::CycleInput)],
+    },
+    Binding {
+        label: "[  ]  Bksp",
+        what: "back / forward along the breadcrumbs",
+        keys: &[
+            (C('['), H::Back),
+            (C(']'), H::Forward),
+            (KeyCode::Backspace, H::Back),
+        ],
+    },
+    Binding {
+        label: ":  e",
+        what: "type a receiver: resid_post:41, 39.7.v …",
+        keys: &[(C(':'), H::EditReceiver), (C('e'), H::EditReceiver)],
+    },
+    Binding {
+        label: "b",
+        what: "begin layer (first sender layer)",
+        keys: &[(C('b'), H::EditBegin)],
+    },
+    Binding {
+        label: "a",
+        what: "attention of the head (or the selection)",
+        keys: &[(C('a'), H::Attention)],
+    },
+    Binding {
+        label: "space",
+        what: "select / unselect the head",
+        keys: &[(C(' '), H::Select)],
+    },
+    Binding {
+        label: "t  g  G",
+        what: "tag into group · next group · new group",
+        keys: &[
+            (C('t'), H::Tag),
+            (C('g'), H::NextGroup),
+            (C('G'), H::NewGroup),
+        ],
+    },
+    Binding {
+        label: "f",
+        what: "colour: fixed ±20% / auto",
+        keys: &[(C('f'), H::ToggleRange)],
+    },
+    Binding {
+        label: "z  Z",
+        what: "crop to layers LO-HI / show all",
+        keys: &[(C('z'), H::Crop), (C('Z'), H::Uncrop)],
+    },
+    Binding {
+        label: "o",
+        what: "swap orientation (layers as rows/cols)",
+        keys: &[(C('o'), H::Orientation)],
+    },
+    Binding {
+        label: "<  >",
+        what: "threshold of the first head list (±1%)",
+        keys: &[(C('<'), H::ThresholdDown), (C('>'), H::ThresholdUp)],
+    },
+    Binding {
+        label: "s",
+        what: "save the run (with groups) to results/",
+        keys: &[(C('s'), H::Save)],
+    },
+    Binding {
+        label: "S",
+        what: "save the head groups and selection",
+        keys: &[(C('S'), H::SaveGroups)],
+    },
+    Binding {
+        label: "w",
+        what: "gallery: open, compare, difference",
+        keys: &[(C('w'), H::Gallery)],
+    },
+    Binding {
+        label: "m",
+        what: "setup: model, data, shots, offset, …",
+        keys: &[(C('m'), H::Setup)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), H::Help)],
+    },
+    Binding {
+        label: "Esc",
+        what: "clear selection; no quit",
+        keys: &[(KeyCode::Esc, H::Clear)],
+    },
+    Binding {
+        label: "q  ^C",
+        what: "quit (q asks first if groups or a run are unsaved)",
+        keys: &[(C('q'), H::Quit)],
+    },
 ];
+
+/// Help lines that are not keys of one screen (shown after the heatmap's table).
+pub const HEATMAP_NOTES: &[(&str, &str)] = &[(
+    "prompts",
+    "typing replaces; ←→ Home End ^A ^E ^U ^W ^K edit",
+)];
+
+/// The action a key has in a table, if any.
+pub fn lookup<A: Copy>(table: &[Binding<A>], code: KeyCode) -> Option<A> {
+    table
+        .iter()
+        .flat_map(|b| b.keys.iter())
+        .find(|(k, _)| *k == code)
+        .map(|&(_, a)| a)
+}
+
+/// The help lines of a table: (keys, what they do), in table order.
+pub fn help_lines<A>(table: &[Binding<A>]) -> Vec<(&'static str, &'static str)> {
+    table.iter().map(|b| (b.label, b.what)).collect()
+}
 
 pub const ATTENTION_KEYS: &[(&str, &str)] = &[
     ("n", "switch normal / contrast run"),

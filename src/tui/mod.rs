@@ -1,6 +1,22 @@
 //! The terminal explorer: a ratatui + crossterm app on tokio. The model lives on the worker
 //! thread; this loop only moves keys, mouse events and worker events into the `App` state and
 //! redraws, so the UI stays responsive while a sweep runs.
+//!
+//! Keys flow one way: key → action → state → draw. Each screen has ONE key table in
+//! `keymap` (`Binding { label, what, keys: [(KeyCode, Action)] }`); the `?` help prints it
+//! (`view::help_table`) and the dispatch looks the key up in it (`keymap::lookup`), so the two
+//! cannot drift (`tests/tui_structure.rs` checks that every key reaches its own action and
+//! that the help lines are the table's). The action then changes `App` in `update_*`, which
+//! may queue `Effect`s for the loop (work for the worker, quit); the view only reads `App`.
+//! The heatmap has its table and `App::update_heatmap`; the other screens still use their
+//! help lists and key matches, and move to the same shape one by one.
+//!
+//! How to add a screen: (1) its state in its own struct and file (`app/NAME.rs`), a field of
+//! `App`; (2) an action enum and a `Binding` table in `keymap` (or its own file), with its
+//! `update_NAME(&mut self, action)`; (3) its draw function in `view/NAME.rs`, reading `&App`
+//! only; (4) one registration line each in `Screen`, `App::on_key`'s screen match,
+//! `view::help_table` and the view's screen match (and `App::on_worker` if it gets worker
+//! events). Keep every function under 80 lines (the structure test scans src/tui).
 
 pub mod app;
 pub mod color;

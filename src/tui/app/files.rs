@@ -26,6 +26,7 @@ impl App {
             receiver: rec.receiver.clone(),
             begin_layer: rec.begin_layer,
         };
+        self.remember_cursor();
         // A loaded file must not overwrite a run of this session with the same receiver.
         self.runs.push(RunSlot {
             key,
@@ -33,6 +34,7 @@ impl App {
             matrix: None,
             state: RunState::Opened(path.clone()),
             saved_to: Some(path.clone()),
+            left_at: None,
         });
         let i = self.runs.len() - 1;
         if self.trail.is_empty() {

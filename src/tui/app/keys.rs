@@ -1,6 +1,7 @@
 //! Keys and mouse: how each screen reacts, and the text prompts.
 
 use super::*;
+use crate::tui::keymap::{self, HeatmapAction};
 
 impl App {
     pub fn on_key(&mut self, key: KeyEvent) {
@@ -24,16 +25,11 @@ impl App {
             return;
         }
         if self.help {
-            if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?')
-            ) {
-                self.help = false;
-            }
-            return;
+            return self.on_help_key(key);
         }
         if key.code == KeyCode::Char('?') {
             self.help = true;
+            self.help_scroll = 0;
             return;
         }
         // A message belongs to the action that set it: the next key's action replaces it.
@@ -79,7 +75,36 @@ impl App {
         self.input = Some(Input::new(purpose, label, initial));
     }
 
+    /// A heatmap key: looked up in the heatmap's key table (the one `?` prints), then done.
+    /// Keys while the help is open: it scrolls (it is cut on small terminals) and closes.
+    fn on_help_key(&mut self, key: KeyEvent) {
+        let max = crate::tui::view::help_max_scroll(self.screen, self.viewport);
+        let page = (self.viewport.1 as usize).saturating_sub(3).max(1);
+        let s = self.help_scroll.min(max);
+        self.help_scroll = match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => {
+                self.help = false;
+                0
+            }
+            KeyCode::Down | KeyCode::Char('j') => (s + 1).min(max),
+            KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => (s + page).min(max),
+            KeyCode::PageUp => s.saturating_sub(page),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => max,
+            _ => s,
+        };
+    }
+
     pub(super) fn on_heatmap_key(&mut self, key: KeyEvent) {
+        if let Some(action) = keymap::lookup(keymap::HEATMAP, key.code) {
+            self.update_heatmap(action);
+        }
+    }
+
+    /// Does what a heatmap action asks: moves and views here, the rest in helpers.
+    pub fn update_heatmap(&mut self, action: HeatmapAction) {
+        use HeatmapAction as A;
         let rows = self.layers_as_rows();
         // On screen the top row is the highest layer; up moves to a higher layer.
         let (up, down, left, right) = if rows {
@@ -87,134 +112,135 @@ impl App {
         } else {
             ((0, -1), (0, 1), (-1, 0), (1, 0))
         };
-        match key.code {
-            // Esc clears, never quits (as in lazygit, gitui, btop).
-            KeyCode::Esc if !self.selected.is_empty() => self.selected.clear(),
-            KeyCode::Esc => self.set_status(Level::Info, "q quits"),
-            KeyCode::Char('q') => match self.unsaved() {
-                Some(what) => {
-                    self.confirm_quit = true;
-                    self.set_status(
-                        Level::Warn,
-                        format!("{what} not saved: q again quits, any other key stays"),
-                    );
-                }
-                None => self.quit_now(),
-            },
-            KeyCode::Up | KeyCode::Char('k') => self.move_cursor(up.0, up.1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_cursor(down.0, down.1),
-            KeyCode::Left | KeyCode::Char('h') => self.move_cursor(left.0, left.1),
-            KeyCode::Right | KeyCode::Char('l') => self.move_cursor(right.0, right.1),
-            KeyCode::PageUp => self.move_cursor(8 * up.0, 8 * up.1),
-            KeyCode::PageDown => self.move_cursor(8 * down.0, 8 * down.1),
-            KeyCode::Home => {
-                let (_, hi) = self.layer_range();
-                self.cursor = (hi, 0);
-            }
-            KeyCode::End => {
-                let (lo, _) = self.layer_range();
-                self.cursor = (lo, self.n_heads().saturating_sub(1));
-            }
-            KeyCode::Char('r') => self.run_current(),
-            KeyCode::Char('R') => {
-                if let Some(key) = self.default_key() {
-                    self.navigate(key, true);
-                }
-            }
-            KeyCode::Char('c') if self.running() => {
-                self.effects.push(Effect::Cancel);
-                self.set_status(Level::Info, "cancelling after the current sender layer…");
-            }
-            KeyCode::Enter => self.drill(),
-            KeyCode::Char('i') => {
-                self.drill_input = match self.drill_input {
-                    HeadInput::V => HeadInput::Q,
-                    HeadInput::Q => HeadInput::K,
-                    HeadInput::K => HeadInput::V,
-                };
-                self.set_status(
-                    Level::Info,
-                    format!(
-                        "Enter drills into the head's {} input",
-                        self.drill_input.letter()
-                    ),
-                );
-            }
-            KeyCode::Char('[') | KeyCode::Backspace => self.back(),
-            KeyCode::Char(']') => self.forward(),
-            KeyCode::Char(':') | KeyCode::Char('e') => {
-                let initial = self
-                    .current()
-                    .map(|s| s.key.receiver.cli_text())
-                    .unwrap_or_default();
-                self.open_input(
-                    InputPurpose::Receiver,
-                    "receiver (resid_post:L | resid_pre:L | resid_mid:L | L.H.v [L.H.q ...])",
-                    initial,
-                );
-            }
-            KeyCode::Char('b') => {
-                let initial = self.current().map_or(0, |s| s.key.begin_layer).to_string();
-                self.open_input(
-                    InputPurpose::BeginLayer,
-                    "begin layer (first sender layer)",
-                    initial,
-                );
-            }
-            KeyCode::Char('a') => self.open_attention(),
-            KeyCode::Char(' ') => {
-                let c = self.cursor;
-                if !self.selected.remove(&c) {
-                    self.selected.insert(c);
-                }
-            }
-            KeyCode::Char('t') => self.toggle_tag(),
-            KeyCode::Char('g') => {
-                self.active_group = (self.active_group + 1) % self.groups.len().max(1);
-                self.set_status(
-                    Level::Info,
-                    format!(
-                        "tagging into group {:?}",
-                        self.groups[self.active_group].name
-                    ),
-                );
-            }
-            KeyCode::Char('G') => {
-                self.open_input(InputPurpose::NewGroup, "new group name", String::new())
-            }
-            KeyCode::Char('f') => {
+        match action {
+            A::Up => self.move_cursor(up.0, up.1),
+            A::Down => self.move_cursor(down.0, down.1),
+            A::Left => self.move_cursor(left.0, left.1),
+            A::Right => self.move_cursor(right.0, right.1),
+            A::PageUp => self.move_cursor(8 * up.0, 8 * up.1),
+            A::PageDown => self.move_cursor(8 * down.0, 8 * down.1),
+            A::Home => self.cursor = (self.layer_range().1, 0),
+            A::End => self.cursor = (self.layer_range().0, self.n_heads().saturating_sub(1)),
+            A::ToggleRange => {
                 self.range = match self.range {
                     RangeMode::Auto => RangeMode::Fixed20,
                     RangeMode::Fixed20 => RangeMode::Auto,
                 }
             }
-            KeyCode::Char('z') => {
-                let (lo, hi) = self.layer_range();
-                self.open_input(
-                    InputPurpose::Crop,
-                    "show layers LO-HI",
-                    format!("{lo}-{hi}"),
-                );
-            }
-            KeyCode::Char('Z') => {
+            A::Uncrop => {
                 self.crop = None;
                 self.clamp_cursor();
             }
-            KeyCode::Char('o') => {
-                self.orientation = if self.layers_as_rows() {
+            A::Orientation => {
+                self.orientation = if rows {
                     Orientation::LayersAsColumns
                 } else {
                     Orientation::LayersAsRows
                 }
             }
-            KeyCode::Char('s') => self.save_current(),
-            KeyCode::Char('S') => self.save_groups(),
-            KeyCode::Char('m') => self.screen = Screen::Setup,
-            KeyCode::Char('w') => self.open_gallery(),
-            KeyCode::Char('>') => self.step_threshold(10),
-            KeyCode::Char('<') => self.step_threshold(-10),
+            A::ThresholdUp => self.step_threshold(10),
+            A::ThresholdDown => self.step_threshold(-10),
+            A::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            _ => self.update_heatmap_run(action),
+        }
+    }
+
+    /// Heatmap actions on runs, receivers and the screens they lead to.
+    fn update_heatmap_run(&mut self, action: HeatmapAction) {
+        use HeatmapAction as A;
+        match action {
+            A::Run => self.run_current(),
+            A::DefaultRun => {
+                if let Some(key) = self.default_key() {
+                    self.navigate(key, true);
+                }
+            }
+            A::Cancel if self.running() => {
+                self.effects.push(Effect::Cancel);
+                self.set_status(Level::Info, "cancelling after the current sender layer…");
+            }
+            A::Drill => self.drill(),
+            A::CycleInput => self.cycle_drill_input(),
+            A::Back => self.back(),
+            A::Forward => self.forward(),
+            A::EditReceiver => self.edit_receiver(),
+            A::EditBegin => {
+                let initial = self.current().map_or(0, |s| s.key.begin_layer).to_string();
+                let label = "begin layer (first sender layer)";
+                self.open_input(InputPurpose::BeginLayer, label, initial);
+            }
+            A::Crop => {
+                let (lo, hi) = self.layer_range();
+                let initial = format!("{lo}-{hi}");
+                self.open_input(InputPurpose::Crop, "show layers LO-HI", initial);
+            }
+            A::Attention => self.open_attention(),
+            A::Save => self.save_current(),
+            A::SaveGroups => self.save_groups(),
+            A::Setup => self.screen = Screen::Setup,
+            A::Gallery => self.open_gallery(),
+            _ => self.update_heatmap_marks(action),
+        }
+    }
+
+    /// Heatmap actions on the selection and groups, Esc and quitting.
+    fn update_heatmap_marks(&mut self, action: HeatmapAction) {
+        use HeatmapAction as A;
+        match action {
+            A::Select => {
+                let c = self.cursor;
+                if !self.selected.remove(&c) {
+                    self.selected.insert(c);
+                }
+            }
+            A::Tag => self.toggle_tag(),
+            A::NextGroup => {
+                self.active_group = (self.active_group + 1) % self.groups.len().max(1);
+                let name = &self.groups[self.active_group].name;
+                self.set_status(Level::Info, format!("tagging into group {name:?}"));
+            }
+            A::NewGroup => self.open_input(InputPurpose::NewGroup, "new group name", String::new()),
+            // Esc clears, never quits (as in lazygit, gitui, btop).
+            A::Clear if !self.selected.is_empty() => self.selected.clear(),
+            A::Clear => self.set_status(Level::Info, "q quits"),
+            A::Quit => match self.unsaved() {
+                Some(what) => {
+                    self.confirm_quit = true;
+                    let msg = format!("{what} not saved: q again quits, any other key stays");
+                    self.set_status(Level::Warn, msg);
+                }
+                None => self.quit_now(),
+            },
             _ => {}
         }
+    }
+
+    fn cycle_drill_input(&mut self) {
+        self.drill_input = match self.drill_input {
+            HeadInput::V => HeadInput::Q,
+            HeadInput::Q => HeadInput::K,
+            HeadInput::K => HeadInput::V,
+        };
+        let msg = format!(
+            "Enter drills into the head's {} input",
+            self.drill_input.letter()
+        );
+        self.set_status(Level::Info, msg);
+    }
+
+    fn edit_receiver(&mut self) {
+        let initial = self
+            .current()
+            .map(|s| s.key.receiver.cli_text())
+            .unwrap_or_default();
+        self.open_input(
+            InputPurpose::Receiver,
+            "receiver (resid_post:L | resid_pre:L | resid_mid:L | L.H.v [L.H.q ...])",
+            initial,
+        );
     }
 
     /// Moves the first list's threshold by `d` tenths of a percent, in exact steps (labels

@@ -122,6 +122,9 @@ pub struct RunSlot {
     pub matrix: Option<PatchMatrix>,
     pub state: RunState,
     pub saved_to: Option<PathBuf>,
+    /// Where the cursor was when this run was last left, so that `[`/`]` can return there
+    /// when the cursor's (layer, head) does not exist in it (another shape).
+    pub left_at: Option<(usize, usize)>,
 }
 
 /// The attention view's settings and data.
@@ -218,6 +221,8 @@ pub struct App {
     pub screen: Screen,
     pub input: Option<Input>,
     pub help: bool,
+    /// Key rows the help is scrolled down by (it is cut on small terminals).
+    pub help_scroll: usize,
     pub color: ColorMode,
     pub setup: Setup,
     pub setup_row: usize,
@@ -314,6 +319,7 @@ impl App {
             screen: Screen::Heatmap,
             input: None,
             help: false,
+            help_scroll: 0,
             color: ColorMode::detect(),
             setup_row: 0,
             model: None,
@@ -474,6 +480,7 @@ impl App {
             matrix: None,
             state: RunState::Idle,
             saved_to: None,
+            left_at: None,
         });
         self.runs.len() - 1
     }
@@ -481,6 +488,7 @@ impl App {
     /// Moves to `key` in the breadcrumbs (dropping forward history), running it if it was never
     /// run. Runs already done open instantly from the cache.
     pub fn navigate(&mut self, key: RunKey, run: bool) {
+        self.remember_cursor();
         let i = self.slot_for(key);
         if self.trail.get(self.trail_pos) != Some(&i) {
             self.trail.truncate(self.trail_pos + 1);
@@ -694,17 +702,37 @@ impl App {
     /// result there has it.
     pub fn back(&mut self) {
         if self.trail_pos > 0 {
-            self.trail_pos -= 1;
-            self.sync_context();
-            self.clamp_cursor();
+            self.step_trail(self.trail_pos - 1);
         }
     }
 
     pub fn forward(&mut self) {
         if self.trail_pos + 1 < self.trail.len() {
-            self.trail_pos += 1;
-            self.sync_context();
-            self.clamp_cursor();
+            self.step_trail(self.trail_pos + 1);
+        }
+    }
+
+    /// Moves along the breadcrumbs to `pos`: the cursor keeps its (layer, head) where the
+    /// run there has that cell, and otherwise returns to where it was when that run was left.
+    fn step_trail(&mut self, pos: usize) {
+        self.remember_cursor();
+        self.trail_pos = pos;
+        self.sync_context();
+        let (lo, hi) = self.layer_range();
+        let (l, h) = self.cursor;
+        let exists = (lo..=hi).contains(&l) && h < self.n_heads();
+        if !exists {
+            if let Some(c) = self.current().and_then(|s| s.left_at) {
+                self.cursor = c;
+            }
+        }
+        self.clamp_cursor();
+    }
+
+    /// Notes the cursor in the current run before leaving it.
+    pub(super) fn remember_cursor(&mut self) {
+        if let Some(&i) = self.trail.get(self.trail_pos) {
+            self.runs[i].left_at = Some(self.cursor);
         }
     }
 

@@ -336,26 +336,48 @@ fn status_bar(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+/// The help screen's title and lines for a screen, read from its key table.
+pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static str)>) {
+    match screen {
+        Screen::Heatmap => {
+            let mut lines = keymap::help_lines(keymap::HEATMAP);
+            lines.extend_from_slice(keymap::HEATMAP_NOTES);
+            ("heatmap", lines)
+        }
+        Screen::Attention => ("attention", keymap::ATTENTION_KEYS.to_vec()),
+        Screen::Setup => ("setup", keymap::SETUP_KEYS.to_vec()),
+        Screen::Gallery | Screen::Compare => ("gallery", keymap::GALLERY_KEYS.to_vec()),
+    }
+}
+
+/// How the help box is laid out for `n` keys in `area`: (columns, keys per column, key rows
+/// shown). The key handler uses it too, so that scrolling stops where the last key shows.
+pub fn help_layout(area: Rect, n: usize) -> (usize, usize, usize) {
+    let w = area.width.min(100);
+    // One column when the keys fit the height, else two side by side.
+    let rows_avail = area.height.saturating_sub(2) as usize;
+    let cols = if n <= rows_avail || w < 60 { 1 } else { 2 };
+    let per_col = n.div_ceil(cols);
+    (cols, per_col, per_col.min(rows_avail))
+}
+
+/// The furthest the help can scroll on `screen` at the terminal size `viewport`.
+pub fn help_max_scroll(screen: Screen, viewport: (u16, u16)) -> usize {
+    let n = help_table(screen).1.len();
+    let (_, per_col, shown) = help_layout(Rect::new(0, 0, viewport.0, viewport.1), n);
+    per_col.saturating_sub(shown)
+}
+
 fn help(frame: &mut Frame, area: Rect, app: &App) {
-    let (title, keys) = match app.screen {
-        Screen::Heatmap => ("heatmap", keymap::HEATMAP_KEYS),
-        Screen::Attention => ("attention", keymap::ATTENTION_KEYS),
-        Screen::Setup => ("setup", keymap::SETUP_KEYS),
-        Screen::Gallery | Screen::Compare => ("gallery", keymap::GALLERY_KEYS),
-    };
+    let (title, keys) = help_table(app.screen);
+    let keys = &keys[..];
     let w = area.width.min(100);
     if w < 12 || area.height < 3 {
         return;
     }
-    // One column when the keys fit the height, else two side by side.
-    let rows_avail = area.height.saturating_sub(2) as usize;
-    let cols = if keys.len() <= rows_avail || w < 60 {
-        1
-    } else {
-        2
-    };
-    let per_col = keys.len().div_ceil(cols);
-    let h = (per_col.min(rows_avail) as u16 + 2).min(area.height);
+    let (cols, per_col, shown) = help_layout(area, keys.len());
+    let scroll = app.help_scroll.min(per_col - shown);
+    let h = (shown as u16 + 2).min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -363,9 +385,19 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
         height: h,
     };
     frame.render_widget(Clear, r);
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .title(format!(" keys: {title} · ? or Esc closes "));
+    // Say what is clipped, and which way it scrolls.
+    let more = match (scroll > 0, scroll + shown < per_col) {
+        (true, true) => " more ↑↓ (j/k) ",
+        (true, false) => " more ↑ (k) ",
+        (false, true) => " more ↓ (j) ",
+        (false, false) => "",
+    };
+    if !more.is_empty() {
+        block = block.title_bottom(Line::from(more).right_aligned());
+    }
     let inner = block.inner(r);
     frame.render_widget(block, r);
     let col_w = inner.width / cols as u16;
@@ -378,6 +410,7 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
     for (c, chunk) in keys.chunks(per_col).enumerate() {
         let lines: Vec<Line> = chunk
             .iter()
+            .skip(scroll)
             .map(|(k, d)| {
                 Line::from(vec![
                     Span::styled(

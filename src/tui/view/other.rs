@@ -85,13 +85,12 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
         None => out.push(Line::from("model  (loading or not loaded)")),
     }
     if let Some(d) = &app.data {
+        // Shots and offset only where the task uses them (never for prompt-pair files).
         out.push(Line::from(format!(
-            "data   {} · {} · {} shots · offset {:+} · {} examples · lengths {:?}",
+            "data   {} · {} · {} · lengths {:?}",
             d.info.spec.file.display(),
             d.info.spec.task,
-            d.info.spec.shots,
-            d.info.spec.offset,
-            d.info.n_examples,
+            super::data_words(&d.info).replace(", ", " · "),
             d.lengths
         )));
         match &d.eval {
@@ -182,13 +181,26 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
             Line::from(Span::styled(format!("{mark}{}", e.label), style))
         })
         .collect();
-    frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(format!(
-            " saved results ({}) · Enter opens · m marks · c compares · d difference ",
-            g.entries.len()
-        ))),
-        list,
-    );
+    // Where the selection is, and whether entries are clipped above or below.
+    let n = g.entries.len();
+    let position = if n == 0 {
+        "0".to_string()
+    } else {
+        format!("{}/{n}", g.selected + 1)
+    };
+    let more = match (first > 0, first + visible < n) {
+        (true, true) => " more ↑↓ ",
+        (true, false) => " more ↑ ",
+        (false, true) => " more ↓ ",
+        (false, false) => "",
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(
+            " saved results {position} · Enter opens · m marks · c compares · d difference "
+        ))
+        .title_bottom(Line::from(more).right_aligned());
+    frame.render_widget(Paragraph::new(lines).block(block), list);
     if let Some(e) = g.entries.get(g.selected) {
         let text = match &e.record {
             Ok(r) => crate::results::text::summary(r),
