@@ -43,7 +43,7 @@ fn load(name: &str, data_from: &str) -> (model::LoadedModel, Tokenized, Vec<Toke
     )
     .unwrap();
     let mut spec = DataSpec::new(
-        &fixture(data_from).join("addition.jsonl"),
+        fixture(data_from).join("addition.jsonl"),
         TaskKind::Addition,
     );
     spec.examples = Some(EXAMPLES);
