@@ -36,7 +36,7 @@ fn heatmap_help_comes_from_the_table() {
 /// Functions in src/tui that are known to be longer than 80 lines, with the length they may
 /// not exceed (debt to split; the list may only shrink).
 const KNOWN_LONG: &[(&str, usize)] = &[
-    ("on_worker", 243),
+    ("on_worker", 208),
     ("apply_input", 87),
     ("set_field", 106),
     ("setup", 144),

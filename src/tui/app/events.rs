@@ -44,43 +44,7 @@ impl App {
                 info,
                 lengths,
                 preview,
-            } => {
-                let mut msg = format!(
-                    "{} examples from {}",
-                    info.n_examples,
-                    info.spec.file.display()
-                );
-                if !info.skipped.is_empty() {
-                    msg.push_str(&format!(
-                        ", {} skipped (length mismatch)",
-                        info.skipped.len()
-                    ));
-                }
-                if !info.multi_token_answers.is_empty() {
-                    msg.push_str(&format!(
-                        ", {} multi-token answers",
-                        info.multi_token_answers.len()
-                    ));
-                }
-                if self.load_error.is_none() {
-                    self.set_status(Level::Info, msg);
-                }
-                if self.data.as_ref().map(|d| &d.info.spec) != Some(&info.spec) {
-                    self.forget_runs();
-                }
-                self.load_jobs.retain(|&j| j != id);
-                if self.load_jobs.is_empty() && self.load_error.is_none() {
-                    self.loaded_setup = Some(self.setup.clone());
-                }
-                self.data = Some(DataStatus {
-                    eval: None,
-                    info,
-                    lengths,
-                    preview,
-                });
-                self.jobs.retain(|j| j.id != id);
-                self.maybe_ready();
-            }
+            } => self.on_data_loaded(id, info, lengths, preview),
             Event::Progress {
                 id,
                 what,
@@ -246,6 +210,51 @@ impl App {
             // The explorer submits no analysis jobs yet (the circuit screen is to come).
             Event::Cancelled { .. } | Event::Analysis { .. } => {}
         }
+    }
+
+    /// The data is loaded: say what it holds, drop runs of other data, and keep it.
+    fn on_data_loaded(
+        &mut self,
+        id: JobId,
+        info: DataInfo,
+        lengths: Vec<usize>,
+        preview: Vec<PairPreview>,
+    ) {
+        let mut msg = format!(
+            "{} examples from {}",
+            info.n_examples,
+            info.spec.file.display()
+        );
+        if !info.skipped.is_empty() {
+            msg.push_str(&format!(
+                ", {} skipped (length mismatch)",
+                info.skipped.len()
+            ));
+        }
+        if !info.multi_token_answers.is_empty() {
+            msg.push_str(&format!(
+                ", {} multi-token answers",
+                info.multi_token_answers.len()
+            ));
+        }
+        if self.load_error.is_none() {
+            self.set_status(Level::Info, msg);
+        }
+        if self.data.as_ref().map(|d| &d.info.spec) != Some(&info.spec) {
+            self.forget_runs();
+        }
+        self.load_jobs.retain(|&j| j != id);
+        if self.load_jobs.is_empty() && self.load_error.is_none() {
+            self.loaded_setup = Some(self.setup.clone());
+        }
+        self.data = Some(DataStatus {
+            eval: None,
+            info,
+            lengths,
+            preview,
+        });
+        self.jobs.retain(|j| j.id != id);
+        self.maybe_ready();
     }
 
     /// Drops this session's runs (the model or data changed under them).
