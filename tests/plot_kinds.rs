@@ -550,7 +550,7 @@ fn unknown_attention_head_is_an_error() {
     ]);
     let out = dir.join("x.svg");
     let (code, err) = hh_fails(&["plot", s(&att), "--head", "99.0", "--out", s(&out)]);
-    assert_one_line_error(code, &err, &["99.0", "0.1"]);
+    assert_one_line_error(code, &err, &["att.json", "99.0", "0.1"]);
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 }

@@ -168,10 +168,14 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
     }
     Ok(match &loaded[0] {
         Plottable::PathPatching(r) => Box::new(heatmap::Heatmap::single(r, &opts)?),
-        Plottable::Attention(f) => match a.query {
-            Some(q) => Box::new(attention::AttentionRow::new(f, &heads, q)?),
-            None => Box::new(attention::AttentionGrid::new(f, &heads)?),
-        },
+        Plottable::Attention(f) => {
+            // The head or query is checked against this file: say which file.
+            let in_file = |e: plot::PlotError| anyhow::anyhow!("{}: {e}", a.files[0].display());
+            match a.query {
+                Some(q) => Box::new(attention::AttentionRow::new(f, &heads, q).map_err(in_file)?),
+                None => Box::new(attention::AttentionGrid::new(f, &heads).map_err(in_file)?),
+            }
+        }
         Plottable::FunctionVector(f) => Box::new(analysis::FvFigure::new(f, range)?),
         Plottable::Ablation(f) => Box::new(analysis::BarFigure::ablation(f)),
         Plottable::Circuit(f) => Box::new(analysis::BarFigure::minimality(f)),
