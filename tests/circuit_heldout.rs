@@ -164,11 +164,18 @@ fn function_vector_identities_on_every_held_out_fixture() {
 }
 
 /// Batch size never changes the numbers: circuit F, ablation and FV Δ at batch 1 and at one
-/// batch of every example agree within 1e-6 (tests/circuit.rs checks batches 8, 3, 1 against
+/// batch of every example agree within 1e-6 on every held-out fixture (FV Δ: see `fv_tol`) (tests/circuit.rs checks batches 8, 3, 1 against
 /// TransformerLens within 1e-4 on tiny-llama and tiny-gemma2).
 #[test]
 fn batch_size_never_changes_the_numbers() {
-    for &(name, data_from) in &[("tiny-gpt2", "tiny-gpt2"), ("tiny-qwen3", "tiny-qwen3")] {
+    for &(name, data_from) in HELD_OUT {
+        // FV Δ of tiny-gemma2-window and tiny-qwen2 differ between batch 1 and 4 by ~1.4e-6
+        // (f32 rounding of logits near 1): 1e-5 there, 1e-6 where it holds.
+        let fv_tol = if matches!(name, "tiny-gpt2" | "tiny-qwen3") {
+            1e-6
+        } else {
+            1e-5
+        };
         let (lm, t, roles) = load(name, data_from);
         let digits = digit_tokens(&lm.tokenizer).unwrap();
         let heads: Vec<Head> = vec![(1, 2), (2, 0), (0, 3)];
@@ -213,7 +220,7 @@ fn batch_size_never_changes_the_numbers() {
         for ((ka, ga), (_, gb)) in fv[0].iter().zip(&fv[1]) {
             for (x, y) in ga.iter().flatten().zip(gb.iter().flatten()) {
                 assert!(
-                    (x - y).abs() <= 1e-6,
+                    (x - y).abs() <= fv_tol,
                     "{name} FV {ka}: batch 1 {x}, batch N {y}"
                 );
             }
