@@ -232,6 +232,20 @@ pub fn random_groups(model: &Model, n: usize, size: usize, seed: u64) -> Vec<Vec
         .collect()
 }
 
+/// The answer tokens an ablation's accuracy is restricted to: the paper's ten digits for the
+/// arithmetic tasks; `None` (the whole vocabulary) for the others. One rule for the CLI and the
+/// worker.
+pub fn task_answer_tokens(
+    task: crate::data::TaskKind,
+    tok: &crate::model::Tokenizer,
+) -> Result<Option<Vec<u32>>, AnalysisError> {
+    use crate::data::TaskKind;
+    Ok(match task {
+        TaskKind::Addition | TaskKind::Base => Some(digit_tokens(tok)?),
+        _ => None,
+    })
+}
+
 /// The ten digit tokens "0".."9" (the last token of each digit's tokenization, as the paper's
 /// `to_tokens(str(i))[0][-1]`).
 pub fn digit_tokens(tok: &crate::model::Tokenizer) -> Result<Vec<u32>, AnalysisError> {

@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use super::circuit::{check_out, heads_flag, heads_json, write_json, Inputs};
 use super::{DataArgs, ModelArgs};
-use crate::analysis::ablation::{digit_tokens, random_groups, AblationRun, Ablator};
+use crate::analysis::ablation::{random_groups, task_answer_tokens, AblationRun, Ablator};
 use crate::analysis::mean_std;
-use crate::data::TaskKind;
 
 #[derive(Args, Debug)]
 pub struct AblateArgs {
@@ -60,12 +59,7 @@ pub fn run(a: AblateArgs) -> Result<()> {
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
-    // The paper's answer tokens: the ten digits for the arithmetic tasks; other tasks compare
-    // with the whole vocabulary.
-    let digits = match inp.spec.task {
-        TaskKind::Addition | TaskKind::Base => Some(digit_tokens(&lm.tokenizer)?),
-        _ => None,
-    };
+    let digits = task_answer_tokens(inp.spec.task, &lm.tokenizer)?;
     let started = std::time::Instant::now();
     let ab = Ablator::new(
         &lm.model,

@@ -4,13 +4,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::analysis::ablation::{digit_tokens, random_groups, AblationRun, Ablator};
+use crate::analysis::ablation::{
+    digit_tokens, random_groups, task_answer_tokens, AblationRun, Ablator,
+};
 use crate::analysis::circuit::{
     greedy_search, Circuit, Completeness, Evaluator, GreedyOptions, GreedyOutcome, Minimality,
 };
 use crate::analysis::function_vectors::{function_vectors, FvOptions, FvResult};
 use crate::analysis::Head;
-use crate::data::{DataSpec, TaskKind, TokenRoles, Tokenized};
+use crate::data::{DataSpec, TokenRoles, Tokenized};
 use crate::model::LoadedModel;
 
 use super::{Event, EventSink, JobId};
@@ -191,11 +193,7 @@ pub(super) fn ablation(
 ) -> anyhow::Result<AnalysisReport> {
     let roles = inp.roles()?;
     let m = &inp.lm.model;
-    // As `headhunt ablate`: the digits for the arithmetic tasks, else the whole vocabulary.
-    let digits = match inp.spec.task {
-        TaskKind::Addition | TaskKind::Base => Some(digit_tokens(&inp.lm.tokenizer)?),
-        _ => None,
-    };
+    let digits = task_answer_tokens(inp.spec.task, &inp.lm.tokenizer)?;
     let ab = Ablator::new(m, &inp.tok.pairs, Some(&roles), digits, req.batch_size)?;
     let mut steps = Steps {
         id,
