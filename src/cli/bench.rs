@@ -63,6 +63,31 @@ pub struct BenchArgs {
     /// Timed repetitions of each fast measurement (the minimum is reported).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Measure only these parts, comma-separated (default: all). A head-receiver sweep of a
+    /// 0.5B model on a CPU takes minutes per 12 prompts, so timing just the circuit
+    /// evaluation of 100 prompts needs a way to leave the sweeps out.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Part>,
+}
+
+/// One measurement of `headhunt bench`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The fast sweep to the last layer's resid_post.
+    Resid,
+    /// The fast sweep to a head receiver.
+    Head,
+    /// The literal (reference) algorithm to the last layer's resid_post.
+    Reference,
+    /// One circuit evaluation F(C).
+    Circuit,
+}
+
+impl BenchArgs {
+    fn wants(&self, part: Part) -> bool {
+        (self.only.is_empty() || self.only.contains(&part))
+            && !(part == Part::Reference && self.no_reference)
+    }
 }
 
 /// Synthetic prompt pairs shaped like the paper's n-shot single-digit addition: BOS, then n
@@ -274,57 +299,77 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .unwrap_or(crate::patching::default_chunk_rows(model.device.is_cpu())),
         };
         let fast_resid = spec(&resid, 0, Algorithm::Fast);
-        let (s, cache) = time_fast(&model, &pairs, &fast_resid, a.repeat)?;
-        println!(
-            "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
-            resid.label(),
-            s,
-            cache,
-            s - cache,
-            fast_resid.n_senders(n_heads)
-        );
-        let fast_head = PatchSpec {
-            batch_size: head_batch,
-            ..spec(&head, 0, Algorithm::Fast)
-        };
-        let (hs, hcache) = time_fast(&model, &pairs, &fast_head, a.repeat)?;
-        println!(
-            "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
-            head.label(),
-            hs,
-            hcache,
-            hs - hcache,
-            fast_head.n_senders(n_heads)
-        );
-        if !a.no_reference {
-            let begin = n_layers - ref_layers;
-            let reference = spec(&resid, begin, Algorithm::Reference);
-            sync(&model)?;
-            let t = Instant::now();
-            let out = patching::run(&model, &pairs, &reference, &mut Silent)?;
-            sync(&model)?;
-            let total = t.elapsed().as_secs_f64();
-            let per_layer = (total - out.cache_seconds) / ref_layers as f64;
-            let full = out.cache_seconds + per_layer * n_layers as f64;
-            let how = if ref_layers == n_layers {
-                "measured".to_string()
-            } else {
-                format!("extrapolated from {ref_layers} of {n_layers} sender layers")
-            };
+        // The fast resid sweep is the reference's yardstick (its ratio).
+        let mut fast_s = None;
+        if a.wants(Part::Resid) {
+            let (s, cache) = time_fast(&model, &pairs, &fast_resid, a.repeat)?;
             println!(
-                "reference   {:<22} {:>9.4} s  ({how}; {:.4} s per sender)",
+                "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
                 resid.label(),
-                full,
-                per_layer / n_heads as f64
+                s,
+                cache,
+                s - cache,
+                fast_resid.n_senders(n_heads)
             );
+            fast_s = Some(s);
+        }
+        if a.wants(Part::Head) {
+            let fast_head = PatchSpec {
+                batch_size: head_batch,
+                ..spec(&head, 0, Algorithm::Fast)
+            };
+            let (hs, hcache) = time_fast(&model, &pairs, &fast_head, a.repeat)?;
             println!(
-                "ratio       reference / fast, {}: {:.1}x",
-                resid.label(),
-                full / s
+                "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders)",
+                head.label(),
+                hs,
+                hcache,
+                hs - hcache,
+                fast_head.n_senders(n_heads)
             );
         }
-        time_circuit(&model, &pairs, batch_size, a.repeat)?;
+        if a.wants(Part::Reference) {
+            let reference = spec(&resid, n_layers - ref_layers, Algorithm::Reference);
+            time_reference(&model, &pairs, &reference, ref_layers, fast_s)?;
+        }
+        if a.wants(Part::Circuit) {
+            time_circuit(&model, &pairs, batch_size, a.repeat)?;
+        }
         println!("memory      {}", memory.finish(&model));
+    }
+    Ok(())
+}
+
+/// Times the literal algorithm on the top `ref_layers` sender layers and extrapolates to all
+/// of them (its cost per sender layer is the same for every layer); the ratio to the fast
+/// sweep when that was measured too.
+fn time_reference(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    reference: &PatchSpec,
+    ref_layers: usize,
+    fast_s: Option<f64>,
+) -> Result<()> {
+    let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
+    sync(model)?;
+    let t = Instant::now();
+    let out = patching::run(model, pairs, reference, &mut Silent)?;
+    sync(model)?;
+    let total = t.elapsed().as_secs_f64();
+    let per_layer = (total - out.cache_seconds) / ref_layers as f64;
+    let full = out.cache_seconds + per_layer * n_layers as f64;
+    let how = if ref_layers == n_layers {
+        "measured".to_string()
+    } else {
+        format!("extrapolated from {ref_layers} of {n_layers} sender layers")
+    };
+    let label = reference.receiver.label();
+    println!(
+        "reference   {label:<22} {full:>9.4} s  ({how}; {:.4} s per sender)",
+        per_layer / n_heads as f64
+    );
+    if let Some(s) = fast_s {
+        println!("ratio       reference / fast, {label}: {:.1}x", full / s);
     }
     Ok(())
 }
