@@ -70,6 +70,27 @@ impl FvFile {
         Ok(self)
     }
 
+    /// The panels of `heads` alone (no "all"): for a figure of one head's FV. A head not in
+    /// the file is an error that lists the heads it has.
+    pub fn only(&self, heads: &[(usize, usize)]) -> Result<FvFile, PlotError> {
+        let mut delta = BTreeMap::new();
+        for &h in heads {
+            let m = self.delta.get(&head_name(h)).ok_or_else(|| {
+                PlotError::Invalid(format!(
+                    "head {} is not in the file (it has {})",
+                    head_name(h),
+                    heads_list(&self.heads)
+                ))
+            })?;
+            delta.insert(head_name(h), m.clone());
+        }
+        Ok(FvFile {
+            heads: heads.to_vec(),
+            delta,
+            ..self.clone()
+        })
+    }
+
     /// Panel keys in order: the heads as listed, "all", then any others.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
@@ -144,7 +165,15 @@ impl FvFigure {
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
         let w = self.size.0 as i32;
-        let title = format!("Function-vector Δ, heads {}", heads_list(&self.file.heads));
+        let heads = if self.file.heads.len() == 1 {
+            "head"
+        } else {
+            "heads"
+        };
+        let title = format!(
+            "Function-vector Δ, {heads} {}",
+            heads_list(&self.file.heads)
+        );
         canvas::text(area, &title, (w / 2, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
         let sub = format!(
             "{} · rows: naive prompt, columns: digit",
@@ -395,7 +424,7 @@ impl BarFigure {
         BarFigure::lay_out(
             "Minimality per head".into(),
             sub,
-            "minimality".into(),
+            "minimality (logits)".into(),
             categories,
             legend,
             (lo, hi),
@@ -427,10 +456,10 @@ impl BarFigure {
             )
         } else {
             let w = (n * 36).max(200);
-            (
-                ((70, 80), (70 + w, 340)),
-                ((w + 110).max(560), 340 + label_w + 30),
-            )
+            let width = (w + 110).max(560);
+            // Centred under the title, which sets the width of a figure of few bars.
+            let x0 = ((width - w) / 2).max(70);
+            (((x0, 80), (x0 + w, 340)), (width, 340 + label_w + 30))
         };
         BarFigure {
             size: (size.0 as u32, size.1 as u32),
@@ -516,7 +545,12 @@ impl BarFigure {
                         canvas::fill(area, (m, lo.min(hi)), (m + 1, lo.max(hi) + 1), BLACK_TEXT)?;
                     }
                 }
-                if self.horizontal {
+                if !self.horizontal {
+                    let s = format!("{:.2}", bar.value);
+                    let xc = (a.0 + b.0) / 2;
+                    let y = self.at(bar.value.max(0.0)) - 3;
+                    canvas::text(area, &s, (xc, y), TICK, Anchor::Bottom, BLACK_TEXT)?;
+                } else {
                     let s = format!("{:.1}", bar.value);
                     let x = self.at(bar.value + bar.err.unwrap_or(0.0)) + 4;
                     canvas::text(

@@ -72,6 +72,16 @@ pub(crate) fn register_font() {
     });
 }
 
+/// The mark every figure carries (an SVG `<desc>`, a PNG `tEXt` chunk), so that the explorer
+/// replaces a figure it wrote earlier but never a file of someone else's with the same name.
+pub const MARK: &str = "Drawn by headhunt";
+
+/// Does `bytes` (the start of a file is enough) carry [`MARK`]?
+pub fn has_mark(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    head.windows(MARK.len()).any(|w| w == MARK.as_bytes())
+}
+
 /// Renders `fig` to the bytes of an SVG or PNG file.
 pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     register_font();
@@ -90,7 +100,7 @@ pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
                 fig.draw_svg(&area)?;
                 area.present().map_err(draw_err)?;
             }
-            Ok(s.into_bytes())
+            Ok(marked_svg(s).into_bytes())
         }
         Format::Png => {
             let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -105,12 +115,24 @@ pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     }
 }
 
+/// The SVG with [`MARK`] as its description, right after the opening `<svg …>` tag.
+fn marked_svg(s: String) -> String {
+    match s.find('>') {
+        Some(i) if s.starts_with("<svg") => {
+            format!("{}\n<desc>{MARK}</desc>{}", &s[..=i], &s[i + 1..])
+        }
+        _ => s,
+    }
+}
+
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let e = |e: png::EncodingError| PlotError::Draw(format!("PNG encoding: {e}"));
+    enc.add_text_chunk("Software".into(), MARK.into())
+        .map_err(e)?;
     let mut writer = enc.write_header().map_err(e)?;
     writer.write_image_data(rgb).map_err(e)?;
     writer.finish().map_err(e)?;
@@ -141,6 +163,8 @@ pub enum Anchor {
     Top,
     /// Horizontal centre, vertical centre.
     Centre,
+    /// Horizontal centre, bottom edge.
+    Bottom,
 }
 
 /// A text of `size` pixels.
@@ -157,6 +181,7 @@ pub fn text<DB: DrawingBackend>(
         Anchor::Right => Pos::new(HPos::Right, VPos::Center),
         Anchor::Top => Pos::new(HPos::Center, VPos::Top),
         Anchor::Centre => Pos::new(HPos::Center, VPos::Center),
+        Anchor::Bottom => Pos::new(HPos::Center, VPos::Bottom),
     };
     let style = (FAMILY, size).into_font().color(&color(c)).pos(pos);
     area.draw(&Text::new(s.to_string(), (x, y), style))

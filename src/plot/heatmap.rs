@@ -141,11 +141,16 @@ impl Quantity {
         }
     }
 
-    /// The cells of `rec` [layer][head]; `None` rows were not computed.
+    /// The cells of `rec` [layer][head]; `None` rows were not computed, or cannot reach the
+    /// receiver (a sender in a head receiver's own layer or above: its 0 carries no
+    /// information, and the explorer draws it as not computed too).
     pub fn rows(self, rec: &RunRecord) -> Vec<Option<Vec<f64>>> {
         (0..rec.n_layers)
             .map(|l| {
                 rec.relative[l].as_ref()?;
+                if !rec.receiver.reachable_from(l) {
+                    return None;
+                }
                 Some(
                     (0..rec.n_heads)
                         .map(|h| match self {
