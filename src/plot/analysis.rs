@@ -459,7 +459,8 @@ impl BarFigure {
             let width = (w + 110).max(560);
             // Centred under the title, which sets the width of a figure of few bars.
             let x0 = ((width - w) / 2).max(70);
-            (((x0, 80), (x0 + w, 340)), (width, 340 + label_w + 30))
+            // Room above the plot for the tallest bar's value, under the legend.
+            (((x0, 100), (x0 + w, 360)), (width, 360 + label_w + 30))
         };
         BarFigure {
             size: (size.0 as u32, size.1 as u32),
