@@ -338,3 +338,51 @@ fn fv_grid_cells_in_svg_and_png() {
     ];
     assert_colours(&svg, &png, &want);
 }
+
+/// `--head` on a function-vector file keeps those heads' panels (no all-heads panel); a head
+/// the file does not have is a one-line error naming the file, and nothing is written.
+#[test]
+fn fv_head_selects_panels() {
+    let dir = temp_dir("plot-fv-head");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plot/fv.json");
+    let out = dir.join("one.svg");
+    let o = Command::new(bin())
+        .arg("plot")
+        .arg(&file)
+        .args(["--head", "32.6", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        common::figure::svg_cells(&svg, 22.0).len(),
+        100,
+        "one 10×10 grid"
+    );
+    let texts = common::figure::svg_texts(&svg);
+    assert!(
+        texts.iter().any(|t| t == "Function-vector Δ, head 32.6"),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t == "H32.6"), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t == "all heads" || t == "H39.7"),
+        "{texts:?}"
+    );
+    let bad = dir.join("bad.svg");
+    let o = Command::new(bin())
+        .arg("plot")
+        .arg(&file)
+        .args(["--head", "1.1", "--out"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_one_line_error(
+        o.status.code().unwrap_or(-1),
+        &err,
+        &["fv.json", "1.1", "39.7"],
+    );
+    assert!(!bad.exists());
+}
