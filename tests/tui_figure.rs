@@ -81,7 +81,7 @@ fn ready_app(tag: &str) -> (App, PathBuf) {
         n_params: 1000,
     });
     let spec = DataSpec::new(
-        &common::fixture("tiny-gemma2").join("addition.jsonl"),
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
         TaskKind::Addition,
     );
     app.on_worker(Event::DataLoaded {

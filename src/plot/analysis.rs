@@ -8,8 +8,8 @@ use std::path::Path;
 use plotters::prelude::DrawingBackend;
 use serde_json::Value;
 
-use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
-use super::heatmap::{GROUP_COLOURS, SUBTITLE, TICK, TITLE};
+use super::canvas::{self, figure, group_colour, text_size, Anchor, Area, Rgb, Swatch};
+use super::canvas::{BLACK_TEXT, GREY_TEXT, SUBTITLE, TICK};
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 
@@ -174,12 +174,11 @@ impl FvFigure {
             "Function-vector Δ, {heads} {}",
             heads_list(&self.file.heads)
         );
-        canvas::text(area, &title, (w / 2, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
         let sub = format!(
             "{} · rows: naive prompt, columns: digit",
             model_label(&self.file.model)
         );
-        canvas::text(area, &sub, (w / 2, 32), SUBTITLE, Anchor::Top, GREY_TEXT)?;
+        canvas::headings(area, self.size.0, &title, &sub)?;
         for (p, key) in self.keys.iter().enumerate() {
             let m = &self.file.delta[key];
             for (r, row) in m.iter().enumerate() {
@@ -392,8 +391,7 @@ impl BarFigure {
             .minimality
             .iter()
             .map(|m| {
-                let c =
-                    group_of(m.head).map_or(GREY_TEXT, |g| GROUP_COLOURS[g % GROUP_COLOURS.len()]);
+                let c = group_of(m.head).map_or(GREY_TEXT, group_colour);
                 (
                     head_name(m.head),
                     vec![Bar {
@@ -412,7 +410,7 @@ impl BarFigure {
             .groups
             .iter()
             .enumerate()
-            .map(|(g, grp)| (grp.name.clone(), GROUP_COLOURS[g % GROUP_COLOURS.len()]))
+            .map(|(g, grp)| (grp.name.clone(), group_colour(g)))
             .collect();
         let sub = format!(
             "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
@@ -511,23 +509,7 @@ impl BarFigure {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        let w = self.size.0 as i32;
-        canvas::text(
-            area,
-            &self.title,
-            (w / 2, 8),
-            TITLE,
-            Anchor::Top,
-            BLACK_TEXT,
-        )?;
-        canvas::text(
-            area,
-            &self.subtitle,
-            (w / 2, 32),
-            SUBTITLE,
-            Anchor::Top,
-            GREY_TEXT,
-        )?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         self.draw_axis(area)?;
         let ((x0, _), (_, y1)) = self.plot;
         for (i, (label, bars)) in self.categories.iter().enumerate() {
@@ -573,14 +555,13 @@ impl BarFigure {
                 canvas::text_up(area, label, (xc, y1 + 4), TICK, BLACK_TEXT)?;
             }
         }
-        let mut lx = x0;
         let ly = if self.horizontal { y1 + 40 } else { 58 };
-        for (name, c) in &self.legend {
-            canvas::fill(area, (lx, ly - 6), (lx + 12, ly + 6), *c)?;
-            canvas::text(area, name, (lx + 16, ly), TICK, Anchor::Left, BLACK_TEXT)?;
-            lx += 30 + text_size(name, TICK).0 as i32;
-        }
-        Ok(())
+        let items: Vec<(String, Rgb, Swatch)> = self
+            .legend
+            .iter()
+            .map(|(name, c)| (name.clone(), *c, Swatch::Filled))
+            .collect();
+        canvas::legend(area, (x0, ly), &items)
     }
 
     fn draw_axis<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {

@@ -37,7 +37,7 @@ pub enum PlotError {
 #[derive(Debug, Clone)]
 pub enum Plottable {
     PathPatching(Box<RunRecord>),
-    Attention(attention::AttentionFile),
+    Attention(Box<attention::AttentionFile>),
     FunctionVector(analysis::FvFile),
     Ablation(analysis::AblationFile),
     Circuit(analysis::CircuitFile),
@@ -68,11 +68,11 @@ pub fn load(path: &Path) -> Result<Plottable, PlotError> {
         }
     };
     Ok(match format {
-        attention::FORMAT => Plottable::Attention(
+        attention::FORMAT => Plottable::Attention(Box::new(
             serde_json::from_value::<attention::AttentionFile>(value)
                 .map_err(parse("attention file"))?
                 .checked(path)?,
-        ),
+        )),
         analysis::FV_FORMAT => Plottable::FunctionVector(
             serde_json::from_value::<analysis::FvFile>(value)
                 .map_err(parse("function-vector file"))?
