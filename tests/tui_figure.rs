@@ -185,7 +185,10 @@ fn f_writes_the_heatmap_as_shown_beside_the_saved_run() {
     let (svg_path, png_path) = (stem.with_extension("svg"), stem.with_extension("png"));
     assert!(
         app.status.1.contains(&svg_path.display().to_string())
-            && app.status.1.contains(&png_path.display().to_string())
+            && app.status.1.contains(&format!(
+                " and {}",
+                png_path.file_name().unwrap().to_string_lossy()
+            ))
             && app.status.1.starts_with("saved "),
         "{}",
         app.status.1

@@ -129,7 +129,12 @@ impl App {
                 } else {
                     String::new()
                 };
-                let msg = format!("{before}figure {} and {}", svg.display(), png.display());
+                // The PNG is beside the SVG (as a rule): its name is enough.
+                let png = match (png.parent() == svg.parent(), png.file_name()) {
+                    (true, Some(name)) => name.to_string_lossy().to_string(),
+                    _ => png.display().to_string(),
+                };
+                let msg = format!("{before}figure {} and {png}", svg.display());
                 self.set_status(Level::Info, msg);
             }
             Err(e) => self.set_status(Level::Error, format!("figure not written: {e}")),
