@@ -382,3 +382,66 @@ fn f_on_the_attention_screen_draws_the_heads_shown() {
         "{texts:?}"
     );
 }
+
+/// A run whose baselines are too close for r (|LD_c − LD_n| < 1): the explorer and the figure
+/// show the raw effect patched − LD_c in logits, the auto range has its 0.5-logit floor, and
+/// the fixed range is ±1 logit.
+#[test]
+fn f_draws_raw_effects_with_the_explorers_floor_and_fixed_range() {
+    let (mut app, dir) = ready_app("fig-raw");
+    let raw = |l: usize, h: usize| 0.1 * h as f64 - 0.05 * l as f64;
+    let mut m = PatchMatrix::new(LAYERS, HEADS, 0.3, 0.0, 8);
+    for l in 0..LAYERS {
+        m.set_row(l, (0..HEADS).map(|h| raw(l, h)).collect());
+    }
+    let rec = RunRecord::from_run(RecordParts {
+        matrix: &m,
+        complete: true,
+        receiver: &headhunt::patching::Receiver::resid_post(LAYERS - 1),
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: Default::default(),
+    });
+    let json = dir.join("raw.json");
+    rec.save(&json, false).unwrap();
+    app.open_record(rec, json.clone());
+    app.orientation = Orientation::LayersAsRows;
+    let check = |app: &mut App, range: f64, bar: &str| {
+        press(app, "F");
+        let svg = std::fs::read_to_string(dir.join("raw.svg")).unwrap();
+        let texts = svg_texts(&svg);
+        assert!(texts.iter().any(|t| t == "Δ logits"), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t == bar),
+            "colour bar end {bar}: {texts:?}"
+        );
+        let white = hex(rdbu(0.0, range));
+        let size = svg_rects(&svg)
+            .iter()
+            .find(|r| r.fill == white && r.w == r.h)
+            .expect("a white cell")
+            .w;
+        let cells = svg_cells(&svg, size);
+        assert_eq!(cells.len(), LAYERS * HEADS);
+        let x0 = cells.iter().map(|c| c.x).fold(f64::MAX, f64::min);
+        let y0 = cells.iter().map(|c| c.y).fold(f64::MAX, f64::min);
+        let png = Png::read(&dir.join("raw.png"));
+        for (l, h) in [(3, 0), (0, 3), (1, 2), (2, 1)] {
+            let at = (
+                x0 + (h as f64 + 0.5) * size,
+                y0 + ((3 - l) as f64 + 0.5) * size,
+            );
+            let want = rdbu(raw(l, h), range);
+            assert_eq!(svg_fill_at(&cells, at), Some(hex(want)), "SVG cell {l}.{h}");
+            assert_eq!(png.at(at), want, "PNG cell {l}.{h}");
+        }
+    };
+    // Auto: the largest |effect| is 0.3 logit, under the floor: ±0.5.
+    check(&mut app, 0.5, "0.4");
+    // Fixed: ±1 logit.
+    press(&mut app, "f");
+    check(&mut app, 1.0, "1.0");
+}
