@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
-# Regenerates the figures in assets/figures/ (README "Figures") with `headhunt plot`.
+# Regenerates every picture in README.md from commands: the figures in assets/figures/
+# (`headhunt plot` on the paper's results and on analyses of the demo model that this script
+# runs), and the explorer's screenshots (scripts/screenshots.sh drives the binary in tmux).
+# `--no-screenshots` skips the latter (no tmux needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
 hh=target/release/headhunt
+f=assets/figures
 g=data/paper/results/gemma_2_9b
-"$hh" plot "$g/resid_post_41.json" --out assets/figures/gemma2-9b-resid_post_41.png --force
-"$hh" plot "$g/ind_h39_7_v.json" --out assets/figures/gemma2-9b-ind_h39_7_v.png --force
-"$hh" plot "$g/resid_post_41.json" --out assets/figures/gemma2-9b-resid_post_41.svg --force
-"$hh" plot "$g/ind_h39_7_v.json" --out assets/figures/gemma2-9b-ind_h39_7_v.svg --force
+"$hh" plot "$g/resid_post_41.json" --out $f/gemma2-9b-resid_post_41.png --force
+"$hh" plot "$g/ind_h39_7_v.json" --out $f/gemma2-9b-ind_h39_7_v.png --force
+"$hh" plot "$g/resid_post_41.json" --out $f/gemma2-9b-resid_post_41.svg --force
+"$hh" plot "$g/ind_h39_7_v.json" --out $f/gemma2-9b-ind_h39_7_v.svg --force
 # The demo model's path-patching result (README's circuit section).
 d=assets/demo-analysis
-"$hh" plot "$d/resid_post_2.json" --out assets/figures/demo-resid_post_2.png --force
-# The explorer's screenshots: PNGs rendered from the committed tmux captures
-# (`tmux capture-pane -e -p` into assets/screenshots/*.ansi).
-for a in assets/screenshots/*.ansi; do
-    python3 scripts/ansi2png.py "$a" "${a%.ansi}.png"
-done
+"$hh" plot "$d/resid_post_2.json" --out $f/demo-resid_post_2.png --force
+
+# The demo model's case study (README "Case study: the demo model"), the same commands: the
+# circuit with minimality, ablation against random groups, function vectors. Their JSON goes
+# to a scratch folder (it carries timestamps); the figures are drawn from it.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+D=(--model assets/demo-model --data data/paper/addition/setting1/addition_nmax9_offset1.jsonl
+    --examples 100 --batch-size 100)
+"$hh" circuit "${D[@]}" --group 'fi=1.3,1.2,1.1@tok:=' --group 'lines=0.0,0.3@tok:\n' \
+    --knockout 1.3 --knockout 1.1+1.2+1.3 --knockout 0.0+0.3 --minimality \
+    --json "$tmp/circuit.json" >/dev/null
+"$hh" ablate "${D[@]}" --heads 1.3,1.2,1.1 --random-groups 5 --json "$tmp/ablate-fi.json" >/dev/null
+"$hh" ablate "${D[@]}" --heads 0.0,0.3 --random-groups 5 --json "$tmp/ablate-lines.json" >/dev/null
+"$hh" fv "${D[@]}" --heads 1.3,1.2,1.1 --json "$tmp/fv.json" >/dev/null
+"$hh" plot "$tmp/circuit.json" --out $f/demo-minimality.png --force
+"$hh" plot "$tmp/ablate-fi.json" --out $f/demo-ablation-fi.png --force
+"$hh" plot "$tmp/ablate-lines.json" --out $f/demo-ablation-lines.png --force
+"$hh" plot "$tmp/fv.json" --head 1.3 --out $f/demo-fv-1.3.png --force
+
+if [ "${1:-}" != "--no-screenshots" ]; then
+    bash scripts/screenshots.sh
+fi

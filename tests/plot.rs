@@ -116,3 +116,273 @@ fn bad_input_is_one_line_and_writes_nothing() {
         "nothing but the input"
     );
 }
+
+/// The grid origin and pitch of the square cells of `size` px (±1) in an SVG.
+fn grid_of(cells: &[common::figure::SvgRect]) -> (f64, f64, f64) {
+    let x0 = cells.iter().map(|c| c.x).fold(f64::MAX, f64::min);
+    let y0 = cells.iter().map(|c| c.y).fold(f64::MAX, f64::min);
+    (x0, y0, cells[0].w)
+}
+
+/// Checks each `(point, expected colour, what)` in the SVG (the last rect drawn there) and
+/// the PNG (the pixel), after checking that the expected colours are all different (so a
+/// cell drawn with another cell's value is caught).
+fn assert_colours(svg: &str, png: &Path, want: &[((f64, f64), common::figure::Rgb, String)]) {
+    use common::figure::{hex, svg_fill_at, svg_rects, Png};
+    for (i, a) in want.iter().enumerate() {
+        for b in &want[i + 1..] {
+            assert_ne!(
+                a.1, b.1,
+                "{} and {} have one colour: pick other cells",
+                a.2, b.2
+            );
+        }
+    }
+    let rects = svg_rects(svg);
+    let img = Png::read(png);
+    for (at, rgb, what) in want {
+        assert_eq!(svg_fill_at(&rects, *at), Some(hex(*rgb)), "SVG {what}");
+        assert_eq!(img.at(*at), *rgb, "PNG {what}");
+    }
+}
+
+/// Cells of the paper's Gemma-2-9B result of either sign and of large, middling and tiny
+/// magnitude, in SVG and PNG, against RdBu on the auto range (the largest |r|).
+#[test]
+fn heatmap_cells_of_every_sign_and_size_in_svg_and_png() {
+    use common::figure::{rdbu, svg_cells};
+    let dir = temp_dir("plot-cells");
+    let file = paper("resid_post_41.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let m: Vec<Vec<f64>> = serde_json::from_value(v["matrix"].clone()).unwrap();
+    let pct = |l: usize, h: usize| 100.0 * m[l][h];
+    let range = m
+        .iter()
+        .flatten()
+        .fold(0.0f64, |a, x| a.max(100.0 * x.abs()));
+    assert!((range - 27.081483602523804).abs() < 1e-9);
+    // Closest to -range/2 and to +range/4, and the smallest magnitude.
+    let all: Vec<(usize, usize)> = (0..42).flat_map(|l| (0..16).map(move |h| (l, h))).collect();
+    let nearest = |t: f64| {
+        *all.iter()
+            .min_by(|a, b| {
+                (pct(a.0, a.1) - t)
+                    .abs()
+                    .total_cmp(&(pct(b.0, b.1) - t).abs())
+            })
+            .unwrap()
+    };
+    let cells = [
+        (39, 7),
+        (41, 4),
+        nearest(-range / 2.0),
+        nearest(range / 4.0),
+        nearest(0.0),
+    ];
+    let (svg_path, png_path) = (dir.join("h.svg"), dir.join("h.png"));
+    for p in [&svg_path, &png_path] {
+        let o = plot(&file, p);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let size = common::figure::svg_rects(&svg)
+        .iter()
+        .find(|r| r.fill == common::figure::hex(rdbu(pct(39, 7), range)) && r.w == r.h)
+        .expect("the darkest cell")
+        .w;
+    let (x0, y0, s) = grid_of(&svg_cells(&svg, size));
+    // Layers as rows, layer 41 on top; heads as columns.
+    let want: Vec<_> = cells
+        .iter()
+        .map(|&(l, h)| {
+            let at = (x0 + (h as f64 + 0.5) * s, y0 + ((41 - l) as f64 + 0.5) * s);
+            (
+                at,
+                rdbu(pct(l, h), range),
+                format!("cell {l}.{h} ({:.2}%)", pct(l, h)),
+            )
+        })
+        .collect();
+    assert_colours(&svg, &png_path, &want);
+}
+
+/// A result with a row not computed (layer 2) and a row that cannot reach the receiver
+/// (layer 1 of a receiver in layer 1): both grey, the computed row on its scale.
+#[test]
+fn heatmap_rows_not_computed_are_grey_in_svg_and_png() {
+    use common::figure::{rdbu, svg_cells, MISSING};
+    let dir = temp_dir("plot-missing");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-analysis/h1.3.v.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        v["relative"][2].is_null(),
+        "layer 2 not computed in the file"
+    );
+    let row0: Vec<f64> = serde_json::from_value(v["relative"][0].clone()).unwrap();
+    let row0: Vec<f64> = row0.iter().map(|r| 100.0 * r).collect();
+    let range = row0.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    let (svg_path, png_path) = (dir.join("h.svg"), dir.join("h.png"));
+    for p in [&svg_path, &png_path] {
+        let o = plot(&file, p);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let grey = common::figure::hex(MISSING);
+    let size = common::figure::svg_rects(&svg)
+        .iter()
+        .find(|r| r.fill == grey && r.w == r.h && r.w > 12.0)
+        .expect("a grey cell")
+        .w;
+    let cells = svg_cells(&svg, size);
+    assert_eq!(cells.len(), 3 * 4, "3 layers × 4 heads");
+    let (x0, y0, s) = grid_of(&cells);
+    let at = |l: usize, h: usize| (x0 + (h as f64 + 0.5) * s, y0 + ((2 - l) as f64 + 0.5) * s);
+    // Heads 0 (-23.4%, the scale's end) and 3 (-5.1%) computed; one grey cell per grey row.
+    let want = vec![
+        (at(0, 0), rdbu(row0[0], range), "cell 0.0".to_string()),
+        (at(0, 3), rdbu(row0[3], range), "cell 0.3".to_string()),
+        (at(2, 1), MISSING, "cell 2.1 (not computed)".to_string()),
+    ];
+    assert_colours(&svg, &png_path, &want);
+    let unreachable = vec![(at(1, 2), MISSING, "cell 1.2 (cannot reach 1.3)".to_string())];
+    assert_colours(&svg, &png_path, &unreachable);
+    assert!(common::figure::svg_texts(&svg)
+        .iter()
+        .any(|t| t == "not computed"));
+}
+
+/// Function-vector grids (tests/data/plot/fv.json): cells of either sign and several sizes
+/// in the first panel and the all-heads one, SVG and PNG, on one RdBu scale over every grid;
+/// and a cell that is not a number drawn grey.
+#[test]
+fn fv_grid_cells_in_svg_and_png() {
+    use common::figure::{rdbu, svg_cells, MISSING};
+    let dir = temp_dir("plot-fv-cells");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plot/fv.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let grid =
+        |k: &str| -> Vec<Vec<f64>> { serde_json::from_value(v["delta"][k].clone()).unwrap() };
+    let (first, all) = (grid("39.7"), grid("all"));
+    let range = ["39.7", "32.6", "25.13", "all"]
+        .iter()
+        .flat_map(|k| grid(k).into_iter().flatten())
+        .fold(0.0f64, |a, x| a.max(x.abs()));
+    let (svg_path, png_path) = (dir.join("fv.svg"), dir.join("fv.png"));
+    for p in [&svg_path, &png_path] {
+        let o = plot(&file, p);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let cells = svg_cells(&svg, 22.0);
+    assert_eq!(cells.len(), 4 * 100, "four 10×10 grids");
+    let (x0, y0, s) = grid_of(&cells);
+    // The all-heads panel is the fourth: its left edge is the fourth distinct panel start.
+    let mut xs: Vec<f64> = cells.iter().map(|c| c.x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let starts: Vec<f64> = xs
+        .iter()
+        .enumerate()
+        .filter(|(i, x)| *i == 0 || **x - xs[i - 1] > s + 0.5)
+        .map(|(_, x)| *x)
+        .collect();
+    assert_eq!(starts.len(), 4, "{starts:?}");
+    let at = |x: f64, r: usize, c: usize| (x + (c as f64 + 0.5) * s, y0 + (r as f64 + 0.5) * s);
+    let mut want = vec![];
+    for (r, c) in [(0, 0), (0, 3), (5, 5), (9, 9)] {
+        let d = first[r][c];
+        want.push((
+            at(x0, r, c),
+            rdbu(d, range),
+            format!("H39.7 [{r}][{c}] = {d}"),
+        ));
+    }
+    let mut seen: Vec<_> = want.iter().map(|w| w.1).collect();
+    for (r, c) in [(8, 2), (2, 0), (4, 7)] {
+        let d = all[r][c];
+        if !seen.contains(&rdbu(d, range)) {
+            seen.push(rdbu(d, range));
+            want.push((
+                at(starts[3], r, c),
+                rdbu(d, range),
+                format!("all [{r}][{c}] = {d}"),
+            ));
+        }
+    }
+    assert!(want.len() >= 6, "{want:?}");
+    assert!(want.iter().any(|w| w.2.contains("= -")) && want.iter().any(|w| !w.2.contains("= -")));
+    assert_colours(&svg, &png_path, &want);
+
+    // A Δ that is not a number (no JSON holds one: through the library) is grey.
+    let mut fv: headhunt::plot::analysis::FvFile = serde_json::from_value(v.clone()).unwrap();
+    fv.delta.get_mut("39.7").unwrap()[1][2] = f64::NAN;
+    let fig = headhunt::plot::analysis::FvFigure::new(&fv, None).unwrap();
+    let svg = String::from_utf8(headhunt::plot::render(&fig, headhunt::plot::Format::Svg).unwrap())
+        .unwrap();
+    let png = dir.join("nan.png");
+    std::fs::write(
+        &png,
+        headhunt::plot::render(&fig, headhunt::plot::Format::Png).unwrap(),
+    )
+    .unwrap();
+    let want = vec![
+        (at(x0, 1, 2), MISSING, "H39.7 [1][2] = NaN".to_string()),
+        (
+            at(x0, 0, 0),
+            rdbu(first[0][0], range),
+            "H39.7 [0][0]".to_string(),
+        ),
+    ];
+    assert_colours(&svg, &png, &want);
+}
+
+/// `--head` on a function-vector file keeps those heads' panels (no all-heads panel); a head
+/// the file does not have is a one-line error naming the file, and nothing is written.
+#[test]
+fn fv_head_selects_panels() {
+    let dir = temp_dir("plot-fv-head");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plot/fv.json");
+    let out = dir.join("one.svg");
+    let o = Command::new(bin())
+        .arg("plot")
+        .arg(&file)
+        .args(["--head", "32.6", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        common::figure::svg_cells(&svg, 22.0).len(),
+        100,
+        "one 10×10 grid"
+    );
+    let texts = common::figure::svg_texts(&svg);
+    assert!(
+        texts.iter().any(|t| t == "Function-vector Δ, head 32.6"),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t == "H32.6"), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t == "all heads" || t == "H39.7"),
+        "{texts:?}"
+    );
+    let bad = dir.join("bad.svg");
+    let o = Command::new(bin())
+        .arg("plot")
+        .arg(&file)
+        .args(["--head", "1.1", "--out"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_one_line_error(
+        o.status.code().unwrap_or(-1),
+        &err,
+        &["fv.json", "1.1", "39.7"],
+    );
+    assert!(!bad.exists());
+}

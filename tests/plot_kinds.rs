@@ -39,29 +39,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// plotly's RdBu stops (written out again here, not taken from the drawing code).
-const RDBU: [(f64, f64, f64); 11] = [
-    (103., 0., 31.),
-    (178., 24., 43.),
-    (214., 96., 77.),
-    (244., 165., 130.),
-    (253., 219., 199.),
-    (247., 247., 247.),
-    (209., 229., 240.),
-    (146., 197., 222.),
-    (67., 147., 195.),
-    (33., 102., 172.),
-    (5., 48., 97.),
-];
-
-/// The expected fill of `v` on a scale ±`range`, as `#RRGGBB`.
+/// The expected fill of `v` on a scale ±`range`, as `#RRGGBB` (tests/common/figure.rs has
+/// plotly's stops, written out again there, not taken from the drawing code).
 fn rdbu(v: f64, range: f64) -> String {
-    let t = (0.5 + 0.5 * v / range).clamp(0.0, 1.0) * 10.0;
-    let i = (t.floor() as usize).min(9);
-    let f = t - i as f64;
-    let (a, b) = (RDBU[i], RDBU[i + 1]);
-    let c = |x: f64, y: f64| (x + (y - x) * f).round() as u8;
-    format!("#{:02X}{:02X}{:02X}", c(a.0, b.0), c(a.1, b.1), c(a.2, b.2))
+    common::figure::hex(common::figure::rdbu(v, range))
 }
 
 struct Svg {

@@ -120,6 +120,9 @@ fn run_drill_save_and_quit_in_a_real_terminal() {
     t.wait_for("Enter drills into v", 10);
     t.send(&["s"]);
     let screen = t.wait_for("saved ", 10);
+    // F: the figure of the drill-down, beside the saved run.
+    t.send(&["F"]);
+    t.wait_for("figure ", 10);
     // Help, then quit.
     t.send(&["?"]);
     t.wait_for("keys: heatmap", 10);
@@ -136,6 +139,10 @@ fn run_drill_save_and_quit_in_a_real_terminal() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     assert_eq!(files.len(), 1, "one saved result: {files:?}\n{screen}");
+    for ext in ["svg", "png"] {
+        let fig = files[0].with_extension(ext);
+        assert!(fig.is_file(), "{} written by F", fig.display());
+    }
     let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
     assert_eq!(rec.receiver_label, "3.1.v");
     assert!(rec.complete);

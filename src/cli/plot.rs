@@ -45,7 +45,8 @@ pub struct PlotArgs {
     /// Outline a group of heads: NAME=L.H,L.H,... (repeatable).
     #[arg(long = "group")]
     pub groups: Vec<String>,
-    /// Attention files: only these heads `L.H` (repeatable; default: all in the file).
+    /// Attention and function-vector files: only these heads `L.H` (repeatable; default: all
+    /// in the file, and for function vectors also the panel of all heads together).
     #[arg(long = "head")]
     pub heads: Vec<String>,
     /// Attention files: bars of this query row (0-based; negative counts from the end)
@@ -175,6 +176,12 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
                 Some(q) => Box::new(attention::AttentionRow::new(f, &heads, q).map_err(in_file)?),
                 None => Box::new(attention::AttentionGrid::new(f, &heads).map_err(in_file)?),
             }
+        }
+        Plottable::FunctionVector(f) if !heads.is_empty() => {
+            let only = f
+                .only(&heads)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", a.files[0].display()))?;
+            Box::new(analysis::FvFigure::new(&only, range)?)
         }
         Plottable::FunctionVector(f) => Box::new(analysis::FvFigure::new(f, range)?),
         Plottable::Ablation(f) => Box::new(analysis::BarFigure::ablation(f)),

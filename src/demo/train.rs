@@ -182,12 +182,16 @@ impl EvalSets {
     }
 }
 
+/// A model as the evaluation sees it: a batch of equal-length token rows in, the argmax of the
+/// last position of each out.
+pub type LastArgmax<'a> = dyn FnMut(&[Vec<u32>]) -> Result<Vec<u32>> + 'a;
+
 /// Predicted next tokens (argmax over the whole vocabulary) at the end of each prompt, given a
 /// function from a batch of equal-length token rows to their last-position predictions.
 pub fn predict(
     prompts: &[EvalPrompt],
     encode: &dyn Fn(&str) -> Result<Vec<u32>>,
-    last_argmax: &mut dyn FnMut(&[Vec<u32>]) -> Result<Vec<u32>>,
+    last_argmax: &mut LastArgmax,
 ) -> Result<Vec<u32>> {
     let mut out = vec![0u32; prompts.len()];
     let mut by_len: BTreeMap<usize, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
@@ -241,7 +245,7 @@ impl EvalReport {
     pub fn measure(
         sets: &EvalSets,
         encode: &dyn Fn(&str) -> Result<Vec<u32>>,
-        last_argmax: &mut dyn FnMut(&[Vec<u32>]) -> Result<Vec<u32>>,
+        last_argmax: &mut LastArgmax,
     ) -> Result<Self> {
         let mut r = EvalReport::default();
         for (&(k, shots), prompts) in &sets.paper {

@@ -8,8 +8,8 @@ use std::path::Path;
 use plotters::prelude::DrawingBackend;
 use serde_json::Value;
 
-use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
-use super::heatmap::{GROUP_COLOURS, SUBTITLE, TICK, TITLE};
+use super::canvas::{self, figure, group_colour, text_size, Anchor, Area, Rgb, Swatch};
+use super::canvas::{BLACK_TEXT, GREY_TEXT, SUBTITLE, TICK};
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 
@@ -68,6 +68,27 @@ impl FvFile {
             )));
         }
         Ok(self)
+    }
+
+    /// The panels of `heads` alone (no "all"): for a figure of one head's FV. A head not in
+    /// the file is an error that lists the heads it has.
+    pub fn only(&self, heads: &[(usize, usize)]) -> Result<FvFile, PlotError> {
+        let mut delta = BTreeMap::new();
+        for &h in heads {
+            let m = self.delta.get(&head_name(h)).ok_or_else(|| {
+                PlotError::Invalid(format!(
+                    "head {} is not in the file (it has {})",
+                    head_name(h),
+                    heads_list(&self.heads)
+                ))
+            })?;
+            delta.insert(head_name(h), m.clone());
+        }
+        Ok(FvFile {
+            heads: heads.to_vec(),
+            delta,
+            ..self.clone()
+        })
     }
 
     /// Panel keys in order: the heads as listed, "all", then any others.
@@ -144,13 +165,20 @@ impl FvFigure {
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
         let w = self.size.0 as i32;
-        let title = format!("Function-vector Δ, heads {}", heads_list(&self.file.heads));
-        canvas::text(area, &title, (w / 2, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
+        let heads = if self.file.heads.len() == 1 {
+            "head"
+        } else {
+            "heads"
+        };
+        let title = format!(
+            "Function-vector Δ, {heads} {}",
+            heads_list(&self.file.heads)
+        );
         let sub = format!(
             "{} · rows: naive prompt, columns: digit",
             model_label(&self.file.model)
         );
-        canvas::text(area, &sub, (w / 2, 32), SUBTITLE, Anchor::Top, GREY_TEXT)?;
+        canvas::headings(area, self.size.0, &title, &sub)?;
         for (p, key) in self.keys.iter().enumerate() {
             let m = &self.file.delta[key];
             for (r, row) in m.iter().enumerate() {
@@ -363,8 +391,7 @@ impl BarFigure {
             .minimality
             .iter()
             .map(|m| {
-                let c =
-                    group_of(m.head).map_or(GREY_TEXT, |g| GROUP_COLOURS[g % GROUP_COLOURS.len()]);
+                let c = group_of(m.head).map_or(GREY_TEXT, group_colour);
                 (
                     head_name(m.head),
                     vec![Bar {
@@ -383,7 +410,7 @@ impl BarFigure {
             .groups
             .iter()
             .enumerate()
-            .map(|(g, grp)| (grp.name.clone(), GROUP_COLOURS[g % GROUP_COLOURS.len()]))
+            .map(|(g, grp)| (grp.name.clone(), group_colour(g)))
             .collect();
         let sub = format!(
             "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
@@ -395,7 +422,7 @@ impl BarFigure {
         BarFigure::lay_out(
             "Minimality per head".into(),
             sub,
-            "minimality".into(),
+            "minimality (logits)".into(),
             categories,
             legend,
             (lo, hi),
@@ -427,10 +454,11 @@ impl BarFigure {
             )
         } else {
             let w = (n * 36).max(200);
-            (
-                ((70, 80), (70 + w, 340)),
-                ((w + 110).max(560), 340 + label_w + 30),
-            )
+            let width = (w + 110).max(560);
+            // Centred under the title, which sets the width of a figure of few bars.
+            let x0 = ((width - w) / 2).max(70);
+            // Room above the plot for the tallest bar's value, under the legend.
+            (((x0, 100), (x0 + w, 360)), (width, 360 + label_w + 30))
         };
         BarFigure {
             size: (size.0 as u32, size.1 as u32),
@@ -481,23 +509,7 @@ impl BarFigure {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        let w = self.size.0 as i32;
-        canvas::text(
-            area,
-            &self.title,
-            (w / 2, 8),
-            TITLE,
-            Anchor::Top,
-            BLACK_TEXT,
-        )?;
-        canvas::text(
-            area,
-            &self.subtitle,
-            (w / 2, 32),
-            SUBTITLE,
-            Anchor::Top,
-            GREY_TEXT,
-        )?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         self.draw_axis(area)?;
         let ((x0, _), (_, y1)) = self.plot;
         for (i, (label, bars)) in self.categories.iter().enumerate() {
@@ -516,7 +528,12 @@ impl BarFigure {
                         canvas::fill(area, (m, lo.min(hi)), (m + 1, lo.max(hi) + 1), BLACK_TEXT)?;
                     }
                 }
-                if self.horizontal {
+                if !self.horizontal {
+                    let s = format!("{:.2}", bar.value);
+                    let xc = (a.0 + b.0) / 2;
+                    let y = self.at(bar.value.max(0.0)) - 3;
+                    canvas::text(area, &s, (xc, y), TICK, Anchor::Bottom, BLACK_TEXT)?;
+                } else {
                     let s = format!("{:.1}", bar.value);
                     let x = self.at(bar.value + bar.err.unwrap_or(0.0)) + 4;
                     canvas::text(
@@ -538,14 +555,13 @@ impl BarFigure {
                 canvas::text_up(area, label, (xc, y1 + 4), TICK, BLACK_TEXT)?;
             }
         }
-        let mut lx = x0;
         let ly = if self.horizontal { y1 + 40 } else { 58 };
-        for (name, c) in &self.legend {
-            canvas::fill(area, (lx, ly - 6), (lx + 12, ly + 6), *c)?;
-            canvas::text(area, name, (lx + 16, ly), TICK, Anchor::Left, BLACK_TEXT)?;
-            lx += 30 + text_size(name, TICK).0 as i32;
-        }
-        Ok(())
+        let items: Vec<(String, Rgb, Swatch)> = self
+            .legend
+            .iter()
+            .map(|(name, c)| (name.clone(), *c, Swatch::Filled))
+            .collect();
+        canvas::legend(area, (x0, ly), &items)
     }
 
     fn draw_axis<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::DrawingBackend;
 
 use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
-use super::heatmap::{SUBTITLE, TICK, TITLE};
+use super::canvas::{SUBTITLE, TICK};
 use super::scale::{along, SEQUENTIAL};
 use super::PlotError;
 use crate::results::{DataInfo, ModelInfo};
@@ -175,23 +175,7 @@ impl AttentionGrid {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        let w = self.size.0 as i32;
-        canvas::text(
-            area,
-            &self.title,
-            (w / 2, 8),
-            TITLE,
-            Anchor::Top,
-            BLACK_TEXT,
-        )?;
-        canvas::text(
-            area,
-            &self.subtitle,
-            (w / 2, 32),
-            SUBTITLE,
-            Anchor::Top,
-            GREY_TEXT,
-        )?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         let n = self.tokens.len();
         let grid = (self.cell * n as f64).round() as i32;
         for (i, hp) in self.heads.iter().enumerate() {
@@ -317,23 +301,7 @@ impl AttentionRow {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        let w = self.size.0 as i32;
-        canvas::text(
-            area,
-            &self.title,
-            (w / 2, 8),
-            TITLE,
-            Anchor::Top,
-            BLACK_TEXT,
-        )?;
-        canvas::text(
-            area,
-            &self.subtitle,
-            (w / 2, 32),
-            SUBTITLE,
-            Anchor::Top,
-            GREY_TEXT,
-        )?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         let n = self.tokens.len();
         for (i, ((l, h), _)) in self.rows.iter().enumerate() {
             let (x0, y0) = self.origins[i];

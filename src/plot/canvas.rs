@@ -72,6 +72,16 @@ pub(crate) fn register_font() {
     });
 }
 
+/// The mark every figure carries (an SVG `<desc>`, a PNG `tEXt` chunk), so that the explorer
+/// replaces a figure it wrote earlier but never a file of someone else's with the same name.
+pub const MARK: &str = "Drawn by headhunt";
+
+/// Does `bytes` (the start of a file is enough) carry [`MARK`]?
+pub fn has_mark(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    head.windows(MARK.len()).any(|w| w == MARK.as_bytes())
+}
+
 /// Renders `fig` to the bytes of an SVG or PNG file.
 pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     register_font();
@@ -90,7 +100,7 @@ pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
                 fig.draw_svg(&area)?;
                 area.present().map_err(draw_err)?;
             }
-            Ok(s.into_bytes())
+            Ok(marked_svg(s).into_bytes())
         }
         Format::Png => {
             let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -105,12 +115,24 @@ pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     }
 }
 
+/// The SVG with [`MARK`] as its description, right after the opening `<svg …>` tag.
+fn marked_svg(s: String) -> String {
+    match s.find('>') {
+        Some(i) if s.starts_with("<svg") => {
+            format!("{}\n<desc>{MARK}</desc>{}", &s[..=i], &s[i + 1..])
+        }
+        _ => s,
+    }
+}
+
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let e = |e: png::EncodingError| PlotError::Draw(format!("PNG encoding: {e}"));
+    enc.add_text_chunk("Software".into(), MARK.into())
+        .map_err(e)?;
     let mut writer = enc.write_header().map_err(e)?;
     writer.write_image_data(rgb).map_err(e)?;
     writer.finish().map_err(e)?;
@@ -123,6 +145,26 @@ pub fn draw_err(e: impl std::fmt::Display) -> PlotError {
 
 pub fn color(c: Rgb) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
+}
+
+/// Font sizes (pixels) of every figure: title, subtitle and axis names, tick labels.
+pub const TITLE: f64 = 18.0;
+pub const SUBTITLE: f64 = 13.0;
+pub const TICK: f64 = 12.0;
+
+/// Outline colours of tagged groups, in order (purple, blue, green as the paper, then more).
+pub const GROUP_COLOURS: [Rgb; 6] = [
+    (117, 40, 160),
+    (20, 90, 200),
+    (20, 140, 60),
+    (230, 120, 0),
+    (0, 150, 160),
+    (200, 30, 120),
+];
+
+/// The colour of group number `g`.
+pub fn group_colour(g: usize) -> Rgb {
+    GROUP_COLOURS[g % GROUP_COLOURS.len()]
 }
 
 pub const BLACK_TEXT: Rgb = (30, 30, 30);
@@ -141,6 +183,8 @@ pub enum Anchor {
     Top,
     /// Horizontal centre, vertical centre.
     Centre,
+    /// Horizontal centre, bottom edge.
+    Bottom,
 }
 
 /// A text of `size` pixels.
@@ -157,6 +201,7 @@ pub fn text<DB: DrawingBackend>(
         Anchor::Right => Pos::new(HPos::Right, VPos::Center),
         Anchor::Top => Pos::new(HPos::Center, VPos::Top),
         Anchor::Centre => Pos::new(HPos::Center, VPos::Center),
+        Anchor::Bottom => Pos::new(HPos::Center, VPos::Bottom),
     };
     let style = (FAMILY, size).into_font().color(&color(c)).pos(pos);
     area.draw(&Text::new(s.to_string(), (x, y), style))
@@ -217,6 +262,49 @@ pub fn outline<DB: DrawingBackend>(
     .map_err(draw_err)
 }
 
+/// The title (and the subtitle under it, when there is one) centred across a figure `width`
+/// pixels wide: the same place and sizes in every figure.
+pub fn headings<DB: DrawingBackend>(
+    area: &Area<DB>,
+    width: u32,
+    title: &str,
+    subtitle: &str,
+) -> Result<(), PlotError> {
+    let x = width as i32 / 2;
+    text(area, title, (x, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
+    if subtitle.is_empty() {
+        return Ok(());
+    }
+    text(area, subtitle, (x, 32), SUBTITLE, Anchor::Top, GREY_TEXT)
+}
+
+/// How a legend item shows its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swatch {
+    /// A filled square: the colour of cells or bars.
+    Filled,
+    /// An outlined square: the outline of a tagged group.
+    Outlined,
+}
+
+/// A legend row from `(x, y)` (the vertical centre) rightwards: a 12-pixel swatch, then the
+/// name, items 14 pixels apart.
+pub fn legend<DB: DrawingBackend>(
+    area: &Area<DB>,
+    (mut x, y): (i32, i32),
+    items: &[(String, Rgb, Swatch)],
+) -> Result<(), PlotError> {
+    for (name, c, swatch) in items {
+        match swatch {
+            Swatch::Filled => fill(area, (x, y - 6), (x + 12, y + 6), *c)?,
+            Swatch::Outlined => outline(area, (x, y - 6), (x + 12, y + 6), *c, 2)?,
+        }
+        text(area, name, (x + 16, y), TICK, Anchor::Left, BLACK_TEXT)?;
+        x += 16 + text_size(name, TICK).0 as i32 + 14;
+    }
+    Ok(())
+}
+
 /// The smallest step from 1, 2, 5, 10, 20, 50 ... such that labels `step` items apart, each
 /// item `pitch` pixels, leave at least `extent` pixels per label: tick labels never overlap.
 pub fn tick_step(pitch: f64, extent: f64) -> usize {
@@ -234,7 +322,7 @@ pub fn tick_step(pitch: f64, extent: f64) -> usize {
 
 /// Nice tick values within `[lo, hi]`: about `n` of them at 1, 2 or 5 × 10^k.
 pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
     let raw = (hi - lo) / n.max(1) as f64;

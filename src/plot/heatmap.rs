@@ -7,7 +7,8 @@
 
 use plotters::prelude::DrawingBackend;
 
-use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
+use super::canvas::{self, figure, group_colour, text_size, Anchor, Area, Rgb, Swatch};
+use super::canvas::{BLACK_TEXT, SUBTITLE, TICK};
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 use crate::results::{HeadGroup, RunRecord};
@@ -26,20 +27,6 @@ pub struct HeatmapOptions {
     /// Groups to outline besides the record's own.
     pub groups: Vec<HeadGroup>,
 }
-
-/// Outline colours of tagged groups, in order (purple, blue, green as the paper, then more).
-pub const GROUP_COLOURS: [Rgb; 6] = [
-    (117, 40, 160),
-    (20, 90, 200),
-    (20, 140, 60),
-    (230, 120, 0),
-    (0, 150, 160),
-    (200, 30, 120),
-];
-
-pub const TITLE: f64 = 18.0;
-pub const SUBTITLE: f64 = 13.0;
-pub const TICK: f64 = 12.0;
 
 /// One grid of values (in %) per [layer][head]; `None` rows were not computed.
 #[derive(Debug, Clone)]
@@ -141,11 +128,16 @@ impl Quantity {
         }
     }
 
-    /// The cells of `rec` [layer][head]; `None` rows were not computed.
+    /// The cells of `rec` [layer][head]; `None` rows were not computed, or cannot reach the
+    /// receiver (a sender in a head receiver's own layer or above: its 0 carries no
+    /// information, and the explorer draws it as not computed too).
     pub fn rows(self, rec: &RunRecord) -> Vec<Option<Vec<f64>>> {
         (0..rec.n_layers)
             .map(|l| {
                 rec.relative[l].as_ref()?;
+                if !rec.receiver.reachable_from(l) {
+                    return None;
+                }
                 Some(
                     (0..rec.n_heads)
                         .map(|h| match self {
@@ -331,25 +323,7 @@ impl Heatmap {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        let w = self.size.0 as i32;
-        canvas::text(
-            area,
-            &self.title,
-            (w / 2, 8),
-            TITLE,
-            Anchor::Top,
-            BLACK_TEXT,
-        )?;
-        if !self.subtitle.is_empty() {
-            canvas::text(
-                area,
-                &self.subtitle,
-                (w / 2, 32),
-                SUBTITLE,
-                Anchor::Top,
-                GREY_TEXT,
-            )?;
-        }
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         for p in 0..self.panels.len() {
             self.draw_panel(area, p)?;
         }
@@ -380,7 +354,7 @@ impl Heatmap {
             }
         }
         for (g, group) in panel.groups.iter().enumerate() {
-            let c = GROUP_COLOURS[g % GROUP_COLOURS.len()];
+            let c = group_colour(g);
             for &(l, h) in &group.heads {
                 if let Some((a, b)) = self.cell_rect(p, l, h) {
                     canvas::outline(area, a, (b.0 - 1, b.1 - 1), c, 2)?;
@@ -459,38 +433,21 @@ impl Heatmap {
     fn draw_legend<DB: DrawingBackend>(&self, area: &Area<DB>, p: usize) -> Result<(), PlotError> {
         let l = &self.layout;
         let grid_h = (l.rows as f64 * l.cell_h).round() as i32;
-        let mut x = l.panel_x[p];
-        let y = l.origin_y + grid_h + 48;
         let (lo, hi) = self.layers;
         let missing = self.panels[p].values[lo..=hi].iter().any(|r| match r {
             None => true,
             Some(r) => r.iter().any(|v| !v.is_finite()),
         });
-        let mut items: Vec<(String, Rgb, bool)> = self.panels[p]
+        let mut items: Vec<(String, Rgb, Swatch)> = self.panels[p]
             .groups
             .iter()
             .enumerate()
-            .map(|(g, grp)| {
-                (
-                    grp.name.clone(),
-                    GROUP_COLOURS[g % GROUP_COLOURS.len()],
-                    false,
-                )
-            })
+            .map(|(g, grp)| (grp.name.clone(), group_colour(g), Swatch::Outlined))
             .collect();
         if missing {
-            items.push(("not computed".into(), canvas::MISSING, true));
+            items.push(("not computed".into(), canvas::MISSING, Swatch::Filled));
         }
-        for (name, c, filled) in items {
-            if filled {
-                canvas::fill(area, (x, y - 6), (x + 12, y + 6), c)?;
-            } else {
-                canvas::outline(area, (x, y - 6), (x + 12, y + 6), c, 2)?;
-            }
-            canvas::text(area, &name, (x + 16, y), TICK, Anchor::Left, BLACK_TEXT)?;
-            x += 16 + text_size(&name, TICK).0 as i32 + 14;
-        }
-        Ok(())
+        canvas::legend(area, (l.panel_x[p], l.origin_y + grid_h + 48), &items)
     }
 }
 

@@ -37,7 +37,7 @@ pub enum PlotError {
 #[derive(Debug, Clone)]
 pub enum Plottable {
     PathPatching(Box<RunRecord>),
-    Attention(attention::AttentionFile),
+    Attention(Box<attention::AttentionFile>),
     FunctionVector(analysis::FvFile),
     Ablation(analysis::AblationFile),
     Circuit(analysis::CircuitFile),
@@ -68,11 +68,11 @@ pub fn load(path: &Path) -> Result<Plottable, PlotError> {
         }
     };
     Ok(match format {
-        attention::FORMAT => Plottable::Attention(
+        attention::FORMAT => Plottable::Attention(Box::new(
             serde_json::from_value::<attention::AttentionFile>(value)
                 .map_err(parse("attention file"))?
                 .checked(path)?,
-        ),
+        )),
         analysis::FV_FORMAT => Plottable::FunctionVector(
             serde_json::from_value::<analysis::FvFile>(value)
                 .map_err(parse("function-vector file"))?
@@ -125,9 +125,63 @@ pub fn default_path(result: &Path, format: Format) -> PathBuf {
     result.with_extension(format.extension())
 }
 
-/// For the explorer: writes the heatmap of `record` (default options) to `path`, `.svg` or
-/// `.png`, overwriting a figure already there (it is what is on screen now).
-pub fn write_figure_for(record: &RunRecord, path: &Path) -> Result<(), PlotError> {
-    let fig = heatmap::Heatmap::single(record, &heatmap::HeatmapOptions::default())?;
-    write(&fig, path, true)
+/// Writes `fig` to `path`, replacing only a figure headhunt drew there before (one carrying
+/// [`canvas::MARK`]): a file of someone else's with that name is left alone and the figure
+/// goes to the first free or headhunt-drawn `STEM-2.EXT`, `STEM-3.EXT`, …. Returns the path
+/// written. For the explorer, whose figure key redraws what is on screen in place.
+pub fn write_own(fig: &dyn Figure, path: &Path) -> Result<PathBuf, PlotError> {
+    let bytes = render(fig, format_of(path)?)?;
+    let mut n = 1;
+    let target = loop {
+        let p = crate::results::write::numbered(path, n);
+        match std::fs::symlink_metadata(&p) {
+            Err(_) => break p,
+            Ok(m) if m.is_file() && is_headhunt_figure(&p) => break p,
+            Ok(_) if n >= 1000 => {
+                return Err(PlotError::Invalid(format!(
+                    "{}: this name and its numbered variants are all taken by other files",
+                    path.display()
+                )))
+            }
+            Ok(_) => n += 1,
+        }
+    };
+    crate::results::write_atomic(&target, &bytes, true)?;
+    Ok(target)
+}
+
+/// Was the file at `path` drawn by headhunt (it carries [`canvas::MARK`] near its start)?
+pub fn is_headhunt_figure(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .is_ok_and(|_| canvas::has_mark(&head))
+}
+
+/// For the explorer: writes the heatmap of `record` as it is shown (`opts`: range, crop,
+/// orientation; the groups are the record's own) beside its saved file `json`, as
+/// `STEM.svg` (for a paper) and `STEM.png` (to look at), through [`write_own`]. Returns the
+/// paths written.
+pub fn write_figure_for(
+    record: &RunRecord,
+    opts: &heatmap::HeatmapOptions,
+    json: &Path,
+) -> Result<[PathBuf; 2], PlotError> {
+    let fig = heatmap::Heatmap::single(record, opts)?;
+    write_both(&fig, &json.with_extension(""))
+}
+
+/// `fig` as `STEM.svg` and `STEM.png`, `stem` being a path without extension (its name may
+/// hold dots, e.g. a head `1.3`: `.svg` is appended, never substituted).
+pub fn write_both(fig: &dyn Figure, stem: &Path) -> Result<[PathBuf; 2], PlotError> {
+    let with = |f: Format| {
+        let mut name = stem.file_name().unwrap_or_default().to_os_string();
+        name.push(".");
+        name.push(f.extension());
+        stem.with_file_name(name)
+    };
+    let svg = write_own(fig, &with(Format::Svg))?;
+    let png = write_own(fig, &with(Format::Png))?;
+    Ok([svg, png])
 }

@@ -76,7 +76,7 @@ pub fn along(stops: &[Rgb], t: f64) -> Rgb {
 /// RdBu colour of `value` on a scale from `-range` to `+range`, centred at 0 (white-ish);
 /// values beyond the range take the end colours.
 pub fn diverging(value: f64, range: f64) -> Rgb {
-    if !(range > 0.0) {
+    if range.is_nan() || range <= 0.0 {
         return RDBU[5];
     }
     along(&RDBU, 0.5 + 0.5 * value / range)

@@ -45,6 +45,7 @@ pub enum HeatmapAction {
     ThresholdUp,
     Save,
     SaveGroups,
+    Figure,
     Gallery,
     Setup,
     Help,
@@ -170,6 +171,11 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
         keys: &[(C('S'), H::SaveGroups)],
     },
     Binding {
+        label: "F",
+        what: "figure of this view (.svg, .png) beside the saved run",
+        keys: &[(C('F'), H::Figure)],
+    },
+    Binding {
         label: "w",
         what: "gallery: open, compare, difference",
         keys: &[(C('w'), H::Gallery)],
@@ -226,6 +232,10 @@ pub const ATTENTION_KEYS: &[(&str, &str)] = &[
     ("b", "bars of one query row instead of the grid"),
     ("↑↓ jk", "query row of the bar view"),
     ("Tab ←→", "next / previous selected head"),
+    (
+        "F",
+        "figure of these heads (.svg, .png) beside the saved run",
+    ),
     ("Esc q", "back to the heatmap"),
 ];
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod figure;
+
 /// `../shared/fixtures` next to the project (CI has it too), or $HEADHUNT_FIXTURES.
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("HEADHUNT_FIXTURES")

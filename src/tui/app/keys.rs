@@ -180,6 +180,7 @@ impl App {
             A::Attention => self.open_attention(),
             A::Save => self.save_current(),
             A::SaveGroups => self.save_groups(),
+            A::Figure => self.write_heatmap_figure(),
             A::Setup => self.screen = Screen::Setup,
             A::Gallery => self.open_gallery(),
             _ => self.update_heatmap_marks(action),
@@ -340,6 +341,7 @@ impl App {
                 self.request_attention();
             }
             KeyCode::Char('b') => self.attention.bars = !self.attention.bars,
+            KeyCode::Char('F') => self.write_attention_figure(),
             KeyCode::Up | KeyCode::Char('k') if len > 0 => {
                 let q = self.attention.query.unwrap_or(len - 1);
                 self.attention.query = Some(q.saturating_sub(1));

@@ -21,6 +21,7 @@ use super::color::ColorMode;
 
 mod context;
 mod events;
+mod figure;
 mod files;
 mod input;
 mod keys;
