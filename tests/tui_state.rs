@@ -7,9 +7,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use headhunt::data::{DataFile, DataOptions, DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
-use headhunt::results::{DataInfo, ModelInfo, RunRecord};
+use headhunt::results::groups::GroupsFile;
+use headhunt::results::{DataInfo, HeadGroup, ModelInfo, RunRecord};
 use headhunt::tui::app::{
-    App, Effect, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
+    App, Effect, EntryKind, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
 };
 use headhunt::tui::view;
 use headhunt::worker::{Event, Job, PairPreview};
@@ -76,7 +77,12 @@ fn press(app: &mut App, keys: &str) {
 /// An app with model and data "loaded".
 fn ready_app(tag: &str) -> (App, PathBuf) {
     let dir = common::temp_dir(tag);
-    let mut app = App::new(setup(dir.clone()));
+    (loaded(setup(dir.clone())), dir)
+}
+
+/// An app of `setup`, with model and data "loaded".
+fn loaded(setup: Setup) -> App {
+    let mut app = App::new(setup);
     let effects = app.take_effects();
     assert!(
         matches!(effects[0], Effect::Submit(_, Job::LoadModel(_))),
@@ -125,7 +131,7 @@ fn ready_app(tag: &str) -> (App, PathBuf) {
             contrast_answer: "5".into(),
         }],
     });
-    (app, dir)
+    app
 }
 
 /// The id of the patch job the last effects submitted.
@@ -401,7 +407,7 @@ fn groups_selection_range_help_and_quit() {
 }
 
 #[test]
-fn save_writes_a_new_file_each_time() {
+fn save_writes_a_new_file_only_for_new_content() {
     let (mut app, dir) = ready_app("save");
     press(&mut app, "s");
     assert!(app.status.1.contains("nothing to save"), "{}", app.status.1);
@@ -410,7 +416,19 @@ fn save_writes_a_new_file_each_time() {
     finish_run(&mut app, id, &r);
     app.cursor = (3, 0);
     press(&mut app, "t");
+    app.cursor = (2, 1);
+    press(&mut app, " ");
     press(&mut app, "s");
+    let first = app.status.1.clone();
+    assert!(first.starts_with("saved "), "{first}");
+    // The same again writes nothing and says where it is.
+    press(&mut app, "s");
+    let path = first.trim_start_matches("saved ");
+    assert_eq!(app.status.1, format!("already saved as {path}"));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // Another group makes another file.
+    app.cursor = (1, 1);
+    press(&mut app, "t");
     press(&mut app, "s");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -418,9 +436,22 @@ fn save_writes_a_new_file_each_time() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 2, "{files:?}");
-    let rec = RunRecord::load(&files[0]).unwrap();
+    let rec = RunRecord::load(std::path::Path::new(path)).unwrap();
     assert_eq!(rec.receiver, Receiver::resid_post(3));
     assert_eq!(rec.groups[0].heads, vec![(3, 0)]);
+    assert_eq!(
+        rec.selected,
+        vec![(2, 1)],
+        "the selection is saved with the run"
+    );
+    // Opened in a fresh explorer, the file brings back its groups and its selection.
+    let mut other = loaded(setup(common::temp_dir("save-reopen")));
+    other.open_record(rec, PathBuf::from(path));
+    assert_eq!(other.groups[0].heads, vec![(3, 0)]);
+    assert_eq!(
+        other.selected.iter().copied().collect::<Vec<_>>(),
+        vec![(2, 1)]
+    );
     // The gallery lists them; Enter opens one as a new breadcrumb.
     press(&mut app, "w");
     assert_eq!(app.screen, Screen::Gallery);
@@ -1194,5 +1225,220 @@ fn the_gallery_shows_where_the_selection_is() {
     assert!(
         text.contains("more ↑") && !text.contains("more ↑↓"),
         "{text}"
+    );
+}
+
+/// The groups files in `dir`.
+fn groups_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("groups-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_groups_file_is_saved_once_and_applies_to_a_model_of_its_shape() {
+    let (mut app, dir) = ready_app("groupsfile");
+    app.cursor = (3, 1);
+    press(&mut app, "t ");
+    app.cursor = (2, 2);
+    press(&mut app, " ");
+    press(&mut app, "S");
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    let files = groups_files(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    press(&mut app, "S");
+    assert_eq!(
+        app.status.1,
+        format!("already saved as {}", files[0].display())
+    );
+    assert_eq!(
+        groups_files(&dir).len(),
+        1,
+        "the same groups twice: one file"
+    );
+    let file = GroupsFile::load(&files[0]).unwrap();
+    assert_eq!(
+        (file.model.as_str(), file.n_layers, file.n_heads),
+        ("fixture", 4, 4)
+    );
+    assert_eq!(file.groups.len(), 1, "empty groups are not saved");
+    assert_eq!(file.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(file.selected, vec![(2, 2), (3, 1)]);
+
+    // `headhunt open FILE`: applied once the model is in.
+    let mut s = setup(common::temp_dir("groupsfile-open"));
+    s.open = Some(files[0].clone());
+    let opened = loaded(s);
+    assert_eq!(opened.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(
+        opened.selected.iter().copied().collect::<Vec<_>>(),
+        vec![(2, 2), (3, 1)]
+    );
+    assert!(
+        opened.status.1.starts_with("applied "),
+        "{}",
+        opened.status.1
+    );
+
+    // The gallery lists it with its model; Enter applies it to a fresh view.
+    let mut fresh = loaded(setup(dir.clone()));
+    press(&mut fresh, "w");
+    let e = &fresh.gallery.entries[0];
+    assert!(matches!(e.kind, EntryKind::Groups(_)), "{}", e.label);
+    assert!(
+        e.label.contains("head groups") && e.label.contains("fixture"),
+        "{}",
+        e.label
+    );
+    let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    render(&mut term, &mut fresh);
+    let text = screen_text(&term);
+    assert!(
+        text.contains("head groups of fixture (4 layers × 4 heads)"),
+        "{text}"
+    );
+    fresh.on_key(key(KeyCode::Enter));
+    assert_eq!(fresh.screen, Screen::Heatmap);
+    assert_eq!(fresh.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(fresh.selected.len(), 2);
+}
+
+#[test]
+fn a_groups_file_of_another_shape_says_whose_it_is_and_is_not_applied() {
+    let (mut app, dir) = ready_app("groupsshape");
+    let file = GroupsFile::new(
+        "google/gemma-2-9b",
+        (42, 16),
+        vec![HeadGroup {
+            name: "mover".into(),
+            heads: vec![(39, 7)],
+        }],
+        vec![(39, 7)],
+    );
+    file.save(&dir.join("groups-gemma.json"), false).unwrap();
+    press(&mut app, "w");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.screen, Screen::Gallery, "stays in the gallery");
+    let msg = &app.status.1;
+    assert!(
+        msg.contains("head groups of gemma-2-9b (42 layers × 16 heads)"),
+        "{msg}"
+    );
+    assert!(msg.contains("not applied"), "{msg}");
+    assert!(app.groups.iter().all(|g| g.name != "mover") && app.selected.is_empty());
+    // Compare has nothing to compare in a groups file.
+    press(&mut app, "m");
+    RunRecord::from_run(headhunt::results::RecordParts {
+        matrix: &headhunt::patching::PatchMatrix::new(LAYERS, HEADS, 2.0, -1.0, 8),
+        complete: true,
+        receiver: &Receiver::resid_post(3),
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: Default::default(),
+    })
+    .save(&dir.join("run.json"), false)
+    .unwrap();
+    press(&mut app, "r"); // rescan: groups-gemma.json, run.json
+    press(&mut app, "j");
+    press(&mut app, "c");
+    assert_eq!(app.screen, Screen::Gallery);
+    assert!(
+        app.status.1.contains("head groups have no matrix"),
+        "{}",
+        app.status.1
+    );
+}
+
+#[test]
+fn the_selection_becomes_one_receiver_with_each_heads_input() {
+    let (mut app, _) = ready_app("multihead");
+    press(&mut app, "D");
+    assert!(app.input.is_none());
+    assert!(
+        app.status.1.contains("no heads selected"),
+        "{}",
+        app.status.1
+    );
+    app.cursor = (3, 1);
+    press(&mut app, " ");
+    app.cursor = (2, 2);
+    press(&mut app, " ");
+    press(&mut app, "i"); // q for all
+    press(&mut app, "D");
+    let input = app.input.as_ref().unwrap();
+    assert_eq!(input.purpose, InputPurpose::Receiver);
+    assert_eq!(input.buffer, "2.2.q 3.1.q");
+    // Edit one head's input: the last character, q → v.
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "v");
+    app.on_key(key(KeyCode::Enter));
+    let (_, r) = submitted_patch(&mut app);
+    assert_eq!(
+        r,
+        Receiver::parse_many(&["2.2.q".into(), "3.1.v".into()]).unwrap()
+    );
+    assert_eq!(app.current().unwrap().key.begin_layer, 0);
+    let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("resid_post 3 → 2.2.q + 3.1.v"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_receiver_prompt_takes_lists_as_the_command_line_does() {
+    let (mut app, _) = ready_app("lists");
+    for (typed, want) in [
+        ("3.1.v,2.0.k", "2.0.k + 3.1.v"),
+        ("resid_post:2,resid_post:3", "resid_post 2,3"),
+        ("resid_mid:1, 2", "resid_mid 1,2"),
+    ] {
+        press(&mut app, ":");
+        for _ in 0..40 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        press(&mut app, typed);
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.input.is_none(), "{typed}: {}", app.status.1);
+        let (_, r) = submitted_patch(&mut app);
+        assert_eq!(r.label(), want, "{typed}");
+    }
+    // A head hears only layers below its own: begin 2 with receiver 2.1.v becomes 1.
+    press(&mut app, "b");
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "2");
+    app.on_key(key(KeyCode::Enter));
+    app.take_effects();
+    press(&mut app, ":");
+    for _ in 0..40 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "2.1.v");
+    app.on_key(key(KeyCode::Enter));
+    let (_, r) = submitted_patch(&mut app);
+    assert_eq!(r, Receiver::head(2, 1, HeadInput::V));
+    assert_eq!(
+        app.current().unwrap().key.begin_layer,
+        1,
+        "{}",
+        app.status.1
     );
 }

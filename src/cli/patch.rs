@@ -22,8 +22,8 @@ pub struct PatchArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Receiver: `resid_post:LAYER` (also resid_pre, resid_mid; several layers as `resid_post:3,5`)
-    /// or a head's input `LAYER.HEAD.q|k|v`; repeat for several heads. Default: the last
-    /// layer's resid_post.
+    /// or a head's input `LAYER.HEAD.q|k|v`; repeat for several heads, or separate them by
+    /// commas (`39.7.v,39.12.q`). Default: the last layer's resid_post.
     #[arg(long = "receiver", short = 'r')]
     pub receivers: Vec<String>,
     /// First sender layer.
