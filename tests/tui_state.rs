@@ -99,7 +99,7 @@ fn loaded(setup: Setup) -> App {
         n_params: 1000,
     });
     let spec = DataSpec::new(
-        &common::fixture("tiny-gemma2").join("addition.jsonl"),
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
         TaskKind::Addition,
     );
     app.on_worker(Event::DataLoaded {
@@ -1175,7 +1175,7 @@ fn help_scrolls_at_40x12_and_says_what_is_clipped() {
 #[test]
 fn a_prompt_pair_file_shows_no_shots_or_offset() {
     let (mut app, _) = ready_app("pairswords");
-    let mut spec = DataSpec::new(&PathBuf::from("pairs.jsonl"), TaskKind::Pairs);
+    let mut spec = DataSpec::new(PathBuf::from("pairs.jsonl"), TaskKind::Pairs);
     spec.shots = 4;
     spec.offset = 0;
     app.data.as_mut().unwrap().info.spec = spec;
@@ -1191,7 +1191,7 @@ fn a_prompt_pair_file_shows_no_shots_or_offset() {
     );
     // An addition file keeps both.
     app.data.as_mut().unwrap().info.spec =
-        DataSpec::new(&PathBuf::from("addition.jsonl"), TaskKind::Addition);
+        DataSpec::new(PathBuf::from("addition.jsonl"), TaskKind::Addition);
     render(&mut term, &mut app);
     let text = screen_text(&term);
     let line = text.lines().find(|l| l.contains("addition.jsonl")).unwrap();

@@ -37,7 +37,7 @@ pub struct TuiArgs {
     /// Where results are saved and the gallery looks.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// A saved result to open at start (as `headhunt open FILE`).
+    /// A saved result to open at start, or a head-groups file to apply (as `headhunt open FILE`).
     #[arg(long, value_name = "FILE")]
     pub open: Option<PathBuf>,
 }
