@@ -97,6 +97,11 @@ impl GroupsFile {
                 )))
             }
         }
+        if value.get("format_version").is_none() {
+            return Err(bad(
+                "no field `format_version`: written by a headhunt from before groups files had a version and the model's shape (which applying them needs); tag the heads again and save with S".into(),
+            ));
+        }
         let file: GroupsFile = serde_json::from_value(value)
             .map_err(|e| bad(format!("not a valid head-groups file: {e}")))?;
         file.check().map_err(bad)?;

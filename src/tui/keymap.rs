@@ -167,7 +167,7 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
     },
     Binding {
         label: "s",
-        what: "save the run (with groups) to results/",
+        what: "save the run (with groups, selection) to results/",
         keys: &[(C('s'), H::Save)],
     },
     Binding {
