@@ -1442,3 +1442,24 @@ fn the_receiver_prompt_takes_lists_as_the_command_line_does() {
         app.status.1
     );
 }
+
+#[test]
+fn saving_an_opened_file_unchanged_writes_nothing() {
+    let (mut app, dir) = ready_app("saveopened");
+    let file = paper("gemma_2_9b/resid_post_41.json");
+    app.open_record(RunRecord::load(&file).unwrap(), file.clone());
+    press(&mut app, "s");
+    assert_eq!(app.status.1, format!("already saved as {}", file.display()));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    // A head tagged on it is new content: a file of its own, with the group.
+    press(&mut app, "t");
+    press(&mut app, "s");
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let rec = RunRecord::load(&saved[0]).unwrap();
+    assert_eq!(rec.groups[0].heads, vec![(39, 7)]);
+}

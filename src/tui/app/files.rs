@@ -160,10 +160,16 @@ impl App {
         }
         rec.groups = groups;
         rec.selected = selected;
-        // Byte for byte: a reloaded record can differ in the last bit of a float, and a file
-        // that merely looks the same must not stand in for this one.
+        // A file this session wrote is compared byte for byte. An opened file's record is that
+        // file's (read back, a float can differ in its last bit, and a paper file is in another
+        // format): only the groups and selection can have changed since.
         let text = rec.to_json();
-        let same = |p: &std::path::Path| std::fs::read_to_string(p).is_ok_and(|t| t == text);
+        let opened = matches!(slot.state, RunState::Opened(_));
+        let marks = (&rec.groups, &rec.selected);
+        let same = |p: &std::path::Path| {
+            std::fs::read_to_string(p).is_ok_and(|t| t == text)
+                || (opened && RunRecord::load(p).is_ok_and(|r| (&r.groups, &r.selected) == marks))
+        };
         if let Some(p) = slot.saved_to.clone().filter(|p| same(p)) {
             self.groups_saved = true;
             return self.set_status(Level::Info, format!("already saved as {}", p.display()));
