@@ -1463,3 +1463,77 @@ fn saving_an_opened_file_unchanged_writes_nothing() {
     let rec = RunRecord::load(&saved[0]).unwrap();
     assert_eq!(rec.groups[0].heads, vec![(39, 7)]);
 }
+
+/// The prompts each attention request asks for, for the keys pressed one by one.
+fn attention_prompts(app: &mut App, keys: &str) -> Vec<headhunt::worker::PromptChoice> {
+    keys.chars()
+        .map(|c| {
+            press(app, &c.to_string());
+            match app.take_effects().last() {
+                Some(Effect::Submit(_, Job::Attention(r))) => r.prompts,
+                other => panic!("{c}: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn attention_keys_step_prompts_and_heads_from_its_table() {
+    use headhunt::worker::PromptChoice::{Mean, One};
+    let (mut app, _) = ready_app("attnkeys");
+    app.cursor = (3, 1);
+    press(&mut app, " ");
+    app.cursor = (2, 0);
+    press(&mut app, " ");
+    press(&mut app, "a");
+    app.take_effects();
+    assert_eq!(app.attention.heads, vec![(3, 1), (2, 0)]);
+    assert_eq!(
+        attention_prompts(&mut app, "+=-pppP"),
+        vec![Mean(5), Mean(6), Mean(5), One(0), One(1), One(2), Mean(4)]
+    );
+    press(&mut app, "+");
+    press(&mut app, "p");
+    app.take_effects();
+    assert_eq!(attention_prompts(&mut app, "-"), vec![Mean(1)]);
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.attention.current, 1);
+    press(&mut app, "l");
+    assert_eq!(app.attention.current, 0, "wraps");
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.attention.current, 1);
+    press(&mut app, "b");
+    assert!(app.attention.bars);
+    press(&mut app, "?");
+    assert!(app.help);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("keys: attention"), "{text}");
+    assert!(text.contains("next / previous selected head"), "{text}");
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "q");
+    assert_eq!(app.screen, Screen::Heatmap);
+}
+
+#[test]
+fn the_comparison_has_its_own_keys_and_help() {
+    let (mut app, _) = ready_app("comparekeys");
+    app.setup.gallery_dirs = vec![paper("gemma_2_9b")];
+    press(&mut app, "w");
+    press(&mut app, "mjd");
+    assert_eq!(app.screen, Screen::Compare);
+    assert!(app.gallery.diff);
+    press(&mut app, "d");
+    assert!(!app.gallery.diff, "d toggles");
+    press(&mut app, "?");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("keys: compare"), "{text}");
+    assert!(text.contains("back to the gallery"), "{text}");
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+    press(&mut app, "q");
+    assert_eq!(app.screen, Screen::Gallery);
+}

@@ -337,20 +337,8 @@ impl App {
     /// Does what an attention action asks; a change of run or prompts asks for the patterns.
     pub fn update_attention(&mut self, action: AttentionAction) {
         use AttentionAction as A;
-        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
         let len = self.attention.tokens.len();
         let n_heads = self.attention.heads.len();
-        let prompts = match (action, self.attention.prompts) {
-            (A::MorePrompts, PromptChoice::Mean(n)) => PromptChoice::Mean((n + 1).min(n_prompts)),
-            (A::FewerPrompts, PromptChoice::Mean(n)) => {
-                PromptChoice::Mean(n.saturating_sub(1).max(1))
-            }
-            (A::MorePrompts | A::FewerPrompts, PromptChoice::One(_)) => PromptChoice::Mean(1),
-            (A::OnePrompt, PromptChoice::One(i)) => PromptChoice::One((i + 1) % n_prompts.max(1)),
-            (A::OnePrompt, PromptChoice::Mean(_)) => PromptChoice::One(0),
-            (A::MeanPrompts, _) => PromptChoice::Mean(4.min(n_prompts)),
-            (_, p) => p,
-        };
         match action {
             A::Back => self.screen = Screen::Heatmap,
             A::Help => self.open_help(),
@@ -362,7 +350,7 @@ impl App {
                 self.request_attention();
             }
             A::MorePrompts | A::FewerPrompts | A::OnePrompt | A::MeanPrompts => {
-                self.attention.prompts = prompts;
+                self.attention.prompts = self.next_prompts(action);
                 self.request_attention();
             }
             A::Bars => self.attention.bars = !self.attention.bars,
@@ -381,6 +369,24 @@ impl App {
                 self.attention.current = (self.attention.current + n_heads - 1) % n_heads;
             }
             A::QueryUp | A::QueryDown | A::NextHead | A::PreviousHead => {}
+        }
+    }
+
+    /// The prompts the attention view shows after a prompts action: `+`/`-` step the mean
+    /// (from one prompt: the mean of 1), `p` steps through single prompts, `P` is the mean of 4.
+    fn next_prompts(&self, action: AttentionAction) -> PromptChoice {
+        use AttentionAction as A;
+        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
+        match (action, self.attention.prompts) {
+            (A::MorePrompts, PromptChoice::Mean(n)) => PromptChoice::Mean((n + 1).min(n_prompts)),
+            (A::FewerPrompts, PromptChoice::Mean(n)) => {
+                PromptChoice::Mean(n.saturating_sub(1).max(1))
+            }
+            (A::MorePrompts | A::FewerPrompts, PromptChoice::One(_)) => PromptChoice::Mean(1),
+            (A::OnePrompt, PromptChoice::One(i)) => PromptChoice::One((i + 1) % n_prompts.max(1)),
+            (A::OnePrompt, PromptChoice::Mean(_)) => PromptChoice::One(0),
+            (A::MeanPrompts, _) => PromptChoice::Mean(4.min(n_prompts)),
+            (_, p) => p,
         }
     }
 
