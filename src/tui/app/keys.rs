@@ -29,6 +29,11 @@ impl App {
         if self.help {
             return self.on_help_key(key);
         }
+        // Every table has `?` (its help lists it); caught here too, so that a screen added
+        // later opens its help even before its table has the key.
+        if key.code == KeyCode::Char('?') {
+            return self.open_help();
+        }
         // A message belongs to the action that set it: the next key's action replaces it.
         if !self.loading {
             self.set_status(Level::Info, "");
