@@ -1247,6 +1247,13 @@ fn groups_files(dir: &std::path::Path) -> Vec<PathBuf> {
 #[test]
 fn a_groups_file_is_saved_once_and_applies_to_a_model_of_its_shape() {
     let (mut app, dir) = ready_app("groupsfile");
+    press(&mut app, "S");
+    assert!(
+        app.status.1.contains("no groups file written"),
+        "{}",
+        app.status.1
+    );
+    assert!(groups_files(&dir).is_empty());
     app.cursor = (3, 1);
     press(&mut app, "t ");
     app.cursor = (2, 2);

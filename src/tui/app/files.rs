@@ -219,6 +219,10 @@ impl App {
             self.tagged_groups(),
             self.selected.iter().copied().collect(),
         );
+        if file.groups.is_empty() && file.selected.is_empty() {
+            let msg = "no heads tagged (t) or selected (space): no groups file written";
+            return self.set_status(Level::Info, msg);
+        }
         let dir = self.setup.results_dir.clone();
         if let Some(p) = saved_groups(&dir).find(|(_, f)| f.same_content(&file)) {
             self.groups_saved = true;
