@@ -127,6 +127,16 @@ fn input_errors_are_one_line() {
             &["--receiver", "2.1.v", "--begin-layer", "3", "--out", o],
             "--begin-layer 3 is after",
         ),
+        // A head hears only layers below its own: from layer 2 no sender reaches 2.1.v.
+        (
+            &["--receiver", "2.1.v", "--begin-layer", "2", "--out", o],
+            "no sender head comes before it",
+        ),
+        // Several receivers in one value, as the explorer's prompt takes them.
+        (
+            &["--receiver", "2.1.v,2.9.q", "--out", o],
+            "2.9.q: head out of range",
+        ),
         (&["--examples", "0", "--out", o], "--examples 0"),
         (&["--batch-size", "0", "--out", o], "--batch-size 0"),
         (&["--examples", "50", "--out", o], "--examples 50"),

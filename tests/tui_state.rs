@@ -7,9 +7,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use headhunt::data::{DataFile, DataOptions, DataSpec, TaskKind};
 use headhunt::model::{Family, HeadInput, ModelOrigin};
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
-use headhunt::results::{DataInfo, ModelInfo, RunRecord};
+use headhunt::results::groups::GroupsFile;
+use headhunt::results::{DataInfo, HeadGroup, ModelInfo, RunRecord};
 use headhunt::tui::app::{
-    App, Effect, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
+    App, Effect, EntryKind, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
 };
 use headhunt::tui::view;
 use headhunt::worker::{Event, Job, PairPreview};
@@ -76,7 +77,12 @@ fn press(app: &mut App, keys: &str) {
 /// An app with model and data "loaded".
 fn ready_app(tag: &str) -> (App, PathBuf) {
     let dir = common::temp_dir(tag);
-    let mut app = App::new(setup(dir.clone()));
+    (loaded(setup(dir.clone())), dir)
+}
+
+/// An app of `setup`, with model and data "loaded".
+fn loaded(setup: Setup) -> App {
+    let mut app = App::new(setup);
     let effects = app.take_effects();
     assert!(
         matches!(effects[0], Effect::Submit(_, Job::LoadModel(_))),
@@ -93,7 +99,7 @@ fn ready_app(tag: &str) -> (App, PathBuf) {
         n_params: 1000,
     });
     let spec = DataSpec::new(
-        &common::fixture("tiny-gemma2").join("addition.jsonl"),
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
         TaskKind::Addition,
     );
     app.on_worker(Event::DataLoaded {
@@ -125,7 +131,7 @@ fn ready_app(tag: &str) -> (App, PathBuf) {
             contrast_answer: "5".into(),
         }],
     });
-    (app, dir)
+    app
 }
 
 /// The id of the patch job the last effects submitted.
@@ -401,7 +407,7 @@ fn groups_selection_range_help_and_quit() {
 }
 
 #[test]
-fn save_writes_a_new_file_each_time() {
+fn save_writes_a_new_file_only_for_new_content() {
     let (mut app, dir) = ready_app("save");
     press(&mut app, "s");
     assert!(app.status.1.contains("nothing to save"), "{}", app.status.1);
@@ -410,7 +416,19 @@ fn save_writes_a_new_file_each_time() {
     finish_run(&mut app, id, &r);
     app.cursor = (3, 0);
     press(&mut app, "t");
+    app.cursor = (2, 1);
+    press(&mut app, " ");
     press(&mut app, "s");
+    let first = app.status.1.clone();
+    assert!(first.starts_with("saved "), "{first}");
+    // The same again writes nothing and says where it is.
+    press(&mut app, "s");
+    let path = first.trim_start_matches("saved ");
+    assert_eq!(app.status.1, format!("already saved as {path}"));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // Another group makes another file.
+    app.cursor = (1, 1);
+    press(&mut app, "t");
     press(&mut app, "s");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -418,9 +436,22 @@ fn save_writes_a_new_file_each_time() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 2, "{files:?}");
-    let rec = RunRecord::load(&files[0]).unwrap();
+    let rec = RunRecord::load(std::path::Path::new(path)).unwrap();
     assert_eq!(rec.receiver, Receiver::resid_post(3));
     assert_eq!(rec.groups[0].heads, vec![(3, 0)]);
+    assert_eq!(
+        rec.selected,
+        vec![(2, 1)],
+        "the selection is saved with the run"
+    );
+    // Opened in a fresh explorer, the file brings back its groups and its selection.
+    let mut other = loaded(setup(common::temp_dir("save-reopen")));
+    other.open_record(rec, PathBuf::from(path));
+    assert_eq!(other.groups[0].heads, vec![(3, 0)]);
+    assert_eq!(
+        other.selected.iter().copied().collect::<Vec<_>>(),
+        vec![(2, 1)]
+    );
     // The gallery lists them; Enter opens one as a new breadcrumb.
     press(&mut app, "w");
     assert_eq!(app.screen, Screen::Gallery);
@@ -1144,7 +1175,7 @@ fn help_scrolls_at_40x12_and_says_what_is_clipped() {
 #[test]
 fn a_prompt_pair_file_shows_no_shots_or_offset() {
     let (mut app, _) = ready_app("pairswords");
-    let mut spec = DataSpec::new(&PathBuf::from("pairs.jsonl"), TaskKind::Pairs);
+    let mut spec = DataSpec::new(PathBuf::from("pairs.jsonl"), TaskKind::Pairs);
     spec.shots = 4;
     spec.offset = 0;
     app.data.as_mut().unwrap().info.spec = spec;
@@ -1160,7 +1191,7 @@ fn a_prompt_pair_file_shows_no_shots_or_offset() {
     );
     // An addition file keeps both.
     app.data.as_mut().unwrap().info.spec =
-        DataSpec::new(&PathBuf::from("addition.jsonl"), TaskKind::Addition);
+        DataSpec::new(PathBuf::from("addition.jsonl"), TaskKind::Addition);
     render(&mut term, &mut app);
     let text = screen_text(&term);
     let line = text.lines().find(|l| l.contains("addition.jsonl")).unwrap();
@@ -1195,4 +1226,321 @@ fn the_gallery_shows_where_the_selection_is() {
         text.contains("more ↑") && !text.contains("more ↑↓"),
         "{text}"
     );
+}
+
+/// The groups files in `dir`.
+fn groups_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("groups-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_groups_file_is_saved_once_and_applies_to_a_model_of_its_shape() {
+    let (mut app, dir) = ready_app("groupsfile");
+    press(&mut app, "S");
+    assert!(
+        app.status.1.contains("no groups file written"),
+        "{}",
+        app.status.1
+    );
+    assert!(groups_files(&dir).is_empty());
+    app.cursor = (3, 1);
+    press(&mut app, "t ");
+    app.cursor = (2, 2);
+    press(&mut app, " ");
+    press(&mut app, "S");
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    let files = groups_files(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    press(&mut app, "S");
+    assert_eq!(
+        app.status.1,
+        format!("already saved as {}", files[0].display())
+    );
+    assert_eq!(
+        groups_files(&dir).len(),
+        1,
+        "the same groups twice: one file"
+    );
+    let file = GroupsFile::load(&files[0]).unwrap();
+    assert_eq!(
+        (file.model.as_str(), file.n_layers, file.n_heads),
+        ("fixture", 4, 4)
+    );
+    assert_eq!(file.groups.len(), 1, "empty groups are not saved");
+    assert_eq!(file.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(file.selected, vec![(2, 2), (3, 1)]);
+
+    // `headhunt open FILE`: applied once the model is in.
+    let mut s = setup(common::temp_dir("groupsfile-open"));
+    s.open = Some(files[0].clone());
+    let opened = loaded(s);
+    assert_eq!(opened.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(
+        opened.selected.iter().copied().collect::<Vec<_>>(),
+        vec![(2, 2), (3, 1)]
+    );
+    assert!(
+        opened.status.1.starts_with("applied "),
+        "{}",
+        opened.status.1
+    );
+
+    // The gallery lists it with its model; Enter applies it to a fresh view.
+    let mut fresh = loaded(setup(dir.clone()));
+    press(&mut fresh, "w");
+    let e = &fresh.gallery.entries[0];
+    assert!(matches!(e.kind, EntryKind::Groups(_)), "{}", e.label);
+    assert!(
+        e.label.contains("head groups") && e.label.contains("fixture"),
+        "{}",
+        e.label
+    );
+    let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    render(&mut term, &mut fresh);
+    let text = screen_text(&term);
+    assert!(
+        text.contains("head groups of fixture (4 layers × 4 heads)"),
+        "{text}"
+    );
+    fresh.on_key(key(KeyCode::Enter));
+    assert_eq!(fresh.screen, Screen::Heatmap);
+    assert_eq!(fresh.groups[0].heads, vec![(3, 1)]);
+    assert_eq!(fresh.selected.len(), 2);
+}
+
+#[test]
+fn a_groups_file_of_another_shape_says_whose_it_is_and_is_not_applied() {
+    let (mut app, dir) = ready_app("groupsshape");
+    let file = GroupsFile::new(
+        "google/gemma-2-9b",
+        (42, 16),
+        vec![HeadGroup {
+            name: "mover".into(),
+            heads: vec![(39, 7)],
+        }],
+        vec![(39, 7)],
+    );
+    file.save(&dir.join("groups-gemma.json"), false).unwrap();
+    press(&mut app, "w");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.screen, Screen::Gallery, "stays in the gallery");
+    let msg = &app.status.1;
+    assert!(
+        msg.contains("head groups of gemma-2-9b (42 layers × 16 heads)"),
+        "{msg}"
+    );
+    assert!(msg.contains("not applied"), "{msg}");
+    assert!(app.groups.iter().all(|g| g.name != "mover") && app.selected.is_empty());
+    // Compare has nothing to compare in a groups file.
+    press(&mut app, "m");
+    RunRecord::from_run(headhunt::results::RecordParts {
+        matrix: &headhunt::patching::PatchMatrix::new(LAYERS, HEADS, 2.0, -1.0, 8),
+        complete: true,
+        receiver: &Receiver::resid_post(3),
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: Default::default(),
+    })
+    .save(&dir.join("run.json"), false)
+    .unwrap();
+    press(&mut app, "r"); // rescan: groups-gemma.json, run.json
+    press(&mut app, "j");
+    press(&mut app, "c");
+    assert_eq!(app.screen, Screen::Gallery);
+    assert!(
+        app.status.1.contains("head groups have no matrix"),
+        "{}",
+        app.status.1
+    );
+}
+
+#[test]
+fn the_selection_becomes_one_receiver_with_each_heads_input() {
+    let (mut app, _) = ready_app("multihead");
+    press(&mut app, "D");
+    assert!(app.input.is_none());
+    assert!(
+        app.status.1.contains("no heads selected"),
+        "{}",
+        app.status.1
+    );
+    app.cursor = (3, 1);
+    press(&mut app, " ");
+    app.cursor = (2, 2);
+    press(&mut app, " ");
+    press(&mut app, "i"); // q for all
+    press(&mut app, "D");
+    let input = app.input.as_ref().unwrap();
+    assert_eq!(input.purpose, InputPurpose::Receiver);
+    assert_eq!(input.buffer, "2.2.q 3.1.q");
+    // Edit one head's input: the last character, q → v.
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "v");
+    app.on_key(key(KeyCode::Enter));
+    let (_, r) = submitted_patch(&mut app);
+    assert_eq!(
+        r,
+        Receiver::parse_many(&["2.2.q".into(), "3.1.v".into()]).unwrap()
+    );
+    assert_eq!(app.current().unwrap().key.begin_layer, 0);
+    let mut term = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("resid_post 3 → 2.2.q + 3.1.v"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_receiver_prompt_takes_lists_as_the_command_line_does() {
+    let (mut app, _) = ready_app("lists");
+    for (typed, want) in [
+        ("3.1.v,2.0.k", "2.0.k + 3.1.v"),
+        ("resid_post:2,resid_post:3", "resid_post 2,3"),
+        ("resid_mid:1, 2", "resid_mid 1,2"),
+    ] {
+        press(&mut app, ":");
+        for _ in 0..40 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        press(&mut app, typed);
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.input.is_none(), "{typed}: {}", app.status.1);
+        let (_, r) = submitted_patch(&mut app);
+        assert_eq!(r.label(), want, "{typed}");
+    }
+    // A head hears only layers below its own: begin 2 with receiver 2.1.v becomes 1.
+    press(&mut app, "b");
+    app.on_key(key(KeyCode::Backspace));
+    press(&mut app, "2");
+    app.on_key(key(KeyCode::Enter));
+    app.take_effects();
+    press(&mut app, ":");
+    for _ in 0..40 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    press(&mut app, "2.1.v");
+    app.on_key(key(KeyCode::Enter));
+    let (_, r) = submitted_patch(&mut app);
+    assert_eq!(r, Receiver::head(2, 1, HeadInput::V));
+    assert_eq!(
+        app.current().unwrap().key.begin_layer,
+        1,
+        "{}",
+        app.status.1
+    );
+}
+
+#[test]
+fn saving_an_opened_file_unchanged_writes_nothing() {
+    let (mut app, dir) = ready_app("saveopened");
+    let file = paper("gemma_2_9b/resid_post_41.json");
+    app.open_record(RunRecord::load(&file).unwrap(), file.clone());
+    press(&mut app, "s");
+    assert_eq!(app.status.1, format!("already saved as {}", file.display()));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    // A head tagged on it is new content: a file of its own, with the group.
+    press(&mut app, "t");
+    press(&mut app, "s");
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let rec = RunRecord::load(&saved[0]).unwrap();
+    assert_eq!(rec.groups[0].heads, vec![(39, 7)]);
+}
+
+/// The prompts each attention request asks for, for the keys pressed one by one.
+fn attention_prompts(app: &mut App, keys: &str) -> Vec<headhunt::worker::PromptChoice> {
+    keys.chars()
+        .map(|c| {
+            press(app, &c.to_string());
+            match app.take_effects().last() {
+                Some(Effect::Submit(_, Job::Attention(r))) => r.prompts,
+                other => panic!("{c}: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn attention_keys_step_prompts_and_heads_from_its_table() {
+    use headhunt::worker::PromptChoice::{Mean, One};
+    let (mut app, _) = ready_app("attnkeys");
+    app.cursor = (3, 1);
+    press(&mut app, " ");
+    app.cursor = (2, 0);
+    press(&mut app, " ");
+    press(&mut app, "a");
+    app.take_effects();
+    assert_eq!(app.attention.heads, vec![(3, 1), (2, 0)]);
+    assert_eq!(
+        attention_prompts(&mut app, "+=-pppP"),
+        vec![Mean(5), Mean(6), Mean(5), One(0), One(1), One(2), Mean(4)]
+    );
+    press(&mut app, "+");
+    press(&mut app, "p");
+    app.take_effects();
+    assert_eq!(attention_prompts(&mut app, "-"), vec![Mean(1)]);
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.attention.current, 1);
+    press(&mut app, "l");
+    assert_eq!(app.attention.current, 0, "wraps");
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.attention.current, 1);
+    press(&mut app, "b");
+    assert!(app.attention.bars);
+    press(&mut app, "?");
+    assert!(app.help);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("keys: attention"), "{text}");
+    assert!(text.contains("next / previous selected head"), "{text}");
+    app.on_key(key(KeyCode::Esc));
+    press(&mut app, "q");
+    assert_eq!(app.screen, Screen::Heatmap);
+}
+
+#[test]
+fn the_comparison_has_its_own_keys_and_help() {
+    let (mut app, _) = ready_app("comparekeys");
+    app.setup.gallery_dirs = vec![paper("gemma_2_9b")];
+    press(&mut app, "w");
+    press(&mut app, "mjd");
+    assert_eq!(app.screen, Screen::Compare);
+    assert!(app.gallery.diff);
+    press(&mut app, "d");
+    assert!(!app.gallery.diff, "d toggles");
+    press(&mut app, "?");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("keys: compare"), "{text}");
+    assert!(text.contains("back to the gallery"), "{text}");
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help);
+    press(&mut app, "q");
+    assert_eq!(app.screen, Screen::Gallery);
 }

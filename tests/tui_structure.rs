@@ -1,46 +1,84 @@
 //! The explorer's structure: every key table entry dispatches, the help reads the tables, and
 //! no function in src/tui grows past what can be read at once.
 
-use headhunt::tui::keymap::{self, HEATMAP};
+use headhunt::tui::app::Screen;
+use headhunt::tui::keymap::{self, Binding, ATTENTION, COMPARE, GALLERY, HEATMAP, SETUP};
 use headhunt::tui::view::help_table;
 
-/// Every key of the heatmap's table reaches its own action: no key is shadowed by an earlier
-/// entry (which would make the help promise something the dispatch never does).
-#[test]
-fn every_heatmap_key_dispatches_to_its_table_action() {
+/// Every key of a table reaches its own action: no key is shadowed by an earlier entry
+/// (which would make the help promise something the dispatch never does). Returns how many.
+fn check_dispatch<A: Copy + PartialEq + std::fmt::Debug>(
+    name: &str,
+    table: &[Binding<A>],
+) -> usize {
     let mut n = 0;
-    for b in HEATMAP {
-        assert!(!b.keys.is_empty(), "help line {:?} has no key", b.label);
+    for b in table {
+        assert!(
+            !b.keys.is_empty(),
+            "{name}: help line {:?} has no key",
+            b.label
+        );
         for &(code, action) in b.keys {
             assert_eq!(
-                keymap::lookup(HEATMAP, code),
+                keymap::lookup(table, code),
                 Some(action),
-                "{code:?} of {:?}",
+                "{name}: {code:?} of {:?}",
                 b.label
             );
             n += 1;
         }
     }
-    assert!(n >= 35, "only {n} keys");
+    n
 }
 
-/// The heatmap's help lines are exactly the table's lines (then the notes), in order.
+/// The help lines of a screen are exactly its table's lines (then its notes), in order.
+fn check_help<A>(screen: Screen, table: &[Binding<A>], notes: &[(&str, &str)]) {
+    let (_, lines) = help_table(screen);
+    let mut want: Vec<_> = table.iter().map(|b| (b.label, b.what)).collect();
+    want.extend_from_slice(notes);
+    assert_eq!(lines, want, "{screen:?}");
+}
+
 #[test]
-fn heatmap_help_comes_from_the_table() {
-    let (_, lines) = help_table(headhunt::tui::app::Screen::Heatmap);
-    let mut want: Vec<_> = HEATMAP.iter().map(|b| (b.label, b.what)).collect();
-    want.extend_from_slice(keymap::HEATMAP_NOTES);
-    assert_eq!(lines, want);
+fn every_key_of_every_table_dispatches_to_its_table_action() {
+    assert!(check_dispatch("heatmap", HEATMAP) >= 36);
+    assert!(check_dispatch("attention", ATTENTION) >= 17);
+    assert!(check_dispatch("setup", SETUP) >= 8);
+    assert!(check_dispatch("gallery", GALLERY) >= 11);
+    assert!(check_dispatch("compare", COMPARE) >= 4);
+}
+
+#[test]
+fn every_screens_help_comes_from_its_table() {
+    check_help(Screen::Heatmap, HEATMAP, keymap::HEATMAP_NOTES);
+    check_help(Screen::Attention, ATTENTION, &[]);
+    check_help(Screen::Setup, SETUP, &[]);
+    check_help(Screen::Gallery, GALLERY, &[]);
+    check_help(Screen::Compare, COMPARE, &[]);
+}
+
+/// A shadowed key is caught: the check is not vacuous.
+#[test]
+#[should_panic(expected = "of \"second\"")]
+fn a_shadowed_key_fails_the_dispatch_check() {
+    const T: &[Binding<u8>] = &[
+        Binding {
+            label: "first",
+            what: "",
+            keys: &[(crossterm::event::KeyCode::Char('x'), 1)],
+        },
+        Binding {
+            label: "second",
+            what: "",
+            keys: &[(crossterm::event::KeyCode::Char('x'), 2)],
+        },
+    ];
+    check_dispatch("test", T);
 }
 
 /// Functions in src/tui that are known to be longer than 80 lines, with the length they may
 /// not exceed (debt to split; the list may only shrink).
-const KNOWN_LONG: &[(&str, usize)] = &[
-    ("on_worker", 208),
-    ("apply_input", 87),
-    ("set_field", 106),
-    ("setup", 144),
-];
+const KNOWN_LONG: &[(&str, usize)] = &[];
 
 /// Lengths of `fn` items: from the `fn` line to the closing brace at the same indentation.
 fn fn_lengths(text: &str) -> Vec<(String, usize)> {

@@ -295,3 +295,45 @@ fn a_bad_model_path_in_the_setup_shows_its_real_error() {
     t.send(&["q"]);
     t.wait_for("EXIT=0", 10);
 }
+
+/// `headhunt open` of a groups file: applied to the loaded model's heatmap once it is in; `D`
+/// turns its selection into one receiver, which runs and is named whole in the breadcrumbs.
+#[test]
+fn open_a_groups_file_and_run_its_selection_as_one_receiver() {
+    let fx = fixture("tiny-gemma2");
+    let dir = temp_dir("tmux-groups");
+    let file = dir.join("groups-tiny.json");
+    headhunt::results::groups::GroupsFile::new(
+        &fx.display().to_string(),
+        (4, 4),
+        vec![headhunt::results::HeadGroup {
+            name: "mover".into(),
+            heads: vec![(3, 1)],
+        }],
+        vec![(2, 2), (3, 1)],
+    )
+    .save(&file, false)
+    .unwrap();
+    let cmd = format!(
+        "{} open {} --model {} --data {} --results {}; echo EXIT=$?; sleep 60",
+        bin().display(),
+        file.display(),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        dir.display()
+    );
+    let t = Tmux::start("groups", &cmd, 120, 40);
+    // The status line may be the baselines' warning by now: the selection itself shows that
+    // the file was applied (D opens the prompt with it).
+    t.wait_for("r runs it", 30);
+    t.send(&["D"]);
+    t.wait_for("2.2.v 3.1.v", 10);
+    t.send(&["Enter"]);
+    let screen = t.wait_for("done: 2.2.v + 3.1.v", 60);
+    assert!(
+        screen.lines().next().unwrap().contains("2.2.v + 3.1.v"),
+        "{screen}"
+    );
+    t.send(&["q", "q"]);
+    t.wait_for("EXIT=0", 10);
+}

@@ -22,8 +22,8 @@ pub struct PatchArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Receiver: `resid_post:LAYER` (also resid_pre, resid_mid; several layers as `resid_post:3,5`)
-    /// or a head's input `LAYER.HEAD.q|k|v`; repeat for several heads. Default: the last
-    /// layer's resid_post.
+    /// or a head's input `LAYER.HEAD.q|k|v`; repeat for several heads, or separate them by
+    /// commas (`39.7.v,39.12.q`). Default: the last layer's resid_post.
     #[arg(long = "receiver", short = 'r')]
     pub receivers: Vec<String>,
     /// First sender layer.
@@ -288,15 +288,14 @@ pub fn check_thresholds(hi: f64, lo: f64) -> Result<()> {
     Ok(())
 }
 
-/// Senders are heads below the receiver: `resid_pre` of a layer at or below `--begin-layer`
-/// has none, and its row would read as a computed zero.
+/// Senders are heads from `--begin-layer` up, and only those below a receiver head (or below
+/// the layer of a `resid_pre`) reach it (`Receiver::reached_from_begin`, the rule the explorer
+/// uses too): without any, every row would read as a computed zero.
 fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
-    if let Receiver::Resid { kind, layers } = receiver {
-        if kind.name() == "resid_pre" && layers.iter().all(|&l| l <= begin_layer) {
-            bail!(
-                "--receiver {receiver}: no sender head comes before it (senders are heads of layers {begin_layer} and up, and resid_pre of a layer is before its heads); use resid_mid or a later layer"
-            );
-        }
+    if !receiver.reached_from_begin(begin_layer) {
+        bail!(
+            "--receiver {receiver}: no sender head comes before it (senders are heads of layers {begin_layer} and up; a head hears only layers below its own, and resid_pre of a layer is before its heads); use a lower --begin-layer, resid_mid or a later layer"
+        );
     }
     Ok(())
 }

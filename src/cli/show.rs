@@ -1,16 +1,19 @@
-//! `headhunt show`: re-print a saved run, or one of the paper's result files.
+//! `headhunt show`: re-print a saved run, one of the paper's result files, or a head-groups
+//! file saved by the explorer.
 
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+use crate::results::groups::{self, GroupsFile, GROUPS_FORMAT_VERSION};
 use crate::results::text::{self, Thresholds};
 use crate::results::{RunRecord, FORMAT_VERSION};
 use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
-    /// A result file: headhunt's JSON, or the paper's (`results/<model>/<name>.json`).
+    /// A result file: headhunt's JSON (a run or head groups), or the paper's
+    /// (`results/<model>/<name>.json`).
     pub file: PathBuf,
     #[arg(long, default_value_t = 0.05)]
     pub hi: f64,
@@ -29,6 +32,9 @@ pub struct ShowArgs {
 
 pub fn run(a: ShowArgs) -> Result<()> {
     super::patch::check_thresholds(a.hi, a.lo)?;
+    if groups::is_groups_file(&a.file) {
+        return show_groups(&a);
+    }
     let rec = RunRecord::load(&a.file)?;
     warn_if_newer(&rec, &a.file);
     // Files first: a closed stdout must not cost them.
@@ -70,4 +76,27 @@ fn warn_if_newer(rec: &RunRecord, file: &std::path::Path) {
             rec.format_version
         );
     }
+}
+
+/// A head-groups file: its model and groups (there are no matrices to export).
+fn show_groups(a: &ShowArgs) -> Result<()> {
+    let file = GroupsFile::load(&a.file)?;
+    if a.npy || a.csv {
+        anyhow::bail!(
+            "{}: a head-groups file has no matrices: --npy and --csv export runs",
+            a.file.display()
+        );
+    }
+    if file.format_version > GROUPS_FORMAT_VERSION {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {}: format_version {} is newer than this headhunt's {GROUPS_FORMAT_VERSION}; fields it does not know are not shown",
+            a.file.display(),
+            file.format_version
+        );
+    }
+    let mut o = std::io::stdout().lock();
+    write!(o, "{}", file.summary())?;
+    o.flush()?;
+    Ok(())
 }

@@ -37,7 +37,7 @@ pub struct TuiArgs {
     /// Where results are saved and the gallery looks.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// A saved result to open at start (as `headhunt open FILE`).
+    /// A saved result to open at start, or a head-groups file to apply (as `headhunt open FILE`).
     #[arg(long, value_name = "FILE")]
     pub open: Option<PathBuf>,
 }
@@ -45,7 +45,9 @@ pub struct TuiArgs {
 /// `headhunt open FILE`: the explorer, opened on a saved result.
 #[derive(Args, Debug)]
 pub struct OpenArgs {
-    /// A result file (`headhunt patch --out`, `s` in the explorer, the paper's results).
+    /// A result file (`headhunt patch --out`, `s` in the explorer, the paper's results), or a
+    /// head-groups file (`S` in the explorer): its groups and selection are applied to the
+    /// loaded model's heatmap when the shape matches.
     pub file: PathBuf,
     #[command(flatten)]
     pub tui: TuiArgs,
@@ -107,7 +109,11 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     }
     // A file that cannot be opened is an error before the full-screen view starts.
     if let Some(p) = &a.open {
-        crate::results::RunRecord::load(p)?;
+        if crate::results::groups::is_groups_file(p) {
+            crate::results::groups::GroupsFile::load(p)?;
+        } else {
+            crate::results::RunRecord::load(p)?;
+        }
     }
     let mut gallery_dirs = Vec::new();
     let paper = crate::demo::locate("data/paper/results");

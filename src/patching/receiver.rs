@@ -114,11 +114,12 @@ impl Receiver {
     }
 
     /// Combines several receiver values into one receiver (all residual of one kind, or all
-    /// heads).
+    /// heads). A value may hold several, separated by spaces or commas (`39.7.v,39.12.v`,
+    /// `resid_post:2,resid_post:3`), as the explorer's prompt takes them.
     pub fn parse_many(values: &[String]) -> Result<Self, SpecError> {
         let mut out: Option<Receiver> = None;
-        for v in values {
-            let r = Receiver::parse_one(v)?;
+        for v in values.iter().flat_map(|v| split_values(v)) {
+            let r = Receiver::parse_one(&v)?;
             out = Some(match (out, r) {
                 (None, r) => r,
                 (
@@ -260,6 +261,19 @@ impl Receiver {
         }
     }
 
+    /// The highest sender layer that reaches the receiver, if any does (none for heads of
+    /// layer 0 only, or `resid_pre:0`): where a begin layer is clamped to.
+    pub fn last_sender_layer(&self) -> Option<usize> {
+        (0..=self.max_layer())
+            .rev()
+            .find(|&l| self.reachable_from(l))
+    }
+
+    /// Whether any sender from `begin_layer` up reaches the receiver.
+    pub fn reached_from_begin(&self, begin_layer: usize) -> bool {
+        self.last_sender_layer().is_some_and(|l| l >= begin_layer)
+    }
+
     /// The receiver heads a sender in `layer` reaches: those in later layers (none for a
     /// residual receiver, which is reached as a whole: see [`Receiver::reachable_from`]).
     pub fn heads_reached_from(&self, layer: usize) -> Vec<HeadReceiver> {
@@ -316,6 +330,26 @@ impl Receiver {
     }
 }
 
+/// The receiver values in one text: split at spaces and commas, where a bare layer number
+/// continues the residual value before it (`resid_post:2,3` stays one value, a layer list).
+fn split_values(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        if part.is_empty() {
+            continue;
+        }
+        let bare_layer = part.chars().all(|c| c.is_ascii_digit());
+        match out.last_mut() {
+            Some(last) if bare_layer && last.contains(':') => {
+                last.push(',');
+                last.push_str(part);
+            }
+            _ => out.push(part.to_string()),
+        }
+    }
+    out
+}
+
 impl fmt::Display for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label())
@@ -342,6 +376,26 @@ mod tests {
         assert!(Receiver::parse_many(&["39.7.v".into(), "resid_post:3".into()]).is_err());
         assert!(Receiver::parse_one("39.7.x").is_err());
         assert!(Receiver::parse_one("resid_foo:3").is_err());
+    }
+
+    /// One value may hold several receivers, as the explorer's `:` prompt takes them; a bare
+    /// number after a residual value is one more of its layers.
+    #[test]
+    fn one_value_holds_a_list() {
+        let many = |s: &str| Receiver::parse_many(&[s.to_string()]);
+        let heads = Receiver::parse_many(&["39.7.v".into(), "39.12.q".into()]).unwrap();
+        assert_eq!(many("39.7.v,39.12.q").unwrap(), heads);
+        assert_eq!(many(" 39.12.q  39.7.v ").unwrap(), heads);
+        let resid = Receiver::parse_one("resid_post:2,3").unwrap();
+        assert_eq!(many("resid_post:2,resid_post:3").unwrap(), resid);
+        assert_eq!(many("resid_post:2, 3").unwrap(), resid);
+        assert_eq!(many("resid_post:3 resid_post:2").unwrap(), resid);
+        assert!(matches!(
+            many("resid_post:2,3.1.v"),
+            Err(SpecError::ReceiverMixed)
+        ));
+        assert!(many("3.1.v,2").is_err());
+        assert!(matches!(many(" , "), Err(SpecError::NoReceiver)));
     }
 
     #[test]
@@ -384,5 +438,9 @@ mod tests {
         );
         assert!(r.heads_reached_from(3).is_empty());
         assert!(Receiver::resid_post(3).heads_reached_from(0).is_empty());
+        assert_eq!(r.last_sender_layer(), Some(2));
+        assert_eq!(Receiver::head(0, 1, HeadInput::V).last_sender_layer(), None);
+        assert_eq!(Receiver::resid_post(3).last_sender_layer(), Some(3));
+        assert!(r.reached_from_begin(2) && !r.reached_from_begin(3));
     }
 }

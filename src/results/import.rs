@@ -101,6 +101,7 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         patched_logit_diff: None,
         timing: None,
         groups: Vec::new(),
+        selected: Vec::new(),
         source: Some(format!(
             "paper result {} ({})",
             path.display(),

@@ -5,6 +5,7 @@
 //! rows of senders that were not computed are `null` in `relative` and `patched_logit_diff`
 //! (and NaN in the `.npy` exports), so they never read as a computed 0.
 
+pub mod groups;
 pub mod import;
 pub mod naming;
 pub mod npy;
@@ -161,6 +162,9 @@ pub struct RunRecord {
     pub timing: Option<Timing>,
     #[serde(default)]
     pub groups: Vec<HeadGroup>,
+    /// Heads selected in the explorer when the run was saved, (layer, head).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<(usize, usize)>,
     /// Where an imported result came from, or a free note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -237,6 +241,7 @@ impl RunRecord {
             patched_logit_diff: Some(rows(&m.patched)),
             timing: Some(p.timing),
             groups: Vec::new(),
+            selected: Vec::new(),
             source: None,
             note: None,
         }
@@ -377,6 +382,12 @@ impl RunRecord {
         }
         if value.get("matrix").is_some() {
             return import::paper_result(&value, path);
+        }
+        if value.get("format").and_then(|f| f.as_str()) == Some(groups::GROUPS_FORMAT) {
+            return Err(ResultsError::Format {
+                path: path.display().to_string(),
+                msg: "a head-groups file, not a run (headhunt show prints it; opened in the explorer it applies its groups)".into(),
+            });
         }
         Err(ResultsError::Format {
             path: path.display().to_string(),

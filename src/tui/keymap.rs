@@ -1,5 +1,5 @@
-//! Every key the explorer knows, per screen: the single source of the help screen (`?`)
-//! and, for the screens with an action table, of the dispatch too.
+//! Every key the explorer knows, per screen: one action table per screen, the single source of
+//! the help screen (`?`) and of the dispatch.
 
 use crossterm::event::KeyCode;
 
@@ -27,6 +27,7 @@ pub enum HeatmapAction {
     DefaultRun,
     Cancel,
     Drill,
+    DrillSelection,
     CycleInput,
     Back,
     Forward,
@@ -98,8 +99,13 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
         keys: &[(KeyCode::Enter, H::Drill)],
     },
     Binding {
+        label: "D",
+        what: "the selected heads as one receiver (prompt: edit q/k/v per head)",
+        keys: &[(C('D'), H::DrillSelection)],
+    },
+    Binding {
         label: "i",
-        what: "drill-down input: v → q → k",
+        what: "drill-down input (Enter, D): v → q → k",
         keys: &[(C('i'), H::CycleInput)],
     },
     Binding {
@@ -113,7 +119,7 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
     },
     Binding {
         label: ":  e",
-        what: "type a receiver: resid_post:41, 39.7.v …",
+        what: "type a receiver: resid_post:41, 39.7.v 39.12.q …",
         keys: &[(C(':'), H::EditReceiver), (C('e'), H::EditReceiver)],
     },
     Binding {
@@ -162,7 +168,7 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
     },
     Binding {
         label: "s",
-        what: "save the run (with groups) to results/",
+        what: "save the run (with groups, selection) to results/",
         keys: &[(C('s'), H::Save)],
     },
     Binding {
@@ -222,38 +228,224 @@ pub fn help_lines<A>(table: &[Binding<A>]) -> Vec<(&'static str, &'static str)> 
     table.iter().map(|b| (b.label, b.what)).collect()
 }
 
-pub const ATTENTION_KEYS: &[(&str, &str)] = &[
-    ("n", "switch normal / contrast run"),
-    ("+ -", "mean over more / fewer of the first prompts"),
-    (
-        "p  P",
-        "one prompt (p again: the next one) / back to the mean",
-    ),
-    ("b", "bars of one query row instead of the grid"),
-    ("↑↓ jk", "query row of the bar view"),
-    ("Tab ←→", "next / previous selected head"),
-    (
-        "F",
-        "figure of these heads (.svg, .png) beside the saved run",
-    ),
-    ("Esc q", "back to the heatmap"),
+/// What the user asked for on the attention view (`App::update_attention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionAction {
+    SwitchRun,
+    MorePrompts,
+    FewerPrompts,
+    OnePrompt,
+    MeanPrompts,
+    Bars,
+    QueryUp,
+    QueryDown,
+    NextHead,
+    PreviousHead,
+    Figure,
+    Help,
+    Back,
+}
+
+use AttentionAction as At;
+
+/// The attention view's keys.
+pub const ATTENTION: &[Binding<AttentionAction>] = &[
+    Binding {
+        label: "n",
+        what: "switch normal / contrast run",
+        keys: &[(C('n'), At::SwitchRun)],
+    },
+    Binding {
+        label: "+ -",
+        what: "mean over more / fewer of the first prompts",
+        keys: &[
+            (C('+'), At::MorePrompts),
+            (C('='), At::MorePrompts),
+            (C('-'), At::FewerPrompts),
+        ],
+    },
+    Binding {
+        label: "p  P",
+        what: "one prompt (p again: the next one) / back to the mean",
+        keys: &[(C('p'), At::OnePrompt), (C('P'), At::MeanPrompts)],
+    },
+    Binding {
+        label: "b",
+        what: "bars of one query row instead of the grid",
+        keys: &[(C('b'), At::Bars)],
+    },
+    Binding {
+        label: "↑↓ jk",
+        what: "query row of the bar view",
+        keys: &[
+            (KeyCode::Up, At::QueryUp),
+            (C('k'), At::QueryUp),
+            (KeyCode::Down, At::QueryDown),
+            (C('j'), At::QueryDown),
+        ],
+    },
+    Binding {
+        label: "Tab ←→ hl",
+        what: "next / previous selected head",
+        keys: &[
+            (KeyCode::Tab, At::NextHead),
+            (KeyCode::Right, At::NextHead),
+            (C('l'), At::NextHead),
+            (KeyCode::BackTab, At::PreviousHead),
+            (KeyCode::Left, At::PreviousHead),
+            (C('h'), At::PreviousHead),
+        ],
+    },
+    Binding {
+        label: "F",
+        what: "figure of these heads (.svg, .png) beside the saved run",
+        keys: &[(C('F'), At::Figure)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), At::Help)],
+    },
+    Binding {
+        label: "Esc q",
+        what: "back to the heatmap",
+        keys: &[(KeyCode::Esc, At::Back), (C('q'), At::Back)],
+    },
 ];
 
-pub const SETUP_KEYS: &[(&str, &str)] = &[
-    ("↑↓ jk", "choose a field"),
-    ("Enter", "edit it (Enter confirms, Esc cancels)"),
-    ("L", "load the model and data with these settings"),
-    ("Esc q", "back"),
+/// What the user asked for on the setup form (`App::update_setup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupAction {
+    Up,
+    Down,
+    Edit,
+    Load,
+    Help,
+    Back,
+}
+
+use SetupAction as Su;
+
+/// The setup form's keys.
+pub const SETUP: &[Binding<SetupAction>] = &[
+    Binding {
+        label: "↑↓ jk",
+        what: "choose a field",
+        keys: &[
+            (KeyCode::Up, Su::Up),
+            (C('k'), Su::Up),
+            (KeyCode::Down, Su::Down),
+            (C('j'), Su::Down),
+        ],
+    },
+    Binding {
+        label: "Enter",
+        what: "edit it (Enter confirms, Esc cancels)",
+        keys: &[(KeyCode::Enter, Su::Edit)],
+    },
+    Binding {
+        label: "L",
+        what: "load the model and data with these settings",
+        keys: &[(C('L'), Su::Load), (C('l'), Su::Load)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), Su::Help)],
+    },
+    Binding {
+        label: "Esc q",
+        what: "back",
+        keys: &[(KeyCode::Esc, Su::Back), (C('q'), Su::Back)],
+    },
 ];
 
-pub const GALLERY_KEYS: &[(&str, &str)] = &[
-    ("↑↓ jk", "choose a result"),
-    ("Enter", "open it on the heatmap"),
-    ("m", "mark it for comparison"),
-    (
-        "c  d",
-        "compare with the marked one: side by side / difference",
-    ),
-    ("r", "rescan the folders"),
-    ("Esc q", "back"),
+/// What the user asked for in the gallery (`App::update_gallery`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GalleryAction {
+    Up,
+    Down,
+    Open,
+    Mark,
+    Compare,
+    Difference,
+    Rescan,
+    Help,
+    Back,
+}
+
+use GalleryAction as Ga;
+
+/// The gallery's keys.
+pub const GALLERY: &[Binding<GalleryAction>] = &[
+    Binding {
+        label: "↑↓ jk",
+        what: "choose a result",
+        keys: &[
+            (KeyCode::Up, Ga::Up),
+            (C('k'), Ga::Up),
+            (KeyCode::Down, Ga::Down),
+            (C('j'), Ga::Down),
+        ],
+    },
+    Binding {
+        label: "Enter",
+        what: "open a run on the heatmap / apply head groups to it",
+        keys: &[(KeyCode::Enter, Ga::Open)],
+    },
+    Binding {
+        label: "m",
+        what: "mark it for comparison",
+        keys: &[(C('m'), Ga::Mark)],
+    },
+    Binding {
+        label: "c  d",
+        what: "compare with the marked one: side by side / difference",
+        keys: &[(C('c'), Ga::Compare), (C('d'), Ga::Difference)],
+    },
+    Binding {
+        label: "r",
+        what: "rescan the folders",
+        keys: &[(C('r'), Ga::Rescan)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), Ga::Help)],
+    },
+    Binding {
+        label: "Esc q",
+        what: "back",
+        keys: &[(KeyCode::Esc, Ga::Back), (C('q'), Ga::Back)],
+    },
+];
+
+/// What the user asked for on the comparison of two results (`App::update_compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareAction {
+    ToggleDifference,
+    Help,
+    Back,
+}
+
+/// The comparison's keys.
+pub const COMPARE: &[Binding<CompareAction>] = &[
+    Binding {
+        label: "d",
+        what: "difference / side by side",
+        keys: &[(C('d'), CompareAction::ToggleDifference)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), CompareAction::Help)],
+    },
+    Binding {
+        label: "Esc q",
+        what: "back to the gallery",
+        keys: &[
+            (KeyCode::Esc, CompareAction::Back),
+            (C('q'), CompareAction::Back),
+        ],
+    },
 ];

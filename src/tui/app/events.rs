@@ -17,28 +17,7 @@ impl App {
                 info,
                 seconds,
                 n_params,
-            } => {
-                if self.load_error.is_none() {
-                    self.set_status(
-                        Level::Info,
-                        format!(
-                            "loaded {} ({} layers × {} heads, {:.1} M parameters) in {seconds:.2} s",
-                            info.label,
-                            info.n_layers,
-                            info.n_heads,
-                            n_params as f64 / 1e6
-                        ),
-                    );
-                }
-                if self.model.as_ref() != Some(&info) {
-                    // Runs of another model are kept in the gallery once saved.
-                    self.forget_runs();
-                }
-                self.model = Some(info);
-                self.load_jobs.retain(|&j| j != id);
-                self.jobs.retain(|j| j.id != id);
-                self.maybe_ready();
-            }
+            } => self.on_model_loaded(id, info, seconds, n_params),
             Event::DataLoaded {
                 id,
                 info,
@@ -64,152 +43,190 @@ impl App {
                 ld_contrast,
                 seconds,
                 ..
-            } => {
-                let e = Evaluation {
-                    seconds,
-                    n,
-                    normal_ok,
-                    contrast_ok,
-                    contrast_gives_normal,
-                    ld_normal,
-                    ld_contrast,
-                };
-                let ill = crate::patching::matrix::ill_conditioned(ld_normal, ld_contrast);
-                if ill {
-                    self.set_status(
-                        Level::Warn,
-                        format!(
-                            "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart) · {}",
-                            (ld_contrast - ld_normal).abs(),
-                            e.summary()
-                        ),
-                    );
-                }
-                if let Some(d) = self.data.as_mut() {
-                    d.eval = Some(e);
-                }
-            }
-            Event::Patch { id, event } => {
-                let Some(i) = self.slot_of_job(id) else {
-                    return;
-                };
-                match event {
-                    PatchEvent::Baselines {
-                        ld_normal,
-                        ld_contrast,
-                        n_examples,
-                        ..
-                    } => {
-                        let (n_layers, n_heads) = self
-                            .model
-                            .as_ref()
-                            .map_or((0, 0), |m| (m.n_layers, m.n_heads));
-                        self.runs[i].matrix = Some(PatchMatrix::new(
-                            n_layers,
-                            n_heads,
-                            ld_normal,
-                            ld_contrast,
-                            n_examples,
-                        ));
-                    }
-                    PatchEvent::Row {
-                        layer,
-                        patched,
-                        done,
-                        total,
-                        elapsed,
-                        eta,
-                    } => {
-                        if let Some(m) = self.runs[i].matrix.as_mut() {
-                            m.set_row(layer, patched);
-                        }
-                        self.runs[i].state = RunState::Running {
-                            job: id,
-                            done,
-                            total,
-                            elapsed,
-                            eta,
-                        };
-                    }
-                }
-                self.rebuild_record(i, false);
-            }
-            Event::PatchDone { id, record } => {
-                if let Some(i) = self.slot_of_job(id) {
-                    let complete = record.complete;
-                    if let (Some(t), true) = (record.timing, complete) {
-                        let spec = self.setup.spec(record.receiver.clone(), record.begin_layer);
-                        let cost = spec.total_cost(record.n_layers);
-                        if cost > 0.0 {
-                            self.seconds_per_cost =
-                                Some((t.sweep_seconds + t.cache_seconds) / cost);
-                        }
-                    }
-                    self.runs[i].record = Some(*record);
-                    self.runs[i].state = if complete {
-                        RunState::Done
-                    } else {
-                        RunState::Cancelled
-                    };
-                    let msg = if complete {
-                        let t = self.runs[i]
-                            .record
-                            .as_ref()
-                            .and_then(|r| r.timing)
-                            .unwrap_or_default();
-                        format!(
-                            "done: {} in {:.2} s (caches {:.2} s + sweep {:.2} s) — s saves it",
-                            self.runs[i].key.receiver,
-                            t.cache_seconds + t.sweep_seconds,
-                            t.cache_seconds,
-                            t.sweep_seconds
-                        )
-                    } else {
-                        "cancelled: the finished rows are kept (s saves them, marked partial)"
-                            .to_string()
-                    };
-                    self.set_status(Level::Info, msg);
-                }
-                self.jobs.retain(|j| j.id != id);
-            }
+            } => self.on_evaluated(Evaluation {
+                seconds,
+                n,
+                normal_ok,
+                contrast_ok,
+                contrast_gives_normal,
+                ld_normal,
+                ld_contrast,
+            }),
+            Event::Patch { id, event } => self.on_patch_event(id, event),
+            Event::PatchDone { id, record } => self.on_patch_done(id, *record),
             Event::Attention {
                 id,
                 tokens,
                 patterns,
                 request,
-            } => {
-                self.jobs.retain(|j| j.id != id);
-                if self.attention.waiting == Some(id)
-                    || (self.attention.waiting.is_none() && request.heads == self.attention.heads)
-                {
-                    self.attention.tokens = tokens;
-                    self.attention.patterns = patterns;
-                    self.attention.waiting = None;
-                    let n = self.attention.tokens.len();
-                    if self.attention.query.is_some_and(|q| q >= n) {
-                        self.attention.query = None;
-                    }
-                }
-            }
-            Event::Error { id, message } if self.is_load_job(id) => {
-                self.jobs.retain(|j| j.id != id);
-                if !self.failed_load_jobs.contains(&id) {
-                    self.load_failed(message);
-                }
-            }
-            Event::Error { id, message } => {
-                if let Some(i) = self.slot_of_job(id) {
-                    self.runs[i].state = RunState::Failed(message.clone());
-                }
-                if self.attention.waiting == Some(id) {
-                    self.attention.waiting = None;
-                }
-                self.jobs.retain(|j| j.id != id);
-                self.set_status(Level::Error, message);
-            }
+            } => self.on_attention(id, tokens, patterns, &request.heads),
+            Event::Error { id, message } => self.on_error(id, message),
             // The explorer submits no analysis jobs yet (the circuit screen is to come).
             Event::Cancelled { .. } | Event::Analysis { .. } => {}
         }
+    }
+
+    /// The model is loaded: say what it is; runs of another model are dropped.
+    fn on_model_loaded(&mut self, id: JobId, info: ModelInfo, seconds: f64, n_params: usize) {
+        if self.load_error.is_none() {
+            self.set_status(
+                Level::Info,
+                format!(
+                    "loaded {} ({} layers × {} heads, {:.1} M parameters) in {seconds:.2} s",
+                    info.label,
+                    info.n_layers,
+                    info.n_heads,
+                    n_params as f64 / 1e6
+                ),
+            );
+        }
+        if self.model.as_ref() != Some(&info) {
+            // Runs of another model are kept in the gallery once saved.
+            self.forget_runs();
+        }
+        self.model = Some(info);
+        self.load_jobs.retain(|&j| j != id);
+        self.jobs.retain(|j| j.id != id);
+        self.maybe_ready();
+    }
+
+    /// The data's baselines and accuracy: kept, and a warning when r will be ill-conditioned.
+    fn on_evaluated(&mut self, e: Evaluation) {
+        if crate::patching::matrix::ill_conditioned(e.ld_normal, e.ld_contrast) {
+            self.set_status(
+                Level::Warn,
+                format!(
+                    "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart) · {}",
+                    (e.ld_contrast - e.ld_normal).abs(),
+                    e.summary()
+                ),
+            );
+        }
+        if let Some(d) = self.data.as_mut() {
+            d.eval = Some(e);
+        }
+    }
+
+    /// A running sweep's baselines or one of its rows: the partial record is rebuilt.
+    fn on_patch_event(&mut self, id: JobId, event: PatchEvent) {
+        let Some(i) = self.slot_of_job(id) else {
+            return;
+        };
+        match event {
+            PatchEvent::Baselines {
+                ld_normal,
+                ld_contrast,
+                n_examples,
+                ..
+            } => {
+                let (n_layers, n_heads) = self
+                    .model
+                    .as_ref()
+                    .map_or((0, 0), |m| (m.n_layers, m.n_heads));
+                self.runs[i].matrix = Some(PatchMatrix::new(
+                    n_layers,
+                    n_heads,
+                    ld_normal,
+                    ld_contrast,
+                    n_examples,
+                ));
+            }
+            PatchEvent::Row {
+                layer,
+                patched,
+                done,
+                total,
+                elapsed,
+                eta,
+            } => {
+                if let Some(m) = self.runs[i].matrix.as_mut() {
+                    m.set_row(layer, patched);
+                }
+                self.runs[i].state = RunState::Running {
+                    job: id,
+                    done,
+                    total,
+                    elapsed,
+                    eta,
+                };
+            }
+        }
+        self.rebuild_record(i, false);
+    }
+
+    /// A sweep ended (complete or cancelled): its record is kept and calibrates later ETAs.
+    fn on_patch_done(&mut self, id: JobId, record: RunRecord) {
+        self.jobs.retain(|j| j.id != id);
+        let Some(i) = self.slot_of_job(id) else {
+            return;
+        };
+        let complete = record.complete;
+        if let (Some(t), true) = (record.timing, complete) {
+            let spec = self.setup.spec(record.receiver.clone(), record.begin_layer);
+            let cost = spec.total_cost(record.n_layers);
+            if cost > 0.0 {
+                self.seconds_per_cost = Some((t.sweep_seconds + t.cache_seconds) / cost);
+            }
+        }
+        let t = record.timing.unwrap_or_default();
+        self.runs[i].record = Some(record);
+        self.runs[i].state = if complete {
+            RunState::Done
+        } else {
+            RunState::Cancelled
+        };
+        let msg = if complete {
+            format!(
+                "done: {} in {:.2} s (caches {:.2} s + sweep {:.2} s) — s saves it",
+                self.runs[i].key.receiver,
+                t.cache_seconds + t.sweep_seconds,
+                t.cache_seconds,
+                t.sweep_seconds
+            )
+        } else {
+            "cancelled: the finished rows are kept (s saves them, marked partial)".to_string()
+        };
+        self.set_status(Level::Info, msg);
+    }
+
+    /// Attention patterns: shown if they are the ones the view waits for.
+    fn on_attention(
+        &mut self,
+        id: JobId,
+        tokens: Vec<String>,
+        patterns: Vec<Vec<Vec<f32>>>,
+        heads: &[(usize, usize)],
+    ) {
+        self.jobs.retain(|j| j.id != id);
+        if self.attention.waiting == Some(id)
+            || (self.attention.waiting.is_none() && heads == self.attention.heads)
+        {
+            self.attention.tokens = tokens;
+            self.attention.patterns = patterns;
+            self.attention.waiting = None;
+            let n = self.attention.tokens.len();
+            if self.attention.query.is_some_and(|q| q >= n) {
+                self.attention.query = None;
+            }
+        }
+    }
+
+    /// A job failed: a load goes back to the last setup that loaded; a run is marked failed.
+    fn on_error(&mut self, id: JobId, message: String) {
+        self.jobs.retain(|j| j.id != id);
+        if self.is_load_job(id) {
+            if !self.failed_load_jobs.contains(&id) {
+                self.load_failed(message);
+            }
+            return;
+        }
+        if let Some(i) = self.slot_of_job(id) {
+            self.runs[i].state = RunState::Failed(message.clone());
+        }
+        if self.attention.waiting == Some(id) {
+            self.attention.waiting = None;
+        }
+        self.set_status(Level::Error, message);
     }
 
     /// The data is loaded: say what it holds, drop runs of other data, and keep it.
@@ -292,6 +309,9 @@ impl App {
                     let (_, hi) = self.layer_range();
                     self.cursor = (hi, 0);
                 }
+            }
+            if self.pending_groups.is_some() && self.load_error.is_none() {
+                return self.apply_pending_groups();
             }
             if self.load_error.is_some() {
                 return;

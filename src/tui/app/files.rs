@@ -20,7 +20,77 @@ impl App {
         }
     }
 
-    /// Shows a saved record as a run (breadcrumbs included).
+    /// `headhunt open FILE`: a run opens at once; a groups file waits for the model, whose
+    /// heatmap it applies to.
+    pub(super) fn open_at_start(&mut self, path: PathBuf) {
+        if crate::results::groups::is_groups_file(&path) {
+            match GroupsFile::load(&path) {
+                Ok(file) => self.pending_groups = Some((file, path)),
+                Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
+            }
+            return;
+        }
+        match RunRecord::load(&path) {
+            Ok(rec) => self.open_record(rec, path),
+            Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
+        }
+    }
+
+    /// Applies a groups file opened at start, once there is a heatmap to apply it to.
+    pub(super) fn apply_pending_groups(&mut self) {
+        if let Some((file, path)) = self.pending_groups.take() {
+            self.apply_groups_file(&file, &path);
+        }
+    }
+
+    /// Applies a groups file to the view on screen: its groups join the view's, its selection
+    /// replaces the view's. Only when the shapes match (the file names heads by layer and
+    /// head); otherwise says which model the file is for. Returns whether it applied.
+    pub fn apply_groups_file(&mut self, file: &GroupsFile, path: &std::path::Path) -> bool {
+        let shape = (self.n_layers(), self.n_heads());
+        let model = short_model_name(&file.model);
+        if shape != (file.n_layers, file.n_heads) {
+            let view = self.context_name().unwrap_or_else(|| "no model".into());
+            let msg = format!(
+                "{}: head groups of {model} ({} layers × {} heads); the view is {view} ({} × {}): not applied",
+                path.display(),
+                file.n_layers,
+                file.n_heads,
+                shape.0,
+                shape.1
+            );
+            self.set_status(Level::Warn, msg);
+            return false;
+        }
+        self.merge_groups(&file.groups);
+        self.selected = file.selected.iter().copied().collect();
+        let n = file.groups.iter().filter(|g| !g.heads.is_empty()).count();
+        let msg = format!(
+            "applied {} ({model}): {n} groups, {} heads selected",
+            path.display(),
+            file.selected.len()
+        );
+        self.set_status(Level::Info, msg);
+        true
+    }
+
+    /// Adds `groups` to the view's: heads join a group of the same name, new names are added.
+    fn merge_groups(&mut self, groups: &[HeadGroup]) {
+        for g in groups {
+            if let Some(existing) = self.groups.iter_mut().find(|x| x.name == g.name) {
+                for h in &g.heads {
+                    if !existing.heads.contains(h) {
+                        existing.heads.push(*h);
+                    }
+                }
+            } else {
+                self.groups.push(g.clone());
+            }
+        }
+    }
+
+    /// Shows a saved record as a run (breadcrumbs included); its groups join the view's and
+    /// its selection (if it has one) replaces the view's.
     pub fn open_record(&mut self, rec: RunRecord, path: PathBuf) {
         let key = RunKey {
             receiver: rec.receiver.clone(),
@@ -45,17 +115,9 @@ impl App {
         }
         self.trail.push(i);
         self.sync_context();
-        // The file's own groups join its context's.
-        for g in &rec.groups {
-            if let Some(existing) = self.groups.iter_mut().find(|x| x.name == g.name) {
-                for h in &g.heads {
-                    if !existing.heads.contains(h) {
-                        existing.heads.push(*h);
-                    }
-                }
-            } else {
-                self.groups.push(g.clone());
-            }
+        self.merge_groups(&rec.groups);
+        if !rec.selected.is_empty() {
+            self.selected = rec.selected.iter().copied().collect();
         }
         self.screen = Screen::Heatmap;
         // Start where the largest effect is (the scroll follows the cursor).
@@ -66,17 +128,24 @@ impl App {
         self.set_status(Level::Info, format!("opened {}", path.display()));
     }
 
-    /// Saves the current run (with the tagged groups) to the results folder.
+    /// The tagged groups (empty ones are not saved).
+    fn tagged_groups(&self) -> Vec<HeadGroup> {
+        self.groups
+            .iter()
+            .filter(|g| !g.heads.is_empty())
+            .cloned()
+            .collect()
+    }
+
+    /// Saves the current run (with the tagged groups and the selection) to the results
+    /// folder, unless a file with the same content is already there.
     pub fn save_current(&mut self) {
         let Some(&i) = self.trail.get(self.trail_pos) else {
             return;
         };
-        let groups: Vec<HeadGroup> = self
-            .groups
-            .iter()
-            .filter(|g| !g.heads.is_empty())
-            .cloned()
-            .collect();
+        let groups = self.tagged_groups();
+        let selected: Vec<(usize, usize)> = self.selected.iter().copied().collect();
+        let results_dir = self.setup.results_dir.clone();
         let slot = &mut self.runs[i];
         let Some(rec) = slot.record.as_mut() else {
             self.set_status(Level::Warn, "nothing to save yet: press r to run");
@@ -90,28 +159,31 @@ impl App {
             return;
         }
         rec.groups = groups;
+        rec.selected = selected;
+        // A file this session wrote is compared byte for byte. An opened file's record is that
+        // file's (read back, a float can differ in its last bit, and a paper file is in another
+        // format): only the groups and selection can have changed since.
+        let text = rec.to_json();
+        let opened = matches!(slot.state, RunState::Opened(_));
+        let marks = (&rec.groups, &rec.selected);
+        let same = |p: &std::path::Path| {
+            std::fs::read_to_string(p).is_ok_and(|t| t == text)
+                || (opened && RunRecord::load(p).is_ok_and(|r| (&r.groups, &r.selected) == marks))
+        };
+        if let Some(p) = slot.saved_to.clone().filter(|p| same(p)) {
+            self.groups_saved = true;
+            return self.set_status(Level::Info, format!("already saved as {}", p.display()));
+        }
         let label = rec
             .model
             .as_ref()
             .map_or_else(|| "paper".to_string(), |m| m.label.clone());
-        let mut path = self
-            .setup
-            .results_dir
-            .join(crate::results::naming::default_file_name(
-                &label,
-                rec.data.as_ref().map(|d| d.spec.file.as_path()),
-                &rec.receiver,
-            ));
-        // Never overwrite: add a counter if the name is taken.
-        let mut n = 1;
-        while path.exists() {
-            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-            path = path.with_file_name(format!(
-                "{}-{n}.json",
-                stem.trim_end_matches(&format!("-{}", n - 1))
-            ));
-            n += 1;
-        }
+        let name = crate::results::naming::default_file_name(
+            &label,
+            rec.data.as_ref().map(|d| d.spec.file.as_path()),
+            &rec.receiver,
+        );
+        let path = free_path(&results_dir, &name);
         match rec.save(&path, false) {
             Ok(()) => {
                 slot.saved_to = Some(path.clone());
@@ -122,29 +194,48 @@ impl App {
         }
     }
 
-    /// Saves the head groups on their own (for later analyses).
+    /// The model whose heads the view shows: the record's own (a file of another model is its
+    /// own context), else the loaded one.
+    fn view_model_label(&self) -> Option<String> {
+        let rec = self.current_record();
+        if let Some(m) = rec.and_then(|r| r.model.as_ref()) {
+            return Some(m.label.clone());
+        }
+        if rec.is_some() {
+            return self.context_name();
+        }
+        self.model.as_ref().map(|m| m.label.clone())
+    }
+
+    /// Saves the head groups and the selection on their own (a groups file: `headhunt show`
+    /// prints it, opening it applies it), unless the same are already saved in the folder.
     pub fn save_groups(&mut self) {
-        let model = self
-            .model
-            .as_ref()
-            .map_or_else(|| "model".into(), |m| m.label.clone());
-        let value = serde_json::json!({
-            "format": "headhunt-head-groups",
-            "model": model,
-            "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "groups": self.groups,
-            "selected": self.selected.iter().collect::<Vec<_>>(),
-        });
-        let name = std::path::Path::new(&model)
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "model".into());
-        let path = self.setup.results_dir.join(format!(
-            "groups-{name}-{}.json",
+        let Some(model) = self.view_model_label() else {
+            return self.set_status(Level::Warn, "no model loaded yet: nothing to save");
+        };
+        let file = GroupsFile::new(
+            &model,
+            (self.n_layers(), self.n_heads()),
+            self.tagged_groups(),
+            self.selected.iter().copied().collect(),
+        );
+        if file.groups.is_empty() && file.selected.is_empty() {
+            let msg = "no heads tagged (t) or selected (space): no groups file written";
+            return self.set_status(Level::Info, msg);
+        }
+        let dir = self.setup.results_dir.clone();
+        if let Some(p) = saved_groups(&dir).find(|(_, f)| f.same_content(&file)) {
+            self.groups_saved = true;
+            let msg = format!("already saved as {}", p.0.display());
+            return self.set_status(Level::Info, msg);
+        }
+        let name = format!(
+            "groups-{}-{}.json",
+            short_model_name(&model),
             chrono::Local::now().format("%Y%m%d-%H%M%S")
-        ));
-        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
-        match crate::results::write_atomic(&path, text.as_bytes(), false) {
+        );
+        let path = free_path(&dir, &name);
+        match file.save(&path, false) {
             Ok(()) => {
                 self.groups_saved = true;
                 self.set_status(Level::Info, format!("saved {}", path.display()))
@@ -154,6 +245,34 @@ impl App {
     }
 
     // ----- worker events -----
+}
+
+/// `dir/name`, or `dir/STEM-2.json`, `-3` ... if taken: a save never replaces a file.
+fn free_path(dir: &std::path::Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    let stem = first
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let mut path = first.clone();
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{stem}-{n}.json"));
+        n += 1;
+    }
+    path
+}
+
+/// The groups files directly in `dir` that load.
+fn saved_groups(dir: &std::path::Path) -> impl Iterator<Item = (PathBuf, GroupsFile)> {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.into_iter().filter_map(|p| {
+        let f = GroupsFile::load(&p).ok()?;
+        Some((p, f))
+    })
 }
 
 /// Every result file in `dirs` (recursively, newest first within a folder).
@@ -166,11 +285,7 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
         for p in entries {
             if p.is_dir() && depth < 3 {
                 walk(&p, out, depth + 1);
-            } else if p.extension().is_some_and(|e| e == "json")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("groups-"))
-            {
+            } else if p.extension().is_some_and(|e| e == "json") {
                 out.push(p);
             }
         }
@@ -178,25 +293,58 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
     for d in dirs {
         walk(d, &mut files, 0);
     }
-    files
-        .into_iter()
-        .map(|path| {
-            let record = RunRecord::load(&path).map_err(|e| e.to_string());
-            let label = match &record {
-                Ok(r) => format!(
-                    "{:<18} {:<13} {:<14} {}",
-                    path.file_stem().unwrap_or_default().to_string_lossy(),
-                    r.receiver_label,
-                    super::record_model_name(r, Some(&path)),
-                    super::record_data_words(r)
-                ),
-                Err(_) => format!("{} (unreadable)", path.display()),
-            };
-            GalleryEntry {
+    files.into_iter().map(gallery_entry).collect()
+}
+
+/// A gallery line: a run with its receiver, model and data, or a groups file with its model.
+fn gallery_entry(path: PathBuf) -> GalleryEntry {
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    if crate::results::groups::is_groups_file(&path) {
+        let file = match GroupsFile::load(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                return GalleryEntry {
+                    label: format!("{} (unreadable)", path.display()),
+                    path,
+                    record: Err(e.to_string()),
+                    kind: EntryKind::Run,
+                }
+            }
+        };
+        {
+            let n = file.groups.iter().filter(|g| !g.heads.is_empty()).count();
+            let label = format!(
+                "{stem:<18} {:<13} {:<14} {n} groups, {} selected",
+                "head groups",
+                short_model_name(&file.model),
+                file.selected.len()
+            );
+            return GalleryEntry {
                 path,
                 label,
-                record,
-            }
-        })
-        .collect()
+                record: Err("head groups, not a run: Enter applies them".into()),
+                kind: EntryKind::Groups(Box::new(file)),
+            };
+        }
+    }
+    let record = RunRecord::load(&path).map_err(|e| e.to_string());
+    let label = match &record {
+        Ok(r) => format!(
+            "{stem:<18} {:<13} {:<14} {}",
+            r.receiver_label,
+            super::record_model_name(r, Some(&path)),
+            super::record_data_words(r)
+        ),
+        Err(_) => format!("{} (unreadable)", path.display()),
+    };
+    GalleryEntry {
+        path,
+        label,
+        record,
+        kind: EntryKind::Run,
+    }
 }

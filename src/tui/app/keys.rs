@@ -1,7 +1,9 @@
 //! Keys and mouse: how each screen reacts, and the text prompts.
 
 use super::*;
-use crate::tui::keymap::{self, HeatmapAction};
+use crate::tui::keymap::{
+    self, AttentionAction, CompareAction, GalleryAction, HeatmapAction, SetupAction,
+};
 
 impl App {
     pub fn on_key(&mut self, key: KeyEvent) {
@@ -27,10 +29,10 @@ impl App {
         if self.help {
             return self.on_help_key(key);
         }
+        // Every table has `?` (its help lists it); caught here too, so that a screen added
+        // later opens its help even before its table has the key.
         if key.code == KeyCode::Char('?') {
-            self.help = true;
-            self.help_scroll = 0;
-            return;
+            return self.open_help();
         }
         // A message belongs to the action that set it: the next key's action replaces it.
         if !self.loading {
@@ -42,12 +44,24 @@ impl App {
             Screen::Setup => self.on_setup_key(key),
             Screen::Gallery => self.on_gallery_key(key),
             Screen::Compare => {
-                if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
-                    self.screen = Screen::Gallery;
-                } else if key.code == KeyCode::Char('d') {
-                    self.gallery.diff = !self.gallery.diff;
+                if let Some(action) = keymap::lookup(keymap::COMPARE, key.code) {
+                    self.update_compare(action);
                 }
             }
+        }
+    }
+
+    /// Opens the help of the screen on show (every screen's table has `?`).
+    fn open_help(&mut self) {
+        self.help = true;
+        self.help_scroll = 0;
+    }
+
+    pub fn update_compare(&mut self, action: CompareAction) {
+        match action {
+            CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
+            CompareAction::Help => self.open_help(),
+            CompareAction::Back => self.screen = Screen::Gallery,
         }
     }
 
@@ -140,10 +154,7 @@ impl App {
             }
             A::ThresholdUp => self.step_threshold(10),
             A::ThresholdDown => self.step_threshold(-10),
-            A::Help => {
-                self.help = true;
-                self.help_scroll = 0;
-            }
+            A::Help => self.open_help(),
             _ => self.update_heatmap_run(action),
         }
     }
@@ -163,6 +174,7 @@ impl App {
                 self.set_status(Level::Info, "cancelling after the current sender layer…");
             }
             A::Drill => self.drill(),
+            A::DrillSelection => self.drill_selection(),
             A::CycleInput => self.cycle_drill_input(),
             A::Back => self.back(),
             A::Forward => self.forward(),
@@ -239,9 +251,31 @@ impl App {
             .unwrap_or_default();
         self.open_input(
             InputPurpose::Receiver,
-            "receiver (resid_post:L | resid_pre:L | resid_mid:L | L.H.v [L.H.q ...])",
+            "receiver (resid_post:L[,L] | resid_pre:L | resid_mid:L | L.H.v [L.H.q ...])",
             initial,
         );
+    }
+
+    /// The selected heads as one receiver, each with the drill-down input (`i`): the receiver
+    /// prompt opens with them, so that one head's q/k/v can be changed before Enter runs it.
+    fn drill_selection(&mut self) {
+        if self.selected.is_empty() {
+            let msg = "no heads selected: space selects heads, then D makes them one receiver";
+            return self.set_status(Level::Warn, msg);
+        }
+        let heads = self
+            .selected
+            .iter()
+            .map(|&(layer, head)| HeadReceiver {
+                layer,
+                head,
+                input: self.drill_input,
+            })
+            .collect();
+        let mut receiver = Receiver::Heads { heads };
+        receiver.normalize();
+        let label = "receiver from the selection (edit a head's q/k/v: L.H.q)";
+        self.open_input(InputPurpose::Receiver, label, receiver.cli_text());
     }
 
     /// Moves the first list's threshold by `d` tenths of a percent, in exact steps (labels
@@ -301,137 +335,161 @@ impl App {
     }
 
     pub(super) fn on_attention_key(&mut self, key: KeyEvent) {
-        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
+        if let Some(action) = keymap::lookup(keymap::ATTENTION, key.code) {
+            self.update_attention(action);
+        }
+    }
+
+    /// Does what an attention action asks; a change of run or prompts asks for the patterns.
+    pub fn update_attention(&mut self, action: AttentionAction) {
+        use AttentionAction as A;
         let len = self.attention.tokens.len();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
-            KeyCode::Char('n') => {
+        let n_heads = self.attention.heads.len();
+        match action {
+            A::Back => self.screen = Screen::Heatmap,
+            A::Help => self.open_help(),
+            A::SwitchRun => {
                 self.attention.run = match self.attention.run {
                     RunKind::Normal => RunKind::Contrast,
                     RunKind::Contrast => RunKind::Normal,
                 };
                 self.request_attention();
             }
-            KeyCode::Char('+') | KeyCode::Char('=') => {
-                let n = match self.attention.prompts {
-                    PromptChoice::Mean(n) => (n + 1).min(n_prompts),
-                    PromptChoice::One(_) => 1,
-                };
-                self.attention.prompts = PromptChoice::Mean(n);
+            A::MorePrompts | A::FewerPrompts | A::OnePrompt | A::MeanPrompts => {
+                self.attention.prompts = self.next_prompts(action);
                 self.request_attention();
             }
-            KeyCode::Char('-') => {
-                let n = match self.attention.prompts {
-                    PromptChoice::Mean(n) => n.saturating_sub(1).max(1),
-                    PromptChoice::One(_) => 1,
-                };
-                self.attention.prompts = PromptChoice::Mean(n);
-                self.request_attention();
-            }
-            KeyCode::Char('p') => {
-                let i = match self.attention.prompts {
-                    PromptChoice::One(i) => (i + 1) % n_prompts.max(1),
-                    PromptChoice::Mean(_) => 0,
-                };
-                self.attention.prompts = PromptChoice::One(i);
-                self.request_attention();
-            }
-            KeyCode::Char('P') => {
-                self.attention.prompts = PromptChoice::Mean(4.min(n_prompts));
-                self.request_attention();
-            }
-            KeyCode::Char('b') => self.attention.bars = !self.attention.bars,
-            KeyCode::Char('F') => self.write_attention_figure(),
-            KeyCode::Up | KeyCode::Char('k') if len > 0 => {
+            A::Bars => self.attention.bars = !self.attention.bars,
+            A::Figure => self.write_attention_figure(),
+            A::QueryUp if len > 0 => {
                 let q = self.attention.query.unwrap_or(len - 1);
                 self.attention.query = Some(q.saturating_sub(1));
             }
-            KeyCode::Down | KeyCode::Char('j') if len > 0 => {
+            A::QueryDown if len > 0 => {
                 let q = self.attention.query.unwrap_or(len - 1);
                 self.attention.query = Some((q + 1).min(len - 1));
             }
-            KeyCode::Tab | KeyCode::Right | KeyCode::Char('l')
-                if !self.attention.heads.is_empty() =>
-            {
-                self.attention.current = (self.attention.current + 1) % self.attention.heads.len();
+            A::NextHead if n_heads > 0 => {
+                self.attention.current = (self.attention.current + 1) % n_heads;
             }
-            KeyCode::BackTab | KeyCode::Left | KeyCode::Char('h') => {
-                let n = self.attention.heads.len();
-                if n > 0 {
-                    self.attention.current = (self.attention.current + n - 1) % n;
-                }
+            A::PreviousHead if n_heads > 0 => {
+                self.attention.current = (self.attention.current + n_heads - 1) % n_heads;
             }
-            _ => {}
+            A::QueryUp | A::QueryDown | A::NextHead | A::PreviousHead => {}
+        }
+    }
+
+    /// The prompts the attention view shows after a prompts action: `+`/`-` step the mean
+    /// (from one prompt: the mean of 1), `p` steps through single prompts, `P` is the mean of 4.
+    fn next_prompts(&self, action: AttentionAction) -> PromptChoice {
+        use AttentionAction as A;
+        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
+        match (action, self.attention.prompts) {
+            (A::MorePrompts, PromptChoice::Mean(n)) => PromptChoice::Mean((n + 1).min(n_prompts)),
+            (A::FewerPrompts, PromptChoice::Mean(n)) => {
+                PromptChoice::Mean(n.saturating_sub(1).max(1))
+            }
+            (A::MorePrompts | A::FewerPrompts, PromptChoice::One(_)) => PromptChoice::Mean(1),
+            (A::OnePrompt, PromptChoice::One(i)) => PromptChoice::One((i + 1) % n_prompts.max(1)),
+            (A::OnePrompt, PromptChoice::Mean(_)) => PromptChoice::One(0),
+            (A::MeanPrompts, _) => PromptChoice::Mean(4.min(n_prompts)),
+            (_, p) => p,
         }
     }
 
     pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
-            KeyCode::Up | KeyCode::Char('k') => self.setup_row = self.setup_row.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1)
-            }
-            KeyCode::Enter => {
+        if let Some(action) = keymap::lookup(keymap::SETUP, key.code) {
+            self.update_setup(action);
+        }
+    }
+
+    pub fn update_setup(&mut self, action: SetupAction) {
+        match action {
+            SetupAction::Back => self.screen = Screen::Heatmap,
+            SetupAction::Help => self.open_help(),
+            SetupAction::Up => self.setup_row = self.setup_row.saturating_sub(1),
+            SetupAction::Down => self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1),
+            SetupAction::Edit => {
                 let i = self.setup_row;
-                let label = SETUP_FIELDS[i];
                 let initial = self.setup.field(i);
-                self.open_input(InputPurpose::SetupField(i), label, initial);
+                self.open_input(InputPurpose::SetupField(i), SETUP_FIELDS[i], initial);
             }
-            KeyCode::Char('L') | KeyCode::Char('l') => {
-                // The loaded model and its runs stay until the new ones are in (a failed load
-                // goes back to them).
-                // Stay here: an error is shown in full on this screen; once loaded, the
-                // heatmap opens.
-                self.load_setup();
-            }
-            _ => {}
+            // The loaded model and its runs stay until the new ones are in (a failed load goes
+            // back to them). Stay here: an error is shown in full on this screen; once loaded,
+            // the heatmap opens.
+            SetupAction::Load => self.load_setup(),
         }
     }
 
     pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {
+        if let Some(action) = keymap::lookup(keymap::GALLERY, key.code) {
+            self.update_gallery(action);
+        }
+    }
+
+    pub fn update_gallery(&mut self, action: GalleryAction) {
+        use GalleryAction as A;
         let n = self.gallery.entries.len();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => self.screen = Screen::Heatmap,
-            KeyCode::Up | KeyCode::Char('k') => self.gallery.selected = self.gallery.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
-            KeyCode::Char('r') => self.open_gallery(),
-            KeyCode::Char('m') if n > 0 => {
-                self.gallery.marked = if self.gallery.marked == Some(self.gallery.selected) {
-                    None
-                } else {
-                    Some(self.gallery.selected)
-                };
+        match action {
+            A::Back => self.screen = Screen::Heatmap,
+            A::Help => self.open_help(),
+            A::Up => self.gallery.selected = self.gallery.selected.saturating_sub(1),
+            A::Down if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
+            A::Rescan => self.open_gallery(),
+            A::Mark if n > 0 => {
+                let s = self.gallery.selected;
+                self.gallery.marked = (self.gallery.marked != Some(s)).then_some(s);
             }
-            KeyCode::Char('c') | KeyCode::Char('d') if n > 0 => match self.gallery.marked {
-                Some(m) if m != self.gallery.selected => {
-                    let (a, b) = (&self.gallery.entries[m].record, &self.gallery.entries[self.gallery.selected].record);
-                    match (a, b) {
-                        (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
-                            self.gallery.diff = key.code == KeyCode::Char('d');
-                            self.screen = Screen::Compare;
-                        }
-                        (Ok(_), Ok(_)) => self.set_status(Level::Warn, "the two results have different shapes"),
-                        _ => self.set_status(Level::Error, "cannot compare a file that did not load"),
-                    }
-                }
-                _ => self.set_status(Level::Info, "mark one result with m, then select another and press c (side by side) or d (difference)"),
-            },
-            KeyCode::Enter if n > 0 => {
-                let e = &self.gallery.entries[self.gallery.selected];
-                match &e.record {
-                    Ok(rec) => {
-                        let rec = rec.clone();
-                        let path = e.path.clone();
-                        self.open_record(rec, path);
-                    }
-                    Err(msg) => {
-                        let msg = msg.clone();
-                        self.set_status(Level::Error, msg)
-                    }
+            A::Compare | A::Difference if n > 0 => self.compare_marked(action == A::Difference),
+            A::Open if n > 0 => self.open_gallery_entry(),
+            A::Down | A::Mark | A::Compare | A::Difference | A::Open => {}
+        }
+    }
+
+    /// Compares the marked result with the selected one, side by side or as a difference.
+    fn compare_marked(&mut self, diff: bool) {
+        let g = &self.gallery;
+        let Some(m) = g.marked.filter(|&m| m != g.selected) else {
+            let msg = "mark one result with m, then select another and press c (side by side) or d (difference)";
+            return self.set_status(Level::Info, msg);
+        };
+        let (a, b) = (&g.entries[m], &g.entries[g.selected]);
+        let (level, msg) = match (&a.record, &b.record) {
+            (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
+                self.gallery.diff = diff;
+                self.screen = Screen::Compare;
+                return;
+            }
+            (Ok(_), Ok(_)) => (Level::Warn, "the two results have different shapes"),
+            _ if a.kind != EntryKind::Run || b.kind != EntryKind::Run => (
+                Level::Warn,
+                "head groups have no matrix to compare: Enter applies them",
+            ),
+            _ => (Level::Error, "cannot compare a file that did not load"),
+        };
+        self.set_status(level, msg);
+    }
+
+    /// Enter in the gallery: a run opens on the heatmap; head groups apply to the heatmap on
+    /// screen when its shape is theirs.
+    fn open_gallery_entry(&mut self) {
+        let e = &self.gallery.entries[self.gallery.selected];
+        let path = e.path.clone();
+        match (&e.kind, &e.record) {
+            (EntryKind::Groups(file), _) => {
+                let file = file.clone();
+                if self.apply_groups_file(&file, &path) {
+                    self.screen = Screen::Heatmap;
                 }
             }
-            _ => {}
+            (EntryKind::Run, Ok(rec)) => {
+                let rec = rec.clone();
+                self.open_record(rec, path);
+            }
+            (EntryKind::Run, Err(msg)) => {
+                let msg = msg.clone();
+                self.set_status(Level::Error, msg)
+            }
         }
     }
 
@@ -464,88 +522,101 @@ impl App {
     pub(super) fn apply_input(&mut self, input: &Input) -> Result<(), String> {
         let text = input.buffer.trim();
         match input.purpose {
-            InputPurpose::Receiver => {
-                let values: Vec<String> = text.split_whitespace().map(str::to_string).collect();
-                let receiver = Receiver::parse_many(&values).map_err(|e| e.to_string())?;
-                if let Some(m) = &self.model {
-                    receiver
-                        .validate(m.n_layers, m.n_heads)
-                        .map_err(|e| e.to_string())?;
-                }
-                let begin = self
-                    .current()
-                    .map_or(self.setup.begin_layer, |s| s.key.begin_layer)
-                    .min(receiver.max_layer());
-                self.navigate(
-                    RunKey {
-                        receiver,
-                        begin_layer: begin,
-                    },
-                    true,
-                );
-            }
-            InputPurpose::BeginLayer => {
-                let b: usize = text
-                    .parse()
-                    .map_err(|_| format!("begin layer: expected a number, got {text:?}"))?;
-                let Some(cur) = self.current() else {
-                    return Ok(());
-                };
-                let receiver = cur.key.receiver.clone();
-                if b > receiver.max_layer() {
-                    return Err(format!(
-                        "begin layer {b} is after the receiver's last layer {}",
-                        receiver.max_layer()
-                    ));
-                }
-                self.navigate(
-                    RunKey {
-                        receiver,
-                        begin_layer: b,
-                    },
-                    true,
-                );
-            }
-            InputPurpose::Crop => {
-                let (lo, hi) = text
-                    .split_once('-')
-                    .and_then(|(a, b)| {
-                        Some((
-                            a.trim().parse::<usize>().ok()?,
-                            b.trim().parse::<usize>().ok()?,
-                        ))
-                    })
-                    .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
-                let n = self.n_layers();
-                if lo > hi || hi >= n.max(1) {
-                    return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
-                }
-                self.crop = Some((lo, hi));
-                self.cursor.0 = self.cursor.0.clamp(lo, hi);
-            }
-            InputPurpose::NewGroup => {
-                if text.is_empty() {
-                    return Err("group name: empty".into());
-                }
-                if let Some(i) = self.groups.iter().position(|g| g.name == text) {
-                    self.active_group = i;
-                } else {
-                    self.groups.push(HeadGroup {
-                        name: text.to_string(),
-                        heads: Vec::new(),
-                    });
-                    self.active_group = self.groups.len() - 1;
-                }
-                self.set_status(
-                    Level::Info,
-                    format!("tagging into group {text:?} (t tags the head under the cursor)"),
-                );
-            }
+            InputPurpose::Receiver => self.apply_receiver(text),
+            InputPurpose::BeginLayer => self.apply_begin_layer(text),
+            InputPurpose::Crop => self.apply_crop(text),
+            InputPurpose::NewGroup => self.apply_new_group(text),
             InputPurpose::SetupField(i) => {
                 self.setup.set_field(i, text)?;
                 self.set_status(Level::Info, "press L to load with the new setup");
+                Ok(())
             }
         }
+    }
+
+    /// A typed receiver (the `--receiver` values, separated by spaces or commas) is run from
+    /// the current begin layer, lowered to where senders still reach it.
+    fn apply_receiver(&mut self, text: &str) -> Result<(), String> {
+        let receiver = Receiver::parse_many(&[text.to_string()]).map_err(|e| e.to_string())?;
+        if let Some(m) = &self.model {
+            receiver
+                .validate(m.n_layers, m.n_heads)
+                .map_err(|e| e.to_string())?;
+        }
+        let begin = self
+            .current()
+            .map_or(self.setup.begin_layer, |s| s.key.begin_layer);
+        let begin_layer = begin_for(&receiver, begin);
+        self.navigate(
+            RunKey {
+                receiver,
+                begin_layer,
+            },
+            true,
+        );
+        Ok(())
+    }
+
+    fn apply_begin_layer(&mut self, text: &str) -> Result<(), String> {
+        let b: usize = text
+            .parse()
+            .map_err(|_| format!("begin layer: expected a number, got {text:?}"))?;
+        let Some(cur) = self.current() else {
+            return Ok(());
+        };
+        let receiver = cur.key.receiver.clone();
+        if b > receiver.max_layer() {
+            return Err(format!(
+                "begin layer {b} is after the receiver's last layer {}",
+                receiver.max_layer()
+            ));
+        }
+        self.navigate(
+            RunKey {
+                receiver,
+                begin_layer: b,
+            },
+            true,
+        );
+        Ok(())
+    }
+
+    fn apply_crop(&mut self, text: &str) -> Result<(), String> {
+        let (lo, hi) = text
+            .split_once('-')
+            .and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
+        let n = self.n_layers();
+        if lo > hi || hi >= n.max(1) {
+            return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
+        }
+        self.crop = Some((lo, hi));
+        self.cursor.0 = self.cursor.0.clamp(lo, hi);
+        Ok(())
+    }
+
+    fn apply_new_group(&mut self, text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Err("group name: empty".into());
+        }
+        if let Some(i) = self.groups.iter().position(|g| g.name == text) {
+            self.active_group = i;
+        } else {
+            self.groups.push(HeadGroup {
+                name: text.to_string(),
+                heads: Vec::new(),
+            });
+            self.active_group = self.groups.len() - 1;
+        }
+        self.set_status(
+            Level::Info,
+            format!("tagging into group {text:?} (t tags the head under the cursor)"),
+        );
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use crate::data::{AnswerTokenRule, DataFile, TaskChoice};
 use crate::model::HeadInput;
 use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
+use crate::results::groups::GroupsFile;
 use crate::results::text::Thresholds;
 use crate::results::{DataInfo, HeadGroup, ModelInfo, RecordParts, RunRecord, Timing};
 use crate::worker::{
@@ -147,7 +148,18 @@ pub struct AttentionView {
 pub struct GalleryEntry {
     pub path: PathBuf,
     pub label: String,
+    /// The run, or why there is none (unreadable, or a groups file: see `kind`).
     pub record: Result<RunRecord, String>,
+    pub kind: EntryKind,
+}
+
+/// What a gallery entry is: Enter opens a run, and applies head groups.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryKind {
+    /// A run or a paper result (`record`), or a file that did not load.
+    Run,
+    /// Head groups and a selection (saved with `S`).
+    Groups(Box<GroupsFile>),
 }
 
 pub struct Gallery {
@@ -215,6 +227,14 @@ pub fn default_groups() -> Vec<HeadGroup> {
         .collect()
 }
 
+/// The begin layer a new receiver starts from: the one it comes from, lowered to the last
+/// layer whose senders reach it (as far as any does).
+pub(super) fn begin_for(receiver: &Receiver, begin_layer: usize) -> usize {
+    receiver
+        .last_sender_layer()
+        .map_or(begin_layer, |last| begin_layer.min(last))
+}
+
 /// A model's head groups and selection.
 type Marks = (Vec<HeadGroup>, BTreeSet<(usize, usize)>);
 
@@ -271,6 +291,8 @@ pub struct App {
     failed_load_jobs: Vec<JobId>,
     /// The last setup that loaded: a failed load goes back to it.
     loaded_setup: Option<Setup>,
+    /// A groups file opened at start, applied once the model's heatmap is there.
+    pending_groups: Option<(GroupsFile, PathBuf)>,
     next_job: JobId,
 }
 
@@ -369,15 +391,13 @@ impl App {
             load_jobs: Vec::new(),
             failed_load_jobs: Vec::new(),
             loaded_setup: None,
+            pending_groups: None,
             next_job: 1,
             setup,
         };
         app.load_setup();
         if let Some(p) = app.setup.open.clone() {
-            match RunRecord::load(&p) {
-                Ok(rec) => app.open_record(rec, p),
-                Err(e) => app.set_status(Level::Error, format!("could not open: {e}")),
-            }
+            app.open_at_start(p);
         }
         app
     }
@@ -540,7 +560,7 @@ impl App {
             self.set_status(Level::Warn, "model and data are still loading");
             return;
         }
-        if !(key.begin_layer..=key.receiver.max_layer()).any(|l| key.receiver.reachable_from(l)) {
+        if !key.receiver.reached_from_begin(key.begin_layer) {
             let msg = format!(
                 "no sender can reach {}: a head hears only layers below its own, and the senders start at layer {}",
                 key.receiver, key.begin_layer
@@ -681,7 +701,6 @@ impl App {
             );
             return;
         }
-        let begin = cur.key.begin_layer.min(layer - 1);
         let receiver = Receiver::Heads {
             heads: vec![HeadReceiver {
                 layer,
@@ -689,6 +708,7 @@ impl App {
                 input: self.drill_input,
             }],
         };
+        let begin = begin_for(&receiver, cur.key.begin_layer);
         if self.is_foreign(cur) {
             return self.drill_foreign(receiver);
         }

@@ -130,10 +130,17 @@ impl Setup {
     /// Sets a form field from text; errors say what was expected.
     pub fn set_field(&mut self, i: usize, v: &str) -> Result<(), String> {
         let v = v.trim();
-        let num = |name: &str| -> Result<usize, String> {
-            v.parse::<usize>()
-                .map_err(|_| format!("{name}: expected a whole number, got {v:?}"))
-        };
+        match i {
+            0..=4 => self.set_source_field(i, v),
+            5..=8 => self.set_data_field(i, v),
+            9..=12 => self.set_run_field(i, v),
+            13 | 14 => self.set_paper_field(i, v),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fields 0-4: model, tokenizer, device, dtype, data file.
+    fn set_source_field(&mut self, i: usize, v: &str) -> Result<(), String> {
         match i {
             0 if v.is_empty() => return Err("model: give a directory, .gguf file or hub id".into()),
             0 => self.model = v.to_string(),
@@ -152,7 +159,14 @@ impl Setup {
                 }
             }
             4 if v.is_empty() => return Err("data file: give a path".into()),
-            4 => self.data.data = PathBuf::from(v),
+            _ => self.data.data = PathBuf::from(v),
+        }
+        Ok(())
+    }
+
+    /// Fields 5-8: task, shots, offset, examples.
+    fn set_data_field(&mut self, i: usize, v: &str) -> Result<(), String> {
+        match i {
             5 => {
                 self.data.options.task = match TaskChoice::ALL.into_iter().find(|t| t.name() == v) {
                     Some(t) => t,
@@ -163,7 +177,7 @@ impl Setup {
                     }
                 }
             }
-            6 => self.data.options.shots = num("shots")?,
+            6 => self.data.options.shots = whole_number("shots", v)?,
             7 => {
                 self.data.options.offset = match v {
                     "" | "default" => None,
@@ -182,20 +196,27 @@ impl Setup {
                     }
                 }
             }
-            8 => {
+            _ => {
                 self.data.options.examples = match v {
                     "" | "all" => None,
-                    _ => match num("examples")? {
+                    _ => match whole_number("examples", v)? {
                         0 => return Err("examples: expected at least 1".into()),
                         n => Some(n),
                     },
                 }
             }
-            9 => match num("batch size")? {
+        }
+        Ok(())
+    }
+
+    /// Fields 9-12: batch size, begin layer, answer token, algorithm.
+    fn set_run_field(&mut self, i: usize, v: &str) -> Result<(), String> {
+        match i {
+            9 => match whole_number("batch size", v)? {
                 0 => return Err("batch size: expected at least 1".into()),
                 n => self.batch_size = n,
             },
-            10 => self.begin_layer = num("begin layer")?,
+            10 => self.begin_layer = whole_number("begin layer", v)?,
             11 => {
                 self.data.options.answer_token = match v {
                     "last" => AnswerTokenRule::Last,
@@ -203,35 +224,37 @@ impl Setup {
                     _ => return Err(format!("answer token: expected last or first, got {v:?}")),
                 }
             }
-            12 => {
+            _ => {
                 self.algorithm = match v {
                     "fast" => Algorithm::Fast,
                     "reference" => Algorithm::Reference,
                     _ => return Err(format!("algorithm: expected fast or reference, got {v:?}")),
                 }
             }
-            13 | 14 => {
-                let p = PaperAddition::parse(&self.data.data).ok_or_else(|| {
-                    "paper setting / nmax: the data file is not one of the paper's addition files (data/paper/addition/...)".to_string()
-                })?;
-                self.data.data = if i == 13 {
-                    if !["normal", "setting1", "setting2"].contains(&v) {
-                        return Err(format!(
-                            "paper setting: expected normal, setting1 or setting2, got {v:?}"
-                        ));
-                    }
-                    p.with(|p| p.setting = v.to_string())?
-                } else {
-                    let n: u32 = v
-                        .parse()
-                        .ok()
-                        .filter(|n| [9, 99, 999].contains(n))
-                        .ok_or_else(|| format!("paper nmax: expected 9, 99 or 999, got {v:?}"))?;
-                    p.with(|p| p.nmax = n)?
-                };
-            }
-            _ => {}
         }
+        Ok(())
+    }
+
+    /// Fields 13-14: the paper's addition setting and nmax (they pick another of its files).
+    fn set_paper_field(&mut self, i: usize, v: &str) -> Result<(), String> {
+        let p = PaperAddition::parse(&self.data.data).ok_or_else(|| {
+            "paper setting / nmax: the data file is not one of the paper's addition files (data/paper/addition/...)".to_string()
+        })?;
+        self.data.data = if i == 13 {
+            if !["normal", "setting1", "setting2"].contains(&v) {
+                return Err(format!(
+                    "paper setting: expected normal, setting1 or setting2, got {v:?}"
+                ));
+            }
+            p.with(|p| p.setting = v.to_string())?
+        } else {
+            let n: u32 = v
+                .parse()
+                .ok()
+                .filter(|n| [9, 99, 999].contains(n))
+                .ok_or_else(|| format!("paper nmax: expected 9, 99 or 999, got {v:?}"))?;
+            p.with(|p| p.nmax = n)?
+        };
         Ok(())
     }
 
@@ -261,4 +284,10 @@ impl Setup {
             dtype: self.dtype.clone(),
         }
     }
+}
+
+/// A setup field's whole number, or why it is not one.
+fn whole_number(name: &str, v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .map_err(|_| format!("{name}: expected a whole number, got {v:?}"))
 }

@@ -344,9 +344,10 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
             lines.extend_from_slice(keymap::HEATMAP_NOTES);
             ("heatmap", lines)
         }
-        Screen::Attention => ("attention", keymap::ATTENTION_KEYS.to_vec()),
-        Screen::Setup => ("setup", keymap::SETUP_KEYS.to_vec()),
-        Screen::Gallery | Screen::Compare => ("gallery", keymap::GALLERY_KEYS.to_vec()),
+        Screen::Attention => ("attention", keymap::help_lines(keymap::ATTENTION)),
+        Screen::Setup => ("setup", keymap::help_lines(keymap::SETUP)),
+        Screen::Gallery => ("gallery", keymap::help_lines(keymap::GALLERY)),
+        Screen::Compare => ("compare", keymap::help_lines(keymap::COMPARE)),
     }
 }
 

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use crate::model::tokenizer::printable;
 use crate::results::RunRecord;
-use crate::tui::app::{App, SETUP_FIELDS};
+use crate::tui::app::{App, EntryKind, SETUP_FIELDS};
 
 use super::heatmap;
 
@@ -30,28 +30,8 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, form);
     let col_w = inner.width / cols as u16;
     for c in 0..cols {
-        let lines: Vec<Line> = (c * per_col..((c + 1) * per_col).min(SETUP_FIELDS.len()))
-            .map(|i| {
-                let style = if i == app.setup_row {
-                    Style::default().add_modifier(Modifier::REVERSED)
-                } else {
-                    Style::default()
-                };
-                // Long values (paths) keep their end, which tells them apart.
-                let value = app.setup.field(i);
-                let room = (col_w as usize).saturating_sub(15);
-                let n = value.chars().count();
-                let value = if n > room && room > 1 {
-                    format!("…{}", value.chars().skip(n - room + 1).collect::<String>())
-                } else {
-                    value
-                };
-                Line::from(Span::styled(
-                    format!("{:<13} {value}", SETUP_FIELDS[i]),
-                    style,
-                ))
-            })
-            .collect();
+        let rows = c * per_col..((c + 1) * per_col).min(SETUP_FIELDS.len());
+        let lines: Vec<Line> = rows.map(|i| setup_row(app, i, col_w)).collect();
         let r = Rect {
             x: inner.x + c as u16 * col_w,
             width: col_w,
@@ -59,8 +39,47 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(lines), r);
     }
+    let mut out = load_lines(app);
+    if let Some(d) = &app.data {
+        out.extend(data_lines(d));
+    }
+    if let Some(rec) = app.current_record() {
+        if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
+            out.push(Line::from(""));
+            out.push(Line::from(format!(
+                "baselines  LD_normal {n:+.4}  LD_contrast {c:+.4}  gap {:+.4}",
+                c - n
+            )));
+        }
+    }
+    frame.render_widget(Paragraph::new(out).wrap(Wrap { trim: false }), info);
+}
+
+/// One field of the setup form in a column `col_w` wide.
+fn setup_row(app: &App, i: usize, col_w: u16) -> Line<'static> {
+    let style = if i == app.setup_row {
+        Style::default().add_modifier(Modifier::REVERSED)
+    } else {
+        Style::default()
+    };
+    // Long values (paths) keep their end, which tells them apart.
+    let value = app.setup.field(i);
+    let room = (col_w as usize).saturating_sub(15);
+    let n = value.chars().count();
+    let value = if n > room && room > 1 {
+        format!("…{}", value.chars().skip(n - room + 1).collect::<String>())
+    } else {
+        value
+    };
+    Line::from(Span::styled(
+        format!("{:<13} {value}", SETUP_FIELDS[i]),
+        style,
+    ))
+}
+
+/// The load's state (its error in full) and the model loaded.
+fn load_lines(app: &App) -> Vec<Line<'static>> {
     let mut out: Vec<Line> = Vec::new();
-    let bold = Style::default().add_modifier(Modifier::BOLD);
     if let Some(e) = &app.load_error {
         let red = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
         out.push(Line::from(Span::styled(
@@ -84,77 +103,81 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
         ))),
         None => out.push(Line::from("model  (loading or not loaded)")),
     }
-    if let Some(d) = &app.data {
-        // Shots and offset only where the task uses them (never for prompt-pair files).
-        out.push(Line::from(format!(
-            "data   {} · {} · {} · lengths {:?}",
-            d.info.spec.file.display(),
-            d.info.spec.task,
-            super::data_words(&d.info).replace(", ", " · "),
-            d.lengths
+    out
+}
+
+/// The data loaded: what it is, its baselines, what tokenizing noticed, and one prompt pair.
+fn data_lines(d: &crate::tui::app::DataStatus) -> Vec<Line<'static>> {
+    let mut out: Vec<Line> = Vec::new();
+    let yellow = Style::default().fg(Color::Yellow);
+    // Shots and offset only where the task uses them (never for prompt-pair files).
+    out.push(Line::from(format!(
+        "data   {} · {} · {} · lengths {:?}",
+        d.info.spec.file.display(),
+        d.info.spec.task,
+        super::data_words(&d.info).replace(", ", " · "),
+        d.lengths
+    )));
+    match &d.eval {
+        Some(e) => out.push(Line::from(format!("       {}", e.summary()))),
+        None => out.push(Line::from(Span::styled(
+            "       measuring baselines and accuracy…",
+            Style::default().fg(Color::DarkGray),
+        ))),
+    }
+    if !d.info.skipped.is_empty() {
+        out.push(Line::from(Span::styled(
+            format!(
+                "       {} examples skipped: normal and contrast lengths differ",
+                d.info.skipped.len()
+            ),
+            yellow,
         )));
-        match &d.eval {
-            Some(e) => out.push(Line::from(format!("       {}", e.summary()))),
-            None => out.push(Line::from(Span::styled(
-                "       measuring baselines and accuracy…",
-                Style::default().fg(Color::DarkGray),
-            ))),
-        }
-        if !d.info.skipped.is_empty() {
-            out.push(Line::from(Span::styled(
-                format!(
-                    "       {} examples skipped: normal and contrast lengths differ",
-                    d.info.skipped.len()
-                ),
-                Style::default().fg(Color::Yellow),
-            )));
-        }
-        if !d.info.multi_token_answers.is_empty() {
-            out.push(Line::from(Span::styled(
-                format!(
-                    "       {} examples have multi-token answers",
-                    d.info.multi_token_answers.len()
-                ),
-                Style::default().fg(Color::Yellow),
-            )));
-        }
-        if let Some(p) = d.preview.first() {
-            out.push(Line::from(""));
-            out.push(Line::from(Span::styled(
-                format!("example {} (line {})", p.index, p.index + 1),
-                bold,
-            )));
-            let toks = |t: &[String]| {
-                t.iter()
-                    .map(|s| format!("[{}]", printable(s)))
-                    .collect::<String>()
-            };
-            out.push(Line::from(format!(
-                "normal   {} → {:?}",
-                toks(&p.normal_tokens),
-                printable(&p.normal_answer)
-            )));
-            out.push(Line::from(format!(
-                "contrast {} → {:?}",
-                toks(&p.contrast_tokens),
-                printable(&p.contrast_answer)
-            )));
-            out.push(Line::from(Span::styled(
-                format!("{} tokens", p.contrast_tokens.len()),
-                Style::default().fg(Color::DarkGray),
-            )));
-        }
     }
-    if let Some(rec) = app.current_record() {
-        if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
-            out.push(Line::from(""));
-            out.push(Line::from(format!(
-                "baselines  LD_normal {n:+.4}  LD_contrast {c:+.4}  gap {:+.4}",
-                c - n
-            )));
-        }
+    if !d.info.multi_token_answers.is_empty() {
+        out.push(Line::from(Span::styled(
+            format!(
+                "       {} examples have multi-token answers",
+                d.info.multi_token_answers.len()
+            ),
+            yellow,
+        )));
     }
-    frame.render_widget(Paragraph::new(out).wrap(Wrap { trim: false }), info);
+    if let Some(p) = d.preview.first() {
+        out.extend(pair_lines(p));
+    }
+    out
+}
+
+/// A prompt pair as its tokens, with the answers.
+fn pair_lines(p: &crate::worker::PairPreview) -> Vec<Line<'static>> {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let toks = |t: &[String]| {
+        t.iter()
+            .map(|s| format!("[{}]", printable(s)))
+            .collect::<String>()
+    };
+    vec![
+        Line::from(""),
+        Line::from(Span::styled(
+            format!("example {} (line {})", p.index, p.index + 1),
+            bold,
+        )),
+        Line::from(format!(
+            "normal   {} → {:?}",
+            toks(&p.normal_tokens),
+            printable(&p.normal_answer)
+        )),
+        Line::from(format!(
+            "contrast {} → {:?}",
+            toks(&p.contrast_tokens),
+            printable(&p.contrast_answer)
+        )),
+        Line::from(Span::styled(
+            format!("{} tokens", p.contrast_tokens.len()),
+            Style::default().fg(Color::DarkGray),
+        )),
+    ]
 }
 
 pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
@@ -173,7 +196,7 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
             let mark = if g.marked == Some(i) { "* " } else { "  " };
             let style = if i == g.selected {
                 Style::default().add_modifier(Modifier::REVERSED)
-            } else if e.record.is_err() {
+            } else if e.record.is_err() && e.kind == EntryKind::Run {
                 Style::default().fg(Color::Red)
             } else {
                 Style::default()
@@ -202,9 +225,10 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         .title_bottom(Line::from(more).right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), list);
     if let Some(e) = g.entries.get(g.selected) {
-        let text = match &e.record {
-            Ok(r) => crate::results::text::summary(r),
-            Err(msg) => msg.clone(),
+        let text = match (&e.kind, &e.record) {
+            (EntryKind::Groups(file), _) => file.summary(),
+            (EntryKind::Run, Ok(r)) => crate::results::text::summary(r),
+            (EntryKind::Run, Err(msg)) => msg.clone(),
         };
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), detail);
     }

@@ -1,0 +1,181 @@
+//! The head-groups file: named groups of heads and a selection, saved from the explorer (`S`)
+//! on their own, so that they can be applied again to a run of the same model (`headhunt open`,
+//! the gallery) or read by a later analysis.
+//!
+//! Schema (`format: "headhunt-head-groups"`, `format_version: 1`), see README "Result files".
+//! The model's shape is in the file because groups name heads by (layer, head): applied to a
+//! model of another shape they would name other heads, or none.
+
+use std::path::Path;
+
+use super::{HeadGroup, ResultsError};
+
+pub const GROUPS_FORMAT: &str = "headhunt-head-groups";
+pub const GROUPS_FORMAT_VERSION: u32 = 1;
+
+/// A saved set of head groups and a selection, with the model they were made on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupsFile {
+    pub format: String,
+    pub format_version: u32,
+    pub headhunt_version: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The model's label (path or hub id as given).
+    pub model: String,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub groups: Vec<HeadGroup>,
+    /// Selected heads, (layer, head).
+    #[serde(default)]
+    pub selected: Vec<(usize, usize)>,
+}
+
+impl GroupsFile {
+    /// The groups and selection of a model of `n_layers` × `n_heads`, created now.
+    pub fn new(
+        model: &str,
+        (n_layers, n_heads): (usize, usize),
+        groups: Vec<HeadGroup>,
+        selected: Vec<(usize, usize)>,
+    ) -> Self {
+        GroupsFile {
+            format: GROUPS_FORMAT.into(),
+            format_version: GROUPS_FORMAT_VERSION,
+            headhunt_version: env!("CARGO_PKG_VERSION").into(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            model: model.into(),
+            n_layers,
+            n_heads,
+            groups,
+            selected,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("groups serialize");
+        s.push('\n');
+        s
+    }
+
+    /// Whether two files say the same (everything but when they were written, and by which
+    /// version): saving the same groups twice need not write a second file.
+    pub fn same_content(&self, other: &GroupsFile) -> bool {
+        let strip = |g: &GroupsFile| GroupsFile {
+            created: String::new(),
+            headhunt_version: String::new(),
+            ..g.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// Loads a groups file; a file of another format, bad JSON, a missing field or a head
+    /// outside the model's shape is a one-line error naming the file and the field.
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a groups file read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ResultsError> {
+        let bad = |msg: String| ResultsError::Format {
+            path: path.display().to_string(),
+            msg,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(GROUPS_FORMAT) => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "field `format` is {other:?}, expected {GROUPS_FORMAT:?}"
+                )))
+            }
+            None => {
+                return Err(bad(format!(
+                    "no field `format` (expected {GROUPS_FORMAT:?})"
+                )))
+            }
+        }
+        if value.get("format_version").is_none() {
+            return Err(bad(
+                "no field `format_version`: written by a headhunt from before groups files had a version and the model's shape (which applying them needs); tag the heads again and save with S".into(),
+            ));
+        }
+        let file: GroupsFile = serde_json::from_value(value)
+            .map_err(|e| bad(format!("not a valid head-groups file: {e}")))?;
+        file.check().map_err(bad)?;
+        Ok(file)
+    }
+
+    /// Every head inside the shape, every group named.
+    fn check(&self) -> Result<(), String> {
+        let inside = |&(l, h): &(usize, usize)| l < self.n_layers && h < self.n_heads;
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                return Err(format!("field `groups[{i}].name` is empty"));
+            }
+            if let Some((l, h)) = g.heads.iter().find(|x| !inside(x)) {
+                return Err(format!(
+                    "field `groups[{i}].heads` names head ({l}, {h}), outside the model's {} layers × {} heads",
+                    self.n_layers, self.n_heads
+                ));
+            }
+        }
+        if let Some((l, h)) = self.selected.iter().find(|x| !inside(x)) {
+            return Err(format!(
+                "field `selected` names head ({l}, {h}), outside the model's {} layers × {} heads",
+                self.n_layers, self.n_heads
+            ));
+        }
+        Ok(())
+    }
+
+    /// Saves to `path` atomically; refuses to overwrite unless `force`.
+    pub fn save(&self, path: &Path, force: bool) -> Result<(), ResultsError> {
+        super::write_atomic(path, self.to_json().as_bytes(), force)
+    }
+
+    /// What `headhunt show` prints: the model, then one line per group and the selection.
+    pub fn summary(&self) -> String {
+        let heads = |hs: &[(usize, usize)]| {
+            if hs.is_empty() {
+                return "(none)".to_string();
+            }
+            hs.iter()
+                .map(|(l, h)| format!("({l},{h})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut s = format!(
+            "head groups of {} ({} layers × {} heads), saved {}\n",
+            self.model, self.n_layers, self.n_heads, self.created
+        );
+        for g in &self.groups {
+            s.push_str(&format!(
+                "{} ({}): {}\n",
+                g.name,
+                g.heads.len(),
+                heads(&g.heads)
+            ));
+        }
+        s.push_str(&format!(
+            "selected ({}): {}\n",
+            self.selected.len(),
+            heads(&self.selected)
+        ));
+        s
+    }
+}
+
+/// Whether the file at `path` says it is a groups file (field `format`); false when it cannot
+/// be read or parsed at all (the run reader then says why).
+pub fn is_groups_file(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format")?.as_str().map(|f| f == GROUPS_FORMAT))
+        .unwrap_or(false)
+}
