@@ -107,7 +107,12 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     }
     // A file that cannot be opened is an error before the full-screen view starts.
     if let Some(p) = &a.open {
-        crate::results::RunRecord::load(p)?;
+        use crate::results::analysis::AnalysisFile;
+        if AnalysisFile::sniff(p) {
+            AnalysisFile::load(p)?;
+        } else {
+            crate::results::RunRecord::load(p)?;
+        }
     }
     let mut gallery_dirs = Vec::new();
     let paper = crate::demo::locate("data/paper/results");
