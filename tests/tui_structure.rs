@@ -35,12 +35,7 @@ fn heatmap_help_comes_from_the_table() {
 
 /// Functions in src/tui that are known to be longer than 80 lines, with the length they may
 /// not exceed (debt to split; the list may only shrink).
-const KNOWN_LONG: &[(&str, usize)] = &[
-    ("on_worker", 208),
-    ("apply_input", 87),
-    ("set_field", 106),
-    ("setup", 144),
-];
+const KNOWN_LONG: &[(&str, usize)] = &[("on_worker", 205), ("set_field", 106), ("setup", 144)];
 
 /// Lengths of `fn` items: from the `fn` line to the closing brace at the same indentation.
 fn fn_lengths(text: &str) -> Vec<(String, usize)> {

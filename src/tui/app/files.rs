@@ -1,6 +1,7 @@
 //! Saving runs and head groups, opening saved results (the gallery).
 
 use super::*;
+use crate::results::analysis::AnalysisFile;
 
 impl App {
     pub fn open_gallery(&mut self) {
@@ -17,6 +18,21 @@ impl App {
                 Level::Info,
                 "no saved results yet: press s on a heatmap to save one",
             );
+        }
+    }
+
+    /// Opens a saved file: a run on the heatmap, an analysis on the circuit screen.
+    pub fn open_file(&mut self, p: PathBuf) {
+        if AnalysisFile::sniff(&p) {
+            match AnalysisFile::load(&p) {
+                Ok(f) => self.open_analysis(f, p),
+                Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
+            }
+            return;
+        }
+        match RunRecord::load(&p) {
+            Ok(rec) => self.open_record(rec, p),
+            Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
         }
     }
 
@@ -181,6 +197,9 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
     files
         .into_iter()
         .map(|path| {
+            if AnalysisFile::sniff(&path) {
+                return analysis_entry(path);
+            }
             let record = RunRecord::load(&path).map_err(|e| e.to_string());
             let label = match &record {
                 Ok(r) => format!(
@@ -196,7 +215,44 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
                 path,
                 label,
                 record,
+                kind: EntryKind::Run,
             }
         })
         .collect()
+}
+
+/// A gallery entry of an analysis file: its kind, model and data (or its one-line error).
+fn analysis_entry(path: PathBuf) -> GalleryEntry {
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    match AnalysisFile::load(&path) {
+        Ok(f) => {
+            let c = f.common();
+            let data = c.data.spec.file.file_name().unwrap_or_default();
+            let label = format!(
+                "{stem:<18} {:<13} {:<14} {}",
+                f.kind(),
+                super::short_model_name(&c.model.label),
+                data.to_string_lossy()
+            );
+            GalleryEntry {
+                path,
+                label,
+                record: Err(format!(
+                    "{} result: Enter opens it on the circuit screen",
+                    f.kind()
+                )),
+                kind: EntryKind::Analysis(Box::new(f)),
+            }
+        }
+        Err(e) => GalleryEntry {
+            label: format!("{} (unreadable)", path.display()),
+            path,
+            record: Err(e.to_string()),
+            kind: EntryKind::Run,
+        },
+    }
 }

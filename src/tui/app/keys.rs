@@ -41,6 +41,7 @@ impl App {
             Screen::Attention => self.on_attention_key(key),
             Screen::Setup => self.on_setup_key(key),
             Screen::Gallery => self.on_gallery_key(key),
+            Screen::Circuit => self.on_circuit_key(key),
             Screen::Compare => {
                 if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
                     self.screen = Screen::Gallery;
@@ -60,7 +61,13 @@ impl App {
         let run = self.runs.iter().any(|s| {
             matches!(s.state, RunState::Done | RunState::Cancelled) && s.saved_to.is_none()
         });
-        run.then_some("a finished run")
+        if run {
+            return Some("a finished run");
+        }
+        let mut reports = self.circuit.reports.iter().flatten();
+        reports
+            .any(|r| r.saved_to.is_none())
+            .then_some("an analysis report")
     }
 
     pub(super) fn quit_now(&mut self) {
@@ -182,6 +189,7 @@ impl App {
             A::SaveGroups => self.save_groups(),
             A::Setup => self.screen = Screen::Setup,
             A::Gallery => self.open_gallery(),
+            A::Circuit => self.open_circuit(),
             _ => self.update_heatmap_marks(action),
         }
     }
@@ -417,6 +425,10 @@ impl App {
             },
             KeyCode::Enter if n > 0 => {
                 let e = &self.gallery.entries[self.gallery.selected];
+                if let EntryKind::Analysis(f) = &e.kind {
+                    let (f, path) = ((**f).clone(), e.path.clone());
+                    return self.open_analysis(f, path);
+                }
                 match &e.record {
                     Ok(rec) => {
                         let rec = rec.clone();
@@ -504,23 +516,8 @@ impl App {
                     true,
                 );
             }
-            InputPurpose::Crop => {
-                let (lo, hi) = text
-                    .split_once('-')
-                    .and_then(|(a, b)| {
-                        Some((
-                            a.trim().parse::<usize>().ok()?,
-                            b.trim().parse::<usize>().ok()?,
-                        ))
-                    })
-                    .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
-                let n = self.n_layers();
-                if lo > hi || hi >= n.max(1) {
-                    return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
-                }
-                self.crop = Some((lo, hi));
-                self.cursor.0 = self.cursor.0.clamp(lo, hi);
-            }
+            InputPurpose::Crop => self.apply_crop(text)?,
+            InputPurpose::Circuit(f) => self.apply_circuit_input(f, text)?,
             InputPurpose::NewGroup => {
                 if text.is_empty() {
                     return Err("group name: empty".into());
@@ -544,6 +541,26 @@ impl App {
                 self.set_status(Level::Info, "press L to load with the new setup");
             }
         }
+        Ok(())
+    }
+
+    /// `z`: show only layers LO-HI.
+    fn apply_crop(&mut self, text: &str) -> Result<(), String> {
+        let (lo, hi) = text
+            .split_once('-')
+            .and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
+        let n = self.n_layers();
+        if lo > hi || hi >= n.max(1) {
+            return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
+        }
+        self.crop = Some((lo, hi));
+        self.cursor.0 = self.cursor.0.clamp(lo, hi);
         Ok(())
     }
 

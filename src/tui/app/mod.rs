@@ -19,6 +19,7 @@ use crate::worker::{
 
 use super::color::ColorMode;
 
+mod circuit;
 mod context;
 mod events;
 mod files;
@@ -26,6 +27,7 @@ mod input;
 mod keys;
 mod setup;
 
+pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use setup::{Setup, SETUP_FIELDS};
@@ -38,6 +40,7 @@ pub enum Screen {
     Setup,
     Gallery,
     Compare,
+    Circuit,
 }
 
 /// What a text prompt is for.
@@ -48,6 +51,7 @@ pub enum InputPurpose {
     Crop,
     NewGroup,
     SetupField(usize),
+    Circuit(CircuitField),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +151,15 @@ pub struct GalleryEntry {
     pub path: PathBuf,
     pub label: String,
     pub record: Result<RunRecord, String>,
+    pub kind: EntryKind,
+}
+
+/// What a gallery entry holds: a path-patching run (in `record`), or an analysis result
+/// (circuit, ablation, FV), which opens on the circuit screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryKind {
+    Run,
+    Analysis(Box<crate::results::analysis::AnalysisFile>),
 }
 
 pub struct Gallery {
@@ -243,6 +256,7 @@ pub struct App {
     pub selected: BTreeSet<(usize, usize)>,
     pub thresholds: Thresholds,
     pub attention: AttentionView,
+    pub circuit: CircuitView,
     pub gallery: Gallery,
     pub jobs: Vec<JobStatus>,
     pub status: (Level, String),
@@ -347,6 +361,7 @@ impl App {
                 patterns: Vec::new(),
                 waiting: None,
             },
+            circuit: CircuitView::default(),
             gallery: Gallery {
                 entries: Vec::new(),
                 selected: 0,
@@ -373,10 +388,7 @@ impl App {
         };
         app.load_setup();
         if let Some(p) = app.setup.open.clone() {
-            match RunRecord::load(&p) {
-                Ok(rec) => app.open_record(rec, p),
-                Err(e) => app.set_status(Level::Error, format!("could not open: {e}")),
-            }
+            app.open_file(p);
         }
         app
     }

@@ -3,6 +3,7 @@
 //! cells (it then draws less, never panics).
 
 pub mod attention;
+pub mod circuit;
 pub mod heatmap;
 pub mod other;
 
@@ -36,6 +37,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Setup => other::setup(frame, main, app),
         Screen::Gallery => other::gallery(frame, main, app),
         Screen::Compare => other::compare(frame, main, app),
+        Screen::Circuit => circuit::draw(frame, main, app),
     }
     status_bar(frame, status, app);
     if let Some(input) = &app.input {
@@ -347,6 +349,7 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
         Screen::Attention => ("attention", keymap::ATTENTION_KEYS.to_vec()),
         Screen::Setup => ("setup", keymap::SETUP_KEYS.to_vec()),
         Screen::Gallery | Screen::Compare => ("gallery", keymap::GALLERY_KEYS.to_vec()),
+        Screen::Circuit => ("circuit", keymap::help_lines(keymap::CIRCUIT)),
     }
 }
 

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use crate::model::tokenizer::printable;
 use crate::results::RunRecord;
-use crate::tui::app::{App, SETUP_FIELDS};
+use crate::tui::app::{App, EntryKind, SETUP_FIELDS};
 
 use super::heatmap;
 
@@ -173,7 +173,7 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
             let mark = if g.marked == Some(i) { "* " } else { "  " };
             let style = if i == g.selected {
                 Style::default().add_modifier(Modifier::REVERSED)
-            } else if e.record.is_err() {
+            } else if e.record.is_err() && e.kind == EntryKind::Run {
                 Style::default().fg(Color::Red)
             } else {
                 Style::default()
@@ -202,9 +202,10 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         .title_bottom(Line::from(more).right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), list);
     if let Some(e) = g.entries.get(g.selected) {
-        let text = match &e.record {
-            Ok(r) => crate::results::text::summary(r),
-            Err(msg) => msg.clone(),
+        let text = match (&e.kind, &e.record) {
+            (EntryKind::Analysis(f), _) => super::circuit::summary(f),
+            (_, Ok(r)) => crate::results::text::summary(r),
+            (_, Err(msg)) => msg.clone(),
         };
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), detail);
     }
