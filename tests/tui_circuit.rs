@@ -328,7 +328,7 @@ fn real_reports_are_drawn_saved_as_the_cli_writes_and_opened_again() {
     let text = draw(&mut app);
     let h = &ab.heads;
     let row = format!(
-        "{:<26} {:>+9.4} {:>8.3} {:>8.3}",
+        "{:<28} {:>+9.4} {:>8.3} {:>8.3}",
         "ablate 2.7,1.2", h.logit_diff, h.acc_normal_answer, h.acc_contrast_answer
     );
     assert!(text.contains(&row), "{row:?} in\n{text}");

@@ -33,6 +33,24 @@ fn heatmap_help_comes_from_the_table() {
     assert_eq!(lines, want);
 }
 
+/// The circuit screen's table: every key reaches its own action, and `?` prints the table.
+#[test]
+fn circuit_keys_dispatch_and_make_its_help() {
+    for b in keymap::CIRCUIT {
+        assert!(!b.keys.is_empty(), "help line {:?} has no key", b.label);
+        for &(code, action) in b.keys {
+            assert_eq!(
+                keymap::lookup(keymap::CIRCUIT, code),
+                Some(action),
+                "{code:?}"
+            );
+        }
+    }
+    let (title, lines) = help_table(headhunt::tui::app::Screen::Circuit);
+    assert_eq!(title, "circuit");
+    assert_eq!(lines, keymap::help_lines(keymap::CIRCUIT));
+}
+
 /// Functions in src/tui that are known to be longer than 80 lines, with the length they may
 /// not exceed (debt to split; the list may only shrink).
 const KNOWN_LONG: &[(&str, usize)] = &[("on_worker", 205), ("set_field", 106), ("setup", 144)];

@@ -268,6 +268,8 @@ pub enum CircuitAction {
     EditKnockouts,
     EditRandom,
     NextReport,
+    ScrollUp,
+    ScrollDown,
     PrevPanel,
     NextPanel,
     Cancel,
@@ -333,6 +335,14 @@ pub const CIRCUIT: &[Binding<CircuitAction>] = &[
         label: "Tab",
         what: "show the circuit / ablation / FV report",
         keys: &[(KeyCode::Tab, Ci::NextReport)],
+    },
+    Binding {
+        label: "PgUp PgDn",
+        what: "scroll the report",
+        keys: &[
+            (KeyCode::PageUp, Ci::ScrollUp),
+            (KeyCode::PageDown, Ci::ScrollDown),
+        ],
     },
     Binding {
         label: "←→ hl",

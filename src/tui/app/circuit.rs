@@ -79,6 +79,8 @@ pub struct CircuitView {
     pub tab: ReportTab,
     /// The FV grid shown (index into the file's keys).
     pub fv_panel: usize,
+    /// Report lines scrolled off the top (the view stops at the last page).
+    pub scroll: u16,
     /// Per tab (circuit, ablation, FV).
     pub reports: [Option<ShownReport>; 3],
     pub job: Option<AnalysisJob>,
@@ -101,6 +103,7 @@ impl Default for CircuitView {
             seed: 42,
             tab: ReportTab::Circuit,
             fv_panel: 0,
+            scroll: 0,
             reports: [None, None, None],
             job: None,
             read_only: None,
@@ -176,9 +179,11 @@ impl App {
             A::ToggleMinimality => self.circuit.minimality = !self.circuit.minimality,
             A::ToggleGreedy => self.circuit.greedy = !self.circuit.greedy,
             A::NextReport => {
-                let t = ReportTab::ALL[(self.circuit.tab as usize + 1) % 3];
-                self.circuit.tab = t;
+                self.circuit.tab = ReportTab::ALL[(self.circuit.tab as usize + 1) % 3];
+                self.circuit.scroll = 0;
             }
+            A::ScrollUp => self.circuit.scroll = self.circuit.scroll.saturating_sub(10),
+            A::ScrollDown => self.circuit.scroll = (self.circuit.scroll + 10).min(1000),
             A::PrevPanel => self.circuit.fv_panel = self.circuit.fv_panel.saturating_sub(1),
             A::NextPanel => self.circuit.fv_panel += 1,
             A::Help => {
@@ -397,6 +402,7 @@ impl App {
         let tab = ReportTab::of(&file);
         self.circuit.reports[tab as usize] = Some(ShownReport { file, saved_to });
         self.circuit.tab = tab;
+        self.circuit.scroll = 0;
         if tab == ReportTab::Fv {
             self.circuit.fv_panel = 0;
         }

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use crate::analysis::circuit::Completeness;
 use crate::model::tokenizer::printable;
 use crate::results::analysis::{
     shift_key, shifts_of, AblationFile, AnalysisFile, CircuitFile, FvFile,
@@ -52,7 +53,22 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         AnalysisFile::Ablation(f) => ablation_lines(f),
         AnalysisFile::Fv(f) => fv_lines(f, c.fv_panel, app.color),
     });
-    frame.render_widget(Paragraph::new(lines), body);
+    // Scrolled, never past the last page; what is cut off is said.
+    let n = lines.len() as u16;
+    let scroll = c.scroll.min(n.saturating_sub(body.height));
+    let more = match (scroll > 0, scroll + body.height < n) {
+        (true, true) => " more ↑↓ PgUp PgDn ",
+        (true, false) => " more ↑ PgUp ",
+        (false, true) => " more ↓ PgDn ",
+        (false, false) => "",
+    };
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), body);
+    if !more.is_empty() && body.height > 0 {
+        let w = (more.chars().count() as u16).min(body.width);
+        let r = Rect::new(body.x + body.width - w, body.y + body.height - 1, w, 1);
+        let style = Style::default().fg(Color::Black).bg(Color::Gray);
+        frame.render_widget(Paragraph::new(Span::styled(more, style)), r);
+    }
 }
 
 /// The groups (the selected one marked), then the options of the three analyses.
@@ -90,7 +106,7 @@ fn group_lines(app: &App) -> Vec<Line<'static>> {
     let on = |b: bool| if b { "on" } else { "off" };
     lines.push(Line::from(Span::styled(
         format!(
-            "knock-outs {ko} (K) · minimality {} (m) · greedy {} (g) · random groups {} seed {} (n)",
+            "K knock-outs {ko} · m minimality {} · g greedy {} · n random {}, seed {}",
             on(c.minimality),
             on(c.greedy),
             c.random_groups,
@@ -133,13 +149,18 @@ fn header_lines(shown: &ShownReport) -> Vec<Line<'static>> {
     let c = shown.file.common();
     let saved = match &shown.saved_to {
         Some(p) => format!("saved as {}", p.display()),
-        None => "not saved (s saves)".into(),
+        None => "not saved (s)".into(),
     };
     let mut lines = vec![Line::from(Span::styled(
         format!(
-            "{} · {} ({} examples) · batch {} · {:.2} s · {saved}",
+            "{} · {} ({} ex.) · batch {} · {:.2} s · {saved}",
             crate::tui::app::short_model_name(&c.model.label),
-            c.data.spec.file.display(),
+            c.data
+                .spec
+                .file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
             c.data.n_examples,
             c.batch_size,
             c.seconds
@@ -182,12 +203,8 @@ fn circuit_lines(f: &CircuitFile, width: u16) -> Vec<Line<'static>> {
             grey(),
         )),
     ];
-    let sets = f.completeness.iter().map(|s| (s, ""));
-    let greedy = f
-        .greedy
-        .iter()
-        .flat_map(|g| g.sets.iter().map(|s| (s, " greedy")));
-    for (s, tag) in sets.chain(greedy) {
+    let sets = f.completeness.iter().map(|s| (s, String::new()));
+    for (s, tag) in sets.chain(greedy_sets(f)) {
         lines.push(Line::from(format!(
             "{:<28} {:>+10.4} {:>+10.4} {:>10.4}{tag}",
             heads_text(&s.k, "+"),
@@ -201,6 +218,21 @@ fn circuit_lines(f: &CircuitFile, width: u16) -> Vec<Line<'static>> {
     }
     lines.extend(minimality_lines(f, width));
     lines
+}
+
+/// The greedy search's sets, each distinct K once with the rollouts that found it.
+fn greedy_sets(f: &CircuitFile) -> Vec<(&Completeness, String)> {
+    let Some(g) = &f.greedy else { return vec![] };
+    let mut out: Vec<(&Completeness, usize)> = Vec::new();
+    for s in &g.sets {
+        match out.iter_mut().find(|(x, _)| x.k == s.k) {
+            Some((_, n)) => *n += 1,
+            None => out.push((s, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(s, n)| (s, format!(" greedy ({n} of {} rollouts)", g.sets.len())))
+        .collect()
 }
 
 /// One bar per head, scaled to the largest value, with the value printed after it.
@@ -239,7 +271,7 @@ fn ablation_lines(f: &AblationFile) -> Vec<Line<'static>> {
         .map_or(String::new(), |g| format!(" (group {g})"));
     let row = |name: String, v: [f64; 5]| {
         Line::from(format!(
-            "{name:<26} {:>+9.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+            "{name:<28} {:>+9.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
             v[0], v[1], v[2], v[3], v[4]
         ))
     };
@@ -261,13 +293,19 @@ fn ablation_lines(f: &AblationFile) -> Vec<Line<'static>> {
     ];
     let mut lines = vec![
         Line::from(format!(
-            "ablate {}{group}: their z on the contrast prompt from the normal run; accuracy over {} (full: whole vocabulary)",
-            heads_text(&f.heads, ","),
-            f.answer_tokens
+            "ablate {}{group}: their z on the contrast prompts from the normal run",
+            heads_text(&f.heads, ",")
         )),
         Line::from(Span::styled(
             format!(
-                "{:<26} {:>9} {:>8} {:>8} {:>8} {:>8}",
+                "accuracy on contrast prompts: argmax over the {} (full: the whole vocabulary)",
+                f.answer_tokens
+            ),
+            grey(),
+        )),
+        Line::from(Span::styled(
+            format!(
+                "{:<28} {:>9} {:>8} {:>8} {:>8} {:>8}",
                 "", "LD", "normal", "contrast", "n full", "c full"
             ),
             grey(),
