@@ -235,6 +235,7 @@ fn keys_submit_requests_built_from_the_groups_and_cancel() {
         }
         e => panic!("an FV job, got {e:?}"),
     }
+    incomplete_report_says_so(&mut app);
     press(&mut app, "K");
     type_in(&mut app, "3.1+2.7 1.2");
     assert_eq!(
@@ -244,6 +245,55 @@ fn keys_submit_requests_built_from_the_groups_and_cancel() {
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.screen, Screen::Heatmap);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A cancelled circuit job: `Cancelled`, then the partial report, which is drawn with a note.
+fn incomplete_report_says_so(app: &mut App) {
+    use headhunt::analysis::circuit::{Circuit, Group};
+    use headhunt::analysis::positions::PositionSet;
+    use headhunt::worker::CircuitReport;
+    let id = app.circuit.job.as_ref().map(|j| j.id);
+    if let Some(id) = id {
+        app.on_worker(Event::Error {
+            id,
+            message: "x".into(),
+        });
+    }
+    press(app, "e");
+    let Some(Effect::Submit(id, _)) = app.take_effects().pop() else {
+        panic!("a circuit job");
+    };
+    let circuit = Circuit {
+        groups: vec![Group {
+            name: "fi".into(),
+            heads: vec![(3, 1)],
+            positions: PositionSet::All,
+        }],
+    };
+    let report = CircuitReport {
+        circuit,
+        ld_normal: 1.0,
+        ld_contrast: -1.0,
+        f_c: 0.5,
+        f_m: -1.0,
+        faithfulness: 0.25,
+        completeness: vec![],
+        minimality: vec![],
+        greedy: None,
+        complete: false,
+    };
+    app.on_worker(Event::Cancelled { id });
+    app.on_worker(Event::Analysis {
+        id,
+        report: Box::new(AnalysisReport::Circuit(report)),
+    });
+    assert!(app.circuit.job.is_none());
+    let text = draw(app);
+    assert!(text.contains("incomplete: cancelled"), "{text}");
+    assert!(
+        text.contains("F(C) +0.5000") && text.contains("faithfulness 0.2500"),
+        "{text}"
+    );
 }
 
 fn f4(x: f64) -> String {

@@ -485,3 +485,57 @@ fn check_fv(f: &FvFile) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_is_written_as_null_and_read_back_as_nan() {
+        // The mean of no random groups: JSON has no NaN.
+        let text = serde_json::to_string(&Stat::of(vec![])).unwrap();
+        assert_eq!(text, r#"{"mean":null,"std":null,"values":[]}"#);
+        let back: Stat = serde_json::from_str(&text).unwrap();
+        assert!(back.mean.is_nan() && back.std.is_nan());
+    }
+
+    #[test]
+    fn shifts_find_the_raised_diagonal() {
+        let grid: Vec<Vec<f64>> = (0..10)
+            .map(|i| (0..10).map(|j| f64::from(j == (i + 1) % 10)).collect())
+            .collect();
+        let s: Vec<(i64, Shift)> = shifts_of(&grid);
+        assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), SHIFTS);
+        assert_eq!((s[3].1.mean, s[3].1.argmax_rows), (1.0, 10), "+1");
+        assert_eq!((s[2].1.mean, s[2].1.argmax_rows), (0.0, 0), "+0");
+        assert_eq!(shift_key(0), "+0");
+        assert_eq!(shift_key(-2), "-2");
+    }
+
+    #[test]
+    fn newer_format_version_and_bad_json_are_one_line() {
+        let dir = std::env::temp_dir().join(format!("hh-analysis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.json");
+        std::fs::write(&p, r#"{"format": "headhunt-fv", "format_version": 9}"#).unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("x.json") && e.contains("`format_version` is 9"),
+            "{e}"
+        );
+        std::fs::write(&p, "{\"format\": \"headhunt-fv\",\n").unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("invalid JSON") && e.lines().count() == 1, "{e}");
+        std::fs::write(
+            &p,
+            r#"{"format": "headhunt-ablation", "format_version": 1}"#,
+        )
+        .unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("not a valid headhunt-ablation file") && e.lines().count() == 1,
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
