@@ -332,8 +332,7 @@ fn real_reports_are_drawn_saved_as_the_cli_writes_and_opened_again() {
     // The knock-out row of 2.7 comes first, its minimality bar last.
     let mline = text
         .lines()
-        .filter(|l| l.starts_with("2.7 "))
-        .last()
+        .rfind(|l| l.starts_with("2.7 "))
         .expect("a minimality bar");
     assert!(mline.contains('█') || m.value == 0.0, "{mline}");
     assert!(
