@@ -398,6 +398,10 @@ fn save_and_compare_with_cli(app: &mut App, dir: &Path) {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(saved.len(), 3, "{saved:?} · {}", app.status.1);
+    for p in &saved {
+        // What the explorer saves, `headhunt plot` draws.
+        headhunt::plot::load(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
     press(app, "s");
     assert_eq!(
         app.status.1.matches("already saved as").count(),
