@@ -460,6 +460,13 @@ fn save_and_compare_with_cli(app: &mut App, dir: &Path) {
         app.gallery.entries[i].kind,
         EntryKind::Analysis(_)
     ));
+    // An analysis result has no matrix to compare: said, not a blank "did not load".
+    app.gallery.marked = Some((i + 1) % app.gallery.entries.len());
+    app.gallery.selected = i;
+    press(app, "c");
+    assert_eq!(app.screen, Screen::Gallery);
+    assert!(app.status.1.contains("circuit screen"), "{}", app.status.1);
+    app.gallery.marked = None;
     let shown = app.circuit.report(ReportTab::Circuit).unwrap().file.clone();
     app.circuit.reports = [None, None, None];
     app.gallery.selected = i;

@@ -418,7 +418,11 @@ impl App {
                             self.screen = Screen::Compare;
                         }
                         (Ok(_), Ok(_)) => self.set_status(Level::Warn, "the two results have different shapes"),
-                        _ => self.set_status(Level::Error, "cannot compare a file that did not load"),
+                        // A file that did not load, or an analysis result (which has no matrix).
+                        (Err(e), _) | (_, Err(e)) => {
+                            let msg = format!("cannot compare: {e}");
+                            self.set_status(Level::Error, msg)
+                        }
                     }
                 }
                 _ => self.set_status(Level::Info, "mark one result with m, then select another and press c (side by side) or d (difference)"),
