@@ -8,8 +8,9 @@
 //! cannot drift (`tests/tui_structure.rs` checks that every key reaches its own action and
 //! that the help lines are the table's). The action then changes `App` in `update_*`, which
 //! may queue `Effect`s for the loop (work for the worker, quit); the view only reads `App`.
-//! The heatmap has its table and `App::update_heatmap`; the other screens still use their
-//! help lists and key matches, and move to the same shape one by one.
+//! The heatmap (`App::update_heatmap`) and the circuit screen (`App::update_circuit`) have
+//! their tables; the other screens still use their help lists and key matches, and move to
+//! the same shape one by one.
 //!
 //! How to add a screen: (1) its state in its own struct and file (`app/NAME.rs`), a field of
 //! `App`; (2) an action enum and a `Binding` table in `keymap` (or its own file), with its
