@@ -76,6 +76,24 @@ fn a_shadowed_key_fails_the_dispatch_check() {
     check_dispatch("test", T);
 }
 
+/// The circuit screen's table: every key reaches its own action, and `?` prints the table.
+#[test]
+fn circuit_keys_dispatch_and_make_its_help() {
+    for b in keymap::CIRCUIT {
+        assert!(!b.keys.is_empty(), "help line {:?} has no key", b.label);
+        for &(code, action) in b.keys {
+            assert_eq!(
+                keymap::lookup(keymap::CIRCUIT, code),
+                Some(action),
+                "{code:?}"
+            );
+        }
+    }
+    let (title, lines) = help_table(headhunt::tui::app::Screen::Circuit);
+    assert_eq!(title, "circuit");
+    assert_eq!(lines, keymap::help_lines(keymap::CIRCUIT));
+}
+
 /// Functions in src/tui that are known to be longer than 80 lines, with the length they may
 /// not exceed (debt to split; the list may only shrink).
 const KNOWN_LONG: &[(&str, usize)] = &[];

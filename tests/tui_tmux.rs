@@ -65,12 +65,18 @@ impl Tmux {
         }
     }
 
+    /// The screen once it shows `needle` and has stopped changing: a capture can land in
+    /// the middle of a frame being written (seen under load), so it must equal the next one.
     fn wait_for(&self, needle: &str, secs: u64) -> String {
         let start = Instant::now();
         loop {
             let screen = self.capture();
             if screen.contains(needle) {
-                return screen;
+                std::thread::sleep(Duration::from_millis(150));
+                if self.capture() == screen {
+                    return screen;
+                }
+                continue;
             }
             if start.elapsed() > Duration::from_secs(secs) {
                 panic!("timed out waiting for {needle:?}; screen:\n{screen}");

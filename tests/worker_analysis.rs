@@ -14,7 +14,8 @@ use headhunt::analysis::function_vectors::{function_vectors, FvOptions};
 use headhunt::analysis::positions::PositionSet;
 use headhunt::data::{load_and_tokenize, token_roles, DataSpec, TaskKind};
 use headhunt::worker::{
-    AblationRequest, AnalysisReport, CircuitRequest, Event, FvRequest, Job, ModelRequest, Worker,
+    AblationRequest, AnalysisReport, CircuitRequest, Event, FvRequest, GroupSpec, Job,
+    ModelRequest, Worker,
 };
 
 fn next(rx: &mpsc::Receiver<Event>) -> Event {
@@ -112,8 +113,20 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
     let (worker, rx) = start();
 
     // Circuit: every figure equal to the Evaluator's.
+    let groups = vec![
+        GroupSpec {
+            name: "a".into(),
+            heads: vec![(1, 2), (2, 0)],
+            positions: "tok:=".into(),
+        },
+        GroupSpec {
+            name: "b".into(),
+            heads: vec![(0, 3)],
+            positions: "all".into(),
+        },
+    ];
     let req = CircuitRequest {
-        circuit: c.clone(),
+        groups,
         knockouts: knockouts.clone(),
         minimality: true,
         greedy: None,
@@ -124,6 +137,7 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
         panic!("a circuit report")
     };
     assert!(r.complete && !cancelled && progress == 2 + 2 + 3);
+    assert_eq!(r.circuit, c, "the group specs resolve to the same circuit");
     let mut ev = Evaluator::new(&lm.model, &t.pairs, Some(&roles), 4).unwrap();
     let f_c = ev.f(&c).unwrap();
     assert_eq!(r.f_c, f_c);
@@ -162,7 +176,8 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
     };
     let digits = digit_tokens(&lm.tokenizer).unwrap();
     let ab = Ablator::new(&lm.model, &t.pairs, Some(&roles), Some(digits.clone()), 4).unwrap();
-    assert!(a.complete && progress == 4);
+    assert!(a.complete && progress == 5 && a.digits_only && a.seed == 7);
+    assert_eq!(a.baseline, ab.ablate(&[]).unwrap());
     assert_eq!(a.heads, ab.ablate(&heads).unwrap());
     for (got, g) in a.random.iter().zip(random_groups(&lm.model, 3, 2, 7)) {
         assert_eq!(got, &ab.ablate(&g).unwrap());
@@ -200,5 +215,6 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
         &opts,
     )
     .unwrap();
-    assert_eq!(f, want);
+    assert_eq!(f.result, want);
+    assert_eq!(f.options, opts);
 }

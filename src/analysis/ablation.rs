@@ -16,7 +16,7 @@ use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, Patch, RunOptions, Start};
 
 /// The figures of one ablation run (means over the examples).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AblationRun {
     pub heads: Vec<Head>,
     /// logit[normal answer] − logit[contrast answer] at the last prompt position.

@@ -259,7 +259,7 @@ impl<'a> Evaluator<'a> {
 }
 
 /// A knock-out set and its two scores.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Completeness {
     #[serde(rename = "K")]
     pub k: Vec<Head>,
@@ -271,7 +271,7 @@ pub struct Completeness {
 }
 
 /// One head's minimality score.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Minimality {
     pub head: Head,
     #[serde(rename = "K")]
@@ -281,7 +281,7 @@ pub struct Minimality {
 
 /// The greedy completeness search's counts (the paper's `circuit_eval_offline.py`: 10
 /// rollouts, at most 5 iterations, 5 candidate heads per iteration, `random.seed(202505)`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GreedyOptions {
     pub rollouts: usize,
     pub iterations: usize,
@@ -311,7 +311,7 @@ pub struct GreedyProgress {
 }
 
 /// The search's result: each finished rollout's best K, re-scored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GreedyOutcome {
     pub options: GreedyOptions,
     pub sets: Vec<Completeness>,

@@ -57,6 +57,8 @@ pub struct FvResult {
     pub baseline: Vec<Vec<f64>>,
     /// ("L.H", Δ) per head, then ("all", Δ) with every head's FV added at once.
     pub delta: Vec<(String, Vec<Vec<f64>>)>,
+    /// Whether the logits were read centred (asked for and the model is not soft-capped).
+    pub centered: bool,
 }
 
 /// The mean over examples of each head's contrast z averaged over `source` positions:
@@ -262,5 +264,6 @@ pub fn deltas(
         heads: heads.to_vec(),
         baseline,
         delta,
+        centered: opts.centered && model.cfg.final_softcap.is_none(),
     })
 }

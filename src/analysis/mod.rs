@@ -6,6 +6,7 @@
 //! - [`circuit`]: F(X), faithfulness, completeness, minimality, the greedy search.
 //! - [`ablation`]: heads' z from the normal run; logit difference and accuracies.
 //! - [`function_vectors`]: mean contrast z added to naive prompts; Δ of the digit logits.
+//! - [`report`]: the requests and reports of the three, as the worker and result files see them.
 //!
 //! Every figure is a mean over examples of per-example values, so batch size never changes it
 //! (beyond float rounding of batched matrix products).
@@ -14,6 +15,7 @@ pub mod ablation;
 pub mod circuit;
 pub mod function_vectors;
 pub mod positions;
+pub mod report;
 
 use candle_core::{DType, Tensor};
 

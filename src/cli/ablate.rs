@@ -7,10 +7,12 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use super::circuit::{check_out, heads_flag, heads_json, write_json, Inputs};
+use super::circuit::{check_out, heads_flag, write_json, Inputs};
 use super::{DataArgs, ModelArgs};
 use crate::analysis::ablation::{random_groups, task_answer_tokens, AblationRun, Ablator};
 use crate::analysis::mean_std;
+use crate::analysis::report::AblationReport;
+use crate::results::analysis::{AblationFile, AnalysisFile};
 
 #[derive(Args, Debug)]
 pub struct AblateArgs {
@@ -47,11 +49,6 @@ fn row(name: &str, r: &AblationRun) {
         r.acc_normal_answer_full_vocab,
         r.acc_contrast_answer_full_vocab
     );
-}
-
-fn stats(values: Vec<f64>) -> serde_json::Value {
-    let (mean, std) = mean_std(&values);
-    serde_json::json!({"mean": mean, "std": std, "values": values})
 }
 
 pub fn run(a: AblateArgs) -> Result<()> {
@@ -108,26 +105,14 @@ pub fn run(a: AblateArgs) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("time        {seconds:.2} s");
-    let body = serde_json::json!({
-        "model": inp.model_json(), "data": inp.data_json(), "batch_size": a.batch_size,
-        "answer_tokens": if digits.is_some() { "digits" } else { "full vocabulary" },
-        "heads": heads_json(&heads),
-        "logit_diff": run.logit_diff,
-        "acc_normal_answer": run.acc_normal_answer,
-        "acc_contrast_answer": run.acc_contrast_answer,
-        "acc_normal_answer_full_vocab": run.acc_normal_answer_full_vocab,
-        "acc_contrast_answer_full_vocab": run.acc_contrast_answer_full_vocab,
-        "baseline": base,
-        "random_groups": {
-            "n": runs.len(), "seed": a.seed, "size": heads.len(),
-            "groups": groups.iter().map(|g| heads_json(g)).collect::<Vec<_>>(),
-            "logit_diff": stats(pick(|r| r.logit_diff)),
-            "acc_normal_answer": stats(pick(|r| r.acc_normal_answer)),
-            "acc_contrast_answer": stats(pick(|r| r.acc_contrast_answer)),
-            "acc_normal_answer_full_vocab": stats(pick(|r| r.acc_normal_answer_full_vocab)),
-            "acc_contrast_answer_full_vocab": stats(pick(|r| r.acc_contrast_answer_full_vocab)),
-        },
-        "seconds": seconds,
-    });
-    write_json(a.json.as_deref(), "headhunt-ablation", body, a.force)
+    let report = AblationReport {
+        baseline: base,
+        heads: run,
+        random: runs,
+        seed: a.seed,
+        digits_only: digits.is_some(),
+        complete: true,
+    };
+    let file = AblationFile::new(&inp.meta(a.batch_size, seconds), &report);
+    write_json(a.json.as_deref(), &AnalysisFile::Ablation(file), a.force)
 }

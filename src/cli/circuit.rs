@@ -12,9 +12,11 @@ use std::sync::Arc;
 use super::{DataArgs, ModelArgs};
 use crate::analysis::circuit::{greedy_search, Circuit, Evaluator, GreedyOptions, Group};
 use crate::analysis::positions::PositionSet;
+use crate::analysis::report::CircuitReport;
 use crate::analysis::{check_heads, head_label, parse_heads, Head};
 use crate::data::{DataSpec, TokenRoles, Tokenized};
 use crate::model::LoadedModel;
+use crate::results::analysis::{AnalysisFile, CircuitFile, Meta};
 use crate::results::{DataInfo, ModelInfo};
 
 #[derive(Args, Debug)]
@@ -88,12 +90,15 @@ impl Inputs {
         })
     }
 
-    pub fn model_json(&self) -> serde_json::Value {
-        serde_json::to_value(ModelInfo::of(&self.lm)).unwrap_or_default()
-    }
-
-    pub fn data_json(&self) -> serde_json::Value {
-        serde_json::to_value(DataInfo::of(&self.spec, &self.tok)).unwrap_or_default()
+    /// What a result file records besides the analysis itself.
+    pub fn meta(&self, batch_size: usize, seconds: f64) -> Meta {
+        Meta {
+            model: ModelInfo::of(&self.lm),
+            data: DataInfo::of(&self.spec, &self.tok),
+            batch_size,
+            seconds,
+            group: None,
+        }
     }
 
     /// One line on what was loaded.
@@ -119,11 +124,6 @@ pub fn heads_flag(flag: &str, s: &str, sep: char, lm: Option<&LoadedModel>) -> R
     Ok(heads)
 }
 
-/// `[[l, h], ...]`.
-pub fn heads_json(heads: &[Head]) -> serde_json::Value {
-    serde_json::json!(heads.iter().map(|&(l, h)| [l, h]).collect::<Vec<_>>())
-}
-
 /// Fails before any compute if `path` cannot be written.
 pub fn check_out(path: Option<&Path>, force: bool) -> Result<()> {
     if let Some(p) = path {
@@ -143,29 +143,10 @@ pub fn check_out(path: Option<&Path>, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes `value` atomically, with the common header fields first.
-pub fn write_json(
-    path: Option<&Path>,
-    format: &str,
-    body: serde_json::Value,
-    force: bool,
-) -> Result<()> {
+/// Writes a result file atomically (through `results::analysis`, as the explorer does).
+pub fn write_json(path: Option<&Path>, file: &AnalysisFile, force: bool) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let mut out = serde_json::Map::new();
-    out.insert("format".into(), format.into());
-    out.insert("format_version".into(), 1.into());
-    out.insert("headhunt_version".into(), env!("CARGO_PKG_VERSION").into());
-    out.insert(
-        "created".into(),
-        chrono::Utc::now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            .into(),
-    );
-    if let serde_json::Value::Object(m) = body {
-        out.extend(m);
-    }
-    let text = serde_json::to_string_pretty(&serde_json::Value::Object(out))? + "\n";
-    crate::results::write::write_atomic(path, text.as_bytes(), force)
+    file.save(path, force)
         .with_context(|| format!("--json {}", path.display()))?;
     println!("wrote       {}", path.display());
     Ok(())
@@ -320,22 +301,20 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         "time        {seconds:.2} s ({} circuit passes of batch ≤ {})",
         ev.evaluations, a.batch_size
     );
-    let groups: Vec<serde_json::Value> = circuit
-        .groups
-        .iter()
-        .map(|g| {
-            serde_json::json!({"name": g.name, "heads": heads_json(&g.heads),
-                               "positions": g.positions.to_string()})
-        })
-        .collect();
-    let body = serde_json::json!({
-        "model": inp.model_json(), "data": inp.data_json(), "batch_size": a.batch_size,
-        "groups": groups, "LD_normal": ev.ld_normal, "LD_contrast": ev.ld_contrast,
-        "F_C": f_c, "F_M": f_m, "faithfulness": faith,
-        "completeness": completeness, "minimality": minimality, "greedy": greedy,
-        "seconds": seconds,
-    });
-    write_json(a.json.as_deref(), "headhunt-circuit", body, a.force)
+    let report = CircuitReport {
+        complete: greedy.as_ref().is_none_or(|g| g.complete),
+        circuit,
+        ld_normal: ev.ld_normal,
+        ld_contrast: ev.ld_contrast,
+        f_c,
+        f_m,
+        faithfulness: faith,
+        completeness,
+        minimality,
+        greedy,
+    };
+    let file = CircuitFile::new(&inp.meta(a.batch_size, seconds), &report);
+    write_json(a.json.as_deref(), &AnalysisFile::Circuit(file), a.force)
 }
 
 /// The greedy search with progress on stderr; Ctrl-C stops it after the current set and keeps

@@ -7,12 +7,14 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use super::circuit::{check_out, heads_flag, heads_json, write_json, Inputs};
+use super::circuit::{check_out, heads_flag, write_json, Inputs};
 use super::{DataArgs, ModelArgs};
 use crate::analysis::ablation::digit_tokens;
 use crate::analysis::function_vectors::{function_vectors, FvOptions};
 use crate::analysis::positions::PositionSet;
+use crate::analysis::report::FvReport;
 use crate::model::tokenizer::printable;
+use crate::results::analysis::{shifts_of, AnalysisFile, FvFile};
 
 #[derive(Args, Debug)]
 pub struct FvArgs {
@@ -112,44 +114,22 @@ pub fn run(a: FvArgs) -> Result<()> {
     }
     // With the paper's prompts row i asks for digit i: a function vector for +k shows as a
     // raised diagonal Δ[i][i+k].
-    let paper = a.naive_prompts.is_empty();
-    let mut shifts = serde_json::Map::new();
-    if paper {
+    if a.naive_prompts.is_empty() {
         println!("shift s: mean over i of Δ[i][(i+s) mod 10], and rows whose largest Δ is at i+s");
         for (key, grid) in &res.delta {
             let mut line = format!("  {key:<6}");
-            let mut m = serde_json::Map::new();
-            for s in [-2i64, -1, 0, 1, 2] {
-                let col = |i: usize| (i as i64 + s).rem_euclid(10) as usize;
-                let mean = (0..10).map(|i| grid[i][col(i)]).sum::<f64>() / 10.0;
-                let rows = (0..10)
-                    .filter(|&i| (0..10).all(|j| grid[i][j] <= grid[i][col(i)]))
-                    .count();
-                line.push_str(&format!("  {s:+}: {mean:+.2} ({rows})"));
-                m.insert(
-                    format!("{s:+}"),
-                    serde_json::json!({"mean": mean, "argmax_rows": rows}),
-                );
+            for (s, v) in shifts_of(grid) {
+                line.push_str(&format!("  {s:+}: {:+.2} ({})", v.mean, v.argmax_rows));
             }
             println!("{line}");
-            shifts.insert(key.clone(), serde_json::Value::Object(m));
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("time        {seconds:.2} s");
-    let delta: serde_json::Map<String, serde_json::Value> = res
-        .delta
-        .iter()
-        .map(|(k, g)| (k.clone(), serde_json::json!(g)))
-        .collect();
-    let body = serde_json::json!({
-        "model": inp.model_json(), "data": inp.data_json(), "batch_size": a.batch_size,
-        "heads": heads_json(&heads), "naive_prompts": opts.naive_prompts,
-        "digits": (0..10).map(|d| d.to_string()).collect::<Vec<_>>(),
-        "fv_from": opts.source.to_string(), "add_at": opts.add_at,
-        "centered": opts.centered && lm.model.cfg.final_softcap.is_none(),
-        "baseline": res.baseline, "delta": delta, "seconds": seconds,
-        "shifts": if paper { serde_json::Value::Object(shifts) } else { serde_json::Value::Null },
-    });
-    write_json(a.json.as_deref(), "headhunt-fv", body, a.force)
+    let report = FvReport {
+        options: opts,
+        result: res,
+    };
+    let file = FvFile::new(&inp.meta(a.batch_size, seconds), &report);
+    write_json(a.json.as_deref(), &AnalysisFile::Fv(file), a.force)
 }

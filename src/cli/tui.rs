@@ -111,6 +111,8 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     if let Some(p) = &a.open {
         if crate::results::groups::is_groups_file(p) {
             crate::results::groups::GroupsFile::load(p)?;
+        } else if crate::results::analysis::AnalysisFile::sniff(p) {
+            crate::results::analysis::AnalysisFile::load(p)?;
         } else {
             crate::results::RunRecord::load(p)?;
         }

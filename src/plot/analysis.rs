@@ -13,9 +13,7 @@ use super::canvas::{BLACK_TEXT, GREY_TEXT, SUBTITLE, TICK};
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 
-pub const FV_FORMAT: &str = "headhunt-fv";
-pub const ABLATION_FORMAT: &str = "headhunt-ablation";
-pub const CIRCUIT_FORMAT: &str = "headhunt-circuit";
+pub use crate::results::analysis::{ABLATION_FORMAT, CIRCUIT_FORMAT, FV_FORMAT};
 
 /// The model's label in an analysis file's `model` object.
 fn model_label(model: &Value) -> String {

@@ -5,6 +5,7 @@
 //! rows of senders that were not computed are `null` in `relative` and `patched_logit_diff`
 //! (and NaN in the `.npy` exports), so they never read as a computed 0.
 
+pub mod analysis;
 pub mod groups;
 pub mod import;
 pub mod naming;

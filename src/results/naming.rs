@@ -17,6 +17,25 @@ pub fn default_file_name(model_label: &str, data: Option<&Path>, receiver: &Rece
     format!("{model}{data}-{}-{time}.json", receiver.slug())
 }
 
+/// The explorer's name for an analysis file: `<kind>-<model>[-<data>][-<group>]-<time>.json`
+/// (`kind` is `circuit`, `ablation` or `fv`); callers number a name that is still taken.
+pub fn analysis_file_name(
+    kind: &str,
+    model_label: &str,
+    data: Option<&Path>,
+    group: Option<&str>,
+) -> String {
+    let model = slug_of(Path::new(model_label.trim_end_matches('/')), "model");
+    let data = data.map_or(String::new(), |d| {
+        format!("-{}", slug_of(&d.with_extension(""), "data"))
+    });
+    let group = group.map_or(String::new(), |g| {
+        format!("-{}", slug_of(Path::new(g), "group"))
+    });
+    let time = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    format!("{kind}-{model}{data}{group}-{time}.json")
+}
+
 /// Default result path: results/<model>[-<data>]-<receiver>-<time>.json
 pub fn default_out(model_label: &str, data: Option<&Path>, receiver: &Receiver) -> PathBuf {
     PathBuf::from("results").join(default_file_name(model_label, data, receiver))

@@ -49,6 +49,7 @@ pub enum HeatmapAction {
     Figure,
     Gallery,
     Setup,
+    Circuit,
     Help,
     Clear,
     Quit,
@@ -190,6 +191,11 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
         label: "m",
         what: "setup: model, data, shots, offset, …",
         keys: &[(C('m'), H::Setup)],
+    },
+    Binding {
+        label: "C",
+        what: "circuit screen: evaluate, ablate, FV of the groups",
+        keys: &[(C('C'), H::Circuit)],
     },
     Binding {
         label: "?",
@@ -447,5 +453,132 @@ pub const COMPARE: &[Binding<CompareAction>] = &[
             (KeyCode::Esc, CompareAction::Back),
             (C('q'), CompareAction::Back),
         ],
+    },
+];
+
+/// What the user asked for on the circuit screen (`App::update_circuit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitAction {
+    Up,
+    Down,
+    EditPositions,
+    Evaluate,
+    Ablate,
+    FunctionVectors,
+    ToggleMinimality,
+    ToggleGreedy,
+    EditKnockouts,
+    EditRandom,
+    NextReport,
+    ScrollUp,
+    ScrollDown,
+    PrevPanel,
+    NextPanel,
+    Cancel,
+    Save,
+    Help,
+    Back,
+    Quit,
+}
+
+use CircuitAction as Ci;
+
+/// The circuit screen's keys: the single source of its help and its dispatch.
+pub const CIRCUIT: &[Binding<CircuitAction>] = &[
+    Binding {
+        label: "↑↓ jk",
+        what: "choose a group",
+        keys: &[
+            (KeyCode::Up, Ci::Up),
+            (C('k'), Ci::Up),
+            (KeyCode::Down, Ci::Down),
+            (C('j'), Ci::Down),
+        ],
+    },
+    Binding {
+        label: "p  Enter",
+        what: "positions of the group: all, last, tok:TEXT, answers",
+        keys: &[
+            (C('p'), Ci::EditPositions),
+            (KeyCode::Enter, Ci::EditPositions),
+        ],
+    },
+    Binding {
+        label: "e",
+        what: "evaluate the circuit: F(C), faithfulness, knock-outs",
+        keys: &[(C('e'), Ci::Evaluate)],
+    },
+    Binding {
+        label: "a",
+        what: "ablate the group against N random groups",
+        keys: &[(C('a'), Ci::Ablate)],
+    },
+    Binding {
+        label: "f",
+        what: "function vectors of the group's heads",
+        keys: &[(C('f'), Ci::FunctionVectors)],
+    },
+    Binding {
+        label: "m  g",
+        what: "minimality per head on/off · greedy search on/off",
+        keys: &[(C('m'), Ci::ToggleMinimality), (C('g'), Ci::ToggleGreedy)],
+    },
+    Binding {
+        label: "K",
+        what: "knock-out sets (empty: one per group and per head)",
+        keys: &[(C('K'), Ci::EditKnockouts)],
+    },
+    Binding {
+        label: "n",
+        what: "random groups and seed of the ablation: N SEED",
+        keys: &[(C('n'), Ci::EditRandom)],
+    },
+    Binding {
+        label: "Tab",
+        what: "show the circuit / ablation / FV report",
+        keys: &[(KeyCode::Tab, Ci::NextReport)],
+    },
+    Binding {
+        label: "PgUp PgDn",
+        what: "scroll the report",
+        keys: &[
+            (KeyCode::PageUp, Ci::ScrollUp),
+            (KeyCode::PageDown, Ci::ScrollDown),
+        ],
+    },
+    Binding {
+        label: "←→ hl",
+        what: "FV grid: previous / next head (and all)",
+        keys: &[
+            (KeyCode::Left, Ci::PrevPanel),
+            (C('h'), Ci::PrevPanel),
+            (KeyCode::Right, Ci::NextPanel),
+            (C('l'), Ci::NextPanel),
+        ],
+    },
+    Binding {
+        label: "c",
+        what: "cancel the analysis (what is finished stays)",
+        keys: &[(C('c'), Ci::Cancel)],
+    },
+    Binding {
+        label: "s",
+        what: "save the reports to results/",
+        keys: &[(C('s'), Ci::Save)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), Ci::Help)],
+    },
+    Binding {
+        label: "Esc",
+        what: "back to the heatmap",
+        keys: &[(KeyCode::Esc, Ci::Back)],
+    },
+    Binding {
+        label: "q",
+        what: "quit (asks first if something is unsaved)",
+        keys: &[(C('q'), Ci::Quit)],
     },
 ];

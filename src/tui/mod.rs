@@ -9,7 +9,7 @@
 //! that the help lines are the table's). The action then changes `App` in `update_*`, which
 //! may queue `Effect`s for the loop (work for the worker, quit); the view only reads `App`.
 //! Every screen has its table and its `update_*` (heatmap, attention, setup, gallery,
-//! compare); only the text prompts' editing keys (`app/input.rs`, readline's) and the help
+//! compare, circuit); only the text prompts' editing keys (`app/input.rs`, readline's) and the help
 //! overlay's scrolling are matched by hand.
 //!
 //! How to add a screen: (1) its state in its own struct and file (`app/NAME.rs`), a field of

@@ -4,75 +4,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::analysis::ablation::{
-    digit_tokens, random_groups, task_answer_tokens, AblationRun, Ablator,
+use crate::analysis::ablation::{digit_tokens, random_groups, task_answer_tokens, Ablator};
+use crate::analysis::circuit::{greedy_search, Circuit, Evaluator};
+use crate::analysis::function_vectors::function_vectors;
+pub use crate::analysis::report::{
+    AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvReport,
+    FvRequest, GroupSpec,
 };
-use crate::analysis::circuit::{
-    greedy_search, Circuit, Completeness, Evaluator, GreedyOptions, GreedyOutcome, Minimality,
-};
-use crate::analysis::function_vectors::{function_vectors, FvOptions, FvResult};
-use crate::analysis::Head;
 use crate::data::{DataSpec, TokenRoles, Tokenized};
 use crate::model::LoadedModel;
 
 use super::{Event, EventSink, JobId};
-
-/// A circuit to evaluate: F(C), F(M), the knock-out sets, optionally minimality per head
-/// (K_v empty) and the greedy search.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CircuitRequest {
-    pub circuit: Circuit,
-    pub knockouts: Vec<Vec<Head>>,
-    pub minimality: bool,
-    pub greedy: Option<GreedyOptions>,
-    pub batch_size: usize,
-}
-
-/// What a circuit job found; `complete` is false when it was cancelled (the fields after
-/// the cancel are empty).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CircuitReport {
-    pub ld_normal: f64,
-    pub ld_contrast: f64,
-    pub f_c: f64,
-    pub f_m: f64,
-    pub faithfulness: f64,
-    pub completeness: Vec<Completeness>,
-    pub minimality: Vec<Minimality>,
-    pub greedy: Option<GreedyOutcome>,
-    pub complete: bool,
-}
-
-/// Heads to ablate, against `random_groups` random groups of the same size (seeded).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AblationRequest {
-    pub heads: Vec<Head>,
-    pub random_groups: usize,
-    pub seed: u64,
-    pub batch_size: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AblationReport {
-    pub heads: AblationRun,
-    /// The random groups ablated before a cancel (all of them when `complete`).
-    pub random: Vec<AblationRun>,
-    pub complete: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FvRequest {
-    pub heads: Vec<Head>,
-    pub options: FvOptions,
-}
-
-/// One analysis job's result.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AnalysisReport {
-    Circuit(CircuitReport),
-    Ablation(AblationReport),
-    Fv(FvResult),
-}
 
 /// The loaded model and data an analysis runs on.
 pub(super) struct Inputs<'a> {
@@ -121,9 +63,10 @@ pub(super) fn circuit(
 ) -> anyhow::Result<AnalysisReport> {
     let roles = inp.roles()?;
     let m = &inp.lm.model;
+    let circuit = crate::analysis::report::resolve_circuit(&req.groups, &inp.lm.tokenizer)?;
     let mut ev = Evaluator::new(m, &inp.tok.pairs, Some(&roles), req.batch_size)?;
-    ev.validate(&req.circuit)?;
-    let heads = req.circuit.heads();
+    ev.validate(&circuit)?;
+    let heads = circuit.heads();
     let total = 2 + req.knockouts.len() + if req.minimality { heads.len() } else { 0 };
     let mut steps = Steps {
         id,
@@ -132,11 +75,12 @@ pub(super) fn circuit(
         done: 0,
         total,
     };
-    let f_c = ev.f(&req.circuit)?;
+    let f_c = ev.f(&circuit)?;
     steps.step();
     let f_m = ev.f(&Circuit::complete(m))?;
     steps.step();
     let mut r = CircuitReport {
+        circuit: circuit.clone(),
         ld_normal: ev.ld_normal,
         ld_contrast: ev.ld_contrast,
         f_c,
@@ -152,7 +96,7 @@ pub(super) fn circuit(
         if stop() {
             return Ok(AnalysisReport::Circuit(r));
         }
-        r.completeness.push(ev.completeness(&req.circuit, k)?);
+        r.completeness.push(ev.completeness(&circuit, k)?);
         steps.step();
     }
     if req.minimality {
@@ -160,7 +104,7 @@ pub(super) fn circuit(
             if stop() {
                 return Ok(AnalysisReport::Circuit(r));
             }
-            r.minimality.push(ev.minimality(&req.circuit, v, &[])?);
+            r.minimality.push(ev.minimality(&circuit, v, &[])?);
             steps.step();
         }
     }
@@ -173,7 +117,7 @@ pub(super) fn circuit(
                 total: p.rollouts,
             })
         };
-        let out = greedy_search(&mut ev, &req.circuit, g, &mut progress, cancel)?;
+        let out = greedy_search(&mut ev, &circuit, g, &mut progress, cancel)?;
         let done = out.complete;
         r.greedy = Some(out);
         if !done {
@@ -194,19 +138,25 @@ pub(super) fn ablation(
     let roles = inp.roles()?;
     let m = &inp.lm.model;
     let digits = task_answer_tokens(inp.spec.task, &inp.lm.tokenizer)?;
+    let digits_only = digits.is_some();
     let ab = Ablator::new(m, &inp.tok.pairs, Some(&roles), digits, req.batch_size)?;
     let mut steps = Steps {
         id,
         sink,
         what: "ablation",
         done: 0,
-        total: 1 + req.random_groups,
+        total: 2 + req.random_groups,
     };
+    let baseline = ab.ablate(&[])?;
+    steps.step();
     let heads = ab.ablate(&req.heads)?;
     steps.step();
     let mut r = AblationReport {
+        baseline,
         heads,
         random: vec![],
+        seed: req.seed,
+        digits_only,
         complete: false,
     };
     for g in random_groups(m, req.random_groups, req.heads.len(), req.seed) {
@@ -232,5 +182,8 @@ pub(super) fn fv(inp: &Inputs, req: &FvRequest) -> anyhow::Result<AnalysisReport
         &digits,
         &req.options,
     )?;
-    Ok(AnalysisReport::Fv(r))
+    Ok(AnalysisReport::Fv(FvReport {
+        options: req.options.clone(),
+        result: r,
+    }))
 }

@@ -19,7 +19,8 @@ use crate::results::{DataInfo, ModelInfo, RunRecord};
 pub mod analysis;
 
 pub use analysis::{
-    AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvRequest,
+    AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvReport,
+    FvRequest, GroupSpec,
 };
 
 pub type JobId = u64;

@@ -31,7 +31,7 @@ impl App {
                 total,
             } => {
                 if let Some(j) = self.jobs.iter_mut().find(|j| j.id == id) {
-                    j.what = format!("{what}: {done}/{total} layers");
+                    j.what = progress_text(&what, done, total);
                 }
             }
             Event::Evaluated {
@@ -61,8 +61,7 @@ impl App {
                 request,
             } => self.on_attention(id, tokens, patterns, &request.heads),
             Event::Error { id, message } => self.on_error(id, message),
-            // The explorer submits no analysis jobs yet (the circuit screen is to come).
-            Event::Cancelled { .. } | Event::Analysis { .. } => {}
+            e @ (Event::Cancelled { .. } | Event::Analysis { .. }) => self.on_analysis_event(e),
         }
     }
 
@@ -223,9 +222,7 @@ impl App {
         if let Some(i) = self.slot_of_job(id) {
             self.runs[i].state = RunState::Failed(message.clone());
         }
-        if self.attention.waiting == Some(id) {
-            self.attention.waiting = None;
-        }
+        self.forget_waiting(id);
         self.set_status(Level::Error, message);
     }
 
@@ -365,5 +362,15 @@ impl App {
             timing: Timing::default(),
         });
         self.runs[i].record = Some(rec);
+    }
+}
+
+/// A job's progress for the status bar: loads count layers, analyses their evaluations.
+fn progress_text(what: &str, done: usize, total: usize) -> String {
+    match what {
+        "circuit" | "ablation" | "greedy search" => {
+            format!("{what}: {done}/{total} (c on the circuit screen cancels)")
+        }
+        _ => format!("{what}: {done}/{total} layers"),
     }
 }

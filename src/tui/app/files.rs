@@ -1,6 +1,7 @@
 //! Saving runs and head groups, opening saved results (the gallery).
 
 use super::*;
+use crate::results::analysis::AnalysisFile;
 
 impl App {
     pub fn open_gallery(&mut self) {
@@ -20,9 +21,16 @@ impl App {
         }
     }
 
-    /// `headhunt open FILE`: a run opens at once; a groups file waits for the model, whose
-    /// heatmap it applies to.
+    /// `headhunt open FILE`: a run opens at once on the heatmap, an analysis on the circuit
+    /// screen; a groups file waits for the model, whose heatmap it applies to.
     pub(super) fn open_at_start(&mut self, path: PathBuf) {
+        if AnalysisFile::sniff(&path) {
+            match AnalysisFile::load(&path) {
+                Ok(f) => self.open_analysis(f, path),
+                Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
+            }
+            return;
+        }
         if crate::results::groups::is_groups_file(&path) {
             match GroupsFile::load(&path) {
                 Ok(file) => self.pending_groups = Some((file, path)),
@@ -303,6 +311,9 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
         .unwrap_or_default()
         .to_string_lossy()
         .to_string();
+    if AnalysisFile::sniff(&path) {
+        return analysis_entry(path);
+    }
     if crate::results::groups::is_groups_file(&path) {
         let file = match GroupsFile::load(&path) {
             Ok(f) => f,
@@ -346,5 +357,41 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
         label,
         record,
         kind: EntryKind::Run,
+    }
+}
+
+/// A gallery entry of an analysis file: its kind, model and data (or its one-line error).
+fn analysis_entry(path: PathBuf) -> GalleryEntry {
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    match AnalysisFile::load(&path) {
+        Ok(f) => {
+            let c = f.common();
+            let data = c.data.spec.file.file_name().unwrap_or_default();
+            let label = format!(
+                "{stem:<18} {:<13} {:<14} {}",
+                f.kind(),
+                super::short_model_name(&c.model.label),
+                data.to_string_lossy()
+            );
+            GalleryEntry {
+                path,
+                label,
+                record: Err(format!(
+                    "{} result: Enter opens it on the circuit screen",
+                    f.kind()
+                )),
+                kind: EntryKind::Analysis(Box::new(f)),
+            }
+        }
+        Err(e) => GalleryEntry {
+            label: format!("{} (unreadable)", path.display()),
+            path,
+            record: Err(e.to_string()),
+            kind: EntryKind::Run,
+        },
     }
 }

@@ -43,6 +43,7 @@ impl App {
             Screen::Attention => self.on_attention_key(key),
             Screen::Setup => self.on_setup_key(key),
             Screen::Gallery => self.on_gallery_key(key),
+            Screen::Circuit => self.on_circuit_key(key),
             Screen::Compare => {
                 if let Some(action) = keymap::lookup(keymap::COMPARE, key.code) {
                     self.update_compare(action);
@@ -74,7 +75,13 @@ impl App {
         let run = self.runs.iter().any(|s| {
             matches!(s.state, RunState::Done | RunState::Cancelled) && s.saved_to.is_none()
         });
-        run.then_some("a finished run")
+        if run {
+            return Some("a finished run");
+        }
+        let mut reports = self.circuit.reports.iter().flatten();
+        reports
+            .any(|r| r.saved_to.is_none())
+            .then_some("an analysis report")
     }
 
     pub(super) fn quit_now(&mut self) {
@@ -195,6 +202,7 @@ impl App {
             A::Figure => self.write_heatmap_figure(),
             A::Setup => self.screen = Screen::Setup,
             A::Gallery => self.open_gallery(),
+            A::Circuit => self.open_circuit(),
             _ => self.update_heatmap_marks(action),
         }
     }
@@ -461,9 +469,13 @@ impl App {
                 return;
             }
             (Ok(_), Ok(_)) => (Level::Warn, "the two results have different shapes"),
-            _ if a.kind != EntryKind::Run || b.kind != EntryKind::Run => (
+            _ if matches!(a.kind, EntryKind::Groups(_)) || matches!(b.kind, EntryKind::Groups(_)) => (
                 Level::Warn,
                 "head groups have no matrix to compare: Enter applies them",
+            ),
+            _ if matches!(a.kind, EntryKind::Analysis(_)) || matches!(b.kind, EntryKind::Analysis(_)) => (
+                Level::Warn,
+                "an analysis result has no matrix to compare: Enter opens it on the circuit screen",
             ),
             _ => (Level::Error, "cannot compare a file that did not load"),
         };
@@ -476,6 +488,10 @@ impl App {
         let e = &self.gallery.entries[self.gallery.selected];
         let path = e.path.clone();
         match (&e.kind, &e.record) {
+            (EntryKind::Analysis(f), _) => {
+                let f = (**f).clone();
+                self.open_analysis(f, path);
+            }
             (EntryKind::Groups(file), _) => {
                 let file = file.clone();
                 if self.apply_groups_file(&file, &path) {
@@ -525,6 +541,7 @@ impl App {
             InputPurpose::Receiver => self.apply_receiver(text),
             InputPurpose::BeginLayer => self.apply_begin_layer(text),
             InputPurpose::Crop => self.apply_crop(text),
+            InputPurpose::Circuit(f) => self.apply_circuit_input(f, text),
             InputPurpose::NewGroup => self.apply_new_group(text),
             InputPurpose::SetupField(i) => {
                 self.setup.set_field(i, text)?;
@@ -581,25 +598,6 @@ impl App {
         Ok(())
     }
 
-    fn apply_crop(&mut self, text: &str) -> Result<(), String> {
-        let (lo, hi) = text
-            .split_once('-')
-            .and_then(|(a, b)| {
-                Some((
-                    a.trim().parse::<usize>().ok()?,
-                    b.trim().parse::<usize>().ok()?,
-                ))
-            })
-            .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
-        let n = self.n_layers();
-        if lo > hi || hi >= n.max(1) {
-            return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
-        }
-        self.crop = Some((lo, hi));
-        self.cursor.0 = self.cursor.0.clamp(lo, hi);
-        Ok(())
-    }
-
     fn apply_new_group(&mut self, text: &str) -> Result<(), String> {
         if text.is_empty() {
             return Err("group name: empty".into());
@@ -617,6 +615,26 @@ impl App {
             Level::Info,
             format!("tagging into group {text:?} (t tags the head under the cursor)"),
         );
+        Ok(())
+    }
+
+    /// `z`: show only layers LO-HI.
+    fn apply_crop(&mut self, text: &str) -> Result<(), String> {
+        let (lo, hi) = text
+            .split_once('-')
+            .and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .ok_or_else(|| format!("crop: expected LO-HI, got {text:?}"))?;
+        let n = self.n_layers();
+        if lo > hi || hi >= n.max(1) {
+            return Err(format!("crop: expected 0 <= LO <= HI < {n}"));
+        }
+        self.crop = Some((lo, hi));
+        self.cursor.0 = self.cursor.0.clamp(lo, hi);
         Ok(())
     }
 

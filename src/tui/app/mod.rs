@@ -20,6 +20,7 @@ use crate::worker::{
 
 use super::color::ColorMode;
 
+mod circuit;
 mod context;
 mod events;
 mod figure;
@@ -28,6 +29,7 @@ mod input;
 mod keys;
 mod setup;
 
+pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use setup::{Setup, SETUP_FIELDS};
@@ -40,6 +42,7 @@ pub enum Screen {
     Setup,
     Gallery,
     Compare,
+    Circuit,
 }
 
 /// What a text prompt is for.
@@ -50,6 +53,7 @@ pub enum InputPurpose {
     Crop,
     NewGroup,
     SetupField(usize),
+    Circuit(CircuitField),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +164,8 @@ pub enum EntryKind {
     Run,
     /// Head groups and a selection (saved with `S`).
     Groups(Box<GroupsFile>),
+    /// An analysis result (circuit, ablation, FV), which opens on the circuit screen.
+    Analysis(Box<crate::results::analysis::AnalysisFile>),
 }
 
 pub struct Gallery {
@@ -264,6 +270,7 @@ pub struct App {
     pub selected: BTreeSet<(usize, usize)>,
     pub thresholds: Thresholds,
     pub attention: AttentionView,
+    pub circuit: CircuitView,
     pub gallery: Gallery,
     pub jobs: Vec<JobStatus>,
     pub status: (Level, String),
@@ -370,6 +377,7 @@ impl App {
                 patterns: Vec::new(),
                 waiting: None,
             },
+            circuit: CircuitView::default(),
             gallery: Gallery {
                 entries: Vec::new(),
                 selected: 0,

@@ -3,6 +3,7 @@
 //! cells (it then draws less, never panics).
 
 pub mod attention;
+pub mod circuit;
 pub mod heatmap;
 pub mod other;
 
@@ -36,6 +37,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Setup => other::setup(frame, main, app),
         Screen::Gallery => other::gallery(frame, main, app),
         Screen::Compare => other::compare(frame, main, app),
+        Screen::Circuit => circuit::draw(frame, main, app),
     }
     status_bar(frame, status, app);
     if let Some(input) = &app.input {
@@ -348,6 +350,7 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
         Screen::Setup => ("setup", keymap::help_lines(keymap::SETUP)),
         Screen::Gallery => ("gallery", keymap::help_lines(keymap::GALLERY)),
         Screen::Compare => ("compare", keymap::help_lines(keymap::COMPARE)),
+        Screen::Circuit => ("circuit", keymap::help_lines(keymap::CIRCUIT)),
     }
 }
 

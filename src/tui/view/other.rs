@@ -226,6 +226,7 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines).block(block), list);
     if let Some(e) = g.entries.get(g.selected) {
         let text = match (&e.kind, &e.record) {
+            (EntryKind::Analysis(f), _) => super::circuit::summary(f),
             (EntryKind::Groups(file), _) => file.summary(),
             (EntryKind::Run, Ok(r)) => crate::results::text::summary(r),
             (EntryKind::Run, Err(msg)) => msg.clone(),

@@ -1,0 +1,120 @@
+//! What an analysis is asked for and what it found, as plain data: the worker runs the
+//! requests, the explorer builds them, and `results::analysis` writes the reports. They live
+//! here, below the worker and the results, so that both can name them.
+
+use super::ablation::AblationRun;
+use super::circuit::{Circuit, Completeness, GreedyOptions, GreedyOutcome, Group, Minimality};
+use super::function_vectors::{FvOptions, FvResult};
+use super::positions::PositionSet;
+use super::{invalid, AnalysisError, Head};
+use crate::model::Tokenizer;
+
+/// A circuit group as the explorer knows it: its positions still as text (`all`, `last`,
+/// `tok:=`, `answers`), because a `tok:` set needs the model's tokenizer, which only the
+/// worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub name: String,
+    pub heads: Vec<Head>,
+    pub positions: String,
+}
+
+impl GroupSpec {
+    /// The group with its positions parsed by `tok`; errors name the group.
+    pub fn resolve(&self, tok: &Tokenizer) -> Result<Group, AnalysisError> {
+        let positions = PositionSet::parse(self.positions.trim(), tok)
+            .map_err(|e| invalid(format!("group {:?}: {e}", self.name)))?;
+        if self.heads.is_empty() {
+            return Err(invalid(format!("group {:?} has no heads", self.name)));
+        }
+        Ok(Group {
+            name: self.name.clone(),
+            heads: self.heads.clone(),
+            positions,
+        })
+    }
+}
+
+/// The circuit of some group specs (see [`GroupSpec::resolve`]).
+pub fn resolve_circuit(groups: &[GroupSpec], tok: &Tokenizer) -> Result<Circuit, AnalysisError> {
+    if groups.is_empty() {
+        return Err(invalid("no groups: a circuit needs at least one"));
+    }
+    let groups = groups
+        .iter()
+        .map(|g| g.resolve(tok))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Circuit { groups })
+}
+
+/// A circuit to evaluate: F(C), F(M), the knock-out sets, optionally minimality per head
+/// (K_v empty) and the greedy search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitRequest {
+    pub groups: Vec<GroupSpec>,
+    pub knockouts: Vec<Vec<Head>>,
+    pub minimality: bool,
+    pub greedy: Option<GreedyOptions>,
+    pub batch_size: usize,
+}
+
+/// What a circuit job found; `complete` is false when it was cancelled (the fields after
+/// the cancel are empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitReport {
+    /// The circuit evaluated (the groups with their resolved positions).
+    pub circuit: Circuit,
+    pub ld_normal: f64,
+    pub ld_contrast: f64,
+    pub f_c: f64,
+    pub f_m: f64,
+    pub faithfulness: f64,
+    pub completeness: Vec<Completeness>,
+    pub minimality: Vec<Minimality>,
+    pub greedy: Option<GreedyOutcome>,
+    pub complete: bool,
+}
+
+/// Heads to ablate, against `random_groups` random groups of the same size (seeded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationRequest {
+    pub heads: Vec<Head>,
+    pub random_groups: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationReport {
+    /// The contrast run with nothing ablated.
+    pub baseline: AblationRun,
+    pub heads: AblationRun,
+    /// The random groups ablated before a cancel (all of them when `complete`).
+    pub random: Vec<AblationRun>,
+    pub seed: u64,
+    /// Whether accuracy is the argmax over the ten digits (the paper's tasks) rather than
+    /// over the whole vocabulary.
+    pub digits_only: bool,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FvRequest {
+    pub heads: Vec<Head>,
+    pub options: FvOptions,
+}
+
+/// A function-vector job's result with the options it ran with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FvReport {
+    pub options: FvOptions,
+    pub result: FvResult,
+}
+
+/// One analysis job's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalysisReport {
+    Circuit(CircuitReport),
+    Ablation(AblationReport),
+    Fv(FvReport),
+}

@@ -1,0 +1,543 @@
+//! Result files of the circuit analyses (`headhunt circuit|ablate|fv --json`, and `s` on the
+//! explorer's circuit screen): one typed record per kind, built from an `AnalysisReport`, saved
+//! atomically and loaded back with its `format` checked. The CLI and the explorer both write
+//! through here, so the two write the same fields (README "After discovery").
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{DataInfo, ModelInfo, ResultsError};
+use crate::analysis::ablation::AblationRun;
+use crate::analysis::circuit::{Completeness, GreedyOutcome, Minimality};
+use crate::analysis::function_vectors::paper_naive_prompts;
+use crate::analysis::mean_std;
+use crate::analysis::report::{AblationReport, AnalysisReport, CircuitReport, FvReport};
+use crate::analysis::Head;
+
+pub const CIRCUIT_FORMAT: &str = "headhunt-circuit";
+pub const ABLATION_FORMAT: &str = "headhunt-ablation";
+pub const FV_FORMAT: &str = "headhunt-fv";
+pub const ANALYSIS_FORMATS: [&str; 3] = [CIRCUIT_FORMAT, ABLATION_FORMAT, FV_FORMAT];
+pub const ANALYSIS_FORMAT_VERSION: u32 = 1;
+
+/// JSON writes NaN (faithfulness when LD_n = LD_c, the mean of no random groups) as null;
+/// read null back as NaN instead of refusing the file.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What every analysis file has: the header, the model and data, and how it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Common {
+    pub format: String,
+    pub format_version: u32,
+    pub headhunt_version: String,
+    pub created: String,
+    pub model: ModelInfo,
+    pub data: DataInfo,
+    pub batch_size: usize,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub seconds: f64,
+    /// False when the analysis was cancelled: the file holds what was finished.
+    #[serde(default = "yes")]
+    pub complete: bool,
+}
+
+/// What the caller knows beyond the report: model, data, batch size, time taken, and (for
+/// an ablation or FV started from the explorer) the name of the group whose heads it used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub model: ModelInfo,
+    pub data: DataInfo,
+    pub batch_size: usize,
+    pub seconds: f64,
+    pub group: Option<String>,
+}
+
+impl Meta {
+    fn common(&self, format: &str, complete: bool) -> Common {
+        Common {
+            format: format.into(),
+            format_version: ANALYSIS_FORMAT_VERSION,
+            headhunt_version: env!("CARGO_PKG_VERSION").into(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            model: self.model.clone(),
+            data: self.data.clone(),
+            batch_size: self.batch_size,
+            seconds: self.seconds,
+            complete,
+        }
+    }
+}
+
+/// A circuit group as written: positions as their label (`tok:=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    pub heads: Vec<Head>,
+    pub positions: String,
+}
+
+/// `headhunt-circuit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CircuitFile {
+    #[serde(flatten)]
+    pub common: Common,
+    pub groups: Vec<GroupRecord>,
+    #[serde(rename = "LD_normal", deserialize_with = "nan_if_null")]
+    pub ld_normal: f64,
+    #[serde(rename = "LD_contrast", deserialize_with = "nan_if_null")]
+    pub ld_contrast: f64,
+    #[serde(rename = "F_C", deserialize_with = "nan_if_null")]
+    pub f_c: f64,
+    #[serde(rename = "F_M", deserialize_with = "nan_if_null")]
+    pub f_m: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub faithfulness: f64,
+    pub completeness: Vec<Completeness>,
+    pub minimality: Vec<Minimality>,
+    pub greedy: Option<GreedyOutcome>,
+}
+
+/// Mean ± population std of the random groups, with the values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub std: f64,
+    pub values: Vec<f64>,
+}
+
+impl Stat {
+    pub fn of(values: Vec<f64>) -> Stat {
+        let (mean, std) = mean_std(&values);
+        Stat { mean, std, values }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomGroups {
+    pub n: usize,
+    pub seed: u64,
+    pub size: usize,
+    pub groups: Vec<Vec<Head>>,
+    pub logit_diff: Stat,
+    pub acc_normal_answer: Stat,
+    pub acc_contrast_answer: Stat,
+    pub acc_normal_answer_full_vocab: Stat,
+    pub acc_contrast_answer_full_vocab: Stat,
+}
+
+/// `headhunt-ablation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AblationFile {
+    #[serde(flatten)]
+    pub common: Common,
+    /// `digits` or `full vocabulary`: what the accuracy's argmax runs over.
+    pub answer_tokens: String,
+    pub heads: Vec<Head>,
+    pub logit_diff: f64,
+    pub acc_normal_answer: f64,
+    pub acc_contrast_answer: f64,
+    pub acc_normal_answer_full_vocab: f64,
+    pub acc_contrast_answer_full_vocab: f64,
+    pub baseline: AblationRun,
+    pub random_groups: RandomGroups,
+    /// The explorer's group whose heads were ablated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// One shift s of an FV grid: mean of Δ[i][(i+s) mod 10] and the rows whose largest Δ is there.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shift {
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean: f64,
+    pub argmax_rows: usize,
+}
+
+/// `headhunt-fv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FvFile {
+    #[serde(flatten)]
+    pub common: Common,
+    pub heads: Vec<Head>,
+    pub naive_prompts: Vec<String>,
+    pub digits: Vec<String>,
+    pub fv_from: String,
+    pub add_at: i64,
+    pub centered: bool,
+    pub baseline: Vec<Vec<f64>>,
+    pub delta: BTreeMap<String, Vec<Vec<f64>>>,
+    /// Per key, per shift (`-2` … `+2`); null unless the naive prompts are the paper's.
+    pub shifts: Option<BTreeMap<String, BTreeMap<String, Shift>>>,
+    /// The explorer's group whose heads these are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// The shifts a grid is summarised by.
+pub const SHIFTS: [i64; 5] = [-2, -1, 0, 1, 2];
+
+/// Shift summary of one 10 × 10 grid (rows: the paper's naive prompts, row i asking for
+/// digit i): a +k function vector raises the +k diagonal.
+pub fn shifts_of(grid: &[Vec<f64>]) -> Vec<(i64, Shift)> {
+    let n = grid.len();
+    SHIFTS
+        .iter()
+        .map(|&s| {
+            let col = |i: usize| (i as i64 + s).rem_euclid(n as i64) as usize;
+            let mean = (0..n).map(|i| grid[i][col(i)]).sum::<f64>() / n as f64;
+            let argmax_rows = (0..n)
+                .filter(|&i| grid[i].iter().all(|&x| x <= grid[i][col(i)]))
+                .count();
+            (s, Shift { mean, argmax_rows })
+        })
+        .collect()
+}
+
+/// The shift key as written: `-2`, `+0`, `+1`.
+pub fn shift_key(s: i64) -> String {
+    format!("{s:+}")
+}
+
+impl CircuitFile {
+    pub fn new(meta: &Meta, r: &CircuitReport) -> Self {
+        let groups = r
+            .circuit
+            .groups
+            .iter()
+            .map(|g| GroupRecord {
+                name: g.name.clone(),
+                heads: g.heads.clone(),
+                positions: g.positions.to_string(),
+            })
+            .collect();
+        CircuitFile {
+            common: meta.common(CIRCUIT_FORMAT, r.complete),
+            groups,
+            ld_normal: r.ld_normal,
+            ld_contrast: r.ld_contrast,
+            f_c: r.f_c,
+            f_m: r.f_m,
+            faithfulness: r.faithfulness,
+            completeness: r.completeness.clone(),
+            minimality: r.minimality.clone(),
+            greedy: r.greedy.clone(),
+        }
+    }
+
+    /// Every head of the circuit, in group order, each once.
+    pub fn heads(&self) -> Vec<Head> {
+        let mut out: Vec<Head> = Vec::new();
+        for h in self.groups.iter().flat_map(|g| &g.heads) {
+            if !out.contains(h) {
+                out.push(*h);
+            }
+        }
+        out
+    }
+}
+
+impl AblationFile {
+    pub fn new(meta: &Meta, r: &AblationReport) -> Self {
+        let pick = |f: fn(&AblationRun) -> f64| Stat::of(r.random.iter().map(f).collect());
+        let random_groups = RandomGroups {
+            n: r.random.len(),
+            seed: r.seed,
+            size: r.heads.heads.len(),
+            groups: r.random.iter().map(|g| g.heads.clone()).collect(),
+            logit_diff: pick(|r| r.logit_diff),
+            acc_normal_answer: pick(|r| r.acc_normal_answer),
+            acc_contrast_answer: pick(|r| r.acc_contrast_answer),
+            acc_normal_answer_full_vocab: pick(|r| r.acc_normal_answer_full_vocab),
+            acc_contrast_answer_full_vocab: pick(|r| r.acc_contrast_answer_full_vocab),
+        };
+        let h = &r.heads;
+        AblationFile {
+            common: meta.common(ABLATION_FORMAT, r.complete),
+            answer_tokens: if r.digits_only {
+                "digits"
+            } else {
+                "full vocabulary"
+            }
+            .into(),
+            heads: h.heads.clone(),
+            logit_diff: h.logit_diff,
+            acc_normal_answer: h.acc_normal_answer,
+            acc_contrast_answer: h.acc_contrast_answer,
+            acc_normal_answer_full_vocab: h.acc_normal_answer_full_vocab,
+            acc_contrast_answer_full_vocab: h.acc_contrast_answer_full_vocab,
+            baseline: r.baseline.clone(),
+            random_groups,
+            group: meta.group.clone(),
+        }
+    }
+}
+
+impl FvFile {
+    pub fn new(meta: &Meta, r: &FvReport) -> Self {
+        let (o, res) = (&r.options, &r.result);
+        let paper = o.naive_prompts == paper_naive_prompts();
+        let shifts = paper.then(|| {
+            res.delta
+                .iter()
+                .map(|(k, g)| {
+                    let m = shifts_of(g).into_iter().map(|(s, v)| (shift_key(s), v));
+                    (k.clone(), m.collect())
+                })
+                .collect()
+        });
+        FvFile {
+            common: meta.common(FV_FORMAT, true),
+            heads: res.heads.clone(),
+            naive_prompts: o.naive_prompts.clone(),
+            digits: (0..10).map(|d| d.to_string()).collect(),
+            fv_from: o.source.to_string(),
+            add_at: o.add_at,
+            centered: res.centered,
+            baseline: res.baseline.clone(),
+            delta: res.delta.iter().cloned().collect(),
+            shifts,
+            group: meta.group.clone(),
+        }
+    }
+
+    /// Grid keys in display order: the heads as listed, then `all`, then any others.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .heads
+            .iter()
+            .map(crate::analysis::head_label)
+            .filter(|k| self.delta.contains_key(k))
+            .collect();
+        for k in std::iter::once(&"all".to_string()).chain(self.delta.keys()) {
+            if self.delta.contains_key(k) && !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+}
+
+/// One analysis result file of any kind. (A handful exist at a time: the variants' sizes
+/// do not matter, and unboxed they match and destructure plainly.)
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum AnalysisFile {
+    Circuit(CircuitFile),
+    Ablation(AblationFile),
+    Fv(FvFile),
+}
+
+impl AnalysisFile {
+    /// The record of a report (the header's `created` is now).
+    pub fn from_report(report: &AnalysisReport, meta: &Meta) -> Self {
+        match report {
+            AnalysisReport::Circuit(r) => AnalysisFile::Circuit(CircuitFile::new(meta, r)),
+            AnalysisReport::Ablation(r) => AnalysisFile::Ablation(AblationFile::new(meta, r)),
+            AnalysisReport::Fv(r) => AnalysisFile::Fv(FvFile::new(meta, r)),
+        }
+    }
+
+    pub fn common(&self) -> &Common {
+        match self {
+            AnalysisFile::Circuit(f) => &f.common,
+            AnalysisFile::Ablation(f) => &f.common,
+            AnalysisFile::Fv(f) => &f.common,
+        }
+    }
+
+    /// `circuit`, `ablation` or `fv` (the gallery's kind column, file names).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnalysisFile::Circuit(_) => "circuit",
+            AnalysisFile::Ablation(_) => "ablation",
+            AnalysisFile::Fv(_) => "fv",
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let text = match self {
+            AnalysisFile::Circuit(f) => serde_json::to_string_pretty(f),
+            AnalysisFile::Ablation(f) => serde_json::to_string_pretty(f),
+            AnalysisFile::Fv(f) => serde_json::to_string_pretty(f),
+        };
+        text.expect("analysis records serialize") + "\n"
+    }
+
+    /// The same analysis, whenever it was written: equal but for `created`.
+    pub fn same_result(&self, other: &AnalysisFile) -> bool {
+        let strip = |f: &AnalysisFile| {
+            let mut v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("created");
+            }
+            v
+        };
+        strip(self) == strip(other)
+    }
+
+    /// Writes atomically; an existing file is replaced only with `overwrite` (and never when
+    /// it is not a regular file).
+    pub fn save(&self, path: &Path, overwrite: bool) -> Result<(), ResultsError> {
+        super::write_atomic(path, self.to_json().as_bytes(), overwrite)
+    }
+
+    /// Whether a JSON value is an analysis file (by its `format`).
+    pub fn is_analysis(value: &serde_json::Value) -> bool {
+        value
+            .get("format")
+            .and_then(|f| f.as_str())
+            .is_some_and(|f| ANALYSIS_FORMATS.contains(&f))
+    }
+
+    /// Whether the file at `path` says it is an analysis file (false when unreadable).
+    pub fn sniff(path: &Path) -> bool {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| Self::is_analysis(&v))
+    }
+
+    /// Loads an analysis file; every failure is one line naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let bad = |msg: String| ResultsError::Format {
+            path: path.display().to_string(),
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let format = value
+            .get("format")
+            .and_then(|f| f.as_str())
+            .unwrap_or("")
+            .to_string();
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if !ANALYSIS_FORMATS.contains(&format.as_str()) {
+            return Err(bad(format!(
+                "field `format` is {format:?}, expected one of {}",
+                ANALYSIS_FORMATS.join(", ")
+            )));
+        }
+        if version.is_some_and(|v| v > ANALYSIS_FORMAT_VERSION as u64) {
+            return Err(bad(format!(
+                "field `format_version` is {}, this headhunt reads up to {ANALYSIS_FORMAT_VERSION}",
+                version.unwrap_or_default()
+            )));
+        }
+        let what = |e: serde_json::Error| bad(format!("not a valid {format} file: {e}"));
+        let file = match format.as_str() {
+            CIRCUIT_FORMAT => AnalysisFile::Circuit(serde_json::from_value(value).map_err(what)?),
+            ABLATION_FORMAT => AnalysisFile::Ablation(serde_json::from_value(value).map_err(what)?),
+            _ => AnalysisFile::Fv(serde_json::from_value(value).map_err(what)?),
+        };
+        file.check().map_err(bad)?;
+        Ok(file)
+    }
+
+    /// Consistency a reader relies on (grid shapes, counts).
+    fn check(&self) -> Result<(), String> {
+        match self {
+            AnalysisFile::Circuit(f) if f.groups.is_empty() => {
+                Err("field `groups` is empty: a circuit has at least one group".into())
+            }
+            AnalysisFile::Ablation(f) => {
+                let rg = &f.random_groups;
+                let n = rg.logit_diff.values.len();
+                if rg.groups.len() != rg.n || n != rg.n {
+                    return Err(format!(
+                        "field `random_groups`: n is {} but it lists {} groups and {n} values",
+                        rg.n,
+                        rg.groups.len()
+                    ));
+                }
+                Ok(())
+            }
+            AnalysisFile::Fv(f) => check_fv(f),
+            AnalysisFile::Circuit(_) => Ok(()),
+        }
+    }
+}
+
+fn check_fv(f: &FvFile) -> Result<(), String> {
+    let (r, c) = (f.naive_prompts.len(), f.digits.len());
+    if f.delta.is_empty() {
+        return Err("field `delta` is empty".into());
+    }
+    for (k, g) in std::iter::once((&"baseline".to_string(), &f.baseline)).chain(&f.delta) {
+        if g.len() != r || g.iter().any(|row| row.len() != c) {
+            let field = if k == "baseline" {
+                "baseline".to_string()
+            } else {
+                format!("delta.{k}")
+            };
+            return Err(format!(
+                "field `{field}` is not {r}×{c} (naive_prompts × digits)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_is_written_as_null_and_read_back_as_nan() {
+        // The mean of no random groups: JSON has no NaN.
+        let text = serde_json::to_string(&Stat::of(vec![])).unwrap();
+        assert_eq!(text, r#"{"mean":null,"std":null,"values":[]}"#);
+        let back: Stat = serde_json::from_str(&text).unwrap();
+        assert!(back.mean.is_nan() && back.std.is_nan());
+    }
+
+    #[test]
+    fn shifts_find_the_raised_diagonal() {
+        let grid: Vec<Vec<f64>> = (0..10)
+            .map(|i| (0..10).map(|j| f64::from(j == (i + 1) % 10)).collect())
+            .collect();
+        let s: Vec<(i64, Shift)> = shifts_of(&grid);
+        assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), SHIFTS);
+        assert_eq!((s[3].1.mean, s[3].1.argmax_rows), (1.0, 10), "+1");
+        assert_eq!((s[2].1.mean, s[2].1.argmax_rows), (0.0, 0), "+0");
+        assert_eq!(shift_key(0), "+0");
+        assert_eq!(shift_key(-2), "-2");
+    }
+
+    #[test]
+    fn newer_format_version_and_bad_json_are_one_line() {
+        let dir = std::env::temp_dir().join(format!("hh-analysis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.json");
+        std::fs::write(&p, r#"{"format": "headhunt-fv", "format_version": 9}"#).unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("x.json") && e.contains("`format_version` is 9"),
+            "{e}"
+        );
+        std::fs::write(&p, "{\"format\": \"headhunt-fv\",\n").unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("invalid JSON") && e.lines().count() == 1, "{e}");
+        std::fs::write(
+            &p,
+            r#"{"format": "headhunt-ablation", "format_version": 1}"#,
+        )
+        .unwrap();
+        let e = AnalysisFile::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("not a valid headhunt-ablation file") && e.lines().count() == 1,
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
