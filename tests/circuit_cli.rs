@@ -225,3 +225,31 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_one_line_error(code, &err, needles);
     }
 }
+
+/// The tables stay in columns however long a knock-out set is: every row's numbers end
+/// where the header's columns end.
+#[test]
+fn long_knockout_sets_keep_the_table_aligned() {
+    let long = "3.1+2.0+2.7+1.2+3.0+0.1+0.2+0.3";
+    let (code, stdout, err) = with(
+        "circuit",
+        &[
+            "--group",
+            "fi=3.1,2.0,2.7,1.2,3.0,0.1,0.2,0.3@all",
+            "--knockout",
+            "3.1",
+            "--knockout",
+            long,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let h = lines.iter().position(|l| l.starts_with("knock-out K")).unwrap();
+    let width = lines[h].chars().count();
+    for row in &lines[h + 1..h + 3] {
+        assert_eq!(row.chars().count(), width, "{stdout}");
+    }
+    assert!(lines[h + 2].starts_with(long), "{stdout}");
+    // the group line's positions column is where it would be for a short group
+    assert!(stdout.contains("@all"), "{stdout}");
+}

@@ -227,3 +227,59 @@ fn batch_size_never_changes_the_numbers() {
         }
     }
 }
+
+/// The restricted accuracy's token set follows the task, as the paper's §7 scripts count it:
+/// the ten digits for addition, the whole vocabulary for base-k addition and the cipher, and
+/// for prompt-pair files exactly the data's own answer tokens (normal and contrast) — so the
+/// restricted accuracy is never below the full-vocabulary one (the answer is in the set).
+#[test]
+fn the_answer_set_follows_the_task() {
+    use headhunt::analysis::ablation::task_answer_tokens;
+    use headhunt::analysis::report::AnswerSet;
+    let (lm, t, _) = load("tiny-llama", "tiny-llama");
+    let tok = &lm.tokenizer;
+    let (set, ids) = task_answer_tokens(TaskKind::Addition, tok, &t.pairs, None).unwrap();
+    assert_eq!(
+        (set, ids),
+        (AnswerSet::Digits, Some(digit_tokens(tok).unwrap()))
+    );
+    for task in [TaskKind::Base, TaskKind::Cipher] {
+        let (set, ids) = task_answer_tokens(task, tok, &t.pairs, None).unwrap();
+        assert_eq!((set, ids), (AnswerSet::FullVocabulary, None), "{task:?}");
+    }
+    // A prompt-pair file: x=x vs x=x+1 with answers 3..7.
+    let dir = temp_dir("answer-set");
+    let path = dir.join("pairs.jsonl");
+    let lines: Vec<String> = (2..7)
+        .map(|x| {
+            format!(
+                r#"{{"normal_input": "1=1\n{x}=", "normal_output": "{x}", "contrast_input": "1=2\n{x}=", "contrast_output": "{}"}}"#,
+                x + 1
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let spec = DataSpec::new(&path, TaskKind::Pairs);
+    let pt = load_and_tokenize(&spec, tok).unwrap();
+    let roles = token_roles(&spec, tok, &pt).unwrap();
+    let mut want: Vec<u32> = pt
+        .pairs
+        .iter()
+        .flat_map(|p| [p.normal_answer, p.contrast_answer])
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(want.len(), 6, "answers 2..7 are six tokens");
+    let (set, ids) = task_answer_tokens(TaskKind::Pairs, tok, &pt.pairs, Some(&roles)).unwrap();
+    assert_eq!((set, ids.clone()), (AnswerSet::DataAnswers(6), Some(want)));
+    let ab = Ablator::new(&lm.model, &pt.pairs, Some(&roles), ids, 8).unwrap();
+    let base = ab.ablate(&[]).unwrap();
+    assert!(base.acc_normal_answer >= base.acc_normal_answer_full_vocab);
+    assert!(base.acc_contrast_answer >= base.acc_contrast_answer_full_vocab);
+    // one answer token for the whole file: no restriction is meaningful
+    let same = r#"{"normal_input": "1=1\n2=", "normal_output": "2", "contrast_input": "1=2\n2=", "contrast_output": "2"}"#;
+    std::fs::write(&path, format!("{same}\n{same}\n")).unwrap();
+    let pt = load_and_tokenize(&spec, tok).unwrap();
+    let (set, ids) = task_answer_tokens(TaskKind::Pairs, tok, &pt.pairs, None).unwrap();
+    assert_eq!((set, ids), (AnswerSet::FullVocabulary, None));
+}

@@ -176,7 +176,12 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
     };
     let digits = digit_tokens(&lm.tokenizer).unwrap();
     let ab = Ablator::new(&lm.model, &t.pairs, Some(&roles), Some(digits.clone()), 4).unwrap();
-    assert!(a.complete && progress == 5 && a.digits_only && a.seed == 7);
+    assert!(
+        a.complete
+            && progress == 5
+            && a.answer_set == headhunt::analysis::report::AnswerSet::Digits
+            && a.seed == 7
+    );
     assert_eq!(a.baseline, ab.ablate(&[]).unwrap());
     assert_eq!(a.heads, ab.ablate(&heads).unwrap());
     for (got, g) in a.random.iter().zip(random_groups(&lm.model, 3, 2, 7)) {

@@ -9,6 +9,7 @@
 
 use candle_core::{DType, Tensor, D};
 
+use super::report::AnswerSet;
 use super::{answers_tensor, check_heads, check_lengths, forward, group_batches, invalid};
 use super::{AnalysisError, Head};
 use crate::data::pyrandom::PyRandom as Random;
@@ -232,17 +233,37 @@ pub fn random_groups(model: &Model, n: usize, size: usize, seed: u64) -> Vec<Vec
         .collect()
 }
 
-/// The answer tokens an ablation's accuracy is restricted to: the paper's ten digits for the
-/// arithmetic tasks; `None` (the whole vocabulary) for the others. One rule for the CLI and the
-/// worker.
+/// The answer tokens an ablation's accuracy is restricted to, by task, as the paper's §7
+/// scripts count it: the ten digits for off-by-k addition (`eval.py`'s rule); the whole
+/// vocabulary for base-k addition and the cipher (their scripts take the full-vocabulary
+/// argmax); for prompt-pair files, the tokens of the data's own answers (normal and
+/// contrast, every teacher-forced position), which is to a generic task what the digits are
+/// to addition — provided there are at least two. One rule for the CLI and the worker.
 pub fn task_answer_tokens(
     task: crate::data::TaskKind,
     tok: &crate::model::Tokenizer,
-) -> Result<Option<Vec<u32>>, AnalysisError> {
+    pairs: &[TokenizedPair],
+    roles: Option<&[TokenRoles]>,
+) -> Result<(AnswerSet, Option<Vec<u32>>), AnalysisError> {
     use crate::data::TaskKind;
     Ok(match task {
-        TaskKind::Addition | TaskKind::Base => Some(digit_tokens(tok)?),
-        _ => None,
+        TaskKind::Addition => (AnswerSet::Digits, Some(digit_tokens(tok)?)),
+        TaskKind::Base | TaskKind::Cipher => (AnswerSet::FullVocabulary, None),
+        TaskKind::Pairs => {
+            let mut ids: Vec<u32> = (0..pairs.len())
+                .flat_map(|i| {
+                    let (n, c) = targets(&pairs[i], roles.map(|r| &r[i]));
+                    n.into_iter().chain(c)
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() < 2 {
+                (AnswerSet::FullVocabulary, None)
+            } else {
+                (AnswerSet::DataAnswers(ids.len()), Some(ids))
+            }
+        }
     })
 }
 

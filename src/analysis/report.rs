@@ -84,6 +84,40 @@ pub struct AblationRequest {
     pub batch_size: usize,
 }
 
+/// Which tokens an ablation's restricted accuracy ranges over
+/// (`ablation::task_answer_tokens` chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerSet {
+    /// The ten digits (the paper's off-by-k addition).
+    Digits,
+    /// The data's own answer tokens (prompt-pair files), this many of them.
+    DataAnswers(usize),
+    /// Every token: the restricted accuracy is the full-vocabulary one.
+    FullVocabulary,
+}
+
+impl AnswerSet {
+    /// How result files name it (`answer_tokens`): "digits", "data answers (10 tokens)",
+    /// "full vocabulary".
+    pub fn describe(&self) -> String {
+        match self {
+            AnswerSet::Digits => "digits".into(),
+            AnswerSet::DataAnswers(n) => format!("data answers ({n} tokens)"),
+            AnswerSet::FullVocabulary => "full vocabulary".into(),
+        }
+    }
+
+    /// How tables say it, after "argmax over": "the ten digits", "the data's 10 answer
+    /// tokens", "the full vocabulary".
+    pub fn phrase(&self) -> String {
+        match self {
+            AnswerSet::Digits => "the ten digits".into(),
+            AnswerSet::DataAnswers(n) => format!("the data's {n} answer tokens"),
+            AnswerSet::FullVocabulary => "the full vocabulary".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AblationReport {
     /// The contrast run with nothing ablated.
@@ -92,9 +126,8 @@ pub struct AblationReport {
     /// The random groups ablated before a cancel (all of them when `complete`).
     pub random: Vec<AblationRun>,
     pub seed: u64,
-    /// Whether accuracy is the argmax over the ten digits (the paper's tasks) rather than
-    /// over the whole vocabulary.
-    pub digits_only: bool,
+    /// The tokens the restricted accuracy takes its argmax over.
+    pub answer_set: AnswerSet,
     pub complete: bool,
 }
 

@@ -56,7 +56,12 @@ pub fn run(a: AblateArgs) -> Result<()> {
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
-    let digits = task_answer_tokens(inp.spec.task, &lm.tokenizer)?;
+    let (answer_set, digits) = task_answer_tokens(
+        inp.spec.task,
+        &lm.tokenizer,
+        &inp.tok.pairs,
+        Some(&inp.roles),
+    )?;
     let started = std::time::Instant::now();
     let ab = Ablator::new(
         &lm.model,
@@ -70,8 +75,13 @@ pub fn run(a: AblateArgs) -> Result<()> {
     let run = ab.ablate(&heads)?;
     println!("{}", inp.describe());
     println!(
-        "accuracy on contrast prompts: argmax over {} (teacher-forced), and over the full vocabulary",
-        if digits.is_some() { "the digits" } else { "the full vocabulary" }
+        "accuracy on contrast prompts: argmax over {} (teacher-forced){}",
+        answer_set.phrase(),
+        if digits.is_some() {
+            ", and over the full vocabulary (n full, c full)"
+        } else {
+            ""
+        }
     );
     println!(
         "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}",
@@ -110,7 +120,7 @@ pub fn run(a: AblateArgs) -> Result<()> {
         heads: run,
         random: runs,
         seed: a.seed,
-        digits_only: digits.is_some(),
+        answer_set,
         complete: true,
     };
     let file = AblationFile::new(&inp.meta(a.batch_size, seconds), &report);

@@ -102,14 +102,19 @@ impl Inputs {
     }
 
     /// One line on what was loaded.
+    /// The header line of every table. Prompt-pair files have no shots or offset (their
+    /// prompts are given whole), so those are only named for the generated tasks.
     pub fn describe(&self) -> String {
+        let how = if self.spec.task == crate::data::TaskKind::Pairs {
+            String::new()
+        } else {
+            format!(", {} shots, offset {:+}", self.spec.shots, self.spec.offset)
+        };
         format!(
-            "model {} · data {} ({}, {} shots, offset {:+}, {} examples)",
+            "model {} · data {} ({}{how}, {} examples)",
             self.lm.origin.label(),
             self.spec.file.display(),
             self.spec.task,
-            self.spec.shots,
-            self.spec.offset,
             self.tok.pairs.len()
         )
     }
@@ -233,9 +238,10 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         "baselines   LD_normal {:+.4}   LD_contrast {:+.4}",
         ev.ld_normal, ev.ld_contrast
     );
+    let gw = width(circuit.groups.iter().map(|g| fmt_heads(&g.heads)), 24);
     for g in &circuit.groups {
         println!(
-            "group       {:<12} {:<24} @{}",
+            "group       {:<12} {:<gw$} @{}",
             g.name,
             fmt_heads(&g.heads),
             g.positions
@@ -250,16 +256,17 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         }
     );
     let mut completeness = Vec::new();
+    let kw = width(knockouts.iter().map(|k| fmt_heads(k)), 28);
     if !knockouts.is_empty() {
         println!(
-            "{:<28} {:>10} {:>10} {:>10}",
+            "{:<kw$} {:>10} {:>10} {:>10}",
             "knock-out K", "F(C\\K)", "F(M\\K)", "gap"
         );
     }
     for k in &knockouts {
         let s = ev.completeness(&circuit, k)?;
         println!(
-            "{:<28} {:>+10.4} {:>+10.4} {:>10.4}",
+            "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
             fmt_heads(k),
             s.f_c_minus_k,
             s.f_m_minus_k,
@@ -317,6 +324,16 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     write_json(a.json.as_deref(), &AnalysisFile::Circuit(file), a.force)
 }
 
+/// A table column as wide as its longest label (at least `min`), so that long head sets
+/// do not push their row's numbers out of line.
+fn width(labels: impl Iterator<Item = String>, min: usize) -> usize {
+    labels
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(min)
+}
+
 /// The greedy search with progress on stderr; Ctrl-C stops it after the current set and keeps
 /// the finished rollouts.
 fn run_greedy(
@@ -353,13 +370,14 @@ fn run_greedy(
         opts.samples,
         if out.complete { "" } else { " (stopped early)" }
     );
+    let kw = width(out.sets.iter().map(|s| fmt_heads(&s.k)), 28);
     println!(
-        "{:<28} {:>10} {:>10} {:>10}",
+        "{:<kw$} {:>10} {:>10} {:>10}",
         "greedy K", "F(C\\K)", "F(M\\K)", "gap"
     );
     for s in &out.sets {
         println!(
-            "{:<28} {:>+10.4} {:>+10.4} {:>10.4}",
+            "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
             fmt_heads(&s.k),
             s.f_c_minus_k,
             s.f_m_minus_k,

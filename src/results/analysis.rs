@@ -263,12 +263,7 @@ impl AblationFile {
         let h = &r.heads;
         AblationFile {
             common: meta.common(ABLATION_FORMAT, r.complete),
-            answer_tokens: if r.digits_only {
-                "digits"
-            } else {
-                "full vocabulary"
-            }
-            .into(),
+            answer_tokens: r.answer_set.describe(),
             heads: h.heads.clone(),
             logit_diff: h.logit_diff,
             acc_normal_answer: h.acc_normal_answer,

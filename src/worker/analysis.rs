@@ -137,9 +137,13 @@ pub(super) fn ablation(
 ) -> anyhow::Result<AnalysisReport> {
     let roles = inp.roles()?;
     let m = &inp.lm.model;
-    let digits = task_answer_tokens(inp.spec.task, &inp.lm.tokenizer)?;
-    let digits_only = digits.is_some();
-    let ab = Ablator::new(m, &inp.tok.pairs, Some(&roles), digits, req.batch_size)?;
+    let (answer_set, ids) = task_answer_tokens(
+        inp.spec.task,
+        &inp.lm.tokenizer,
+        &inp.tok.pairs,
+        Some(&roles),
+    )?;
+    let ab = Ablator::new(m, &inp.tok.pairs, Some(&roles), ids, req.batch_size)?;
     let mut steps = Steps {
         id,
         sink,
@@ -156,7 +160,7 @@ pub(super) fn ablation(
         heads,
         random: vec![],
         seed: req.seed,
-        digits_only,
+        answer_set,
         complete: false,
     };
     for g in random_groups(m, req.random_groups, req.heads.len(), req.seed) {
