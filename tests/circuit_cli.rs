@@ -244,7 +244,10 @@ fn long_knockout_sets_keep_the_table_aligned() {
     );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = stdout.lines().collect();
-    let h = lines.iter().position(|l| l.starts_with("knock-out K")).unwrap();
+    let h = lines
+        .iter()
+        .position(|l| l.starts_with("knock-out K"))
+        .unwrap();
     let width = lines[h].chars().count();
     for row in &lines[h + 1..h + 3] {
         assert_eq!(row.chars().count(), width, "{stdout}");

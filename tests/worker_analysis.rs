@@ -198,7 +198,7 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
         batch_size: 4,
         ..FvOptions::default()
     };
-    let (rep, _, _) = run(
+    let (rep, progress, cancelled) = run(
         &worker,
         &rx,
         Job::FunctionVectors(FvRequest {
@@ -210,6 +210,9 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
     let AnalysisReport::Fv(f) = rep else {
         panic!("an FV report")
     };
+    // the mean z, the baseline, one grid per head and "all"
+    assert_eq!(progress, heads.len() + 3);
+    assert!(f.complete && !cancelled);
     let want = function_vectors(
         &lm.model,
         &lm.tokenizer,
@@ -222,4 +225,41 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
     .unwrap();
     assert_eq!(f.result, want);
     assert_eq!(f.options, opts);
+}
+
+/// A stopped FV computation keeps the grids it finished: `deltas_with` stops when its step
+/// callback says so (the worker's cancel point), and says it stopped.
+#[test]
+fn function_vectors_stop_between_grids() {
+    use headhunt::analysis::function_vectors::{deltas, deltas_with, mean_z};
+    let lm = headhunt::model::load(
+        fixture("tiny-llama").to_str().unwrap(),
+        None,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let s = spec();
+    let t = load_and_tokenize(&s, &lm.tokenizer).unwrap();
+    let roles = token_roles(&s, &lm.tokenizer, &t).unwrap();
+    let heads = vec![(3, 1), (2, 0), (1, 2)];
+    let opts = FvOptions::default();
+    let digits = digit_tokens(&lm.tokenizer).unwrap();
+    let fv = mean_z(&lm.model, &t.pairs, Some(&roles), &heads, &opts.source, 4).unwrap();
+    let full = deltas(&lm.model, &lm.tokenizer, &heads, &fv, &digits, &opts).unwrap();
+    for allowed in 0..=heads.len() + 1 {
+        let mut calls = 0;
+        let mut step = || {
+            calls += 1;
+            calls <= allowed
+        };
+        let (part, complete) =
+            deltas_with(&lm.model, &lm.tokenizer, &heads, &fv, &digits, &opts, &mut step).unwrap();
+        // a step after the baseline and after each grid; false stops before the next grid
+        let grids = allowed.min(heads.len() + 1);
+        assert_eq!(part.delta.len(), grids, "allowed {allowed}");
+        assert_eq!(complete, allowed > heads.len(), "allowed {allowed}");
+        assert_eq!(part.delta[..], full.delta[..grids]);
+        assert_eq!(part.baseline, full.baseline);
+    }
 }

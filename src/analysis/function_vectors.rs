@@ -218,6 +218,21 @@ pub fn deltas(
     answer_ids: &[u32],
     opts: &FvOptions,
 ) -> Result<FvResult, AnalysisError> {
+    Ok(deltas_with(model, tok, heads, fv, answer_ids, opts, &mut || true)?.0)
+}
+
+/// [`deltas`], calling `step` after the baseline and after each grid (one head's, then
+/// "all"): the worker's progress and cancel points. When `step` returns false the work stops
+/// there and the result holds the grids finished so far, with `false` beside it.
+pub fn deltas_with(
+    model: &Model,
+    tok: &Tokenizer,
+    heads: &[Head],
+    fv: &[Vec<f64>],
+    answer_ids: &[u32],
+    opts: &FvOptions,
+    step: &mut dyn FnMut() -> bool,
+) -> Result<(FvResult, bool), AnalysisError> {
     check_heads(model, heads)?;
     let d = model.cfg.d_head;
     if heads.is_empty() || fv.len() != heads.len() || fv.iter().any(|v| v.len() != d) {
@@ -251,19 +266,28 @@ pub fn deltas(
             .collect()
     };
     let mut delta = Vec::new();
+    let mut go_on = step();
     for (h, v) in heads.iter().zip(fv) {
+        if !go_on {
+            break;
+        }
         delta.push((head_label(h), minus(logits(&[(*h, v.as_slice())])?)));
+        go_on = step();
     }
-    let all: Vec<(Head, &[f64])> = heads
-        .iter()
-        .copied()
-        .zip(fv.iter().map(|v| v.as_slice()))
-        .collect();
-    delta.push(("all".to_string(), minus(logits(&all)?)));
-    Ok(FvResult {
+    if go_on {
+        let all: Vec<(Head, &[f64])> = heads
+            .iter()
+            .copied()
+            .zip(fv.iter().map(|v| v.as_slice()))
+            .collect();
+        delta.push(("all".to_string(), minus(logits(&all)?)));
+        step();
+    }
+    let result = FvResult {
         heads: heads.to_vec(),
         baseline,
         delta,
         centered: opts.centered && model.cfg.final_softcap.is_none(),
-    })
+    };
+    Ok((result, go_on))
 }

@@ -142,6 +142,8 @@ pub struct FvRequest {
 pub struct FvReport {
     pub options: FvOptions,
     pub result: FvResult,
+    /// False when cancelled: `result.delta` then holds the grids finished before the cancel.
+    pub complete: bool,
 }
 
 /// One analysis job's result.

@@ -129,6 +129,7 @@ pub fn run(a: FvArgs) -> Result<()> {
     let report = FvReport {
         options: opts,
         result: res,
+        complete: true,
     };
     let file = FvFile::new(&inp.meta(a.batch_size, seconds), &report);
     write_json(a.json.as_deref(), &AnalysisFile::Fv(file), a.force)

@@ -291,7 +291,7 @@ impl FvFile {
                 .collect()
         });
         FvFile {
-            common: meta.common(FV_FORMAT, true),
+            common: meta.common(FV_FORMAT, r.complete),
             heads: res.heads.clone(),
             naive_prompts: o.naive_prompts.clone(),
             digits: (0..10).map(|d| d.to_string()).collect(),

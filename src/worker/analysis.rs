@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::analysis::ablation::{digit_tokens, random_groups, task_answer_tokens, Ablator};
 use crate::analysis::circuit::{greedy_search, Circuit, Evaluator};
-use crate::analysis::function_vectors::function_vectors;
+use crate::analysis::function_vectors::{deltas_with, mean_z};
 pub use crate::analysis::report::{
     AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvReport,
     FvRequest, GroupSpec,
@@ -174,20 +174,44 @@ pub(super) fn ablation(
     Ok(AnalysisReport::Ablation(r))
 }
 
-pub(super) fn fv(inp: &Inputs, req: &FvRequest) -> anyhow::Result<AnalysisReport> {
+/// Function vectors: the mean contrast z of every head, then the naive prompts' baseline and
+/// one Δ grid per head and for all of them; progress after each, cancel polled between.
+pub(super) fn fv(
+    id: JobId,
+    inp: &Inputs,
+    req: &FvRequest,
+    sink: &impl EventSink,
+    cancel: &AtomicBool,
+) -> anyhow::Result<AnalysisReport> {
     let roles = inp.roles()?;
     let digits = digit_tokens(&inp.lm.tokenizer)?;
-    let r = function_vectors(
-        &inp.lm.model,
-        &inp.lm.tokenizer,
+    let m = &inp.lm.model;
+    let mut steps = Steps {
+        id,
+        sink,
+        what: "function vectors",
+        done: 0,
+        total: req.heads.len() + 3,
+    };
+    let o = &req.options;
+    let means = mean_z(
+        m,
         &inp.tok.pairs,
         Some(&roles),
         &req.heads,
-        &digits,
-        &req.options,
+        &o.source,
+        o.batch_size,
     )?;
+    steps.step();
+    let mut step = || {
+        steps.step();
+        !cancel.load(Ordering::Relaxed)
+    };
+    let tok = &inp.lm.tokenizer;
+    let (result, complete) = deltas_with(m, tok, &req.heads, &means, &digits, o, &mut step)?;
     Ok(AnalysisReport::Fv(FvReport {
         options: req.options.clone(),
-        result: r,
+        result,
+        complete,
     }))
 }

@@ -291,7 +291,9 @@ impl State {
                 Job::Ablation(r) => self.analysis(id, &sink, |inp| {
                     analysis::ablation(id, inp, &r, &sink, &cancel)
                 }),
-                Job::FunctionVectors(r) => self.analysis(id, &sink, |inp| analysis::fv(inp, &r)),
+                Job::FunctionVectors(r) => {
+                    self.analysis(id, &sink, |inp| analysis::fv(id, inp, &r, &sink, &cancel))
+                }
             };
             if let Err(e) = result {
                 sink.send(Event::Error {
@@ -460,7 +462,7 @@ impl State {
         let complete = match &report {
             AnalysisReport::Circuit(c) => c.complete,
             AnalysisReport::Ablation(a) => a.complete,
-            AnalysisReport::Fv(_) => true,
+            AnalysisReport::Fv(f) => f.complete,
         };
         if !complete {
             sink.send(Event::Cancelled { id });
