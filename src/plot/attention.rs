@@ -74,7 +74,10 @@ impl AttentionFile {
     }
 
     fn subtitle(&self) -> String {
-        let model = self.model.as_ref().map_or("unknown model", |m| &m.label);
+        let model = self
+            .model
+            .as_ref()
+            .map_or_else(|| "unknown model".to_string(), super::model_name);
         match &self.data {
             Some(d) => format!(
                 "{model} · {}",
@@ -84,7 +87,7 @@ impl AttentionFile {
                     .unwrap_or_default()
                     .to_string_lossy()
             ),
-            None => model.to_string(),
+            None => model,
         }
     }
 
@@ -151,10 +154,15 @@ impl AttentionGrid {
             .collect();
         let width = left + chosen.len() as i32 * (grid + gap) - gap + right;
         let height = top + grid + label_w + 40;
+        let title = format!("Attention patterns, {}", f.prompts_label());
+        let subtitle = format!("{} · rows: query, columns: key", f.subtitle());
+        let width = width
+            .max(480)
+            .max(canvas::headings_width(&title, &subtitle));
         Ok(AttentionGrid {
-            size: (width.max(480) as u32, height as u32),
-            title: format!("Attention patterns, {}", f.prompts_label()),
-            subtitle: format!("{} · rows: query, columns: key", f.subtitle()),
+            size: (width as u32, height as u32),
+            title,
+            subtitle,
             tokens: f.tokens.clone(),
             heads: chosen,
             cell,
@@ -270,17 +278,19 @@ impl AttentionRow {
             .map(|i| (left, top + i as i32 * block))
             .collect();
         let width = left + (pitch * n as f64) as i32 + 30;
+        let title = format!(
+            "Attention of query {q} {:?}, {}",
+            f.tokens[q],
+            f.prompts_label()
+        );
+        let subtitle = f.subtitle();
+        let width = width
+            .max(480)
+            .max(canvas::headings_width(&title, &subtitle));
         Ok(AttentionRow {
-            size: (
-                width.max(480) as u32,
-                (top + rows.len() as i32 * block) as u32,
-            ),
-            title: format!(
-                "Attention of query {q} {:?}, {}",
-                f.tokens[q],
-                f.prompts_label()
-            ),
-            subtitle: f.subtitle(),
+            size: (width as u32, (top + rows.len() as i32 * block) as u32),
+            title,
+            subtitle,
             tokens: f.tokens.clone(),
             rows,
             query: q,
