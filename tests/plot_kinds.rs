@@ -901,3 +901,115 @@ fn fv_of_seven_heads_one_head_beside_all() {
     ]);
     assert_one_line_error(code, &err, &["fv7.json", "9.9", "13.8", "all"]);
 }
+
+/// The analyses drawn from fixture runs (`ablate`, `fv`, `circuit --minimality` on
+/// tiny-gpt2), as from the synthetic files: bar lengths against the file's accuracies, the
+/// FV cells against RdBu of the file's Δ, the minimality bars and their values, in SVG and
+/// a PNG of the same size; no path in any text, every text inside the figure.
+#[test]
+fn analyses_of_fixture_runs_drawn() {
+    let dir = temp_dir("plot-kinds-fixture-analyses");
+    let fx = fixture("tiny-gpt2");
+    let data = fx.join("addition.jsonl");
+    let common = ["--model", s(&fx), "--data", s(&data), "--examples", "8"];
+    let run = |cmd: &str, extra: &[&str], name: &str| -> (PathBuf, serde_json::Value) {
+        let json = dir.join(format!("{name}.json"));
+        let mut a = vec![cmd];
+        a.extend(common);
+        a.extend(extra);
+        a.extend(["--json", s(&json)]);
+        hh(&a);
+        let out = dir.join(format!("{name}.svg"));
+        hh(&["plot", s(&json), "--out", s(&out)]);
+        let png = dir.join(format!("{name}.png"));
+        hh(&["plot", s(&json), "--out", s(&png)]);
+        let size = svg_size(&out);
+        assert_eq!(png_size(&png), (size.0 as u32, size.1 as u32), "{name}");
+        let svg = parse(&out);
+        svg.contains("tiny-gpt2 · addition.jsonl").unwrap();
+        no_machine_paths(&svg, &[fx.to_str().unwrap()]).unwrap();
+        texts_fit(&svg, size).unwrap();
+        let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (out, v)
+    };
+
+    let (out, v) = run(
+        "ablate",
+        &["--heads", "1.0,0.1", "--random-groups", "3"],
+        "ablate",
+    );
+    let pct = |x: &serde_json::Value| 100.0 * x.as_f64().unwrap();
+    let r = &v["random_groups"];
+    let normal = [&v["baseline"], &v, r].map(|o| {
+        let a = &o["acc_normal_answer"];
+        pct(a.get("mean").unwrap_or(a))
+    });
+    let contrast = [&v["baseline"], &v, r].map(|o| {
+        let a = &o["acc_contrast_answer"];
+        pct(a.get("mean").unwrap_or(a))
+    });
+    assert_bar_heights(&out, "#BF3100", &normal);
+    assert_bar_heights(&out, "#EC9F05", &contrast);
+
+    let (out, v) = run("fv", &["--heads", "1.0,0.1"], "fv");
+    let grids: Vec<Vec<Vec<f64>>> = ["1.0", "0.1", "all"]
+        .iter()
+        .map(|k| serde_json::from_value(v["delta"][k].clone()).unwrap())
+        .collect();
+    let range = grids.iter().map(|g| max_abs(g)).fold(0.0, f64::max);
+    let want: Vec<String> = grids
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&x| rdbu(x, range))
+        .collect();
+    assert_eq!(want.len(), 300);
+    let svg = parse(&out);
+    assert_eq!(svg.n_cells, 300);
+    svg.cells_coloured(&want).unwrap();
+    for t in ["H1.0", "H0.1", "all heads", "9"] {
+        svg.has(t).unwrap();
+    }
+
+    let (out, v) = run(
+        "circuit",
+        &["--group", "a=1.0,0.1@tok:=", "--minimality"],
+        "circuit",
+    );
+    let svg = parse(&out);
+    let values: Vec<f64> = v["minimality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values.len(), 2);
+    for x in &values {
+        svg.has(&format!("{x:.2}")).unwrap();
+    }
+    svg.has("1.0").unwrap();
+    svg.has("0.1").unwrap();
+    // Vertical bars in the group's colour, left to right, heights ∝ values (all ≥ 0 here).
+    let src = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let mut bars: Vec<(f64, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("#7528A0"))
+        .map(|n| {
+            let g = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            (g("x"), g("height"))
+        })
+        .filter(|&(_, h)| h != 12.0)
+        .collect();
+    bars.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    let hi = values.iter().fold(0.0f64, |a, &b| a.max(b));
+    for ((_, h), x) in bars.iter().zip(&values) {
+        if x >= &0.0 {
+            assert!(
+                (h - 260.0 * x / hi).abs() <= 1.5,
+                "bar {h} px for {x} (max {hi})"
+            );
+        }
+    }
+}
