@@ -989,7 +989,8 @@ fn analyses_of_fixture_runs_drawn() {
     }
     svg.has("1.0").unwrap();
     svg.has("0.1").unwrap();
-    // Vertical bars in the group's colour, left to right, heights ∝ values (all ≥ 0 here).
+    // Vertical bars in the group's colour, left to right, heights ∝ |values| on the
+    // 260-pixel axis from min(0, values) to max(0, values).
     let src = std::fs::read_to_string(&out).unwrap();
     let doc = roxmltree::Document::parse(&src).unwrap();
     let mut bars: Vec<(f64, f64)> = doc
@@ -1004,12 +1005,9 @@ fn analyses_of_fixture_runs_drawn() {
     bars.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert_eq!(bars.len(), 2, "{bars:?}");
     let hi = values.iter().fold(0.0f64, |a, &b| a.max(b));
+    let lo = values.iter().fold(0.0f64, |a, &b| a.min(b));
     for ((_, h), x) in bars.iter().zip(&values) {
-        if x >= &0.0 {
-            assert!(
-                (h - 260.0 * x / hi).abs() <= 1.5,
-                "bar {h} px for {x} (max {hi})"
-            );
-        }
+        let want = (260.0 * x.abs() / (hi - lo)).max(1.0);
+        assert!((h - want).abs() <= 1.5, "bar {h} px for {x} ({lo} to {hi})");
     }
 }
