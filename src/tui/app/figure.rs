@@ -57,6 +57,44 @@ impl App {
         self.figure_status(result, saved);
     }
 
+    /// `F` on the comparison: the marked and the selected result side by side on one scale,
+    /// or their difference, as `headhunt plot --compare` / `--diff` draws them (auto range),
+    /// in the orientation and crop shown, as `A_vs_B` / `A_minus_B` in the results folder
+    /// (never beside a file the user did not write there, such as the paper's results).
+    pub fn write_compare_figure(&mut self) {
+        let g = &self.gallery;
+        let (Some(m), Some(e)) = (
+            g.marked.and_then(|m| g.entries.get(m)),
+            g.entries.get(g.selected),
+        ) else {
+            return;
+        };
+        let (Ok(a), Ok(b)) = (&m.record, &e.record) else {
+            return;
+        };
+        let opts = HeatmapOptions {
+            crop: self.crop.map(|_| self.layer_range()),
+            heads_as_rows: !self.layers_as_rows(),
+            ..HeatmapOptions::default()
+        };
+        let stem = |p: &std::path::Path| {
+            p.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string()
+        };
+        let joint = if g.diff { "minus" } else { "vs" };
+        let name = format!("{}_{joint}_{}", stem(&m.path), stem(&e.path));
+        let fig = if g.diff {
+            crate::plot::heatmap::Heatmap::diff(a, b, &opts)
+        } else {
+            crate::plot::heatmap::Heatmap::pair(a, b, &opts)
+        };
+        let result =
+            fig.and_then(|f| crate::plot::write_both(&f, &self.setup.results_dir.join(name)));
+        self.figure_status(result, String::new());
+    }
+
     /// `F` on the attention screen: the view's heads (grids, or the bars of the query row
     /// shown), for the prompts shown, beside the current run's saved JSON (or in the results
     /// folder when there is no finished run to save).
