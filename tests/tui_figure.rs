@@ -150,6 +150,17 @@ fn run_sweep(app: &mut App) {
     });
 }
 
+/// The pixel size of the SVG text starting with `start` (plotters writes size / 1.24).
+fn title_px(svg: &str, start: &str) -> f64 {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let n = doc
+        .descendants()
+        .find(|n| n.has_tag_name("text") && n.text().unwrap_or("").trim().starts_with(start))
+        .unwrap_or_else(|| panic!("no text {start:?}"));
+    let size: f64 = n.attribute("font-size").unwrap().parse().unwrap();
+    (size * 1.24 * 100.0).round() / 100.0
+}
+
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -359,6 +370,9 @@ fn f_on_the_attention_screen_draws_the_heads_shown() {
         texts.iter().any(|t| t == "↵ (6)"),
         "token labels: {texts:?}"
     );
+    // The explorer's own title is laid out for: drawn at full size (18 px, which plotters
+    // writes as 18 / 1.24), not shrunk to fit a width meant for another title.
+    assert_eq!(title_px(&svg, "Attention patterns · contrast run"), 18.0);
     // Purples: weight 1 is the end stop, 0 the start, 0.75 and 0.25 interpolated stops.
     let count = |c: &str| {
         svg_rects(&svg)

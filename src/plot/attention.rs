@@ -170,6 +170,15 @@ impl AttentionGrid {
         })
     }
 
+    /// With another title (the explorer words its own), the figure widened when it needs
+    /// more room for it than the one it was laid out for.
+    pub fn with_title(mut self, title: String) -> Self {
+        let need = canvas::headings_width(&title, &self.subtitle).max(0) as u32;
+        self.size.0 = self.size.0.max(need);
+        self.title = title;
+        self
+    }
+
     /// The colour of weight `w` in the grid of head number `i`.
     pub fn colour(i: usize, w: f64) -> Rgb {
         along(SEQUENTIAL[i % SEQUENTIAL.len()], w)
@@ -298,6 +307,14 @@ impl AttentionRow {
             plot_h,
             origins,
         })
+    }
+
+    /// With another title, widened as [`AttentionGrid::with_title`].
+    pub fn with_title(mut self, title: String) -> Self {
+        let need = canvas::headings_width(&title, &self.subtitle).max(0) as u32;
+        self.size.0 = self.size.0.max(need);
+        self.title = title;
+        self
     }
 
     /// Pixel rectangle of the bar of key `k` in block `i`.

@@ -109,17 +109,17 @@ impl App {
         let title = self.attention_title();
         let query = a.query.unwrap_or(n - 1).min(n - 1);
         let fig: Result<Box<dyn Figure>, _> = if a.bars {
-            AttentionRow::new(&file, &[], query as i64).map(|mut f| {
-                f.title = format!(
+            AttentionRow::new(&file, &[], query as i64).map(|f| {
+                let t = format!(
                     "Attention of query {query} {:?} · {title}",
                     file.tokens[query]
                 );
-                Box::new(f) as Box<dyn Figure>
+                Box::new(f.with_title(t)) as Box<dyn Figure>
             })
         } else {
-            AttentionGrid::new(&file, &[]).map(|mut f| {
-                f.title = format!("Attention patterns · {title}");
-                Box::new(f) as Box<dyn Figure>
+            AttentionGrid::new(&file, &[]).map(|f| {
+                let t = format!("Attention patterns · {title}");
+                Box::new(f.with_title(t)) as Box<dyn Figure>
             })
         };
         let suffix = self.attention_suffix(query);
