@@ -5,6 +5,12 @@
 # `--no-screenshots` skips the latter (no tmux needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The screenshots need Pillow (scripts/screenshots.sh checks the rest); say so before the
+# figures take their minutes, not after.
+if [ "${1:-}" != "--no-screenshots" ] && ! python3 -c 'import PIL' 2>/dev/null; then
+    echo "figures.sh: the screenshots need Pillow for python3 (pip install Pillow, or apt-get install python3-pil); --no-screenshots skips them" >&2
+    exit 1
+fi
 cargo build --release -q
 hh=target/release/headhunt
 f=assets/figures

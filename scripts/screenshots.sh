@@ -12,6 +12,15 @@
 # attention-grid; `b` the bars of the final `=` -> attention-bars.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What ansi2png.py needs, checked before anything runs (neither script installs it).
+if ! python3 -c 'import PIL' 2>/dev/null; then
+    echo "screenshots.sh: needs Pillow for python3 (pip install Pillow, or apt-get install python3-pil)" >&2
+    exit 1
+fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]; then
+    echo "screenshots.sh: needs DejaVu Sans Mono at /usr/share/fonts/truetype/dejavu/ (apt-get install fonts-dejavu-core)" >&2
+    exit 1
+fi
 if ! command -v tmux >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq tmux >/dev/null

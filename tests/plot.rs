@@ -386,3 +386,153 @@ fn fv_head_selects_panels() {
     );
     assert!(!bad.exists());
 }
+
+/// An attention file of two heads over six tokens whose weights sit on the scales' stops:
+/// each query attends 0.75 to the token before it and 0.25 to the first (queries 0 and 1:
+/// 1 to the first).
+fn stops_attention(dir: &Path) -> PathBuf {
+    let n = 6;
+    let pattern: Vec<Vec<f32>> = (0..n)
+        .map(|q| {
+            (0..n)
+                .map(|k| match (q, k) {
+                    (0 | 1, 0) => 1.0,
+                    (_, 0) => 0.25,
+                    _ if k + 1 == q => 0.75,
+                    _ => 0.0,
+                })
+                .collect()
+        })
+        .collect();
+    let v = serde_json::json!({
+        "format": "headhunt-attention", "format_version": 1, "model": null, "data": null,
+        "run": "contrast", "prompts": {"mean": {"requested": 4, "used": 4}},
+        "tokens": ["<bos>", "1", "+", "1", "=", "2"],
+        "heads": [{"head": [3, 0], "pattern": pattern}, {"head": [2, 1], "pattern": pattern}],
+    });
+    let p = dir.join("att.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    p
+}
+
+/// Every SVG rect filled with `fill` (at least `n` of them, none thinner than 3 px) has that
+/// colour in the PNG too, sampled just inside its top-left corner (clear of error bars).
+fn png_has_the_svg_rects(svg: &str, png: &Path, fill: common::figure::Rgb, n: usize) {
+    use common::figure::{hex, svg_rects, Png};
+    let img = Png::read(png);
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let root = doc.root_element();
+    let size = |a: &str| root.attribute(a).unwrap().parse::<usize>().unwrap();
+    assert_eq!((img.w, img.h), (size("width"), size("height")), "PNG size");
+    let hits: Vec<_> = svg_rects(svg)
+        .into_iter()
+        .filter(|r| r.fill == hex(fill) && r.w >= 3.0 && r.h >= 3.0)
+        .collect();
+    assert!(
+        hits.len() >= n,
+        "{} rects of {}, expected {n}",
+        hits.len(),
+        hex(fill)
+    );
+    for r in hits {
+        let at = (r.x + 1.5, r.y + 1.5);
+        assert_eq!(
+            img.at(at),
+            fill,
+            "PNG at {at:?}, rect {:?}",
+            (r.x, r.y, r.w, r.h)
+        );
+    }
+}
+
+/// The attention grids, the query-row bars, the ablation and the minimality bars in PNG:
+/// the size of the SVG, and the colour of known cells (weights on the Purples and Blues
+/// stops, matplotlib's values written here) and of every bar.
+#[test]
+fn attention_and_bar_figures_in_png() {
+    use common::figure::svg_cells;
+    let dir = temp_dir("plot-png-kinds");
+    let att = stops_attention(&dir);
+    let (svg_path, png_path) = (dir.join("a.svg"), dir.join("a.png"));
+    for p in [&svg_path, &png_path] {
+        let o = plot(&att, p);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    // The cells: square rects (the colour bars are 1 px high strips); 36 px for 6 tokens.
+    let s = 36.0;
+    let cells = svg_cells(&svg, s);
+    assert_eq!(cells.len(), 2 * 36, "two 6×6 grids");
+    let (x0, y0, _) = grid_of(&cells);
+    let x1 = cells
+        .iter()
+        .map(|c| c.x)
+        .filter(|x| *x > x0 + 6.0 * s)
+        .fold(f64::MAX, f64::min);
+    let purples = [
+        (252, 251, 253),
+        (218, 218, 235),
+        (106, 81, 163),
+        (63, 0, 125),
+    ];
+    let blues = [
+        (247, 251, 255),
+        (198, 219, 239),
+        (33, 113, 181),
+        (8, 48, 107),
+    ];
+    // (query, key) of weights 0, 0.25, 0.75, 1.
+    let qk = [(3, 3), (3, 0), (3, 2), (1, 0)];
+    let mut want = vec![];
+    for (gx, stops, head) in [(x0, purples, "3.0"), (x1, blues, "2.1")] {
+        for (&(q, k), rgb) in qk.iter().zip(stops) {
+            let at = (gx + (k as f64 + 0.5) * s, y0 + (q as f64 + 0.5) * s);
+            want.push((at, rgb, format!("H{head} query {q} key {k}")));
+        }
+    }
+    assert_colours(&svg, &png_path, &want);
+
+    // Bars of the last query: weight 0.25 and 0.75 bars in the head's colour (stop 0.75).
+    let (svg_path, png_path) = (dir.join("q.svg"), dir.join("q.png"));
+    for p in [&svg_path, &png_path] {
+        let o = Command::new(bin())
+            .arg("plot")
+            .arg(&att)
+            .args(["--query", "-1", "--out"])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    png_has_the_svg_rects(&svg, &png_path, purples[2], 2);
+    png_has_the_svg_rects(&svg, &png_path, blues[2], 2);
+
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/plot");
+    for (file, fills) in [
+        (
+            "ablation.json",
+            vec![((0xbf, 0x31, 0x00), 3), ((0xec, 0x9f, 0x05), 3)],
+        ),
+        (
+            "circuit.json",
+            vec![((117, 40, 160), 1), ((20, 90, 200), 1)],
+        ),
+    ] {
+        let (svg_path, png_path) = (dir.join("b.svg"), dir.join("b.png"));
+        for p in [&svg_path, &png_path] {
+            let o = Command::new(bin())
+                .arg("plot")
+                .arg(data.join(file))
+                .args(["--force", "--out"])
+                .arg(p)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        for (rgb, n) in fills {
+            png_has_the_svg_rects(&svg, &png_path, rgb, n);
+        }
+    }
+}

@@ -535,3 +535,479 @@ fn unknown_attention_head_is_an_error() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 }
+
+/// The analysis file `name` of tests/data/plot as a model run on a GGUF file deep in a cache
+/// folder would write it (its `model` and `data` carry absolute paths), saved in `dir`.
+fn with_machine_paths(dir: &Path, name: &str) -> PathBuf {
+    let src = std::fs::read_to_string(repo("tests/data/plot").join(name)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&src).unwrap();
+    let gguf = "/root/.cache/headhunt-models/qwen2.5-coder-0.5b-instruct-q8_0-long-name.gguf";
+    v["model"]["label"] = gguf.into();
+    v["model"]["origin"] = serde_json::json!({"kind": "gguf", "path": gguf});
+    v["data"]["file"] = "/work/data/paper/addition/setting1/addition_nmax9_offset1.jsonl".into();
+    let p = dir.join(name);
+    std::fs::write(&p, v.to_string()).unwrap();
+    p
+}
+
+/// No text of a figure holds a folder: not `dirs` (where the test's inputs live) nor
+/// anything that looks like an absolute path.
+fn no_machine_paths(svg: &Svg, dirs: &[&str]) -> Result<(), String> {
+    for t in &svg.texts {
+        let bad = dirs.iter().any(|d| t.s.contains(d))
+            || t.s.contains("/root/")
+            || t.s.contains("/work/")
+            || t.s.contains(".cache/")
+            || t.s.split_whitespace().any(|w| w.starts_with('/'));
+        if bad {
+            return Err(format!("text {:?} carries a machine path", t.s));
+        }
+    }
+    Ok(())
+}
+
+/// Every text lies inside the figure: its extent from the SVG's position, anchor and size
+/// (measured in the embedded font by `canvas::text_size`; plotters writes `font-size` as the
+/// pixel size / 1.24), horizontal or turned a quarter (then it runs up from its end).
+fn texts_fit(svg: &Svg, (w, h): (f64, f64)) -> Result<(), String> {
+    for t in svg.texts.iter().filter(|t| !t.s.is_empty()) {
+        let (tw, th) = headhunt::plot::canvas::text_size(&t.s, t.size * 1.24);
+        let (tw, th) = (tw as f64, th as f64);
+        let ((x0, x1), (y0, y1)) = if t.rotated {
+            ((t.x - th / 2.0, t.x + th / 2.0), (t.y - tw, t.y))
+        } else {
+            let x0 = match t.anchor.as_str() {
+                "middle" => t.x - tw / 2.0,
+                "end" => t.x - tw,
+                _ => t.x,
+            };
+            ((x0, x0 + tw), (t.y - th, t.y + th))
+        };
+        if x0 < -0.5 || x1 > w + 0.5 || y0 < -0.5 - th || y1 > h + 0.5 {
+            return Err(format!(
+                "text {:?} spans x {x0:.0}..{x1:.0}, y {y0:.0}..{y1:.0}: outside the {w}×{h} figure",
+                t.s
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn svg_size(path: &Path) -> (f64, f64) {
+    let src = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let root = doc.root_element();
+    let num = |a: &str| root.attribute(a).unwrap().parse::<f64>().unwrap();
+    (num("width"), num("height"))
+}
+
+/// Every kind of figure, drawn from inputs that carry machine paths (a fixture run's model
+/// folder, an analysis of a GGUF file in a cache, data files given by absolute path), names
+/// the model and data by file or folder name only, and every text fits inside the figure:
+/// at full size where the figure sizes itself (it widens for long headings), smaller where
+/// the user fixed a narrow width. The checks fail on a path and on a text moved past the edge.
+#[test]
+fn figures_name_models_without_paths_and_their_text_fits() {
+    let dir = temp_dir("plot-kinds-paths");
+    let fx = fixture("tiny-gpt2");
+    let data = fx.join("addition.jsonl");
+    let (m, d) = (s(&fx), s(&data));
+    let p = dir.join("p.json");
+    hh(&[
+        "patch",
+        "--model",
+        m,
+        "--data",
+        d,
+        "-r",
+        "resid_post:1",
+        "--out",
+        s(&p),
+    ]);
+    let att = dir.join("att.json");
+    hh(&[
+        "attention",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--head",
+        "0.1",
+        "--head",
+        "1.0",
+        "--prompts",
+        "3",
+        "--json",
+        s(&att),
+    ]);
+    let (fv, abl, circ) = (
+        with_machine_paths(&dir, "fv.json"),
+        with_machine_paths(&dir, "ablation.json"),
+        with_machine_paths(&dir, "circuit.json"),
+    );
+    let g = paper("resid_post_41.json");
+    let g2 = paper("ind_h39_7_v.json");
+    let cases: Vec<(&str, Vec<&str>, &[&str])> = vec![
+        ("heatmap", vec![s(&p)], &["tiny-gpt2", "addition.jsonl"]),
+        ("narrow", vec![s(&p), "--width", "600"], &["tiny-gpt2"]),
+        ("attention", vec![s(&att)], &["tiny-gpt2", "addition.jsonl"]),
+        ("query", vec![s(&att), "--query", "-1"], &["tiny-gpt2"]),
+        (
+            "fv",
+            vec![s(&fv)],
+            &["long-name.gguf", "addition_nmax9_offset1.jsonl"],
+        ),
+        ("ablation", vec![s(&abl)], &["long-name.gguf", "± "]),
+        (
+            "circuit",
+            vec![s(&circ)],
+            &["long-name.gguf", "faithfulness"],
+        ),
+        (
+            "compare",
+            vec![s(&g), s(&g2), "--compare"],
+            &["resid_post 41"],
+        ),
+        ("diff", vec![s(&g), s(&g2), "--diff"], &["minus"]),
+    ];
+    let fixtures = fixtures_dir();
+    let dirs = [fixtures.to_str().unwrap(), dir.to_str().unwrap()];
+    for (name, args, want) in cases {
+        let out = dir.join(format!("{name}.svg"));
+        let mut a = vec!["plot"];
+        a.extend(&args);
+        a.extend(["--out", s(&out)]);
+        hh(&a);
+        let svg = parse(&out);
+        for w in want {
+            svg.contains(w).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        no_machine_paths(&svg, &dirs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let size = svg_size(&out);
+        texts_fit(&svg, size).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Subtitles at full size (13 px) unless the width was fixed too narrow for it (a
+        // pair has none: its panels' titles fit their share of the width).
+        if name == "compare" {
+            continue;
+        }
+        let sub = &svg.texts[1];
+        let full = (sub.size * 1.24 - 13.0).abs() < 0.01;
+        assert_eq!(
+            full,
+            name != "narrow",
+            "{name}: subtitle at {} px",
+            sub.size * 1.24
+        );
+    }
+    // Narrower than the subtitle at 60% of its size: refused, nothing written.
+    let out = dir.join("too-narrow.svg");
+    let (code, err) = hh_fails(&["plot", s(&p), "--width", "300", "--out", s(&out)]);
+    assert_one_line_error(code, &err, &["width 300", "too narrow", "title"]);
+    assert!(!out.exists());
+    // The checks can fail: the ablation subtitle as it was (the model's path, wider than
+    // the figure), and its title moved to the right edge.
+    let out = dir.join("ablation.svg");
+    let mut svg = parse(&out);
+    let size = svg_size(&out);
+    svg.texts[1].s = format!(
+        "/root/.cache/headhunt-models/{} · logit diff: 1.000 without ablation",
+        svg.texts[1].s
+    );
+    assert!(no_machine_paths(&svg, &[]).is_err());
+    assert!(texts_fit(&svg, size).is_err());
+    let mut svg = parse(&out);
+    svg.texts[0].x = size.0;
+    assert!(texts_fit(&svg, size).is_err());
+}
+
+/// A flag that does not change a file's figure is refused in one line naming the flag and
+/// the file's kind (never silently ignored), and nothing is written.
+#[test]
+fn flags_that_do_not_apply_to_the_file_are_refused() {
+    let dir = temp_dir("plot-kinds-flags");
+    let data = repo("tests/data/plot");
+    let (fv, abl, circ) = (
+        data.join("fv.json"),
+        data.join("ablation.json"),
+        data.join("circuit.json"),
+    );
+    let g = paper("resid_post_41.json");
+    let out = dir.join("x.svg");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec![s(&g), "--head", "39.7"],
+            &["--head", "resid_post_41.json", "path-patching"],
+        ),
+        (
+            vec![s(&g), "--query", "3"],
+            &["--query", "path-patching", "attention"],
+        ),
+        (
+            vec![s(&fv), "--crop", "1-2"],
+            &["--crop", "fv.json", "function-vector"],
+        ),
+        (
+            vec![s(&fv), "--heads-as-rows"],
+            &["--heads-as-rows", "fv.json"],
+        ),
+        (vec![s(&fv), "--query", "1"], &["--query", "fv.json"]),
+        (
+            vec![s(&abl), "--head", "39.7"],
+            &["--head", "ablation.json", "ablation result"],
+        ),
+        (
+            vec![s(&abl), "--range", "10"],
+            &["--range", "ablation.json"],
+        ),
+        (
+            vec![s(&abl), "--width", "900"],
+            &["--width", "ablation.json"],
+        ),
+        (
+            vec![s(&circ), "--head", "41.4"],
+            &["--head", "circuit.json", "circuit"],
+        ),
+        (
+            vec![s(&circ), "--group", "a=1.1"],
+            &["--group", "circuit.json"],
+        ),
+        (
+            vec![s(&fv), s(&abl), "--compare"],
+            &["--compare", "fv.json", "function-vector"],
+        ),
+        (vec![s(&g), s(&fv), "--diff"], &["--diff", "fv.json"]),
+        (
+            vec![s(&g), "--head", "all"],
+            &["--head", "resid_post_41.json"],
+        ),
+        (vec![s(&g), "--png"], &["--png", "--out"]),
+    ];
+    for (args, needles) in cases {
+        let mut a = vec!["plot"];
+        a.extend(&args);
+        a.extend(["--out", s(&out)]);
+        let (code, err) = hh_fails(&a);
+        assert_one_line_error(code, &err, needles);
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    // The flags that do apply still work.
+    hh(&[
+        "plot",
+        s(&fv),
+        "--range",
+        "5",
+        "--head",
+        "32.6",
+        "--out",
+        s(&out),
+    ]);
+    hh(&[
+        "plot",
+        s(&g),
+        "--crop",
+        "30-41",
+        "--heads-as-rows",
+        "--out",
+        s(&dir.join("g.svg")),
+    ]);
+}
+
+/// An FV file of seven heads (as the Qwen2.5-Coder case study writes): `--head 13.8 --head
+/// all` draws that head's grid beside the panel of all seven together, on one scale over the
+/// two, and the title says which heads "all" combines; `--head all` alone draws that panel.
+#[test]
+fn fv_of_seven_heads_one_head_beside_all() {
+    let dir = temp_dir("plot-kinds-fv7");
+    let heads = [
+        (13, 8),
+        (13, 0),
+        (16, 2),
+        (16, 5),
+        (12, 3),
+        (14, 1),
+        (15, 9),
+    ];
+    let grid = |k: f64| -> Vec<Vec<f64>> {
+        (0..10)
+            .map(|r| {
+                (0..10)
+                    .map(|c| (k + r as f64 * 0.7 - c as f64 * 0.4).sin() * k)
+                    .collect()
+            })
+            .collect()
+    };
+    let mut delta = serde_json::Map::new();
+    for (i, (l, h)) in heads.iter().enumerate() {
+        delta.insert(format!("{l}.{h}"), serde_json::json!(grid(1.0 + i as f64)));
+    }
+    delta.insert("all".into(), serde_json::json!(grid(2.5)));
+    let file = dir.join("fv7.json");
+    let v = serde_json::json!({
+        "format": "headhunt-fv", "format_version": 1,
+        "model": {"label": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+                  "origin": {"kind": "hub", "id": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+                             "revision": "main", "commit": null}},
+        "data": {"file": "addition_nmax9_offset1.jsonl"},
+        "heads": heads,
+        "naive_prompts": (0..10).map(|i| format!("{i}+{i}=")).collect::<Vec<_>>(),
+        "digits": (0..10).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "delta": delta,
+    });
+    std::fs::write(&file, v.to_string()).unwrap();
+    let out = dir.join("two.svg");
+    hh(&[
+        "plot",
+        s(&file),
+        "--head",
+        "13.8",
+        "--head",
+        "all",
+        "--out",
+        s(&out),
+    ]);
+    let svg = parse(&out);
+    assert_eq!(svg.n_cells, 200, "two 10×10 grids");
+    svg.has("H13.8").unwrap();
+    svg.has("all heads").unwrap();
+    assert!(svg.texts.iter().all(|t| t.s != "H13.0"));
+    svg.contains("all: heads 13.8, 13.0, 16.2, 16.5, 12.3, 14.1, 15.9 together")
+        .unwrap();
+    svg.contains("Qwen/Qwen2.5-Coder-0.5B-Instruct · addition_nmax9_offset1.jsonl")
+        .unwrap();
+    let (a, b) = (grid(1.0), grid(2.5));
+    let range = max_abs(&a).max(max_abs(&b));
+    let want: Vec<String> = a
+        .iter()
+        .chain(&b)
+        .flatten()
+        .map(|&x| rdbu(x, range))
+        .collect();
+    svg.cells_coloured(&want).unwrap();
+    texts_fit(&svg, svg_size(&out)).unwrap();
+
+    let out = dir.join("all.svg");
+    hh(&["plot", s(&file), "--head", "all", "--out", s(&out)]);
+    let svg = parse(&out);
+    assert_eq!(svg.n_cells, 100);
+    svg.contains("Function-vector Δ of heads 13.8, 13.0")
+        .unwrap();
+    let (code, err) = hh_fails(&[
+        "plot",
+        s(&file),
+        "--head",
+        "9.9",
+        "--out",
+        s(&dir.join("x.svg")),
+    ]);
+    assert_one_line_error(code, &err, &["fv7.json", "9.9", "13.8", "all"]);
+}
+
+/// The analyses drawn from fixture runs (`ablate`, `fv`, `circuit --minimality` on
+/// tiny-gpt2), as from the synthetic files: bar lengths against the file's accuracies, the
+/// FV cells against RdBu of the file's Δ, the minimality bars and their values, in SVG and
+/// a PNG of the same size; no path in any text, every text inside the figure.
+#[test]
+fn analyses_of_fixture_runs_drawn() {
+    let dir = temp_dir("plot-kinds-fixture-analyses");
+    let fx = fixture("tiny-gpt2");
+    let data = fx.join("addition.jsonl");
+    let common = ["--model", s(&fx), "--data", s(&data), "--examples", "8"];
+    let run = |cmd: &str, extra: &[&str], name: &str| -> (PathBuf, serde_json::Value) {
+        let json = dir.join(format!("{name}.json"));
+        let mut a = vec![cmd];
+        a.extend(common);
+        a.extend(extra);
+        a.extend(["--json", s(&json)]);
+        hh(&a);
+        let out = dir.join(format!("{name}.svg"));
+        hh(&["plot", s(&json), "--out", s(&out)]);
+        let png = dir.join(format!("{name}.png"));
+        hh(&["plot", s(&json), "--out", s(&png)]);
+        let size = svg_size(&out);
+        assert_eq!(png_size(&png), (size.0 as u32, size.1 as u32), "{name}");
+        let svg = parse(&out);
+        svg.contains("tiny-gpt2 · addition.jsonl").unwrap();
+        no_machine_paths(&svg, &[fx.to_str().unwrap()]).unwrap();
+        texts_fit(&svg, size).unwrap();
+        let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (out, v)
+    };
+
+    let (out, v) = run(
+        "ablate",
+        &["--heads", "1.0,0.1", "--random-groups", "3"],
+        "ablate",
+    );
+    let pct = |x: &serde_json::Value| 100.0 * x.as_f64().unwrap();
+    let r = &v["random_groups"];
+    let normal = [&v["baseline"], &v, r].map(|o| {
+        let a = &o["acc_normal_answer"];
+        pct(a.get("mean").unwrap_or(a))
+    });
+    let contrast = [&v["baseline"], &v, r].map(|o| {
+        let a = &o["acc_contrast_answer"];
+        pct(a.get("mean").unwrap_or(a))
+    });
+    assert_bar_heights(&out, "#BF3100", &normal);
+    assert_bar_heights(&out, "#EC9F05", &contrast);
+
+    let (out, v) = run("fv", &["--heads", "1.0,0.1"], "fv");
+    let grids: Vec<Vec<Vec<f64>>> = ["1.0", "0.1", "all"]
+        .iter()
+        .map(|k| serde_json::from_value(v["delta"][k].clone()).unwrap())
+        .collect();
+    let range = grids.iter().map(|g| max_abs(g)).fold(0.0, f64::max);
+    let want: Vec<String> = grids
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&x| rdbu(x, range))
+        .collect();
+    assert_eq!(want.len(), 300);
+    let svg = parse(&out);
+    assert_eq!(svg.n_cells, 300);
+    svg.cells_coloured(&want).unwrap();
+    for t in ["H1.0", "H0.1", "all heads", "9"] {
+        svg.has(t).unwrap();
+    }
+
+    let (out, v) = run(
+        "circuit",
+        &["--group", "a=1.0,0.1@tok:=", "--minimality"],
+        "circuit",
+    );
+    let svg = parse(&out);
+    let values: Vec<f64> = v["minimality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values.len(), 2);
+    for x in &values {
+        svg.has(&format!("{x:.2}")).unwrap();
+    }
+    svg.has("1.0").unwrap();
+    svg.has("0.1").unwrap();
+    // Vertical bars in the group's colour, left to right, heights ∝ |values| on the
+    // 260-pixel axis from min(0, values) to max(0, values).
+    let src = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&src).unwrap();
+    let mut bars: Vec<(f64, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some("#7528A0"))
+        .map(|n| {
+            let g = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            (g("x"), g("height"))
+        })
+        .filter(|&(_, h)| h != 12.0)
+        .collect();
+    bars.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    let hi = values.iter().fold(0.0f64, |a, &b| a.max(b));
+    let lo = values.iter().fold(0.0f64, |a, &b| a.min(b));
+    for ((_, h), x) in bars.iter().zip(&values) {
+        let want = (260.0 * x.abs() / (hi - lo)).max(1.0);
+        assert!((h - want).abs() <= 1.5, "bar {h} px for {x} ({lo} to {hi})");
+    }
+}

@@ -150,6 +150,17 @@ fn run_sweep(app: &mut App) {
     });
 }
 
+/// The pixel size of the SVG text starting with `start` (plotters writes size / 1.24).
+fn title_px(svg: &str, start: &str) -> f64 {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let n = doc
+        .descendants()
+        .find(|n| n.has_tag_name("text") && n.text().unwrap_or("").trim().starts_with(start))
+        .unwrap_or_else(|| panic!("no text {start:?}"));
+    let size: f64 = n.attribute("font-size").unwrap().parse().unwrap();
+    (size * 1.24 * 100.0).round() / 100.0
+}
+
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -359,6 +370,9 @@ fn f_on_the_attention_screen_draws_the_heads_shown() {
         texts.iter().any(|t| t == "↵ (6)"),
         "token labels: {texts:?}"
     );
+    // The explorer's own title is laid out for: drawn at full size (18 px, which plotters
+    // writes as 18 / 1.24), not shrunk to fit a width meant for another title.
+    assert_eq!(title_px(&svg, "Attention patterns · contrast run"), 18.0);
     // Purples: weight 1 is the end stop, 0 the start, 0.75 and 0.25 interpolated stops.
     let count = |c: &str| {
         svg_rects(&svg)
@@ -444,4 +458,71 @@ fn f_draws_raw_effects_with_the_explorers_floor_and_fixed_range() {
     // Fixed: ±1 logit.
     press(&mut app, "f");
     check(&mut app, 1.0, "1.0");
+}
+
+/// `F` on the comparison (the gallery's `c` / `d`): the two results side by side, then their
+/// difference, as `A_vs_B` / `A_minus_B` (SVG and PNG) in the results folder, never beside
+/// the paper's files; the cells against RdBu of the files' values on one auto scale.
+#[test]
+fn f_on_the_comparison_draws_the_pair_and_the_difference() {
+    let (mut app, dir) = ready_app("fig-compare");
+    let paper = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results/gemma_2_9b");
+    app.setup.gallery_dirs = vec![paper.clone()];
+    press(&mut app, "w");
+    press(&mut app, "mjc");
+    assert_eq!(app.screen, Screen::Compare);
+    let stem = |i: usize| {
+        app.gallery.entries[i]
+            .path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string()
+    };
+    let (a, b) = (stem(0), stem(1));
+    let before: Vec<_> = std::fs::read_dir(&paper).unwrap().collect();
+    press(&mut app, "F");
+    let svg_path = dir.join(format!("{a}_vs_{b}.svg"));
+    assert!(svg_path.is_file(), "{:?} ({})", files(&dir), app.status.1);
+    assert!(dir.join(format!("{a}_vs_{b}.png")).is_file());
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let recs: Vec<RunRecord> = [0, 1]
+        .iter()
+        .map(|&i| app.gallery.entries[i].record.clone().unwrap())
+        .collect();
+    let pct = |r: &RunRecord| -> Vec<f64> {
+        r.relative
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|v| 100.0 * v)
+            .collect()
+    };
+    let range = recs
+        .iter()
+        .flat_map(pct)
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let cells = svg_rects(&svg);
+    let fills: std::collections::HashSet<String> = cells.iter().map(|r| r.fill.clone()).collect();
+    for v in recs.iter().flat_map(pct) {
+        assert!(fills.contains(&hex(rdbu(v, range))), "no cell of {v}%");
+    }
+    let texts = svg_texts(&svg);
+    for r in &recs {
+        assert!(
+            texts.iter().any(|t| t.contains(&r.receiver_label)),
+            "{texts:?}"
+        );
+    }
+    press(&mut app, "dF");
+    let diff = dir.join(format!("{a}_minus_{b}.svg"));
+    assert!(diff.is_file(), "{:?} ({})", files(&dir), app.status.1);
+    let texts = svg_texts(&std::fs::read_to_string(&diff).unwrap());
+    assert!(texts.iter().any(|t| t.contains("minus")), "{texts:?}");
+    let after: Vec<_> = std::fs::read_dir(&paper).unwrap().collect();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "nothing written beside the paper's files"
+    );
 }

@@ -20,14 +20,14 @@ pub struct PlotArgs {
     /// Write PNG instead of SVG when --out is not given.
     #[arg(long)]
     pub png: bool,
-    /// Figure width in pixels (default: from the number of cells).
+    /// Path-patching heatmaps: figure width in pixels (default: from the number of cells).
     #[arg(long)]
     pub width: Option<u32>,
-    /// Figure height in pixels (default: from the number of cells).
+    /// Path-patching heatmaps: figure height in pixels (default: from the number of cells).
     #[arg(long)]
     pub height: Option<u32>,
-    /// Colour scale: auto (the largest magnitude shown) or a half-width, e.g. ±20 (in % for
-    /// path patching).
+    /// Colour scale of heatmaps and function-vector grids: auto (the largest magnitude shown)
+    /// or a half-width, e.g. ±20 (in % for path patching).
     #[arg(long, default_value = "auto", allow_hyphen_values = true)]
     pub range: String,
     /// Only sender layers LO-HI (path patching), e.g. 24-41.
@@ -46,7 +46,8 @@ pub struct PlotArgs {
     #[arg(long = "group")]
     pub groups: Vec<String>,
     /// Attention and function-vector files: only these heads `L.H` (repeatable; default: all
-    /// in the file, and for function vectors also the panel of all heads together).
+    /// in the file, and for function vectors also the panel of all heads together, which
+    /// `--head all` selects).
     #[arg(long = "head")]
     pub heads: Vec<String>,
     /// Attention files: bars of this query row (0-based; negative counts from the end)
@@ -118,6 +119,15 @@ pub fn run(a: PlotArgs) -> Result<()> {
     }
     let range =
         crate::plot::scale::parse_range(&a.range).map_err(|e| anyhow::anyhow!("--range {e}"))?;
+    if let (true, Some(o)) = (a.png, &a.out) {
+        if plot::format_of(o).ok() != Some(Format::Png) {
+            bail!(
+                "--png and --out {}: --out names the format by its extension; \
+                 --png is for when --out is not given",
+                o.display()
+            );
+        }
+    }
     let out = a.out.clone().unwrap_or_else(|| default_out(&a));
     plot::format_of(&out).map_err(|e| anyhow::anyhow!("--out {e}"))?;
     if out.exists() && !a.force {
@@ -137,12 +147,93 @@ pub fn run(a: PlotArgs) -> Result<()> {
     Ok(())
 }
 
-fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<dyn Figure>> {
-    let heads = a
-        .heads
+/// The flags given that draw nothing for a file of `kind`, worded by flag name: each kind
+/// of figure takes only the flags that change it, so a flag is never silently ignored.
+fn check_flags(a: &PlotArgs, file: &Path, kind: &Plottable) -> Result<()> {
+    let heatmap = matches!(kind, Plottable::PathPatching(_));
+    let attention = matches!(kind, Plottable::Attention(_));
+    let fv = matches!(kind, Plottable::FunctionVector(_));
+    // (flag, given, applies to this kind, the kinds it is for)
+    let flags = [
+        (
+            "--head",
+            !a.heads.is_empty(),
+            attention || fv,
+            "attention and function-vector files",
+        ),
+        ("--query", a.query.is_some(), attention, "attention files"),
+        ("--crop", a.crop.is_some(), heatmap, "path-patching results"),
+        (
+            "--heads-as-rows",
+            a.heads_as_rows,
+            heatmap,
+            "path-patching results",
+        ),
+        (
+            "--group",
+            !a.groups.is_empty(),
+            heatmap,
+            "path-patching results",
+        ),
+        (
+            "--width",
+            a.width.is_some(),
+            heatmap,
+            "path-patching results",
+        ),
+        (
+            "--height",
+            a.height.is_some(),
+            heatmap,
+            "path-patching results",
+        ),
+        (
+            "--range",
+            a.range.trim() != "auto",
+            heatmap || fv,
+            "path-patching and function-vector files",
+        ),
+        ("--compare", a.compare, heatmap, "two path-patching results"),
+        ("--diff", a.diff, heatmap, "two path-patching results"),
+    ];
+    match flags
         .iter()
-        .map(|h| super::attention::parse_head(h))
-        .collect::<Result<Vec<_>>>()?;
+        .find(|(_, given, applies, _)| *given && !applies)
+    {
+        Some((flag, _, _, which)) => bail!(
+            "{flag} does not apply to {} (a {}); it is for {which}",
+            file.display(),
+            kind.kind()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `--head` values: `L.H`, and for function-vector files `all` (the panel of all heads
+/// together). Returns the heads and whether `all` was asked for.
+fn parse_heads(a: &PlotArgs, kind: &Plottable) -> Result<(Vec<(usize, usize)>, bool)> {
+    let mut heads = Vec::new();
+    let mut all = false;
+    for h in &a.heads {
+        if h.trim().eq_ignore_ascii_case("all") {
+            if !matches!(kind, Plottable::FunctionVector(_)) {
+                bail!(
+                    "--head all: only function-vector files have a panel of all heads;                      without --head every head in the file is drawn"
+                );
+            }
+            all = true;
+        } else {
+            heads.push(super::attention::parse_head(h)?);
+        }
+    }
+    Ok((heads, all))
+}
+
+fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<dyn Figure>> {
+    for (f, p) in a.files.iter().zip(loaded) {
+        check_flags(a, f, p)?;
+    }
+    let (heads, with_all) = parse_heads(a, &loaded[0])?;
     let opts = heatmap::HeatmapOptions {
         width: a.width,
         height: a.height,
@@ -177,9 +268,9 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
                 None => Box::new(attention::AttentionGrid::new(f, &heads).map_err(in_file)?),
             }
         }
-        Plottable::FunctionVector(f) if !heads.is_empty() => {
+        Plottable::FunctionVector(f) if !heads.is_empty() || with_all => {
             let only = f
-                .only(&heads)
+                .only(&heads, with_all)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", a.files[0].display()))?;
             Box::new(analysis::FvFigure::new(&only, range)?)
         }

@@ -15,13 +15,14 @@ use super::PlotError;
 
 pub use crate::results::analysis::{ABLATION_FORMAT, CIRCUIT_FORMAT, FV_FORMAT};
 
-/// The model's label in an analysis file's `model` object.
-fn model_label(model: &Value) -> String {
-    model
-        .get("label")
-        .and_then(|l| l.as_str())
-        .unwrap_or("unknown model")
-        .to_string()
+/// The model's name and the data file's name of an analysis file, for subtitles: no
+/// folders (see [`super::model_name_json`]).
+fn source_label(model: &Value, data: &Value) -> String {
+    let model = super::model_name_json(model);
+    match super::data_name_json(data) {
+        Some(d) => format!("{model} · {d}"),
+        None => model,
+    }
 }
 
 fn head_name((l, h): (usize, usize)) -> String {
@@ -42,6 +43,8 @@ pub struct FvFile {
     pub format_version: u32,
     #[serde(default)]
     pub model: Value,
+    #[serde(default)]
+    pub data: Value,
     pub heads: Vec<(usize, usize)>,
     pub naive_prompts: Vec<String>,
     pub digits: Vec<String>,
@@ -68,25 +71,61 @@ impl FvFile {
         Ok(self)
     }
 
-    /// The panels of `heads` alone (no "all"): for a figure of one head's FV. A head not in
-    /// the file is an error that lists the heads it has.
-    pub fn only(&self, heads: &[(usize, usize)]) -> Result<FvFile, PlotError> {
+    /// The panels of `heads`, and the panel of all heads together when `with_all`: for a
+    /// figure of one head's FV (`--head 13.8`), or of it beside the combined one (`--head
+    /// 13.8 --head all`). `heads` stays the file's list, so a title can say what "all" is.
+    /// A head or panel not in the file is an error that lists what it has.
+    pub fn only(&self, heads: &[(usize, usize)], with_all: bool) -> Result<FvFile, PlotError> {
         let mut delta = BTreeMap::new();
-        for &h in heads {
-            let m = self.delta.get(&head_name(h)).ok_or_else(|| {
+        let mut keys: Vec<String> = heads.iter().map(|&h| head_name(h)).collect();
+        if with_all {
+            keys.push("all".into());
+        }
+        for k in keys {
+            let m = self.delta.get(&k).ok_or_else(|| {
+                let what = if k == "all" {
+                    "the panel of all heads together (`all`)".to_string()
+                } else {
+                    format!("head {k}")
+                };
                 PlotError::Invalid(format!(
-                    "head {} is not in the file (it has {})",
-                    head_name(h),
-                    heads_list(&self.heads)
+                    "{what} is not in the file (it has {})",
+                    self.keys().join(", ")
                 ))
             })?;
-            delta.insert(head_name(h), m.clone());
+            delta.insert(k, m.clone());
         }
         Ok(FvFile {
-            heads: heads.to_vec(),
             delta,
             ..self.clone()
         })
+    }
+
+    /// The figure's title: the heads shown, and which heads the panel "all" combines when
+    /// not every one of them is shown beside it.
+    pub fn title(&self) -> String {
+        let keys = self.keys();
+        let shown: Vec<&String> = keys.iter().filter(|k| *k != "all").collect();
+        let all = keys.len() > shown.len();
+        let list = |v: &[&String]| {
+            let noun = if v.len() == 1 { "head" } else { "heads" };
+            let names: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+            format!("{noun} {}", names.join(", "))
+        };
+        let every = shown.len() == self.heads.len();
+        match (shown.is_empty(), all) {
+            (false, false) => format!("Function-vector Δ, {}", list(&shown)),
+            (false, true) if every => format!("Function-vector Δ, {}", list(&shown)),
+            (_, true) => {
+                let heads = format!("heads {} together", heads_list(&self.heads));
+                if shown.is_empty() {
+                    format!("Function-vector Δ of {heads}")
+                } else {
+                    format!("Function-vector Δ, {}; all: {heads}", list(&shown))
+                }
+            }
+            (true, false) => "Function-vector Δ".into(),
+        }
     }
 
     /// Panel keys in order: the heads as listed, "all", then any others.
@@ -113,6 +152,8 @@ impl FvFile {
 #[derive(Debug, Clone)]
 pub struct FvFigure {
     pub size: (u32, u32),
+    pub title: String,
+    pub subtitle: String,
     pub file: FvFile,
     pub keys: Vec<String>,
     pub range: f64,
@@ -141,11 +182,18 @@ impl FvFigure {
             .map(|i| (20 + label_w + (i % per_row) * pw, 70 + (i / per_row) * ph))
             .collect();
         let n_rows = (keys.len() as i32 + per_row - 1) / per_row;
+        let title = file.title();
+        let subtitle = format!(
+            "{} · rows: naive prompt, columns: digit",
+            source_label(&file.model, &file.data)
+        );
+        let width = (per_row * pw + 110)
+            .max(480)
+            .max(canvas::headings_width(&title, &subtitle));
         Ok(FvFigure {
-            size: (
-                (per_row * pw + 110).max(480) as u32,
-                (70 + n_rows * ph) as u32,
-            ),
+            size: (width as u32, (70 + n_rows * ph) as u32),
+            title,
+            subtitle,
             file: file.clone(),
             keys,
             range,
@@ -163,20 +211,7 @@ impl FvFigure {
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
         let w = self.size.0 as i32;
-        let heads = if self.file.heads.len() == 1 {
-            "head"
-        } else {
-            "heads"
-        };
-        let title = format!(
-            "Function-vector Δ, {heads} {}",
-            heads_list(&self.file.heads)
-        );
-        let sub = format!(
-            "{} · rows: naive prompt, columns: digit",
-            model_label(&self.file.model)
-        );
-        canvas::headings(area, self.size.0, &title, &sub)?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         for (p, key) in self.keys.iter().enumerate() {
             let m = &self.file.delta[key];
             for (r, row) in m.iter().enumerate() {
@@ -278,6 +313,8 @@ pub struct AblationFile {
     pub format_version: u32,
     #[serde(default)]
     pub model: Value,
+    #[serde(default)]
+    pub data: Value,
     pub heads: Vec<(usize, usize)>,
     pub logit_diff: f64,
     pub acc_normal_answer: f64,
@@ -348,7 +385,7 @@ impl BarFigure {
         ];
         let mut sub = format!(
             "{} · logit diff: {:.3} without ablation, {:.3} ablated",
-            model_label(&f.model),
+            source_label(&f.model, &f.data),
             b.logit_diff,
             f.logit_diff
         );
@@ -412,7 +449,7 @@ impl BarFigure {
             .collect();
         let sub = format!(
             "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
-            model_label(&f.model),
+            source_label(&f.model, &f.data),
             f.f_c,
             f.f_m,
             f.faithfulness
@@ -444,15 +481,16 @@ impl BarFigure {
             .max()
             .unwrap_or(0) as i32;
         let n = categories.len().max(1) as i32;
+        let heads_w = canvas::headings_width(&title, &subtitle);
         let (plot, size) = if horizontal {
             let h = n * 56;
-            (
-                ((label_w + 20, 80), (label_w + 20 + 460, 80 + h)),
-                (label_w + 520, 80 + h + 60),
-            )
+            let width = (label_w + 520).max(heads_w);
+            // The bars centred when the width was raised for the headings.
+            let x0 = (width - label_w - 520) / 2 + label_w + 20;
+            (((x0, 80), (x0 + 460, 80 + h)), (width, 80 + h + 60))
         } else {
             let w = (n * 36).max(200);
-            let width = (w + 110).max(560);
+            let width = (w + 110).max(560).max(heads_w);
             // Centred under the title, which sets the width of a figure of few bars.
             let x0 = ((width - w) / 2).max(70);
             // Room above the plot for the tallest bar's value, under the legend.
@@ -625,6 +663,8 @@ pub struct CircuitFile {
     pub format_version: u32,
     #[serde(default)]
     pub model: Value,
+    #[serde(default)]
+    pub data: Value,
     #[serde(default)]
     pub groups: Vec<CircuitGroup>,
     #[serde(rename = "F_C")]

@@ -74,7 +74,10 @@ impl AttentionFile {
     }
 
     fn subtitle(&self) -> String {
-        let model = self.model.as_ref().map_or("unknown model", |m| &m.label);
+        let model = self
+            .model
+            .as_ref()
+            .map_or_else(|| "unknown model".to_string(), super::model_name);
         match &self.data {
             Some(d) => format!(
                 "{model} · {}",
@@ -84,7 +87,7 @@ impl AttentionFile {
                     .unwrap_or_default()
                     .to_string_lossy()
             ),
-            None => model.to_string(),
+            None => model,
         }
     }
 
@@ -151,15 +154,29 @@ impl AttentionGrid {
             .collect();
         let width = left + chosen.len() as i32 * (grid + gap) - gap + right;
         let height = top + grid + label_w + 40;
+        let title = format!("Attention patterns, {}", f.prompts_label());
+        let subtitle = format!("{} · rows: query, columns: key", f.subtitle());
+        let width = width
+            .max(480)
+            .max(canvas::headings_width(&title, &subtitle));
         Ok(AttentionGrid {
-            size: (width.max(480) as u32, height as u32),
-            title: format!("Attention patterns, {}", f.prompts_label()),
-            subtitle: format!("{} · rows: query, columns: key", f.subtitle()),
+            size: (width as u32, height as u32),
+            title,
+            subtitle,
             tokens: f.tokens.clone(),
             heads: chosen,
             cell,
             origins,
         })
+    }
+
+    /// With another title (the explorer words its own), the figure widened when it needs
+    /// more room for it than the one it was laid out for.
+    pub fn with_title(mut self, title: String) -> Self {
+        let need = canvas::headings_width(&title, &self.subtitle).max(0) as u32;
+        self.size.0 = self.size.0.max(need);
+        self.title = title;
+        self
     }
 
     /// The colour of weight `w` in the grid of head number `i`.
@@ -270,17 +287,19 @@ impl AttentionRow {
             .map(|i| (left, top + i as i32 * block))
             .collect();
         let width = left + (pitch * n as f64) as i32 + 30;
+        let title = format!(
+            "Attention of query {q} {:?}, {}",
+            f.tokens[q],
+            f.prompts_label()
+        );
+        let subtitle = f.subtitle();
+        let width = width
+            .max(480)
+            .max(canvas::headings_width(&title, &subtitle));
         Ok(AttentionRow {
-            size: (
-                width.max(480) as u32,
-                (top + rows.len() as i32 * block) as u32,
-            ),
-            title: format!(
-                "Attention of query {q} {:?}, {}",
-                f.tokens[q],
-                f.prompts_label()
-            ),
-            subtitle: f.subtitle(),
+            size: (width as u32, (top + rows.len() as i32 * block) as u32),
+            title,
+            subtitle,
             tokens: f.tokens.clone(),
             rows,
             query: q,
@@ -288,6 +307,14 @@ impl AttentionRow {
             plot_h,
             origins,
         })
+    }
+
+    /// With another title, widened as [`AttentionGrid::with_title`].
+    pub fn with_title(mut self, title: String) -> Self {
+        let need = canvas::headings_width(&title, &self.subtitle).max(0) as u32;
+        self.size.0 = self.size.0.max(need);
+        self.title = title;
+        self
     }
 
     /// Pixel rectangle of the bar of key `k` in block `i`.

@@ -262,8 +262,47 @@ pub fn outline<DB: DrawingBackend>(
     .map_err(draw_err)
 }
 
+/// Free pixels kept at each side of a figure's headings.
+pub const EDGE: i32 = 8;
+
+/// The width a figure needs for its title and subtitle at their sizes, margins included:
+/// figures that size themselves are at least this wide, so their headings are never cut.
+pub fn headings_width(title: &str, subtitle: &str) -> i32 {
+    let w = text_size(title, TITLE)
+        .0
+        .max(text_size(subtitle, SUBTITLE).0);
+    w as i32 + 2 * EDGE
+}
+
+/// The smallest a text is drawn to fit, as a share of its size: below it, it is no longer
+/// legible, and a figure too narrow for its headings at this size is refused instead
+/// ([`headings_min_width`]).
+pub const MIN_SCALE: f64 = 0.6;
+
+/// The narrowest figure whose headings fit at [`MIN_SCALE`] of their sizes.
+pub fn headings_min_width(title: &str, subtitle: &str) -> i32 {
+    let w = text_size(title, TITLE * MIN_SCALE)
+        .0
+        .max(text_size(subtitle, SUBTITLE * MIN_SCALE).0);
+    w as i32 + 2 * EDGE + 1
+}
+
+/// The font size at most `size` (and at least [`MIN_SCALE`] of it) at which `s` is at most
+/// `avail` pixels wide: a text that does not fit where it goes (a figure of a width given by
+/// the user) is drawn smaller rather than cut at the figure's edge.
+pub fn fitted(s: &str, size: f64, avail: i32) -> f64 {
+    let least = size * MIN_SCALE;
+    let mut f = size;
+    while f > least && text_size(s, f).0 as i32 > avail {
+        f = (f * avail as f64 / text_size(s, f).0 as f64 * 10.0).floor() / 10.0;
+        f = f.min(size - 0.1).max(least);
+    }
+    f
+}
+
 /// The title (and the subtitle under it, when there is one) centred across a figure `width`
-/// pixels wide: the same place and sizes in every figure.
+/// pixels wide: the same place and sizes in every figure, smaller only where a text would
+/// not fit the width (see [`fitted`]).
 pub fn headings<DB: DrawingBackend>(
     area: &Area<DB>,
     width: u32,
@@ -271,11 +310,14 @@ pub fn headings<DB: DrawingBackend>(
     subtitle: &str,
 ) -> Result<(), PlotError> {
     let x = width as i32 / 2;
-    text(area, title, (x, 8), TITLE, Anchor::Top, BLACK_TEXT)?;
+    let avail = width as i32 - 2 * EDGE;
+    let t = fitted(title, TITLE, avail);
+    text(area, title, (x, 8), t, Anchor::Top, BLACK_TEXT)?;
     if subtitle.is_empty() {
         return Ok(());
     }
-    text(area, subtitle, (x, 32), SUBTITLE, Anchor::Top, GREY_TEXT)
+    let s = fitted(subtitle, SUBTITLE, avail);
+    text(area, subtitle, (x, 32), s, Anchor::Top, GREY_TEXT)
 }
 
 /// How a legend item shows its colour.

@@ -69,11 +69,10 @@ figure!(Heatmap);
 /// The model and data of a record, for titles.
 pub fn describe(rec: &RunRecord) -> String {
     let model = match (&rec.model, &rec.note) {
-        (Some(m), _) => m.label.clone(),
-        (None, Some(n)) => n
-            .strip_prefix("imported from the paper: ")
-            .unwrap_or(n)
-            .to_string(),
+        (Some(m), _) => super::model_name(m),
+        (None, Some(n)) => {
+            super::path_free(n.strip_prefix("imported from the paper: ").unwrap_or(n))
+        }
         (None, None) => "unknown model".into(),
     };
     match &rec.data {
@@ -272,7 +271,11 @@ impl Heatmap {
         } else {
             (n_shown, n_heads)
         };
-        let (size, layout) = lay_out(rows, cols, panels.len(), &panels, opts)?;
+        let heads_w = (
+            canvas::headings_width(&title, &subtitle),
+            canvas::headings_min_width(&title, &subtitle),
+        );
+        let (size, layout) = lay_out((rows, cols), panels.len(), &panels, opts, heads_w)?;
         Ok(Heatmap {
             size,
             title,
@@ -417,11 +420,17 @@ impl Heatmap {
         )?;
         if !self.panels[p].title.is_empty() {
             let t = &self.panels[p].title;
+            // Its share of the width: the grid and half a gap each side, within the figure.
+            let (centre, half) = (x0 + grid_w / 2, (grid_w + 60) / 2);
+            let room = half
+                .min(centre - canvas::EDGE)
+                .min(self.size.0 as i32 - canvas::EDGE - centre);
+            let size = canvas::fitted(t, SUBTITLE, 2 * room);
             canvas::text(
                 area,
                 t,
-                (x0 + grid_w / 2, l.origin_y - 20),
-                SUBTITLE,
+                (centre, l.origin_y - 20),
+                size,
                 Anchor::Top,
                 BLACK_TEXT,
             )?;
@@ -463,12 +472,15 @@ fn same_shape(a: &RunRecord, b: &RunRecord) -> Result<(), PlotError> {
 
 /// Margins around each grid (title above, ticks and legend below, colour bar at the right),
 /// then cells: square ones of a legible size by default, or whatever fills a given size.
+/// A figure that sizes itself is at least `heads_w.0` wide (its headings at full size, see
+/// [`canvas::headings_width`]); one of a given width at least `heads_w.1` (at the smallest
+/// legible size, [`canvas::headings_min_width`]).
 fn lay_out(
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     n_panels: usize,
     panels: &[Panel],
     opts: &HeatmapOptions,
+    (heads_w, heads_min_w): (i32, i32),
 ) -> Result<((u32, u32), Layout), PlotError> {
     let top = if panels.iter().any(|p| !p.title.is_empty()) {
         84
@@ -481,13 +493,19 @@ fn lay_out(
         .round();
     let fixed_w = left + right + (n_panels as i32 - 1) * gap;
     let (cell_w, width) = match opts.width {
+        Some(w) if (w as i32) < heads_min_w => {
+            return Err(PlotError::Invalid(format!(
+                "figure width {w} is too narrow for the title and subtitle: at least \
+                 {heads_min_w} pixels (or no width, and the figure sizes itself)"
+            )))
+        }
         Some(w) => ((w as i32 - fixed_w) as f64 / (cols * n_panels) as f64, w),
         None => {
             let min_w = text_size("0000", TICK).0 as f64 / 2.0;
             let c = default_cell.max(min_w);
             let total = fixed_w + (c * (cols * n_panels) as f64).round() as i32;
             // Long titles need room too.
-            (c, total.max(560) as u32)
+            (c, total.max(560).max(heads_w) as u32)
         }
     };
     let (cell_h, height) = match opts.height {

@@ -185,3 +185,88 @@ pub fn write_both(fig: &dyn Figure, stem: &Path) -> Result<[PathBuf; 2], PlotErr
     let png = write_own(fig, &with(Format::Png))?;
     Ok([svg, png])
 }
+
+/// The model's name in a figure: the file or folder name of a local model or GGUF file, the
+/// hub id (`@revision` when not `main`). A figure goes to a paper or a collaborator, so it
+/// never carries a machine path such as `/root/.cache/…/model.gguf`.
+pub fn model_name(m: &crate::results::ModelInfo) -> String {
+    origin_name(&m.origin)
+}
+
+fn origin_name(origin: &crate::model::ModelOrigin) -> String {
+    use crate::model::ModelOrigin;
+    match origin {
+        ModelOrigin::Local { path } | ModelOrigin::Gguf { path } => base_name(path),
+        hub => hub.label(),
+    }
+}
+
+/// [`model_name`] of an analysis file's `model` object: from its `origin` where it has one,
+/// else its `label` with any folders dropped when it looks like a path (starts with `/`,
+/// `.` or `~`, or holds more than one `/`; a hub id holds one).
+pub fn model_name_json(model: &serde_json::Value) -> String {
+    if let Some(origin) = model
+        .get("origin")
+        .and_then(|o| serde_json::from_value::<crate::model::ModelOrigin>(o.clone()).ok())
+    {
+        return origin_name(&origin);
+    }
+    match model.get("label").and_then(|l| l.as_str()) {
+        Some(l) => path_free(l),
+        None => "unknown model".into(),
+    }
+}
+
+/// `label` unless it looks like a path (see [`model_name_json`]), then its last component.
+pub fn path_free(label: &str) -> String {
+    let pathlike = label.starts_with(['/', '.', '~', '\\'])
+        || label.matches('/').count() > 1
+        || label.contains('\\')
+        || label.get(1..3) == Some(":\\");
+    if pathlike {
+        base_name(label)
+    } else {
+        label.to_string()
+    }
+}
+
+/// The last component of a path written as text (either separator), for names in figures.
+pub fn base_name(path: &str) -> String {
+    let t = path.trim_end_matches(['/', '\\']);
+    match t.rsplit(['/', '\\']).next() {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "model".into(),
+    }
+}
+
+/// The data file's name (no folders) of an analysis file's `data` object, if it has one.
+pub fn data_name_json(data: &serde_json::Value) -> Option<String> {
+    data.get("file")
+        .and_then(|f| f.as_str())
+        .map(base_name)
+        .filter(|s| s != "model")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_figures_carry_no_folders() {
+        assert_eq!(base_name("/root/.cache/m/qwen-q8_0.gguf"), "qwen-q8_0.gguf");
+        assert_eq!(base_name("models/tiny/"), "tiny");
+        assert_eq!(path_free("Qwen/Qwen2.5-0.5B"), "Qwen/Qwen2.5-0.5B");
+        assert_eq!(path_free("/root/x/y.gguf"), "y.gguf");
+        assert_eq!(path_free("../shared/fixtures/tiny"), "tiny");
+        let v = serde_json::json!({"label": "/a/b/m.gguf",
+            "origin": {"kind": "gguf", "path": "/a/b/m.gguf"}});
+        assert_eq!(model_name_json(&v), "m.gguf");
+        let v = serde_json::json!({"label": "org/m",
+            "origin": {"kind": "hub", "id": "org/m", "revision": "v2", "commit": null}});
+        assert_eq!(model_name_json(&v), "org/m@v2");
+        assert_eq!(
+            data_name_json(&serde_json::json!({"file": "/d/x/add.jsonl"})).as_deref(),
+            Some("add.jsonl")
+        );
+    }
+}

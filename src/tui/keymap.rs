@@ -430,6 +430,7 @@ pub const GALLERY: &[Binding<GalleryAction>] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareAction {
     ToggleDifference,
+    Figure,
     Help,
     Back,
 }
@@ -440,6 +441,11 @@ pub const COMPARE: &[Binding<CompareAction>] = &[
         label: "d",
         what: "difference / side by side",
         keys: &[(C('d'), CompareAction::ToggleDifference)],
+    },
+    Binding {
+        label: "F",
+        what: "figure of this comparison (.svg, .png) in the results folder",
+        keys: &[(C('F'), CompareAction::Figure)],
     },
     Binding {
         label: "?",

@@ -57,6 +57,44 @@ impl App {
         self.figure_status(result, saved);
     }
 
+    /// `F` on the comparison: the marked and the selected result side by side on one scale,
+    /// or their difference, as `headhunt plot --compare` / `--diff` draws them (auto range),
+    /// in the orientation and crop shown, as `A_vs_B` / `A_minus_B` in the results folder
+    /// (never beside a file the user did not write there, such as the paper's results).
+    pub fn write_compare_figure(&mut self) {
+        let g = &self.gallery;
+        let (Some(m), Some(e)) = (
+            g.marked.and_then(|m| g.entries.get(m)),
+            g.entries.get(g.selected),
+        ) else {
+            return;
+        };
+        let (Ok(a), Ok(b)) = (&m.record, &e.record) else {
+            return;
+        };
+        let opts = HeatmapOptions {
+            crop: self.crop.map(|_| self.layer_range()),
+            heads_as_rows: !self.layers_as_rows(),
+            ..HeatmapOptions::default()
+        };
+        let stem = |p: &std::path::Path| {
+            p.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string()
+        };
+        let joint = if g.diff { "minus" } else { "vs" };
+        let name = format!("{}_{joint}_{}", stem(&m.path), stem(&e.path));
+        let fig = if g.diff {
+            crate::plot::heatmap::Heatmap::diff(a, b, &opts)
+        } else {
+            crate::plot::heatmap::Heatmap::pair(a, b, &opts)
+        };
+        let result =
+            fig.and_then(|f| crate::plot::write_both(&f, &self.setup.results_dir.join(name)));
+        self.figure_status(result, String::new());
+    }
+
     /// `F` on the attention screen: the view's heads (grids, or the bars of the query row
     /// shown), for the prompts shown, beside the current run's saved JSON (or in the results
     /// folder when there is no finished run to save).
@@ -71,17 +109,17 @@ impl App {
         let title = self.attention_title();
         let query = a.query.unwrap_or(n - 1).min(n - 1);
         let fig: Result<Box<dyn Figure>, _> = if a.bars {
-            AttentionRow::new(&file, &[], query as i64).map(|mut f| {
-                f.title = format!(
+            AttentionRow::new(&file, &[], query as i64).map(|f| {
+                let t = format!(
                     "Attention of query {query} {:?} · {title}",
                     file.tokens[query]
                 );
-                Box::new(f) as Box<dyn Figure>
+                Box::new(f.with_title(t)) as Box<dyn Figure>
             })
         } else {
-            AttentionGrid::new(&file, &[]).map(|mut f| {
-                f.title = format!("Attention patterns · {title}");
-                Box::new(f) as Box<dyn Figure>
+            AttentionGrid::new(&file, &[]).map(|f| {
+                let t = format!("Attention patterns · {title}");
+                Box::new(f.with_title(t)) as Box<dyn Figure>
             })
         };
         let suffix = self.attention_suffix(query);

@@ -61,6 +61,7 @@ impl App {
     pub fn update_compare(&mut self, action: CompareAction) {
         match action {
             CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
+            CompareAction::Figure => self.write_compare_figure(),
             CompareAction::Help => self.open_help(),
             CompareAction::Back => self.screen = Screen::Gallery,
         }
