@@ -10,17 +10,18 @@ impl App {
         if key.kind == crossterm::event::KeyEventKind::Release {
             return;
         }
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            self.effects.push(Effect::Cancel);
-            self.effects.push(Effect::Quit);
-            self.quit = true;
-            return;
-        }
+        // In raw mode Ctrl-C is a key, not a signal: on every screen, even in a prompt, it is
+        // `q` (asks first when something is unsaved; pressed again, quits).
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if std::mem::take(&mut self.confirm_quit) {
-            if key.code == KeyCode::Char('q') {
+            if ctrl_c || key.code == KeyCode::Char('q') {
                 return self.quit_now();
             }
             self.set_status(Level::Info, "");
+        }
+        if ctrl_c {
+            return self.request_quit();
         }
         if self.input.is_some() {
             self.on_input_key(key);
@@ -82,6 +83,18 @@ impl App {
         reports
             .any(|r| r.saved_to.is_none())
             .then_some("an analysis report")
+    }
+
+    /// `q` or Ctrl-C: quits, or first asks when something would be lost.
+    pub(super) fn request_quit(&mut self) {
+        match self.unsaved() {
+            Some(what) => {
+                self.confirm_quit = true;
+                let msg = format!("{what} not saved: q again quits, any other key stays");
+                self.set_status(Level::Warn, msg);
+            }
+            None => self.quit_now(),
+        }
     }
 
     pub(super) fn quit_now(&mut self) {
@@ -227,14 +240,7 @@ impl App {
             // Esc clears, never quits (as in lazygit, gitui, btop).
             A::Clear if !self.selected.is_empty() => self.selected.clear(),
             A::Clear => self.set_status(Level::Info, "q quits"),
-            A::Quit => match self.unsaved() {
-                Some(what) => {
-                    self.confirm_quit = true;
-                    let msg = format!("{what} not saved: q again quits, any other key stays");
-                    self.set_status(Level::Warn, msg);
-                }
-                None => self.quit_now(),
-            },
+            A::Quit => self.request_quit(),
             _ => {}
         }
     }
