@@ -166,3 +166,73 @@ fn the_length_scan_can_fail() {
     let text = format!("fn long() {{\n{body}}}\n");
     assert_eq!(fn_lengths(&text), vec![("long".to_string(), 92)]);
 }
+
+/// The keys named in the first column of README's heatmap key table ("Keys of the heatmap"):
+/// backquoted keys, and the bare names in it (hjkl, arrows, PgUp/PgDn, Home/End). Mouse and
+/// Ctrl-C (a key on every screen, not a table entry) are left out. An unknown name fails.
+fn readme_heatmap_keys(readme: &str) -> Vec<crossterm::event::KeyCode> {
+    use crossterm::event::KeyCode as K;
+    let start = readme
+        .find("Keys of the heatmap")
+        .expect("README has its heatmap key table");
+    let rows = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2);
+    let mut keys = Vec::new();
+    for row in rows {
+        let cell = row.split('|').nth(1).unwrap();
+        for tok in cell.split([' ', ',', '/']).filter(|t| !t.is_empty()) {
+            let tok = tok.trim_matches('`');
+            let code = match tok {
+                "mouse" | "^C" | "Ctrl-C" => continue,
+                "hjkl" => {
+                    keys.extend("hjkl".chars().map(K::Char));
+                    continue;
+                }
+                "←↓↑→" => {
+                    keys.extend([K::Left, K::Down, K::Up, K::Right]);
+                    continue;
+                }
+                "PgUp" => K::PageUp,
+                "PgDn" => K::PageDown,
+                "Home" => K::Home,
+                "End" => K::End,
+                "Enter" => K::Enter,
+                "Esc" => K::Esc,
+                "Bksp" | "Backspace" => K::Backspace,
+                "space" => K::Char(' '),
+                t if t.chars().count() == 1 => K::Char(t.chars().next().unwrap()),
+                t => panic!("README's heatmap key table names {t:?}: not a key this test knows"),
+            };
+            keys.push(code);
+        }
+    }
+    keys
+}
+
+/// README's heatmap key list and the heatmap's table (what `?` prints and the dispatch reads)
+/// name the same keys, so README cannot promise a key the explorer lacks or miss one it has.
+#[test]
+fn readmes_key_list_names_exactly_the_heatmap_tables_keys() {
+    use std::collections::BTreeSet;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let fmt = |k: &crossterm::event::KeyCode| format!("{k:?}");
+    let in_readme: BTreeSet<String> = readme_heatmap_keys(&readme).iter().map(fmt).collect();
+    let in_table: BTreeSet<String> = HEATMAP
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|(k, _)| fmt(k)))
+        .collect();
+    let missing: Vec<_> = in_table.difference(&in_readme).collect();
+    let extra: Vec<_> = in_readme.difference(&in_table).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README's heatmap keys differ from the table: missing {missing:?}, not in the table {extra:?}"
+    );
+    // The reading is not vacuous: a README row less is a key less.
+    let cut = readme.replacen("| `a` `w` `m` `C` |", "| `w` `m` `C` |", 1);
+    assert!(cut != readme, "the test's sample row is in README");
+    assert!(!readme_heatmap_keys(&cut).contains(&crossterm::event::KeyCode::Char('a')));
+}
