@@ -236,3 +236,77 @@ fn readmes_key_list_names_exactly_the_heatmap_tables_keys() {
     assert!(cut != readme, "the test's sample row is in README");
     assert!(!readme_heatmap_keys(&cut).contains(&crossterm::event::KeyCode::Char('a')));
 }
+
+/// Each screen besides the heatmap (whose state is the `App` itself: runs, cursor, groups)
+/// keeps its state struct and its `update_*` in its own file of `src/tui/app/`, and the
+/// shared `app/mod.rs` defines none of those structs.
+#[test]
+fn each_screens_state_and_update_are_in_its_own_file() {
+    let app = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/app");
+    let read = |f: &str| std::fs::read_to_string(format!("{app}/{f}")).unwrap();
+    let screens = [
+        (
+            "attention.rs",
+            "pub struct AttentionView",
+            &["fn update_attention("][..],
+        ),
+        (
+            "gallery.rs",
+            "pub struct Gallery {",
+            &["fn update_gallery(", "fn update_compare("],
+        ),
+        ("setup.rs", "pub struct Setup {", &["fn update_setup("]),
+        (
+            "circuit.rs",
+            "pub struct CircuitView",
+            &["fn update_circuit("],
+        ),
+    ];
+    let shared = read("mod.rs") + &read("keys.rs");
+    for (file, state, updates) in screens {
+        let text = read(file);
+        assert!(text.contains(state), "{file} lacks {state:?}");
+        assert!(
+            !shared.contains(state),
+            "{state:?} is in app/mod.rs or keys.rs"
+        );
+        for u in updates {
+            assert!(text.contains(u), "{file} lacks {u:?}");
+            assert!(!shared.contains(u), "{u:?} is in app/mod.rs or keys.rs");
+        }
+    }
+}
+
+/// The view only reads the state: no drawing function takes `&mut App` (layout that keys
+/// and the mouse need, such as `App::heatmap_geometry`, is computed from `&App` and the
+/// terminal size, never written back by a draw).
+#[test]
+fn the_view_never_takes_the_app_mutably() {
+    let mut files = Vec::new();
+    rust_files(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/view")),
+        &mut files,
+    );
+    assert!(files.len() >= 4, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let squeezed: String = text.split_whitespace().collect();
+        assert!(
+            !squeezed.contains("&mutApp") && !squeezed.contains("&mutcrate::tui::app::App"),
+            "{} takes &mut App",
+            f.display()
+        );
+    }
+    // Nor can a draw write through `&App`: the state holds no interior mutability.
+    let mut state = Vec::new();
+    rust_files(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/app")),
+        &mut state,
+    );
+    for f in state {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for cell in ["Cell<", "RefCell", "Mutex<", "RwLock<"] {
+            assert!(!text.contains(cell), "{} holds a {cell}", f.display());
+        }
+    }
+}
