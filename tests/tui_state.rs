@@ -905,6 +905,33 @@ fn esc_never_quits_and_q_asks_when_groups_are_unsaved() {
     assert!(app.quit);
 }
 
+/// A sweep that ends while another run is on screen (`R` after a drill) does not say
+/// "done: … s saves it", which would be about the run shown.
+#[test]
+fn a_sweep_finishing_off_screen_says_so_not_done() {
+    let (mut app, _) = ready_app("offscreen");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (3, 1);
+    app.on_key(key(KeyCode::Enter));
+    let (id2, r2) = submitted_patch(&mut app);
+    assert_eq!(r2.label(), "3.1.v");
+    press(&mut app, "R");
+    assert_eq!(app.current().unwrap().key.receiver, r);
+    finish_run(&mut app, id2, &r2);
+    assert!(!app.status.1.starts_with("done"), "{}", app.status.1);
+    assert!(
+        app.status.1.contains("3.1.v finished in the background"),
+        "{}",
+        app.status.1
+    );
+    // The breadcrumbs lead to it, finished.
+    press(&mut app, "[");
+    assert_eq!(app.current().unwrap().key.receiver, r2);
+    assert!(matches!(app.current().unwrap().state, RunState::Done));
+}
+
 fn ctrl_c() -> KeyEvent {
     KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
 }
