@@ -190,13 +190,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Eval(a)) => eval::run(a).map(|_| 0),
         Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
         Some(Command::Data(a)) => data::run(a).map(|_| 0),
-        Some(Command::Tui(a)) => tui::run(a).map(|_| 0),
+        Some(Command::Tui(a)) => tui::run(a),
         Some(Command::Circuit(a)) => circuit::run(a).map(|_| 0),
         Some(Command::Ablate(a)) => ablate::run(a).map(|_| 0),
         Some(Command::Fv(a)) => fv::run(a).map(|_| 0),
-        Some(Command::Open(a)) => tui::open(a).map(|_| 0),
+        Some(Command::Open(a)) => tui::open(a),
         Some(Command::TrainDemo(a)) => train_demo::run(a),
-        None => tui::run(cli.tui).map(|_| 0),
+        None => tui::run(cli.tui),
     }
 }
 

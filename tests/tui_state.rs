@@ -905,6 +905,90 @@ fn esc_never_quits_and_q_asks_when_groups_are_unsaved() {
     assert!(app.quit);
 }
 
+/// A sweep that ends while another run is on screen (`R` after a drill) does not say
+/// "done: … s saves it", which would be about the run shown.
+#[test]
+fn a_sweep_finishing_off_screen_says_so_not_done() {
+    let (mut app, _) = ready_app("offscreen");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (3, 1);
+    app.on_key(key(KeyCode::Enter));
+    let (id2, r2) = submitted_patch(&mut app);
+    assert_eq!(r2.label(), "3.1.v");
+    press(&mut app, "R");
+    assert_eq!(app.current().unwrap().key.receiver, r);
+    finish_run(&mut app, id2, &r2);
+    assert!(!app.status.1.starts_with("done"), "{}", app.status.1);
+    assert!(
+        app.status.1.contains("3.1.v finished in the background"),
+        "{}",
+        app.status.1
+    );
+    // The breadcrumbs lead to it, finished.
+    press(&mut app, "[");
+    assert_eq!(app.current().unwrap().key.receiver, r2);
+    assert!(matches!(app.current().unwrap().state, RunState::Done));
+}
+
+fn ctrl_c() -> KeyEvent {
+    KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
+}
+
+#[test]
+fn ctrl_c_asks_as_q_does_when_a_finished_run_is_unsaved() {
+    let (mut app, _) = ready_app("ctrlc");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.on_key(ctrl_c());
+    assert!(!app.quit, "Ctrl-C dropped an unsaved finished run");
+    assert!(
+        app.status.1.contains("a finished run not saved"),
+        "{}",
+        app.status.1
+    );
+    // Any other key stays; Ctrl-C (or q) right after the question quits.
+    press(&mut app, "j");
+    assert!(!app.quit && !app.confirm_quit);
+    app.on_key(ctrl_c());
+    assert!(!app.quit);
+    app.on_key(ctrl_c());
+    assert!(app.quit);
+    // With nothing unsaved, Ctrl-C quits at once, from a text prompt too.
+    let (mut fresh, _) = ready_app("ctrlc-fresh");
+    press(&mut fresh, ":");
+    assert!(fresh.input.is_some());
+    fresh.on_key(ctrl_c());
+    assert!(fresh.quit);
+}
+
+#[test]
+fn a_signal_saves_the_unsaved_run_and_groups_before_quitting() {
+    let (mut app, dir) = ready_app("sigterm");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.cursor = (3, 0);
+    press(&mut app, "t");
+    app.save_before_exit();
+    assert!(app.quit);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "the run (with its groups) is saved: {files:?}"
+    );
+    let rec = RunRecord::load(&files[0]).unwrap();
+    assert_eq!(rec.groups[0].heads, vec![(3, 0)]);
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    assert_eq!(app.unsaved(), None);
+}
+
 #[test]
 fn a_result_of_another_model_is_its_own_context_and_drills_into_its_saved_results() {
     let (mut app, _) = ready_app("foreign");

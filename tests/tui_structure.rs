@@ -166,3 +166,147 @@ fn the_length_scan_can_fail() {
     let text = format!("fn long() {{\n{body}}}\n");
     assert_eq!(fn_lengths(&text), vec![("long".to_string(), 92)]);
 }
+
+/// The keys named in the first column of README's heatmap key table ("Keys of the heatmap"):
+/// backquoted keys, and the bare names in it (hjkl, arrows, PgUp/PgDn, Home/End). Mouse and
+/// Ctrl-C (a key on every screen, not a table entry) are left out. An unknown name fails.
+fn readme_heatmap_keys(readme: &str) -> Vec<crossterm::event::KeyCode> {
+    use crossterm::event::KeyCode as K;
+    let start = readme
+        .find("Keys of the heatmap")
+        .expect("README has its heatmap key table");
+    let rows = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2);
+    let mut keys = Vec::new();
+    for row in rows {
+        let cell = row.split('|').nth(1).unwrap();
+        for tok in cell.split([' ', ',', '/']).filter(|t| !t.is_empty()) {
+            let tok = tok.trim_matches('`');
+            let code = match tok {
+                "mouse" | "^C" | "Ctrl-C" => continue,
+                "hjkl" => {
+                    keys.extend("hjkl".chars().map(K::Char));
+                    continue;
+                }
+                "←↓↑→" => {
+                    keys.extend([K::Left, K::Down, K::Up, K::Right]);
+                    continue;
+                }
+                "PgUp" => K::PageUp,
+                "PgDn" => K::PageDown,
+                "Home" => K::Home,
+                "End" => K::End,
+                "Enter" => K::Enter,
+                "Esc" => K::Esc,
+                "Bksp" | "Backspace" => K::Backspace,
+                "space" => K::Char(' '),
+                t if t.chars().count() == 1 => K::Char(t.chars().next().unwrap()),
+                t => panic!("README's heatmap key table names {t:?}: not a key this test knows"),
+            };
+            keys.push(code);
+        }
+    }
+    keys
+}
+
+/// README's heatmap key list and the heatmap's table (what `?` prints and the dispatch reads)
+/// name the same keys, so README cannot promise a key the explorer lacks or miss one it has.
+#[test]
+fn readmes_key_list_names_exactly_the_heatmap_tables_keys() {
+    use std::collections::BTreeSet;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let fmt = |k: &crossterm::event::KeyCode| format!("{k:?}");
+    let in_readme: BTreeSet<String> = readme_heatmap_keys(&readme).iter().map(fmt).collect();
+    let in_table: BTreeSet<String> = HEATMAP
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|(k, _)| fmt(k)))
+        .collect();
+    let missing: Vec<_> = in_table.difference(&in_readme).collect();
+    let extra: Vec<_> = in_readme.difference(&in_table).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README's heatmap keys differ from the table: missing {missing:?}, not in the table {extra:?}"
+    );
+    // The reading is not vacuous: a README row less is a key less.
+    let cut = readme.replacen("| `a` `w` `m` `C` |", "| `w` `m` `C` |", 1);
+    assert!(cut != readme, "the test's sample row is in README");
+    assert!(!readme_heatmap_keys(&cut).contains(&crossterm::event::KeyCode::Char('a')));
+}
+
+/// Each screen besides the heatmap (whose state is the `App` itself: runs, cursor, groups)
+/// keeps its state struct and its `update_*` in its own file of `src/tui/app/`, and the
+/// shared `app/mod.rs` defines none of those structs.
+#[test]
+fn each_screens_state_and_update_are_in_its_own_file() {
+    let app = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/app");
+    let read = |f: &str| std::fs::read_to_string(format!("{app}/{f}")).unwrap();
+    let screens = [
+        (
+            "attention.rs",
+            "pub struct AttentionView",
+            &["fn update_attention("][..],
+        ),
+        (
+            "gallery.rs",
+            "pub struct Gallery {",
+            &["fn update_gallery(", "fn update_compare("],
+        ),
+        ("setup.rs", "pub struct Setup {", &["fn update_setup("]),
+        (
+            "circuit.rs",
+            "pub struct CircuitView",
+            &["fn update_circuit("],
+        ),
+    ];
+    let shared = read("mod.rs") + &read("keys.rs");
+    for (file, state, updates) in screens {
+        let text = read(file);
+        assert!(text.contains(state), "{file} lacks {state:?}");
+        assert!(
+            !shared.contains(state),
+            "{state:?} is in app/mod.rs or keys.rs"
+        );
+        for u in updates {
+            assert!(text.contains(u), "{file} lacks {u:?}");
+            assert!(!shared.contains(u), "{u:?} is in app/mod.rs or keys.rs");
+        }
+    }
+}
+
+/// The view only reads the state: no drawing function takes `&mut App` (layout that keys
+/// and the mouse need, such as `App::heatmap_geometry`, is computed from `&App` and the
+/// terminal size, never written back by a draw).
+#[test]
+fn the_view_never_takes_the_app_mutably() {
+    let mut files = Vec::new();
+    rust_files(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/view")),
+        &mut files,
+    );
+    assert!(files.len() >= 4, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let squeezed: String = text.split_whitespace().collect();
+        assert!(
+            !squeezed.contains("&mutApp") && !squeezed.contains("&mutcrate::tui::app::App"),
+            "{} takes &mut App",
+            f.display()
+        );
+    }
+    // Nor can a draw write through `&App`: the state holds no interior mutability.
+    let mut state = Vec::new();
+    rust_files(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/app")),
+        &mut state,
+    );
+    for f in state {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for cell in ["Cell<", "RefCell", "Mutex<", "RwLock<"] {
+            assert!(!text.contains(cell), "{} holds a {cell}", f.display());
+        }
+    }
+}

@@ -343,3 +343,48 @@ fn open_a_groups_file_and_run_its_selection_as_one_receiver() {
     t.send(&["q", "q"]);
     t.wait_for("EXIT=0", 10);
 }
+
+#[test]
+fn ctrl_c_asks_and_sigterm_saves_the_unsaved_run() {
+    let results = temp_dir("tmux-signal");
+    let fx = fixture("tiny-gemma2");
+    let pid_file = results.join("pid");
+    // `exec` makes the explorer the process whose id is written, so that it gets the signal.
+    let cmd = format!(
+        "sh -c 'echo $$ > {}; exec {} tui --model {} --data {} --results {}'; echo EXIT=$?; sleep 60",
+        pid_file.display(),
+        bin().display(),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        results.display()
+    );
+    let t = Tmux::start("signal", &cmd, 100, 30);
+    t.wait_for("baselines only", 30);
+    t.send(&["r"]);
+    t.wait_for("done: resid_post 3", 30);
+    // Ctrl-C is `q`: it asks first, and another key stays.
+    t.send(&["C-c"]);
+    t.wait_for("a finished run not saved: q again quits", 10);
+    t.send(&["j"]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM {pid}");
+    let screen = t.wait_for("EXIT=143", 10);
+    assert!(screen.contains("stopped by a signal; saved "), "{screen}");
+    let files: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "the run saved on SIGTERM: {files:?}\n{screen}"
+    );
+    let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
+    assert_eq!(rec.receiver_label, "resid_post 3");
+}

@@ -253,8 +253,16 @@ fn function_vectors_stop_between_grids() {
             calls += 1;
             calls <= allowed
         };
-        let (part, complete) =
-            deltas_with(&lm.model, &lm.tokenizer, &heads, &fv, &digits, &opts, &mut step).unwrap();
+        let (part, complete) = deltas_with(
+            &lm.model,
+            &lm.tokenizer,
+            &heads,
+            &fv,
+            &digits,
+            &opts,
+            &mut step,
+        )
+        .unwrap();
         // a step after the baseline and after each grid; false stops before the next grid
         let grids = allowed.min(heads.len() + 1);
         assert_eq!(part.delta.len(), grids, "allowed {allowed}");

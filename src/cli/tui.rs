@@ -53,7 +53,7 @@ pub struct OpenArgs {
     pub tui: TuiArgs,
 }
 
-pub fn open(a: OpenArgs) -> Result<()> {
+pub fn open(a: OpenArgs) -> Result<i32> {
     let mut tui = a.tui;
     tui.open = Some(a.file);
     run(tui)
@@ -138,7 +138,15 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     })
 }
 
-pub fn run(a: TuiArgs) -> Result<()> {
+/// The explorer, with SIGTERM, SIGHUP and `kill -INT` honoured: the first one makes it save
+/// what is unsaved and end (exit status 128 + the signal, as `patch` does); a second one ends
+/// the process at once. (Ctrl-C typed in the explorer is a key, not a signal: it is `q`.)
+pub fn run(a: TuiArgs) -> Result<i32> {
     let setup = setup(a)?;
-    crate::tui::run(setup)
+    let _honour = super::signals::Honour::start();
+    let stopped = crate::tui::run(setup, || super::signals::received().is_some())?;
+    Ok(match super::signals::received() {
+        Some(sig) if stopped => super::signals::exit_code(sig),
+        _ => 0,
+    })
 }

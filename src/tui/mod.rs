@@ -40,15 +40,18 @@ fn restore_terminal() {
     ratatui::restore();
 }
 
-/// Runs the explorer until the user quits.
-pub fn run(setup: Setup) -> anyhow::Result<()> {
+/// Runs the explorer until the user quits, or until `stopped()` says a signal asked it to end
+/// (the caller, `cli/tui.rs`, holds the signal handling; this layer does not know signals):
+/// then what is unsaved is saved (`App::save_before_exit`), the terminal is put back and what
+/// was saved is printed on stderr. Returns whether it was stopped that way.
+pub fn run(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(setup))
+    rt.block_on(run_async(setup, stopped))
 }
 
-async fn run_async(setup: Setup) -> anyhow::Result<()> {
+async fn run_async(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> {
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -57,12 +60,21 @@ async fn run_async(setup: Setup) -> anyhow::Result<()> {
     }));
     let mut terminal = ratatui::try_init()?;
     let _ = execute!(stdout(), EnableMouseCapture);
-    let result = event_loop(&mut terminal, setup).await;
+    let result = event_loop(&mut terminal, setup, stopped).await;
     restore_terminal();
-    result
+    let farewell = result?;
+    if let Some(msg) = &farewell {
+        eprintln!("headhunt: stopped by a signal; {msg}");
+    }
+    Ok(farewell.is_some())
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> anyhow::Result<()> {
+/// The loop; `Some(what was saved)` when a signal ended it.
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    setup: Setup,
+    stopped: fn() -> bool,
+) -> anyhow::Result<Option<String>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::spawn(tx);
     let mut app = App::new(setup);
@@ -78,6 +90,22 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> an
         }
         if app.quit {
             break;
+        }
+        if stopped() {
+            app.save_before_exit();
+            if app
+                .take_effects()
+                .iter()
+                .any(|e| matches!(e, Effect::Cancel))
+            {
+                worker.cancel();
+            }
+            let saved = &app.status.1;
+            return Ok(Some(if saved.is_empty() {
+                "nothing was unsaved".to_string()
+            } else {
+                saved.clone()
+            }));
         }
         let size = terminal.size()?;
         app.viewport = (size.width, size.height);
@@ -103,5 +131,5 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, setup: Setup) -> an
             _ = tick.tick() => {}
         }
     }
-    Ok(())
+    Ok(None)
 }

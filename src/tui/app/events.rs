@@ -174,7 +174,16 @@ impl App {
         } else {
             RunState::Cancelled
         };
-        let msg = if complete {
+        // A message belongs to what is on screen: a sweep left for another view (`R`, `[`)
+        // says so instead of "s saves it", which would save the run shown.
+        let shown = self.trail.get(self.trail_pos) == Some(&i);
+        let msg = if !shown {
+            let how = if complete { "finished" } else { "cancelled" };
+            format!(
+                "{} {how} in the background (not the run on screen; [ ] go to it)",
+                self.runs[i].key.receiver
+            )
+        } else if complete {
             format!(
                 "done: {} in {:.2} s (caches {:.2} s + sweep {:.2} s) — s saves it",
                 self.runs[i].key.receiver,

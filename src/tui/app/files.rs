@@ -148,9 +148,39 @@ impl App {
     /// Saves the current run (with the tagged groups and the selection) to the results
     /// folder, unless a file with the same content is already there.
     pub fn save_current(&mut self) {
-        let Some(&i) = self.trail.get(self.trail_pos) else {
-            return;
+        if let Some(&i) = self.trail.get(self.trail_pos) {
+            self.save_slot(i);
+        }
+    }
+
+    /// A signal (SIGTERM, SIGHUP, `kill -INT`) ends the explorer: nobody may be there to
+    /// answer `q`'s question, so every finished run not saved yet, and the head groups, are
+    /// saved (the status line says where), then the app quits.
+    pub fn save_before_exit(&mut self) {
+        let mut said = Vec::new();
+        for i in 0..self.runs.len() {
+            let slot = &self.runs[i];
+            let finished = matches!(slot.state, RunState::Done | RunState::Cancelled);
+            if finished && slot.saved_to.is_none() && slot.record.is_some() {
+                self.save_slot(i);
+                said.push(self.status.1.clone());
+            }
+        }
+        if self.unsaved() == Some("head groups") {
+            self.save_groups();
+            said.push(self.status.1.clone());
+        }
+        let level = if said.iter().any(|m| m.starts_with("save failed")) {
+            Level::Error
+        } else {
+            Level::Info
         };
+        self.set_status(level, said.join("; "));
+        self.quit_now();
+    }
+
+    /// Saves run slot `i` (see `save_current`).
+    fn save_slot(&mut self, i: usize) {
         let groups = self.tagged_groups();
         let selected: Vec<(usize, usize)> = self.selected.iter().copied().collect();
         let results_dir = self.setup.results_dir.clone();

@@ -1,26 +1,27 @@
-//! Keys and mouse: how each screen reacts, and the text prompts.
+//! Keys and mouse: the dispatch to each screen, the heatmap's actions, the help overlay and the
+//! text prompts (each other screen's actions are in its own file: attention, gallery, setup,
+//! circuit).
 
 use super::*;
-use crate::tui::keymap::{
-    self, AttentionAction, CompareAction, GalleryAction, HeatmapAction, SetupAction,
-};
+use crate::tui::keymap::{self, HeatmapAction};
 
 impl App {
     pub fn on_key(&mut self, key: KeyEvent) {
         if key.kind == crossterm::event::KeyEventKind::Release {
             return;
         }
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            self.effects.push(Effect::Cancel);
-            self.effects.push(Effect::Quit);
-            self.quit = true;
-            return;
-        }
+        // In raw mode Ctrl-C is a key, not a signal: on every screen, even in a prompt, it is
+        // `q` (asks first when something is unsaved; pressed again, quits).
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if std::mem::take(&mut self.confirm_quit) {
-            if key.code == KeyCode::Char('q') {
+            if ctrl_c || key.code == KeyCode::Char('q') {
                 return self.quit_now();
             }
             self.set_status(Level::Info, "");
+        }
+        if ctrl_c {
+            return self.request_quit();
         }
         if self.input.is_some() {
             self.on_input_key(key);
@@ -53,18 +54,9 @@ impl App {
     }
 
     /// Opens the help of the screen on show (every screen's table has `?`).
-    fn open_help(&mut self) {
+    pub(super) fn open_help(&mut self) {
         self.help = true;
         self.help_scroll = 0;
-    }
-
-    pub fn update_compare(&mut self, action: CompareAction) {
-        match action {
-            CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
-            CompareAction::Figure => self.write_compare_figure(),
-            CompareAction::Help => self.open_help(),
-            CompareAction::Back => self.screen = Screen::Gallery,
-        }
     }
 
     /// What would be lost by quitting now: tagged groups or a finished run not saved.
@@ -83,6 +75,18 @@ impl App {
         reports
             .any(|r| r.saved_to.is_none())
             .then_some("an analysis report")
+    }
+
+    /// `q` or Ctrl-C: quits, or first asks when something would be lost.
+    pub(super) fn request_quit(&mut self) {
+        match self.unsaved() {
+            Some(what) => {
+                self.confirm_quit = true;
+                let msg = format!("{what} not saved: q again quits, any other key stays");
+                self.set_status(Level::Warn, msg);
+            }
+            None => self.quit_now(),
+        }
     }
 
     pub(super) fn quit_now(&mut self) {
@@ -228,14 +232,7 @@ impl App {
             // Esc clears, never quits (as in lazygit, gitui, btop).
             A::Clear if !self.selected.is_empty() => self.selected.clear(),
             A::Clear => self.set_status(Level::Info, "q quits"),
-            A::Quit => match self.unsaved() {
-                Some(what) => {
-                    self.confirm_quit = true;
-                    let msg = format!("{what} not saved: q again quits, any other key stays");
-                    self.set_status(Level::Warn, msg);
-                }
-                None => self.quit_now(),
-            },
+            A::Quit => self.request_quit(),
             _ => {}
         }
     }
@@ -312,201 +309,6 @@ impl App {
             g.heads.sort_unstable_by(|a, b| b.cmp(a));
             let msg = format!("H{}.{} tagged {}", c.0, c.1, g.name);
             self.set_status(Level::Info, msg);
-        }
-    }
-
-    pub(super) fn open_attention(&mut self) {
-        if self.model.is_none() || self.data.is_none() {
-            self.set_status(Level::Warn, "model and data are still loading");
-            return;
-        }
-        let heads: Vec<(usize, usize)> = if self.selected.is_empty() {
-            vec![self.cursor]
-        } else {
-            self.selected.iter().rev().copied().collect()
-        };
-        self.attention.heads = heads;
-        self.attention.current = 0;
-        self.attention.query = None;
-        self.screen = Screen::Attention;
-        self.request_attention();
-    }
-
-    pub(super) fn request_attention(&mut self) {
-        self.attention.patterns.clear();
-        let req = AttentionRequest {
-            heads: self.attention.heads.clone(),
-            run: self.attention.run,
-            prompts: self.attention.prompts,
-        };
-        let id = self.submit(Job::Attention(req));
-        self.attention.waiting = Some(id);
-    }
-
-    pub(super) fn on_attention_key(&mut self, key: KeyEvent) {
-        if let Some(action) = keymap::lookup(keymap::ATTENTION, key.code) {
-            self.update_attention(action);
-        }
-    }
-
-    /// Does what an attention action asks; a change of run or prompts asks for the patterns.
-    pub fn update_attention(&mut self, action: AttentionAction) {
-        use AttentionAction as A;
-        let len = self.attention.tokens.len();
-        let n_heads = self.attention.heads.len();
-        match action {
-            A::Back => self.screen = Screen::Heatmap,
-            A::Help => self.open_help(),
-            A::SwitchRun => {
-                self.attention.run = match self.attention.run {
-                    RunKind::Normal => RunKind::Contrast,
-                    RunKind::Contrast => RunKind::Normal,
-                };
-                self.request_attention();
-            }
-            A::MorePrompts | A::FewerPrompts | A::OnePrompt | A::MeanPrompts => {
-                self.attention.prompts = self.next_prompts(action);
-                self.request_attention();
-            }
-            A::Bars => self.attention.bars = !self.attention.bars,
-            A::Figure => self.write_attention_figure(),
-            A::QueryUp if len > 0 => {
-                let q = self.attention.query.unwrap_or(len - 1);
-                self.attention.query = Some(q.saturating_sub(1));
-            }
-            A::QueryDown if len > 0 => {
-                let q = self.attention.query.unwrap_or(len - 1);
-                self.attention.query = Some((q + 1).min(len - 1));
-            }
-            A::NextHead if n_heads > 0 => {
-                self.attention.current = (self.attention.current + 1) % n_heads;
-            }
-            A::PreviousHead if n_heads > 0 => {
-                self.attention.current = (self.attention.current + n_heads - 1) % n_heads;
-            }
-            A::QueryUp | A::QueryDown | A::NextHead | A::PreviousHead => {}
-        }
-    }
-
-    /// The prompts the attention view shows after a prompts action: `+`/`-` step the mean
-    /// (from one prompt: the mean of 1), `p` steps through single prompts, `P` is the mean of 4.
-    fn next_prompts(&self, action: AttentionAction) -> PromptChoice {
-        use AttentionAction as A;
-        let n_prompts = self.data.as_ref().map_or(1, |d| d.info.n_examples);
-        match (action, self.attention.prompts) {
-            (A::MorePrompts, PromptChoice::Mean(n)) => PromptChoice::Mean((n + 1).min(n_prompts)),
-            (A::FewerPrompts, PromptChoice::Mean(n)) => {
-                PromptChoice::Mean(n.saturating_sub(1).max(1))
-            }
-            (A::MorePrompts | A::FewerPrompts, PromptChoice::One(_)) => PromptChoice::Mean(1),
-            (A::OnePrompt, PromptChoice::One(i)) => PromptChoice::One((i + 1) % n_prompts.max(1)),
-            (A::OnePrompt, PromptChoice::Mean(_)) => PromptChoice::One(0),
-            (A::MeanPrompts, _) => PromptChoice::Mean(4.min(n_prompts)),
-            (_, p) => p,
-        }
-    }
-
-    pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
-        if let Some(action) = keymap::lookup(keymap::SETUP, key.code) {
-            self.update_setup(action);
-        }
-    }
-
-    pub fn update_setup(&mut self, action: SetupAction) {
-        match action {
-            SetupAction::Back => self.screen = Screen::Heatmap,
-            SetupAction::Help => self.open_help(),
-            SetupAction::Up => self.setup_row = self.setup_row.saturating_sub(1),
-            SetupAction::Down => self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1),
-            SetupAction::Edit => {
-                let i = self.setup_row;
-                let initial = self.setup.field(i);
-                self.open_input(InputPurpose::SetupField(i), SETUP_FIELDS[i], initial);
-            }
-            // The loaded model and its runs stay until the new ones are in (a failed load goes
-            // back to them). Stay here: an error is shown in full on this screen; once loaded,
-            // the heatmap opens.
-            SetupAction::Load => self.load_setup(),
-        }
-    }
-
-    pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {
-        if let Some(action) = keymap::lookup(keymap::GALLERY, key.code) {
-            self.update_gallery(action);
-        }
-    }
-
-    pub fn update_gallery(&mut self, action: GalleryAction) {
-        use GalleryAction as A;
-        let n = self.gallery.entries.len();
-        match action {
-            A::Back => self.screen = Screen::Heatmap,
-            A::Help => self.open_help(),
-            A::Up => self.gallery.selected = self.gallery.selected.saturating_sub(1),
-            A::Down if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
-            A::Rescan => self.open_gallery(),
-            A::Mark if n > 0 => {
-                let s = self.gallery.selected;
-                self.gallery.marked = (self.gallery.marked != Some(s)).then_some(s);
-            }
-            A::Compare | A::Difference if n > 0 => self.compare_marked(action == A::Difference),
-            A::Open if n > 0 => self.open_gallery_entry(),
-            A::Down | A::Mark | A::Compare | A::Difference | A::Open => {}
-        }
-    }
-
-    /// Compares the marked result with the selected one, side by side or as a difference.
-    fn compare_marked(&mut self, diff: bool) {
-        let g = &self.gallery;
-        let Some(m) = g.marked.filter(|&m| m != g.selected) else {
-            let msg = "mark one result with m, then select another and press c (side by side) or d (difference)";
-            return self.set_status(Level::Info, msg);
-        };
-        let (a, b) = (&g.entries[m], &g.entries[g.selected]);
-        let (level, msg) = match (&a.record, &b.record) {
-            (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
-                self.gallery.diff = diff;
-                self.screen = Screen::Compare;
-                return;
-            }
-            (Ok(_), Ok(_)) => (Level::Warn, "the two results have different shapes"),
-            _ if matches!(a.kind, EntryKind::Groups(_)) || matches!(b.kind, EntryKind::Groups(_)) => (
-                Level::Warn,
-                "head groups have no matrix to compare: Enter applies them",
-            ),
-            _ if matches!(a.kind, EntryKind::Analysis(_)) || matches!(b.kind, EntryKind::Analysis(_)) => (
-                Level::Warn,
-                "an analysis result has no matrix to compare: Enter opens it on the circuit screen",
-            ),
-            _ => (Level::Error, "cannot compare a file that did not load"),
-        };
-        self.set_status(level, msg);
-    }
-
-    /// Enter in the gallery: a run opens on the heatmap; head groups apply to the heatmap on
-    /// screen when its shape is theirs.
-    fn open_gallery_entry(&mut self) {
-        let e = &self.gallery.entries[self.gallery.selected];
-        let path = e.path.clone();
-        match (&e.kind, &e.record) {
-            (EntryKind::Analysis(f), _) => {
-                let f = (**f).clone();
-                self.open_analysis(f, path);
-            }
-            (EntryKind::Groups(file), _) => {
-                let file = file.clone();
-                if self.apply_groups_file(&file, &path) {
-                    self.screen = Screen::Heatmap;
-                }
-            }
-            (EntryKind::Run, Ok(rec)) => {
-                let rec = rec.clone();
-                self.open_record(rec, path);
-            }
-            (EntryKind::Run, Err(msg)) => {
-                let msg = msg.clone();
-                self.set_status(Level::Error, msg)
-            }
         }
     }
 

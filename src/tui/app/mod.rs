@@ -20,18 +20,22 @@ use crate::worker::{
 
 use super::color::ColorMode;
 
+mod attention;
 mod circuit;
 mod context;
 mod events;
 mod figure;
 mod files;
+mod gallery;
 mod input;
 mod keys;
 mod setup;
 
+pub use attention::AttentionView;
 pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
+pub use gallery::{EntryKind, Gallery, GalleryEntry};
 pub use setup::{Setup, SETUP_FIELDS};
 
 /// Which full-screen view is shown.
@@ -131,48 +135,6 @@ pub struct RunSlot {
     /// Where the cursor was when this run was last left, so that `[`/`]` can return there
     /// when the cursor's (layer, head) does not exist in it (another shape).
     pub left_at: Option<(usize, usize)>,
-}
-
-/// The attention view's settings and data.
-pub struct AttentionView {
-    pub heads: Vec<(usize, usize)>,
-    pub current: usize,
-    pub run: RunKind,
-    /// Mean over the first n prompts, or one prompt.
-    pub prompts: PromptChoice,
-    /// Query row shown in the bar view (default: the last position).
-    pub query: Option<usize>,
-    pub bars: bool,
-    pub tokens: Vec<String>,
-    pub patterns: Vec<Vec<Vec<f32>>>,
-    pub waiting: Option<JobId>,
-}
-
-/// One saved result in the gallery.
-pub struct GalleryEntry {
-    pub path: PathBuf,
-    pub label: String,
-    /// The run, or why there is none (unreadable, or a groups file: see `kind`).
-    pub record: Result<RunRecord, String>,
-    pub kind: EntryKind,
-}
-
-/// What a gallery entry is: Enter opens a run, and applies head groups.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EntryKind {
-    /// A run or a paper result (`record`), or a file that did not load.
-    Run,
-    /// Head groups and a selection (saved with `S`).
-    Groups(Box<GroupsFile>),
-    /// An analysis result (circuit, ablation, FV), which opens on the circuit screen.
-    Analysis(Box<crate::results::analysis::AnalysisFile>),
-}
-
-pub struct Gallery {
-    pub entries: Vec<GalleryEntry>,
-    pub selected: usize,
-    pub marked: Option<usize>,
-    pub diff: bool,
 }
 
 /// Loaded data, as the worker described it.

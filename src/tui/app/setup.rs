@@ -1,6 +1,7 @@
 //! The setup form: model, data and run parameters, as editable text fields.
 
 use super::*;
+use crate::tui::keymap::{self, SetupAction};
 
 /// The user's choices of model, data and run parameters (the setup form).
 #[derive(Debug, Clone)]
@@ -290,4 +291,30 @@ impl Setup {
 fn whole_number(name: &str, v: &str) -> Result<usize, String> {
     v.parse::<usize>()
         .map_err(|_| format!("{name}: expected a whole number, got {v:?}"))
+}
+
+impl App {
+    pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
+        if let Some(action) = keymap::lookup(keymap::SETUP, key.code) {
+            self.update_setup(action);
+        }
+    }
+
+    pub fn update_setup(&mut self, action: SetupAction) {
+        match action {
+            SetupAction::Back => self.screen = Screen::Heatmap,
+            SetupAction::Help => self.open_help(),
+            SetupAction::Up => self.setup_row = self.setup_row.saturating_sub(1),
+            SetupAction::Down => self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1),
+            SetupAction::Edit => {
+                let i = self.setup_row;
+                let initial = self.setup.field(i);
+                self.open_input(InputPurpose::SetupField(i), SETUP_FIELDS[i], initial);
+            }
+            // The loaded model and its runs stay until the new ones are in (a failed load goes
+            // back to them). Stay here: an error is shown in full on this screen; once loaded,
+            // the heatmap opens.
+            SetupAction::Load => self.load_setup(),
+        }
+    }
 }

@@ -367,7 +367,7 @@ fn draw_cell(
         cell.group.map(|g| GROUP_MARKS[g % GROUP_MARKS.len()])
     };
     if mark_w == 0 && (cell.group.is_some() || cell.selected) {
-        // No room for a mark: underlined (the legend says so), in the group's colour.
+        // No room for a mark: underlined (`legend_notes` says so), in the group's colour.
         style = style.add_modifier(Modifier::UNDERLINED);
     }
     if cell.is_cursor {
@@ -429,9 +429,17 @@ pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The legend's second line: what the glyphs mean and what is scrolled off.
-pub fn legend_notes(too_wide: bool, g: &HeatmapGeometry) -> Line<'static> {
+/// The legend's second line: what the glyphs mean and what is scrolled off. `marked`: some
+/// head is tagged or selected; in cells too narrow for a mark it is underlined
+/// instead, and the legend says so (the readout names the cursor's group).
+pub fn legend_notes(too_wide: bool, marked: bool, g: &HeatmapGeometry) -> Line<'static> {
     let mut spans = Vec::new();
+    if marked && cell_parts(g.cell_w).2 == 0 {
+        spans.push(Span::styled(
+            "underlined: tagged/selected (cells too narrow for marks) ",
+            Style::default().fg(Color::Yellow),
+        ));
+    }
     if too_wide {
         spans.push(Span::styled(
             format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} too wide for the cell (readout; o) "),

@@ -328,7 +328,7 @@ fn grid_with_legend(
         app.color,
     );
     let line = if too_wide {
-        heatmap::legend_notes(true, &g)
+        heatmap::legend_notes(true, false, &g)
     } else {
         heatmap::legend(range, app.color)
     };

@@ -1,0 +1,124 @@
+//! The gallery's state (the saved results listed, the selected and the marked one) and the
+//! comparison it opens (side by side or the difference: `diff`), with what their actions do.
+
+use super::*;
+use crate::tui::keymap::{self, CompareAction, GalleryAction};
+
+/// One saved result in the gallery.
+pub struct GalleryEntry {
+    pub path: PathBuf,
+    pub label: String,
+    /// The run, or why there is none (unreadable, or a groups file: see `kind`).
+    pub record: Result<RunRecord, String>,
+    pub kind: EntryKind,
+}
+
+/// What a gallery entry is: Enter opens a run, and applies head groups.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryKind {
+    /// A run or a paper result (`record`), or a file that did not load.
+    Run,
+    /// Head groups and a selection (saved with `S`).
+    Groups(Box<GroupsFile>),
+    /// An analysis result (circuit, ablation, FV), which opens on the circuit screen.
+    Analysis(Box<crate::results::analysis::AnalysisFile>),
+}
+
+/// The gallery screen and the comparison it leads to.
+pub struct Gallery {
+    pub entries: Vec<GalleryEntry>,
+    pub selected: usize,
+    pub marked: Option<usize>,
+    pub diff: bool,
+}
+
+impl App {
+    pub fn update_compare(&mut self, action: CompareAction) {
+        match action {
+            CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
+            CompareAction::Figure => self.write_compare_figure(),
+            CompareAction::Help => self.open_help(),
+            CompareAction::Back => self.screen = Screen::Gallery,
+        }
+    }
+
+    pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {
+        if let Some(action) = keymap::lookup(keymap::GALLERY, key.code) {
+            self.update_gallery(action);
+        }
+    }
+
+    pub fn update_gallery(&mut self, action: GalleryAction) {
+        use GalleryAction as A;
+        let n = self.gallery.entries.len();
+        match action {
+            A::Back => self.screen = Screen::Heatmap,
+            A::Help => self.open_help(),
+            A::Up => self.gallery.selected = self.gallery.selected.saturating_sub(1),
+            A::Down if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
+            A::Rescan => self.open_gallery(),
+            A::Mark if n > 0 => {
+                let s = self.gallery.selected;
+                self.gallery.marked = (self.gallery.marked != Some(s)).then_some(s);
+            }
+            A::Compare | A::Difference if n > 0 => self.compare_marked(action == A::Difference),
+            A::Open if n > 0 => self.open_gallery_entry(),
+            A::Down | A::Mark | A::Compare | A::Difference | A::Open => {}
+        }
+    }
+
+    /// Compares the marked result with the selected one, side by side or as a difference.
+    fn compare_marked(&mut self, diff: bool) {
+        let g = &self.gallery;
+        let Some(m) = g.marked.filter(|&m| m != g.selected) else {
+            let msg = "mark one result with m, then select another and press c (side by side) or d (difference)";
+            return self.set_status(Level::Info, msg);
+        };
+        let (a, b) = (&g.entries[m], &g.entries[g.selected]);
+        let (level, msg) = match (&a.record, &b.record) {
+            (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
+                self.gallery.diff = diff;
+                self.screen = Screen::Compare;
+                return;
+            }
+            (Ok(_), Ok(_)) => (Level::Warn, "the two results have different shapes"),
+            _ if matches!(a.kind, EntryKind::Groups(_)) || matches!(b.kind, EntryKind::Groups(_)) => (
+                Level::Warn,
+                "head groups have no matrix to compare: Enter applies them",
+            ),
+            _ if matches!(a.kind, EntryKind::Analysis(_)) || matches!(b.kind, EntryKind::Analysis(_)) => (
+                Level::Warn,
+                "an analysis result has no matrix to compare: Enter opens it on the circuit screen",
+            ),
+            _ => (Level::Error, "cannot compare a file that did not load"),
+        };
+        self.set_status(level, msg);
+    }
+
+    /// Enter in the gallery: a run opens on the heatmap; head groups apply to the heatmap on
+    /// screen when its shape is theirs.
+    fn open_gallery_entry(&mut self) {
+        let e = &self.gallery.entries[self.gallery.selected];
+        let path = e.path.clone();
+        match (&e.kind, &e.record) {
+            (EntryKind::Analysis(f), _) => {
+                let f = (**f).clone();
+                self.open_analysis(f, path);
+            }
+            (EntryKind::Groups(file), _) => {
+                let file = file.clone();
+                if self.apply_groups_file(&file, &path) {
+                    self.screen = Screen::Heatmap;
+                }
+            }
+            (EntryKind::Run, Ok(rec)) => {
+                let rec = rec.clone();
+                self.open_record(rec, path);
+            }
+            (EntryKind::Run, Err(msg)) => {
+                let msg = msg.clone();
+                self.set_status(Level::Error, msg)
+            }
+        }
+    }
+}
