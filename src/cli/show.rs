@@ -5,9 +5,9 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::results::groups::{self, GroupsFile, GROUPS_FORMAT_VERSION};
+use crate::results::groups::{GroupsFile, GROUPS_FORMAT_VERSION};
 use crate::results::text::{self, Thresholds};
-use crate::results::{RunRecord, FORMAT_VERSION};
+use crate::results::{RunRecord, SavedFile, FORMAT_VERSION};
 use std::io::Write;
 
 #[derive(Args, Debug)]
@@ -32,10 +32,15 @@ pub struct ShowArgs {
 
 pub fn run(a: ShowArgs) -> Result<()> {
     super::patch::check_thresholds(a.hi, a.lo)?;
-    if groups::is_groups_file(&a.file) {
-        return show_groups(&a);
-    }
-    let rec = RunRecord::load(&a.file)?;
+    let rec = match SavedFile::load(&a.file)? {
+        SavedFile::Run(rec) => *rec,
+        SavedFile::Groups(file) => return show_groups(&a, &file),
+        SavedFile::Analysis(f) => anyhow::bail!(
+            "{}: a {} result, not a path-patching run (`headhunt plot` draws it)",
+            a.file.display(),
+            f.kind()
+        ),
+    };
     warn_if_newer(&rec, &a.file);
     // Files first: a closed stdout must not cost them.
     let mut saved = Vec::new();
@@ -79,8 +84,7 @@ fn warn_if_newer(rec: &RunRecord, file: &std::path::Path) {
 }
 
 /// A head-groups file: its model and groups (there are no matrices to export).
-fn show_groups(a: &ShowArgs) -> Result<()> {
-    let file = GroupsFile::load(&a.file)?;
+fn show_groups(a: &ShowArgs, file: &GroupsFile) -> Result<()> {
     if a.npy || a.csv {
         anyhow::bail!(
             "{}: a head-groups file has no matrices: --npy and --csv export runs",

@@ -109,13 +109,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
     }
     // A file that cannot be opened is an error before the full-screen view starts.
     if let Some(p) = &a.open {
-        if crate::results::groups::is_groups_file(p) {
-            crate::results::groups::GroupsFile::load(p)?;
-        } else if crate::results::analysis::AnalysisFile::sniff(p) {
-            crate::results::analysis::AnalysisFile::load(p)?;
-        } else {
-            crate::results::RunRecord::load(p)?;
-        }
+        crate::results::SavedFile::load(p)?;
     }
     let mut gallery_dirs = Vec::new();
     let paper = crate::demo::locate("data/paper/results");

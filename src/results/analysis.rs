@@ -140,7 +140,8 @@ pub struct RandomGroups {
 pub struct AblationFile {
     #[serde(flatten)]
     pub common: Common,
-    /// `digits` or `full vocabulary`: what the accuracy's argmax runs over.
+    /// What the restricted accuracy's argmax runs over (`AnswerSet::describe`): `digits`,
+    /// `data answers (N tokens)` or `full vocabulary`.
     pub answer_tokens: String,
     pub heads: Vec<Head>,
     pub logit_diff: f64,
@@ -232,17 +233,6 @@ impl CircuitFile {
             minimality: r.minimality.clone(),
             greedy: r.greedy.clone(),
         }
-    }
-
-    /// Every head of the circuit, in group order, each once.
-    pub fn heads(&self) -> Vec<Head> {
-        let mut out: Vec<Head> = Vec::new();
-        for h in self.groups.iter().flat_map(|g| &g.heads) {
-            if !out.contains(h) {
-                out.push(*h);
-            }
-        }
-        out
     }
 }
 
@@ -386,31 +376,17 @@ impl AnalysisFile {
         super::write_atomic(path, self.to_json().as_bytes(), overwrite)
     }
 
-    /// Whether a JSON value is an analysis file (by its `format`).
-    pub fn is_analysis(value: &serde_json::Value) -> bool {
-        value
-            .get("format")
-            .and_then(|f| f.as_str())
-            .is_some_and(|f| ANALYSIS_FORMATS.contains(&f))
-    }
-
-    /// Whether the file at `path` says it is an analysis file (false when unreadable).
-    pub fn sniff(path: &Path) -> bool {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| Self::is_analysis(&v))
-    }
-
     /// Loads an analysis file; every failure is one line naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        Self::from_value(super::read_json(path)?, path)
+    }
+
+    /// [`AnalysisFile::load`] of JSON already read from `path` (named in errors).
+    pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self, ResultsError> {
         let bad = |msg: String| ResultsError::Format {
             path: path.display().to_string(),
             msg,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         let format = value
             .get("format")
             .and_then(|f| f.as_str())

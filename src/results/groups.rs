@@ -84,6 +84,15 @@ impl GroupsFile {
         };
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        Self::from_value(value, path)
+    }
+
+    /// [`GroupsFile::parse`] of JSON already parsed.
+    pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self, ResultsError> {
+        let bad = |msg: String| ResultsError::Format {
+            path: path.display().to_string(),
+            msg,
+        };
         match value.get("format").and_then(|f| f.as_str()) {
             Some(GROUPS_FORMAT) => {}
             Some(other) => {
@@ -166,16 +175,4 @@ impl GroupsFile {
         ));
         s
     }
-}
-
-/// Whether the file at `path` says it is a groups file (field `format`); false when it cannot
-/// be read or parsed at all (the run reader then says why).
-pub fn is_groups_file(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format")?.as_str().map(|f| f == GROUPS_FORMAT))
-        .unwrap_or(false)
 }

@@ -366,12 +366,11 @@ impl RunRecord {
 
     /// Loads a headhunt result file or one of the paper's result files.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ResultsError::Format {
-                path: path.display().to_string(),
-                msg: format!("invalid JSON: {e}"),
-            })?;
+        Self::from_value(read_json(path)?, path)
+    }
+
+    /// [`RunRecord::load`] of JSON already read from `path` (named in errors).
+    pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self, ResultsError> {
         if value.get("format").and_then(|f| f.as_str()) == Some(FORMAT) {
             let rec: RunRecord =
                 serde_json::from_value(value).map_err(|e| ResultsError::Format {
@@ -428,6 +427,41 @@ impl RunRecord {
             )));
         }
         Ok(())
+    }
+}
+
+/// A file read whole and parsed as JSON; an unreadable file or bad JSON is one line naming it.
+pub fn read_json(path: &Path) -> Result<serde_json::Value, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::Format {
+        path: path.display().to_string(),
+        msg: format!("invalid JSON: {e}"),
+    })
+}
+
+/// Any saved file the explorer opens, by its `format` field: a run (headhunt's or the
+/// paper's), head groups, or an analysis result. The file is read and parsed once here, so
+/// the gallery, `headhunt open` and `show` dispatch on the kind instead of peeking at the
+/// file and then loading it again.
+#[derive(Debug)]
+pub enum SavedFile {
+    Run(Box<RunRecord>),
+    Groups(Box<groups::GroupsFile>),
+    Analysis(Box<analysis::AnalysisFile>),
+}
+
+impl SavedFile {
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let value = read_json(path)?;
+        Ok(match value.get("format").and_then(|f| f.as_str()) {
+            Some(groups::GROUPS_FORMAT) => {
+                SavedFile::Groups(Box::new(groups::GroupsFile::from_value(value, path)?))
+            }
+            Some(f) if analysis::ANALYSIS_FORMATS.contains(&f) => {
+                SavedFile::Analysis(Box::new(analysis::AnalysisFile::from_value(value, path)?))
+            }
+            _ => SavedFile::Run(Box::new(RunRecord::from_value(value, path)?)),
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Saving runs and head groups, opening saved results (the gallery).
 
 use super::*;
-use crate::results::analysis::AnalysisFile;
+use crate::results::SavedFile;
 
 impl App {
     pub fn open_gallery(&mut self) {
@@ -24,22 +24,10 @@ impl App {
     /// `headhunt open FILE`: a run opens at once on the heatmap, an analysis on the circuit
     /// screen; a groups file waits for the model, whose heatmap it applies to.
     pub(super) fn open_at_start(&mut self, path: PathBuf) {
-        if AnalysisFile::sniff(&path) {
-            match AnalysisFile::load(&path) {
-                Ok(f) => self.open_analysis(f, path),
-                Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
-            }
-            return;
-        }
-        if crate::results::groups::is_groups_file(&path) {
-            match GroupsFile::load(&path) {
-                Ok(file) => self.pending_groups = Some((file, path)),
-                Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
-            }
-            return;
-        }
-        match RunRecord::load(&path) {
-            Ok(rec) => self.open_record(rec, path),
+        match SavedFile::load(&path) {
+            Ok(SavedFile::Analysis(f)) => self.open_analysis(*f, path),
+            Ok(SavedFile::Groups(file)) => self.pending_groups = Some((*file, path)),
+            Ok(SavedFile::Run(rec)) => self.open_record(*rec, path),
             Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
         }
     }
@@ -334,71 +322,16 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
     files.into_iter().map(gallery_entry).collect()
 }
 
-/// A gallery line: a run with its receiver, model and data, or a groups file with its model.
+/// A gallery line: a run with its receiver, model and data, a groups file with its model,
+/// an analysis with its kind, model and data, or a file that did not load with its error.
 fn gallery_entry(path: PathBuf) -> GalleryEntry {
     let stem = path
         .file_stem()
         .unwrap_or_default()
         .to_string_lossy()
         .to_string();
-    if AnalysisFile::sniff(&path) {
-        return analysis_entry(path);
-    }
-    if crate::results::groups::is_groups_file(&path) {
-        let file = match GroupsFile::load(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                return GalleryEntry {
-                    label: format!("{} (unreadable)", path.display()),
-                    path,
-                    record: Err(e.to_string()),
-                    kind: EntryKind::Run,
-                }
-            }
-        };
-        {
-            let n = file.groups.iter().filter(|g| !g.heads.is_empty()).count();
-            let label = format!(
-                "{stem:<18} {:<13} {:<14} {n} groups, {} selected",
-                "head groups",
-                short_model_name(&file.model),
-                file.selected.len()
-            );
-            return GalleryEntry {
-                path,
-                label,
-                record: Err("head groups, not a run: Enter applies them".into()),
-                kind: EntryKind::Groups(Box::new(file)),
-            };
-        }
-    }
-    let record = RunRecord::load(&path).map_err(|e| e.to_string());
-    let label = match &record {
-        Ok(r) => format!(
-            "{stem:<18} {:<13} {:<14} {}",
-            r.receiver_label,
-            super::record_model_name(r, Some(&path)),
-            super::record_data_words(r)
-        ),
-        Err(_) => format!("{} (unreadable)", path.display()),
-    };
-    GalleryEntry {
-        path,
-        label,
-        record,
-        kind: EntryKind::Run,
-    }
-}
-
-/// A gallery entry of an analysis file: its kind, model and data (or its one-line error).
-fn analysis_entry(path: PathBuf) -> GalleryEntry {
-    let stem = path
-        .file_stem()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    match AnalysisFile::load(&path) {
-        Ok(f) => {
+    let (label, record, kind) = match SavedFile::load(&path) {
+        Ok(SavedFile::Analysis(f)) => {
             let c = f.common();
             let data = c.data.spec.file.file_name().unwrap_or_default();
             let label = format!(
@@ -407,21 +340,38 @@ fn analysis_entry(path: PathBuf) -> GalleryEntry {
                 super::short_model_name(&c.model.label),
                 data.to_string_lossy()
             );
-            GalleryEntry {
-                path,
-                label,
-                record: Err(format!(
-                    "{} result: Enter opens it on the circuit screen",
-                    f.kind()
-                )),
-                kind: EntryKind::Analysis(Box::new(f)),
-            }
+            let why = format!("{} result: Enter opens it on the circuit screen", f.kind());
+            (label, Err(why), EntryKind::Analysis(f))
         }
-        Err(e) => GalleryEntry {
-            label: format!("{} (unreadable)", path.display()),
-            path,
-            record: Err(e.to_string()),
-            kind: EntryKind::Run,
-        },
+        Ok(SavedFile::Groups(file)) => {
+            let n = file.groups.iter().filter(|g| !g.heads.is_empty()).count();
+            let label = format!(
+                "{stem:<18} {:<13} {:<14} {n} groups, {} selected",
+                "head groups",
+                short_model_name(&file.model),
+                file.selected.len()
+            );
+            let why = "head groups, not a run: Enter applies them".to_string();
+            (label, Err(why), EntryKind::Groups(file))
+        }
+        Ok(SavedFile::Run(r)) => {
+            let label = format!(
+                "{stem:<18} {:<13} {:<14} {}",
+                r.receiver_label,
+                super::record_model_name(&r, Some(&path)),
+                super::record_data_words(&r)
+            );
+            (label, Ok(*r), EntryKind::Run)
+        }
+        Err(e) => {
+            let label = format!("{} (unreadable)", path.display());
+            (label, Err(e.to_string()), EntryKind::Run)
+        }
+    };
+    GalleryEntry {
+        path,
+        label,
+        record,
+        kind,
     }
 }
