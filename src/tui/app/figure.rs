@@ -63,13 +63,7 @@ impl App {
     /// (never beside a file the user did not write there, such as the paper's results).
     pub fn write_compare_figure(&mut self) {
         let g = &self.gallery;
-        let (Some(m), Some(e)) = (
-            g.marked.and_then(|m| g.entries.get(m)),
-            g.entries.get(g.selected),
-        ) else {
-            return;
-        };
-        let (Ok(a), Ok(b)) = (&m.record, &e.record) else {
+        let Some((m, a, e, b)) = g.compared() else {
             return;
         };
         let opts = HeatmapOptions {

@@ -32,6 +32,19 @@ pub struct Gallery {
     pub diff: bool,
 }
 
+impl Gallery {
+    /// The two entries the comparison shows, marked first, when both are runs that loaded:
+    /// what the compare screen draws and what `F` writes.
+    pub fn compared(&self) -> Option<(&GalleryEntry, &RunRecord, &GalleryEntry, &RunRecord)> {
+        let m = self.entries.get(self.marked?)?;
+        let e = self.entries.get(self.selected)?;
+        match (&m.record, &e.record) {
+            (Ok(a), Ok(b)) => Some((m, a, e, b)),
+            _ => None,
+        }
+    }
+}
+
 impl App {
     pub fn update_compare(&mut self, action: CompareAction) {
         match action {

@@ -254,13 +254,7 @@ fn difference(a: &RunRecord, b: &RunRecord) -> RunRecord {
 
 pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
     let g = &app.gallery;
-    let (Some(m), Some(e)) = (
-        g.marked.and_then(|m| g.entries.get(m)),
-        g.entries.get(g.selected),
-    ) else {
-        return;
-    };
-    let (Ok(a), Ok(b)) = (&m.record, &e.record) else {
+    let Some((m, a, e, b)) = g.compared() else {
         return;
     };
     let layers = app.layer_range();
