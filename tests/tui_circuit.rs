@@ -10,9 +10,8 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use headhunt::data::{DataFile, DataOptions};
-use headhunt::patching::Algorithm;
 use headhunt::results::analysis::AnalysisFile;
 use headhunt::results::HeadGroup;
 use headhunt::tui::app::{App, Effect, EntryKind, ReportTab, Screen, Setup};
@@ -22,38 +21,20 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use serde_json::Value;
 
+use common::tui::{key, press};
+
 fn setup(results: PathBuf, model: &Path) -> Setup {
-    Setup {
-        model: model.to_str().unwrap().into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        data: DataFile {
-            data: model.join("addition.jsonl"),
-            options: DataOptions {
-                offset: Some(1),
-                examples: Some(6),
-                ..Default::default()
-            },
+    let mut s = common::tui::setup(model.to_str().unwrap(), results);
+    s.data = DataFile {
+        data: model.join("addition.jsonl"),
+        options: DataOptions {
+            offset: Some(1),
+            examples: Some(6),
+            ..Default::default()
         },
-        batch_size: 3,
-        begin_layer: 0,
-        algorithm: Algorithm::Fast,
-        receiver: None,
-        results_dir: results,
-        gallery_dirs: vec![],
-        open: None,
-    }
-}
-
-fn key(c: KeyCode) -> KeyEvent {
-    KeyEvent::new(c, KeyModifiers::NONE)
-}
-
-fn press(app: &mut App, keys: &str) {
-    for ch in keys.chars() {
-        app.on_key(key(KeyCode::Char(ch)));
-    }
+    };
+    s.batch_size = 3;
+    s
 }
 
 /// Types into an open prompt (replacing its value) and confirms it.

@@ -8,61 +8,17 @@ mod common;
 
 use common::figure::{hex, rdbu, svg_cells, svg_fill_at, svg_rects, svg_texts, Png};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use headhunt::data::{DataFile, DataOptions, DataSpec, TaskKind};
-use headhunt::model::{Family, ModelOrigin};
+use headhunt::data::{DataSpec, TaskKind};
 use headhunt::patching::{Algorithm, PatchEvent, PatchMatrix};
-use headhunt::results::{DataInfo, ModelInfo, RecordParts, RunRecord};
+use headhunt::results::{DataInfo, RecordParts, RunRecord};
 use headhunt::tui::app::{App, Effect, Orientation, Screen, Setup};
 use headhunt::worker::{Event, Job, PromptChoice, RunKind};
 use std::path::{Path, PathBuf};
 
-const LAYERS: usize = 4;
-const HEADS: usize = 4;
+use common::tui::{info, press, HEADS, LAYERS};
 
 fn setup(results: PathBuf) -> Setup {
-    Setup {
-        model: "fixture".into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        data: DataFile {
-            data: common::fixture("tiny-gemma2").join("addition.jsonl"),
-            options: DataOptions::default(),
-        },
-        batch_size: 4,
-        begin_layer: 0,
-        algorithm: Algorithm::Fast,
-        receiver: None,
-        results_dir: results,
-        gallery_dirs: vec![],
-        open: None,
-    }
-}
-
-fn info() -> ModelInfo {
-    ModelInfo {
-        origin: ModelOrigin::Local {
-            path: "fixture".into(),
-        },
-        label: "fixture".into(),
-        family: Family::Gemma2,
-        n_layers: LAYERS,
-        n_heads: HEADS,
-        n_kv_heads: 2,
-        d_model: 64,
-        d_head: 16,
-        d_mlp: 128,
-        vocab_size: 50,
-        dtype: "f32".into(),
-        device: "cpu".into(),
-        quantization: None,
-    }
-}
-
-fn press(app: &mut App, keys: &str) {
-    for ch in keys.chars() {
-        app.on_key(KeyEvent::new(KeyCode::Char(ch), KeyModifiers::NONE));
-    }
+    common::tui::setup("fixture", results)
 }
 
 fn enter(app: &mut App) {

@@ -4,8 +4,6 @@
 
 mod common;
 
-use headhunt::data::{DataFile, DataOptions};
-use headhunt::patching::Algorithm;
 use headhunt::results::RunRecord;
 use headhunt::tui::app::{App, Setup};
 use headhunt::tui::view;
@@ -15,21 +13,8 @@ use std::path::{Path, PathBuf};
 
 fn setup(results: PathBuf, open: Option<PathBuf>) -> Setup {
     Setup {
-        model: "fixture".into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        data: DataFile {
-            data: common::fixture("tiny-gemma2").join("addition.jsonl"),
-            options: DataOptions::default(),
-        },
-        batch_size: 4,
-        begin_layer: 0,
-        algorithm: Algorithm::Fast,
-        receiver: None,
-        results_dir: results,
-        gallery_dirs: vec![],
         open,
+        ..common::tui::setup("fixture", results)
     }
 }
 

@@ -4,11 +4,11 @@
 mod common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use headhunt::data::{DataFile, DataOptions, DataSpec, TaskKind};
-use headhunt::model::{Family, HeadInput, ModelOrigin};
+use headhunt::data::{DataSpec, TaskKind};
+use headhunt::model::HeadInput;
 use headhunt::patching::{Algorithm, PatchEvent, Receiver};
 use headhunt::results::groups::GroupsFile;
-use headhunt::results::{DataInfo, HeadGroup, ModelInfo, RunRecord};
+use headhunt::results::{DataInfo, HeadGroup, RunRecord};
 use headhunt::tui::app::{
     App, Effect, EntryKind, InputPurpose, Orientation, RangeMode, RunState, Screen, Setup,
 };
@@ -18,60 +18,13 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::path::PathBuf;
 
-const LAYERS: usize = 4;
-const HEADS: usize = 4;
+use common::tui::{info, key, press, HEADS, LAYERS};
 
+/// The common start with the paper's offset +1 (the contrast adds one).
 fn setup(results: PathBuf) -> Setup {
-    Setup {
-        model: "fixture".into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        data: DataFile {
-            data: common::fixture("tiny-gemma2").join("addition.jsonl"),
-            options: DataOptions {
-                offset: Some(1),
-                ..Default::default()
-            },
-        },
-        batch_size: 4,
-        begin_layer: 0,
-        algorithm: Algorithm::Fast,
-        receiver: None,
-        results_dir: results,
-        gallery_dirs: vec![],
-        open: None,
-    }
-}
-
-fn info() -> ModelInfo {
-    ModelInfo {
-        origin: ModelOrigin::Local {
-            path: "fixture".into(),
-        },
-        label: "fixture".into(),
-        family: Family::Gemma2,
-        n_layers: LAYERS,
-        n_heads: HEADS,
-        n_kv_heads: 2,
-        d_model: 64,
-        d_head: 16,
-        d_mlp: 128,
-        vocab_size: 50,
-        dtype: "f32".into(),
-        device: "cpu".into(),
-        quantization: None,
-    }
-}
-
-fn key(c: KeyCode) -> KeyEvent {
-    KeyEvent::new(c, KeyModifiers::NONE)
-}
-
-fn press(app: &mut App, keys: &str) {
-    for ch in keys.chars() {
-        app.on_key(key(KeyCode::Char(ch)));
-    }
+    let mut s = common::tui::setup("fixture", results);
+    s.data.options.offset = Some(1);
+    s
 }
 
 /// An app with model and data "loaded".

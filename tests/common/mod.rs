@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod figure;
+pub mod tui;
 
 /// `../shared/fixtures` next to the project (CI has it too), or $HEADHUNT_FIXTURES.
 pub fn fixtures_dir() -> PathBuf {

@@ -1,0 +1,68 @@
+//! What the explorer's state and rendering tests share: a `Setup` on a fixture, the model
+//! description the worker would send for a 4 × 4 model, and key presses.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use headhunt::data::{DataFile, DataOptions};
+use headhunt::model::{Family, ModelOrigin};
+use headhunt::patching::Algorithm;
+use headhunt::results::ModelInfo;
+use headhunt::tui::app::{App, Setup};
+use std::path::PathBuf;
+
+/// Layers and heads of the model that [`info`] describes.
+pub const LAYERS: usize = 4;
+pub const HEADS: usize = 4;
+
+/// The explorer's start on `model` (a path or "fixture") with tiny-gemma2's addition data,
+/// default data options, batch size 4, saving into `results`; tests change fields they need.
+pub fn setup(model: &str, results: PathBuf) -> Setup {
+    Setup {
+        model: model.into(),
+        tokenizer: None,
+        device: "cpu".into(),
+        dtype: None,
+        data: DataFile {
+            data: crate::common::fixture("tiny-gemma2").join("addition.jsonl"),
+            options: DataOptions::default(),
+        },
+        batch_size: 4,
+        begin_layer: 0,
+        algorithm: Algorithm::Fast,
+        receiver: None,
+        results_dir: results,
+        gallery_dirs: vec![],
+        open: None,
+    }
+}
+
+/// A 4 × 4 Gemma-2 model named "fixture", as `Event::ModelLoaded` carries it.
+pub fn info() -> ModelInfo {
+    ModelInfo {
+        origin: ModelOrigin::Local {
+            path: "fixture".into(),
+        },
+        label: "fixture".into(),
+        family: Family::Gemma2,
+        n_layers: LAYERS,
+        n_heads: HEADS,
+        n_kv_heads: 2,
+        d_model: 64,
+        d_head: 16,
+        d_mlp: 128,
+        vocab_size: 50,
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        quantization: None,
+    }
+}
+
+pub fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+/// Presses each character of `keys` in turn.
+pub fn press(app: &mut App, keys: &str) {
+    for ch in keys.chars() {
+        app.on_key(key(KeyCode::Char(ch)));
+    }
+}
