@@ -418,7 +418,8 @@ fn f_draws_raw_effects_with_the_explorers_floor_and_fixed_range() {
 
 /// `F` on the comparison (the gallery's `c` / `d`): the two results side by side, then their
 /// difference, as `A_vs_B` / `A_minus_B` (SVG and PNG) in the results folder, never beside
-/// the paper's files; the cells against RdBu of the files' values on one auto scale.
+/// the paper's files; the cells against RdBu of the files' values on the screen's one auto
+/// scale (its ±5% floor included).
 #[test]
 fn f_on_the_comparison_draws_the_pair_and_the_difference() {
     let (mut app, dir) = ready_app("fig-compare");
@@ -454,10 +455,12 @@ fn f_on_the_comparison_draws_the_pair_and_the_difference() {
             .map(|v| 100.0 * v)
             .collect()
     };
+    // The screen's auto range: the largest |r| of the two, never below its ±5% floor.
     let range = recs
         .iter()
         .flat_map(pct)
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(5.0);
     let cells = svg_rects(&svg);
     let fills: std::collections::HashSet<String> = cells.iter().map(|r| r.fill.clone()).collect();
     for v in recs.iter().flat_map(pct) {
@@ -480,5 +483,51 @@ fn f_on_the_comparison_draws_the_pair_and_the_difference() {
         before.len(),
         after.len(),
         "nothing written beside the paper's files"
+    );
+}
+
+/// The comparison's figure is drawn with the colour range on screen: after `f` (fixed ±20%)
+/// the cells are RdBu on ±20%, not on the files' largest |r| (the auto range would put the
+/// paper's 39.7 at full saturation).
+#[test]
+fn f_on_the_comparison_uses_the_range_on_screen() {
+    let (mut app, dir) = ready_app("fig-compare-range");
+    let paper = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results/gemma_2_9b");
+    app.setup.gallery_dirs = vec![paper];
+    press(&mut app, "f");
+    press(&mut app, "w");
+    let find = |app: &App, name: &str| {
+        let stem = |e: &headhunt::tui::app::GalleryEntry| e.path.file_stem().unwrap() == name;
+        app.gallery.entries.iter().position(stem).expect(name)
+    };
+    let pair = [find(&app, "resid_post_41"), find(&app, "ind_h39_7_v")];
+    app.gallery.selected = pair[0];
+    press(&mut app, "m");
+    app.gallery.selected = pair[1];
+    press(&mut app, "c");
+    assert_eq!(app.screen, Screen::Compare);
+    press(&mut app, "F");
+    let svg = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".svg") && p.to_string_lossy().contains("_vs_"))
+        .unwrap_or_else(|| panic!("{:?} ({})", files(&dir), app.status.1));
+    let cells = svg_rects(&std::fs::read_to_string(&svg).unwrap());
+    let fills: std::collections::HashSet<String> = cells.iter().map(|r| r.fill.clone()).collect();
+    let mut largest = 0.0f64;
+    for i in pair {
+        let rec = app.gallery.entries[i].record.clone().unwrap();
+        for v in rec.relative.iter().flatten().flatten() {
+            largest = largest.max((100.0 * v).abs());
+            assert!(
+                fills.contains(&hex(rdbu(100.0 * v, 20.0))),
+                "no cell of {v} on ±20%"
+            );
+        }
+    }
+    assert!(
+        largest > 20.0,
+        "the test needs an |r| beyond the fixed range: {largest}"
     );
 }

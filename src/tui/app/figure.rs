@@ -58,15 +58,26 @@ impl App {
     }
 
     /// `F` on the comparison: the marked and the selected result side by side on one scale,
-    /// or their difference, as `headhunt plot --compare` / `--diff` draws them (auto range),
-    /// in the orientation and crop shown, as `A_vs_B` / `A_minus_B` in the results folder
+    /// or their difference, as `headhunt plot --compare` / `--diff` draws them, with the
+    /// colour range, orientation and crop shown, as `A_vs_B` / `A_minus_B` in the results folder
     /// (never beside a file the user did not write there, such as the paper's results).
     pub fn write_compare_figure(&mut self) {
         let g = &self.gallery;
         let Some((m, a, e, b)) = g.compared() else {
             return;
         };
+        // The range on screen, in the figure's unit; where the figure's unit is not the
+        // screen's (one side ill-conditioned), the figure's own auto range.
+        let c = crate::tui::view::other::compare_range(self, a, b, g.diff);
+        let range = match (c.measure, crate::plot::heatmap::Quantity::of(&[a, b])) {
+            (CellMeasure::R, crate::plot::heatmap::Quantity::RelativePercent) => {
+                Some(100.0 * c.range)
+            }
+            (CellMeasure::RawEffect, crate::plot::heatmap::Quantity::RawLogits) => Some(c.range),
+            _ => None,
+        };
         let opts = HeatmapOptions {
+            range,
             crop: self.crop.map(|_| self.layer_range()),
             heads_as_rows: !self.layers_as_rows(),
             ..HeatmapOptions::default()

@@ -57,7 +57,7 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
 
 /// One field of the setup form in a column `col_w` wide.
 fn setup_row(app: &App, i: usize, col_w: u16) -> Line<'static> {
-    let style = if i == app.setup_row {
+    let style = if i == app.setup_screen.row {
         Style::default().add_modifier(Modifier::REVERSED)
     } else {
         Style::default()
@@ -257,7 +257,6 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
     let Some((m, a, e, b)) = g.compared() else {
         return;
     };
-    let layers = app.layer_range();
     if g.diff {
         let d = difference(a, b);
         let [title, grid, legend] = Layout::vertical([
@@ -273,15 +272,13 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
             )),
             title,
         );
-        let range = heatmap::color_range(&d, app.range, layers);
+        let range = compare_range(app, a, b, true);
         grid_with_legend(frame, grid, legend, app, &d, &range);
     } else {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(area);
-        // One colour range for both, so equal colours mean equal r.
-        let range = heatmap::color_range(a, app.range, layers)
-            .max(heatmap::color_range(b, app.range, layers));
+        let range = compare_range(app, a, b, false);
         for (rec, r, path) in [(a, left, &m.path), (b, right, &e.path)] {
             let [title, grid, legend] = Layout::vertical([
                 Constraint::Length(1),
@@ -296,6 +293,18 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
             );
             grid_with_legend(frame, grid, legend, app, rec, &range);
         }
+    }
+}
+
+/// The colour range the comparison is drawn with: the difference's own, or one range for
+/// both sides so that equal colours mean equal r. `F` draws its figure with the same range,
+/// so the file shows what the screen showed.
+pub fn compare_range(app: &App, a: &RunRecord, b: &RunRecord, diff: bool) -> heatmap::ColorRange {
+    let layers = app.layer_range();
+    if diff {
+        heatmap::color_range(&difference(a, b), app.range, layers)
+    } else {
+        heatmap::color_range(a, app.range, layers).max(heatmap::color_range(b, app.range, layers))
     }
 }
 
