@@ -169,12 +169,28 @@ pub fn pct_label(x: f64) -> String {
 /// Width of the row labels left of the grid.
 const LABEL_W: u16 = 5;
 
+/// The narrowest cell with a column for a group or selection mark (`cell_parts`).
+pub const MARKED_CELL_W: u16 = 4;
+
+/// Whether some head is tagged into a group or selected, so that cells need a mark column.
+pub fn any_marked(app: &App) -> bool {
+    !app.selected.is_empty() || app.groups.iter().any(|g| !g.heads.is_empty())
+}
+
 /// Orientation and cell width for `area`. In Auto: the orientation whose cells print the
 /// most precision, then the one that needs no scrolling, then layers as columns (the paper's).
+/// Once a head is marked, cells are at least `MARKED_CELL_W` wide (scrolling, with arrows,
+/// where the grid no longer fits), so that every group shows its own mark and not only a
+/// colour: a 3-column cell prints the same two characters as a 4-column one, minus the mark.
 fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
     let width = area.width.saturating_sub(LABEL_W) as usize;
     let height = area.height.saturating_sub(1) as usize; // header row
-    let w = |n: usize| (width / n.max(1)).clamp(1, 7) as u16;
+    let least = if any_marked(app) && width >= MARKED_CELL_W as usize {
+        MARKED_CELL_W as usize
+    } else {
+        1
+    };
+    let w = |n: usize| (width / n.max(1)).clamp(least, 7) as u16;
     match app.orientation {
         Orientation::LayersAsColumns => (false, w(n_layers)),
         Orientation::LayersAsRows => (true, w(n_heads)),
@@ -430,8 +446,9 @@ pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
 }
 
 /// The legend's second line: what the glyphs mean and what is scrolled off. `marked`: some
-/// head is tagged or selected; in cells too narrow for a mark it is underlined
-/// instead, and the legend says so (the readout names the cursor's group).
+/// head is tagged or selected; cells then have a mark column (`orientation_and_width`) unless
+/// the grid is narrower than one such cell: there marked cells are underlined instead, and
+/// the legend says so (the readout names the cursor's group).
 pub fn legend_notes(too_wide: bool, marked: bool, g: &HeatmapGeometry) -> Line<'static> {
     let mut spans = Vec::new();
     if marked && cell_parts(g.cell_w).2 == 0 {

@@ -274,11 +274,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
     );
     let legend = vec![
         heatmap::legend(&range, app.color),
-        heatmap::legend_notes(
-            too_wide,
-            !app.selected.is_empty() || app.groups.iter().any(|g| !g.heads.is_empty()),
-            &geom,
-        ),
+        heatmap::legend_notes(too_wide, heatmap::any_marked(app), &geom),
     ];
     frame.render_widget(Paragraph::new(legend), areas.legend);
     if let Some(right) = areas.side {
