@@ -673,3 +673,35 @@ fn foreign_file(path: &Path) {
     };
     AnalysisFile::Circuit(f).save(path, false).unwrap();
 }
+
+/// A signal (SIGTERM, SIGHUP) ends the explorer with nobody there to press `s`: the analysis
+/// reports on the circuit screen that are not saved yet are saved as `s` saves them, and the
+/// status line says where. One already saved is neither written nor mentioned again.
+#[test]
+fn a_signal_saves_the_unsaved_analysis_reports() {
+    let (mut app, worker, rx, dir) = live_app("circuit-signal");
+    press(&mut app, "C");
+    press(&mut app, "e");
+    pump(&mut app, &worker, &rx, idle);
+    press(&mut app, "s");
+    press(&mut app, "a");
+    let reports = pump(&mut app, &worker, &rx, idle);
+    assert!(matches!(reports.as_slice(), [AnalysisReport::Ablation(_)]));
+    app.save_before_exit();
+    assert!(app.quit);
+    let kinds: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| AnalysisFile::load(&e.path()).ok())
+        .map(|f| f.kind().to_string())
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        2,
+        "the circuit (saved by s) and the ablation: {kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k.contains("ablat")), "{kinds:?}");
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+    assert!(!app.status.1.contains("already"), "{}", app.status.1);
+    assert_eq!(app.unsaved(), None);
+}

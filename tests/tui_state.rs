@@ -942,6 +942,58 @@ fn a_signal_saves_the_unsaved_run_and_groups_before_quitting() {
     assert_eq!(app.unsaved(), None);
 }
 
+/// A signal while a sweep runs keeps the rows it finished, as `patch` does on a signal: the
+/// run is saved as a cancelled one (marked partial) with exactly those rows.
+#[test]
+fn a_signal_during_a_sweep_saves_its_finished_rows() {
+    let (mut app, dir) = ready_app("sigterm-running");
+    press(&mut app, "r");
+    let (id, receiver) = submitted_patch(&mut app);
+    let top = receiver.max_layer();
+    app.on_worker(Event::Patch {
+        id,
+        event: PatchEvent::Baselines {
+            ld_normal: 2.0,
+            ld_contrast: -1.0,
+            n_examples: 8,
+            cache_seconds: 0.01,
+        },
+    });
+    let mut row = vec![-1.0; HEADS];
+    row[1] = -0.7; // r = -0.1
+    app.on_worker(Event::Patch {
+        id,
+        event: PatchEvent::Row {
+            layer: top,
+            patched: row,
+            done: 1,
+            total: top + 1,
+            elapsed: 0.1,
+            eta: 0.3,
+        },
+    });
+    assert!(app.busy());
+    assert_eq!(
+        app.unsaved(),
+        None,
+        "a running sweep is not yet a finished one"
+    );
+    app.save_before_exit();
+    assert!(app.quit);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "the partial run is saved: {files:?}");
+    let rec = RunRecord::load(&files[0]).unwrap();
+    assert!(!rec.complete);
+    assert_eq!(rec.rows_computed, vec![top]);
+    let r = rec.relative[top].as_ref().expect("the finished row");
+    assert!((r[1] + 0.1).abs() < 1e-12, "{r:?}");
+    assert!((0..top).all(|l| rec.relative[l].is_none()));
+    assert!(app.status.1.starts_with("saved "), "{}", app.status.1);
+}
+
 #[test]
 fn a_result_of_another_model_is_its_own_context_and_drills_into_its_saved_results() {
     let (mut app, _) = ready_app("foreign");

@@ -138,7 +138,11 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
 pub fn run(a: TuiArgs) -> Result<i32> {
     let setup = setup(a)?;
     let _honour = super::signals::Honour::start();
-    let stopped = crate::tui::run(setup, || super::signals::received().is_some())?;
+    let hooks = crate::tui::SignalHooks {
+        stopped: || super::signals::received().is_some(),
+        while_saving: |f| super::signals::while_saving(f),
+    };
+    let stopped = crate::tui::run(setup, hooks)?;
     Ok(match super::signals::received() {
         Some(sig) if stopped => super::signals::exit_code(sig),
         _ => 0,

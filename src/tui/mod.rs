@@ -40,18 +40,32 @@ fn restore_terminal() {
     ratatui::restore();
 }
 
-/// Runs the explorer until the user quits, or until `stopped()` says a signal asked it to end
-/// (the caller, `cli/tui.rs`, holds the signal handling; this layer does not know signals):
-/// then what is unsaved is saved (`App::save_before_exit`), the terminal is put back and what
-/// was saved is printed on stderr. Returns whether it was stopped that way.
-pub fn run(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> {
+/// What the caller (`cli/tui.rs`, which holds the signal handling: this layer does not know
+/// signals) lends the loop.
+#[derive(Clone, Copy)]
+pub struct SignalHooks {
+    /// Whether a signal asked the explorer to end.
+    pub stopped: fn() -> bool,
+    /// Runs its argument (key handling, which may write files) with a second signal's ending
+    /// of the process put off until it returns, so that no write is left half done.
+    pub while_saving: fn(&mut dyn FnMut()),
+}
+
+/// How long a signal waits for the worker's cancelled jobs to hand back what they finished.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the explorer until the user quits, or until `signals.stopped()` says a signal asked it
+/// to end: then the worker's jobs are cancelled (their finished part kept), what is unsaved
+/// is saved (`App::save_before_exit`), the terminal is put back and what was saved is printed
+/// on stderr. Returns whether it was stopped that way.
+pub fn run(setup: Setup, signals: SignalHooks) -> anyhow::Result<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(setup, stopped))
+    rt.block_on(run_async(setup, signals))
 }
 
-async fn run_async(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> {
+async fn run_async(setup: Setup, signals: SignalHooks) -> anyhow::Result<bool> {
     // Restore the terminal before any panic message is printed.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -60,7 +74,7 @@ async fn run_async(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> 
     }));
     let mut terminal = ratatui::try_init()?;
     let _ = execute!(stdout(), EnableMouseCapture);
-    let result = event_loop(&mut terminal, setup, stopped).await;
+    let result = event_loop(&mut terminal, setup, signals).await;
     restore_terminal();
     let farewell = result?;
     if let Some(msg) = &farewell {
@@ -73,7 +87,7 @@ async fn run_async(setup: Setup, stopped: fn() -> bool) -> anyhow::Result<bool> 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     setup: Setup,
-    stopped: fn() -> bool,
+    signals: SignalHooks,
 ) -> anyhow::Result<Option<String>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::spawn(tx);
@@ -91,21 +105,8 @@ async fn event_loop(
         if app.quit {
             break;
         }
-        if stopped() {
-            app.save_before_exit();
-            if app
-                .take_effects()
-                .iter()
-                .any(|e| matches!(e, Effect::Cancel))
-            {
-                worker.cancel();
-            }
-            let saved = &app.status.1;
-            return Ok(Some(if saved.is_empty() {
-                "nothing was unsaved".to_string()
-            } else {
-                saved.clone()
-            }));
+        if (signals.stopped)() {
+            return Ok(Some(stop(&mut app, &worker, &mut rx, signals).await));
         }
         let size = terminal.size()?;
         app.viewport = (size.width, size.height);
@@ -116,7 +117,7 @@ async fn event_loop(
         }
         tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(TermEvent::Key(k))) => app.on_key(k),
+                Some(Ok(TermEvent::Key(k))) => (signals.while_saving)(&mut || app.on_key(k)),
                 Some(Ok(TermEvent::Mouse(m))) => app.on_mouse(m),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
@@ -132,4 +133,42 @@ async fn event_loop(
         }
     }
     Ok(None)
+}
+
+/// A signal ended the explorer: the worker's jobs are cancelled and, for at most
+/// `CANCEL_GRACE`, their last events (a sweep's partial record, an analysis' partial report)
+/// are taken in; then everything unsaved is saved, with a second signal put off until the
+/// writes are done. Returns what the status line says was saved.
+async fn stop(
+    app: &mut App,
+    worker: &Worker,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::worker::Event>,
+    signals: SignalHooks,
+) -> String {
+    if app.busy() {
+        worker.cancel();
+        let deadline = tokio::time::sleep(CANCEL_GRACE);
+        tokio::pin!(deadline);
+        while app.busy() {
+            tokio::select! {
+                we = rx.recv() => match we {
+                    // The worker clears the flag when it starts a queued job: ask again.
+                    Some(we) => {
+                        app.on_worker(we);
+                        worker.cancel();
+                    }
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+    }
+    (signals.while_saving)(&mut || app.save_before_exit());
+    let _ = app.take_effects();
+    let saved = &app.status.1;
+    if saved.is_empty() {
+        "nothing was unsaved".to_string()
+    } else {
+        saved.clone()
+    }
 }

@@ -458,7 +458,7 @@ impl App {
     }
 
     /// Saves one report (never over another file); says where it went or already is.
-    fn save_report(&mut self, tab: ReportTab) -> String {
+    pub(super) fn save_report(&mut self, tab: ReportTab) -> String {
         let Some(shown) = self.circuit.reports[tab as usize].as_ref() else {
             return String::new();
         };

@@ -142,16 +142,35 @@ impl App {
     }
 
     /// A signal (SIGTERM, SIGHUP, `kill -INT`) ends the explorer: nobody may be there to
-    /// answer `q`'s question, so every finished run not saved yet, and the head groups, are
-    /// saved (the status line says where), then the app quits.
+    /// answer `q`'s question, so every finished run not saved yet, the finished rows of a
+    /// sweep still running (saved as a cancelled one, marked partial), the analysis reports
+    /// on the circuit screen, and the head groups, are saved (the status line says where),
+    /// then the app quits. (The event loop first cancels the worker's jobs and waits a little
+    /// for their partial results, so a cancelled analysis arrives in time to be saved.)
     pub fn save_before_exit(&mut self) {
         let mut said = Vec::new();
         for i in 0..self.runs.len() {
-            let slot = &self.runs[i];
+            let slot = &mut self.runs[i];
+            let rows = slot
+                .record
+                .as_ref()
+                .is_some_and(|r| !r.rows_computed.is_empty());
+            if matches!(slot.state, RunState::Running { .. }) && rows {
+                slot.state = RunState::Cancelled;
+            }
             let finished = matches!(slot.state, RunState::Done | RunState::Cancelled);
             if finished && slot.saved_to.is_none() && slot.record.is_some() {
                 self.save_slot(i);
                 said.push(self.status.1.clone());
+            }
+        }
+        for tab in super::circuit::ReportTab::ALL {
+            let unsaved = self
+                .circuit
+                .report(tab)
+                .is_some_and(|r| r.saved_to.is_none());
+            if unsaved {
+                said.push(self.save_report(tab));
             }
         }
         if self.unsaved() == Some("head groups") {

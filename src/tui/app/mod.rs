@@ -36,7 +36,7 @@ pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab,
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
-pub use setup::{Setup, SETUP_FIELDS};
+pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
 
 /// Which full-screen view is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +214,7 @@ pub struct App {
     pub help_scroll: usize,
     pub color: ColorMode,
     pub setup: Setup,
-    pub setup_row: usize,
+    pub setup_screen: SetupScreen,
     pub model: Option<ModelInfo>,
     pub data: Option<DataStatus>,
     pub runs: Vec<RunSlot>,
@@ -313,7 +313,7 @@ impl App {
             help: false,
             help_scroll: 0,
             color: ColorMode::detect(),
-            setup_row: 0,
+            setup_screen: SetupScreen::default(),
             model: None,
             data: None,
             runs: Vec::new(),
@@ -452,6 +452,12 @@ impl App {
 
     pub fn current_record(&self) -> Option<&RunRecord> {
         self.current().and_then(|s| s.record.as_ref())
+    }
+
+    /// Whether a sweep or an analysis of this app is on the worker (a signal waits for its
+    /// partial result before saving).
+    pub fn busy(&self) -> bool {
+        self.running() || self.circuit.job.is_some()
     }
 
     pub fn running(&self) -> bool {

@@ -293,6 +293,14 @@ fn whole_number(name: &str, v: &str) -> Result<usize, String> {
         .map_err(|_| format!("{name}: expected a whole number, got {v:?}"))
 }
 
+/// The setup screen's own state; the settings themselves are `App::setup`, which every
+/// screen reads.
+#[derive(Debug, Default, Clone)]
+pub struct SetupScreen {
+    /// The field under the cursor.
+    pub row: usize,
+}
+
 impl App {
     pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
         if let Some(action) = keymap::lookup(keymap::SETUP, key.code) {
@@ -304,10 +312,12 @@ impl App {
         match action {
             SetupAction::Back => self.screen = Screen::Heatmap,
             SetupAction::Help => self.open_help(),
-            SetupAction::Up => self.setup_row = self.setup_row.saturating_sub(1),
-            SetupAction::Down => self.setup_row = (self.setup_row + 1).min(SETUP_FIELDS.len() - 1),
+            SetupAction::Up => self.setup_screen.row = self.setup_screen.row.saturating_sub(1),
+            SetupAction::Down => {
+                self.setup_screen.row = (self.setup_screen.row + 1).min(SETUP_FIELDS.len() - 1)
+            }
             SetupAction::Edit => {
-                let i = self.setup_row;
+                let i = self.setup_screen.row;
                 let initial = self.setup.field(i);
                 self.open_input(InputPurpose::SetupField(i), SETUP_FIELDS[i], initial);
             }
