@@ -239,3 +239,38 @@ fn group_marks_differ_and_never_eat_the_gap_or_a_digit() {
         "no size had cells too narrow for marks before marking"
     );
 }
+
+/// The gallery says which model and data each entry is for, in columns fitted to the list's
+/// width: at every width each paper entry shows its model, the line fits, and a cut ends in
+/// `…` (never a silent cut at the border). A long file name gives way before the data.
+#[test]
+fn gallery_lines_fit_and_say_where_they_are_cut() {
+    let paper = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results/gemma_2_9b");
+    let mut entries = headhunt::tui::app::scan_results(&[paper]);
+    assert!(entries.len() > 5);
+    let mut long = headhunt::tui::app::scan_results(&[
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results/gemma_2_9b")
+    ])
+    .remove(0);
+    long.columns[0] = "x".repeat(70);
+    entries.push(long);
+    for width in [56usize, 76, 96, 116] {
+        let lines = view::other::gallery_lines(&entries, width);
+        for (e, l) in entries.iter().zip(&lines) {
+            assert!(l.chars().count() <= width, "{width}: {l:?}");
+            assert!(l.contains("gemma_2_9b"), "{width}: no model in {l:?}");
+            assert!(
+                l.ends_with('…') || l.ends_with(e.columns[3].as_str()),
+                "{width}: cut without a mark: {l:?}"
+            );
+        }
+        // The name gives way before the data: the data's start is there from 76 columns.
+        if width >= 76 {
+            let shown = lines
+                .iter()
+                .filter(|l| l.contains("paper: 100 examples"))
+                .count();
+            assert_eq!(shown, entries.len(), "{width}: {lines:#?}");
+        }
+    }
+}

@@ -349,46 +349,58 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
         .unwrap_or_default()
         .to_string_lossy()
         .to_string();
-    let (label, record, kind) = match SavedFile::load(&path) {
+    let (columns, record, kind) = match SavedFile::load(&path) {
         Ok(SavedFile::Analysis(f)) => {
             let c = f.common();
             let data = c.data.spec.file.file_name().unwrap_or_default();
-            let label = format!(
-                "{stem:<18} {:<13} {:<14} {}",
-                f.kind(),
+            let columns = [
+                stem,
+                f.kind().to_string(),
                 super::short_model_name(&c.model.label),
-                data.to_string_lossy()
-            );
+                data.to_string_lossy().to_string(),
+            ];
             let why = format!("{} result: Enter opens it on the circuit screen", f.kind());
-            (label, Err(why), EntryKind::Analysis(f))
+            (columns, Err(why), EntryKind::Analysis(f))
         }
         Ok(SavedFile::Groups(file)) => {
             let n = file.groups.iter().filter(|g| !g.heads.is_empty()).count();
-            let label = format!(
-                "{stem:<18} {:<13} {:<14} {n} groups, {} selected",
-                "head groups",
+            let columns = [
+                stem,
+                "head groups".to_string(),
                 short_model_name(&file.model),
-                file.selected.len()
-            );
+                format!("{n} groups, {} selected", file.selected.len()),
+            ];
             let why = "head groups, not a run: Enter applies them".to_string();
-            (label, Err(why), EntryKind::Groups(file))
+            (columns, Err(why), EntryKind::Groups(file))
         }
         Ok(SavedFile::Run(r)) => {
-            let label = format!(
-                "{stem:<18} {:<13} {:<14} {}",
-                r.receiver_label,
+            let columns = [
+                stem,
+                r.receiver_label.clone(),
                 super::record_model_name(&r, Some(&path)),
-                super::record_data_words(&r)
-            );
-            (label, Ok(*r), EntryKind::Run)
+                super::record_data_words(&r),
+            ];
+            (columns, Ok(*r), EntryKind::Run)
         }
         Err(e) => {
-            let label = format!("{} (unreadable)", path.display());
-            (label, Err(e.to_string()), EntryKind::Run)
+            let columns = [
+                path.display().to_string(),
+                "unreadable".to_string(),
+                String::new(),
+                String::new(),
+            ];
+            (columns, Err(e.to_string()), EntryKind::Run)
         }
     };
+    let label = columns
+        .iter()
+        .filter(|c| !c.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("  ");
     GalleryEntry {
         path,
+        columns,
         label,
         record,
         kind,

@@ -7,6 +7,10 @@ use crate::tui::keymap::{self, CompareAction, GalleryAction};
 /// One saved result in the gallery.
 pub struct GalleryEntry {
     pub path: PathBuf,
+    /// File name, what it is (receiver or kind), model, data: the list lays them out in
+    /// columns fitted to its width (`view::other::gallery_lines`).
+    pub columns: [String; 4],
+    /// The columns in one line (for messages and searching).
     pub label: String,
     /// The run, or why there is none (unreadable, or a groups file: see `kind`).
     pub record: Result<RunRecord, String>,

@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use crate::model::tokenizer::printable;
 use crate::results::RunRecord;
-use crate::tui::app::{App, EntryKind, SETUP_FIELDS};
+use crate::tui::app::{App, EntryKind, GalleryEntry, SETUP_FIELDS};
 
 use super::heatmap;
 
@@ -186,13 +186,15 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area);
     let visible = list.height.saturating_sub(2) as usize;
     let first = g.selected.saturating_sub(visible.saturating_sub(1));
+    let texts = gallery_lines(&g.entries, list.width.saturating_sub(4) as usize);
     let lines: Vec<Line> = g
         .entries
         .iter()
+        .zip(texts)
         .enumerate()
         .skip(first)
         .take(visible)
-        .map(|(i, e)| {
+        .map(|(i, (e, text))| {
             let mark = if g.marked == Some(i) { "* " } else { "  " };
             let style = if i == g.selected {
                 Style::default().add_modifier(Modifier::REVERSED)
@@ -201,7 +203,7 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 Style::default()
             };
-            Line::from(Span::styled(format!("{mark}{}", e.label), style))
+            Line::from(Span::styled(format!("{mark}{text}"), style))
         })
         .collect();
     // Where the selection is, and whether entries are clipped above or below.
@@ -233,6 +235,55 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), detail);
     }
+}
+
+/// The text of `s` in at most `w` characters: whole, or cut with a final `…` so that a cut
+/// is never silent.
+pub fn ellipsize(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else if w == 0 {
+        String::new()
+    } else {
+        let mut t: String = s.chars().take(w - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Least width the file-name column is shortened to when the list is narrow.
+const NAME_MIN_W: usize = 16;
+
+/// The gallery's lines in `width` characters: file name, what, model and data in aligned
+/// columns. Where the widest line does not fit, the file-name column gives way first (down
+/// to `NAME_MIN_W`), then the data column; every cell cut ends in `…`.
+pub fn gallery_lines(entries: &[GalleryEntry], width: usize) -> Vec<String> {
+    const GAP: usize = 2;
+    let mut w = [0usize; 4];
+    for e in entries {
+        for (wi, c) in w.iter_mut().zip(&e.columns) {
+            *wi = (*wi).max(c.chars().count());
+        }
+    }
+    let need: usize = w.iter().sum::<usize>() + GAP * 3;
+    if need > width {
+        w[0] = w[0].saturating_sub(need - width).max(NAME_MIN_W.min(w[0]));
+    }
+    entries
+        .iter()
+        .map(|e| {
+            let mut line = String::new();
+            for (i, c) in e.columns.iter().enumerate() {
+                if i == 3 {
+                    line.push_str(c);
+                } else {
+                    let cell = ellipsize(c, w[i]);
+                    line.push_str(&format!("{cell:<wi$}", wi = w[i] + GAP));
+                }
+            }
+            ellipsize(line.trim_end(), width)
+        })
+        .collect()
 }
 
 /// r of `a` minus r of `b`, where both were computed.
