@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-takes the explorer screenshots of README.md ("The explorer"): drives the built binary on
-# the bundled demo model in a 100×26 tmux session (as tests/tui_tmux.rs does), captures each
+# the bundled demo model in a 100×26 tmux session (the paper's result in 120×34) (as tests/tui_tmux.rs does), captures each
 # screen with and without colours (assets/screenshots/NAME.ansi and NAME.txt) and renders the
 # PNGs with scripts/ansi2png.py. Needs tmux (installed here if missing, as scripts/test does),
 # python3 with Pillow, and DejaVu Sans Mono.
@@ -9,7 +9,9 @@
 # as columns: left is a lower layer, down a higher head); `g` `t` tag it into "function
 # induction" -> heatmap. `Enter` drills into 1.3.v -> drill-1.3.v. `[` goes back (the cursor
 # stays on H1.3), `a` opens its attention, mean of the first 4 contrast prompts ->
-# attention-grid; `b` the bars of the final `=` -> attention-bars.
+# attention-grid; `b` the bars of the final `=` -> attention-bars. Then, in a second session,
+# `headhunt open` on the paper's Gemma-2-9B resid_post_41 (opens on its largest effect, 39.7)
+# -> paper-resid_post_41, and `w` lists the saved results -> gallery.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What ansi2png.py needs, checked before anything runs (neither script installs it).
@@ -39,8 +41,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tmux new-session -d -s "$session" -x 100 -y 26 \
-    "COLORTERM=truecolor $hh tui --results $results; sleep 600"
+start() {
+    tmux kill-session -t "$session" 2>/dev/null || true
+    tmux new-session -d -s "$session" -x "$1" -y "$2" "COLORTERM=truecolor $3; sleep 600"
+}
+start 100 26 "$hh tui --results $results"
 
 # Waits until the screen shows $1 (at most 60 s).
 wait_for() {
@@ -87,3 +92,10 @@ shot attention-grid
 keys b
 wait_for "attends to:"
 shot attention-bars
+
+start 120 34 "$hh open data/paper/results/gemma_2_9b/resid_post_41.json --results $results"
+wait_for "from resid_post_41.json"
+shot paper-resid_post_41
+keys w
+wait_for "saved results"
+shot gallery
