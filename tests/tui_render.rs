@@ -49,6 +49,18 @@ fn file_matrix(path: &Path) -> Vec<Vec<f64>> {
         .collect()
 }
 
+fn screen(term: &Terminal<TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect()
+}
+
 fn cell_string(term: &Terminal<TestBackend>, x: u16, y: u16, w: u16) -> String {
     let buf = term.backend().buffer();
     (x..x + w)
@@ -206,6 +218,13 @@ fn group_marks_differ_and_never_eat_the_gap_or_a_digit() {
                 cw >= view::heatmap::MARKED_CELL_W,
                 "{what}: cells {cw} wide have no mark column"
             );
+            assert_eq!(
+                g.layers_as_rows, plain.layers_as_rows,
+                "{what}: marking turned the grid"
+            );
+            // What is scrolled off is said in full, or visibly cut; never lost at the edge.
+            let text = screen(&marked);
+            assert!(text.contains(" of 42"), "{what}: no clip note in\n{text}");
             let (r, c) = (0..g.n_rows as usize)
                 .flat_map(|r| (0..g.n_cols as usize).map(move |c| (r, c)))
                 .find(|&(r, c)| g.cell_at(r, c) == want)

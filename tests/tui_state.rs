@@ -564,7 +564,11 @@ fn renders_help_and_setup() {
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     press(&mut app, "?");
     render(&mut term, &mut app);
-    let text = screen_text(&term);
+    // Descriptions wrap instead of being cut: at 80×24 the help scrolls to show them all.
+    let mut text = screen_text(&term);
+    press(&mut app, "G");
+    render(&mut term, &mut app);
+    text += &screen_text(&term);
     for k in [
         "drill down",
         "cancel the sweep",
@@ -1194,8 +1198,9 @@ fn attention_grid_aligns_separates_and_shows_values_at_40x12() {
         .find(|l| l.contains("  1 4"))
         .expect("query 1 row");
     assert!(row1.contains("1.0"), "1.0, not 1.: {text}");
+    // Cut at the edge, visibly.
     assert!(
-        text.contains("values: mean over 4 prompts, labels: pro"),
+        text.contains("values: mean over 4 prompts, labels: pr…"),
         "{text}"
     );
 }
@@ -1251,11 +1256,19 @@ fn help_scrolls_at_40x12_and_says_what_is_clipped() {
     press(&mut app, "k");
     render(&mut term, &mut app);
     assert!(screen_text(&term).contains("more ↑↓"));
-    app.on_key(key(KeyCode::PageUp));
-    app.on_key(key(KeyCode::PageUp));
-    app.on_key(key(KeyCode::PageUp));
+    for _ in 0..8 {
+        app.on_key(key(KeyCode::PageUp));
+    }
     render(&mut term, &mut app);
     assert!(screen_text(&term).contains("hjkl"));
+    // No description is cut: each wraps inside the box.
+    press(&mut app, "g");
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(
+        text.contains("move the cursor") && text.contains("(mouse: click, wheel)"),
+        "{text}"
+    );
     assert!(app.help, "scroll keys leave the help open");
     app.on_key(key(KeyCode::Esc));
     assert!(!app.help);

@@ -80,8 +80,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     frame.render_widget(
         Paragraph::new(vec![
-            Line::from(tabs),
-            Line::from(Span::styled(sub, Style::default().fg(Color::DarkGray))),
+            super::fit_line(Line::from(tabs), head.width as usize),
+            super::fit_line(
+                Line::from(Span::styled(sub, Style::default().fg(Color::DarkGray))),
+                head.width as usize,
+            ),
         ]),
         head,
     );

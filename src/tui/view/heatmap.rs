@@ -182,16 +182,13 @@ pub fn any_marked(app: &App) -> bool {
 /// Once a head is marked, cells are at least `MARKED_CELL_W` wide (scrolling, with arrows,
 /// where the grid no longer fits), so that every group shows its own mark and not only a
 /// colour: a 3-column cell prints the same two characters as a 4-column one, minus the mark.
+/// The orientation is chosen as if nothing were marked, so that tagging a head never turns
+/// the grid.
 fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
     let width = area.width.saturating_sub(LABEL_W) as usize;
     let height = area.height.saturating_sub(1) as usize; // header row
-    let least = if any_marked(app) && width >= MARKED_CELL_W as usize {
-        MARKED_CELL_W as usize
-    } else {
-        1
-    };
-    let w = |n: usize| (width / n.max(1)).clamp(least, 7) as u16;
-    match app.orientation {
+    let w = |n: usize| (width / n.max(1)).clamp(1, 7) as u16;
+    let (layers_as_rows, cw) = match app.orientation {
         Orientation::LayersAsColumns => (false, w(n_layers)),
         Orientation::LayersAsRows => (true, w(n_heads)),
         Orientation::Auto => {
@@ -203,6 +200,11 @@ fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize)
                 (false, cols_w)
             }
         }
+    };
+    if any_marked(app) && width >= MARKED_CELL_W as usize {
+        (layers_as_rows, cw.max(MARKED_CELL_W))
+    } else {
+        (layers_as_rows, cw)
     }
 }
 
@@ -449,7 +451,22 @@ pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
 /// head is tagged or selected; cells then have a mark column (`orientation_and_width`) unless
 /// the grid is narrower than one such cell: there marked cells are underlined instead, and
 /// the legend says so (the readout names the cursor's group).
-pub fn legend_notes(too_wide: bool, marked: bool, g: &HeatmapGeometry) -> Line<'static> {
+pub fn legend_notes(
+    too_wide: bool,
+    marked: bool,
+    g: &HeatmapGeometry,
+    width: u16,
+) -> Line<'static> {
+    let long = notes(too_wide, marked, g, false);
+    let width = width as usize;
+    if super::line_width(&long) <= width {
+        return long;
+    }
+    super::fit_line(notes(too_wide, marked, g, true), width)
+}
+
+/// The notes in full, or in their short forms (`short`) for a narrow legend.
+fn notes(too_wide: bool, marked: bool, g: &HeatmapGeometry, short: bool) -> Line<'static> {
     let mut spans = Vec::new();
     if marked && cell_parts(g.cell_w).2 == 0 {
         spans.push(Span::styled(
@@ -458,12 +475,22 @@ pub fn legend_notes(too_wide: bool, marked: bool, g: &HeatmapGeometry) -> Line<'
         ));
     }
     if too_wide {
+        let what = if short {
+            "too wide (o)"
+        } else {
+            "too wide for the cell (readout; o)"
+        };
         spans.push(Span::styled(
-            format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} too wide for the cell (readout; o) "),
+            format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} {what} "),
             Style::default().fg(Color::Yellow),
         ));
     }
     if let Some(note) = clip_note(g) {
+        let note = if short {
+            note.trim_end_matches(" shown").to_string()
+        } else {
+            note
+        };
         spans.push(Span::styled(note, Style::default().fg(Color::Yellow)));
     }
     Line::from(spans)

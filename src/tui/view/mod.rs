@@ -120,7 +120,10 @@ fn title_line(frame: &mut Frame, area: Rect, app: &App) {
         };
         spans.push(Span::styled(c.clone(), style));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(
+        Paragraph::new(fit_line(Line::from(spans), area.width as usize)),
+        area,
+    );
 }
 
 /// The parts of the heatmap screen: info line, grid, legend, and the readout on the right
@@ -242,20 +245,21 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         .map(|d| format!(" · {} ex", d.n_examples))
         .unwrap_or_default();
     let drill = format!("Enter drills into {}", app.drill_input.letter());
+    let info = Line::from(vec![
+        Span::styled(
+            format!("{} ", rec.receiver_label),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(
+                "· senders from layer {} · {state_text}{examples} · {drill}",
+                rec.begin_layer
+            ),
+            Style::default().fg(Color::Gray),
+        ),
+    ]);
     frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(
-                format!("{} ", rec.receiver_label),
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::styled(
-                format!(
-                    "· senders from layer {} · {state_text}{examples} · {drill}",
-                    rec.begin_layer
-                ),
-                Style::default().fg(Color::Gray),
-            ),
-        ])),
+        Paragraph::new(fit_line(info, areas.info.width as usize)),
         areas.info,
     );
     let range = heatmap::color_range(rec, app.range, app.layer_range());
@@ -273,8 +277,16 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         app.color,
     );
     let legend = vec![
-        heatmap::legend(&range, app.color),
-        heatmap::legend_notes(too_wide, heatmap::any_marked(app), &geom),
+        fit_line(
+            heatmap::legend(&range, app.color),
+            areas.legend.width as usize,
+        ),
+        heatmap::legend_notes(
+            too_wide,
+            heatmap::any_marked(app),
+            &geom,
+            areas.legend.width,
+        ),
     ];
     frame.render_widget(Paragraph::new(legend), areas.legend);
     if let Some(right) = areas.side {
@@ -328,7 +340,10 @@ fn status_bar(frame: &mut Frame, area: Rect, app: &App) {
     let help = " ? help ";
     let [l, r] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(help.len() as u16)]).areas(area);
-    frame.render_widget(Paragraph::new(Line::from(spans)), l);
+    frame.render_widget(
+        Paragraph::new(fit_line(Line::from(spans), l.width as usize)),
+        l,
+    );
     frame.render_widget(
         Paragraph::new(Span::styled(
             help,
@@ -354,32 +369,99 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
     }
 }
 
-/// How the help box is laid out for `n` keys in `area`: (columns, keys per column, key rows
-/// shown). The key handler uses it too, so that scrolling stops where the last key shows.
-pub fn help_layout(area: Rect, n: usize) -> (usize, usize, usize) {
-    let w = area.width.min(100);
+/// The help box for a screen in `area`: its rows (a key, or blank on a description's
+/// continuation, and the text), wrapped to the column so that no description is cut. The key
+/// handler uses it too, so that scrolling stops where the last row shows.
+pub struct HelpPlan {
+    pub title: &'static str,
+    pub rows: Vec<(String, String)>,
+    pub cols: usize,
+    pub per_col: usize,
+    /// Rows shown per column.
+    pub shown: usize,
+    pub key_w: usize,
+    pub width: u16,
+}
+
+pub fn help_plan(screen: Screen, area: Rect) -> HelpPlan {
+    let (title, keys) = help_table(screen);
+    let width = area.width.min(100);
     // One column when the keys fit the height, else two side by side.
     let rows_avail = area.height.saturating_sub(2) as usize;
-    let cols = if n <= rows_avail || w < 60 { 1 } else { 2 };
-    let per_col = n.div_ceil(cols);
-    (cols, per_col, per_col.min(rows_avail))
+    let cols = if keys.len() <= rows_avail || width < 60 {
+        1
+    } else {
+        2
+    };
+    let key_w = keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let col_w = (width.saturating_sub(2) as usize / cols).max(key_w + 8);
+    let mut rows = Vec::new();
+    for (k, d) in keys {
+        for (i, part) in wrap_words(d, col_w - key_w).into_iter().enumerate() {
+            let key = if i == 0 { k.to_string() } else { String::new() };
+            rows.push((key, part));
+        }
+    }
+    let per_col = rows.len().div_ceil(cols);
+    HelpPlan {
+        title,
+        rows,
+        cols,
+        per_col,
+        shown: per_col.min(rows_avail),
+        key_w,
+        width,
+    }
+}
+
+/// `text` in lines of at most `w` characters, broken at spaces (a word longer than `w` is
+/// broken inside).
+fn wrap_words(text: &str, w: usize) -> Vec<String> {
+    let w = w.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        while word.chars().count() > w {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            let head: String = word.chars().take(w).collect();
+            word = word.chars().skip(w).collect();
+            lines.push(head);
+        }
+        let n = line.chars().count();
+        if n > 0 && n + 1 + word.chars().count() > w {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The furthest the help can scroll on `screen` at the terminal size `viewport`.
 pub fn help_max_scroll(screen: Screen, viewport: (u16, u16)) -> usize {
-    let n = help_table(screen).1.len();
-    let (_, per_col, shown) = help_layout(Rect::new(0, 0, viewport.0, viewport.1), n);
-    per_col.saturating_sub(shown)
+    let p = help_plan(screen, Rect::new(0, 0, viewport.0, viewport.1));
+    p.per_col.saturating_sub(p.shown)
 }
 
 fn help(frame: &mut Frame, area: Rect, app: &App) {
-    let (title, keys) = help_table(app.screen);
-    let keys = &keys[..];
-    let w = area.width.min(100);
-    if w < 12 || area.height < 3 {
+    if area.width.min(100) < 12 || area.height < 3 {
         return;
     }
-    let (cols, per_col, shown) = help_layout(area, keys.len());
+    let p = help_plan(app.screen, area);
+    let (w, shown, per_col) = (p.width, p.shown, p.per_col);
     let scroll = app.help_scroll.min(per_col - shown);
     let h = (shown as u16 + 2).min(area.height);
     let r = Rect {
@@ -391,7 +473,7 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Clear, r);
     let mut block = Block::default()
         .borders(Borders::ALL)
-        .title(format!(" keys: {title} · ? or Esc closes "));
+        .title(format!(" keys: {} · ? or Esc closes ", p.title));
     // Say what is clipped, and which way it scrolls.
     let more = match (scroll > 0, scroll + shown < per_col) {
         (true, true) => " more ↑↓ (j/k) ",
@@ -404,14 +486,9 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
     }
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let col_w = inner.width / cols as u16;
-    let key_w = keys
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0)
-        + 1;
-    for (c, chunk) in keys.chunks(per_col).enumerate() {
+    let col_w = inner.width / p.cols as u16;
+    let key_w = p.key_w;
+    for (c, chunk) in p.rows.chunks(per_col.max(1)).enumerate() {
         let lines: Vec<Line> = chunk
             .iter()
             .skip(scroll)
@@ -435,4 +512,31 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(lines), area);
     }
+}
+
+/// Characters of a line (the glyphs drawn are one column each).
+pub fn line_width(line: &Line) -> usize {
+    line.spans.iter().map(|s| s.content.chars().count()).sum()
+}
+
+/// `line` in at most `width` characters: whole, or cut with a final `…`, so that a title,
+/// status or legend never loses its end silently at the panel's edge.
+pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    if line_width(&line) <= width {
+        return line;
+    }
+    let mut left = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for s in line.spans {
+        let n = s.content.chars().count();
+        if n <= left {
+            left -= n;
+            spans.push(s);
+        } else {
+            let cut: String = s.content.chars().take(left).collect();
+            spans.push(Span::styled(format!("{cut}…"), s.style));
+            break;
+        }
+    }
+    Line::from(spans)
 }

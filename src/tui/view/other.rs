@@ -382,9 +382,9 @@ fn grid_with_legend(
         app.color,
     );
     let line = if too_wide {
-        heatmap::legend_notes(true, false, &g)
+        heatmap::legend_notes(true, false, &g, legend.width)
     } else {
-        heatmap::legend(range, app.color)
+        super::fit_line(heatmap::legend(range, app.color), legend.width as usize)
     };
     frame.render_widget(Paragraph::new(line), legend);
 }
