@@ -41,6 +41,14 @@ D=(--model assets/demo-model --data data/paper/addition/setting1/addition_nmax9_
 "$hh" plot "$tmp/ablate-lines.json" --out $f/demo-ablation-lines.png --force
 "$hh" plot "$tmp/fv.json" --head 1.3 --out $f/demo-fv-1.3.png --force
 
+# The Qwen2.5-Coder-0.5B case study (README "Case study: Qwen2.5-Coder-0.5B-Instruct"): drawn
+# from the JSON files shipped in assets/qwen-analysis/ (the model is not bundled; README says
+# which commands wrote them).
+q=assets/qwen-analysis
+"$hh" plot "$q/circuit.json" --out $f/qwen-minimality.png --force
+"$hh" plot "$q/ablate-late.json" --out $f/qwen-ablation-late.png --force
+"$hh" plot "$q/ablate-fi.json" --out $f/qwen-ablation-fi.png --force
+"$hh" plot "$q/fv.json" --head 13.8 --head all --out $f/qwen-fv-13.8-all.png --force
 if [ "${1:-}" != "--no-screenshots" ]; then
     bash scripts/screenshots.sh
 fi
