@@ -313,7 +313,7 @@ fn bf16_stays_close_to_f32() {
         let ids = f.tokenizer.encode(text).unwrap();
         let lf = flat(
             &f.model
-                .forward(&f.model.tokens_tensor(&[ids.clone()]).unwrap())
+                .forward(&f.model.tokens_tensor(std::slice::from_ref(&ids)).unwrap())
                 .unwrap(),
         );
         let lb = flat(

@@ -22,7 +22,7 @@ fn load(name: &str) -> model::LoadedModel {
 /// The fixture's addition.jsonl as the paper builds it (through the data layer): 4 shots,
 /// offset +1, answer = last token of the tokenized answer string.
 fn fixture_pairs(name: &str, lm: &model::LoadedModel) -> Vec<TokenizedPair> {
-    let spec = DataSpec::new(&fixture(name).join("addition.jsonl"), TaskKind::Addition);
+    let spec = DataSpec::new(fixture(name).join("addition.jsonl"), TaskKind::Addition);
     assert_eq!((spec.shots, spec.offset), (4, 1));
     let t = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
     assert!(t.skipped.is_empty() && t.multi_token_answers.is_empty());
@@ -68,6 +68,8 @@ fn run(
     patching::run(&lm.model, pairs, &spec, &mut Silent).unwrap()
 }
 
+// Rows and heads index several parallel arrays (computed, patched, rel, the fixture's).
+#[allow(clippy::needless_range_loop)]
 fn check_against_fixture(algorithm: Algorithm) {
     for name in PATCHING_FIXTURES {
         let lm = load(name);

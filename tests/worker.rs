@@ -52,7 +52,7 @@ fn patch_job_streams_rows_and_matches_a_direct_run() {
     let (tx, rx) = mpsc::channel();
     let worker = Worker::spawn(tx);
     let fx = fixture("tiny-gemma2");
-    let spec = DataSpec::new(&fx.join("addition.jsonl"), TaskKind::Addition);
+    let spec = DataSpec::new(fx.join("addition.jsonl"), TaskKind::Addition);
     load(&worker, &rx, fx.to_str().unwrap(), spec.clone());
     let patch = PatchSpec {
         receiver: Receiver::resid_post(3),

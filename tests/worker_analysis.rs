@@ -25,7 +25,7 @@ fn next(rx: &mpsc::Receiver<Event>) -> Event {
 
 fn spec() -> DataSpec {
     let mut s = DataSpec::new(
-        &fixture("tiny-llama").join("addition.jsonl"),
+        fixture("tiny-llama").join("addition.jsonl"),
         TaskKind::Addition,
     );
     s.examples = Some(6);
