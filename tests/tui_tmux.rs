@@ -65,6 +65,21 @@ impl Tmux {
         }
     }
 
+    /// As soon as the screen shows `needle`, settled or not (a running sweep's screen changes
+    /// every tick, so it never settles).
+    fn wait_until(&self, needle: &str, secs: u64) {
+        let start = Instant::now();
+        while !self.capture().contains(needle) {
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!(
+                    "timed out waiting for {needle:?}; screen:\n{}",
+                    self.capture()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The screen once it shows `needle` and has stopped changing: a capture can land in
     /// the middle of a frame being written (seen under load), so it must equal the next one.
     fn wait_for(&self, needle: &str, secs: u64) -> String {
@@ -387,4 +402,49 @@ fn ctrl_c_asks_and_sigterm_saves_the_unsaved_run() {
     );
     let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
     assert_eq!(rec.receiver_label, "resid_post 3");
+}
+
+/// SIGTERM while a sweep runs (the literal algorithm, one example per batch: about 0.5 s per
+/// sender layer of the demo model) keeps what it finished, as `patch` does: the explorer
+/// cancels the sweep, waits for its partial record, saves it marked partial and exits 143.
+#[test]
+fn sigterm_during_a_sweep_saves_its_finished_rows() {
+    let results = temp_dir("tmux-signal-running");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pid_file = results.join("pid");
+    let cmd = format!(
+        "sh -c 'echo $$ > {}; exec {} tui --model {} --data {} --examples 100 --algorithm reference --batch-size 1 --results {}'; echo EXIT=$?; sleep 60",
+        pid_file.display(),
+        bin().display(),
+        root.join("assets/demo-model").display(),
+        root.join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
+            .display(),
+        results.display()
+    );
+    let t = Tmux::start("signal-running", &cmd, 100, 30);
+    t.wait_for("r runs", 60);
+    t.send(&["r"]);
+    t.wait_until("running 1/3", 30);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM {pid}");
+    let screen = t.wait_for("EXIT=143", 30);
+    assert!(screen.contains("stopped by a signal; saved "), "{screen}");
+    let files: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}\n{screen}");
+    let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
+    assert!(!rec.complete, "{:?}", rec.rows_computed);
+    assert!(
+        (1..3).contains(&rec.rows_computed.len()),
+        "the finished rows, not all three: {:?}",
+        rec.rows_computed
+    );
 }

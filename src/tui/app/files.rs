@@ -159,7 +159,8 @@ impl App {
                 slot.state = RunState::Cancelled;
             }
             let finished = matches!(slot.state, RunState::Done | RunState::Cancelled);
-            if finished && slot.saved_to.is_none() && slot.record.is_some() {
+            // A sweep stopped before its first row holds nothing worth a file.
+            if finished && slot.saved_to.is_none() && rows {
                 self.save_slot(i);
                 said.push(self.status.1.clone());
             }
