@@ -842,17 +842,18 @@ fn fv_of_seven_heads_one_head_beside_all() {
     }
     delta.insert("all".into(), serde_json::json!(grid(2.5)));
     let file = dir.join("fv7.json");
-    let v = serde_json::json!({
-        "format": "headhunt-fv", "format_version": 1,
-        "model": {"label": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
-                  "origin": {"kind": "hub", "id": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
-                             "revision": "main", "commit": null}},
-        "data": {"file": "addition_nmax9_offset1.jsonl"},
-        "heads": heads,
-        "naive_prompts": (0..10).map(|i| format!("{i}+{i}=")).collect::<Vec<_>>(),
-        "digits": (0..10).map(|i| i.to_string()).collect::<Vec<_>>(),
-        "delta": delta,
-    });
+    // The shipped synthetic file's header and metadata, with this model, data and grids.
+    let base = std::fs::read_to_string(repo("tests/data/plot/fv.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&base).unwrap();
+    let id = "Qwen/Qwen2.5-Coder-0.5B-Instruct";
+    v["model"]["label"] = id.into();
+    v["model"]["origin"] =
+        serde_json::json!({"kind": "hub", "id": id, "revision": "main", "commit": null});
+    v["data"]["file"] = "addition_nmax9_offset1.jsonl".into();
+    v["heads"] = serde_json::json!(heads);
+    v["naive_prompts"] =
+        serde_json::json!((0..10).map(|i| format!("{i}+{i}=")).collect::<Vec<_>>());
+    v["delta"] = serde_json::Value::Object(delta);
     std::fs::write(&file, v.to_string()).unwrap();
     let out = dir.join("two.svg");
     hh(&[

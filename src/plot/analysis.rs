@@ -3,24 +3,24 @@
 //! with error bars, and minimality bars.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use plotters::prelude::DrawingBackend;
-use serde_json::Value;
 
 use super::canvas::{self, figure, group_colour, text_size, Anchor, Area, Rgb, Swatch};
 use super::canvas::{BLACK_TEXT, GREY_TEXT, SUBTITLE, TICK};
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 
+use crate::results::analysis::Common;
+pub use crate::results::analysis::{AblationFile, CircuitFile, FvFile};
 pub use crate::results::analysis::{ABLATION_FORMAT, CIRCUIT_FORMAT, FV_FORMAT};
 
 /// The model's name and the data file's name of an analysis file, for subtitles: no
-/// folders (see [`super::model_name_json`]).
-fn source_label(model: &Value, data: &Value) -> String {
-    let model = super::model_name_json(model);
-    match super::data_name_json(data) {
-        Some(d) => format!("{model} · {d}"),
+/// folders (see [`super::model_name`]).
+fn source_label(c: &Common) -> String {
+    let model = super::model_name(&c.model);
+    match c.data.spec.file.file_name() {
+        Some(d) => format!("{model} · {}", d.to_string_lossy()),
         None => model,
     }
 }
@@ -37,40 +37,8 @@ fn heads_list(heads: &[(usize, usize)]) -> String {
         .join(", ")
 }
 
-/// `headhunt fv` output: Δ digit logits [naive prompt][digit] per head and for all heads.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct FvFile {
-    pub format_version: u32,
-    #[serde(default)]
-    pub model: Value,
-    #[serde(default)]
-    pub data: Value,
-    pub heads: Vec<(usize, usize)>,
-    pub naive_prompts: Vec<String>,
-    pub digits: Vec<String>,
-    pub delta: BTreeMap<String, Vec<Vec<f64>>>,
-}
-
+/// What the figures need of a function-vector file beyond what its loader checks.
 impl FvFile {
-    pub fn checked(self, path: &Path) -> Result<Self, PlotError> {
-        let (r, c) = (self.naive_prompts.len(), self.digits.len());
-        for (k, m) in &self.delta {
-            if m.len() != r || m.iter().any(|row| row.len() != c) {
-                return Err(PlotError::Invalid(format!(
-                    "{}: field `delta.{k}` is not {r}×{c} (naive_prompts × digits)",
-                    path.display()
-                )));
-            }
-        }
-        if self.delta.is_empty() {
-            return Err(PlotError::Invalid(format!(
-                "{}: field `delta` is empty",
-                path.display()
-            )));
-        }
-        Ok(self)
-    }
-
     /// The panels of `heads`, and the panel of all heads together when `with_all`: for a
     /// figure of one head's FV (`--head 13.8`), or of it beside the combined one (`--head
     /// 13.8 --head all`). `heads` stays the file's list, so a title can say what "all" is.
@@ -127,25 +95,6 @@ impl FvFile {
             (true, false) => "Function-vector Δ".into(),
         }
     }
-
-    /// Panel keys in order: the heads as listed, "all", then any others.
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .heads
-            .iter()
-            .map(|&h| head_name(h))
-            .filter(|k| self.delta.contains_key(k))
-            .collect();
-        if self.delta.contains_key("all") {
-            keys.push("all".into());
-        }
-        for k in self.delta.keys() {
-            if !keys.contains(k) {
-                keys.push(k.clone());
-            }
-        }
-        keys
-    }
 }
 
 /// Function-vector Δ grids, five per row, on one RdBu scale.
@@ -185,7 +134,7 @@ impl FvFigure {
         let title = file.title();
         let subtitle = format!(
             "{} · rows: naive prompt, columns: digit",
-            source_label(&file.model, &file.data)
+            source_label(&file.common)
         );
         let width = (per_row * pw + 110)
             .max(480)
@@ -281,49 +230,6 @@ fn short(s: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Stat {
-    pub mean: f64,
-    pub std: f64,
-    #[serde(default)]
-    pub values: Vec<f64>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct RandomGroups {
-    pub n: usize,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    pub size: usize,
-    pub logit_diff: Stat,
-    pub acc_normal_answer: Stat,
-    pub acc_contrast_answer: Stat,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Baseline {
-    pub logit_diff: f64,
-    pub acc_normal_answer: f64,
-    pub acc_contrast_answer: f64,
-}
-
-/// `headhunt ablate` output.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct AblationFile {
-    pub format_version: u32,
-    #[serde(default)]
-    pub model: Value,
-    #[serde(default)]
-    pub data: Value,
-    pub heads: Vec<(usize, usize)>,
-    pub logit_diff: f64,
-    pub acc_normal_answer: f64,
-    pub acc_contrast_answer: f64,
-    pub baseline: Baseline,
-    #[serde(default)]
-    pub random_groups: Option<RandomGroups>,
-}
-
 /// One bar: value, error (± std) and its colour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
@@ -385,11 +291,12 @@ impl BarFigure {
         ];
         let mut sub = format!(
             "{} · logit diff: {:.3} without ablation, {:.3} ablated",
-            source_label(&f.model, &f.data),
+            source_label(&f.common),
             b.logit_diff,
             f.logit_diff
         );
-        if let Some(r) = &f.random_groups {
+        let r = &f.random_groups;
+        if r.n > 0 {
             categories.push((
                 format!("ablate {} random heads (n={})", r.size, r.n),
                 pair(
@@ -449,7 +356,7 @@ impl BarFigure {
             .collect();
         let sub = format!(
             "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
-            source_label(&f.model, &f.data),
+            source_label(&f.common),
             f.f_c,
             f.f_m,
             f.faithfulness
@@ -640,50 +547,5 @@ impl BarFigure {
                 BLACK_TEXT,
             )
         }
-    }
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct CircuitGroup {
-    pub name: String,
-    pub heads: Vec<(usize, usize)>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Minimality {
-    pub head: (usize, usize),
-    #[serde(default, rename = "K")]
-    pub k: Vec<(usize, usize)>,
-    pub value: f64,
-}
-
-/// `headhunt circuit` output (the fields the figures use).
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct CircuitFile {
-    pub format_version: u32,
-    #[serde(default)]
-    pub model: Value,
-    #[serde(default)]
-    pub data: Value,
-    #[serde(default)]
-    pub groups: Vec<CircuitGroup>,
-    #[serde(rename = "F_C")]
-    pub f_c: f64,
-    #[serde(rename = "F_M")]
-    pub f_m: f64,
-    pub faithfulness: f64,
-    #[serde(default)]
-    pub minimality: Vec<Minimality>,
-}
-
-impl CircuitFile {
-    pub fn checked(self, path: &Path) -> Result<Self, PlotError> {
-        if self.minimality.is_empty() {
-            return Err(PlotError::Invalid(format!(
-                "{}: field `minimality` is empty: nothing to draw",
-                path.display()
-            )));
-        }
-        Ok(self)
     }
 }

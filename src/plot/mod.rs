@@ -73,19 +73,20 @@ pub fn load(path: &Path) -> Result<Plottable, PlotError> {
                 .map_err(parse("attention file"))?
                 .checked(path)?,
         )),
-        analysis::FV_FORMAT => Plottable::FunctionVector(
-            serde_json::from_value::<analysis::FvFile>(value)
-                .map_err(parse("function-vector file"))?
-                .checked(path)?,
-        ),
-        analysis::ABLATION_FORMAT => {
-            Plottable::Ablation(serde_json::from_value(value).map_err(parse("ablation file"))?)
+        f if crate::results::analysis::ANALYSIS_FORMATS.contains(&f) => {
+            use crate::results::analysis::AnalysisFile;
+            match AnalysisFile::from_value(value, path)? {
+                AnalysisFile::Fv(f) => Plottable::FunctionVector(f),
+                AnalysisFile::Ablation(f) => Plottable::Ablation(f),
+                AnalysisFile::Circuit(f) if f.minimality.is_empty() => {
+                    return Err(PlotError::Invalid(format!(
+                        "{}: field `minimality` is empty: nothing to draw (run `headhunt circuit --minimality`)",
+                        path.display()
+                    )))
+                }
+                AnalysisFile::Circuit(f) => Plottable::Circuit(f),
+            }
         }
-        analysis::CIRCUIT_FORMAT => Plottable::Circuit(
-            serde_json::from_value::<analysis::CircuitFile>(value)
-                .map_err(parse("circuit file"))?
-                .checked(path)?,
-        ),
         "" | crate::results::FORMAT => Plottable::PathPatching(Box::new(RunRecord::load(path)?)),
         other => {
             return Err(PlotError::Invalid(format!(
@@ -201,23 +202,8 @@ fn origin_name(origin: &crate::model::ModelOrigin) -> String {
     }
 }
 
-/// [`model_name`] of an analysis file's `model` object: from its `origin` where it has one,
-/// else its `label` with any folders dropped when it looks like a path (starts with `/`,
-/// `.` or `~`, or holds more than one `/`; a hub id holds one).
-pub fn model_name_json(model: &serde_json::Value) -> String {
-    if let Some(origin) = model
-        .get("origin")
-        .and_then(|o| serde_json::from_value::<crate::model::ModelOrigin>(o.clone()).ok())
-    {
-        return origin_name(&origin);
-    }
-    match model.get("label").and_then(|l| l.as_str()) {
-        Some(l) => path_free(l),
-        None => "unknown model".into(),
-    }
-}
-
-/// `label` unless it looks like a path (see [`model_name_json`]), then its last component.
+/// `label` unless it looks like a path (starts with `/`, `.` or `~`, or holds more than one
+/// `/`; a hub id holds one), then its last component.
 pub fn path_free(label: &str) -> String {
     let pathlike = label.starts_with(['/', '.', '~', '\\'])
         || label.matches('/').count() > 1
@@ -239,14 +225,6 @@ pub fn base_name(path: &str) -> String {
     }
 }
 
-/// The data file's name (no folders) of an analysis file's `data` object, if it has one.
-pub fn data_name_json(data: &serde_json::Value) -> Option<String> {
-    data.get("file")
-        .and_then(|f| f.as_str())
-        .map(base_name)
-        .filter(|s| s != "model")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,15 +236,16 @@ mod tests {
         assert_eq!(path_free("Qwen/Qwen2.5-0.5B"), "Qwen/Qwen2.5-0.5B");
         assert_eq!(path_free("/root/x/y.gguf"), "y.gguf");
         assert_eq!(path_free("../shared/fixtures/tiny"), "tiny");
-        let v = serde_json::json!({"label": "/a/b/m.gguf",
-            "origin": {"kind": "gguf", "path": "/a/b/m.gguf"}});
-        assert_eq!(model_name_json(&v), "m.gguf");
-        let v = serde_json::json!({"label": "org/m",
-            "origin": {"kind": "hub", "id": "org/m", "revision": "v2", "commit": null}});
-        assert_eq!(model_name_json(&v), "org/m@v2");
-        assert_eq!(
-            data_name_json(&serde_json::json!({"file": "/d/x/add.jsonl"})).as_deref(),
-            Some("add.jsonl")
-        );
+        use crate::model::ModelOrigin;
+        let gguf = ModelOrigin::Gguf {
+            path: "/a/b/m.gguf".into(),
+        };
+        assert_eq!(origin_name(&gguf), "m.gguf");
+        let hub = ModelOrigin::Hub {
+            id: "org/m".into(),
+            revision: "v2".into(),
+            commit: None,
+        };
+        assert_eq!(origin_name(&hub), "org/m@v2");
     }
 }
