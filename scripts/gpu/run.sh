@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One measurement run on the GPU machine (H100/H200), everything in one call: correctness of
 # the CUDA build against the fixtures (f32, then bf16), then the Gemma-2-9B-shaped benchmark
-# (random weights, bf16) beside the two PyTorch baselines, then the other architectures if time
-# allows. Output goes to $OUT/log. Prepare with scripts/gpu/prepare.sh; carry [".gpu"].
+# (random weights, bf16) and one circuit evaluation of its 16-shot prompts, beside the two
+# PyTorch baselines, then the other architectures if time allows. Output goes to $OUT/log. Prepare with scripts/gpu/prepare.sh; carry [".gpu"].
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 exec > >(tee "$OUT/log") 2>&1
@@ -17,6 +17,8 @@ echo "== correctness: cuda bf16 (reported)"
 $H check --fixtures .gpu/fixtures --device cuda --dtype bf16
 echo "== headhunt bench: gemma-2-9b shape, bf16, 12 and 100 prompts"
 $H bench --random-weights gemma-2-9b --device cuda --dtype bf16 --examples 12 --large 100 --head-receiver 39.7.v --reference-layers 2 --repeat 3
+echo "== circuit evaluation F(C), gemma-2-9b shape, bf16, 16 shots, 100 prompts (target: <= 1 s; the paper's notebook: 75 s)"
+$H bench --random-weights gemma-2-9b --device cuda --dtype bf16 --shots 16 --examples 12 --large 100 --only circuit --repeat 3
 echo "== PyTorch baselines (same card)"
 python3 .gpu/bench/torch_fast.py time-gemma2-9b bf16
 python3 .gpu/bench/torch_literal.py bf16 2
