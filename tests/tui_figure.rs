@@ -9,13 +9,13 @@ mod common;
 use common::figure::{hex, rdbu, svg_cells, svg_fill_at, svg_rects, svg_texts, Png};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use headhunt::data::{DataSpec, TaskKind};
-use headhunt::patching::{Algorithm, PatchEvent, PatchMatrix};
+use headhunt::patching::{Algorithm, PatchMatrix};
 use headhunt::results::{DataInfo, RecordParts, RunRecord};
 use headhunt::tui::app::{App, Effect, Orientation, Screen, Setup};
 use headhunt::worker::{Event, Job, PromptChoice, RunKind};
 use std::path::{Path, PathBuf};
 
-use common::tui::{info, press, HEADS, LAYERS};
+use common::tui::{baselines, info, press, HEADS, LAYERS};
 
 fn setup(results: PathBuf) -> Setup {
     common::tui::setup("fixture", results)
@@ -80,15 +80,7 @@ fn run_sweep(app: &mut App) {
     for l in 0..LAYERS {
         m.set_row(l, (0..HEADS).map(|h| -1.0 - 3.0 * r_of(l, h)).collect());
     }
-    app.on_worker(Event::Patch {
-        id,
-        event: PatchEvent::Baselines {
-            ld_normal: 2.0,
-            ld_contrast: -1.0,
-            n_examples: 8,
-            cache_seconds: 0.0,
-        },
-    });
+    app.on_worker(baselines(id));
     let record = RunRecord::from_run(RecordParts {
         matrix: &m,
         complete: true,

@@ -18,7 +18,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::path::PathBuf;
 
-use common::tui::{info, key, press, HEADS, LAYERS};
+use common::tui::{baselines, info, key, press, HEADS, LAYERS};
 
 /// The common start with the paper's offset +1 (the contrast adds one).
 fn setup(results: PathBuf) -> Setup {
@@ -101,15 +101,7 @@ fn submitted_patch(app: &mut App) -> (u64, Receiver) {
 
 /// Feeds a whole sweep's events for job `id`: rows with r = -0.1 * (layer + 1) on head 0.
 fn finish_run(app: &mut App, id: u64, receiver: &Receiver) {
-    app.on_worker(Event::Patch {
-        id,
-        event: PatchEvent::Baselines {
-            ld_normal: 2.0,
-            ld_contrast: -1.0,
-            n_examples: 8,
-            cache_seconds: 0.01,
-        },
-    });
+    app.on_worker(baselines(id));
     let layers: Vec<usize> = (0..=receiver.max_layer()).rev().collect();
     let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, 2.0, -1.0, 8);
     for (i, &l) in layers.iter().enumerate() {
@@ -181,15 +173,7 @@ fn rows_fill_in_while_running() {
     let (mut app, _) = ready_app("rows");
     press(&mut app, "r");
     let (id, _) = submitted_patch(&mut app);
-    app.on_worker(Event::Patch {
-        id,
-        event: PatchEvent::Baselines {
-            ld_normal: 2.0,
-            ld_contrast: -1.0,
-            n_examples: 8,
-            cache_seconds: 0.01,
-        },
-    });
+    app.on_worker(baselines(id));
     app.on_worker(Event::Patch {
         id,
         event: PatchEvent::Row {
@@ -954,15 +938,7 @@ fn a_signal_during_a_sweep_saves_its_finished_rows() {
     press(&mut app, "r");
     let (id, receiver) = submitted_patch(&mut app);
     let top = receiver.max_layer();
-    app.on_worker(Event::Patch {
-        id,
-        event: PatchEvent::Baselines {
-            ld_normal: 2.0,
-            ld_contrast: -1.0,
-            n_examples: 8,
-            cache_seconds: 0.01,
-        },
-    });
+    app.on_worker(baselines(id));
     let mut row = vec![-1.0; HEADS];
     row[1] = -0.7; // r = -0.1
     app.on_worker(Event::Patch {

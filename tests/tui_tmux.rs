@@ -359,6 +359,31 @@ fn open_a_groups_file_and_run_its_selection_as_one_receiver() {
     t.wait_for("EXIT=0", 10);
 }
 
+/// Sends SIGTERM to the explorer whose pid is in `pid_file`, waits for its exit (143, and
+/// "stopped by a signal; saved …" on the screen), and returns the screen and the JSON files
+/// in `results`.
+fn sigterm_and_saved(
+    t: &Tmux,
+    pid_file: &std::path::Path,
+    results: &std::path::Path,
+) -> (String, Vec<std::path::PathBuf>) {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM {pid}");
+    let screen = t.wait_for("EXIT=143", 30);
+    assert!(screen.contains("stopped by a signal; saved "), "{screen}");
+    let files = std::fs::read_dir(results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    (screen, files)
+}
+
 #[test]
 fn ctrl_c_asks_and_sigterm_saves_the_unsaved_run() {
     let results = temp_dir("tmux-signal");
@@ -381,20 +406,7 @@ fn ctrl_c_asks_and_sigterm_saves_the_unsaved_run() {
     t.send(&["C-c"]);
     t.wait_for("a finished run not saved: q again quits", 10);
     t.send(&["j"]);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let ok = Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM {pid}");
-    let screen = t.wait_for("EXIT=143", 10);
-    assert!(screen.contains("stopped by a signal; saved "), "{screen}");
-    let files: Vec<_> = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let (screen, files) = sigterm_and_saved(&t, &pid_file, &results);
     assert_eq!(
         files.len(),
         1,
@@ -425,20 +437,7 @@ fn sigterm_during_a_sweep_saves_its_finished_rows() {
     t.wait_for("r runs", 60);
     t.send(&["r"]);
     t.wait_until("running 1/3", 30);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let ok = Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM {pid}");
-    let screen = t.wait_for("EXIT=143", 30);
-    assert!(screen.contains("stopped by a signal; saved "), "{screen}");
-    let files: Vec<_> = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let (screen, files) = sigterm_and_saved(&t, &pid_file, &results);
     assert_eq!(files.len(), 1, "{files:?}\n{screen}");
     let rec = headhunt::results::RunRecord::load(&files[0]).unwrap();
     assert!(!rec.complete, "{:?}", rec.rows_computed);

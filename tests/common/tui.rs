@@ -66,3 +66,17 @@ pub fn press(app: &mut App, keys: &str) {
         app.on_key(key(KeyCode::Char(ch)));
     }
 }
+
+/// The baselines event that opens sweep `id` (LD_normal 2, LD_contrast −1, 8 examples): with
+/// patched logit differences p, r = (p + 1) / −3.
+pub fn baselines(id: u64) -> headhunt::worker::Event {
+    headhunt::worker::Event::Patch {
+        id,
+        event: headhunt::patching::PatchEvent::Baselines {
+            ld_normal: 2.0,
+            ld_contrast: -1.0,
+            n_examples: 8,
+            cache_seconds: 0.01,
+        },
+    }
+}
