@@ -905,6 +905,17 @@ fn ctrl_c_asks_as_q_does_when_a_finished_run_is_unsaved() {
     assert!(fresh.quit);
 }
 
+/// What a signal makes the app save (`save_before_exit`, after which it quits): the files
+/// in its results folder `dir`.
+fn saved_on_signal(app: &mut App, dir: &std::path::Path) -> Vec<PathBuf> {
+    app.save_before_exit();
+    assert!(app.quit);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
 #[test]
 fn a_signal_saves_the_unsaved_run_and_groups_before_quitting() {
     let (mut app, dir) = ready_app("sigterm");
@@ -913,12 +924,7 @@ fn a_signal_saves_the_unsaved_run_and_groups_before_quitting() {
     finish_run(&mut app, id, &r);
     app.cursor = (3, 0);
     press(&mut app, "t");
-    app.save_before_exit();
-    assert!(app.quit);
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = saved_on_signal(&mut app, &dir);
     assert_eq!(
         files.len(),
         1,
@@ -958,12 +964,7 @@ fn a_signal_during_a_sweep_saves_its_finished_rows() {
         None,
         "a running sweep is not yet a finished one"
     );
-    app.save_before_exit();
-    assert!(app.quit);
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = saved_on_signal(&mut app, &dir);
     assert_eq!(files.len(), 1, "the partial run is saved: {files:?}");
     let rec = RunRecord::load(&files[0]).unwrap();
     assert!(!rec.complete);
