@@ -705,3 +705,26 @@ fn a_signal_saves_the_unsaved_analysis_reports() {
     assert!(!app.status.1.contains("already"), "{}", app.status.1);
     assert_eq!(app.unsaved(), None);
 }
+
+/// At 80×24 nothing on the circuit screen is cut silently at the edge: prose lines wrap (the
+/// ablation's answer-set note, the options line with its seed; both were cut before).
+#[test]
+fn the_circuit_screen_wraps_or_marks_what_does_not_fit_at_80x24() {
+    let (mut app, worker, rx, _dir) = live_app("circuit-80x24");
+    press(&mut app, "C");
+    press(&mut app, "a");
+    pump(&mut app, &worker, &rx, idle);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    app.viewport = (80, 24);
+    term.draw(|f| view::draw(f, &app)).unwrap();
+    let text = screen_text(&term);
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let options = format!(
+        "n random {}, seed {}",
+        app.circuit.random_groups, app.circuit.seed
+    );
+    for whole in [options.as_str(), "(full: the whole vocabulary)"] {
+        assert!(joined.contains(whole), "{whole:?} cut in\n{text}");
+    }
+    drop(worker);
+}

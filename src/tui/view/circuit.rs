@@ -6,7 +6,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::analysis::circuit::Completeness;
@@ -27,15 +27,17 @@ fn grey() -> Style {
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let c = &app.circuit;
-    let n = c.groups.len().clamp(1, 5) as u16;
+    // Lines wider than the screen wrap (prose) or end in `…`, never cut silently.
+    let fit = |lines: Vec<Line<'static>>, w: u16| super::fit_lines(lines, w as usize);
+    let glines = fit(group_lines(app), area.width);
     let [groups, tabs, body] = Layout::vertical([
-        Constraint::Length(n + 2),
+        Constraint::Length((glines.len() as u16).min(area.height / 2)),
         Constraint::Length(1),
         Constraint::Min(0),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(group_lines(app)), groups);
-    frame.render_widget(Paragraph::new(tab_line(app)), tabs);
+    frame.render_widget(Paragraph::new(glines), groups);
+    frame.render_widget(Paragraph::new(fit(vec![tab_line(app)], tabs.width)), tabs);
     let Some(shown) = c.report(c.tab) else {
         let hint = match &c.job {
             Some(j) if j.tab == c.tab => format!("{} running… (c cancels)", c.tab.label()),
@@ -44,7 +46,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 c.tab.label()
             ),
         };
-        frame.render_widget(Paragraph::new(hint), body);
+        frame.render_widget(Paragraph::new(hint).wrap(Wrap { trim: true }), body);
         return;
     };
     let mut lines = header_lines(shown);
@@ -53,6 +55,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         AnalysisFile::Ablation(f) => ablation_lines(f),
         AnalysisFile::Fv(f) => fv_lines(f, c.fv_panel, app.color),
     });
+    let lines = fit(lines, body.width);
     // Scrolled, never past the last page; what is cut off is said.
     let n = lines.len() as u16;
     let scroll = c.scroll.min(n.saturating_sub(body.height));

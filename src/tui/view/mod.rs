@@ -540,3 +540,20 @@ pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
     }
     Line::from(spans)
 }
+
+/// Lines for a panel `width` wide: a line of one span (prose) that is too wide wraps at
+/// spaces, in its style; any other (tables, bars, styled parts) ends in `…` where it is cut.
+pub fn fit_lines(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for l in lines {
+        if l.spans.len() == 1 && line_width(&l) > width {
+            let style = l.spans[0].style;
+            for part in wrap_words(&l.spans[0].content, width) {
+                out.push(Line::from(Span::styled(part, style)));
+            }
+        } else {
+            out.push(fit_line(l, width));
+        }
+    }
+    out
+}
