@@ -105,6 +105,14 @@ fn every_paper_result_draws_its_own_numbers_and_opens_at_its_largest_effect() {
             let g = app.heatmap_geometry().expect("heatmap on screen");
             let mut seen_best = false;
             let (gap, tw, _) = view::heatmap::cell_parts(g.cell_w);
+            // Every cell prints a number (or a glyph): a grid too large for the screen
+            // scrolls rather than drawing colour-only cells (Llama's 32×32 at 80×24).
+            assert!(
+                tw >= 2,
+                "{} at {w}x{h}: cells {} wide",
+                path.display(),
+                g.cell_w
+            );
             for r in 0..g.n_rows as usize {
                 for c in 0..g.n_cols as usize {
                     let (l, hd) = g.cell_at(r, c);

@@ -172,6 +172,10 @@ const LABEL_W: u16 = 5;
 /// The narrowest cell with a column for a group or selection mark (`cell_parts`).
 pub const MARKED_CELL_W: u16 = 4;
 
+/// The narrowest cell that prints a number (a gap and two characters, `cell_parts`):
+/// narrower cells would be colour only, so a grid that large scrolls instead.
+pub const NUMBER_CELL_W: u16 = 3;
+
 /// Whether some head is tagged into a group or selected, so that cells need a mark column.
 pub fn any_marked(app: &App) -> bool {
     !app.selected.is_empty() || app.groups.iter().any(|g| !g.heads.is_empty())
@@ -179,11 +183,13 @@ pub fn any_marked(app: &App) -> bool {
 
 /// Orientation and cell width for `area`. In Auto: the orientation whose cells print the
 /// most precision, then the one that needs no scrolling, then layers as columns (the paper's).
-/// Once a head is marked, cells are at least `MARKED_CELL_W` wide (scrolling, with arrows,
-/// where the grid no longer fits), so that every group shows its own mark and not only a
+/// Cells are at least `NUMBER_CELL_W` wide, so that every cell prints its number (a 32×32
+/// grid at 80×24 scrolls, with arrows, instead of drawing colour-only cells). Once a head is
+/// marked, at least `MARKED_CELL_W`, so that every group shows its own mark and not only a
 /// colour: a 3-column cell prints the same two characters as a 4-column one, minus the mark.
-/// The orientation is chosen as if nothing were marked, so that tagging a head never turns
-/// the grid.
+/// The orientation is chosen on the unwidened cells and as if nothing were marked, so that
+/// tagging a head never turns the grid. (Only a grid narrower than one cell has narrower
+/// cells.)
 fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
     let width = area.width.saturating_sub(LABEL_W) as usize;
     let height = area.height.saturating_sub(1) as usize; // header row
@@ -201,8 +207,13 @@ fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize)
             }
         }
     };
-    if any_marked(app) && width >= MARKED_CELL_W as usize {
-        (layers_as_rows, cw.max(MARKED_CELL_W))
+    let least = if any_marked(app) {
+        MARKED_CELL_W
+    } else {
+        NUMBER_CELL_W
+    };
+    if width >= least as usize {
+        (layers_as_rows, cw.max(least))
     } else {
         (layers_as_rows, cw)
     }
