@@ -1292,6 +1292,16 @@ fn the_gallery_shows_where_the_selection_is() {
     let text = screen_text(&term);
     assert!(text.contains(&format!("saved results 1/{n}")), "{text}");
     assert!(text.contains("more ↓"), "{text}");
+    // At 40 columns the title keeps its position and drops the keys whole, not cut.
+    let mut narrow = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    render(&mut narrow, &mut app);
+    let top = screen_text(&narrow)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(top.contains(&format!(" saved results 1/{n} ─")), "{top}");
+    render(&mut term, &mut app);
     press(&mut app, "jjj");
     render(&mut term, &mut app);
     assert!(screen_text(&term).contains(&format!("4/{n}")));

@@ -219,11 +219,18 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         (false, true) => " more ↓ ",
         (false, false) => "",
     };
+    // The keys in the title where they fit; `?` lists them anyway.
+    let title = [
+        format!(" saved results {position} · Enter opens · m marks · c compares · d difference "),
+        format!(" saved results {position} · Enter · m · c · d · ? keys "),
+        format!(" saved results {position} "),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() + 2 <= list.width as usize)
+    .unwrap_or_else(|| format!(" {position} "));
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(format!(
-            " saved results {position} · Enter opens · m marks · c compares · d difference "
-        ))
+        .title(title)
         .title_bottom(Line::from(more).right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), list);
     if let Some(e) = g.entries.get(g.selected) {
