@@ -33,8 +33,10 @@ pub enum PlotError {
     Draw(String),
 }
 
-/// A saved file that can be drawn, by its `format` field.
+/// A saved file that can be drawn, by its `format` field. (One exists at a time: the
+/// analysis variants stay unboxed, as in `results::analysis::AnalysisFile`.)
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Plottable {
     PathPatching(Box<RunRecord>),
     Attention(Box<attention::AttentionFile>),
