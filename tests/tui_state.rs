@@ -1633,3 +1633,44 @@ fn the_comparison_has_its_own_keys_and_help() {
     press(&mut app, "q");
     assert_eq!(app.screen, Screen::Gallery);
 }
+
+/// The comparison has a cursor, the same on both sides: it opens on the marked result's
+/// largest effect, each title says the value there, and moving scrolls both grids together
+/// (at 80×24 a 42×16 pair does not fit; every head and layer can be reached).
+#[test]
+fn the_comparison_scrolls_with_its_cursor_and_says_the_values_there() {
+    let (mut app, _) = ready_app("compare-cursor");
+    app.setup.gallery_dirs = vec![paper("gemma_2_9b")];
+    press(&mut app, "w");
+    let find = |app: &App, name: &str| {
+        let stem = |e: &headhunt::tui::app::GalleryEntry| e.path.file_stem().unwrap() == name;
+        app.gallery.entries.iter().position(stem).expect(name)
+    };
+    app.gallery.selected = find(&app, "resid_post_41");
+    press(&mut app, "m");
+    app.gallery.selected = find(&app, "ind_h39_7_v");
+    press(&mut app, "c");
+    assert_eq!(app.screen, Screen::Compare);
+    assert_eq!(app.gallery.cursor, (39, 7), "opens on the largest |r|");
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("39.7 -27.08%"), "{text}");
+    assert!(
+        text.contains("heads 0..10/16"),
+        "clipped, and said: {text}"
+    );
+    press(&mut app, "llllllllllllllllllll");
+    assert_eq!(app.gallery.cursor, (39, 15));
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("39.15 "), "{text}");
+    assert!(
+        text.contains("heads 5..15/16"),
+        "scrolled to the cursor: {text}"
+    );
+    press(&mut app, "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj");
+    assert_eq!(app.gallery.cursor, (0, 15), "down reaches layer 0");
+    render(&mut term, &mut app);
+    assert!(screen_text(&term).contains("   0 "), "layer 0 on screen");
+}

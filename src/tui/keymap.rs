@@ -429,6 +429,10 @@ pub const GALLERY: &[Binding<GalleryAction>] = &[
 /// What the user asked for on the comparison of two results (`App::update_compare`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareAction {
+    Up,
+    Down,
+    Left,
+    Right,
     ToggleDifference,
     Figure,
     Help,
@@ -437,6 +441,20 @@ pub enum CompareAction {
 
 /// The comparison's keys.
 pub const COMPARE: &[Binding<CompareAction>] = &[
+    Binding {
+        label: "hjkl ←↓↑→",
+        what: "move the cursor on both sides (the grids scroll together)",
+        keys: &[
+            (C('h'), CompareAction::Left),
+            (C('j'), CompareAction::Down),
+            (C('k'), CompareAction::Up),
+            (C('l'), CompareAction::Right),
+            (KeyCode::Left, CompareAction::Left),
+            (KeyCode::Down, CompareAction::Down),
+            (KeyCode::Up, CompareAction::Up),
+            (KeyCode::Right, CompareAction::Right),
+        ],
+    },
     Binding {
         label: "d",
         what: "difference / side by side",

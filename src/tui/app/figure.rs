@@ -78,7 +78,7 @@ impl App {
         };
         let opts = HeatmapOptions {
             range,
-            crop: self.crop.map(|_| self.layer_range()),
+            crop: self.crop.map(|_| self.layer_range_of(a.n_layers)),
             heads_as_rows: !self.layers_as_rows(),
             ..HeatmapOptions::default()
         };

@@ -34,6 +34,9 @@ pub struct Gallery {
     pub selected: usize,
     pub marked: Option<usize>,
     pub diff: bool,
+    /// The (layer, head) the comparison's cursor is on, the same on both sides: it opens on
+    /// the marked result's largest effect, and the grids scroll to keep it on screen.
+    pub cursor: (usize, usize),
 }
 
 impl Gallery {
@@ -51,12 +54,42 @@ impl Gallery {
 
 impl App {
     pub fn update_compare(&mut self, action: CompareAction) {
+        // As on the heatmap: on screen the top row is the highest layer.
+        let rows = self.compare_layers_as_rows();
+        let (up, left) = if rows {
+            ((1, 0), (0, -1))
+        } else {
+            ((0, -1), (-1, 0))
+        };
         match action {
+            CompareAction::Up => self.move_compare(up),
+            CompareAction::Down => self.move_compare((-up.0, -up.1)),
+            CompareAction::Left => self.move_compare(left),
+            CompareAction::Right => self.move_compare((-left.0, -left.1)),
             CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
             CompareAction::Figure => self.write_compare_figure(),
             CompareAction::Help => self.open_help(),
             CompareAction::Back => self.screen = Screen::Gallery,
         }
+    }
+
+    /// Moves the comparison's cursor by (layers, heads), inside the results' shape and the
+    /// crop shown.
+    fn move_compare(&mut self, (dl, dh): (isize, isize)) {
+        let Some((_, a, _, _)) = self.gallery.compared() else {
+            return;
+        };
+        let (lo, hi) = self.layer_range_of(a.n_layers);
+        let n_heads = a.n_heads.max(1);
+        let (l, h) = self.gallery.cursor;
+        let l = (l as isize + dl).clamp(lo.min(hi) as isize, hi as isize) as usize;
+        let h = (h as isize + dh).clamp(0, n_heads as isize - 1) as usize;
+        self.gallery.cursor = (l, h);
+    }
+
+    /// Whether the comparison puts layers on rows (its own layout, at the terminal size).
+    fn compare_layers_as_rows(&self) -> bool {
+        crate::tui::view::other::compare_geometry(self).is_some_and(|g| g.layers_as_rows)
     }
 
     pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {
@@ -94,6 +127,8 @@ impl App {
         let (a, b) = (&g.entries[m], &g.entries[g.selected]);
         let (level, msg) = match (&a.record, &b.record) {
             (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
+                let top = (a.n_layers.saturating_sub(1), 0);
+                self.gallery.cursor = App::largest_cell(a).unwrap_or(top);
                 self.gallery.diff = diff;
                 self.screen = Screen::Compare;
                 return;

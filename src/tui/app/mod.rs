@@ -344,6 +344,7 @@ impl App {
                 entries: Vec::new(),
                 selected: 0,
                 marked: None,
+                cursor: (0, 0),
                 diff: false,
             },
             jobs: Vec::new(),
@@ -621,7 +622,12 @@ impl App {
 
     /// Layers shown, after cropping.
     pub fn layer_range(&self) -> (usize, usize) {
-        let n = self.n_layers();
+        self.layer_range_of(self.n_layers())
+    }
+
+    /// The layers shown of a result with `n` layers: the crop within it, or all of them.
+    /// (A compared result can have another shape than the view's context.)
+    pub fn layer_range_of(&self, n: usize) -> (usize, usize) {
         if n == 0 {
             return (0, 0);
         }

@@ -230,8 +230,7 @@ pub fn plan(
     if area.width < 8 || area.height < 3 || rec.n_layers == 0 || rec.n_heads == 0 {
         return None;
     }
-    let (lo, hi) = app.layer_range();
-    let (lo, hi) = (lo.min(rec.n_layers - 1), hi.min(rec.n_layers - 1));
+    let (lo, hi) = app.layer_range_of(rec.n_layers);
     let n_layers = hi - lo + 1;
     let (layers_as_rows, cw) = orientation_and_width(app, area, n_layers, rec.n_heads);
     let avail_rows = area.height.saturating_sub(1) as usize;
@@ -485,25 +484,25 @@ fn notes(too_wide: bool, marked: bool, g: &HeatmapGeometry, short: bool) -> Line
             Style::default().fg(Color::Yellow),
         ));
     }
-    if too_wide {
+    let wide = too_wide.then(|| {
         let what = if short {
             "too wide (o)"
         } else {
             "too wide for the cell (readout; o)"
         };
-        spans.push(Span::styled(
-            format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} {what} "),
-            Style::default().fg(Color::Yellow),
-        ));
-    }
-    if let Some(note) = clip_note(g) {
-        let note = if short {
-            note.trim_end_matches(" shown").to_string()
+        format!("{TOO_WIDE_POS}{TOO_WIDE_NEG} {what} ")
+    });
+    // Short: what is on screen first (`layers 41..24/42, heads 0..10/16`), then the glyphs.
+    let clip = clip_note(g).map(|note| {
+        if short {
+            note.trim_end_matches(" shown").replace(" of ", "/") + " "
         } else {
             note
-        };
-        spans.push(Span::styled(note, Style::default().fg(Color::Yellow)));
-    }
+        }
+    });
+    let yellow = Style::default().fg(Color::Yellow);
+    let parts = if short { [clip, wide] } else { [wide, clip] };
+    spans.extend(parts.into_iter().flatten().map(|t| Span::styled(t, yellow)));
     Line::from(spans)
 }
 

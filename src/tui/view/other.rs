@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use crate::model::tokenizer::printable;
 use crate::results::RunRecord;
-use crate::tui::app::{App, EntryKind, GalleryEntry, SETUP_FIELDS};
+use crate::tui::app::{App, EntryKind, GalleryEntry, HeatmapGeometry, SETUP_FIELDS};
 
 use super::heatmap;
 
@@ -310,47 +310,82 @@ fn difference(a: &RunRecord, b: &RunRecord) -> RunRecord {
     d
 }
 
+/// The comparison's panels, (title, grid, legend) each: the difference's one, or one per
+/// side. Both sides have one shape, so one layout: the keys read it (`compare_geometry`).
+fn compare_panels(area: Rect, diff: bool) -> Vec<[Rect; 3]> {
+    let split = |r: Rect| {
+        Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(2),
+        ])
+        .areas(r)
+    };
+    if diff {
+        vec![split(area)]
+    } else {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(area);
+        vec![split(left), split(right)]
+    }
+}
+
+/// Where the comparison's cells are at the terminal size, scrolled to its cursor.
+pub fn compare_geometry(app: &App) -> Option<HeatmapGeometry> {
+    let (_, a, _, _) = app.gallery.compared()?;
+    let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
+    let [_, grid, _] = compare_panels(super::main_area(full)?, app.gallery.diff)[0];
+    heatmap::plan(app, a, grid, Some(app.gallery.cursor))
+}
+
+/// The value of `rec` at the comparison's cursor, as its cells print it (for the titles).
+fn at_cursor(app: &App, rec: &RunRecord, range: &heatmap::ColorRange) -> String {
+    let (l, h) = app.gallery.cursor;
+    match heatmap::shown_value(rec, range.measure, l, h) {
+        Some(v) => {
+            let x = match range.measure {
+                crate::results::text::CellMeasure::R => 100.0 * v,
+                crate::results::text::CellMeasure::RawEffect => v,
+            };
+            let unit = match range.measure {
+                crate::results::text::CellMeasure::R => "%",
+                crate::results::text::CellMeasure::RawEffect => " logits",
+            };
+            format!("{l}.{h} {}{unit}", heatmap::format_number(x, 2))
+        }
+        None => format!("{l}.{h} not computed"),
+    }
+}
+
 pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
     let g = &app.gallery;
     let Some((m, a, e, b)) = g.compared() else {
         return;
     };
-    if g.diff {
-        let d = difference(a, b);
-        let [title, grid, legend] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Min(0),
-            Constraint::Length(1),
-        ])
-        .areas(area);
-        frame.render_widget(
-            Paragraph::new(format!(
-                "difference of r: {} (d: side by side, Esc back)",
-                d.receiver_label
-            )),
-            title,
+    let range = compare_range(app, a, b, g.diff);
+    let d;
+    // The value at the cursor first: it is what changes, and the file name may be cut.
+    let shown: Vec<(&RunRecord, String)> = if g.diff {
+        d = difference(a, b);
+        let title = format!(
+            "{} · difference of r: {} (d: side by side, Esc back)",
+            at_cursor(app, &d, &range),
+            d.receiver_label
         );
-        let range = compare_range(app, a, b, true);
-        grid_with_legend(frame, grid, legend, app, &d, &range);
+        vec![(&d, title)]
     } else {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(area);
-        let range = compare_range(app, a, b, false);
-        for (rec, r, path) in [(a, left, &m.path), (b, right, &e.path)] {
-            let [title, grid, legend] = Layout::vertical([
-                Constraint::Length(1),
-                Constraint::Min(0),
-                Constraint::Length(1),
-            ])
-            .areas(r);
-            let name = path.file_stem().unwrap_or_default().to_string_lossy();
-            frame.render_widget(
-                Paragraph::new(format!("{name}: {}", rec.receiver_label)),
-                title,
-            );
-            grid_with_legend(frame, grid, legend, app, rec, &range);
-        }
+        let title = |rec: &RunRecord, p: &std::path::Path| {
+            let name = p.file_stem().unwrap_or_default().to_string_lossy();
+            let at = at_cursor(app, rec, &range);
+            format!("{at} · {name}: {}", rec.receiver_label)
+        };
+        vec![(a, title(a, &m.path)), (b, title(b, &e.path))]
+    };
+    for ((rec, title), [t, grid, legend]) in shown.into_iter().zip(compare_panels(area, g.diff)) {
+        let line = super::fit_line(Line::from(title), t.width as usize);
+        frame.render_widget(Paragraph::new(line), t);
+        grid_with_legend(frame, grid, legend, app, rec, &range);
     }
 }
 
@@ -358,7 +393,7 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
 /// both sides so that equal colours mean equal r. `F` draws its figure with the same range,
 /// so the file shows what the screen showed.
 pub fn compare_range(app: &App, a: &RunRecord, b: &RunRecord, diff: bool) -> heatmap::ColorRange {
-    let layers = app.layer_range();
+    let layers = app.layer_range_of(a.n_layers);
     if diff {
         heatmap::color_range(&difference(a, b), app.range, layers)
     } else {
@@ -366,7 +401,7 @@ pub fn compare_range(app: &App, a: &RunRecord, b: &RunRecord, diff: bool) -> hea
     }
 }
 
-/// A heatmap without a cursor, and its legend.
+/// A heatmap with the comparison's cursor (scrolled to it), and its two-line legend.
 fn grid_with_legend(
     frame: &mut Frame,
     grid: Rect,
@@ -375,7 +410,8 @@ fn grid_with_legend(
     rec: &RunRecord,
     range: &heatmap::ColorRange,
 ) {
-    let Some(g) = heatmap::plan(app, rec, grid, None) else {
+    let cursor = Some(app.gallery.cursor);
+    let Some(g) = heatmap::plan(app, rec, grid, cursor) else {
         return;
     };
     let too_wide = heatmap::draw_heatmap(
@@ -384,14 +420,13 @@ fn grid_with_legend(
         app,
         rec,
         &g,
-        None,
+        cursor,
         range,
         app.color,
     );
-    let line = if too_wide {
-        heatmap::legend_notes(true, false, &g, legend.width)
-    } else {
-        super::fit_line(heatmap::legend(range, app.color), legend.width as usize)
-    };
-    frame.render_widget(Paragraph::new(line), legend);
+    let lines = vec![
+        super::fit_line(heatmap::legend(range, app.color), legend.width as usize),
+        heatmap::legend_notes(too_wide, false, &g, legend.width),
+    ];
+    frame.render_widget(Paragraph::new(lines), legend);
 }
