@@ -1636,10 +1636,13 @@ fn the_comparison_has_its_own_keys_and_help() {
 
 /// The comparison has a cursor, the same on both sides: it opens on the marked result's
 /// largest effect, each title says the value there, and moving scrolls both grids together
-/// (at 80×24 a 42×16 pair does not fit; every head and layer can be reached).
+/// (at 80×24 a 42×16 pair does not fit; every head and layer can be reached). The loaded
+/// model's groups are not drawn on another model's results.
 #[test]
 fn the_comparison_scrolls_with_its_cursor_and_says_the_values_there() {
     let (mut app, _) = ready_app("compare-cursor");
+    // A group on the loaded fixture's head (3, 0): it is not drawn on Gemma's results.
+    press(&mut app, "t");
     app.setup.gallery_dirs = vec![paper("gemma_2_9b")];
     press(&mut app, "w");
     let find = |app: &App, name: &str| {
@@ -1657,9 +1660,10 @@ fn the_comparison_scrolls_with_its_cursor_and_says_the_values_there() {
     let text = screen_text(&term);
     assert!(text.contains("39.7 -27.08%"), "{text}");
     assert!(
-        text.contains("heads 0..10/16"),
-        "clipped, and said: {text}"
+        !text.contains('●'),
+        "the fixture's group drawn on Gemma's heads: {text}"
     );
+    assert!(text.contains("heads 0..10/16"), "clipped, and said: {text}");
     press(&mut app, "llllllllllllllllllll");
     assert_eq!(app.gallery.cursor, (39, 15));
     render(&mut term, &mut app);

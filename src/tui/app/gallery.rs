@@ -87,6 +87,18 @@ impl App {
         self.gallery.cursor = (l, h);
     }
 
+    /// Whether the view's groups and selection belong on the compared results: both are of
+    /// the model (and shape) they were tagged on. Another model's results are drawn unmarked.
+    pub fn compare_shows_marks(&self) -> bool {
+        let Some((m, a, e, b)) = self.gallery.compared() else {
+            return false;
+        };
+        [(m, a), (e, b)].iter().all(|(entry, rec)| {
+            record_model_name(rec, Some(&entry.path)) == self.context
+                && (rec.n_layers, rec.n_heads) == (self.n_layers(), self.n_heads())
+        })
+    }
+
     /// Whether the comparison puts layers on rows (its own layout, at the terminal size).
     fn compare_layers_as_rows(&self) -> bool {
         crate::tui::view::other::compare_geometry(self).is_some_and(|g| g.layers_as_rows)

@@ -667,7 +667,7 @@ impl App {
         let rec = self.current_record()?;
         let full = ratatui::layout::Rect::new(0, 0, self.viewport.0, self.viewport.1);
         let areas = crate::tui::view::heatmap_areas(full)?;
-        crate::tui::view::heatmap::plan(self, rec, areas.grid, Some(self.cursor))
+        crate::tui::view::heatmap::plan(self, rec, areas.grid, Some(self.cursor), true)
     }
 
     // ----- keys -----

@@ -190,7 +190,13 @@ pub fn any_marked(app: &App) -> bool {
 /// The orientation is chosen on the unwidened cells and as if nothing were marked, so that
 /// tagging a head never turns the grid. (Only a grid narrower than one cell has narrower
 /// cells.)
-fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize) -> (bool, u16) {
+fn orientation_and_width(
+    app: &App,
+    area: Rect,
+    n_layers: usize,
+    n_heads: usize,
+    marked: bool,
+) -> (bool, u16) {
     let width = area.width.saturating_sub(LABEL_W) as usize;
     let height = area.height.saturating_sub(1) as usize; // header row
     let w = |n: usize| (width / n.max(1)).clamp(1, 7) as u16;
@@ -207,11 +213,7 @@ fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize)
             }
         }
     };
-    let least = if any_marked(app) {
-        MARKED_CELL_W
-    } else {
-        NUMBER_CELL_W
-    };
+    let least = if marked { MARKED_CELL_W } else { NUMBER_CELL_W };
     if width >= least as usize {
         (layers_as_rows, cw.max(least))
     } else {
@@ -221,18 +223,22 @@ fn orientation_and_width(app: &App, area: Rect, n_layers: usize, n_heads: usize)
 
 /// Where the cells of `rec` go in `area`: orientation, cell width, and the scroll position
 /// that keeps `cursor` on screen. `None` when the area is too small for a grid.
+/// `marks`: whether the view's groups and selection are drawn on `rec` (they are the
+/// model's they were tagged on: a comparison of another model's results draws none).
 pub fn plan(
     app: &App,
     rec: &RunRecord,
     area: Rect,
     cursor: Option<(usize, usize)>,
+    marks: bool,
 ) -> Option<HeatmapGeometry> {
     if area.width < 8 || area.height < 3 || rec.n_layers == 0 || rec.n_heads == 0 {
         return None;
     }
     let (lo, hi) = app.layer_range_of(rec.n_layers);
     let n_layers = hi - lo + 1;
-    let (layers_as_rows, cw) = orientation_and_width(app, area, n_layers, rec.n_heads);
+    let marked = marks && any_marked(app);
+    let (layers_as_rows, cw) = orientation_and_width(app, area, n_layers, rec.n_heads, marked);
     let avail_rows = area.height.saturating_sub(1) as usize;
     let avail_cols = (area.width.saturating_sub(LABEL_W) / cw.max(1)) as usize;
     let (rows_total, cols_total) = if layers_as_rows {
@@ -336,6 +342,7 @@ pub fn draw_heatmap(
     cursor: Option<(usize, usize)>,
     range: &ColorRange,
     color: ColorMode,
+    marks: bool,
 ) -> bool {
     draw_axes(buf, area, g);
     let mut too_wide = false;
@@ -346,8 +353,8 @@ pub fn draw_heatmap(
             let cell = Cell {
                 value: shown_value(rec, range.measure, l, h),
                 is_cursor: cursor == Some((l, h)),
-                selected: app.selected.contains(&(l, h)),
-                group: app.groups_of((l, h)).first().copied(),
+                selected: marks && app.selected.contains(&(l, h)),
+                group: app.groups_of((l, h)).first().copied().filter(|_| marks),
             };
             too_wide |= draw_cell(buf, x, g.y + r as u16, g.cell_w, &cell, range, color);
         }

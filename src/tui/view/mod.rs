@@ -263,7 +263,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         areas.info,
     );
     let range = heatmap::color_range(rec, app.range, app.layer_range());
-    let Some(geom) = heatmap::plan(app, rec, areas.grid, Some(app.cursor)) else {
+    let Some(geom) = heatmap::plan(app, rec, areas.grid, Some(app.cursor), true) else {
         return;
     };
     let too_wide = heatmap::draw_heatmap(
@@ -275,6 +275,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         Some(app.cursor),
         &range,
         app.color,
+        true,
     );
     let legend = vec![
         fit_line(

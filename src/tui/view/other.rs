@@ -336,7 +336,13 @@ pub fn compare_geometry(app: &App) -> Option<HeatmapGeometry> {
     let (_, a, _, _) = app.gallery.compared()?;
     let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
     let [_, grid, _] = compare_panels(super::main_area(full)?, app.gallery.diff)[0];
-    heatmap::plan(app, a, grid, Some(app.gallery.cursor))
+    heatmap::plan(
+        app,
+        a,
+        grid,
+        Some(app.gallery.cursor),
+        app.compare_shows_marks(),
+    )
 }
 
 /// The value of `rec` at the comparison's cursor, as its cells print it (for the titles).
@@ -411,7 +417,8 @@ fn grid_with_legend(
     range: &heatmap::ColorRange,
 ) {
     let cursor = Some(app.gallery.cursor);
-    let Some(g) = heatmap::plan(app, rec, grid, cursor) else {
+    let marks = app.compare_shows_marks();
+    let Some(g) = heatmap::plan(app, rec, grid, cursor, marks) else {
         return;
     };
     let too_wide = heatmap::draw_heatmap(
@@ -423,6 +430,7 @@ fn grid_with_legend(
         cursor,
         range,
         app.color,
+        marks,
     );
     let lines = vec![
         super::fit_line(heatmap::legend(range, app.color), legend.width as usize),
