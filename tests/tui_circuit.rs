@@ -436,7 +436,7 @@ fn save_and_compare_with_cli(app: &mut App, dir: &Path) {
         .iter()
         .position(|e| &e.path == circuit)
         .expect("listed");
-    assert!(app.gallery.entries[i].label.contains("circuit"));
+    assert!(app.gallery.entries[i].label().contains("circuit"));
     assert!(matches!(
         app.gallery.entries[i].kind,
         EntryKind::Analysis(_)
@@ -576,7 +576,7 @@ fn bad_analysis_file_is_one_line_and_foreign_model_is_read_only() {
     );
     let entries = headhunt::tui::app::scan_results(std::slice::from_ref(&dir));
     let b = entries.iter().find(|x| x.path == bad).unwrap();
-    assert!(b.label.contains("unreadable") && b.record.is_err());
+    assert!(b.label().contains("unreadable") && b.record.is_err());
     let (code, _, err) = open_cli(&bad);
     common::assert_one_line_error(code, &err, &["circuit-bad.json"]);
 

@@ -128,6 +128,24 @@ pub enum CellMeasure {
     RawEffect,
 }
 
+impl CellMeasure {
+    /// `v` (r as a fraction, or logits) in the unit it is shown in: r in %, logits as they are.
+    pub fn shown(self, v: f64) -> f64 {
+        match self {
+            CellMeasure::R => 100.0 * v,
+            CellMeasure::RawEffect => v,
+        }
+    }
+
+    /// The unit after a shown number: `%`, or ` logits`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            CellMeasure::R => "%",
+            CellMeasure::RawEffect => " logits",
+        }
+    }
+}
+
 /// The measure the cells of `rec` show: the raw effect when r is ill-conditioned and the
 /// patched values are known, else r.
 pub fn cell_measure(rec: &RunRecord) -> CellMeasure {

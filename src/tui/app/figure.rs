@@ -25,12 +25,8 @@ impl App {
     pub fn heatmap_figure_options(&self, rec: &RunRecord) -> HeatmapOptions {
         let layers = self.layer_range();
         let c = crate::tui::view::heatmap::color_range(rec, self.range, layers);
-        let range = match c.measure {
-            CellMeasure::R => 100.0 * c.range,
-            CellMeasure::RawEffect => c.range,
-        };
         HeatmapOptions {
-            range: Some(range),
+            range: Some(c.measure.shown(c.range)),
             crop: self.crop.map(|_| layers),
             heads_as_rows: !self.layers_as_rows(),
             ..HeatmapOptions::default()
@@ -69,13 +65,10 @@ impl App {
         // The range on screen, in the figure's unit; where the figure's unit is not the
         // screen's (one side ill-conditioned), the figure's own auto range.
         let c = crate::tui::view::other::compare_range(self, a, b, g.diff);
-        let range = match (c.measure, crate::plot::heatmap::Quantity::of(&[a, b])) {
-            (CellMeasure::R, crate::plot::heatmap::Quantity::RelativePercent) => {
-                Some(100.0 * c.range)
-            }
-            (CellMeasure::RawEffect, crate::plot::heatmap::Quantity::RawLogits) => Some(c.range),
-            _ => None,
-        };
+        let figure_raw = crate::plot::heatmap::Quantity::of(&[a, b])
+            == crate::plot::heatmap::Quantity::RawLogits;
+        let range =
+            (figure_raw == (c.measure == CellMeasure::RawEffect)).then(|| c.measure.shown(c.range));
         let opts = HeatmapOptions {
             range,
             crop: self.crop.map(|_| self.layer_range_of(a.n_layers)),

@@ -393,16 +393,9 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
             (columns, Err(e.to_string()), EntryKind::Run)
         }
     };
-    let label = columns
-        .iter()
-        .filter(|c| !c.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("  ");
     GalleryEntry {
         path,
         columns,
-        label,
         record,
         kind,
     }

@@ -10,8 +10,6 @@ pub struct GalleryEntry {
     /// File name, what it is (receiver or kind), model, data: the list lays them out in
     /// columns fitted to its width (`view::other::gallery_lines`).
     pub columns: [String; 4],
-    /// The columns in one line (for messages and searching).
-    pub label: String,
     /// The run, or why there is none (unreadable, or a groups file: see `kind`).
     pub record: Result<RunRecord, String>,
     pub kind: EntryKind,
@@ -39,6 +37,17 @@ pub struct Gallery {
     pub cursor: (usize, usize),
 }
 
+impl GalleryEntry {
+    /// The columns in one line (for messages and searching).
+    pub fn label(&self) -> String {
+        let cols: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+        cols.into_iter()
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+}
+
 impl Gallery {
     /// The two entries the comparison shows, marked first, when both are runs that loaded:
     /// what the compare screen draws and what `F` writes.
@@ -54,18 +63,12 @@ impl Gallery {
 
 impl App {
     pub fn update_compare(&mut self, action: CompareAction) {
-        // As on the heatmap: on screen the top row is the highest layer.
-        let rows = self.compare_layers_as_rows();
-        let (up, left) = if rows {
-            ((1, 0), (0, -1))
-        } else {
-            ((0, -1), (-1, 0))
-        };
+        let [up, down, left, right] = arrow_steps(self.compare_layers_as_rows());
         match action {
             CompareAction::Up => self.move_compare(up),
-            CompareAction::Down => self.move_compare((-up.0, -up.1)),
+            CompareAction::Down => self.move_compare(down),
             CompareAction::Left => self.move_compare(left),
-            CompareAction::Right => self.move_compare((-left.0, -left.1)),
+            CompareAction::Right => self.move_compare(right),
             CompareAction::ToggleDifference => self.gallery.diff = !self.gallery.diff,
             CompareAction::Figure => self.write_compare_figure(),
             CompareAction::Help => self.open_help(),
@@ -75,16 +78,12 @@ impl App {
 
     /// Moves the comparison's cursor by (layers, heads), inside the results' shape and the
     /// crop shown.
-    fn move_compare(&mut self, (dl, dh): (isize, isize)) {
+    fn move_compare(&mut self, d: (isize, isize)) {
         let Some((_, a, _, _)) = self.gallery.compared() else {
             return;
         };
-        let (lo, hi) = self.layer_range_of(a.n_layers);
-        let n_heads = a.n_heads.max(1);
-        let (l, h) = self.gallery.cursor;
-        let l = (l as isize + dl).clamp(lo.min(hi) as isize, hi as isize) as usize;
-        let h = (h as isize + dh).clamp(0, n_heads as isize - 1) as usize;
-        self.gallery.cursor = (l, h);
+        let layers = self.layer_range_of(a.n_layers);
+        self.gallery.cursor = step_cursor(self.gallery.cursor, d, layers, a.n_heads);
     }
 
     /// Whether the view's groups and selection belong on the compared results: both are of

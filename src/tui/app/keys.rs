@@ -132,12 +132,7 @@ impl App {
     pub fn update_heatmap(&mut self, action: HeatmapAction) {
         use HeatmapAction as A;
         let rows = self.layers_as_rows();
-        // On screen the top row is the highest layer; up moves to a higher layer.
-        let (up, down, left, right) = if rows {
-            ((1, 0), (-1, 0), (0, -1), (0, 1))
-        } else {
-            ((0, -1), (0, 1), (-1, 0), (1, 0))
-        };
+        let [up, down, left, right] = arrow_steps(rows);
         match action {
             A::Up => self.move_cursor(up.0, up.1),
             A::Down => self.move_cursor(down.0, down.1),

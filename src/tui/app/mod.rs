@@ -265,6 +265,33 @@ pub struct App {
     next_job: JobId,
 }
 
+/// The (layers, heads) steps of the arrow keys up, down, left and right: on screen the top
+/// row is the highest layer (layers as rows), or head 0 (heads as rows). The heatmap and the
+/// comparison move alike.
+pub fn arrow_steps(layers_as_rows: bool) -> [(isize, isize); 4] {
+    if layers_as_rows {
+        [(1, 0), (-1, 0), (0, -1), (0, 1)]
+    } else {
+        [(0, -1), (0, 1), (-1, 0), (1, 0)]
+    }
+}
+
+/// `cursor` moved by `(d_layer, d_head)`, kept inside the layers `lo..=hi` and `n_heads`
+/// heads (unmoved when there are none).
+pub fn step_cursor(
+    cursor: (usize, usize),
+    (d_layer, d_head): (isize, isize),
+    (lo, hi): (usize, usize),
+    n_heads: usize,
+) -> (usize, usize) {
+    if n_heads == 0 {
+        return cursor;
+    }
+    let l = (cursor.0 as isize + d_layer).clamp(lo.min(hi) as isize, hi as isize) as usize;
+    let h = (cursor.1 as isize + d_head).clamp(0, n_heads as isize - 1) as usize;
+    (l, h)
+}
+
 /// Where the heatmap's cells are on screen (computed from the state and the terminal size by
 /// `view::heatmap::plan`, the same for drawing, keys and the mouse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -639,14 +666,8 @@ impl App {
 
     /// Moves the cursor by whole layers / heads.
     pub fn move_cursor(&mut self, d_layer: isize, d_head: isize) {
-        let (lo, hi) = self.layer_range();
-        let n_heads = self.n_heads();
-        if n_heads == 0 {
-            return;
-        }
-        let l = (self.cursor.0 as isize + d_layer).clamp(lo as isize, hi as isize) as usize;
-        let h = (self.cursor.1 as isize + d_head).clamp(0, n_heads as isize - 1) as usize;
-        self.cursor = (l, h);
+        let (layers, n_heads) = (self.layer_range(), self.n_heads());
+        self.cursor = step_cursor(self.cursor, (d_layer, d_head), layers, n_heads);
     }
 
     /// Does the heatmap put layers on rows? (Decided by the view from the terminal size in

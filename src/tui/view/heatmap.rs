@@ -132,10 +132,7 @@ pub fn cell_text(value: f64, measure: CellMeasure, tw: usize) -> String {
     if tw < 2 {
         return String::new();
     }
-    let x = match measure {
-        CellMeasure::R => 100.0 * value,
-        CellMeasure::RawEffect => value,
-    };
+    let x = measure.shown(value);
     let s = format_number(x, cell_decimals(measure, tw));
     if s.chars().count() <= tw {
         format!("{s:>tw$}")
@@ -430,10 +427,15 @@ fn draw_cell(
 
 /// The value of the colour range as text: r in %, raw effects in logits.
 fn range_text(x: f64, measure: CellMeasure) -> String {
-    match measure {
-        CellMeasure::R => format!("{}%", format_number(100.0 * x, 1)),
-        CellMeasure::RawEffect => format!("{} logits", format_number(x, 2)),
-    }
+    let decimals = match measure {
+        CellMeasure::R => 1,
+        CellMeasure::RawEffect => 2,
+    };
+    format!(
+        "{}{}",
+        format_number(measure.shown(x), decimals),
+        measure.unit()
+    )
 }
 
 /// The legend: the colour scale with its end values, and the range in force and why.

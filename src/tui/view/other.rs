@@ -349,17 +349,11 @@ pub fn compare_geometry(app: &App) -> Option<HeatmapGeometry> {
 fn at_cursor(app: &App, rec: &RunRecord, range: &heatmap::ColorRange) -> String {
     let (l, h) = app.gallery.cursor;
     match heatmap::shown_value(rec, range.measure, l, h) {
-        Some(v) => {
-            let x = match range.measure {
-                crate::results::text::CellMeasure::R => 100.0 * v,
-                crate::results::text::CellMeasure::RawEffect => v,
-            };
-            let unit = match range.measure {
-                crate::results::text::CellMeasure::R => "%",
-                crate::results::text::CellMeasure::RawEffect => " logits",
-            };
-            format!("{l}.{h} {}{unit}", heatmap::format_number(x, 2))
-        }
+        Some(v) => format!(
+            "{l}.{h} {}{}",
+            heatmap::format_number(range.measure.shown(v), 2),
+            range.measure.unit()
+        ),
         None => format!("{l}.{h} not computed"),
     }
 }
