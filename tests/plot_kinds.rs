@@ -378,12 +378,8 @@ fn assert_error_bars(path: &Path, n: usize) {
     assert!(k >= n, "{k} error-bar pieces");
 }
 
-#[test]
-fn fixture_runs_drawn_heatmap_attention_and_query_row() {
-    let dir = temp_dir("plot-kinds-fixture");
-    let fx = fixture("tiny-gpt2");
-    let data = fx.join("addition.jsonl");
-    let (m, d) = (s(&fx), s(&data));
+/// `headhunt patch` of the fixture model `m` on data `d` to resid_post 1, as `dir/p.json`.
+fn fixture_patch(dir: &Path, m: &str, d: &str) -> PathBuf {
     let p = dir.join("p.json");
     hh(&[
         "patch",
@@ -396,6 +392,27 @@ fn fixture_runs_drawn_heatmap_attention_and_query_row() {
         "--out",
         s(&p),
     ]);
+    p
+}
+
+/// `headhunt attention --json` of heads 0.1 and 1.0, mean of 3 prompts, as `dir/att.json`.
+fn fixture_attention(dir: &Path, m: &str, d: &str) -> PathBuf {
+    let att = dir.join("att.json");
+    let heads = ["--head", "0.1", "--head", "1.0", "--prompts", "3"];
+    let mut args = vec!["attention", "--model", m, "--data", d];
+    args.extend(heads);
+    args.extend(["--json", s(&att)]);
+    hh(&args);
+    att
+}
+
+#[test]
+fn fixture_runs_drawn_heatmap_attention_and_query_row() {
+    let dir = temp_dir("plot-kinds-fixture");
+    let fx = fixture("tiny-gpt2");
+    let data = fx.join("addition.jsonl");
+    let (m, d) = (s(&fx), s(&data));
+    let p = fixture_patch(&dir, m, d);
     let out = dir.join("p.svg");
     hh(&["plot", s(&p), "--out", s(&out)]);
     let svg = parse(&out);
@@ -406,22 +423,7 @@ fn fixture_runs_drawn_heatmap_attention_and_query_row() {
     let (w, h) = png_size(&png);
     assert!(w > 100 && h > 100, "{w}x{h}");
 
-    let att = dir.join("att.json");
-    hh(&[
-        "attention",
-        "--model",
-        m,
-        "--data",
-        d,
-        "--head",
-        "0.1",
-        "--head",
-        "1.0",
-        "--prompts",
-        "3",
-        "--json",
-        s(&att),
-    ]);
+    let att = fixture_attention(&dir, m, d);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&att).unwrap()).unwrap();
     let tokens: Vec<String> = serde_json::from_value(v["tokens"].clone()).unwrap();
@@ -612,34 +614,8 @@ fn figures_name_models_without_paths_and_their_text_fits() {
     let fx = fixture("tiny-gpt2");
     let data = fx.join("addition.jsonl");
     let (m, d) = (s(&fx), s(&data));
-    let p = dir.join("p.json");
-    hh(&[
-        "patch",
-        "--model",
-        m,
-        "--data",
-        d,
-        "-r",
-        "resid_post:1",
-        "--out",
-        s(&p),
-    ]);
-    let att = dir.join("att.json");
-    hh(&[
-        "attention",
-        "--model",
-        m,
-        "--data",
-        d,
-        "--head",
-        "0.1",
-        "--head",
-        "1.0",
-        "--prompts",
-        "3",
-        "--json",
-        s(&att),
-    ]);
+    let p = fixture_patch(&dir, m, d);
+    let att = fixture_attention(&dir, m, d);
     let (fv, abl, circ) = (
         with_machine_paths(&dir, "fv.json"),
         with_machine_paths(&dir, "ablation.json"),

@@ -97,15 +97,15 @@ fn circuit(tok: &headhunt::model::Tokenizer) -> Circuit {
     }
 }
 
+/// The fixture the jobs run on, loaded as the worker loads it (f32 on the CPU).
+fn tiny_llama() -> headhunt::model::LoadedModel {
+    let dir = fixture("tiny-llama");
+    headhunt::model::load(dir.to_str().unwrap(), None, &Device::Cpu, DType::F32).unwrap()
+}
+
 #[test]
 fn analysis_jobs_match_direct_runs_and_cancel() {
-    let lm = headhunt::model::load(
-        fixture("tiny-llama").to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
+    let lm = tiny_llama();
     let t = load_and_tokenize(&spec(), &lm.tokenizer).unwrap();
     let roles = token_roles(&spec(), &lm.tokenizer, &t).unwrap();
     let c = circuit(&lm.tokenizer);
@@ -232,13 +232,7 @@ fn analysis_jobs_match_direct_runs_and_cancel() {
 #[test]
 fn function_vectors_stop_between_grids() {
     use headhunt::analysis::function_vectors::{deltas, deltas_with, mean_z};
-    let lm = headhunt::model::load(
-        fixture("tiny-llama").to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
+    let lm = tiny_llama();
     let s = spec();
     let t = load_and_tokenize(&s, &lm.tokenizer).unwrap();
     let roles = token_roles(&s, &lm.tokenizer, &t).unwrap();
