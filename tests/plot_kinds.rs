@@ -536,6 +536,11 @@ fn unknown_attention_head_is_an_error() {
     assert_one_line_error(code, &err, &["att.json", "99.0", "0.1"]);
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // `--head all` is the function-vector files' panel: one plain sentence for attention.
+    let (code, err) = hh_fails(&["plot", s(&att), "--head", "all", "--out", s(&out)]);
+    assert_one_line_error(code, &err, &["--head all", "function-vector"]);
+    assert!(!err.contains("  "), "a run of spaces in {err:?}");
+    assert!(!out.exists());
 }
 
 /// The analysis file `name` of tests/data/plot as a model run on a GGUF file deep in a cache

@@ -218,7 +218,8 @@ fn parse_heads(a: &PlotArgs, kind: &Plottable) -> Result<(Vec<(usize, usize)>, b
         if h.trim().eq_ignore_ascii_case("all") {
             if !matches!(kind, Plottable::FunctionVector(_)) {
                 bail!(
-                    "--head all: only function-vector files have a panel of all heads;                      without --head every head in the file is drawn"
+                    "--head all: only function-vector files have a panel of all heads; \
+                     without --head every head in the file is drawn"
                 );
             }
             all = true;
