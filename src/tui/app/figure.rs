@@ -42,12 +42,7 @@ impl App {
         let Some(mut rec) = self.current_record().cloned() else {
             return;
         };
-        rec.groups = self
-            .groups
-            .iter()
-            .filter(|g| !g.heads.is_empty())
-            .cloned()
-            .collect();
+        rec.groups = self.tagged_groups();
         let opts = self.heatmap_figure_options(&rec);
         let result = crate::plot::write_figure_for(&rec, &opts, &json);
         self.figure_status(result, saved);

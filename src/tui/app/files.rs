@@ -125,7 +125,7 @@ impl App {
     }
 
     /// The tagged groups (empty ones are not saved).
-    fn tagged_groups(&self) -> Vec<HeadGroup> {
+    pub(super) fn tagged_groups(&self) -> Vec<HeadGroup> {
         self.groups
             .iter()
             .filter(|g| !g.heads.is_empty())
