@@ -93,6 +93,10 @@ pub struct ModelArgs {
     /// f32, bf16 or f16 (default: f32 on cpu, bf16 on cuda).
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Load a config.json (or GGUF metadata) with keys headhunt does not read; they may change
+    /// the model's numbers, and results record them as a warning.
+    #[arg(long)]
+    pub allow_unknown_config_keys: bool,
 }
 
 impl ModelArgs {
@@ -113,12 +117,24 @@ impl ModelArgs {
             }
             other => other.clone(),
         };
-        Ok(crate::model::load(
+        let opts = crate::model::source::LoadOptions {
+            tokenizer,
+            allow_unknown_config_keys: self.allow_unknown_config_keys,
+        };
+        let lm = crate::model::source::load_with_progress(
             &self.model,
-            tokenizer.as_deref(),
+            &opts,
             &device,
             dtype,
-        )?)
+            &mut |_, _| {},
+        )?;
+        for k in &lm.model.cfg.ignored_keys {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: config key {k} is not read by headhunt (--allow-unknown-config-keys); it may change the numbers"
+            );
+        }
+        Ok(lm)
     }
 }
 

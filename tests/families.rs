@@ -145,8 +145,15 @@ fn gpt_neox_config_reads_rotary_and_block() {
     v["use_parallel_residual"] = serde_json::json!(false);
     let c = model::ModelConfig::from_json(&v, "c").unwrap();
     assert_eq!(c.block, BlockShape::Sequential);
+    // transformers 4 writes rotary_pct and partial_rotary_factor: they must agree.
+    v["partial_rotary_factor"] = serde_json::json!(0.5);
+    let e = model::ModelConfig::from_json(&v, "c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`rotary_pct`") && e.contains("disagrees"), "{e}");
     // 16 × 0.2 = 3 rotated dims: rotate-half needs an even number.
     v["partial_rotary_factor"] = serde_json::json!(0.2);
+    v["rotary_pct"] = serde_json::json!(0.2);
     let e = model::ModelConfig::from_json(&v, "c.json")
         .unwrap_err()
         .to_string();

@@ -637,6 +637,7 @@ fn foreign_file(path: &Path) {
         dtype: "f32".into(),
         device: "cpu".into(),
         quantization: None,
+        ignored_config_keys: Vec::new(),
     };
     let spec =
         headhunt::data::DataSpec::new(Path::new("d.jsonl"), headhunt::data::TaskKind::Addition);

@@ -21,6 +21,7 @@ fn load(worker: &Worker, rx: &mpsc::Receiver<Event>, model: &str, data: DataSpec
         tokenizer: None,
         device: "cpu".into(),
         dtype: None,
+        allow_unknown_config_keys: false,
     }));
     worker.submit(Job::LoadData(data));
     let mut progress = 0;
@@ -195,6 +196,7 @@ fn data_longer_than_the_model_positions_is_an_error_event() {
         tokenizer: None,
         device: "cpu".into(),
         dtype: None,
+        allow_unknown_config_keys: false,
     }));
     worker.submit(Job::LoadData(spec));
     loop {

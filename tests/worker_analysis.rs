@@ -40,6 +40,7 @@ fn start() -> (Worker, mpsc::Receiver<Event>) {
         tokenizer: None,
         device: "cpu".into(),
         dtype: None,
+        allow_unknown_config_keys: false,
     }));
     worker.submit(Job::LoadData(spec()));
     loop {

@@ -23,7 +23,7 @@ const MAX_TOKEN_BYTES: usize = 1024;
 
 /// A prompt text short enough to be worth tokenizing (see `MAX_TOKEN_BYTES`).
 pub fn check_text_len(lm: &LoadedModel, text: &str, what: &str) -> Result<()> {
-    let max = lm.model.cfg.max_position_embeddings;
+    let max = lm.model.cfg.max_positions();
     if text.len() > max.saturating_mul(MAX_TOKEN_BYTES) {
         bail!(
             "{what}: the prompt is {} bytes long, far more than the {max} positions of model {} can hold (max_position_embeddings)",

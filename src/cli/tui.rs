@@ -20,6 +20,10 @@ pub struct TuiArgs {
     pub device: String,
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Load a config.json (or GGUF metadata) with keys headhunt does not read; they may change
+    /// the model's numbers, and results record them as a warning.
+    #[arg(long)]
+    pub allow_unknown_config_keys: bool,
     /// Dataset (default: the paper's setting1, nmax 9, offset +1 addition).
     #[arg(long, short = 'd')]
     pub data: Option<PathBuf>,
@@ -121,6 +125,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         tokenizer: a.tokenizer,
         device: a.device,
         dtype: a.dtype,
+        allow_unknown_config_keys: a.allow_unknown_config_keys,
         data,
         batch_size: a.batch_size,
         begin_layer: a.begin_layer,

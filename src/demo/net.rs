@@ -222,7 +222,7 @@ impl Net {
             theta: self.cfg.rope_theta,
             scaling: RopeScaling::None,
         };
-        let inv = rope.inv_freq(self.cfg.d_head());
+        let inv = rope.inv_freq(self.cfg.d_head(), t);
         let (mut cos, mut sin) = (Vec::new(), Vec::new());
         for p in 0..t {
             for _ in 0..2 {

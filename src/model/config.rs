@@ -120,74 +120,7 @@ impl Activation {
     }
 }
 
-/// How rotary frequencies are rescaled for long contexts.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum RopeScaling {
-    None,
-    /// Position interpolation: every frequency divided by `factor`.
-    Linear {
-        factor: f64,
-    },
-    /// Llama 3's frequency-band rescaling.
-    Llama3 {
-        factor: f64,
-        low_freq_factor: f64,
-        high_freq_factor: f64,
-        original_max_position_embeddings: f64,
-    },
-}
-
-/// Rotary embedding parameters for one kind of layer.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RopeConfig {
-    pub theta: f64,
-    pub scaling: RopeScaling,
-}
-
-impl RopeConfig {
-    /// Inverse frequencies, computed in f32 the way Hugging Face does (`1 / base^(2i/d)`),
-    /// then rescaled.
-    pub fn inv_freq(&self, d_head: usize) -> Vec<f32> {
-        let base = self.theta as f32;
-        let mut inv: Vec<f32> = (0..d_head / 2)
-            .map(|i| 1.0f32 / base.powf((2 * i) as f32 / d_head as f32))
-            .collect();
-        match &self.scaling {
-            RopeScaling::None => {}
-            RopeScaling::Linear { factor } => {
-                for f in inv.iter_mut() {
-                    *f /= *factor as f32;
-                }
-            }
-            RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            } => {
-                let (factor, low, high, old_ctx) = (
-                    *factor as f32,
-                    *low_freq_factor as f32,
-                    *high_freq_factor as f32,
-                    *original_max_position_embeddings as f32,
-                );
-                let low_wavelen = old_ctx / low;
-                let high_wavelen = old_ctx / high;
-                for f in inv.iter_mut() {
-                    let wavelen = 2.0 * std::f32::consts::PI / *f;
-                    if wavelen > low_wavelen {
-                        *f /= factor;
-                    } else if wavelen >= high_wavelen {
-                        let smooth = (old_ctx / wavelen - low) / (high - low);
-                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
-                    }
-                }
-            }
-        }
-        inv
-    }
-}
+pub use super::rope::{RopeConfig, RopeScaling};
 
 /// Everything the forward pass needs to know about a model's architecture.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -237,26 +170,77 @@ pub struct ModelConfig {
     pub mlp_bias: bool,
     pub tie_embeddings: bool,
     pub bos_token_id: Option<u32>,
+    /// `eos_token_id` (one id or a list), for the tokenizer check.
+    #[serde(default)]
+    pub eos_token_ids: Vec<u32>,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
     pub max_position_embeddings: usize,
     /// The dtype the checkpoint was saved in (`torch_dtype`), informational.
     pub checkpoint_dtype: Option<String>,
+    /// Config keys headhunt does not read, kept only when the user allowed them
+    /// (`key = value`, recorded in results as a warning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_keys: Vec<String>,
 }
 
-/// Reads typed fields from a JSON object with errors that name the file and field.
+/// Reads typed fields from a JSON object with errors that name the file and field, and
+/// remembers which fields were read: a key that no reader asked for is a setting headhunt does
+/// not implement (see [`ModelConfig::from_json`]).
 pub struct Fields<'a> {
     obj: &'a serde_json::Map<String, Value>,
     file: &'a str,
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Fields<'a> {
+    pub fn new(obj: &'a serde_json::Map<String, Value>, file: &'a str) -> Self {
+        Fields {
+            obj,
+            file,
+            read: Default::default(),
+        }
+    }
     pub fn err(&self, field: &str, what: &str) -> ModelError {
         ModelError::Config {
             file: self.file.to_string(),
             msg: format!("field `{field}`: {what}"),
         }
     }
+    /// The field's value; absent and `null` are both `None`.
     pub fn get(&self, field: &str) -> Option<&'a Value> {
-        self.obj.get(field).filter(|v| !v.is_null())
+        self.present(field).filter(|v| !v.is_null())
+    }
+    /// The field's value as written, `null` included (where `null` means "none" and absence
+    /// means the family's default, as for Gemma-2's soft-caps or Mistral's window).
+    pub fn present(&self, field: &str) -> Option<&'a Value> {
+        self.read.borrow_mut().insert(field.to_string());
+        self.obj.get(field)
+    }
+    /// A number that may be `null` (none); absent gives `default`.
+    pub fn nullable_f64(&self, field: &str, default: Option<f64>) -> Result<Option<f64>, ModelError> {
+        match self.present(field) {
+            None => Ok(default),
+            Some(Value::Null) => Ok(None),
+            Some(_) => self.opt_f64(field),
+        }
+    }
+    /// A size that may be `null` (none); absent gives `default`.
+    pub fn nullable_usize(&self, field: &str, default: Option<usize>) -> Result<Option<usize>, ModelError> {
+        match self.present(field) {
+            None => Ok(default),
+            Some(Value::Null) => Ok(None),
+            Some(_) => self.opt_usize(field),
+        }
+    }
+    /// Fields with a value that nothing read, in file order.
+    pub fn unread(&self) -> Vec<(&'a str, &'a Value)> {
+        let read = self.read.borrow();
+        self.obj
+            .iter()
+            .filter(|(k, v)| !v.is_null() && !read.contains(k.as_str()))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
     }
     pub fn usize(&self, field: &str) -> Result<usize, ModelError> {
         self.opt_usize(field)?
@@ -303,7 +287,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Where a family's `config.json` keeps the fields every family has.
+/// Where a family's `config.json` keeps the fields every family has, and transformers'
+/// defaults for those it may leave out (a field left out must mean what it means to
+/// transformers, never a default of headhunt's own).
 pub struct Names {
     pub hidden: &'static str,
     pub heads: &'static str,
@@ -312,12 +298,21 @@ pub struct Names {
     /// When set, a missing MLP width is this multiple of the hidden size (GPT-2's `n_inner`).
     pub mlp_default_factor: Option<usize>,
     pub eps: &'static str,
+    pub eps_default: f64,
     pub max_pos: &'static str,
+    pub max_pos_default: usize,
     pub act: &'static str,
     pub act_default: &'static str,
+    /// `head_dim` when absent; `None`: hidden size / heads.
+    pub head_dim_default: Option<usize>,
+    /// Where the rope settings live (`None`: no rotary embeddings, GPT-2).
+    pub rope: Option<super::rope::RopeKeys>,
+    /// Whether a `partial_rotary_factor` below 1 is implemented (GPT-NeoX's partial rotary).
+    pub partial_rotary: bool,
 }
 
-/// The names of Llama-style configs (most of Hugging Face's decoders).
+/// The names and defaults of Llama-style configs (most of Hugging Face's decoders), with
+/// `LlamaConfig`'s defaults.
 pub const HF_NAMES: Names = Names {
     hidden: "hidden_size",
     heads: "num_attention_heads",
@@ -325,10 +320,48 @@ pub const HF_NAMES: Names = Names {
     mlp: "intermediate_size",
     mlp_default_factor: None,
     eps: "rms_norm_eps",
+    eps_default: 1e-6,
     max_pos: "max_position_embeddings",
+    max_pos_default: 2048,
     act: "hidden_act",
     act_default: "silu",
+    head_dim_default: None,
+    rope: Some(super::rope::RopeKeys {
+        theta_key: "rope_theta",
+        default_theta: 10000.0,
+        local: None,
+    }),
+    partial_rotary: false,
 };
+
+/// `int(head_dim * partial_rotary_factor)`, as transformers rounds it.
+fn rotary_dims(f: &Fields, d_head: usize, p: f64) -> Result<usize, ModelError> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(f.err(
+            "partial_rotary_factor",
+            &format!("expected a fraction in [0, 1], got {p}"),
+        ));
+    }
+    Ok((d_head as f64 * p) as usize)
+}
+
+/// A token id field that may hold one id or a list of them (`eos_token_id`); a negative id
+/// (`-1`, some old configs' way to say none) is left out.
+fn token_ids(f: &Fields, field: &str) -> Result<Vec<u32>, ModelError> {
+    let bad = || f.err(field, "expected a token id or a list of token ids");
+    let one = |v: &Value| -> Result<Option<u32>, ModelError> {
+        match v.as_i64() {
+            Some(x) if x < 0 => Ok(None),
+            Some(x) => u32::try_from(x).map(Some).map_err(|_| bad()),
+            None => Err(bad()),
+        }
+    };
+    match f.get(field) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => Ok(a.iter().map(one).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect()),
+        Some(v) => Ok(one(v)?.into_iter().collect()),
+    }
+}
 
 /// A required size that must be positive; the error names `field`.
 fn positive(f: &Fields, field: &str) -> Result<usize, ModelError> {
@@ -339,8 +372,13 @@ fn positive(f: &Fields, field: &str) -> Result<usize, ModelError> {
 }
 
 impl ModelConfig {
-    /// Reads a Hugging Face `config.json`.
+    /// Reads a Hugging Face `config.json` (unknown keys are an error).
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        Self::from_file_with(path, false)
+    }
+
+    /// [`ModelConfig::from_file`]; with `allow_unknown`, see [`ModelConfig::from_json_with`].
+    pub fn from_file_with(path: &Path, allow_unknown: bool) -> Result<Self, ModelError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io {
             path: file.clone(),
@@ -350,28 +388,38 @@ impl ModelConfig {
             file: file.clone(),
             msg: format!("invalid JSON: {e}"),
         })?;
-        Self::from_json(&value, &file)
+        Self::from_json_with(&value, &file, allow_unknown)
     }
 
     /// Builds the config from parsed `config.json` contents; `file` is used in errors. The
-    /// family named by `model_type` reads the rest (see [`super::families`]).
+    /// family named by `model_type` reads the rest (see [`super::families`]). A key that neither
+    /// the family reads nor is known to leave the numbers alone is an error
+    /// ([`ModelError::UnknownConfigKey`]): a setting headhunt does not implement must never
+    /// fall back to a default in silence.
     pub fn from_json(value: &Value, file: &str) -> Result<Self, ModelError> {
+        Self::from_json_with(value, file, false)
+    }
+
+    /// [`ModelConfig::from_json`]; with `allow_unknown`, unknown keys are kept in
+    /// `ignored_keys` instead (the caller records them as a warning).
+    pub fn from_json_with(value: &Value, file: &str, allow_unknown: bool) -> Result<Self, ModelError> {
         let obj = value.as_object().ok_or_else(|| ModelError::Config {
             file: file.to_string(),
             msg: "expected a JSON object".into(),
         })?;
-        let f = Fields { obj, file };
+        let f = Fields::new(obj, file);
         let model_type = f
             .opt_str("model_type")?
             .ok_or_else(|| f.err("model_type", "missing"))?;
-        // Multimodal Gemma-3 checkpoints nest the language model's config.
+        // Multimodal Gemma-3 checkpoints nest the language model's config; the vision tower's
+        // keys are not the language model's.
         if model_type == "gemma3" {
             if let Some(text) = obj.get("text_config") {
                 let mut inner = text.clone();
                 if let Some(o) = inner.as_object_mut() {
                     o.entry("model_type").or_insert(Value::from("gemma3_text"));
                 }
-                return Self::from_json(&inner, file);
+                return Self::from_json_with(&inner, file, allow_unknown);
             }
         }
         let def = super::families::by_model_type(model_type).ok_or_else(|| {
@@ -380,7 +428,27 @@ impl ModelConfig {
                 file: file.to_string(),
             }
         })?;
-        def.config(&f)
+        let mut cfg = def.config(&f)?;
+        let unknown: Vec<(&str, &Value)> = f
+            .unread()
+            .into_iter()
+            .filter(|(k, _)| !super::config_keys::irrelevant(k, def.irrelevant_keys()))
+            .collect();
+        match unknown.first() {
+            Some((key, value)) if !allow_unknown => Err(ModelError::UnknownConfigKey {
+                file: file.to_string(),
+                key: key.to_string(),
+                value: super::rope::short(value),
+                more: unknown.len() - 1,
+            }),
+            _ => {
+                cfg.ignored_keys = unknown
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", super::rope::short(v)))
+                    .collect();
+                Ok(cfg)
+            }
+        }
     }
 
     /// The fields every family has, read under the names `names` gives, with the defaults of
@@ -402,7 +470,7 @@ impl ModelConfig {
             Some(k) => f.opt_usize(names.mlp)?.unwrap_or(k * d_model),
             None => f.usize(names.mlp)?,
         };
-        let d_head = match f.opt_usize("head_dim")? {
+        let d_head = match f.opt_usize("head_dim")?.or(names.head_dim_default) {
             Some(d) => d,
             None if d_model % n_heads == 0 => d_model / n_heads,
             None => {
@@ -421,6 +489,26 @@ impl ModelConfig {
             .opt_str("torch_dtype")?
             .or(f.opt_str("dtype")?)
             .map(|s| s.to_string());
+        let max_pos = f.opt_usize(names.max_pos)?.unwrap_or(names.max_pos_default);
+        let rope = match &names.rope {
+            Some(keys) => super::rope::read(f, keys, max_pos)?,
+            None => super::rope::RopeSet {
+                global: RopeConfig::plain(10000.0),
+                local: None,
+                partial_rotary_factor: None,
+            },
+        };
+        let rotary_dim = match (names.rope.is_some(), rope.partial_rotary_factor) {
+            (false, _) => 0,
+            (true, None) => d_head,
+            (true, Some(p)) if names.partial_rotary || p == 1.0 => rotary_dims(f, d_head, p)?,
+            (true, Some(p)) => {
+                return Err(f.err(
+                    "rope_parameters.partial_rotary_factor",
+                    &format!("{p}: a partial rotary is not implemented for this family"),
+                ))
+            }
+        };
         Ok(ModelConfig {
             family,
             n_layers,
@@ -430,10 +518,10 @@ impl ModelConfig {
             d_head,
             d_mlp,
             vocab_size,
-            norm_eps: f.opt_f64(names.eps)?.unwrap_or(1e-6),
+            norm_eps: f.opt_f64(names.eps)?.unwrap_or(names.eps_default),
             norm_kind: NormKind::Rms,
             block: BlockShape::Sequential,
-            rotary_dim: d_head,
+            rotary_dim,
             pos_embed: false,
             gated_mlp: true,
             norm_plus_one: false,
@@ -444,20 +532,20 @@ impl ModelConfig {
             attn_scale: 1.0 / (d_head as f64).sqrt(),
             attn_softcap: None,
             final_softcap: None,
-            rope_global: RopeConfig {
-                theta: f.opt_f64("rope_theta")?.unwrap_or(10000.0),
-                scaling: Self::parse_rope_scaling(f, family == Family::Llama)?,
-            },
-            rope_local: None,
+            rope_global: rope.global,
+            rope_local: rope.local,
             sliding_window: None,
             layer_sliding: vec![false; n_layers],
             qkv_bias: false,
             o_bias: false,
             mlp_bias: false,
             tie_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
-            bos_token_id: f.opt_usize("bos_token_id")?.map(|x| x as u32),
-            max_position_embeddings: f.opt_usize(names.max_pos)?.unwrap_or(8192),
+            bos_token_id: token_ids(f, "bos_token_id")?.first().copied(),
+            eos_token_ids: token_ids(f, "eos_token_id")?,
+            pad_token_id: token_ids(f, "pad_token_id")?.first().copied(),
+            max_position_embeddings: max_pos,
             checkpoint_dtype,
+            ignored_keys: Vec::new(),
         })
     }
 
@@ -477,51 +565,28 @@ impl ModelConfig {
             };
             return Err(f.err("head_dim", &what));
         }
-        Ok(self)
-    }
-
-    fn parse_rope_scaling(f: &Fields, dynamic_ok: bool) -> Result<RopeScaling, ModelError> {
-        let Some(v) = f.get("rope_scaling") else {
-            return Ok(RopeScaling::None);
-        };
-        let obj = v.as_object().ok_or_else(|| {
-            f.err(
-                "rope_scaling",
-                &format!("expected an object or null, got {v}"),
-            )
-        })?;
-        let sub = Fields { obj, file: f.file };
-        let kind = sub
-            .opt_str("rope_type")?
-            .or(sub.opt_str("type")?)
-            .unwrap_or("default");
-        match kind {
-            "default" => Ok(RopeScaling::None),
-            "linear" => Ok(RopeScaling::Linear {
-                factor: sub
-                    .f64("factor")
-                    .map_err(|_| f.err("rope_scaling.factor", "missing"))?,
-            }),
-            "llama3" => {
-                let get = |k: &str| {
-                    sub.f64(k).map_err(|_| {
-                        f.err(&format!("rope_scaling.{k}"), "missing (expected a number)")
-                    })
-                };
-                Ok(RopeScaling::Llama3 {
-                    factor: get("factor")?,
-                    low_freq_factor: get("low_freq_factor")?,
-                    high_freq_factor: get("high_freq_factor")?,
-                    original_max_position_embeddings: get("original_max_position_embeddings")?,
-                })
+        for rope in std::iter::once(&self.rope_global).chain(&self.rope_local) {
+            if let RopeScaling::LongRope {
+                short_factor,
+                long_factor,
+                ..
+            } = &rope.scaling
+            {
+                for (name, list) in [("short_factor", short_factor), ("long_factor", long_factor)] {
+                    if list.len() != self.rotary_dim / 2 {
+                        return Err(f.err(
+                            &format!("rope_scaling.{name}"),
+                            &format!(
+                                "has {} factors, expected one per rotated frequency ({})",
+                                list.len(),
+                                self.rotary_dim / 2
+                            ),
+                        ));
+                    }
+                }
             }
-            // Dynamic NTK scaling changes nothing below the original context length.
-            "dynamic" if dynamic_ok => Ok(RopeScaling::None),
-            other => Err(f.err(
-                "rope_scaling.rope_type",
-                &format!("unsupported rope scaling {other:?} (supported: default, linear, llama3)"),
-            )),
         }
+        Ok(self)
     }
 
     pub fn parse_layer_types(f: &Fields, n_layers: usize) -> Result<Option<Vec<bool>>, ModelError> {
@@ -552,6 +617,17 @@ impl ModelConfig {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    /// The most tokens a prompt may have: `max_position_embeddings`, or for dynamic NTK rope
+    /// (whose point is to run past it) `factor` times it.
+    pub fn max_positions(&self) -> usize {
+        match self.rope_global.scaling {
+            RopeScaling::Dynamic { factor, .. } if self.rotary_dim > 0 => {
+                (self.max_position_embeddings as f64 * factor.max(1.0)) as usize
+            }
+            _ => self.max_position_embeddings,
+        }
     }
 
     /// Rotary parameters used by layer `l`.
@@ -642,8 +718,8 @@ mod tests {
             theta: 500000.0,
             scaling: RopeScaling::None,
         };
-        let a = rope.inv_freq(128);
-        let b = plain.inv_freq(128);
+        let a = rope.inv_freq(128, 1);
+        let b = plain.inv_freq(128, 1);
         assert_eq!(a[0], b[0]);
         assert!((a[63] - b[63] / 8.0).abs() < 1e-12);
         assert!(a[40] < b[40] && a[40] > b[40] / 8.0 || a[40] == b[40] || a[40] == b[40] / 8.0);

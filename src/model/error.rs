@@ -18,6 +18,17 @@ pub enum ModelError {
     #[error("{0}")]
     NotFound(String),
 
+    /// A config key headhunt does not read and does not know to be irrelevant to the numbers:
+    /// running on would fall back to a default in silence.
+    #[error("{file}: config key `{key}` = {value} is not one headhunt reads, and it may change the model's numbers{}", more_keys(*more))]
+    UnknownConfigKey {
+        file: String,
+        key: String,
+        value: String,
+        /// How many other such keys the file holds.
+        more: usize,
+    },
+
     #[error("tensor `{name}` is missing from {files}")]
     MissingTensor { name: String, files: String },
 
@@ -58,6 +69,14 @@ pub enum ModelError {
 
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+fn more_keys(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        1 => " (and 1 more key)".into(),
+        n => format!(" (and {n} more keys)"),
+    }
 }
 
 impl ModelError {

@@ -109,6 +109,9 @@ pub struct GgufFile {
     pub metadata: HashMap<String, Value>,
     pub tensors: BTreeMap<String, TensorEntry>,
     mmap: memmap2::Mmap,
+    /// Metadata keys read so far: an `{arch}.*` key nothing read is a setting headhunt does not
+    /// implement (see `hf_config_json`).
+    read: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl GgufFile {
@@ -233,6 +236,7 @@ impl GgufFile {
         Ok(GgufFile {
             path: path.to_path_buf(),
             metadata: content.metadata,
+            read: Default::default(),
             tensors,
             mmap,
         })
@@ -246,9 +250,29 @@ impl GgufFile {
         Self::err(&self.path, format!("metadata `{key}`: {what}"))
     }
 
+    /// A metadata value, remembered as read.
+    pub(in crate::model) fn meta(&self, key: &str) -> Option<&Value> {
+        self.read.borrow_mut().insert(key.to_string());
+        self.metadata.get(key)
+    }
+
+    /// `{arch}.*` metadata keys that nothing read, sorted.
+    fn unread_arch_keys(&self, arch: &str) -> Vec<&str> {
+        let read = self.read.borrow();
+        let prefix = format!("{arch}.");
+        let mut keys: Vec<&str> = self
+            .metadata
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && !read.contains(k.as_str()))
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// An unsigned integer value (any integer type that fits).
     pub fn get_u64(&self, key: &str) -> Result<Option<u64>, ModelError> {
-        let v = match self.metadata.get(key) {
+        let v = match self.meta(key) {
             None => return Ok(None),
             Some(v) => v,
         };
@@ -277,7 +301,7 @@ impl GgufFile {
     }
 
     pub fn get_f64(&self, key: &str) -> Result<Option<f64>, ModelError> {
-        match self.metadata.get(key) {
+        match self.meta(key) {
             None => Ok(None),
             Some(Value::F32(x)) => Ok(Some(*x as f64)),
             Some(Value::F64(x)) => Ok(Some(*x)),
@@ -289,7 +313,7 @@ impl GgufFile {
     }
 
     pub fn get_str(&self, key: &str) -> Result<Option<&str>, ModelError> {
-        match self.metadata.get(key) {
+        match self.meta(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(v) => Err(self.meta_err(key, &format!("expected a string, got {}", short(v)))),
@@ -297,7 +321,7 @@ impl GgufFile {
     }
 
     pub fn get_bool(&self, key: &str) -> Result<Option<bool>, ModelError> {
-        match self.metadata.get(key) {
+        match self.meta(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(v) => {
@@ -307,7 +331,7 @@ impl GgufFile {
     }
 
     pub fn get_array(&self, key: &str) -> Result<Option<&Vec<Value>>, ModelError> {
-        match self.metadata.get(key) {
+        match self.meta(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
             Some(v) => Err(self.meta_err(key, &format!("expected an array, got {}", short(v)))),
@@ -420,6 +444,17 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
         )
     })?;
     let vocab = embd.shape[0] as u64;
+    if let Some(v) = f.get_u64(&key("vocab_size"))? {
+        if v != vocab {
+            return Err(f.meta_err(
+                &key("vocab_size"),
+                &format!("{v} differs from the {vocab} rows of token_embd.weight"),
+            ));
+        }
+    }
+    if f.get_bool(&key("attention.causal"))? == Some(false) {
+        return Err(f.meta_err(&key("attention.causal"), "false is not supported (headhunt runs causal attention)"));
+    }
     let mut c = json!({
         "model_type": model_type,
         "hidden_size": d_model,
@@ -441,6 +476,16 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
             }
         }
         o.insert("head_dim".into(), json!(k));
+    }
+    // llama.cpp rotates this many dims of each head; every GGUF family here rotates them all.
+    if let Some(r) = f.get_u64(&key("rope.dimension_count"))? {
+        let head = f.get_u64(&key("attention.key_length"))?.unwrap_or(d_model / n_heads.max(1));
+        if r != head {
+            return Err(f.meta_err(
+                &key("rope.dimension_count"),
+                &format!("{r} of {head} head dims rotated: a partial rotary is not supported here"),
+            ));
+        }
     }
     if let Some(eps) = f.get_f64(&key("attention.layer_norm_rms_epsilon"))? {
         o.insert("rms_norm_eps".into(), json!(eps));
@@ -479,15 +524,31 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
         ));
     }
     def.gguf_config(f, o)?;
+    let _ = f.get_bool(&key("rope.scaling.finetuned"))?; // informational in llama.cpp
     Ok(c)
 }
 
-/// The engine's config for a GGUF file.
-pub fn config_from_gguf(f: &GgufFile) -> Result<ModelConfig, ModelError> {
+/// The engine's config for a GGUF file; an `{arch}.*` metadata key that nothing read is an
+/// error ([`ModelError::UnknownConfigKey`]), or with `allow_unknown` kept in `ignored_keys`.
+pub fn config_from_gguf(f: &GgufFile, allow_unknown: bool) -> Result<ModelConfig, ModelError> {
     let json = hf_config_json(f)?;
     let mut cfg = ModelConfig::from_json(&json, &f.describe())?;
     cfg.checkpoint_dtype = Some("gguf".into());
-    Ok(cfg)
+    let arch = f.architecture()?.to_string();
+    let unknown = f.unread_arch_keys(&arch);
+    let value = |k: &str| f.metadata.get(k).map(short).unwrap_or_default();
+    match unknown.first() {
+        Some(k) if !allow_unknown => Err(ModelError::UnknownConfigKey {
+            file: f.describe(),
+            key: k.to_string(),
+            value: value(k),
+            more: unknown.len() - 1,
+        }),
+        _ => {
+            cfg.ignored_keys = unknown.iter().map(|k| format!("{k} = {}", value(k))).collect();
+            Ok(cfg)
+        }
+    }
 }
 
 /// The GGUF name of a Hugging Face tensor name.
@@ -584,13 +645,17 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> Result<(Model, Tokenizer), ModelError> {
-    load_with_progress(path, tokenizer, device, dtype, &mut |_, _| {})
+    let opts = super::source::LoadOptions {
+        tokenizer: tokenizer.map(Path::to_path_buf),
+        allow_unknown_config_keys: false,
+    };
+    load_with_progress(path, &opts, device, dtype, &mut |_, _| {})
 }
 
 /// [`load`], calling `progress(layers loaded, layers)` as the layers load.
 pub fn load_with_progress(
     path: &Path,
-    tokenizer: Option<&Path>,
+    opts: &super::source::LoadOptions,
     device: &Device,
     dtype: DType,
     progress: super::transformer::LoadProgress,
@@ -602,11 +667,12 @@ pub fn load_with_progress(
         )));
     }
     let file = GgufFile::open(path)?;
-    let cfg = config_from_gguf(&file)?;
-    let tok = match tokenizer {
+    let cfg = config_from_gguf(&file, opts.allow_unknown_config_keys)?;
+    let tok = match &opts.tokenizer {
         Some(t) => Tokenizer::from_file(t)?,
         None => super::gguf_vocab::tokenizer_from_gguf(&file)?,
     };
+    super::source::check_tokenizer(&cfg, &tok, &file.describe())?;
     let source = GgufSource::new(file, &cfg);
     let family = cfg.family;
     let model =

@@ -2,6 +2,7 @@
 //! the Hugging Face cache), the tokenizer, and the hookable forward pass.
 
 pub mod config;
+pub mod config_keys;
 #[cfg(feature = "cuda")]
 pub mod cuda_memory;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod gguf_vocab;
 pub mod hooks;
 pub mod ops;
 pub mod presets;
+pub mod rope;
 pub mod source;
 pub mod tokenizer;
 pub mod transformer;

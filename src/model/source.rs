@@ -2,6 +2,7 @@
 //! standard Hugging Face cache (downloading when online).
 
 use std::path::{Path, PathBuf};
+
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -61,7 +62,7 @@ impl LoadedModel {
     /// token id outside its vocabulary (another model's tokenizer). One check for the command
     /// line and the explorer.
     pub fn prompt_misfit(&self, ids: &[u32]) -> Option<String> {
-        let max = self.model.cfg.max_position_embeddings;
+        let max = self.model.cfg.max_positions();
         if ids.len() > max {
             return Some(format!(
                 "the prompt is {} tokens long; the model {} takes at most {max} positions (max_position_embeddings)",
@@ -383,6 +384,16 @@ fn download(id: &str, revision: &str, cache: &Path) -> Result<ModelFiles, ModelE
     )
 }
 
+/// How to load a model, beyond where it is and on what device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOptions {
+    /// A tokenizer.json to use instead of the model's own.
+    pub tokenizer: Option<PathBuf>,
+    /// Load even when the config (or GGUF metadata) holds keys headhunt does not read: they are
+    /// kept in `ModelConfig::ignored_keys`, which results record as a warning.
+    pub allow_unknown_config_keys: bool,
+}
+
 /// Loads a model and its tokenizer. `tokenizer` overrides the model's own tokenizer.json.
 pub fn load(
     spec: &str,
@@ -390,24 +401,36 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> Result<LoadedModel, ModelError> {
-    load_with_progress(spec, tokenizer, device, dtype, &mut |_, _| {})
+    let opts = LoadOptions {
+        tokenizer: tokenizer.map(Path::to_path_buf),
+        allow_unknown_config_keys: false,
+    };
+    load_with_progress(spec, &opts, device, dtype, &mut |_, _| {})
 }
 
-/// [`load`], calling `progress(layers loaded, layers)` as the layers load (the worker reports
-/// it: big checkpoints take a while).
+/// [`load`] with options, calling `progress(layers loaded, layers)` as the layers load (the
+/// worker reports it: big checkpoints take a while). Every command and the explorer load
+/// through here, so the checks that a model and its tokenizer belong together
+/// ([`check_tokenizer`]) run before any work, everywhere.
 pub fn load_with_progress(
     spec: &str,
-    tokenizer: Option<&Path>,
+    opts: &LoadOptions,
     device: &Device,
     dtype: DType,
     progress: super::transformer::LoadProgress,
 ) -> Result<LoadedModel, ModelError> {
     let started = Instant::now();
+    let tokenizer = opts.tokenizer.as_deref();
     if spec.ends_with(".gguf")
         || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec)))
     {
-        let (model, tok) =
-            super::gguf::load_with_progress(Path::new(spec), tokenizer, device, dtype, progress)?;
+        let (model, tok) = super::gguf::load_with_progress(
+            Path::new(spec),
+            opts,
+            device,
+            dtype,
+            progress,
+        )?;
         return Ok(LoadedModel {
             model,
             tokenizer: tok,
@@ -418,7 +441,7 @@ pub fn load_with_progress(
         });
     }
     let files = resolve(spec)?;
-    let cfg = ModelConfig::from_file(&files.config)?;
+    let cfg = ModelConfig::from_file_with(&files.config, opts.allow_unknown_config_keys)?;
     let tok_path = match (tokenizer, &files.tokenizer) {
         (Some(t), _) => t.to_path_buf(),
         (None, Some(t)) => t.clone(),
@@ -434,6 +457,7 @@ pub fn load_with_progress(
         }
     };
     let tokenizer = Tokenizer::from_file(&tok_path)?;
+    check_tokenizer(&cfg, &tokenizer, &files.config.display().to_string())?;
     let source = SafetensorsSource::open(&files.weights)?;
     let model = Model::load_with_progress(cfg, &source, device, dtype, progress)?;
     Ok(LoadedModel {
@@ -442,6 +466,51 @@ pub fn load_with_progress(
         origin: files.origin,
         load_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Refuses a tokenizer that does not belong to the model, before any weights load: ids past
+/// the model's embedding rows (another model's vocabulary), a BOS its post-processor adds that
+/// is not the config's, or config BOS/EOS ids that are not special tokens of the tokenizer, or
+/// a PAD id outside it. Such a pair runs, and scores the wrong tokens with confidence.
+pub fn check_tokenizer(cfg: &ModelConfig, tok: &Tokenizer, config_file: &str) -> Result<(), ModelError> {
+    let refuse = |what: String| {
+        Err(ModelError::Invalid(format!(
+            "tokenizer {} does not belong to the model of {config_file}: {what}",
+            tok.path
+        )))
+    };
+    let max_id = tok.max_id();
+    if max_id as usize >= cfg.vocab_size {
+        return refuse(format!(
+            "its ids reach {max_id}, past the model's {} embedding rows (vocab_size)",
+            cfg.vocab_size
+        ));
+    }
+    if let (Some(added), Some(bos)) = (tok.bos, cfg.bos_token_id) {
+        if added != bos {
+            return refuse(format!(
+                "it puts token {added} ({:?}) before every prompt, the config's bos_token_id is {bos}",
+                tok.token_text(added)
+            ));
+        }
+    }
+    let specials = tok.special_ids();
+    let named = cfg.bos_token_id.iter().map(|&b| ("bos_token_id", b));
+    for (field, id) in named.chain(cfg.eos_token_ids.iter().map(|&e| ("eos_token_id", e))) {
+        if !specials.contains(&id) {
+            let what = match id > max_id {
+                true => "no token of the tokenizer".to_string(),
+                false => format!("{:?}, an ordinary text token there", tok.token_text(id)),
+            };
+            return refuse(format!("the config's {field} {id} is {what}, not a special token"));
+        }
+    }
+    match cfg.pad_token_id {
+        Some(pad) if pad > max_id => refuse(format!(
+            "the config's pad_token_id {pad} is past its largest id {max_id}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

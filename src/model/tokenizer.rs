@@ -107,6 +107,26 @@ impl Tokenizer {
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
         self.inner.token_to_id(s)
     }
+
+    /// The largest token id the tokenizer can produce (added tokens included).
+    pub fn max_id(&self) -> u32 {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Ids of the tokenizer's special tokens (BOS, EOS, PAD and the like).
+    pub fn special_ids(&self) -> std::collections::HashSet<u32> {
+        self.inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .collect()
+    }
 }
 
 /// A token's text made printable on one line: newlines as ↵, tabs as ⇥, spaces as ·.

@@ -342,13 +342,17 @@ impl Model {
                 len,
             };
             self.aux(key, || {
-                let inv = rope.inv_freq(self.cfg.rotary_dim);
+                // Dynamic and longrope frequencies depend on the sequence's length, which is
+                // `start + len` here (tables always start at 0 in the forward pass).
+                let inv = rope.inv_freq(self.cfg.rotary_dim, start + len);
+                // YaRN and longrope scale cos and sin (in f32, as transformers does).
+                let scale = rope.attention_scaling() as f32;
                 let half = inv.len();
                 let mut v = Vec::with_capacity(len * half);
                 for p in start..start + len {
                     for &f in &inv {
                         let a = p as f32 * f;
-                        v.push(if cos { a.cos() } else { a.sin() });
+                        v.push(if cos { a.cos() * scale } else { a.sin() * scale });
                     }
                 }
                 Ok(Tensor::from_vec(v, (len, half), &self.device)?.to_dtype(self.dtype)?)

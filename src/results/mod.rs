@@ -65,6 +65,10 @@ pub struct ModelInfo {
     pub device: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<String>,
+    /// Config keys headhunt did not read, allowed by `--allow-unknown-config-keys`
+    /// (`key = value`): they may change the numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_config_keys: Vec<String>,
 }
 
 impl ModelInfo {
@@ -84,6 +88,7 @@ impl ModelInfo {
             dtype: crate::model::source::dtype_name(lm.model.dtype).into(),
             device: crate::model::source::device_name(&lm.model.device),
             quantization: lm.model.quantization.clone(),
+            ignored_config_keys: c.ignored_keys.clone(),
         }
     }
 }

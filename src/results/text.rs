@@ -278,6 +278,7 @@ mod tests {
                 dtype: "f32".into(),
                 device: "cpu".into(),
                 quantization: None,
+                ignored_config_keys: Vec::new(),
             },
             data: None,
             timing: Timing::default(),

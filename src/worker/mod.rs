@@ -32,6 +32,8 @@ pub struct ModelRequest {
     pub tokenizer: Option<PathBuf>,
     pub device: String,
     pub dtype: Option<String>,
+    /// Load a config with keys headhunt does not read (recorded in results).
+    pub allow_unknown_config_keys: bool,
 }
 
 pub use crate::patching::attention::{PromptChoice, RunKind};
@@ -333,9 +335,13 @@ impl State {
                 total,
             })
         };
+        let opts = crate::model::source::LoadOptions {
+            tokenizer: r.tokenizer.clone(),
+            allow_unknown_config_keys: r.allow_unknown_config_keys,
+        };
         let lm = crate::model::source::load_with_progress(
             &r.model,
-            r.tokenizer.as_deref(),
+            &opts,
             &device,
             dtype,
             &mut progress,

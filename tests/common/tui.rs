@@ -21,6 +21,7 @@ pub fn setup(model: &str, results: PathBuf) -> Setup {
         tokenizer: None,
         device: "cpu".into(),
         dtype: None,
+        allow_unknown_config_keys: false,
         data: DataFile {
             data: crate::common::fixture("tiny-gemma2").join("addition.jsonl"),
             options: DataOptions::default(),
@@ -53,6 +54,7 @@ pub fn info() -> ModelInfo {
         dtype: "f32".into(),
         device: "cpu".into(),
         quantization: None,
+        ignored_config_keys: Vec::new(),
     }
 }
 

@@ -7,7 +7,8 @@ use candle_core::quantized::gguf_file::Value as GgufValue;
 use candle_core::Tensor;
 use serde_json::{json, Map, Value};
 
-use super::super::config::{Fields, ModelConfig, Names, RopeConfig, RopeScaling, HF_NAMES};
+use super::super::config::{Fields, ModelConfig, Names, HF_NAMES};
+use super::super::rope::RopeKeys;
 use super::super::gguf::GgufFile;
 use super::super::transformer::{Globals, Layer};
 use super::super::weights::WeightLoader;
@@ -17,53 +18,69 @@ use super::{family_of, llama_globals, llama_gguf_name, llama_layer, FamilyDef};
 pub struct Gemma2;
 pub struct Gemma3;
 
-/// Gemma's config names its activation `hidden_activation` (older files: `hidden_act`).
-const GEMMA_NAMES: Names = Names {
+/// `Gemma2Config`'s names and defaults: the activation is `hidden_activation` (transformers'
+/// Gemma models never read `hidden_act`), heads of 256.
+const GEMMA2_NAMES: Names = Names {
     act: "hidden_activation",
     act_default: "gelu_pytorch_tanh",
+    max_pos_default: 8192,
+    head_dim_default: Some(256),
     ..HF_NAMES
 };
 
+/// `Gemma3TextConfig`'s: a global rope base of 1e6 and a local one of 1e4 for sliding layers.
+const GEMMA3_NAMES: Names = Names {
+    max_pos_default: 131_072,
+    rope: Some(RopeKeys {
+        theta_key: "rope_theta",
+        default_theta: 1_000_000.0,
+        local: Some(("rope_local_base_freq", 10_000.0)),
+    }),
+    ..GEMMA2_NAMES
+};
+
 /// What both generations share; `gemma3` adds q/k norms, its local rope and its pattern.
+/// Where a key is absent its transformers default applies (Gemma-2's soft-caps 50 and 30,
+/// Gemma-3's none; a window of 4096); `null` means none.
 fn gemma_config(f: &Fields, def: &dyn FamilyDef, gemma3: bool) -> Result<ModelConfig, ModelError> {
-    let names = match f.opt_str("hidden_activation")? {
-        Some(_) => GEMMA_NAMES,
-        None => Names {
-            act: "hidden_act",
-            ..GEMMA_NAMES
-        },
-    };
+    let names = if gemma3 { GEMMA3_NAMES } else { GEMMA2_NAMES };
     let mut cfg = ModelConfig::base(f, family_of(def), &names)?;
-    let (n, d_head) = (cfg.n_layers, cfg.d_head);
+    let n = cfg.n_layers;
     cfg.norm_plus_one = true;
     cfg.sandwich_norms = true;
     cfg.embed_scale = Some((cfg.d_model as f64).sqrt());
     cfg.tie_embeddings = f.opt_bool("tie_word_embeddings")?.unwrap_or(true);
-    let scalar = f.opt_f64("query_pre_attn_scalar")?.unwrap_or(d_head as f64);
+    let scalar = f.opt_f64("query_pre_attn_scalar")?.unwrap_or(256.0);
     cfg.attn_scale = 1.0 / scalar.sqrt();
-    cfg.attn_softcap = f.opt_f64("attn_logit_softcapping")?;
-    cfg.final_softcap = f.opt_f64("final_logit_softcapping")?;
-    let window = f.opt_usize("sliding_window")?;
+    let caps = if gemma3 { (None, None) } else { (Some(50.0), Some(30.0)) };
+    cfg.attn_softcap = f.nullable_f64("attn_logit_softcapping", caps.0)?;
+    cfg.final_softcap = f.nullable_f64("final_logit_softcapping", caps.1)?;
+    let bias = f.opt_bool("attention_bias")?.unwrap_or(false);
+    cfg.qkv_bias = bias;
+    cfg.o_bias = bias;
+    if f.opt_bool("use_bidirectional_attention")?.unwrap_or(false) {
+        return Err(f.err("use_bidirectional_attention", "true is not supported (headhunt runs causal attention)"));
+    }
+    let window = f.nullable_usize("sliding_window", Some(4096))?;
     cfg.sliding_window = window;
+    // transformers 4.5x and 5 also write it as `_sliding_window_pattern` beside `layer_types`.
+    let pattern = match f.opt_usize("sliding_window_pattern")? {
+        Some(p) => Some(p),
+        None => f.opt_usize("_sliding_window_pattern")?,
+    };
+    let pattern = pattern.unwrap_or(6).max(1);
     cfg.layer_sliding = match ModelConfig::parse_layer_types(f, n)? {
         Some(types) => types,
         // Gemma-2: even-numbered layers slide.
         None if !gemma3 => (0..n).map(|l| l % 2 == 0).collect(),
         // Gemma-3: every `sliding_window_pattern`-th layer is global.
-        None => {
-            let pattern = f.opt_usize("sliding_window_pattern")?.unwrap_or(6).max(1);
-            (0..n).map(|l| (l + 1) % pattern != 0).collect()
-        }
+        None => (0..n).map(|l| (l + 1) % pattern != 0).collect(),
     };
     if window.is_none() {
         cfg.layer_sliding = vec![false; n];
     }
     if gemma3 {
         cfg.qk_norm = true;
-        cfg.rope_local = Some(RopeConfig {
-            theta: f.opt_f64("rope_local_base_freq")?.unwrap_or(10000.0),
-            scaling: RopeScaling::None,
-        });
     }
     cfg.validate(f)
 }
@@ -107,7 +124,7 @@ fn gemma3_gguf_layers(f: &GgufFile, o: &mut Map<String, Value>) -> Result<(), Mo
     let key = |k: &str| format!("gemma3.{k}");
     let n = o.get("num_hidden_layers").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
     let pattern_key = key("attention.sliding_window_pattern");
-    let sliding: Vec<bool> = match f.metadata.get(&pattern_key) {
+    let sliding: Vec<bool> = match f.meta(&pattern_key) {
         Some(GgufValue::Array(a)) => {
             if a.len() != n {
                 return Err(f.meta_err(
@@ -155,6 +172,9 @@ impl FamilyDef for Gemma2 {
     fn config(&self, f: &Fields) -> Result<ModelConfig, ModelError> {
         gemma_config(f, self, false)
     }
+    fn irrelevant_keys(&self) -> &'static [&'static str] {
+        &["hidden_act"]
+    }
     fn globals(&self, w: &mut WeightLoader, cfg: &ModelConfig) -> Result<Globals, ModelError> {
         llama_globals(w, cfg)
     }
@@ -184,6 +204,9 @@ impl FamilyDef for Gemma3 {
     }
     fn config(&self, f: &Fields) -> Result<ModelConfig, ModelError> {
         gemma_config(f, self, true)
+    }
+    fn irrelevant_keys(&self) -> &'static [&'static str] {
+        &["hidden_act"]
     }
     fn globals(&self, w: &mut WeightLoader, cfg: &ModelConfig) -> Result<Globals, ModelError> {
         llama_globals(w, cfg)

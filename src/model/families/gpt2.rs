@@ -17,9 +17,14 @@ const GPT2_NAMES: Names = Names {
     mlp: "n_inner",
     mlp_default_factor: Some(4),
     eps: "layer_norm_epsilon",
+    eps_default: 1e-5,
     max_pos: "n_positions",
+    max_pos_default: 1024,
     act: "activation_function",
     act_default: "gelu_new",
+    head_dim_default: None,
+    rope: None,
+    partial_rotary: false,
 };
 
 /// Checkpoints saved from `GPT2LMHeadModel` prefix every tensor with `transformer.`; those
@@ -65,8 +70,10 @@ impl FamilyDef for Gpt2 {
         if cfg.n_kv_heads != cfg.n_heads || cfg.d_head * cfg.n_heads != cfg.d_model {
             return Err(f.err("n_head", "GPT-2 needs n_embd = n_head × head size, no grouping"));
         }
+        if !f.opt_bool("tie_word_embeddings")?.unwrap_or(true) {
+            return Err(f.err("tie_word_embeddings", "false is not supported (GPT-2 ties its unembedding to its embedding)"));
+        }
         cfg.norm_kind = NormKind::Layer;
-        cfg.norm_eps = f.opt_f64("layer_norm_epsilon")?.unwrap_or(1e-5);
         cfg.rotary_dim = 0;
         cfg.pos_embed = true;
         cfg.gated_mlp = false;
@@ -74,8 +81,21 @@ impl FamilyDef for Gpt2 {
         cfg.o_bias = true;
         cfg.mlp_bias = true;
         cfg.tie_embeddings = true;
-        cfg.max_position_embeddings = f.opt_usize("n_positions")?.unwrap_or(1024);
         cfg.validate(f)
+    }
+    fn irrelevant_keys(&self) -> &'static [&'static str] {
+        &[
+            // The legacy context size (n_positions is the one used), and the settings of
+            // GPT2DoubleHeadsModel's classification head.
+            "n_ctx",
+            "summary_type",
+            "summary_use_proj",
+            "summary_activation",
+            "summary_proj_to_labels",
+            "summary_first_dropout",
+            // Upcasts attention to f32 in half precision; the same numbers in f32.
+            "reorder_and_upcast_attn",
+        ]
     }
     fn globals(&self, w: &mut WeightLoader, cfg: &ModelConfig) -> Result<Globals, ModelError> {
         let p = prefix(w);

@@ -13,11 +13,52 @@ use super::{family_of, linear, norm, FamilyDef};
 
 pub struct GptNeox;
 
+/// `GPTNeoXConfig`'s names and defaults.
 const NEOX_NAMES: Names = Names {
     eps: "layer_norm_eps",
+    eps_default: 1e-5,
     act_default: "gelu",
+    partial_rotary: true,
     ..HF_NAMES
 };
+
+/// The rotated fraction of each head: `rotary_pct` and `partial_rotary_factor` (transformers
+/// 4 writes both) or `rope_parameters.partial_rotary_factor` (transformers 5); where several
+/// are given they must agree. transformers' default is 0.25.
+fn rotary_fraction(f: &Fields) -> Result<(f64, &'static str), ModelError> {
+    let nested = f
+        .get("rope_parameters")
+        .and_then(|r| r.get("partial_rotary_factor"))
+        .and_then(|v| v.as_f64());
+    let mut given: Vec<(&'static str, f64)> = Vec::new();
+    for key in ["partial_rotary_factor", "rotary_pct"] {
+        if let Some(p) = f.opt_f64(key)? {
+            given.push((key, p));
+        }
+    }
+    if let Some(p) = nested {
+        given.push(("rope_parameters.partial_rotary_factor", p));
+    }
+    if let Some((k, p)) = given.iter().find(|(_, p)| *p != given[0].1) {
+        return Err(f.err(k, &format!("{p} disagrees with {} = {}", given[0].0, given[0].1)));
+    }
+    Ok(given.first().map_or((0.25, "rotary_pct"), |(k, p)| (*p, *k)))
+}
+
+/// The rotary base: `rope_theta` / `rope_parameters` (read by `ModelConfig::base`) and the
+/// older `rotary_emb_base` must agree where both are given.
+fn rotary_base(f: &Fields, cfg: &mut ModelConfig) -> Result<(), ModelError> {
+    let newer = f.get("rope_theta").is_some() || f.get("rope_parameters").is_some();
+    if let Some(base) = f.opt_f64("rotary_emb_base")? {
+        if !newer {
+            cfg.rope_global.theta = base;
+        } else if base != cfg.rope_global.theta {
+            let what = format!("{base} disagrees with the rope base {}", cfg.rope_global.theta);
+            return Err(f.err("rotary_emb_base", &what));
+        }
+    }
+    Ok(())
+}
 
 /// Which of q, k, v (0, 1, 2) of a per-head fused tensor whose first dim is [H, 3, dh].
 fn unfuse(t: &Tensor, h: usize, dh: usize, which: usize) -> Result<Tensor, ModelError> {
@@ -45,15 +86,10 @@ impl FamilyDef for GptNeox {
             return Err(f.err("num_attention_heads", what));
         }
         cfg.norm_kind = NormKind::Layer;
-        cfg.norm_eps = f.opt_f64("layer_norm_eps")?.unwrap_or(1e-5);
         if f.opt_bool("use_parallel_residual")?.unwrap_or(true) {
             cfg.block = BlockShape::Parallel;
         }
-        let pct_field = match f.get("partial_rotary_factor") {
-            Some(_) => "partial_rotary_factor",
-            None => "rotary_pct",
-        };
-        let pct = f.opt_f64(pct_field)?.unwrap_or(0.25);
+        let (pct, pct_field) = rotary_fraction(f)?;
         if !(0.0..=1.0).contains(&pct) {
             return Err(f.err(pct_field, &format!("expected a fraction in [0, 1], got {pct}")));
         }
@@ -66,9 +102,7 @@ impl FamilyDef for GptNeox {
             );
             return Err(f.err(pct_field, &what));
         }
-        if f.get("rope_theta").is_none() {
-            cfg.rope_global.theta = f.opt_f64("rotary_emb_base")?.unwrap_or(10000.0);
-        }
+        rotary_base(f, &mut cfg)?;
         let bias = f.opt_bool("attention_bias")?.unwrap_or(true);
         cfg.qkv_bias = bias;
         cfg.o_bias = bias;

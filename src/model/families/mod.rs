@@ -27,8 +27,15 @@ pub(in crate::model) trait FamilyDef: Sync {
     fn name(&self) -> &'static str;
     /// The `model_type` values of `config.json` this family reads (the first is canonical).
     fn model_types(&self) -> &'static [&'static str];
-    /// The config, from `config.json`'s fields (start from [`ModelConfig::base`]).
+    /// The config, from `config.json`'s fields (start from [`ModelConfig::base`]). Read every
+    /// key the family knows, even where its value is the default, or list it in
+    /// [`FamilyDef::irrelevant_keys`]: an unread key stops loading.
     fn config(&self, f: &Fields) -> Result<ModelConfig>;
+    /// Keys of this family's configs that do not change its numbers (beside
+    /// `config_keys::COMMON`).
+    fn irrelevant_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Embeddings, final norm and unembedding.
     fn globals(&self, w: &mut WeightLoader, cfg: &ModelConfig) -> Result<Globals>;
     /// The weights of block `l`.

@@ -3,14 +3,20 @@
 //! them), and `head_dim` independent of d_model / heads. GGUF: llama.cpp's `qwen3`
 //! architecture (`attn_q_norm`, `attn_k_norm`; q/k rows not permuted).
 
-use super::super::config::{Fields, ModelConfig, HF_NAMES};
+use super::super::config::{Fields, ModelConfig, Names};
 use super::super::transformer::{Globals, Layer};
 use super::super::weights::WeightLoader;
 use super::super::ModelError;
-use super::qwen2::qwen_sliding;
+use super::qwen2::{qwen_sliding, QWEN_NAMES};
 use super::{family_of, llama_globals, llama_gguf_name, llama_layer, FamilyDef};
 
 pub struct Qwen3;
+
+/// `Qwen3Config`'s defaults: Qwen2's, with a head size of 128.
+const QWEN3_NAMES: Names = Names {
+    head_dim_default: Some(128),
+    ..QWEN_NAMES
+};
 
 impl FamilyDef for Qwen3 {
     fn name(&self) -> &'static str {
@@ -20,7 +26,7 @@ impl FamilyDef for Qwen3 {
         &["qwen3"]
     }
     fn config(&self, f: &Fields) -> Result<ModelConfig, ModelError> {
-        let mut cfg = ModelConfig::base(f, family_of(self), &HF_NAMES)?;
+        let mut cfg = ModelConfig::base(f, family_of(self), &QWEN3_NAMES)?;
         let bias = f.opt_bool("attention_bias")?.unwrap_or(false);
         cfg.qkv_bias = bias;
         cfg.o_bias = bias;

@@ -10,6 +10,8 @@ pub struct Setup {
     pub tokenizer: Option<PathBuf>,
     pub device: String,
     pub dtype: Option<String>,
+    /// `--allow-unknown-config-keys`.
+    pub allow_unknown_config_keys: bool,
     pub data: DataFile,
     pub batch_size: usize,
     pub begin_layer: usize,
@@ -283,6 +285,7 @@ impl Setup {
             tokenizer: self.tokenizer.clone(),
             device: self.device.clone(),
             dtype: self.dtype.clone(),
+            allow_unknown_config_keys: self.allow_unknown_config_keys,
         }
     }
 }
