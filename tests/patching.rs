@@ -379,3 +379,38 @@ fn one_frame_runs_every_sweep() {
         }
     }
 }
+
+/// "A receiver after the last layer's attention needs only the last position" is one rule
+/// (`Receiver::last_position_only`), read by the fast sweep, chunk sizing and the explorer's
+/// estimate. resid_pre of the last layer feeds that layer's attention, so it needs every
+/// position: chunk sizing treated it as one position and made chunks far over their budget.
+#[test]
+fn the_last_position_rule_is_one_for_chunks_and_the_sweep() {
+    let lm = load("tiny-llama");
+    let n = lm.model.n_layers();
+    let pairs = fixture_pairs("tiny-llama", &lm);
+    let batches = patching::batch::make_batches(&lm.model, &pairs, 4).unwrap();
+    let one_position = lm.model.n_heads() * 4;
+    let cases = [
+        (format!("resid_post:{}", n - 1), true),
+        (format!("resid_mid:{}", n - 1), true),
+        (format!("resid_pre:{}", n - 1), false),
+        (format!("resid_post:{}", n - 2), false),
+        (format!("{}.1.v", n - 1), false),
+    ];
+    for (r, last_only) in cases {
+        let receiver = Receiver::parse_many(std::slice::from_ref(&r)).unwrap();
+        assert_eq!(receiver.last_position_only(n), last_only, "{r}");
+        // Room for two sender layers at one position each: only a last-position receiver
+        // gets two layers in a chunk.
+        let spec = PatchSpec {
+            receiver,
+            begin_layer: 0,
+            batch_size: 4,
+            algorithm: Algorithm::Fast,
+            chunk_rows: 2 * one_position,
+        };
+        let widest = spec.chunks(&lm.model, &batches).iter().map(Vec::len).max().unwrap();
+        assert_eq!(widest == 2, last_only, "{r}: chunks of {widest} layers");
+    }
+}

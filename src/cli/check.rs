@@ -14,9 +14,11 @@ use crate::patching::{self, Algorithm, PatchSpec, Receiver, Silent};
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Folder of reference fixtures (each model folder with expected_logits.safetensors and
-    /// optionally expected_path_patching.safetensors).
-    #[arg(long, default_value = "../shared/fixtures")]
-    pub fixtures: PathBuf,
+    /// optionally expected_path_patching.safetensors). Default: $HEADHUNT_FIXTURES, else
+    /// `../shared/fixtures` beside the project, plus the project's `tests/data/rope`
+    /// checkpoints, found from the current folder or from where the binary is.
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long)]
@@ -40,23 +42,48 @@ fn max_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? as f64)
 }
 
+/// The folders to check: `--fixtures`, else $HEADHUNT_FIXTURES, else the shared fixtures and
+/// the project's rope checkpoints wherever headhunt is run from (`demo::locate`).
+fn fixture_roots(given: Option<&PathBuf>) -> Result<Vec<PathBuf>> {
+    if let Some(g) = given {
+        return Ok(vec![g.clone()]);
+    }
+    if let Some(env) = std::env::var_os("HEADHUNT_FIXTURES").filter(|v| !v.is_empty()) {
+        return Ok(vec![PathBuf::from(env)]);
+    }
+    let shared = crate::demo::locate("../shared/fixtures");
+    if !shared.is_dir() {
+        bail!(
+            "no reference fixtures found (looked for ../shared/fixtures here and beside the headhunt binary); pass --fixtures DIR or set HEADHUNT_FIXTURES"
+        );
+    }
+    let rope = crate::demo::locate("tests/data/rope");
+    Ok(std::iter::once(shared)
+        .chain(rope.is_dir().then_some(rope))
+        .collect())
+}
+
 pub fn run(a: CheckArgs) -> Result<i32> {
     let device = parse_device(&a.device)?;
     let dtype = parse_dtype(a.dtype.as_deref(), &device)?;
     let tol = a
         .tolerance
         .or(matches!(dtype, DType::F32 | DType::F64).then_some(1e-4));
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.fixtures)
-        .with_context(|| format!("--fixtures {}", a.fixtures.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("expected_logits.safetensors").is_file())
-        .collect();
-    dirs.sort();
-    if dirs.is_empty() {
-        bail!(
-            "--fixtures {}: no fixture folders (with expected_logits.safetensors)",
-            a.fixtures.display()
-        );
+    let mut dirs = Vec::new();
+    for root in fixture_roots(a.fixtures.as_ref())? {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
+            .with_context(|| format!("--fixtures {}", root.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("expected_logits.safetensors").is_file())
+            .collect();
+        if found.is_empty() {
+            bail!(
+                "--fixtures {}: no fixture folders (with expected_logits.safetensors)",
+                root.display()
+            );
+        }
+        found.sort();
+        dirs.extend(found);
     }
     println!(
         "checking {} fixtures on {} in {} (tolerance {})",

@@ -177,6 +177,19 @@ fn parse_hub_id(spec: &str) -> Option<(String, String)> {
     }
 }
 
+/// Whether a `--model` that names nothing on disk was meant as a path, not a hub id: it starts
+/// with `.`, `/` or `~`, has more than one `/`, or its first component is a folder here
+/// (`assets/demo-model` run from a folder with `assets/` but not the model). Only the rest
+/// (`org/name[@rev]`) goes to the hub.
+fn looks_like_path(spec: &str) -> bool {
+    let id = spec.split_once('@').map_or(spec, |(id, _)| id);
+    spec.starts_with(['.', '/', '~'])
+        || id.matches('/').count() > 1
+        || id
+            .split_once('/')
+            .is_some_and(|(first, _)| Path::new(first).is_dir())
+}
+
 /// Resolves `--model`: a local directory, a `.gguf` file, or a hub id.
 pub fn resolve(spec: &str) -> Result<ModelFiles, ModelError> {
     let path = Path::new(spec);
@@ -187,9 +200,21 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, ModelError> {
         return Err(ModelError::ModelIsFile { spec: spec.into() });
     }
     match parse_hub_id(spec) {
-        Some((id, rev)) if !spec.starts_with('.') && !spec.starts_with('/') => hub_files(&id, &rev),
+        Some((id, rev)) if !looks_like_path(spec) => hub_files(&id, &rev).map_err(|e| match e {
+            // Say that it was not a local folder either: `org/name` may have been meant as one.
+            ModelError::Hub { id, msg } => ModelError::Hub {
+                id,
+                msg: format!("{msg} (and no folder {spec} is here)"),
+            },
+            other => other,
+        }),
         _ => Err(ModelError::NotFound(format!(
-            "model directory not found: {spec}"
+            "model not found: {spec} is not a folder or file here{}",
+            if spec.contains('/') && !spec.starts_with(['.', '/', '~']) {
+                ""
+            } else {
+                " (a hub id looks like org/name)"
+            }
         ))),
     }
 }
@@ -530,6 +555,19 @@ mod tests {
         assert_eq!(parse_hub_id("a/b/c"), None);
         assert_eq!(parse_hub_id("gpt2"), None);
         assert_eq!(parse_hub_id("../x"), None);
+    }
+
+    #[test]
+    fn paths_never_go_to_the_hub() {
+        for spec in ["./m", "../m/x", "/abs/m", "~/m", "a/b/c", "src/model-that-is-not-here"] {
+            assert!(looks_like_path(spec), "{spec}");
+            match resolve(spec) {
+                Err(ModelError::NotFound(m)) => assert!(m.contains(spec), "{m}"),
+                other => panic!("{spec}: {:?}", other.map(|f| f.origin)),
+            }
+        }
+        assert!(!looks_like_path("google/gemma-2-9b"));
+        assert!(!looks_like_path("org/name@abc"));
     }
 
     #[test]

@@ -216,16 +216,20 @@ fn finish(
     logit_diffs(&model.answer_logits(&last, answers)?)
 }
 
-/// Where pass 1 of a residual receiver stops, and whether that is in the last layer (then only
-/// the last position matters).
-fn resid_stop(kind: ResidKind, r: usize, n_layers: usize) -> (Stop, bool) {
+/// Where pass 1 of a residual receiver stops, and whether only the last position matters
+/// after it ([`Receiver::last_position_only`]).
+fn resid_stop(receiver: &Receiver, n_layers: usize) -> (Stop, bool) {
+    let Receiver::Resid { kind, .. } = receiver else {
+        unreachable!("called for residual receivers only")
+    };
+    let r = receiver.max_layer();
     // Replacing the residual stream at several layers is the same as at the last one.
     let stop = match kind {
         ResidKind::ResidPre => Stop::Post(r.saturating_sub(1)),
         ResidKind::ResidMid => Stop::Mid(r),
         ResidKind::ResidPost => Stop::Post(r),
     };
-    (stop, stop.layer() == n_layers - 1)
+    (stop, receiver.last_position_only(n_layers))
 }
 
 /// What the cache passes must keep for `receiver` and sender layers from `begin_layer`.
@@ -233,8 +237,8 @@ pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usi
     let n = model.n_layers();
     let max = receiver.max_layer();
     match receiver {
-        Receiver::Resid { kind, .. } => {
-            let (stop, at_end) = resid_stop(*kind, max, n);
+        Receiver::Resid { .. } => {
+            let (stop, at_end) = resid_stop(receiver, n);
             let full = match stop {
                 _ if at_end => Vec::new(),
                 Stop::Post(l) => vec![l + 1],
@@ -348,9 +352,8 @@ fn sweep_reachable(
     let (b, t) = (dims.batch, dims.len);
     let answers = repeat_rows(&batch.answers, g)?;
     Ok(match receiver {
-        Receiver::Resid { kind, layers: recv } => {
-            let r = *recv.iter().max().expect("validated");
-            let (stop, at_end) = resid_stop(*kind, r, n_layers);
+        Receiver::Resid { .. } => {
+            let (stop, at_end) = resid_stop(receiver, n_layers);
             // Everything after the last layer's attention is per position: only the last one
             // enters the metric.
             let p0 = if at_end { t - 1 } else { batch.first_diff };

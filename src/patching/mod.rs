@@ -106,9 +106,7 @@ impl PatchSpec {
         if self.chunk_rows == 0 || !self.algorithm.sweep().advances_layers_together() {
             return layers.into_iter().map(|l| vec![l]).collect();
         }
-        let final_resid = matches!(self.receiver, Receiver::Resid { .. })
-            && self.receiver.max_layer() == model.n_layers() - 1;
-        let positions = if final_resid {
+        let positions = if self.receiver.last_position_only(model.n_layers()) {
             1
         } else {
             batches

@@ -209,6 +209,21 @@ impl Receiver {
         }
     }
 
+    /// Whether the receiver needs only the last position of the patched run: a residual stream
+    /// after the last layer's attention (its `resid_mid` or `resid_post`), where everything left
+    /// is per position and only the last one enters the metric. `resid_pre` of the last layer
+    /// feeds that layer's attention, which reads every position; head receivers read keys and
+    /// values at every position. The one rule the fast sweep, chunk sizing and the explorer's
+    /// estimate use.
+    pub fn last_position_only(&self, n_layers: usize) -> bool {
+        match self {
+            Receiver::Resid { kind, .. } => {
+                *kind != ResidKind::ResidPre && self.max_layer() + 1 == n_layers
+            }
+            Receiver::Heads { .. } => false,
+        }
+    }
+
     /// Checks layers and heads against the model.
     pub fn validate(&self, n_layers: usize, n_heads: usize) -> Result<(), SpecError> {
         match self {

@@ -623,9 +623,10 @@ impl App {
         }
         // One unit of `layer_cost` is an MLP on heads × prompts × positions rows; the
         // evaluation ran 2 × layers layer passes on prompts × positions rows.
-        let positions = match spec.receiver {
-            Receiver::Resid { .. } if spec.receiver.max_layer() == n - 1 => 1.0,
-            _ => t,
+        let positions = if spec.receiver.last_position_only(n) {
+            1.0
+        } else {
+            t
         };
         let unit = eval * m.n_heads as f64 * positions / (2.0 * n as f64 * t);
         Some(eval + cost * unit)
