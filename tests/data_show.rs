@@ -254,7 +254,7 @@ fn errors_are_one_line_with_exit_code_2() {
         ),
         (
             vec!["--data", &f, "--model", "/nonexistent/model"],
-            "error: model directory not found: /nonexistent/model".to_string(),
+            "error: model not found: /nonexistent/model is not a folder or file here (a hub id looks like org/name)".to_string(),
         ),
     ];
     for (args, want) in cases {

@@ -657,6 +657,8 @@ fn foreign_file(path: &Path) {
             batch_size: 8,
             seconds: 0.5,
             complete: true,
+            baseline_accuracy: None,
+            warnings: Vec::new(),
         },
         groups: vec![GroupRecord {
             name: "fi".into(),

@@ -654,6 +654,7 @@ fn baselines_and_accuracy_show_before_any_run() {
         ld_normal: 0.5,
         ld_contrast: 0.2,
         seconds: 0.01,
+        warnings: vec![],
     });
     assert!(app.status.1.contains("ill-conditioned"), "{}", app.status.1);
     let mut term = Terminal::new(TestBackend::new(120, 24)).unwrap();
@@ -667,6 +668,31 @@ fn baselines_and_accuracy_show_before_any_run() {
         text.contains("16 senders (layers 0..=3 × 4 heads), ETA ≈ "),
         "a first ETA: {text}"
     );
+}
+
+/// The baseline-accuracy warning of the data load is in the status line and beside the
+/// baselines, before any run.
+#[test]
+fn a_low_baseline_accuracy_is_shown_beside_the_baselines() {
+    let (mut app, _) = ready_app("low-accuracy");
+    let w = "the model rarely predicts the scored answers (baseline accuracy: normal 0.00, contrast 0.12): on normal prompts it scores \"a\"";
+    app.on_worker(Event::Evaluated {
+        id: 2,
+        n: 8,
+        normal_ok: 0,
+        contrast_ok: 1,
+        contrast_gives_normal: 0,
+        ld_normal: -3.0,
+        ld_contrast: 2.0,
+        seconds: 0.01,
+        warnings: vec![w.to_string()],
+    });
+    assert_eq!(app.status.0, headhunt::tui::app::Level::Warn);
+    assert!(app.status.1.contains("rarely predicts"), "{}", app.status.1);
+    let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    render(&mut term, &mut app);
+    let text = screen_text(&term);
+    assert!(text.contains("⚠ the model rarely predicts the scored answers"), "{text}");
 }
 
 /// The setup switches among the paper's addition files by setting, nmax and offset.

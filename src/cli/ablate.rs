@@ -62,6 +62,7 @@ pub fn run(a: AblateArgs) -> Result<()> {
         &inp.tok.pairs,
         Some(&inp.roles),
     )?;
+    let baseline = inp.baseline(a.batch_size)?;
     let started = std::time::Instant::now();
     let ab = Ablator::new(
         &lm.model,
@@ -123,6 +124,6 @@ pub fn run(a: AblateArgs) -> Result<()> {
         answer_set,
         complete: true,
     };
-    let file = AblationFile::new(&inp.meta(a.batch_size, seconds), &report);
+    let file = AblationFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
     write_json(a.json.as_deref(), &AnalysisFile::Ablation(file), a.force)
 }

@@ -78,7 +78,7 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     }
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
-    let tok = super::checks::load_checked(&lm, &spec)?;
+    let tok = super::checks::load_checked(&lm, &spec)?.tok;
     let choice = match a.example {
         Some(i) => PromptChoice::One(i),
         None => PromptChoice::Mean(a.prompts),

@@ -119,6 +119,8 @@ fn synthetic_pairs(vocab: usize, bos: u32, shots: usize, n: usize) -> Vec<Tokeni
                 contrast_ids: contrast,
                 normal_answer: next(vocab),
                 contrast_answer: next(vocab),
+                normal_output: String::new(),
+                contrast_output: String::new(),
             }
         })
         .collect()

@@ -1,56 +1,38 @@
-//! Inputs checked against the loaded model before any compute: a meaningless input (a prompt
-//! longer than the model's positions, token ids of another model's tokenizer, answers the
-//! metric cannot tell apart) would otherwise run for hours and give exit 0.
+//! The command line's side of the input check (`data::checks`, which every command and the
+//! explorer share): its warnings printed on stderr, its errors worded with flags.
 
 use anyhow::{bail, Result};
 use std::io::Write;
-use std::path::Path;
 
+use crate::data::checks::{Checked, Words};
 use crate::data::Tokenized;
 use crate::model::LoadedModel;
 
-/// Texts tokenizers use for "unknown token".
-const UNK_TEXTS: [&str; 3] = ["<unk>", "[UNK]", "<|unk|>"];
+/// How the command line asks for the answer's first token.
+pub const WORDS: Words = Words {
+    answer_token_first: "--answer-token first",
+};
 
 fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {msg}");
 }
 
-/// No token of a real vocabulary holds more than this many bytes, so a text of more than
-/// `max_position_embeddings` times it cannot fit: refused before tokenizing, which for tens of
-/// megabytes would take minutes and gigabytes and then abort.
-const MAX_TOKEN_BYTES: usize = 1024;
-
-/// A prompt text short enough to be worth tokenizing (see `MAX_TOKEN_BYTES`).
+/// A prompt text short enough to be worth tokenizing.
 pub fn check_text_len(lm: &LoadedModel, text: &str, what: &str) -> Result<()> {
-    let max = lm.model.cfg.max_positions();
-    if text.len() > max.saturating_mul(MAX_TOKEN_BYTES) {
-        bail!(
-            "{what}: the prompt is {} bytes long, far more than the {max} positions of model {} can hold (max_position_embeddings)",
-            text.len(),
-            lm.origin.label()
-        );
+    match crate::data::checks::text_misfit(lm, text) {
+        Some(why) => bail!("{what}: {why}"),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// The examples of `spec`, tokenized, after checking their sizes against the model.
-pub fn load_checked(lm: &LoadedModel, spec: &crate::data::DataSpec) -> Result<Tokenized> {
-    let pairs = crate::data::load_pairs(spec)?;
-    for (i, p) in pairs.iter().enumerate() {
-        let what = format!("--data {}:{}", spec.file.display(), i + 1);
-        check_text_len(lm, &p.normal_input, &what)?;
-        check_text_len(lm, &p.contrast_input, &what)?;
+/// The examples of `spec`, tokenized and checked against the model; the warnings printed
+/// (and returned, for the result file).
+pub fn load_checked(lm: &LoadedModel, spec: &crate::data::DataSpec) -> Result<Checked> {
+    let checked = crate::data::checks::load_checked(lm, spec, &WORDS)?;
+    for w in &checked.warnings {
+        warn(w);
     }
-    let tok = crate::data::tokenize_pairs(
-        &lm.tokenizer,
-        &pairs,
-        spec.answer_token,
-        spec.skip_mismatched,
-    )
-    .map_err(|e| e.with_file(&spec.file))?;
-    check_tokenized(lm, &tok, &spec.file)?;
-    Ok(tok)
+    Ok(checked)
 }
 
 /// A prompt of `ids` fits the model: its positions and its vocabulary.
@@ -61,52 +43,50 @@ pub fn check_prompt(lm: &LoadedModel, ids: &[u32], what: &str) -> Result<()> {
     }
 }
 
-/// Every tokenized example fits the model (an error otherwise); answers that cannot be told
-/// apart or read `<unk>` get a warning.
-pub fn check_tokenized(lm: &LoadedModel, tok: &Tokenized, file: &Path) -> Result<()> {
-    for p in &tok.pairs {
-        let what = format!("--data {}:{}", file.display(), p.index + 1);
-        check_prompt(lm, &p.normal_ids, &what)?;
-        check_prompt(lm, &p.contrast_ids, &what)?;
-        check_prompt(lm, &[p.normal_answer, p.contrast_answer], &what)?;
+/// What the baseline check found: printed before the command's own output, recorded in its
+/// result file.
+pub struct Baseline {
+    pub accuracy: crate::patching::baseline::BaselineAccuracy,
+    /// The low-accuracy warning, as printed (`None` when the model predicts the answers).
+    pub warning: Option<String>,
+}
+
+/// The baseline check of every command that scores answers: the unpatched runs' top tokens
+/// against the scored answers (`top`: per example, normal and contrast), printed, with the
+/// warning of `patching::baseline` when they are rarely the same.
+pub fn baseline(lm: &LoadedModel, tok: &Tokenized, top: &[Option<(u32, u32)>]) -> Option<Baseline> {
+    let accuracy = crate::patching::baseline::BaselineAccuracy::of(&tok.pairs, top)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "baseline accuracy: normal {:.2}, contrast {:.2} (examples whose unpatched run's top next token is the scored answer)",
+        accuracy.normal, accuracy.contrast
+    );
+    let multi = !tok.multi_token_answers.is_empty();
+    let warning = crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, top, multi)
+        .map(|low| low.message(WORDS.answer_token_first));
+    if let Some(w) = &warning {
+        warn(w);
     }
-    let same: Vec<usize> = tok
-        .pairs
-        .iter()
-        .filter(|p| p.normal_answer == p.contrast_answer)
-        .map(|p| p.index + 1)
-        .collect();
-    if !same.is_empty() {
-        let msg = format!(
-            "--data {}: {} of {} examples (first on line {}) have normal and contrast answers whose read token is the same ({:?}), so their logit difference is always 0",
-            file.display(),
-            same.len(),
-            tok.pairs.len(),
-            same[0],
-            lm.tokenizer.token_text(
-                tok.pairs
-                    .iter()
-                    .find(|p| p.index + 1 == same[0])
-                    .map_or(0, |p| p.normal_answer)
-            )
+    Some(Baseline { accuracy, warning })
+}
+
+/// [`baseline`] for commands whose own work does not run the unpatched prompts: two forward
+/// passes per example (last position only). Logits that are not finite (NaN weights, an
+/// overflowing dtype) are an error here, before any analysis.
+pub fn evaluate_baseline(lm: &LoadedModel, tok: &Tokenized, batch_size: usize) -> Result<Baseline> {
+    let acc = crate::patching::accuracy::evaluate(&lm.model, &tok.pairs, batch_size.max(1))?;
+    if !(acc.mean_ld_normal.is_finite() && acc.mean_ld_contrast.is_finite()) {
+        bail!(
+            "the model's logit differences are not finite (LD_normal {}, LD_contrast {}): its weights hold NaN or Inf, or {} overflows; nothing computed",
+            acc.mean_ld_normal,
+            acc.mean_ld_contrast,
+            crate::model::source::dtype_name(lm.model.dtype)
         );
-        // A warning, not an error: the sweep still measures raw effects (patched LD).
-        warn(&format!(
-            "{msg}; r is undefined for them (try --answer-token first)"
-        ));
     }
-    let unk = tok.pairs.iter().find(|p| {
-        [p.normal_answer, p.contrast_answer]
-            .iter()
-            .any(|&id| UNK_TEXTS.contains(&lm.tokenizer.token_text(id).as_str()))
-    });
-    if let Some(p) = unk {
-        warn(&format!(
-            "--data {}:{}: an answer tokenizes to the unknown token (tokenizer {}): the metric reads <unk>, not the answer",
-            file.display(),
-            p.index + 1,
-            lm.tokenizer.path
-        ));
-    }
-    Ok(())
+    let top: Vec<Option<(u32, u32)>> = acc
+        .predictions
+        .iter()
+        .map(|p| Some((p.on_normal, p.on_contrast)))
+        .collect();
+    baseline(lm, tok, &top).ok_or_else(|| anyhow::anyhow!("no examples to evaluate"))
 }

@@ -71,33 +71,42 @@ pub struct Inputs {
     pub spec: DataSpec,
     pub tok: Tokenized,
     pub roles: Vec<TokenRoles>,
+    /// The input check's warnings (printed when loading), for the result file.
+    pub warnings: Vec<String>,
 }
 
 impl Inputs {
     pub fn load(model: &ModelArgs, data: &DataArgs) -> Result<Inputs> {
         let lm = model.load()?;
         let spec = data.spec()?;
-        let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
-        if tok.pairs.is_empty() {
-            bail!("{}: no examples", spec.file.display());
-        }
+        let checked = super::checks::load_checked(&lm, &spec)?;
+        let tok = checked.tok;
         let roles = crate::data::token_roles(&spec, &lm.tokenizer, &tok)?;
         Ok(Inputs {
             lm,
             spec,
             tok,
             roles,
+            warnings: checked.warnings,
         })
     }
 
+    /// The baseline check (`checks::evaluate_baseline`), printed: run it once the command's
+    /// own flags are checked, before its work.
+    pub fn baseline(&self, batch_size: usize) -> Result<super::checks::Baseline> {
+        super::checks::evaluate_baseline(&self.lm, &self.tok, batch_size)
+    }
+
     /// What a result file records besides the analysis itself.
-    pub fn meta(&self, batch_size: usize, seconds: f64) -> Meta {
+    pub fn meta(&self, batch_size: usize, seconds: f64, baseline: &super::checks::Baseline) -> Meta {
         Meta {
             model: ModelInfo::of(&self.lm),
             data: DataInfo::of(&self.spec, &self.tok),
             batch_size,
             seconds,
             group: None,
+            baseline_accuracy: Some(baseline.accuracy),
+            warnings: self.warnings.iter().chain(&baseline.warning).cloned().collect(),
         }
     }
 
@@ -226,6 +235,7 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     if !msets.is_empty() && !a.minimality {
         bail!("--minimality-set needs --minimality");
     }
+    let baseline = inp.baseline(a.batch_size)?;
     let started = std::time::Instant::now();
     let mut ev = Evaluator::new(&lm.model, &inp.tok.pairs, Some(&inp.roles), a.batch_size)
         .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
@@ -320,7 +330,7 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         minimality,
         greedy,
     };
-    let file = CircuitFile::new(&inp.meta(a.batch_size, seconds), &report);
+    let file = CircuitFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
     write_json(a.json.as_deref(), &AnalysisFile::Circuit(file), a.force)
 }
 

@@ -76,12 +76,18 @@ pub fn table(acc: &Accuracy) -> String {
 pub fn run(a: EvalArgs) -> Result<()> {
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
-    let tokenized = super::checks::load_checked(&lm, &spec)?;
+    let tokenized = super::checks::load_checked(&lm, &spec)?.tok;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples to evaluate", spec.file.display());
     }
     let started = std::time::Instant::now();
     let acc = evaluate(&lm.model, &tokenized.pairs, a.batch_size)?;
+    let top: Vec<Option<(u32, u32)>> = acc
+        .predictions
+        .iter()
+        .map(|p| Some((p.on_normal, p.on_contrast)))
+        .collect();
+    super::checks::baseline(&lm, &tokenized, &top);
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&acc)?);

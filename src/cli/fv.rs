@@ -82,6 +82,7 @@ pub fn run(a: FvArgs) -> Result<()> {
         }
     }
     let digits = digit_tokens(&lm.tokenizer)?;
+    let baseline = inp.baseline(a.batch_size)?;
     let started = std::time::Instant::now();
     let res = function_vectors(
         &lm.model,
@@ -131,6 +132,6 @@ pub fn run(a: FvArgs) -> Result<()> {
         result: res,
         complete: true,
     };
-    let file = FvFile::new(&inp.meta(a.batch_size, seconds), &report);
+    let file = FvFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
     write_json(a.json.as_deref(), &AnalysisFile::Fv(file), a.force)
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{signals, DataArgs, ModelArgs};
-use crate::data::{DataSpec, Tokenized};
+use crate::data::Tokenized;
 use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
 use crate::results::text::{self, Thresholds};
 use crate::results::{write, ResultsError, RunRecord};
@@ -107,13 +107,17 @@ macro_rules! note {
 }
 
 /// Progress bar; a signal (Ctrl-C, SIGTERM, SIGHUP) cancels after the current step.
-struct CliObserver {
+struct CliObserver<'a> {
     bar: indicatif::ProgressBar,
     /// Baselines that are NaN or infinite: every score would be too, so the sweep stops.
     not_finite: Option<(f64, f64)>,
+    lm: &'a crate::model::LoadedModel,
+    tok: &'a Tokenized,
+    /// The baseline check, printed as soon as the caches are done (before the rows).
+    baseline: Option<super::checks::Baseline>,
 }
 
-impl Observer for CliObserver {
+impl Observer for CliObserver<'_> {
     fn event(&mut self, e: &PatchEvent) {
         match e {
             PatchEvent::Baselines {
@@ -121,6 +125,7 @@ impl Observer for CliObserver {
                 ld_contrast,
                 n_examples,
                 cache_seconds,
+                top_tokens,
             } => {
                 if !(ld_normal.is_finite() && ld_contrast.is_finite()) {
                     self.not_finite = Some((*ld_normal, *ld_contrast));
@@ -133,6 +138,10 @@ impl Observer for CliObserver {
                 } else {
                     self.bar.println(line);
                 }
+                let (lm, tok) = (self.lm, self.tok);
+                self.baseline = self
+                    .bar
+                    .suspend(|| super::checks::baseline(lm, tok, top_tokens));
             }
             PatchEvent::Row {
                 layer,
@@ -188,11 +197,12 @@ pub fn run(a: PatchArgs) -> Result<i32> {
             (free_default(&base, a.npy)?, true)
         }
     };
-    let tokenized = super::checks::load_checked(&lm, &data_spec)?;
+    let checked = super::checks::load_checked(&lm, &data_spec)?;
+    let tokenized = checked.tok;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
-    announce(&tokenized, &data_spec, &spec, lm.model.n_heads());
+    announce(&tokenized, &spec, lm.model.n_heads());
 
     // From here on a signal stops the sweep after the current step and the rows are saved.
     let honour = signals::Honour::start();
@@ -204,6 +214,9 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     let mut obs = CliObserver {
         bar,
         not_finite: None,
+        lm: &lm,
+        tok: &tokenized,
+        baseline: None,
     };
     let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
     obs.bar.finish_and_clear();
@@ -214,7 +227,12 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         );
     }
 
-    let record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
+    let mut record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
+    record.warnings = checked.warnings;
+    // The unpatched runs' top tokens came with the caches: no extra pass.
+    if let Some(b) = obs.baseline.take() {
+        record.warnings.extend(b.warning);
+    }
     // Save before printing anything: a closed stdout must never cost the result.
     let saved = signals::while_saving(|| save(&record, &out, a.force, a.npy, default_name));
     drop(honour);
@@ -237,20 +255,7 @@ pub fn run(a: PatchArgs) -> Result<i32> {
 }
 
 /// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.
-fn announce(tokenized: &Tokenized, data_spec: &DataSpec, spec: &PatchSpec, n_heads: usize) {
-    if !tokenized.skipped.is_empty() {
-        note!(
-            "note: skipped {} examples whose normal and contrast prompts tokenize to different lengths",
-            tokenized.skipped.len()
-        );
-    }
-    if !tokenized.multi_token_answers.is_empty() {
-        note!(
-            "note: {} examples have answers that span several tokens; the metric reads the {:?} token",
-            tokenized.multi_token_answers.len(),
-            data_spec.answer_token
-        );
-    }
+fn announce(tokenized: &Tokenized, spec: &PatchSpec, n_heads: usize) {
     note!(
         "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
         spec.n_senders(n_heads),

@@ -5,6 +5,15 @@ use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DataError {
+    /// An example the loaded model cannot run: more tokens than its positions, token ids past
+    /// its vocabulary (`line` 0: the whole file).
+    #[error("{}: {why}", at(.file, *.line))]
+    Misfit {
+        file: String,
+        line: usize,
+        why: String,
+    },
+
     /// The file cannot be read (missing, unreadable, not UTF-8 ...).
     #[error("{file}: {msg}")]
     Io { file: String, msg: String },

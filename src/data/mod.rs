@@ -45,6 +45,7 @@ pub use options::{DataFile, DataOptions, TaskChoice};
 pub use prompts::load_pairs;
 pub use roles::{token_roles, TokenRoles};
 pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
+pub mod checks;
 
 /// One example: a normal prompt and its contrast, with their expected answers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,6 +89,12 @@ pub struct TokenizedPair {
     /// The answer token read on the normal prompt's answer (logit[normal] - logit[contrast]).
     pub normal_answer: u32,
     pub contrast_answer: u32,
+    /// The answer strings the tokens were read from (to say what is scored: `"isa"` of
+    /// `"Lisa"`).
+    #[serde(default)]
+    pub normal_output: String,
+    #[serde(default)]
+    pub contrast_output: String,
 }
 
 impl TokenizedPair {

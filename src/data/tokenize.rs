@@ -206,6 +206,8 @@ pub fn tokenize_pairs(
             contrast_ids: c,
             normal_answer: na,
             contrast_answer: ca,
+            normal_output: p.normal_output.clone(),
+            contrast_output: p.contrast_output.clone(),
         });
     }
     Ok(out)

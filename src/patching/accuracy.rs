@@ -39,6 +39,9 @@ pub struct Accuracy {
     pub contrast_prompt_normal_answer: usize,
     /// Contrast prompts whose argmax is the contrast answer (the paper's cf_acc × n).
     pub contrast_prompt_contrast_answer: usize,
+    /// The fractions of normal prompts answered with the normal answer and of contrast
+    /// prompts with the contrast answer (`baseline::BaselineAccuracy`).
+    pub baseline_accuracy: super::baseline::BaselineAccuracy,
     /// Mean logit differences (the patching baselines LD_normal and LD_contrast).
     pub mean_ld_normal: f64,
     pub mean_ld_contrast: f64,
@@ -103,7 +106,12 @@ pub fn evaluate(
     preds.sort_by_key(|p| p.index);
     let n = preds.len();
     let count = |f: &dyn Fn(&Prediction) -> bool| preds.iter().filter(|p| f(p)).count();
+    let rate = |k: usize| k as f64 / n.max(1) as f64;
     Ok(Accuracy {
+        baseline_accuracy: super::baseline::BaselineAccuracy {
+            normal: rate(count(&|p| p.on_normal == p.normal_answer)),
+            contrast: rate(count(&|p| p.on_contrast == p.contrast_answer)),
+        },
         n,
         normal_prompt_normal_answer: count(&|p| p.on_normal == p.normal_answer),
         normal_prompt_contrast_answer: count(&|p| p.on_normal == p.contrast_answer),

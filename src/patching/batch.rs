@@ -135,6 +135,10 @@ pub struct BatchCache {
     /// Per-prompt logit differences on the normal and contrast prompts.
     pub ld_normal: Vec<f32>,
     pub ld_contrast: Vec<f32>,
+    /// Per prompt, the unpatched run's most likely next token (the baseline accuracy: does the
+    /// model predict what is scored?).
+    pub top_normal: Vec<u32>,
+    pub top_contrast: Vec<u32>,
     /// First position kept in the per-layer tensors below (0 for the literal algorithm).
     pub from: usize,
     /// Per layer: head outputs z [B, T - from, H, dh] of the normal and contrast runs (`None`
@@ -223,21 +227,25 @@ pub fn cache_batch(
     let t = batch.len;
     let Some(needs) = needs else {
         let names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
-        let run = |tokens: &Tensor| -> Result<(Vec<f32>, Vec<Option<Tensor>>), PatchError> {
+        type Run = (Vec<f32>, Vec<u32>, Vec<Option<Tensor>>);
+        let run = |tokens: &Tensor| -> Result<Run, PatchError> {
             let mut hooks = Hooks::capture(Capture::only(names.clone()));
             let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
-            let ld =
-                logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?;
+            let logits = out.logits.as_ref().expect("full run");
+            let ld = logit_diffs_from_logits(logits, &batch.answers)?;
+            let top = crate::model::transformer::argmax_last(&logits.narrow(1, t - 1, 1)?)?;
             let z = (0..n)
                 .map(|l| hooks.cache.layer(l, HookPoint::Z).cloned())
                 .collect();
-            Ok((ld, z))
+            Ok((ld, top, z))
         };
-        let (ld_normal, z_normal) = run(&batch.normal)?;
-        let (ld_contrast, z_contrast) = run(&batch.contrast)?;
+        let (ld_normal, top_normal, z_normal) = run(&batch.normal)?;
+        let (ld_contrast, top_contrast, z_contrast) = run(&batch.contrast)?;
         return Ok(BatchCache {
             ld_normal,
             ld_contrast,
+            top_normal,
+            top_contrast,
             from: 0,
             z_normal,
             z_contrast,
@@ -252,6 +260,8 @@ pub fn cache_batch(
     let mut cache = BatchCache {
         ld_normal: Vec::new(),
         ld_contrast: Vec::new(),
+        top_normal: Vec::new(),
+        top_contrast: Vec::new(),
         from,
         z_normal: vec![None; n],
         z_contrast: vec![None; n],
@@ -307,11 +317,15 @@ pub fn cache_batch(
             &mut hooks,
         )?
     };
-    // The metric needs only the last position's two answer logits.
+    // The metric needs only the last position's two answer logits; the baseline accuracy the
+    // top token of the full vocabulary (one [2B, vocab] product per batch).
     let last = out.resid.narrow(1, out.resid.dim(1)? - 1, 1)?.squeeze(1)?;
     let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
     let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
+    let top = crate::model::transformer::argmax_last(&model.unembed(&last)?)?;
     cache.ld_normal = ld[..b].to_vec();
     cache.ld_contrast = ld[b..].to_vec();
+    cache.top_normal = top[..b].to_vec();
+    cache.top_contrast = top[b..].to_vec();
     Ok(cache)
 }

@@ -7,6 +7,7 @@
 //! r = (LD_p - LD_c) / (LD_c - LD_n).
 
 pub mod accuracy;
+pub mod baseline;
 pub mod attention;
 pub mod batch;
 mod error;
@@ -150,6 +151,9 @@ pub enum PatchEvent {
         ld_contrast: f64,
         n_examples: usize,
         cache_seconds: f64,
+        /// Per example, the unpatched normal and contrast runs' top next token (the baseline
+        /// accuracy, known before the first row: a warning can come before hours of sweeping).
+        top_tokens: Vec<Option<(u32, u32)>>,
     },
     /// A sender layer is done; `patched` holds its heads' mean patched logit differences.
     Row {
@@ -182,4 +186,7 @@ pub struct PatchOutcome {
     pub complete: bool,
     pub cache_seconds: f64,
     pub sweep_seconds: f64,
+    /// Per example (in the order given), the unpatched normal and contrast runs' most likely
+    /// next token; `None` for examples a cancelled run never reached.
+    pub top_tokens: Vec<Option<(u32, u32)>>,
 }

@@ -122,15 +122,26 @@ impl Sweep for Fast {
 struct Baselines {
     normal: f64,
     contrast: f64,
+    /// Per example (index into the pairs), the unpatched runs' top tokens.
+    top: Vec<Option<(u32, u32)>>,
 }
 
 impl Baselines {
-    fn add(&mut self, cache: &BatchCache) {
+    fn new(n_examples: usize) -> Self {
+        Baselines {
+            top: vec![None; n_examples],
+            ..Default::default()
+        }
+    }
+    fn add(&mut self, batch: &Batch, cache: &BatchCache) {
         for &x in &cache.ld_normal {
             self.normal += x as f64;
         }
         for &x in &cache.ld_contrast {
             self.contrast += x as f64;
+        }
+        for (i, &ex) in batch.examples.iter().enumerate() {
+            self.top[ex] = Some((cache.top_normal[i], cache.top_contrast[i]));
         }
     }
 }
@@ -243,6 +254,7 @@ fn baselines_event(b: &Baselines, n_examples: usize, cache_seconds: f64) -> Patc
         ld_contrast: b.contrast / n,
         n_examples,
         cache_seconds,
+        top_tokens: b.top.clone(),
     }
 }
 
@@ -259,8 +271,8 @@ fn run_layer_outer(
         .iter()
         .map(|b| batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut base = Baselines::default();
-    caches.iter().for_each(|c| base.add(c));
+    let mut base = Baselines::new(pairs.len());
+    batches.iter().zip(&caches).for_each(|(b, c)| base.add(b, c));
     let n = pairs.len() as f64;
     let cache_seconds = started.elapsed().as_secs_f64();
     observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
@@ -300,6 +312,7 @@ fn run_layer_outer(
         complete,
         cache_seconds,
         sweep_seconds: rows.started.elapsed().as_secs_f64(),
+        top_tokens: base.top,
     })
 }
 
@@ -315,7 +328,7 @@ fn run_batch_outer(
     let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
     let chunks = spec.chunks(model, batches);
     let mut sums = vec![vec![0f64; n_heads]; n_layers];
-    let mut base = Baselines::default();
+    let mut base = Baselines::new(pairs.len());
     let mut cache_seconds = 0.0;
     let mut complete = true;
     for b in batches {
@@ -325,7 +338,7 @@ fn run_batch_outer(
         }
         let t = Instant::now();
         let cache = batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref())?;
-        base.add(&cache);
+        base.add(b, &cache);
         cache_seconds += t.elapsed().as_secs_f64();
         for chunk in &chunks {
             let per_layer = sweep.sweep_chunk(model, b, &cache, &spec.receiver, chunk)?;
@@ -361,5 +374,6 @@ fn run_batch_outer(
         complete,
         cache_seconds,
         sweep_seconds,
+        top_tokens: base.top,
     })
 }

@@ -47,6 +47,14 @@ pub struct Common {
     /// False when the analysis was cancelled: the file holds what was finished.
     #[serde(default = "yes")]
     pub complete: bool,
+    /// Fraction of examples whose unpatched normal (contrast) run predicts the scored normal
+    /// (contrast) answer token (`patching::baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_accuracy: Option<crate::patching::baseline::BaselineAccuracy>,
+    /// What the run warned about its inputs (low baseline accuracy, answers of several
+    /// tokens, ...), as printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What the caller knows beyond the report: model, data, batch size, time taken, and (for
@@ -58,6 +66,8 @@ pub struct Meta {
     pub batch_size: usize,
     pub seconds: f64,
     pub group: Option<String>,
+    pub baseline_accuracy: Option<crate::patching::baseline::BaselineAccuracy>,
+    pub warnings: Vec<String>,
 }
 
 impl Meta {
@@ -72,6 +82,8 @@ impl Meta {
             batch_size: self.batch_size,
             seconds: self.seconds,
             complete,
+            baseline_accuracy: self.baseline_accuracy,
+            warnings: self.warnings.clone(),
         }
     }
 }

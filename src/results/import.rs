@@ -96,6 +96,8 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         n_heads,
         normal_logit_diff: None,
         contrast_logit_diff: None,
+        baseline_accuracy: None,
+        warnings: Vec::new(),
         rows_computed: computed,
         relative,
         patched_logit_diff: None,

@@ -157,6 +157,14 @@ pub struct RunRecord {
     pub n_heads: usize,
     pub normal_logit_diff: Option<f64>,
     pub contrast_logit_diff: Option<f64>,
+    /// Fraction of examples whose unpatched normal (contrast) run predicts the scored normal
+    /// (contrast) answer token (`patching::baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_accuracy: Option<crate::patching::baseline::BaselineAccuracy>,
+    /// What the run warned about its inputs (low baseline accuracy, answers of several
+    /// tokens, ...), as printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Layers whose rows were computed.
     pub rows_computed: Vec<usize>,
     /// r per [layer][head], masked like the paper; `null` rows were not computed.
@@ -200,7 +208,7 @@ impl RunRecord {
         data: &DataSpec,
         tok: &crate::data::Tokenized,
     ) -> Self {
-        RunRecord::from_run(RecordParts {
+        let mut record = RunRecord::from_run(RecordParts {
             matrix: &outcome.matrix,
             complete: outcome.complete,
             receiver: &spec.receiver,
@@ -214,7 +222,10 @@ impl RunRecord {
                 cache_seconds: outcome.cache_seconds,
                 sweep_seconds: outcome.sweep_seconds,
             },
-        })
+        });
+        record.baseline_accuracy =
+            crate::patching::baseline::BaselineAccuracy::of(&tok.pairs, &outcome.top_tokens);
+        record
     }
 
     pub fn from_run(p: RecordParts) -> Self {
@@ -242,6 +253,8 @@ impl RunRecord {
             n_heads: m.n_heads,
             normal_logit_diff: Some(m.ld_normal),
             contrast_logit_diff: Some(m.ld_contrast),
+            baseline_accuracy: None,
+            warnings: Vec::new(),
             rows_computed: (0..m.n_layers).filter(|&l| m.computed[l]).collect(),
             relative: rows(&rel),
             patched_logit_diff: Some(rows(&m.patched)),

@@ -25,6 +25,11 @@ pub use analysis::{
 
 pub type JobId = u64;
 
+/// How the explorer's user asks for the answer's first token, in warnings that suggest it.
+pub const EXPLORER_WORDS: crate::data::checks::Words = crate::data::checks::Words {
+    answer_token_first: "--answer-token first (when starting headhunt)",
+};
+
 /// How to load a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRequest {
@@ -110,6 +115,8 @@ pub enum Event {
         ld_normal: f64,
         ld_contrast: f64,
         seconds: f64,
+        /// What the input check and the baseline accuracy warn about (one line each).
+        warnings: Vec<String>,
     },
     /// Progress of a sweep: its baselines, then its rows as sender layers finish.
     Patch {
@@ -242,6 +249,8 @@ struct State {
     model: Option<LoadedModel>,
     model_request: Option<ModelRequest>,
     data: Option<(DataSpec, Tokenized)>,
+    /// What the input check warned about the loaded data (results record it).
+    data_warnings: Vec<String>,
 }
 
 struct Forward<'a, S: EventSink> {
@@ -374,21 +383,10 @@ impl State {
         sink: &impl EventSink,
     ) -> anyhow::Result<()> {
         let lm = self.loaded()?;
-        let tok = crate::data::load_and_tokenize(&spec, &lm.tokenizer)?;
-        for p in &tok.pairs {
-            let answers = [p.normal_answer, p.contrast_answer];
-            for ids in [&p.normal_ids[..], &p.contrast_ids[..], &answers[..]] {
-                if let Some(why) = lm.prompt_misfit(ids) {
-                    anyhow::bail!("{}:{}: {why}", spec.file.display(), p.index + 1);
-                }
-            }
-        }
-        if tok.pairs.is_empty() {
-            anyhow::bail!(
-                "{}: no examples left after skipping mismatched ones",
-                spec.file.display()
-            );
-        }
+        // The input check every command makes (`data::checks`).
+        let checked = crate::data::checks::load_checked(lm, &spec, &EXPLORER_WORDS)?;
+        let tok = checked.tok;
+        let mut warnings = checked.warnings;
         let preview = tok
             .pairs
             .iter()
@@ -412,6 +410,15 @@ impl State {
         });
         let started = Instant::now();
         let acc = crate::patching::accuracy::evaluate(&lm.model, &tok.pairs, 16)?;
+        let top: Vec<Option<(u32, u32)>> = acc
+            .predictions
+            .iter()
+            .map(|p| Some((p.on_normal, p.on_contrast)))
+            .collect();
+        let multi = !tok.multi_token_answers.is_empty();
+        if let Some(low) = crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, &top, multi) {
+            warnings.push(low.message(EXPLORER_WORDS.answer_token_first));
+        }
         sink.send(Event::Evaluated {
             id,
             n: acc.n,
@@ -421,8 +428,10 @@ impl State {
             ld_normal: acc.mean_ld_normal,
             ld_contrast: acc.mean_ld_contrast,
             seconds: started.elapsed().as_secs_f64(),
+            warnings: warnings.clone(),
         });
         self.data = Some((spec, tok));
+        self.data_warnings = warnings;
         Ok(())
     }
 
@@ -440,7 +449,8 @@ impl State {
             .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let mut obs = Forward { id, sink, cancel };
         let outcome = patching::run(&lm.model, &tok.pairs, &spec, &mut obs)?;
-        let record = RunRecord::of_sweep(&outcome, &spec, lm, data_spec, tok);
+        let mut record = RunRecord::of_sweep(&outcome, &spec, lm, data_spec, tok);
+        record.warnings = self.data_warnings.clone();
         if !outcome.complete {
             sink.send(Event::Cancelled { id });
         }

@@ -79,6 +79,7 @@ pub fn baselines(id: u64) -> headhunt::worker::Event {
             ld_contrast: -1.0,
             n_examples: 8,
             cache_seconds: 0.01,
+            top_tokens: vec![None; 8],
         },
     }
 }

@@ -372,6 +372,8 @@ impl App {
                     batch_size: job.batch_size,
                     seconds: job.started.elapsed().as_secs_f64(),
                     group: job.group,
+                    baseline_accuracy: data.eval.as_ref().map(|e| e.baseline_accuracy()),
+                    warnings: data.eval.as_ref().map_or(Vec::new(), |e| e.warnings.clone()),
                 };
                 let file = AnalysisFile::from_report(&report, &meta);
                 let done = file.common().complete;

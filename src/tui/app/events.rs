@@ -42,6 +42,7 @@ impl App {
                 ld_normal,
                 ld_contrast,
                 seconds,
+                warnings,
                 ..
             } => self.on_evaluated(Evaluation {
                 seconds,
@@ -51,6 +52,7 @@ impl App {
                 contrast_gives_normal,
                 ld_normal,
                 ld_contrast,
+                warnings,
             }),
             Event::Patch { id, event } => self.on_patch_event(id, event),
             Event::PatchDone { id, record } => self.on_patch_done(id, *record),
@@ -91,15 +93,19 @@ impl App {
 
     /// The data's baselines and accuracy: kept, and a warning when r will be ill-conditioned.
     fn on_evaluated(&mut self, e: Evaluation) {
+        let mut parts = Vec::new();
         if crate::patching::matrix::ill_conditioned(e.ld_normal, e.ld_contrast) {
-            self.set_status(
-                Level::Warn,
-                format!(
-                    "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart) · {}",
-                    (e.ld_contrast - e.ld_normal).abs(),
-                    e.summary()
-                ),
-            );
+            parts.push(format!(
+                "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart)",
+                (e.ld_contrast - e.ld_normal).abs()
+            ));
+        }
+        // The low-accuracy warning (last) matters most: a heatmap of tokens never predicted.
+        // All of them show beside the baselines too.
+        parts.extend(e.warnings.last().cloned());
+        if !parts.is_empty() {
+            parts.push(e.summary());
+            self.set_status(Level::Warn, parts.join(" · "));
         }
         if let Some(d) = self.data.as_mut() {
             d.eval = Some(e);

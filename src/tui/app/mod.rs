@@ -158,9 +158,20 @@ pub struct Evaluation {
     pub contrast_gives_normal: usize,
     pub ld_normal: f64,
     pub ld_contrast: f64,
+    /// The input check's and the baseline accuracy's warnings (one line each).
+    pub warnings: Vec<String>,
 }
 
 impl Evaluation {
+    /// The fraction of prompts whose top token is the scored answer, per side.
+    pub fn baseline_accuracy(&self) -> crate::patching::baseline::BaselineAccuracy {
+        let n = self.n.max(1) as f64;
+        crate::patching::baseline::BaselineAccuracy {
+            normal: self.normal_ok as f64 / n,
+            contrast: self.contrast_ok as f64 / n,
+        }
+    }
+
     /// One line: baselines and how often each prompt gets its answer.
     pub fn summary(&self) -> String {
         format!(

@@ -200,6 +200,12 @@ fn pending_lines(app: &App, slot: &super::app::RunSlot, state_text: &str) -> Vec
         )));
         if let Some(e) = &d.eval {
             lines.push(Line::from(e.summary()));
+            for w in &e.warnings {
+                lines.push(Line::from(Span::styled(
+                    format!("⚠ {w}"),
+                    Style::default().fg(Color::Yellow),
+                )));
+            }
         }
     }
     lines.push(Line::from(""));

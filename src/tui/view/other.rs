@@ -119,7 +119,12 @@ fn data_lines(d: &crate::tui::app::DataStatus) -> Vec<Line<'static>> {
         d.lengths
     )));
     match &d.eval {
-        Some(e) => out.push(Line::from(format!("       {}", e.summary()))),
+        Some(e) => {
+            out.push(Line::from(format!("       {}", e.summary())));
+            for w in &e.warnings {
+                out.push(Line::from(Span::styled(format!("       ⚠ {w}"), yellow)));
+            }
+        }
         None => out.push(Line::from(Span::styled(
             "       measuring baselines and accuracy…",
             Style::default().fg(Color::DarkGray),
