@@ -274,12 +274,23 @@ fn info(a: InfoArgs) -> Result<()> {
             c.final_softcap.map_or("none".into(), |f| f.to_string())
         );
     }
-    match &c.rope_local {
-        Some(local) => println!(
-            "rope theta  {} (sliding layers {})",
-            c.rope_global.theta, local.theta
+    let scaling = |r: &crate::model::config::RopeConfig| match &r.scaling {
+        crate::model::config::RopeScaling::None => String::new(),
+        s => format!(", {s:?}"),
+    };
+    match (&c.rope_local, c.rotary_dim) {
+        (_, 0) => println!("rope        none (learned positions)"),
+        (Some(local), _) => println!(
+            "rope theta  {}{} (sliding layers {}{})",
+            c.rope_global.theta,
+            scaling(&c.rope_global),
+            local.theta,
+            scaling(local)
         ),
-        None => println!("rope theta  {}", c.rope_global.theta),
+        (None, _) => println!("rope theta  {}{}", c.rope_global.theta, scaling(&c.rope_global)),
+    }
+    for k in &c.ignored_keys {
+        println!("ignored     {k} (--allow-unknown-config-keys)");
     }
     println!("load time   {:.3} s", lm.load_seconds);
     Ok(())
