@@ -525,7 +525,12 @@ fn headhunt(args: &[&str]) -> (i32, String, String) {
 
 /// A copy of the demo model whose final norm is NaN.
 fn nan_model(dir: &Path) -> PathBuf {
-    let m = dir.join("nan-model");
+    nan_model_at(dir, "model.norm.weight")
+}
+
+/// The demo model with NaN in `tensor` (an f32 tensor).
+fn nan_model_at(dir: &Path, tensor: &str) -> PathBuf {
+    let m = dir.join(format!("nan-model-{tensor}"));
     std::fs::create_dir_all(&m).unwrap();
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(demo_model().join(f), m.join(f)).unwrap();
@@ -533,7 +538,7 @@ fn nan_model(dir: &Path) -> PathBuf {
     let mut b = std::fs::read(demo_model().join("model.safetensors")).unwrap();
     let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
-    let t = &header["model.norm.weight"];
+    let t = &header[tensor];
     assert_eq!(t["dtype"], "F32");
     let (s, e) = (
         t["data_offsets"][0].as_u64().unwrap() as usize,
@@ -816,4 +821,33 @@ fn train_demo_saves_the_model_on_sigterm() {
         assert!(out.join(f).is_file(), "{f}");
     }
     assert!(temp_files(&dir).is_empty());
+}
+
+/// NaN weights stop the analysis commands before they compute or write anything, as they stop
+/// `patch` (the shared baseline check; attention checks its patterns).
+#[test]
+fn nan_weights_stop_every_analysis_command() {
+    let dir = temp_dir("safe-nan-analyses");
+    let nan = nan_model(&dir);
+    let (m, d) = (nan.to_str().unwrap().to_string(), data());
+    let d = d.to_str().unwrap();
+    let json = dir.join("out.json");
+    let j = json.to_str().unwrap();
+    for cmd in [
+        vec!["circuit", "--group", "a=1.1@last"],
+        vec!["ablate", "--heads", "1.1", "--random-groups", "2"],
+        vec!["fv", "--heads", "1.1"],
+    ] {
+        let args = [&cmd[..], &["--model", &m, "--data", d, "--examples", "4", "--json", j]].concat();
+        let (code, _, err) = headhunt(&args);
+        assert_one_line_error(code, &err, &["not finite"]);
+        assert!(!json.exists(), "{cmd:?} wrote a file");
+    }
+    // Attention patterns do not read the final norm: NaN where they do.
+    let nan = nan_model_at(&dir, "model.layers.0.input_layernorm.weight");
+    let m = nan.to_str().unwrap();
+    let args = ["attention", "--head", "1.1", "--model", m, "--data", d, "--examples", "4", "--json", j];
+    let (code, _, err) = headhunt(&args);
+    assert_one_line_error(code, &err, &["attention patterns are not finite"]);
+    assert!(!json.exists(), "attention wrote a file");
 }

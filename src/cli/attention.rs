@@ -101,6 +101,12 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     }
     let q = q as usize;
     let patterns = mean_patterns(&lm.model, &rows, &heads)?;
+    if patterns.iter().flatten().flatten().any(|x| !x.is_finite()) {
+        bail!(
+            "the attention patterns are not finite: the model's weights hold NaN or Inf, or {} overflows; nothing written",
+            crate::model::source::dtype_name(lm.model.dtype)
+        );
+    }
     let texts: Vec<String> = rows[0]
         .iter()
         .map(|&id| printable(&lm.tokenizer.token_text(id)))
