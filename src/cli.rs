@@ -287,7 +287,11 @@ fn info(a: InfoArgs) -> Result<()> {
             local.theta,
             scaling(local)
         ),
-        (None, _) => println!("rope theta  {}{}", c.rope_global.theta, scaling(&c.rope_global)),
+        (None, _) => println!(
+            "rope theta  {}{}",
+            c.rope_global.theta,
+            scaling(&c.rope_global)
+        ),
     }
     for k in &c.ignored_keys {
         println!("ignored     {k} (--allow-unknown-config-keys)");

@@ -470,19 +470,29 @@ fn gpt2_vocabulary_from_metadata() {
 #[test]
 fn unknown_gguf_metadata_is_refused_with_its_key() {
     let mut spec = fixture_as_gguf("tiny-qwen2");
-    spec.metadata.push(("qwen2.expert_count".into(), Value::U32(8)));
+    spec.metadata
+        .push(("qwen2.expert_count".into(), Value::U32(8)));
     let p = temp_dir("gguf-unknown").join("m.gguf");
     write_gguf(&spec, GgmlDType::F32, &p);
     let tok = fixture("tiny-qwen2").join("tokenizer.json");
     let t = tok.to_str().unwrap();
     let (code, err) = info(&p, &["--tokenizer", t]);
-    assert_one_line_error(code, &err, &["m.gguf", "`qwen2.expert_count`", "--allow-unknown-config-keys"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &[
+            "m.gguf",
+            "`qwen2.expert_count`",
+            "--allow-unknown-config-keys",
+        ],
+    );
     let (code, err) = info(&p, &["--tokenizer", t, "--allow-unknown-config-keys"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("qwen2.expert_count"), "{err}");
     // A vocabulary size that contradicts the embedding is an error too.
     let mut spec = fixture_as_gguf("tiny-qwen2");
-    spec.metadata.push(("qwen2.vocab_size".into(), Value::U32(51)));
+    spec.metadata
+        .push(("qwen2.vocab_size".into(), Value::U32(51)));
     write_gguf(&spec, GgmlDType::F32, &p);
     let (code, err) = info(&p, &["--tokenizer", t]);
     assert_one_line_error(code, &err, &["qwen2.vocab_size", "51"]);

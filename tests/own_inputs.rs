@@ -38,7 +38,10 @@ fn real_model(name: &str) -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: {} not found (run ../shared/models/fetch.sh)", p.display());
+        eprintln!(
+            "SKIPPED: {} not found (run ../shared/models/fetch.sh)",
+            p.display()
+        );
         None
     }
 }
@@ -46,7 +49,12 @@ fn real_model(name: &str) -> Option<PathBuf> {
 /// A copy of a fixture folder whose config.json is changed by `edit`.
 fn fixture_copy(name: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let dir = temp_dir(tag);
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "addition.jsonl"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "addition.jsonl",
+    ] {
         std::fs::copy(fixture(name).join(f), dir.join(f)).unwrap();
     }
     let mut cfg: serde_json::Value =
@@ -61,7 +69,12 @@ fn fixture_copy(name: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value)
 /// several tokens and the last one (`"a"` of `"lisa"`) is scored by default.
 fn pairs_file(dir: &Path, name: &str, answers: (&str, &str)) -> PathBuf {
     let mut lines = String::new();
-    for (a, b) in [("1+2", "2+1"), ("3+4", "4+3"), ("5+1", "1+5"), ("2+2", "3+3")] {
+    for (a, b) in [
+        ("1+2", "2+1"),
+        ("3+4", "4+3"),
+        ("5+1", "1+5"),
+        ("2+2", "3+3"),
+    ] {
         let row = serde_json::json!({
             "normal_input": format!("{a}="), "normal_output": answers.0,
             "contrast_input": format!("{b}="), "contrast_output": answers.1,
@@ -78,18 +91,69 @@ fn another_models_tokenizer_is_refused_in_every_command() {
     let m = fixture("tiny-llama");
     let data = m.join("addition.jsonl");
     let tok = qwen_tokenizer();
-    let (m, data, tok) = (m.to_str().unwrap(), data.to_str().unwrap(), tok.to_str().unwrap());
+    let (m, data, tok) = (
+        m.to_str().unwrap(),
+        data.to_str().unwrap(),
+        tok.to_str().unwrap(),
+    );
     let runs: Vec<Vec<&str>> = vec![
         vec!["info", "--model", m, "--tokenizer", tok],
-        vec!["patch", "--model", m, "--tokenizer", tok, "--data", data, "--quiet"],
+        vec![
+            "patch",
+            "--model",
+            m,
+            "--tokenizer",
+            tok,
+            "--data",
+            data,
+            "--quiet",
+        ],
         vec!["eval", "--model", m, "--tokenizer", tok, "--data", data],
-        vec!["circuit", "--model", m, "--tokenizer", tok, "--data", data, "--group", "a=3.1@last"],
-        vec!["ablate", "--model", m, "--tokenizer", tok, "--data", data, "--heads", "3.1"],
-        vec!["attention", "--model", m, "--tokenizer", tok, "--data", data, "--head", "3.1"],
+        vec![
+            "circuit",
+            "--model",
+            m,
+            "--tokenizer",
+            tok,
+            "--data",
+            data,
+            "--group",
+            "a=3.1@last",
+        ],
+        vec![
+            "ablate",
+            "--model",
+            m,
+            "--tokenizer",
+            tok,
+            "--data",
+            data,
+            "--heads",
+            "3.1",
+        ],
+        vec![
+            "attention",
+            "--model",
+            m,
+            "--tokenizer",
+            tok,
+            "--data",
+            data,
+            "--head",
+            "3.1",
+        ],
     ];
     for args in runs {
         let (code, _, err) = headhunt(&args);
-        assert_one_line_error(code, &err, &["does not belong to the model", "tokenizer.json", "config.json"]);
+        assert_one_line_error(
+            code,
+            &err,
+            &[
+                "does not belong to the model",
+                "tokenizer.json",
+                "config.json",
+            ],
+        );
         assert!(err.contains("embedding rows"), "{args:?}: {err}");
     }
 }
@@ -107,7 +171,11 @@ fn a_foreign_tokenizer_on_a_real_model_is_refused() {
         "--tokenizer",
         tok.to_str().unwrap(),
     ]);
-    assert_one_line_error(code, &err, &["does not belong to the model", "SmolLM2", "151935", "49152"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["does not belong to the model", "SmolLM2", "151935", "49152"],
+    );
 }
 
 #[test]
@@ -121,27 +189,48 @@ fn special_ids_that_contradict_the_config_are_refused() {
     let (code, err) = info(&dir, &[]);
     assert_one_line_error(code, &err, &["eos_token_id 10", "ordinary text token"]);
     // The fixture itself, and an eos list of special tokens, load.
-    let dir = fixture_copy("tiny-llama", "eos-list", |c| c["eos_token_id"] = serde_json::json!([1, 0]));
+    let dir = fixture_copy("tiny-llama", "eos-list", |c| {
+        c["eos_token_id"] = serde_json::json!([1, 0])
+    });
     assert_eq!(info(&dir, &[]).0, 0);
 }
 
 #[test]
 fn unknown_config_keys_stop_every_command_and_the_flag_records_them() {
-    let dir = fixture_copy("tiny-llama", "unknown-key", |c| c["attn_temperature"] = 0.7.into());
+    let dir = fixture_copy("tiny-llama", "unknown-key", |c| {
+        c["attn_temperature"] = 0.7.into()
+    });
     let data = dir.join("addition.jsonl");
     let d = dir.to_str().unwrap();
     let (code, err) = info(&dir, &[]);
-    assert_one_line_error(code, &err, &["`attn_temperature`", "0.7", "--allow-unknown-config-keys"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["`attn_temperature`", "0.7", "--allow-unknown-config-keys"],
+    );
     let out = dir.join("r.json");
     let (code, _, err) = headhunt(&[
-        "patch", "--model", d, "--data", data.to_str().unwrap(), "--quiet",
-        "--allow-unknown-config-keys", "-o", out.to_str().unwrap(),
+        "patch",
+        "--model",
+        d,
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--allow-unknown-config-keys",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning: config key attn_temperature = 0.7"), "{err}");
+    assert!(
+        err.contains("warning: config key attn_temperature = 0.7"),
+        "{err}"
+    );
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(saved["model"]["ignored_config_keys"], serde_json::json!(["attn_temperature = 0.7"]));
+    assert_eq!(
+        saved["model"]["ignored_config_keys"],
+        serde_json::json!(["attn_temperature = 0.7"])
+    );
 }
 
 /// Answers without a leading space, or of several tokens: the scored token is named, the model
@@ -156,9 +245,49 @@ fn answers_the_model_never_predicts_are_warned_about_and_recorded() {
     let circuit_out = dir.join("circuit.json");
     let ablate_out = dir.join("ablate.json");
     let runs: Vec<(Vec<&str>, Option<&Path>)> = vec![
-        (vec!["patch", "--model", m, "--data", d, "--quiet", "-o", patch_out.to_str().unwrap()], Some(&patch_out)),
-        (vec!["circuit", "--model", m, "--data", d, "--group", "a=3.1@last", "--json", circuit_out.to_str().unwrap()], Some(&circuit_out)),
-        (vec!["ablate", "--model", m, "--data", d, "--heads", "3.1", "--random-groups", "2", "--json", ablate_out.to_str().unwrap()], Some(&ablate_out)),
+        (
+            vec![
+                "patch",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--quiet",
+                "-o",
+                patch_out.to_str().unwrap(),
+            ],
+            Some(&patch_out),
+        ),
+        (
+            vec![
+                "circuit",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--group",
+                "a=3.1@last",
+                "--json",
+                circuit_out.to_str().unwrap(),
+            ],
+            Some(&circuit_out),
+        ),
+        (
+            vec![
+                "ablate",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--heads",
+                "3.1",
+                "--random-groups",
+                "2",
+                "--json",
+                ablate_out.to_str().unwrap(),
+            ],
+            Some(&ablate_out),
+        ),
         (vec!["eval", "--model", m, "--data", d], None),
     ];
     for (args, out) in runs {
@@ -166,18 +295,30 @@ fn answers_the_model_never_predicts_are_warned_about_and_recorded() {
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(err.contains("baseline accuracy: normal"), "{args:?}: {err}");
         assert!(
-            err.contains("the metric reads the last token of each (line 1: \"lisa\" is scored as \"a\")"),
+            err.contains(
+                "the metric reads the last token of each (line 1: \"lisa\" is scored as \"a\")"
+            ),
             "{args:?}: {err}"
         );
-        assert!(err.contains("rarely predicts the scored answers"), "{args:?}: {err}");
+        assert!(
+            err.contains("rarely predicts the scored answers"),
+            "{args:?}: {err}"
+        );
         assert!(err.contains("--answer-token first"), "{args:?}: {err}");
         if let Some(out) = out {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
             let acc = &v["baseline_accuracy"];
-            assert!(acc["normal"].as_f64().unwrap() < 0.5 || acc["contrast"].as_f64().unwrap() < 0.5, "{acc}");
+            assert!(
+                acc["normal"].as_f64().unwrap() < 0.5 || acc["contrast"].as_f64().unwrap() < 0.5,
+                "{acc}"
+            );
             let w = v["warnings"].as_array().unwrap();
-            assert!(w.iter().any(|x| x.as_str().unwrap().contains("rarely predicts")), "{w:?}");
+            assert!(
+                w.iter()
+                    .any(|x| x.as_str().unwrap().contains("rarely predicts")),
+                "{w:?}"
+            );
         }
     }
     // `eval --json` carries it too.
@@ -208,8 +349,16 @@ fn the_explorer_gets_the_same_warnings() {
     loop {
         match rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap() {
             Event::Evaluated { warnings, .. } => {
-                assert!(warnings.iter().any(|w| w.contains("\"lisa\" is scored as \"a\"")), "{warnings:?}");
-                assert!(warnings.iter().any(|w| w.contains("rarely predicts")), "{warnings:?}");
+                assert!(
+                    warnings
+                        .iter()
+                        .any(|w| w.contains("\"lisa\" is scored as \"a\"")),
+                    "{warnings:?}"
+                );
+                assert!(
+                    warnings.iter().any(|w| w.contains("rarely predicts")),
+                    "{warnings:?}"
+                );
                 break;
             }
             Event::Error { message, .. } => panic!("{message}"),
@@ -225,7 +374,12 @@ fn no_leading_space_on_a_real_model_names_the_sub_token() {
     };
     let dir = temp_dir("smol-lisa");
     let mut lines = String::new();
-    for (a, b) in [("Lisa", "Mary"), ("John", "Paul"), ("Anna", "Kate"), ("Tom", "Mark")] {
+    for (a, b) in [
+        ("Lisa", "Mary"),
+        ("John", "Paul"),
+        ("Anna", "Kate"),
+        ("Tom", "Mark"),
+    ] {
         let row = serde_json::json!({
             "normal_input": format!("When {a} and {b} went to the store, {b} gave a drink to"),
             "normal_output": a,
@@ -238,23 +392,49 @@ fn no_leading_space_on_a_real_model_names_the_sub_token() {
     std::fs::write(&data, lines).unwrap();
     let out = dir.join("r.json");
     let (code, _, err) = headhunt(&[
-        "patch", "--model", smol.to_str().unwrap(), "--data", data.to_str().unwrap(),
-        "--quiet", "-o", out.to_str().unwrap(),
+        "patch",
+        "--model",
+        smol.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("scores \"isa\" (from the answer \"Lisa\")"), "{err}");
-    assert!(err.contains("a leading space in the answers (\" Lisa\")"), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(v["baseline_accuracy"], serde_json::json!({"normal": 0.0, "contrast": 0.0}));
+    assert!(
+        err.contains("scores \"isa\" (from the answer \"Lisa\")"),
+        "{err}"
+    );
+    assert!(
+        err.contains("a leading space in the answers (\" Lisa\")"),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(
+        v["baseline_accuracy"],
+        serde_json::json!({"normal": 0.0, "contrast": 0.0})
+    );
 }
 
 #[test]
 fn prompts_past_the_positions_are_refused_in_the_analysis_commands_too() {
-    let dir = fixture_copy("tiny-llama", "short", |c| c["max_position_embeddings"] = 16.into());
+    let dir = fixture_copy("tiny-llama", "short", |c| {
+        c["max_position_embeddings"] = 16.into()
+    });
     let data = dir.join("addition.jsonl");
     let (d, data) = (dir.to_str().unwrap(), data.to_str().unwrap());
     for args in [
-        vec!["circuit", "--model", d, "--data", data, "--group", "a=3.1@last"],
+        vec![
+            "circuit",
+            "--model",
+            d,
+            "--data",
+            data,
+            "--group",
+            "a=3.1@last",
+        ],
         vec!["ablate", "--model", d, "--data", data, "--heads", "3.1"],
         vec!["fv", "--model", d, "--data", data, "--heads", "3.1"],
         vec!["attention", "--model", d, "--data", data, "--head", "3.1"],
@@ -280,7 +460,8 @@ fn a_missing_path_is_not_a_hub_download() {
         // `assets/demo-model` from a folder without `assets/` is a hub id by its shape: the
         // message says the folder is not here either. The others are paths: not found.
         assert!(
-            err.contains("not a folder or file here") || err.contains("no folder assets/demo-model is here"),
+            err.contains("not a folder or file here")
+                || err.contains("no folder assets/demo-model is here"),
             "{spec}: {err}"
         );
     }
@@ -292,7 +473,10 @@ fn a_missing_path_is_not_a_hub_download() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model not found: assets/demo-model is not a folder or file here"), "{err}");
+    assert!(
+        err.contains("model not found: assets/demo-model is not a folder or file here"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -304,6 +488,14 @@ fn check_finds_its_fixtures_from_any_folder() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("tiny-llama") && stdout.contains("gemma3-tf5"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("tiny-llama") && stdout.contains("gemma3-tf5"),
+        "{stdout}"
+    );
 }

@@ -410,7 +410,12 @@ fn the_last_position_rule_is_one_for_chunks_and_the_sweep() {
             algorithm: Algorithm::Fast,
             chunk_rows: 2 * one_position,
         };
-        let widest = spec.chunks(&lm.model, &batches).iter().map(Vec::len).max().unwrap();
+        let widest = spec
+            .chunks(&lm.model, &batches)
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap();
         assert_eq!(widest == 2, last_only, "{r}: chunks of {widest} layers");
     }
 }

@@ -49,7 +49,11 @@ fn max_diff(folder: &str) -> f32 {
         .unwrap();
     let mut worst = 0f32;
     for (j, text) in meta["texts"].as_array().unwrap().iter().enumerate() {
-        let key = if j == 3 { "long".to_string() } else { j.to_string() };
+        let key = if j == 3 {
+            "long".to_string()
+        } else {
+            j.to_string()
+        };
         let ids = lm.tokenizer.encode(text.as_str().unwrap()).unwrap();
         let want: Vec<i64> = exp[&format!("tokens_{key}")].to_vec1().unwrap();
         assert_eq!(
@@ -57,12 +61,18 @@ fn max_diff(folder: &str) -> f32 {
             want,
             "{folder} text {key}: tokens"
         );
-        assert!(lm.prompt_misfit(&ids).is_none(), "{folder} text {key} refused");
+        assert!(
+            lm.prompt_misfit(&ids).is_none(),
+            "{folder} text {key} refused"
+        );
         let logits = lm
             .model
             .forward(&lm.model.tokens_tensor(&[ids]).unwrap())
             .unwrap();
-        worst = worst.max(max_abs_diff(&flat(&logits), &flat(&exp[&format!("logits_{key}")])));
+        worst = worst.max(max_abs_diff(
+            &flat(&logits),
+            &flat(&exp[&format!("logits_{key}")]),
+        ));
     }
     worst
 }
@@ -102,7 +112,10 @@ fn both_layouts_read_the_same_rope_and_the_rope_matters() {
 }
 
 /// A config JSON of a fixture, changed by `edit`, read as `from_json` reads it.
-fn edited(name: &str, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Result<ModelConfig, ModelError> {
+fn edited(
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<ModelConfig, ModelError> {
     let text = std::fs::read_to_string(dir(name).join("config.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(v.as_object_mut().unwrap());
@@ -117,7 +130,10 @@ fn an_unknown_numeric_key_is_refused_with_its_name() {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("cfg.json") && e.contains("`attn_temperature`") && e.contains("0.7"), "{e}");
+        assert!(
+            e.contains("cfg.json") && e.contains("`attn_temperature`") && e.contains("0.7"),
+            "{e}"
+        );
     }
     // Known but irrelevant to the numbers: accepted.
     edited("qwen2-tf5", |o| {
@@ -146,9 +162,15 @@ fn rope_keys_in_both_layouts_must_agree() {
     })
     .unwrap_err()
     .to_string();
-    assert!(e.contains("`rope_theta`") && e.contains("rope_parameters"), "{e}");
+    assert!(
+        e.contains("`rope_theta`") && e.contains("rope_parameters"),
+        "{e}"
+    );
     let e = edited("llama3-rope-tf5", |o| {
-        o.insert("rope_scaling".into(), serde_json::json!({"rope_type": "linear", "factor": 8.0}));
+        o.insert(
+            "rope_scaling".into(),
+            serde_json::json!({"rope_type": "linear", "factor": 8.0}),
+        );
     })
     .unwrap_err()
     .to_string();

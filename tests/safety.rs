@@ -838,7 +838,11 @@ fn nan_weights_stop_every_analysis_command() {
         vec!["ablate", "--heads", "1.1", "--random-groups", "2"],
         vec!["fv", "--heads", "1.1"],
     ] {
-        let args = [&cmd[..], &["--model", &m, "--data", d, "--examples", "4", "--json", j]].concat();
+        let args = [
+            &cmd[..],
+            &["--model", &m, "--data", d, "--examples", "4", "--json", j],
+        ]
+        .concat();
         let (code, _, err) = headhunt(&args);
         assert_one_line_error(code, &err, &["not finite"]);
         assert!(!json.exists(), "{cmd:?} wrote a file");
@@ -846,7 +850,19 @@ fn nan_weights_stop_every_analysis_command() {
     // Attention patterns do not read the final norm: NaN where they do.
     let nan = nan_model_at(&dir, "model.layers.0.input_layernorm.weight");
     let m = nan.to_str().unwrap();
-    let args = ["attention", "--head", "1.1", "--model", m, "--data", d, "--examples", "4", "--json", j];
+    let args = [
+        "attention",
+        "--head",
+        "1.1",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--examples",
+        "4",
+        "--json",
+        j,
+    ];
     let (code, _, err) = headhunt(&args);
     assert_one_line_error(code, &err, &["attention patterns are not finite"]);
     assert!(!json.exists(), "attention wrote a file");

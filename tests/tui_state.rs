@@ -692,7 +692,10 @@ fn a_low_baseline_accuracy_is_shown_beside_the_baselines() {
     let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
     render(&mut term, &mut app);
     let text = screen_text(&term);
-    assert!(text.contains("⚠ the model rarely predicts the scored answers"), "{text}");
+    assert!(
+        text.contains("⚠ the model rarely predicts the scored answers"),
+        "{text}"
+    );
 }
 
 /// The setup switches among the paper's addition files by setting, nmax and offset.

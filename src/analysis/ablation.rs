@@ -167,7 +167,10 @@ impl<'a> Ablator<'a> {
         // Logits [B, T', V]: the answer is predicted from prompt position len-1 on.
         let first = if logits.dim(1)? == 1 { 0 } else { b.len - 1 };
         // index_select needs a contiguous tensor (a narrowed f32 one is not).
-        let l = logits.narrow(1, first, k)?.to_dtype(DType::F32)?.contiguous()?;
+        let l = logits
+            .narrow(1, first, k)?
+            .to_dtype(DType::F32)?
+            .contiguous()?;
         let full = l.argmax(D::Minus1)?.to_vec2::<u32>()?;
         let restricted = match &self.answer_set {
             None => full.clone(),

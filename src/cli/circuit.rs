@@ -98,7 +98,12 @@ impl Inputs {
     }
 
     /// What a result file records besides the analysis itself.
-    pub fn meta(&self, batch_size: usize, seconds: f64, baseline: &super::checks::Baseline) -> Meta {
+    pub fn meta(
+        &self,
+        batch_size: usize,
+        seconds: f64,
+        baseline: &super::checks::Baseline,
+    ) -> Meta {
         Meta {
             model: ModelInfo::of(&self.lm),
             data: DataInfo::of(&self.spec, &self.tok),
@@ -106,7 +111,12 @@ impl Inputs {
             seconds,
             group: None,
             baseline_accuracy: Some(baseline.accuracy),
-            warnings: self.warnings.iter().chain(&baseline.warning).cloned().collect(),
+            warnings: self
+                .warnings
+                .iter()
+                .chain(&baseline.warning)
+                .cloned()
+                .collect(),
         }
     }
 

@@ -121,9 +121,9 @@ fn model(e: &ModelError) -> Option<String> {
         ModelError::GgufTokenizer { file, msg } => {
             format!("{file}: cannot load tokenizer ({msg}; pass --tokenizer tokenizer.json)")
         }
-        ModelError::UnknownConfigKey { .. } => format!(
-            "{e}; pass --allow-unknown-config-keys to run anyway (recorded in the result)"
-        ),
+        ModelError::UnknownConfigKey { .. } => {
+            format!("{e}; pass --allow-unknown-config-keys to run anyway (recorded in the result)")
+        }
         _ => return None,
     })
 }

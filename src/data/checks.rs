@@ -44,7 +44,11 @@ pub fn text_misfit(lm: &LoadedModel, text: &str) -> Option<String> {
 }
 
 /// The examples of `spec`, tokenized and checked against `lm`.
-pub fn load_checked(lm: &LoadedModel, spec: &DataSpec, words: &Words) -> Result<Checked, DataError> {
+pub fn load_checked(
+    lm: &LoadedModel,
+    spec: &DataSpec,
+    words: &Words,
+) -> Result<Checked, DataError> {
     let file = spec.file.display().to_string();
     let pairs = super::load_pairs(spec)?;
     for (i, p) in pairs.iter().enumerate() {
@@ -58,8 +62,13 @@ pub fn load_checked(lm: &LoadedModel, spec: &DataSpec, words: &Words) -> Result<
             }
         }
     }
-    let tok = super::tokenize_pairs(&lm.tokenizer, &pairs, spec.answer_token, spec.skip_mismatched)
-        .map_err(|e| e.with_file(&spec.file))?;
+    let tok = super::tokenize_pairs(
+        &lm.tokenizer,
+        &pairs,
+        spec.answer_token,
+        spec.skip_mismatched,
+    )
+    .map_err(|e| e.with_file(&spec.file))?;
     check_tokenized(lm, &tok, &file)?;
     if tok.pairs.is_empty() {
         return Err(DataError::AllSkipped {
@@ -88,7 +97,13 @@ pub fn check_tokenized(lm: &LoadedModel, tok: &Tokenized, file: &str) -> Result<
     Ok(())
 }
 
-fn warnings(lm: &LoadedModel, tok: &Tokenized, spec: &DataSpec, file: &str, words: &Words) -> Vec<String> {
+fn warnings(
+    lm: &LoadedModel,
+    tok: &Tokenized,
+    spec: &DataSpec,
+    file: &str,
+    words: &Words,
+) -> Vec<String> {
     let text = |id: u32| lm.tokenizer.token_text(id);
     let mut out = Vec::new();
     if !tok.skipped.is_empty() {
@@ -97,8 +112,11 @@ fn warnings(lm: &LoadedModel, tok: &Tokenized, spec: &DataSpec, file: &str, word
             tok.skipped.len()
         ));
     }
-    let same: Vec<&super::TokenizedPair> =
-        tok.pairs.iter().filter(|p| p.normal_answer == p.contrast_answer).collect();
+    let same: Vec<&super::TokenizedPair> = tok
+        .pairs
+        .iter()
+        .filter(|p| p.normal_answer == p.contrast_answer)
+        .collect();
     if let Some(first) = same.first() {
         out.push(format!(
             "{file}: {} of {} examples (first on line {}) have normal and contrast answers whose read token is the same ({:?}), so their logit difference is always 0; r is undefined for them (try {})",

@@ -218,7 +218,11 @@ impl<'a> Fields<'a> {
         self.obj.get(field)
     }
     /// A number that may be `null` (none); absent gives `default`.
-    pub fn nullable_f64(&self, field: &str, default: Option<f64>) -> Result<Option<f64>, ModelError> {
+    pub fn nullable_f64(
+        &self,
+        field: &str,
+        default: Option<f64>,
+    ) -> Result<Option<f64>, ModelError> {
         match self.present(field) {
             None => Ok(default),
             Some(Value::Null) => Ok(None),
@@ -226,7 +230,11 @@ impl<'a> Fields<'a> {
         }
     }
     /// A size that may be `null` (none); absent gives `default`.
-    pub fn nullable_usize(&self, field: &str, default: Option<usize>) -> Result<Option<usize>, ModelError> {
+    pub fn nullable_usize(
+        &self,
+        field: &str,
+        default: Option<usize>,
+    ) -> Result<Option<usize>, ModelError> {
         match self.present(field) {
             None => Ok(default),
             Some(Value::Null) => Ok(None),
@@ -358,7 +366,13 @@ fn token_ids(f: &Fields, field: &str) -> Result<Vec<u32>, ModelError> {
     };
     match f.get(field) {
         None => Ok(Vec::new()),
-        Some(Value::Array(a)) => Ok(a.iter().map(one).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect()),
+        Some(Value::Array(a)) => Ok(a
+            .iter()
+            .map(one)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect()),
         Some(v) => Ok(one(v)?.into_iter().collect()),
     }
 }
@@ -402,7 +416,11 @@ impl ModelConfig {
 
     /// [`ModelConfig::from_json`]; with `allow_unknown`, unknown keys are kept in
     /// `ignored_keys` instead (the caller records them as a warning).
-    pub fn from_json_with(value: &Value, file: &str, allow_unknown: bool) -> Result<Self, ModelError> {
+    pub fn from_json_with(
+        value: &Value,
+        file: &str,
+        allow_unknown: bool,
+    ) -> Result<Self, ModelError> {
         let obj = value.as_object().ok_or_else(|| ModelError::Config {
             file: file.to_string(),
             msg: "expected a JSON object".into(),

@@ -453,7 +453,10 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
         }
     }
     if f.get_bool(&key("attention.causal"))? == Some(false) {
-        return Err(f.meta_err(&key("attention.causal"), "false is not supported (headhunt runs causal attention)"));
+        return Err(f.meta_err(
+            &key("attention.causal"),
+            "false is not supported (headhunt runs causal attention)",
+        ));
     }
     let mut c = json!({
         "model_type": model_type,
@@ -479,7 +482,9 @@ pub fn hf_config_json(f: &GgufFile) -> Result<serde_json::Value, ModelError> {
     }
     // llama.cpp rotates this many dims of each head; every GGUF family here rotates them all.
     if let Some(r) = f.get_u64(&key("rope.dimension_count"))? {
-        let head = f.get_u64(&key("attention.key_length"))?.unwrap_or(d_model / n_heads.max(1));
+        let head = f
+            .get_u64(&key("attention.key_length"))?
+            .unwrap_or(d_model / n_heads.max(1));
         if r != head {
             return Err(f.meta_err(
                 &key("rope.dimension_count"),
@@ -545,7 +550,10 @@ pub fn config_from_gguf(f: &GgufFile, allow_unknown: bool) -> Result<ModelConfig
             more: unknown.len() - 1,
         }),
         _ => {
-            cfg.ignored_keys = unknown.iter().map(|k| format!("{k} = {}", value(k))).collect();
+            cfg.ignored_keys = unknown
+                .iter()
+                .map(|k| format!("{k} = {}", value(k)))
+                .collect();
             Ok(cfg)
         }
     }

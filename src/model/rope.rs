@@ -21,7 +21,9 @@ use super::ModelError;
 pub enum RopeScaling {
     None,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Dynamic NTK: past `max_position_embeddings` tokens the base grows with the length.
     Dynamic {
         factor: f64,
@@ -248,7 +250,10 @@ pub fn read(f: &Fields, keys: &RopeKeys, max_pos: usize) -> Result<RopeSet, Mode
         return Ok(old);
     };
     let obj = params.as_object().ok_or_else(|| {
-        f.err("rope_parameters", &format!("expected an object, got {}", short(params)))
+        f.err(
+            "rope_parameters",
+            &format!("expected an object, got {}", short(params)),
+        )
     })?;
     let nested = obj.keys().any(|k| LAYER_TYPES.contains(&k.as_str()));
     let new = if nested {
@@ -258,17 +263,28 @@ pub fn read(f: &Fields, keys: &RopeKeys, max_pos: usize) -> Result<RopeSet, Mode
                 "unknown layer type (expected full_attention or sliding_attention)",
             ));
         }
-        let part = |t: &str, default_theta: f64| -> Result<Option<(RopeConfig, Option<f64>)>, ModelError> {
+        let part = |t: &str,
+                    default_theta: f64|
+         -> Result<Option<(RopeConfig, Option<f64>)>, ModelError> {
             match obj.get(t).filter(|v| !v.is_null()) {
                 None => Ok(None),
-                Some(v) => one(f, &format!("rope_parameters.{t}"), v, default_theta, max_pos)
-                    .map(Some),
+                Some(v) => one(
+                    f,
+                    &format!("rope_parameters.{t}"),
+                    v,
+                    default_theta,
+                    max_pos,
+                )
+                .map(Some),
             }
         };
         let global = part("full_attention", keys.default_theta)?;
         let local_default = keys.local.map_or(keys.default_theta, |(_, d)| d);
         let local = part("sliding_attention", local_default)?;
-        let partial = global.as_ref().and_then(|g| g.1).or(local.as_ref().and_then(|l| l.1));
+        let partial = global
+            .as_ref()
+            .and_then(|g| g.1)
+            .or(local.as_ref().and_then(|l| l.1));
         let global = global.map_or_else(|| RopeConfig::plain(keys.default_theta), |g| g.0);
         let local = match (keys.local, local) {
             (Some(_), l) => Some(l.map_or_else(|| RopeConfig::plain(local_default), |l| l.0)),
@@ -310,13 +326,16 @@ fn with_top_original(f: &Fields, set: RopeSet, top: Option<f64>) -> Result<RopeS
     let explicit = |at: &str| -> Option<f64> {
         let v = f.get(at)?;
         let o = v.get("full_attention").unwrap_or(v);
-        o.get("original_max_position_embeddings").and_then(|x| x.as_f64())
+        o.get("original_max_position_embeddings")
+            .and_then(|x| x.as_f64())
     };
     let inner = explicit("rope_parameters").or(explicit("rope_scaling"));
     if let Some(x) = inner.filter(|x| *x != top) {
         return Err(f.err(
             "original_max_position_embeddings",
-            &format!("{top} disagrees with the rope settings' original_max_position_embeddings {x}"),
+            &format!(
+                "{top} disagrees with the rope settings' original_max_position_embeddings {x}"
+            ),
         ));
     }
     Ok(set)
@@ -337,7 +356,10 @@ fn read_old(f: &Fields, keys: &RopeKeys, max_pos: Lengths) -> Result<RopeSet, Mo
         None => RopeScaling::None,
         Some(v) => {
             let obj = v.as_object().ok_or_else(|| {
-                f.err("rope_scaling", &format!("expected an object or null, got {}", short(v)))
+                f.err(
+                    "rope_scaling",
+                    &format!("expected an object or null, got {}", short(v)),
+                )
             })?;
             scaling(f, "rope_scaling", obj, max_pos)?
         }
@@ -365,14 +387,26 @@ fn agree(f: &Fields, keys: &RopeKeys, old: &RopeSet, new: RopeSet) -> Result<Rop
         )
     };
     if f.get(keys.theta_key).is_some() && old.global.theta != new.global.theta {
-        return Err(clash(keys.theta_key, old.global.theta.to_string(), format!("rope_theta {}", new.global.theta)));
+        return Err(clash(
+            keys.theta_key,
+            old.global.theta.to_string(),
+            format!("rope_theta {}", new.global.theta),
+        ));
     }
     if f.get("rope_scaling").is_some() && old.global.scaling != new.global.scaling {
-        return Err(clash("rope_scaling", format!("{:?}", old.global.scaling), format!("{:?}", new.global.scaling)));
+        return Err(clash(
+            "rope_scaling",
+            format!("{:?}", old.global.scaling),
+            format!("{:?}", new.global.scaling),
+        ));
     }
     if let (Some((key, _)), Some(o), Some(n)) = (keys.local, &old.local, &new.local) {
         if f.get(key).is_some() && o.theta != n.theta {
-            return Err(clash(key, o.theta.to_string(), format!("sliding_attention rope_theta {}", n.theta)));
+            return Err(clash(
+                key,
+                o.theta.to_string(),
+                format!("sliding_attention rope_theta {}", n.theta),
+            ));
         }
     }
     Ok(new)
@@ -451,12 +485,18 @@ fn scaling(
 ) -> Result<RopeScaling, ModelError> {
     let kind = match (o.get("rope_type"), o.get("type")) {
         (Some(a), Some(b)) if a != b => {
-            return Err(f.err(&format!("{at}.rope_type"), &format!("{a} disagrees with {at}.type {b}")))
+            return Err(f.err(
+                &format!("{at}.rope_type"),
+                &format!("{a} disagrees with {at}.type {b}"),
+            ))
         }
         (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => s.as_str(),
         (None, None) => "default",
         (Some(v), _) | (_, Some(v)) => {
-            return Err(f.err(&format!("{at}.rope_type"), &format!("expected a string, got {}", short(v))))
+            return Err(f.err(
+                &format!("{at}.rope_type"),
+                &format!("expected a string, got {}", short(v)),
+            ))
         }
     };
     let allowed = allowed_keys(kind).ok_or_else(|| {
@@ -465,10 +505,12 @@ fn scaling(
             &format!("unsupported rope type {kind:?} (supported: {SUPPORTED})"),
         )
     })?;
-    if let Some((k, v)) = o
-        .iter()
-        .find(|(k, v)| !v.is_null() && k.as_str() != "rope_type" && k.as_str() != "type" && !allowed.contains(&k.as_str()))
-    {
+    if let Some((k, v)) = o.iter().find(|(k, v)| {
+        !v.is_null()
+            && k.as_str() != "rope_type"
+            && k.as_str() != "type"
+            && !allowed.contains(&k.as_str())
+    }) {
         return Err(f.err(
             &format!("{at}.{k}"),
             &format!("= {}: not a setting of rope type {kind:?}, and headhunt does not know what it changes", short(v)),
@@ -482,7 +524,9 @@ fn scaling(
     };
     Ok(match kind {
         "default" => RopeScaling::None,
-        "linear" => RopeScaling::Linear { factor: s.req("factor")? },
+        "linear" => RopeScaling::Linear {
+            factor: s.req("factor")?,
+        },
         "dynamic" => RopeScaling::Dynamic {
             factor: s.req("factor")?,
             max_position_embeddings: max_pos as f64,
@@ -501,18 +545,31 @@ fn scaling(
 
 fn yarn(s: &Scope, orig: f64) -> Result<RopeScaling, ModelError> {
     let factor = s.req("factor")?;
-    let mscale_of = |scale: f64, m: f64| if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 };
+    let mscale_of = |scale: f64, m: f64| {
+        if scale <= 1.0 {
+            1.0
+        } else {
+            0.1 * m * scale.ln() + 1.0
+        }
+    };
     let attention_factor = match s.opt("attention_factor")? {
         Some(a) => a,
         None => match (s.opt("mscale")?, s.opt("mscale_all_dim")?) {
-            (Some(m), Some(all)) if m != 0.0 && all != 0.0 => mscale_of(factor, m) / mscale_of(factor, all),
+            (Some(m), Some(all)) if m != 0.0 && all != 0.0 => {
+                mscale_of(factor, m) / mscale_of(factor, all)
+            }
             _ => mscale_of(factor, 1.0),
         },
     };
     let truncate = match s.o.get("truncate").filter(|v| !v.is_null()) {
         None => true,
         Some(Value::Bool(b)) => *b,
-        Some(v) => return Err(s.f.err(&format!("{}.truncate", s.at), &format!("expected true or false, got {}", short(v)))),
+        Some(v) => {
+            return Err(s.f.err(
+                &format!("{}.truncate", s.at),
+                &format!("expected true or false, got {}", short(v)),
+            ))
+        }
     };
     // `beta_fast or 32`: transformers treats 0 like a missing value.
     let or = |x: Option<f64>, d: f64| x.filter(|v| *v != 0.0).unwrap_or(d);
@@ -529,10 +586,20 @@ fn yarn(s: &Scope, orig: f64) -> Result<RopeScaling, ModelError> {
 fn longrope(s: &Scope, orig: f64, max_pos: usize) -> Result<RopeScaling, ModelError> {
     let list = |k: &str| -> Result<Vec<f64>, ModelError> {
         let key = format!("{}.{k}", s.at);
-        let v = s.o.get(k).filter(|v| !v.is_null()).ok_or_else(|| s.f.err(&key, "missing (expected a list of numbers)"))?;
-        let xs: Option<Vec<f64>> = v.as_array().and_then(|a| a.iter().map(|x| x.as_f64()).collect());
+        let v =
+            s.o.get(k)
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| s.f.err(&key, "missing (expected a list of numbers)"))?;
+        let xs: Option<Vec<f64>> = v
+            .as_array()
+            .and_then(|a| a.iter().map(|x| x.as_f64()).collect());
         // Their length is checked against the rotated dims in `ModelConfig::validate`.
-        xs.ok_or_else(|| s.f.err(&key, &format!("expected a list of numbers, got {}", short(v))))
+        xs.ok_or_else(|| {
+            s.f.err(
+                &key,
+                &format!("expected a list of numbers, got {}", short(v)),
+            )
+        })
     };
     let factor = s.opt("factor")?.unwrap_or(max_pos as f64 / orig);
     let attention_factor = match s.opt("attention_factor")? {
@@ -563,8 +630,10 @@ impl Scope<'_> {
         }
     }
     fn req(&self, k: &str) -> Result<f64, ModelError> {
-        self.opt(k)?
-            .ok_or_else(|| self.f.err(&format!("{}.{k}", self.at), "missing (expected a number)"))
+        self.opt(k)?.ok_or_else(|| {
+            self.f
+                .err(&format!("{}.{k}", self.at), "missing (expected a number)")
+        })
     }
 }
 

@@ -449,13 +449,8 @@ pub fn load_with_progress(
     if spec.ends_with(".gguf")
         || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec)))
     {
-        let (model, tok) = super::gguf::load_with_progress(
-            Path::new(spec),
-            opts,
-            device,
-            dtype,
-            progress,
-        )?;
+        let (model, tok) =
+            super::gguf::load_with_progress(Path::new(spec), opts, device, dtype, progress)?;
         return Ok(LoadedModel {
             model,
             tokenizer: tok,
@@ -497,7 +492,11 @@ pub fn load_with_progress(
 /// the model's embedding rows (another model's vocabulary), a BOS its post-processor adds that
 /// is not the config's, or config BOS/EOS ids that are not special tokens of the tokenizer, or
 /// a PAD id outside it. Such a pair runs, and scores the wrong tokens with confidence.
-pub fn check_tokenizer(cfg: &ModelConfig, tok: &Tokenizer, config_file: &str) -> Result<(), ModelError> {
+pub fn check_tokenizer(
+    cfg: &ModelConfig,
+    tok: &Tokenizer,
+    config_file: &str,
+) -> Result<(), ModelError> {
     let refuse = |what: String| {
         Err(ModelError::Invalid(format!(
             "tokenizer {} does not belong to the model of {config_file}: {what}",
@@ -527,7 +526,9 @@ pub fn check_tokenizer(cfg: &ModelConfig, tok: &Tokenizer, config_file: &str) ->
                 true => "no token of the tokenizer".to_string(),
                 false => format!("{:?}, an ordinary text token there", tok.token_text(id)),
             };
-            return refuse(format!("the config's {field} {id} is {what}, not a special token"));
+            return refuse(format!(
+                "the config's {field} {id} is {what}, not a special token"
+            ));
         }
     }
     match cfg.pad_token_id {
@@ -559,7 +560,14 @@ mod tests {
 
     #[test]
     fn paths_never_go_to_the_hub() {
-        for spec in ["./m", "../m/x", "/abs/m", "~/m", "a/b/c", "src/model-that-is-not-here"] {
+        for spec in [
+            "./m",
+            "../m/x",
+            "/abs/m",
+            "~/m",
+            "a/b/c",
+            "src/model-that-is-not-here",
+        ] {
             assert!(looks_like_path(spec), "{spec}");
             match resolve(spec) {
                 Err(ModelError::NotFound(m)) => assert!(m.contains(spec), "{m}"),

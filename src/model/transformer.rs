@@ -352,7 +352,11 @@ impl Model {
                 for p in start..start + len {
                     for &f in &inv {
                         let a = p as f32 * f;
-                        v.push(if cos { a.cos() * scale } else { a.sin() * scale });
+                        v.push(if cos {
+                            a.cos() * scale
+                        } else {
+                            a.sin() * scale
+                        });
                     }
                 }
                 Ok(Tensor::from_vec(v, (len, half), &self.device)?.to_dtype(self.dtype)?)

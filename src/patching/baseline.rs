@@ -68,7 +68,10 @@ impl LowAccuracy {
     pub fn message(&self, answer_token_fix: &str) -> String {
         let mut fixes = Vec::new();
         if !self.answer.starts_with([' ', '\n', '\t']) && self.predicted.starts_with(' ') {
-            fixes.push(format!("a leading space in the answers (\" {}\")", self.answer));
+            fixes.push(format!(
+                "a leading space in the answers (\" {}\")",
+                self.answer
+            ));
         }
         if self.multi_token {
             fixes.push(answer_token_fix.to_string());

@@ -7,8 +7,8 @@
 //! r = (LD_p - LD_c) / (LD_c - LD_n).
 
 pub mod accuracy;
-pub mod baseline;
 pub mod attention;
+pub mod baseline;
 pub mod batch;
 mod error;
 pub mod fast;

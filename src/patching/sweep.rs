@@ -272,7 +272,10 @@ fn run_layer_outer(
         .map(|b| batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut base = Baselines::new(pairs.len());
-    batches.iter().zip(&caches).for_each(|(b, c)| base.add(b, c));
+    batches
+        .iter()
+        .zip(&caches)
+        .for_each(|(b, c)| base.add(b, c));
     let n = pairs.len() as f64;
     let cache_seconds = started.elapsed().as_secs_f64();
     observer.event(&baselines_event(&base, pairs.len(), cache_seconds));

@@ -416,7 +416,9 @@ impl State {
             .map(|p| Some((p.on_normal, p.on_contrast)))
             .collect();
         let multi = !tok.multi_token_answers.is_empty();
-        if let Some(low) = crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, &top, multi) {
+        if let Some(low) =
+            crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, &top, multi)
+        {
             warnings.push(low.message(EXPLORER_WORDS.answer_token_first));
         }
         sink.send(Event::Evaluated {

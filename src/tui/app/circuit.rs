@@ -373,7 +373,10 @@ impl App {
                     seconds: job.started.elapsed().as_secs_f64(),
                     group: job.group,
                     baseline_accuracy: data.eval.as_ref().map(|e| e.baseline_accuracy()),
-                    warnings: data.eval.as_ref().map_or(Vec::new(), |e| e.warnings.clone()),
+                    warnings: data
+                        .eval
+                        .as_ref()
+                        .map_or(Vec::new(), |e| e.warnings.clone()),
                 };
                 let file = AnalysisFile::from_report(&report, &meta);
                 let done = file.common().complete;
