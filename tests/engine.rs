@@ -25,15 +25,6 @@ fn expected(name: &str) -> (serde_json::Value, std::collections::HashMap<String,
     (meta, tensors)
 }
 
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 #[test]
 fn logits_match_transformers_on_every_fixture() {
     for name in ALL_FIXTURES {

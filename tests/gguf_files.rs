@@ -187,15 +187,6 @@ fn gguf_of(name: &str, tag: &str) -> PathBuf {
     p
 }
 
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 /// Every fixture that llama.cpp's converter can express (not tiny-mistral: llama.cpp writes
 /// Mistral as `llama` and has no sliding window for it).
 const GGUF_FIXTURES: &[&str] = &[

@@ -13,8 +13,9 @@
 //! absent (CI) its test prints SKIPPED and passes.
 
 mod common;
+use common::flat;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -53,15 +54,6 @@ fn model_file(name: &str) -> Option<PathBuf> {
 fn qwen_tokenizer() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/models/qwen2.5-coder-0.5b-instruct/tokenizer.json")
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 struct Expect {

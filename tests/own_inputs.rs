@@ -330,18 +330,14 @@ fn answers_the_model_never_predicts_are_warned_about_and_recorded() {
 /// The explorer's data load goes through the same check and shows the same warnings.
 #[test]
 fn the_explorer_gets_the_same_warnings() {
-    use headhunt::worker::{Event, Job, ModelRequest, Worker};
+    use headhunt::worker::{Event, Job, Worker};
     let dir = temp_dir("explorer-answers");
     let data = pairs_file(&dir, "names.jsonl", ("lisa", "mary"));
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = Worker::spawn(tx);
-    worker.submit(Job::LoadModel(ModelRequest {
-        model: fixture("tiny-llama").to_str().unwrap().into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        allow_unknown_config_keys: false,
-    }));
+    worker.submit(Job::LoadModel(cpu_model_request(
+        fixture("tiny-llama").to_str().unwrap(),
+    )));
     worker.submit(Job::LoadData(headhunt::data::DataSpec::new(
         data,
         headhunt::data::TaskKind::Pairs,
@@ -373,23 +369,8 @@ fn no_leading_space_on_a_real_model_names_the_sub_token() {
         return;
     };
     let dir = temp_dir("smol-lisa");
-    let mut lines = String::new();
-    for (a, b) in [
-        ("Lisa", "Mary"),
-        ("John", "Paul"),
-        ("Anna", "Kate"),
-        ("Tom", "Mark"),
-    ] {
-        let row = serde_json::json!({
-            "normal_input": format!("When {a} and {b} went to the store, {b} gave a drink to"),
-            "normal_output": a,
-            "contrast_input": format!("When {a} and {b} went to the store, {a} gave a drink to"),
-            "contrast_output": b,
-        });
-        lines.push_str(&format!("{row}\n"));
-    }
-    let data = dir.join("ioi.jsonl");
-    std::fs::write(&data, lines).unwrap();
+    // The README's example: IOI prompts whose answers lack their leading space.
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ioi_names.jsonl");
     let out = dir.join("r.json");
     let (code, _, err) = headhunt(&[
         "patch",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use common::*;
 use headhunt::model::{self, ModelConfig, ModelError};
 use std::path::PathBuf;
@@ -27,15 +27,6 @@ fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/rope")
         .join(name)
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 /// The largest |logit − transformers' logit| over the four reference texts, every position.
@@ -122,14 +113,22 @@ fn edited(
     ModelConfig::from_json(&v, "cfg.json")
 }
 
+/// The error of reading the fixture's config changed by `edit` (it must be refused).
+fn refused(
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> String {
+    edited(name, edit)
+        .expect_err("the edited config must be refused")
+        .to_string()
+}
+
 #[test]
 fn an_unknown_numeric_key_is_refused_with_its_name() {
     for name in ["qwen2-tf5", "llama3-rope-tf4", "gemma3-tf5"] {
-        let e = edited(name, |o| {
+        let e = refused(name, |o| {
             o.insert("attn_temperature".into(), 0.7.into());
-        })
-        .unwrap_err()
-        .to_string();
+        });
         assert!(
             e.contains("cfg.json") && e.contains("`attn_temperature`") && e.contains("0.7"),
             "{e}"
@@ -157,51 +156,39 @@ fn rope_keys_in_both_layouts_must_agree() {
         o.insert("rope_theta".into(), 1000000.0.into());
     })
     .unwrap();
-    let e = edited("qwen2-tf5", |o| {
+    let e = refused("qwen2-tf5", |o| {
         o.insert("rope_theta".into(), 10000.0.into());
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(
         e.contains("`rope_theta`") && e.contains("rope_parameters"),
         "{e}"
     );
-    let e = edited("llama3-rope-tf5", |o| {
+    let e = refused("llama3-rope-tf5", |o| {
         o.insert(
             "rope_scaling".into(),
             serde_json::json!({"rope_type": "linear", "factor": 8.0}),
         );
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(e.contains("`rope_scaling`"), "{e}");
-    let e = edited("gemma3-tf5", |o| {
+    let e = refused("gemma3-tf5", |o| {
         o.insert("rope_local_base_freq".into(), 20000.0.into());
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(e.contains("`rope_local_base_freq`"), "{e}");
 }
 
 #[test]
 fn a_rope_setting_headhunt_does_not_know_is_refused() {
-    let e = edited("llama-yarn-tf5", |o| {
+    let e = refused("llama-yarn-tf5", |o| {
         o["rope_parameters"]["mrope_section"] = serde_json::json!([2, 2, 2]);
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(e.contains("rope_parameters.mrope_section"), "{e}");
-    let e = edited("llama-linear-tf5", |o| {
+    let e = refused("llama-linear-tf5", |o| {
         o["rope_parameters"]["rope_type"] = "proportional".into();
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(e.contains("proportional") && e.contains("supported"), "{e}");
-    let e = edited("qwen3-tf5", |o| {
+    let e = refused("qwen3-tf5", |o| {
         o["rope_parameters"]["partial_rotary_factor"] = 0.5.into();
-    })
-    .unwrap_err()
-    .to_string();
+    });
     assert!(e.contains("partial_rotary_factor"), "{e}");
 }
 

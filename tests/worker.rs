@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use headhunt::data::{DataSpec, TaskKind};
 use headhunt::patching::{self, Algorithm, PatchEvent, PatchSpec, Receiver, Silent};
-use headhunt::worker::{AttentionRequest, Event, Job, ModelRequest, PromptChoice, RunKind, Worker};
+use headhunt::worker::{AttentionRequest, Event, Job, PromptChoice, RunKind, Worker};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,13 +16,7 @@ fn next(rx: &mpsc::Receiver<Event>) -> Event {
 }
 
 fn load(worker: &Worker, rx: &mpsc::Receiver<Event>, model: &str, data: DataSpec) {
-    worker.submit(Job::LoadModel(ModelRequest {
-        model: model.into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        allow_unknown_config_keys: false,
-    }));
+    worker.submit(Job::LoadModel(cpu_model_request(model)));
     worker.submit(Job::LoadData(data));
     let mut progress = 0;
     loop {
@@ -191,13 +185,9 @@ fn data_longer_than_the_model_positions_is_an_error_event() {
     spec.shots = 32;
     spec.offset = 1;
     spec.examples = Some(2);
-    worker.submit(Job::LoadModel(ModelRequest {
-        model: headhunt::demo::model_dir().display().to_string(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        allow_unknown_config_keys: false,
-    }));
+    worker.submit(Job::LoadModel(cpu_model_request(
+        &headhunt::demo::model_dir().display().to_string(),
+    )));
     worker.submit(Job::LoadData(spec));
     loop {
         match next(&rx) {

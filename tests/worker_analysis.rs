@@ -14,8 +14,7 @@ use headhunt::analysis::function_vectors::{function_vectors, FvOptions};
 use headhunt::analysis::positions::PositionSet;
 use headhunt::data::{load_and_tokenize, token_roles, DataSpec, TaskKind};
 use headhunt::worker::{
-    AblationRequest, AnalysisReport, CircuitRequest, Event, FvRequest, GroupSpec, Job,
-    ModelRequest, Worker,
+    AblationRequest, AnalysisReport, CircuitRequest, Event, FvRequest, GroupSpec, Job, Worker,
 };
 
 fn next(rx: &mpsc::Receiver<Event>) -> Event {
@@ -35,13 +34,9 @@ fn spec() -> DataSpec {
 fn start() -> (Worker, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel();
     let worker = Worker::spawn(tx);
-    worker.submit(Job::LoadModel(ModelRequest {
-        model: fixture("tiny-llama").to_str().unwrap().into(),
-        tokenizer: None,
-        device: "cpu".into(),
-        dtype: None,
-        allow_unknown_config_keys: false,
-    }));
+    worker.submit(Job::LoadModel(cpu_model_request(
+        fixture("tiny-llama").to_str().unwrap(),
+    )));
     worker.submit(Job::LoadData(spec()));
     loop {
         match next(&rx) {

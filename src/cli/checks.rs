@@ -43,31 +43,23 @@ pub fn check_prompt(lm: &LoadedModel, ids: &[u32], what: &str) -> Result<()> {
     }
 }
 
-/// What the baseline check found: printed before the command's own output, recorded in its
-/// result file.
-pub struct Baseline {
-    pub accuracy: crate::patching::baseline::BaselineAccuracy,
-    /// The low-accuracy warning, as printed (`None` when the model predicts the answers).
-    pub warning: Option<String>,
-}
+/// What the baseline check found (`patching::baseline::check`): printed before the command's
+/// own output, recorded in its result file.
+pub type Baseline = crate::patching::baseline::Check;
 
-/// The baseline check of every command that scores answers: the unpatched runs' top tokens
-/// against the scored answers (`top`: per example, normal and contrast), printed, with the
-/// warning of `patching::baseline` when they are rarely the same.
+/// The baseline check of every command that scores answers (`top`: per example, the unpatched
+/// normal and contrast runs' top tokens), printed with its warning.
 pub fn baseline(lm: &LoadedModel, tok: &Tokenized, top: &[Option<(u32, u32)>]) -> Option<Baseline> {
-    let accuracy = crate::patching::baseline::BaselineAccuracy::of(&tok.pairs, top)?;
+    let b = crate::patching::baseline::check(&lm.tokenizer, tok, top, WORDS.answer_token_first)?;
     let _ = writeln!(
         std::io::stderr(),
         "baseline accuracy: normal {:.2}, contrast {:.2} (examples whose unpatched run's top next token is the scored answer)",
-        accuracy.normal, accuracy.contrast
+        b.accuracy.normal, b.accuracy.contrast
     );
-    let multi = !tok.multi_token_answers.is_empty();
-    let warning = crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, top, multi)
-        .map(|low| low.message(WORDS.answer_token_first));
-    if let Some(w) = &warning {
+    if let Some(w) = &b.warning {
         warn(w);
     }
-    Some(Baseline { accuracy, warning })
+    Some(b)
 }
 
 /// [`baseline`] for commands whose own work does not run the unpatched prompts: two forward
@@ -83,10 +75,5 @@ pub fn evaluate_baseline(lm: &LoadedModel, tok: &Tokenized, batch_size: usize) -
             crate::model::source::dtype_name(lm.model.dtype)
         );
     }
-    let top: Vec<Option<(u32, u32)>> = acc
-        .predictions
-        .iter()
-        .map(|p| Some((p.on_normal, p.on_contrast)))
-        .collect();
-    baseline(lm, tok, &top).ok_or_else(|| anyhow::anyhow!("no examples to evaluate"))
+    baseline(lm, tok, &acc.top_tokens()).ok_or_else(|| anyhow::anyhow!("no examples to evaluate"))
 }

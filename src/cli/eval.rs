@@ -82,12 +82,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let acc = evaluate(&lm.model, &tokenized.pairs, a.batch_size)?;
-    let top: Vec<Option<(u32, u32)>> = acc
-        .predictions
-        .iter()
-        .map(|p| Some((p.on_normal, p.on_contrast)))
-        .collect();
-    super::checks::baseline(&lm, &tokenized, &top);
+    super::checks::baseline(&lm, &tokenized, &acc.top_tokens());
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&acc)?);

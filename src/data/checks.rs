@@ -70,18 +70,12 @@ pub fn load_checked(
     )
     .map_err(|e| e.with_file(&spec.file))?;
     check_tokenized(lm, &tok, &file)?;
-    if tok.pairs.is_empty() {
-        return Err(DataError::AllSkipped {
-            file,
-            skipped: tok.skipped.len(),
-        });
-    }
     let warnings = warnings(lm, &tok, spec, &file, words);
     Ok(Checked { tok, warnings })
 }
 
 /// Every example's prompts and answer tokens fit the model.
-pub fn check_tokenized(lm: &LoadedModel, tok: &Tokenized, file: &str) -> Result<(), DataError> {
+fn check_tokenized(lm: &LoadedModel, tok: &Tokenized, file: &str) -> Result<(), DataError> {
     for p in &tok.pairs {
         let answers = [p.normal_answer, p.contrast_answer];
         for ids in [&p.normal_ids[..], &p.contrast_ids[..], &answers[..]] {

@@ -6,7 +6,7 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DataError {
     /// An example the loaded model cannot run: more tokens than its positions, token ids past
-    /// its vocabulary (`line` 0: the whole file).
+    /// its vocabulary.
     #[error("{}: {why}", at(.file, *.line))]
     Misfit {
         file: String,

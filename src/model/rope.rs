@@ -241,11 +241,11 @@ const LAYER_TYPES: [&str; 2] = ["full_attention", "sliding_attention"];
 /// default to it, as in transformers).
 pub fn read(f: &Fields, keys: &RopeKeys, max_pos: usize) -> Result<RopeSet, ModelError> {
     let top_orig = f.opt_f64("original_max_position_embeddings")?;
-    let max_pos = Lengths {
+    let len = Lengths {
         max_pos,
         top_original: top_orig,
     };
-    let old = read_old(f, keys, max_pos)?;
+    let old = read_old(f, keys, len)?;
     let Some(params) = f.get("rope_parameters") else {
         return Ok(old);
     };
@@ -255,73 +255,72 @@ pub fn read(f: &Fields, keys: &RopeKeys, max_pos: usize) -> Result<RopeSet, Mode
             &format!("expected an object, got {}", short(params)),
         )
     })?;
-    let nested = obj.keys().any(|k| LAYER_TYPES.contains(&k.as_str()));
-    let new = if nested {
-        if let Some(k) = obj.keys().find(|k| !LAYER_TYPES.contains(&k.as_str())) {
-            return Err(f.err(
-                &format!("rope_parameters.{k}"),
-                "unknown layer type (expected full_attention or sliding_attention)",
-            ));
-        }
-        let part = |t: &str,
-                    default_theta: f64|
-         -> Result<Option<(RopeConfig, Option<f64>)>, ModelError> {
-            match obj.get(t).filter(|v| !v.is_null()) {
-                None => Ok(None),
-                Some(v) => one(
-                    f,
-                    &format!("rope_parameters.{t}"),
-                    v,
-                    default_theta,
-                    max_pos,
-                )
-                .map(Some),
-            }
-        };
-        let global = part("full_attention", keys.default_theta)?;
-        let local_default = keys.local.map_or(keys.default_theta, |(_, d)| d);
-        let local = part("sliding_attention", local_default)?;
-        let partial = global
-            .as_ref()
-            .and_then(|g| g.1)
-            .or(local.as_ref().and_then(|l| l.1));
-        let global = global.map_or_else(|| RopeConfig::plain(keys.default_theta), |g| g.0);
-        let local = match (keys.local, local) {
-            (Some(_), l) => Some(l.map_or_else(|| RopeConfig::plain(local_default), |l| l.0)),
-            // One rope for every layer, written twice.
-            (None, Some(l)) if l.0 == global => None,
-            (None, Some(_)) => {
-                return Err(f.err(
-                    "rope_parameters.sliding_attention",
-                    "differs from full_attention, but this family has one rope for every layer",
-                ))
-            }
-            (None, None) => None,
-        };
-        RopeSet {
-            global,
-            local,
-            partial_rotary_factor: partial,
-        }
+    let new = if obj.keys().any(|k| LAYER_TYPES.contains(&k.as_str())) {
+        read_nested(f, keys, obj, len)?
     } else {
-        let (global, partial) = one(f, "rope_parameters", params, keys.default_theta, max_pos)?;
+        let (global, partial) = one(f, "rope_parameters", params, keys.default_theta, len)?;
         RopeSet {
             global,
             local: keys.local.map(|(_, d)| RopeConfig::plain(d)),
             partial_rotary_factor: partial,
         }
     };
-    let new = agree(f, keys, &old, new)?;
-    with_top_original(f, new, top_orig)
+    check_top_original(f, top_orig)?;
+    agree(f, keys, &old, new)
+}
+
+/// `rope_parameters` nested per layer type (`full_attention`, `sliding_attention`): the
+/// sliding rope is a family's own (Gemma-3) or must equal the full one.
+fn read_nested(
+    f: &Fields,
+    keys: &RopeKeys,
+    obj: &Map<String, Value>,
+    len: Lengths,
+) -> Result<RopeSet, ModelError> {
+    if let Some(k) = obj.keys().find(|k| !LAYER_TYPES.contains(&k.as_str())) {
+        return Err(f.err(
+            &format!("rope_parameters.{k}"),
+            "unknown layer type (expected full_attention or sliding_attention)",
+        ));
+    }
+    let part = |t: &str, default_theta: f64| match obj.get(t).filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => one(f, &format!("rope_parameters.{t}"), v, default_theta, len).map(Some),
+    };
+    let global = part("full_attention", keys.default_theta)?;
+    let local_default = keys.local.map_or(keys.default_theta, |(_, d)| d);
+    let local = part("sliding_attention", local_default)?;
+    let partial = global
+        .as_ref()
+        .and_then(|g| g.1)
+        .or(local.as_ref().and_then(|l| l.1));
+    let global = global.map_or_else(|| RopeConfig::plain(keys.default_theta), |g| g.0);
+    let local = match (keys.local, local) {
+        (Some(_), l) => Some(l.map_or_else(|| RopeConfig::plain(local_default), |l| l.0)),
+        // One rope for every layer, written twice.
+        (None, Some(l)) if l.0 == global => None,
+        (None, Some(_)) => {
+            return Err(f.err(
+                "rope_parameters.sliding_attention",
+                "differs from full_attention, but this family has one rope for every layer",
+            ))
+        }
+        (None, None) => None,
+    };
+    Ok(RopeSet {
+        global,
+        local,
+        partial_rotary_factor: partial,
+    })
 }
 
 /// A top-level `original_max_position_embeddings` (the Phi-3 layout, which transformers 4
 /// needs for longrope) is the original length of llama3, yarn and longrope rope in both
-/// versions, and gives longrope's factor when it has none. A rope object that says otherwise
-/// is an error: the two versions would compute different frequencies.
-fn with_top_original(f: &Fields, set: RopeSet, top: Option<f64>) -> Result<RopeSet, ModelError> {
+/// versions (`Lengths`), and gives longrope's factor when it has none. A rope object that says
+/// otherwise is an error: the two versions would compute different frequencies.
+fn check_top_original(f: &Fields, top: Option<f64>) -> Result<(), ModelError> {
     let Some(top) = top else {
-        return Ok(set);
+        return Ok(());
     };
     let explicit = |at: &str| -> Option<f64> {
         let v = f.get(at)?;
@@ -329,16 +328,15 @@ fn with_top_original(f: &Fields, set: RopeSet, top: Option<f64>) -> Result<RopeS
         o.get("original_max_position_embeddings")
             .and_then(|x| x.as_f64())
     };
-    let inner = explicit("rope_parameters").or(explicit("rope_scaling"));
-    if let Some(x) = inner.filter(|x| *x != top) {
-        return Err(f.err(
+    match explicit("rope_parameters").or(explicit("rope_scaling")) {
+        Some(x) if x != top => Err(f.err(
             "original_max_position_embeddings",
             &format!(
                 "{top} disagrees with the rope settings' original_max_position_embeddings {x}"
             ),
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(set)
 }
 
 /// The lengths rope settings default to: `max_position_embeddings`, and a top-level
@@ -350,7 +348,7 @@ struct Lengths {
 }
 
 /// The settings of the old top-level keys (transformers < 5).
-fn read_old(f: &Fields, keys: &RopeKeys, max_pos: Lengths) -> Result<RopeSet, ModelError> {
+fn read_old(f: &Fields, keys: &RopeKeys, len: Lengths) -> Result<RopeSet, ModelError> {
     let theta = f.opt_f64(keys.theta_key)?.unwrap_or(keys.default_theta);
     let scaling = match f.get("rope_scaling") {
         None => RopeScaling::None,
@@ -361,7 +359,7 @@ fn read_old(f: &Fields, keys: &RopeKeys, max_pos: Lengths) -> Result<RopeSet, Mo
                     &format!("expected an object or null, got {}", short(v)),
                 )
             })?;
-            scaling(f, "rope_scaling", obj, max_pos)?
+            scaling(f, "rope_scaling", obj, len)?
         }
     };
     let local = match keys.local {
@@ -419,7 +417,7 @@ fn one(
     at: &str,
     v: &Value,
     default_theta: f64,
-    max_pos: Lengths,
+    len: Lengths,
 ) -> Result<(RopeConfig, Option<f64>), ModelError> {
     let obj = v
         .as_object()
@@ -435,7 +433,7 @@ fn one(
     let mut rest = obj.clone();
     rest.remove("rope_theta");
     rest.remove("partial_rotary_factor");
-    let scaling = scaling(f, at, &rest, max_pos)?;
+    let scaling = scaling(f, at, &rest, len)?;
     Ok((RopeConfig { theta, scaling }, partial))
 }
 

@@ -49,6 +49,15 @@ pub struct Accuracy {
 }
 
 impl Accuracy {
+    /// Per example, the top next token of its normal and contrast run (the input of
+    /// `baseline::check`).
+    pub fn top_tokens(&self) -> Vec<Option<(u32, u32)>> {
+        self.predictions
+            .iter()
+            .map(|p| Some((p.on_normal, p.on_contrast)))
+            .collect()
+    }
+
     pub fn rate(&self, count: usize) -> f64 {
         if self.n == 0 {
             0.0
@@ -106,17 +115,19 @@ pub fn evaluate(
     preds.sort_by_key(|p| p.index);
     let n = preds.len();
     let count = |f: &dyn Fn(&Prediction) -> bool| preds.iter().filter(|p| f(p)).count();
-    let rate = |k: usize| k as f64 / n.max(1) as f64;
+    let normal_ok = count(&|p| p.on_normal == p.normal_answer);
+    let contrast_ok = count(&|p| p.on_contrast == p.contrast_answer);
     Ok(Accuracy {
-        baseline_accuracy: super::baseline::BaselineAccuracy {
-            normal: rate(count(&|p| p.on_normal == p.normal_answer)),
-            contrast: rate(count(&|p| p.on_contrast == p.contrast_answer)),
-        },
+        baseline_accuracy: super::baseline::BaselineAccuracy::from_counts(
+            n,
+            normal_ok,
+            contrast_ok,
+        ),
         n,
-        normal_prompt_normal_answer: count(&|p| p.on_normal == p.normal_answer),
+        normal_prompt_normal_answer: normal_ok,
         normal_prompt_contrast_answer: count(&|p| p.on_normal == p.contrast_answer),
         contrast_prompt_normal_answer: count(&|p| p.on_contrast == p.normal_answer),
-        contrast_prompt_contrast_answer: count(&|p| p.on_contrast == p.contrast_answer),
+        contrast_prompt_contrast_answer: contrast_ok,
         mean_ld_normal: preds.iter().map(|p| p.ld_normal as f64).sum::<f64>() / n.max(1) as f64,
         mean_ld_contrast: preds.iter().map(|p| p.ld_contrast as f64).sum::<f64>() / n.max(1) as f64,
         predictions: preds,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::data::TokenizedPair;
+use crate::data::{Tokenized, TokenizedPair};
 use crate::model::tokenizer::printable;
 use crate::model::Tokenizer;
 
@@ -41,6 +41,15 @@ impl BaselineAccuracy {
             normal: hits(&|p, t| t.0 == p.normal_answer),
             contrast: hits(&|p, t| t.1 == p.contrast_answer),
         })
+    }
+
+    /// From counts of `n` examples (the explorer's and `eval`'s evaluation).
+    pub fn from_counts(n: usize, normal_ok: usize, contrast_ok: usize) -> Self {
+        let n = n.max(1) as f64;
+        BaselineAccuracy {
+            normal: normal_ok as f64 / n,
+            contrast: contrast_ok as f64 / n,
+        }
     }
 
     pub fn is_low(&self) -> bool {
@@ -92,6 +101,29 @@ impl LowAccuracy {
             fixes.join(", or ")
         )
     }
+}
+
+/// The baseline check every command that scores answers makes, and what it found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub accuracy: BaselineAccuracy,
+    /// The low-accuracy warning (`None` when the model predicts the answers).
+    pub warning: Option<String>,
+}
+
+/// The accuracy of the unpatched runs' `top` tokens on `tok`, and when it is low the warning,
+/// worded with `answer_token_fix` (see [`LowAccuracy::message`]). `None` when no example ran.
+pub fn check(
+    tokenizer: &Tokenizer,
+    tok: &Tokenized,
+    top: &[Option<(u32, u32)>],
+    answer_token_fix: &str,
+) -> Option<Check> {
+    let accuracy = BaselineAccuracy::of(&tok.pairs, top)?;
+    let multi = !tok.multi_token_answers.is_empty();
+    let warning =
+        low_accuracy(tokenizer, &tok.pairs, top, multi).map(|l| l.message(answer_token_fix));
+    Some(Check { accuracy, warning })
 }
 
 /// The warning's facts when the accuracy is low (see [`BaselineAccuracy::is_low`]).

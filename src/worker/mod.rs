@@ -410,17 +410,14 @@ impl State {
         });
         let started = Instant::now();
         let acc = crate::patching::accuracy::evaluate(&lm.model, &tok.pairs, 16)?;
-        let top: Vec<Option<(u32, u32)>> = acc
-            .predictions
-            .iter()
-            .map(|p| Some((p.on_normal, p.on_contrast)))
-            .collect();
-        let multi = !tok.multi_token_answers.is_empty();
-        if let Some(low) =
-            crate::patching::baseline::low_accuracy(&lm.tokenizer, &tok.pairs, &top, multi)
-        {
-            warnings.push(low.message(EXPLORER_WORDS.answer_token_first));
-        }
+        let top = acc.top_tokens();
+        let base = crate::patching::baseline::check(
+            &lm.tokenizer,
+            &tok,
+            &top,
+            EXPLORER_WORDS.answer_token_first,
+        );
+        warnings.extend(base.and_then(|b| b.warning));
         sink.send(Event::Evaluated {
             id,
             n: acc.n,

@@ -64,6 +64,27 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// A tensor's values as f32, flattened.
+pub fn flat(t: &candle_core::Tensor) -> Vec<f32> {
+    t.to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// The worker's request for a model on the CPU, in its own dtype, with its own tokenizer.
+pub fn cpu_model_request(model: &str) -> headhunt::worker::ModelRequest {
+    headhunt::worker::ModelRequest {
+        model: model.into(),
+        tokenizer: None,
+        device: "cpu".into(),
+        dtype: None,
+        allow_unknown_config_keys: false,
+    }
+}
+
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter()

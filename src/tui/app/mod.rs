@@ -165,11 +165,11 @@ pub struct Evaluation {
 impl Evaluation {
     /// The fraction of prompts whose top token is the scored answer, per side.
     pub fn baseline_accuracy(&self) -> crate::patching::baseline::BaselineAccuracy {
-        let n = self.n.max(1) as f64;
-        crate::patching::baseline::BaselineAccuracy {
-            normal: self.normal_ok as f64 / n,
-            contrast: self.contrast_ok as f64 / n,
-        }
+        crate::patching::baseline::BaselineAccuracy::from_counts(
+            self.n,
+            self.normal_ok,
+            self.contrast_ok,
+        )
     }
 
     /// One line: baselines and how often each prompt gets its answer.
