@@ -8,6 +8,16 @@ use std::path::PathBuf;
 use crate::model::source::{dtype_name, parse_device, parse_dtype};
 use crate::model::tokenizer::printable;
 
+/// `out!(report, "...")`: a line of a command's stdout, gathered in its `output::Report` until
+/// its files are saved (see `output`).
+macro_rules! out {
+    ($r:expr) => {{ $r.text.push('\n'); }};
+    ($r:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($r.text, $($t)*);
+    }};
+}
+
 pub mod ablate;
 pub mod attention;
 pub mod bench;
@@ -17,6 +27,7 @@ pub mod circuit;
 pub mod data;
 pub mod eval;
 pub mod fv;
+pub mod output;
 pub mod patch;
 pub mod plot;
 pub mod show;
@@ -171,7 +182,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => patch::EXIT_BROKEN_PIPE,
+        Err(e) if is_broken_pipe(&e) => output::EXIT_BROKEN_PIPE,
         Err(e) => {
             use std::io::Write as _;
             let _ = writeln!(
@@ -197,19 +208,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Info(a)) => info(a).map(|_| 0),
-        Some(Command::Run(a)) => run(a).map(|_| 0),
-        Some(Command::Patch(a)) => patch::run(a),
+        // Commands that compute and save: through the one output path (`output::Report`).
+        Some(Command::Run(a)) => run(a).map(output::Report::finish),
+        Some(Command::Patch(a)) => patch::run(a).map(output::Report::finish),
         Some(Command::Show(a)) => show::run(a).map(|_| 0),
-        Some(Command::Plot(a)) => plot::run(a).map(|_| 0),
+        Some(Command::Plot(a)) => plot::run(a).map(output::Report::finish),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Eval(a)) => eval::run(a).map(|_| 0),
-        Some(Command::Attention(a)) => attention::run(a).map(|_| 0),
-        Some(Command::Data(a)) => data::run(a).map(|_| 0),
+        Some(Command::Attention(a)) => attention::run(a).map(output::Report::finish),
+        Some(Command::Data(a)) => data::run(a).map(output::Report::finish),
         Some(Command::Tui(a)) => tui::run(a),
-        Some(Command::Circuit(a)) => circuit::run(a).map(|_| 0),
-        Some(Command::Ablate(a)) => ablate::run(a).map(|_| 0),
-        Some(Command::Fv(a)) => fv::run(a).map(|_| 0),
+        Some(Command::Circuit(a)) => circuit::run(a).map(output::Report::finish),
+        Some(Command::Ablate(a)) => ablate::run(a).map(output::Report::finish),
+        Some(Command::Fv(a)) => fv::run(a).map(output::Report::finish),
         Some(Command::Open(a)) => tui::open(a),
         Some(Command::TrainDemo(a)) => train_demo::run(a),
         None => tui::run(cli.tui),
@@ -309,11 +321,10 @@ fn compact_list(items: &[String]) -> String {
     }
 }
 
-fn run(a: RunArgs) -> Result<()> {
-    if let Some(path) = &a.save_logits {
-        crate::results::preflight(path, a.force)
-            .map_err(|e| anyhow::anyhow!("--save-logits: {}", patch::word(&e)))?;
-    }
+/// The logits file is saved before anything is printed (see `output`).
+fn run(a: RunArgs) -> Result<output::Report> {
+    let planned = output::Planned::optional("--save-logits", a.save_logits.as_deref(), a.force)?;
+    let mut r = output::Report::new();
     let lm = a.model.load()?;
     checks::check_text_len(&lm, &a.prompt, "--prompt")?;
     let ids = lm.tokenizer.encode(&a.prompt)?;
@@ -325,14 +336,13 @@ fn run(a: RunArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let logits = lm.model.forward(&tokens).context("forward pass")?;
     let elapsed = started.elapsed().as_secs_f64();
-    if let Some(path) = &a.save_logits {
+    if let Some(planned) = planned {
         let all: Vec<f64> = logits
             .flatten_all()?
             .to_dtype(candle_core::DType::F64)?
             .to_vec1::<f64>()?;
         let bytes = crate::results::npy::encode_f64(&all, &[ids.len(), lm.model.cfg.vocab_size]);
-        signals::while_saving(|| crate::results::write_atomic(path, &bytes, a.force))
-            .map_err(|e| anyhow::anyhow!("--save-logits: {}", patch::word(&e)))?;
+        r.save(output::Output::new(planned, bytes));
     }
     let last = logits
         .narrow(1, ids.len() - 1, 1)?
@@ -346,9 +356,10 @@ fn run(a: RunArgs) -> Result<()> {
             dtype_name(lm.model.dtype)
         );
     }
-    println!("tokens ({}):", ids.len());
+    out!(r, "tokens ({}):", ids.len());
     for (i, id) in ids.iter().enumerate() {
-        println!(
+        out!(
+            r,
             "  {i:>4}  {id:>7}  {}",
             printable(&lm.tokenizer.token_text(*id))
         );
@@ -357,14 +368,19 @@ fn run(a: RunArgs) -> Result<()> {
     let z: f64 = last.iter().map(|&x| ((x - max) as f64).exp()).sum();
     let mut order: Vec<usize> = (0..last.len()).collect();
     order.sort_by(|&i, &j| last[j].total_cmp(&last[i]));
-    println!("next token (top {}):", a.top.min(order.len()));
-    println!(
+    out!(r, "next token (top {}):", a.top.min(order.len()));
+    out!(
+        r,
         "  {:>4}  {:>7}  {:>10}  {:>8}  text",
-        "rank", "id", "logit", "prob"
+        "rank",
+        "id",
+        "logit",
+        "prob"
     );
     for (rank, &i) in order.iter().take(a.top).enumerate() {
         let p = ((last[i] - max) as f64).exp() / z;
-        println!(
+        out!(
+            r,
             "  {:>4}  {:>7}  {:>10.4}  {:>8.4}  {}",
             rank + 1,
             i,
@@ -373,6 +389,6 @@ fn run(a: RunArgs) -> Result<()> {
             printable(&lm.tokenizer.token_text(i as u32))
         );
     }
-    println!("forward {:.3} s", elapsed);
-    Ok(())
+    out!(r, "forward {:.3} s", elapsed);
+    Ok(r)
 }

@@ -69,7 +69,7 @@ fn complete(path: &Path) -> bool {
         .complete
 }
 
-/// Every `.NAME.tmp-PID-N` under `dir`.
+/// Every temporary file (`.NAME.headhunt-tmp-PID-N`) under `dir`.
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -78,7 +78,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if e.file_type().unwrap().is_dir() {
                 stack.push(p);
-            } else if e.file_name().to_string_lossy().contains(".tmp-") {
+            } else if e.file_name().to_string_lossy().contains(".headhunt-tmp-") {
                 found.push(p);
             }
         }
@@ -347,14 +347,19 @@ fn sigterm_and_sighup_save_the_finished_rows() {
 fn stale_temporary_files_of_dead_processes_are_removed() {
     let dir = temp_dir("safe-stale");
     // PID 4194304 is above Linux's largest: that process is gone.
-    let stale = dir.join(".r.json.tmp-4194304-0");
-    std::fs::write(&stale, "half a result").unwrap();
-    let f = std::fs::File::options().write(true).open(&stale).unwrap();
-    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-        .unwrap();
+    let stale = dir.join(".r.json.headhunt-tmp-4194304-0");
+    // Another program's temporary file, named as headhunt's were before the marker: not ours.
+    let theirs = dir.join(".r.json.tmp-4194304-0");
+    for p in [&stale, &theirs] {
+        std::fs::write(p, "half a result").unwrap();
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+    }
     let o = patch(&dir.join("r.json"), &[]).output().unwrap();
     assert!(o.status.success());
     assert!(!stale.exists());
+    assert!(theirs.exists(), "a file that is not headhunt's was removed");
 }
 
 // ----- 5. train-demo -----

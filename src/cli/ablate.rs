@@ -7,8 +7,9 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use super::circuit::{check_out, heads_flag, write_json, Inputs};
-use super::{DataArgs, ModelArgs};
+use super::circuit::{heads_flag, plan_json, save_json, Inputs};
+use super::output::Report;
+use super::{signals, DataArgs, ModelArgs};
 use crate::analysis::ablation::{random_groups, task_answer_tokens, AblationRun, Ablator};
 use crate::analysis::mean_std;
 use crate::analysis::report::AblationReport;
@@ -40,8 +41,9 @@ pub struct AblateArgs {
     pub force: bool,
 }
 
-fn row(name: &str, r: &AblationRun) {
-    println!(
+fn row(o: &mut Report, name: &str, r: &AblationRun) {
+    out!(
+        o,
         "{name:<34} {:>+9.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
         r.logit_diff,
         r.acc_normal_answer,
@@ -51,8 +53,10 @@ fn row(name: &str, r: &AblationRun) {
     );
 }
 
-pub fn run(a: AblateArgs) -> Result<()> {
-    check_out(a.json.as_deref(), a.force)?;
+/// Ablates; a signal stops the random groups after the current one and what is finished is
+/// saved, marked incomplete.
+pub fn run(a: AblateArgs) -> Result<Report> {
+    let json = plan_json(a.json.as_deref(), a.force)?;
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
@@ -63,6 +67,8 @@ pub fn run(a: AblateArgs) -> Result<()> {
         Some(&inp.roles),
     )?;
     let baseline = inp.baseline(a.batch_size)?;
+    let mut o = Report::new();
+    let _honour = signals::Honour::start();
     let started = std::time::Instant::now();
     let ab = Ablator::new(
         &lm.model,
@@ -74,8 +80,9 @@ pub fn run(a: AblateArgs) -> Result<()> {
     .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
     let base = ab.ablate(&[])?;
     let run = ab.ablate(&heads)?;
-    println!("{}", inp.describe());
-    println!(
+    out!(o, "{}", inp.describe());
+    out!(
+        o,
         "accuracy on contrast prompts: argmax over {} (teacher-forced){}",
         answer_set.phrase(),
         if digits.is_some() {
@@ -84,22 +91,31 @@ pub fn run(a: AblateArgs) -> Result<()> {
             ""
         }
     );
-    println!(
+    out!(
+        o,
         "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}",
-        "heads patched from the normal run", "LD", "normal", "contr.", "n full", "c full"
+        "heads patched from the normal run",
+        "LD",
+        "normal",
+        "contr.",
+        "n full",
+        "c full"
     );
-    row("none (contrast run)", &base);
-    row(&a.heads, &run);
+    row(&mut o, "none (contrast run)", &base);
+    row(&mut o, &a.heads, &run);
     let groups = random_groups(&lm.model, a.random_groups, heads.len(), a.seed);
     let mut runs = Vec::new();
     for g in &groups {
+        if signals::received().is_some() {
+            break;
+        }
         let r = ab.ablate(g)?;
         let label = g
             .iter()
             .map(|h| format!("{}.{}", h.0, h.1))
             .collect::<Vec<_>>()
             .join(",");
-        row(&format!("random {label}"), &r);
+        row(&mut o, &format!("random {label}"), &r);
         runs.push(r);
     }
     let pick = |f: fn(&AblationRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
@@ -107,7 +123,7 @@ pub fn run(a: AblateArgs) -> Result<()> {
         let (m, s) = mean_std(&pick(|r| r.acc_contrast_answer));
         let (mn, sn) = mean_std(&pick(|r| r.acc_normal_answer));
         let (ml, sl) = mean_std(&pick(|r| r.logit_diff));
-        println!(
+        out!(o,
             "random groups ({} × {} heads, seed {}): LD {ml:+.4} ± {sl:.4}, normal answer {mn:.3} ± {sn:.3}, contrast answer {m:.3} ± {s:.3} (mean ± population std)",
             runs.len(),
             heads.len(),
@@ -115,15 +131,25 @@ pub fn run(a: AblateArgs) -> Result<()> {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!("time        {seconds:.2} s");
+    out!(o, "time        {seconds:.2} s");
+    let stopped = signals::received();
+    if stopped.is_some() {
+        super::output::note(&format!(
+            "stopped: {} of {} random groups done; saving them, marked incomplete",
+            runs.len(),
+            groups.len()
+        ));
+    }
     let report = AblationReport {
         baseline: base,
         heads: run,
         random: runs,
         seed: a.seed,
         answer_set,
-        complete: true,
+        complete: stopped.is_none(),
     };
     let file = AblationFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
-    write_json(a.json.as_deref(), &AnalysisFile::Ablation(file), a.force)
+    save_json(&mut o, json, &AnalysisFile::Ablation(file));
+    o.stopped = stopped;
+    Ok(o)
 }

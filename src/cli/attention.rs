@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
+use super::output::{Output, Planned, Report};
 use super::{DataArgs, ModelArgs};
 use crate::model::tokenizer::printable;
 use crate::patching::attention::{mean_patterns, prompt_rows, PromptChoice, RunKind};
@@ -13,7 +14,7 @@ use crate::plot::{
     self,
     attention::{AttentionFile, HeadPattern, PromptsUsed},
 };
-use crate::results::{write_atomic, DataInfo, ModelInfo};
+use crate::results::{DataInfo, ModelInfo};
 
 #[derive(Args, Debug)]
 pub struct AttentionArgs {
@@ -67,7 +68,9 @@ pub fn ranked_row(row: &[f32]) -> Vec<(usize, f32)> {
     v
 }
 
-pub fn run(a: AttentionArgs) -> Result<()> {
+/// The patterns; `--json` is checked before the model loads and saved before printing.
+pub fn run(a: AttentionArgs) -> Result<Report> {
+    let json = Planned::optional("--json", a.json.as_deref(), a.force)?;
     let heads: Vec<(usize, usize)> = a
         .heads
         .iter()
@@ -83,12 +86,6 @@ pub fn run(a: AttentionArgs) -> Result<()> {
         Some(i) => PromptChoice::One(i),
         None => PromptChoice::Mean(a.prompts),
     };
-    if let Some(p) = a.json.as_ref().filter(|p| p.exists() && !a.force) {
-        bail!(
-            "--json {}: file exists; pass --force to overwrite it",
-            p.display()
-        );
-    }
     let rows = prompt_rows(&tok.pairs, a.run, choice)?;
     let len = rows[0].len();
     let q = if a.query < 0 {
@@ -111,7 +108,8 @@ pub fn run(a: AttentionArgs) -> Result<()> {
         .iter()
         .map(|&id| printable(&lm.tokenizer.token_text(id)))
         .collect();
-    if let Some(p) = &a.json {
+    let mut r = Report::new();
+    if let Some(planned) = json {
         let used = match choice {
             PromptChoice::One(example) => PromptsUsed::One { example },
             PromptChoice::Mean(requested) => PromptsUsed::Mean {
@@ -138,11 +136,11 @@ pub fn run(a: AttentionArgs) -> Result<()> {
         };
         let mut json = serde_json::to_string(&file)?;
         json.push('\n');
-        write_atomic(p, json.as_bytes(), a.force)?;
-        println!("saved {}", p.display());
+        r.save(Output::new(planned, json.into_bytes()));
     }
     let run_name = a.run.name();
-    println!(
+    out!(
+        r,
         "{} prompts ({run_name}), {} tokens each{}; token texts are the first prompt's",
         rows.len(),
         len,
@@ -154,31 +152,35 @@ pub fn run(a: AttentionArgs) -> Result<()> {
     );
     for (&(l, h), pat) in heads.iter().zip(&patterns) {
         if a.grid {
-            println!("head {l}.{h}: attention (rows: query position, columns: key position, %)");
-            print!("{:>4} {:>8} ", "", "");
+            out!(
+                r,
+                "head {l}.{h}: attention (rows: query position, columns: key position, %)"
+            );
+            r.push(&format!("{:>4} {:>8} ", "", ""));
             for k in 0..len {
-                print!("{k:>5}");
+                r.push(&format!("{k:>5}"));
             }
-            println!();
+            out!(r);
             for (qi, row) in pat.iter().enumerate() {
-                print!("{qi:>4} {:>8} ", truncate(&texts[qi], 8));
+                r.push(&format!("{qi:>4} {:>8} ", truncate(&texts[qi], 8)));
                 for w in row {
-                    print!("{:>5.0}", 100.0 * w);
+                    r.push(&format!("{:>5.0}", 100.0 * w));
                 }
-                println!();
+                out!(r);
             }
             continue;
         }
-        println!(
+        out!(
+            r,
             "head {l}.{h}: query {q} {:?} attends to (top {}):",
             texts[q],
             a.top.min(len)
         );
         for (pos, w) in ranked_row(&pat[q]).into_iter().take(a.top) {
-            println!("  {pos:>4}  {:<12} {w:.4}", format!("{:?}", texts[pos]));
+            out!(r, "  {pos:>4}  {:<12} {w:.4}", format!("{:?}", texts[pos]));
         }
     }
-    Ok(())
+    Ok(r)
 }
 
 fn truncate(s: &str, n: usize) -> String {

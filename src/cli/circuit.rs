@@ -3,13 +3,12 @@
 //! and writes JSON. Shared with `ablate` and `fv`: loading the model and data with token roles,
 //! head flags, and writing a result file.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
-use super::{DataArgs, ModelArgs};
+use super::output::{Output, Planned, Report};
+use super::{signals, DataArgs, ModelArgs};
 use crate::analysis::circuit::{greedy_search, Circuit, Evaluator, GreedyOptions, Group};
 use crate::analysis::positions::PositionSet;
 use crate::analysis::report::CircuitReport;
@@ -148,32 +147,16 @@ pub fn heads_flag(flag: &str, s: &str, sep: char, lm: Option<&LoadedModel>) -> R
     Ok(heads)
 }
 
-/// Fails before any compute if `path` cannot be written.
-pub fn check_out(path: Option<&Path>, force: bool) -> Result<()> {
-    if let Some(p) = path {
-        if p.is_dir() {
-            bail!(
-                "--json {}: is a directory, expected a file name",
-                p.display()
-            );
-        }
-        if p.exists() && !force {
-            bail!(
-                "--json {}: file exists; pass --force to overwrite it",
-                p.display()
-            );
-        }
-    }
-    Ok(())
+/// `--json PATH`, checked before any work.
+pub fn plan_json(path: Option<&Path>, force: bool) -> Result<Option<Planned>> {
+    Planned::optional("--json", path, force)
 }
 
-/// Writes a result file atomically (through `results::analysis`, as the explorer does).
-pub fn write_json(path: Option<&Path>, file: &AnalysisFile, force: bool) -> Result<()> {
-    let Some(path) = path else { return Ok(()) };
-    file.save(path, force)
-        .with_context(|| format!("--json {}", path.display()))?;
-    println!("wrote       {}", path.display());
-    Ok(())
+/// Saves an analysis result (the same JSON the explorer writes) when the report finishes.
+pub fn save_json(r: &mut Report, planned: Option<Planned>, file: &AnalysisFile) {
+    if let Some(p) = planned {
+        r.save(Output::new(p, file.to_json().into_bytes()));
+    }
 }
 
 /// Parses `NAME=L.H,L.H@POSITIONS`.
@@ -222,8 +205,10 @@ fn fmt_heads(k: &[Head]) -> String {
     k.iter().map(head_label).collect::<Vec<_>>().join("+")
 }
 
-pub fn run(a: CircuitArgs) -> Result<()> {
-    check_out(a.json.as_deref(), a.force)?;
+/// Evaluates the circuit; a signal stops it after the current set (F(C), a knock-out set, a
+/// head's minimality, a greedy rollout) and what is finished is saved, marked incomplete.
+pub fn run(a: CircuitArgs) -> Result<Report> {
+    let json = plan_json(a.json.as_deref(), a.force)?;
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let groups = a
@@ -246,6 +231,8 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         bail!("--minimality-set needs --minimality");
     }
     let baseline = inp.baseline(a.batch_size)?;
+    let mut r = Report::new();
+    let _honour = signals::Honour::start();
     let started = std::time::Instant::now();
     let mut ev = Evaluator::new(&lm.model, &inp.tok.pairs, Some(&inp.roles), a.batch_size)
         .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
@@ -253,21 +240,25 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let f_c = ev.f(&circuit)?;
     let f_m = ev.f(&Circuit::complete(&lm.model))?;
     let faith = ev.faithfulness(f_c);
-    println!("{}", inp.describe());
-    println!(
+    out!(r, "{}", inp.describe());
+    out!(
+        r,
         "baselines   LD_normal {:+.4}   LD_contrast {:+.4}",
-        ev.ld_normal, ev.ld_contrast
+        ev.ld_normal,
+        ev.ld_contrast
     );
     let gw = width(circuit.groups.iter().map(|g| fmt_heads(&g.heads)), 24);
     for g in &circuit.groups {
-        println!(
+        out!(
+            r,
             "group       {:<12} {:<gw$} @{}",
             g.name,
             fmt_heads(&g.heads),
             g.positions
         );
     }
-    println!(
+    out!(
+        r,
         "F(C)        {f_c:+.4}   faithfulness {faith:.4}   F(M) {f_m:+.4} (= LD_contrast{})",
         if (f_m - ev.ld_contrast).abs() < 1e-4 {
             ""
@@ -278,14 +269,22 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let mut completeness = Vec::new();
     let kw = width(knockouts.iter().map(|k| fmt_heads(k)), 28);
     if !knockouts.is_empty() {
-        println!(
+        out!(
+            r,
             "{:<kw$} {:>10} {:>10} {:>10}",
-            "knock-out K", "F(C\\K)", "F(M\\K)", "gap"
+            "knock-out K",
+            "F(C\\K)",
+            "F(M\\K)",
+            "gap"
         );
     }
     for k in &knockouts {
+        if signals::received().is_some() {
+            break;
+        }
         let s = ev.completeness(&circuit, k)?;
-        println!(
+        out!(
+            r,
             "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
             fmt_heads(k),
             s.f_c_minus_k,
@@ -297,18 +296,26 @@ pub fn run(a: CircuitArgs) -> Result<()> {
     let mut minimality = Vec::new();
     if a.minimality {
         let scale = (ev.ld_normal - ev.ld_contrast).abs();
-        println!(
+        out!(
+            r,
             "{:<8} {:<24} {:>10} {:>10}",
-            "head", "K_v", "minimality", "% of gap"
+            "head",
+            "K_v",
+            "minimality",
+            "% of gap"
         );
         for v in circuit.heads() {
+            if signals::received().is_some() {
+                break;
+            }
             let k = msets
                 .iter()
                 .find(|(h, _)| *h == v)
                 .map(|(_, k)| k.clone())
                 .unwrap_or_default();
             let m = ev.minimality(&circuit, v, &k)?;
-            println!(
+            out!(
+                r,
                 "{:<8} {:<24} {:>10.4} {:>9.1}%",
                 head_label(&v),
                 fmt_heads(&k),
@@ -318,18 +325,26 @@ pub fn run(a: CircuitArgs) -> Result<()> {
             minimality.push(m);
         }
     }
-    let greedy = if a.greedy {
-        Some(run_greedy(&mut ev, &circuit, &a)?)
+    let greedy = if a.greedy && signals::received().is_none() {
+        Some(run_greedy(&mut ev, &circuit, &a, &mut r)?)
     } else {
         None
     };
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    out!(
+        r,
         "time        {seconds:.2} s ({} circuit passes of batch ≤ {})",
-        ev.evaluations, a.batch_size
+        ev.evaluations,
+        a.batch_size
     );
+    let stopped = signals::received();
+    if let Some(sig) = stopped {
+        super::output::note(&format!(
+            "stopped by signal {sig}: saving what is finished, marked incomplete"
+        ));
+    }
     let report = CircuitReport {
-        complete: greedy.as_ref().is_none_or(|g| g.complete),
+        complete: stopped.is_none() && greedy.as_ref().is_none_or(|g| g.complete),
         circuit,
         ld_normal: ev.ld_normal,
         ld_contrast: ev.ld_contrast,
@@ -341,7 +356,9 @@ pub fn run(a: CircuitArgs) -> Result<()> {
         greedy,
     };
     let file = CircuitFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
-    write_json(a.json.as_deref(), &AnalysisFile::Circuit(file), a.force)
+    save_json(&mut r, json, &AnalysisFile::Circuit(file));
+    r.stopped = stopped;
+    Ok(r)
 }
 
 /// A table column as wide as its longest label (at least `min`), so that long head sets
@@ -360,6 +377,7 @@ fn run_greedy(
     ev: &mut Evaluator,
     circuit: &Circuit,
     a: &CircuitArgs,
+    r: &mut Report,
 ) -> Result<crate::analysis::circuit::GreedyOutcome> {
     let opts = GreedyOptions {
         rollouts: a.greedy_rollouts,
@@ -367,22 +385,20 @@ fn run_greedy(
         samples: a.greedy_samples,
         seed: a.seed,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    // signal-hook (already the explorer's) sets the flag; no second signal crate.
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
     let out = greedy_search(
         ev,
         circuit,
         &opts,
         &mut |p| {
-            eprintln!(
+            super::output::note(&format!(
                 "greedy      rollout {}/{} ({} sets evaluated)",
                 p.rollouts_done, p.rollouts, p.sets_evaluated
-            )
+            ))
         },
-        &stop,
+        signals::stop_flag(),
     )?;
-    println!(
+    out!(
+        r,
         "greedy      seed {}, {} rollouts × ≤ {} iterations × {} samples{}",
         opts.seed,
         opts.rollouts,
@@ -391,12 +407,17 @@ fn run_greedy(
         if out.complete { "" } else { " (stopped early)" }
     );
     let kw = width(out.sets.iter().map(|s| fmt_heads(&s.k)), 28);
-    println!(
+    out!(
+        r,
         "{:<kw$} {:>10} {:>10} {:>10}",
-        "greedy K", "F(C\\K)", "F(M\\K)", "gap"
+        "greedy K",
+        "F(C\\K)",
+        "F(M\\K)",
+        "gap"
     );
     for s in &out.sets {
-        println!(
+        out!(
+            r,
             "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
             fmt_heads(&s.k),
             s.f_c_minus_k,

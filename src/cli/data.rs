@@ -2,10 +2,10 @@
 //! command reading a dataset shares (flatten it into a command's arguments and call
 //! [`DataArgs::spec`], or convert it into the core [`DataFile`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use super::output::{Output, Planned, Report};
+use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::data::generate::{generate, GenSpec, GenTask, Setting};
@@ -168,10 +168,10 @@ pub struct GenArgs {
 }
 
 /// Runs `headhunt data ...`.
-pub fn run(cmd: DataCommand) -> Result<()> {
+pub fn run(cmd: DataCommand) -> Result<Report> {
     match cmd.command {
         DataSubcommand::Gen(a) => gen(a),
-        DataSubcommand::Show(a) => show(a),
+        DataSubcommand::Show(a) => show(a).map(|_| Report::new()),
     }
 }
 
@@ -241,80 +241,26 @@ impl GenArgs {
     }
 }
 
-fn gen(a: GenArgs) -> Result<()> {
+/// Generates; `--out` is checked before and the file saved before anything is printed.
+fn gen(a: GenArgs) -> Result<Report> {
+    let planned = Planned::optional("--out", a.out.as_deref(), a.force)?;
     let spec = a.gen_spec()?;
     let text = generate(&spec)?;
-    match &a.out {
-        None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(e).context("writing to standard output")
-                }
-                _ => Ok(()),
-            }
-        }
-        Some(path) => {
-            write_atomically(path, text.as_bytes(), a.force)?;
-            println!(
-                "wrote {} examples of {} demonstrations to {} (seed {})",
+    let mut r = Report::new();
+    match planned {
+        None => r.push(&text),
+        Some(planned) => {
+            out!(
+                r,
+                "wrote {} examples of {} demonstrations (seed {})",
                 spec.examples,
                 spec.demos,
-                path.display(),
                 spec.seed
             );
-            Ok(())
+            r.save(Output::new(planned, text.into_bytes()));
         }
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`. An
-/// existing `path` is an error unless `force`.
-pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
-    if path.is_dir() {
-        anyhow::bail!("--out {}: is a directory", path.display());
-    }
-    // `rename` would turn a device, FIFO, socket or link into a regular file (as root too).
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if !m.file_type().is_file() {
-            anyhow::bail!(
-                "--out {}: not a regular file (a link, device, FIFO or socket); only a regular file is ever replaced",
-                path.display()
-            );
-        }
-    }
-    if path.exists() && !force {
-        anyhow::bail!(
-            "--out {}: the file exists (pass --force to overwrite it)",
-            path.display()
-        );
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "--out {}: directory {} not found",
-            path.display(),
-            dir.display()
-        );
-    }
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("--out {}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("--out {}: cannot write", path.display()));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(r)
 }
 
 /// The tokenizer `data show` uses: `--tokenizer`, else `--model`'s (a directory's

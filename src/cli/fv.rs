@@ -7,7 +7,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use super::circuit::{check_out, heads_flag, write_json, Inputs};
+use super::circuit::{heads_flag, plan_json, save_json, Inputs};
+use super::output::Report;
 use super::{DataArgs, ModelArgs};
 use crate::analysis::ablation::digit_tokens;
 use crate::analysis::function_vectors::{function_vectors, FvOptions};
@@ -51,8 +52,10 @@ pub struct FvArgs {
     pub force: bool,
 }
 
-pub fn run(a: FvArgs) -> Result<()> {
-    check_out(a.json.as_deref(), a.force)?;
+/// Function vectors. One computation: a signal during it ends the command (nothing is
+/// finished yet); once it is done the result is saved before anything is printed.
+pub fn run(a: FvArgs) -> Result<Report> {
+    let json = plan_json(a.json.as_deref(), a.force)?;
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
@@ -93,45 +96,50 @@ pub fn run(a: FvArgs) -> Result<()> {
         &digits,
         &opts,
     )?;
-    println!("{}", inp.describe());
-    println!(
+    let mut o = Report::new();
+    out!(o, "{}", inp.describe());
+    out!(o,
         "FV = mean contrast z over @{}, added at position {}; Δ = change of each digit's logit (rows: naive prompt, columns: digit)",
         opts.source, opts.add_at
     );
     for (key, grid) in &res.delta {
-        println!("{key}:");
-        print!("  {:<10}", "prompt");
+        out!(o, "{key}:");
+        o.push(&format!("  {:<10}", "prompt"));
         for d in 0..10 {
-            print!("{d:>7}");
+            o.push(&format!("{d:>7}"));
         }
-        println!();
+        out!(o);
         for (p, row) in opts.naive_prompts.iter().zip(grid) {
-            print!("  {:<10}", printable(p));
+            o.push(&format!("  {:<10}", printable(p)));
             for x in row {
-                print!("{x:>+7.3}");
+                o.push(&format!("{x:>+7.3}"));
             }
-            println!();
+            out!(o);
         }
     }
     // With the paper's prompts row i asks for digit i: a function vector for +k shows as a
     // raised diagonal Δ[i][i+k].
     if a.naive_prompts.is_empty() {
-        println!("shift s: mean over i of Δ[i][(i+s) mod 10], and rows whose largest Δ is at i+s");
+        out!(
+            o,
+            "shift s: mean over i of Δ[i][(i+s) mod 10], and rows whose largest Δ is at i+s"
+        );
         for (key, grid) in &res.delta {
             let mut line = format!("  {key:<6}");
             for (s, v) in shifts_of(grid) {
                 line.push_str(&format!("  {s:+}: {:+.2} ({})", v.mean, v.argmax_rows));
             }
-            println!("{line}");
+            out!(o, "{line}");
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!("time        {seconds:.2} s");
+    out!(o, "time        {seconds:.2} s");
     let report = FvReport {
         options: opts,
         result: res,
         complete: true,
     };
     let file = FvFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
-    write_json(a.json.as_deref(), &AnalysisFile::Fv(file), a.force)
+    save_json(&mut o, json, &AnalysisFile::Fv(file));
+    Ok(o)
 }

@@ -6,14 +6,14 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::output::{Output, Planned, Report};
 use super::{signals, DataArgs, ModelArgs};
 use crate::data::Tokenized;
 use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
 use crate::results::text::{self, Thresholds};
-use crate::results::{write, ResultsError, RunRecord};
+use crate::results::RunRecord;
 
 #[derive(Args, Debug)]
 pub struct PatchArgs {
@@ -62,41 +62,33 @@ pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
 
 pub use crate::results::naming::default_out;
 
-/// Fails early (before any compute) if the result, or with `npy` its companions, could not be
-/// written at the end; see `results::write::preflight`.
-pub fn check_writable(path: &Path, force: bool, npy: bool) -> Result<()> {
-    let mut all = vec![path.to_path_buf()];
-    if npy {
-        all.extend(crate::results::npy_paths(path));
+/// `--out` (or the first free default name), and with `npy` its companions, checked before
+/// any compute.
+fn plan_out(
+    out: Option<&Path>,
+    base: impl FnOnce() -> PathBuf,
+    force: bool,
+    npy: bool,
+) -> Result<Planned> {
+    let companions = move |p: &Path| {
+        if npy {
+            crate::results::npy_paths(p).to_vec()
+        } else {
+            Vec::new()
+        }
+    };
+    let Some(out) = out else {
+        return Planned::default_name("--out", &base(), &companions);
+    };
+    let planned = Planned::given("--out", out, force)?;
+    for p in companions(out) {
+        crate::results::preflight(&p, force)
+            .map_err(|e| anyhow::anyhow!("--out (--npy) {}", word(&e)))?;
     }
-    for p in &all {
-        crate::results::preflight(p, force).map_err(|e| anyhow::anyhow!("--out: {}", word(&e)))?;
-    }
-    Ok(())
+    Ok(planned)
 }
 
-/// A results error worded for the command line.
-pub(crate) fn word(e: &ResultsError) -> String {
-    match e {
-        ResultsError::Exists { path } => {
-            format!("{path} already exists; pass --force to overwrite it")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// The first default name that is free (`-2`, `-3` ... appended).
-fn free_default(base: &Path, npy: bool) -> Result<PathBuf> {
-    for n in 1..1000 {
-        let p = write::numbered(base, n);
-        match check_writable(&p, false, npy) {
-            Ok(()) => return Ok(p),
-            Err(_) if p.exists() => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    bail!("--out: no free name like {} is left", base.display())
-}
+pub use super::output::{word, EXIT_BROKEN_PIPE};
 
 /// Writes to stderr; a closed or full stderr never stops a run.
 macro_rules! note {
@@ -165,7 +157,7 @@ impl Observer for CliObserver<'_> {
     }
 }
 
-pub fn run(a: PatchArgs) -> Result<i32> {
+pub fn run(a: PatchArgs) -> Result<Report> {
     let receiver_given = !a.receivers.is_empty();
     let receiver_arg = if receiver_given {
         Some(Receiver::parse_many(&a.receivers)?)
@@ -173,9 +165,11 @@ pub fn run(a: PatchArgs) -> Result<i32> {
         None
     };
     check_thresholds(a.hi, a.lo)?;
-    if let Some(out) = &a.out {
-        check_writable(out, a.force, a.npy)?;
-    }
+    let given = a
+        .out
+        .as_deref()
+        .map(|o| plan_out(Some(o), PathBuf::new, a.force, a.npy))
+        .transpose()?;
     let lm = a.model.load()?;
     let receiver = receiver_arg.unwrap_or_else(|| Receiver::resid_post(lm.model.n_layers() - 1));
     let spec = PatchSpec {
@@ -190,12 +184,14 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     spec.validate(&lm.model)?;
     check_reachable(&receiver, a.begin_layer)?;
     let data_spec = a.data.spec()?;
-    let (out, default_name) = match &a.out {
-        Some(o) => (o.clone(), false),
-        None => {
-            let base = default_out(&lm.origin.label(), Some(&data_spec.file), &receiver);
-            (free_default(&base, a.npy)?, true)
-        }
+    let planned = match given {
+        Some(p) => p,
+        None => plan_out(
+            None,
+            || default_out(&lm.origin.label(), Some(&data_spec.file), &receiver),
+            false,
+            a.npy,
+        )?,
     };
     let checked = super::checks::load_checked(&lm, &data_spec)?;
     let tokenized = checked.tok;
@@ -233,25 +229,24 @@ pub fn run(a: PatchArgs) -> Result<i32> {
     if let Some(b) = obs.baseline.take() {
         record.warnings.extend(b.warning);
     }
-    // Save before printing anything: a closed stdout must never cost the result.
-    let saved = signals::while_saving(|| save(&record, &out, a.force, a.npy, default_name));
     drop(honour);
-    let printed = report(&record, &a, &saved);
-    let code = exit_code(&saved, printed);
+    let mut r = Report::new();
+    report(&mut r, &record, &a);
+    let mut output = Output::new(planned, record.to_json().into_bytes());
+    if a.npy {
+        let rec = record.clone();
+        output.companions = Some(Box::new(move |p: &Path| rec.npy_files(p)));
+    }
+    r.save(output);
     if !outcome.complete {
-        let done = if saved.json.is_some() {
-            "saved"
-        } else {
-            "computed"
-        };
         note!(
-            "cancelled: {done} {} of {} sender layers, marked partial",
+            "cancelled: {} of {} sender layers computed; saving them, marked partial",
             record.rows_computed.len(),
             spec.sender_layers().len()
         );
-        return Ok(signals::received().map_or(130, signals::exit_code));
+        r.stopped = Some(signals::received().unwrap_or(signal_hook::consts::SIGINT));
     }
-    Ok(code)
+    Ok(r)
 }
 
 /// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.
@@ -266,23 +261,6 @@ fn announce(tokenized: &Tokenized, spec: &PatchSpec, n_heads: usize) {
         tokenized.pairs.len(),
         spec.algorithm.name()
     );
-}
-
-/// 0, or 2 when the result could not go where asked (or not at all), or 141 / 2 when stdout
-/// went away / filled up; a failed save outranks a failed print.
-fn exit_code(saved: &Saved, printed: std::io::Result<()>) -> i32 {
-    if let Some(e) = &saved.error {
-        note!("error: {e}");
-        return 2;
-    }
-    match printed {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_BROKEN_PIPE,
-        Err(e) => {
-            note!("error: cannot print the result to stdout: {e}");
-            2
-        }
-    }
 }
 
 /// `--hi` and `--lo` are numbers with lo <= hi (a NaN threshold lists nothing, silently).
@@ -305,101 +283,13 @@ fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
     Ok(())
 }
 
-/// The exit status of a command whose reader went away (128 + SIGPIPE), as the shell's
-/// `yes | head -1` reports.
-pub const EXIT_BROKEN_PIPE: i32 = 141;
-
-/// Where a run's files went, and what failed.
-struct Saved {
-    json: Option<PathBuf>,
-    npy: Vec<PathBuf>,
-    error: Option<String>,
-}
-
-/// Saves the result at `out` (a default name is numbered if taken meanwhile), or, when that
-/// fails, at a fallback path (see `write::fallback_paths`); then the `.npy` companions.
-fn save(record: &RunRecord, out: &Path, force: bool, npy: bool, default_name: bool) -> Saved {
-    let mut first = None;
-    for n in 1..if default_name { 1000 } else { 2 } {
-        let p = write::numbered(out, n);
-        match record.save(&p, force && !default_name) {
-            Ok(()) => return with_npy(record, p, force, npy, None),
-            Err(ResultsError::Exists { .. }) if default_name => continue,
-            Err(e) => {
-                first = Some(word(&e));
-                break;
-            }
-        }
-    }
-    let why = first.unwrap_or_else(|| format!("{}: no free name", out.display()));
-    for p in write::fallback_paths(out) {
-        if record.save(&p, false).is_ok() {
-            let error = format!(
-                "cannot write the result ({why}); saved it to {} instead",
-                p.display()
-            );
-            return with_npy(record, p, false, npy, Some(error));
-        }
-    }
-    Saved {
-        json: None,
-        npy: Vec::new(),
-        error: Some(format!(
-            "cannot write the result ({why}), nor at {}",
-            write::fallback_paths(out)
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        )),
-    }
-}
-
-/// The `.npy` companions beside a saved JSON; a failure keeps the JSON, which holds the same.
-fn with_npy(
-    record: &RunRecord,
-    json: PathBuf,
-    force: bool,
-    npy: bool,
-    error: Option<String>,
-) -> Saved {
-    let mut saved = Saved {
-        json: Some(json.clone()),
-        npy: Vec::new(),
-        error,
-    };
-    if npy {
-        match record.save_npy(&json, force) {
-            Ok(ps) => saved.npy = ps,
-            Err(e) => {
-                let msg = format!(
-                    "--npy: {} (the JSON is saved; `headhunt show --npy {}` writes them)",
-                    word(&e),
-                    json.display()
-                );
-                saved.error = Some(saved.error.map_or(msg.clone(), |x| format!("{x}; {msg}")));
-            }
-        }
-    }
-    saved
-}
-
-/// The summary, heatmap, head lists and where the files went, on stdout.
-fn report(record: &RunRecord, a: &PatchArgs, saved: &Saved) -> std::io::Result<()> {
-    let mut o = std::io::stdout().lock();
+/// The summary, heatmap and head lists (where the files went follows them).
+fn report(r: &mut Report, record: &RunRecord, a: &PatchArgs) {
     if !a.quiet {
-        write!(o, "{}", text::summary(record))?;
-        writeln!(o)?;
-        write!(o, "{}", text::heatmap(record))?;
-        writeln!(o)?;
+        r.push(&text::summary(record));
+        out!(r);
+        r.push(&text::heatmap(record));
+        out!(r);
     }
-    write!(
-        o,
-        "{}",
-        text::head_lists(record, Thresholds { hi: a.hi, lo: a.lo })
-    )?;
-    for p in saved.json.iter().chain(&saved.npy) {
-        writeln!(o, "saved {}", p.display())?;
-    }
-    o.flush()
+    r.push(&text::head_lists(record, Thresholds { hi: a.hi, lo: a.lo }));
 }

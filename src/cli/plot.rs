@@ -110,7 +110,8 @@ fn default_out(a: &PlotArgs) -> PathBuf {
     }
 }
 
-pub fn run(a: PlotArgs) -> Result<()> {
+/// The figure; `--out` is checked before the files are read and saved before printing.
+pub fn run(a: PlotArgs) -> Result<super::output::Report> {
     if a.files.len() == 2 && !(a.compare || a.diff) {
         bail!("two files: pass --compare (side by side) or --diff (first minus second)");
     }
@@ -129,22 +130,18 @@ pub fn run(a: PlotArgs) -> Result<()> {
         }
     }
     let out = a.out.clone().unwrap_or_else(|| default_out(&a));
-    plot::format_of(&out).map_err(|e| anyhow::anyhow!("--out {e}"))?;
-    if out.exists() && !a.force {
-        bail!(
-            "--out {}: file exists; pass --force to overwrite it",
-            out.display()
-        );
-    }
+    let format = plot::format_of(&out).map_err(|e| anyhow::anyhow!("--out {e}"))?;
+    let planned = super::output::Planned::given("--out", &out, a.force)?;
     let loaded = a
         .files
         .iter()
         .map(|f| plot::load(f))
         .collect::<Result<Vec<_>, _>>()?;
     let fig = figure(&a, range, &loaded)?;
-    plot::write(fig.as_ref(), &out, a.force)?;
-    println!("saved {}", out.display());
-    Ok(())
+    let bytes = plot::canvas::render(fig.as_ref(), format)?;
+    let mut r = super::output::Report::new();
+    r.save(super::output::Output::new(planned, bytes));
+    Ok(r)
 }
 
 /// The flags given that draw nothing for a file of `kind`, worded by flag name: each kind

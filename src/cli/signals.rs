@@ -3,7 +3,8 @@
 //! after the current step and save, a second one ends the process at once. Any other time a
 //! signal ends the process at once, as the default action would, with the exit status a shell
 //! gives a killed process (128 + the signal: 130, 143, 129). While a file is being written the
-//! end is put off until the write is done, so no signal leaves a temporary file behind.
+//! end is put off until the write is done (`results::write::end_or_defer`, which every write
+//! goes through), so no signal leaves a temporary file behind.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -13,9 +14,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 /// The first signal received while honoured (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static HONOURED: AtomicBool = AtomicBool::new(false);
-static SAVING: AtomicBool = AtomicBool::new(false);
-/// A signal that arrived during a write and ends the process after it.
-static DEFERRED: AtomicI32 = AtomicI32::new(0);
+/// Set with `RECEIVED`, for loops that take a stop flag (the greedy search).
+static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Starts the thread that receives the signals. Called first thing in `main`.
 pub fn install() {
@@ -35,6 +35,7 @@ fn on_signal(sig: i32) {
             .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
     if first {
+        STOP.store(true, Ordering::SeqCst);
         let again = if sig == SIGINT { "Ctrl-C" } else { "signal" };
         let _ = writeln!(
             std::io::stderr(),
@@ -43,11 +44,7 @@ fn on_signal(sig: i32) {
         );
         return;
     }
-    if SAVING.load(Ordering::SeqCst) {
-        let _ = DEFERRED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-        return;
-    }
-    std::process::exit(128 + sig);
+    crate::results::write::end_or_defer(128 + sig);
 }
 
 fn name(sig: i32) -> &'static str {
@@ -65,6 +62,11 @@ pub fn received() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// A flag that a honoured signal sets: for work that polls an `AtomicBool`.
+pub fn stop_flag() -> &'static AtomicBool {
+    &STOP
 }
 
 /// The exit status for a run stopped by `sig`.
@@ -88,14 +90,8 @@ impl Drop for Honour {
     }
 }
 
-/// Runs `f` (a file write) with any ending signal put off until it returns.
+/// Runs `f` (file writes) with any ending signal put off until it returns.
 pub fn while_saving<T>(f: impl FnOnce() -> T) -> T {
-    SAVING.store(true, Ordering::SeqCst);
-    let out = f();
-    SAVING.store(false, Ordering::SeqCst);
-    let sig = DEFERRED.swap(0, Ordering::SeqCst);
-    if sig != 0 {
-        std::process::exit(128 + sig);
-    }
-    out
+    let _writing = crate::results::write::Writing::start();
+    f()
 }

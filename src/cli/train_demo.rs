@@ -124,9 +124,12 @@ pub fn run(a: TrainDemoArgs) -> Result<i32> {
     let paper_dir = a.paper_dir.unwrap_or_else(crate::demo::paper_dir);
     // A signal ends training early; the model so far is saved (exit 128 + the signal).
     let honour = super::signals::Honour::start();
-    train(&cfg, &paper_dir, &a.out, &device, &|| {
+    let summary = train(&cfg, &paper_dir, &a.out, &device, &|| {
         super::signals::received().is_some()
     })?;
     drop(honour);
+    if summary.recovered_to.is_some() {
+        return Ok(2);
+    }
     Ok(super::signals::received().map_or(0, super::signals::exit_code))
 }

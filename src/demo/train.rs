@@ -384,13 +384,22 @@ fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> Result<()> {
 /// Writes a Hugging Face model directory: model.safetensors (f32, the variables under their
 /// checkpoint names), config.json and tokenizer.json.
 pub fn save_model_dir(vars: &VarMap, net: &NetConfig, out: &Path) -> Result<()> {
+    use crate::results::write;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    // Written beside and renamed, so a crash mid-write never leaves half a model.
+    // Written beside and renamed, so a crash mid-write never leaves half a model; an ending
+    // signal waits for the write.
+    let _writing = write::Writing::start();
     let model = out.join("model.safetensors");
-    let tmp = out.join(format!(".model.safetensors.tmp-{}-0", std::process::id()));
-    vars.save(&tmp)?;
-    crate::results::write::check_target(&model, true)?;
-    std::fs::rename(&tmp, &model).with_context(|| format!("writing {}", model.display()))?;
+    let tmp = write::temp_path(&model);
+    let saved = vars
+        .save(&tmp)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(write::check_target(&model, true)?))
+        .and_then(|()| Ok(std::fs::rename(&tmp, &model)?));
+    if let Err(e) = saved {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("cannot write {}: {e:#}", model.display());
+    }
     write_json(out, "config.json", &net.hf_config())?;
     write_json(out, "tokenizer.json", &task::tokenizer_json())?;
     Ok(())
@@ -411,6 +420,45 @@ pub struct TrainSummary {
     pub sequences_redrawn_for_held_out: usize,
     /// Held-out accuracy of the saved model, measured with the engine after loading it back.
     pub eval: EvalReport,
+    /// Where the model went when `out` could not take it (see `out_or_recovered`).
+    #[serde(skip)]
+    pub recovered_to: Option<std::path::PathBuf>,
+}
+
+/// Saves the model at `out`, or, when that fails (a full disk, a folder that vanished), in a
+/// `NAME.recovered-PID` folder beside it or in the system's temporary folder: a trained model
+/// is never lost to its last write. Returns the fallback folder used, if any.
+fn out_or_recovered(
+    vars: &VarMap,
+    net: &NetConfig,
+    out: &Path,
+) -> Result<Option<std::path::PathBuf>> {
+    let Err(first) = save_model_dir(vars, net, out) else {
+        return Ok(None);
+    };
+    let name = format!(
+        "{}.recovered-{}",
+        out.file_name()
+            .map_or("model".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    );
+    let beside = crate::results::write::parent_of(out).join(&name);
+    for alt in [beside, std::env::temp_dir().join(&name)] {
+        // A folder of that name that is not this run's own is left alone.
+        if std::fs::symlink_metadata(&alt).is_ok() {
+            continue;
+        }
+        if save_model_dir(vars, net, &alt).is_ok() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {first:#}; saved the model to {} instead",
+                alt.display()
+            );
+            return Ok(Some(alt));
+        }
+        let _ = std::fs::remove_dir_all(&alt);
+    }
+    Err(first.context("nor in a .recovered folder beside it or in the temporary folder"))
 }
 
 /// Trains, saves the model directory `out` (config.json, model.safetensors, tokenizer.json,
@@ -547,7 +595,8 @@ pub fn train(
     }
     let seconds = started.elapsed().as_secs_f64();
 
-    save_model_dir(&vars, &cfg.net, out)?;
+    let recovered = out_or_recovered(&vars, &cfg.net, out)?;
+    let out = recovered.as_deref().unwrap_or(out);
 
     // Measure what was saved, through the engine and the shipped tokenizer.
     let lm = crate::model::load(&out.display().to_string(), None, &Device::Cpu, DType::F32)?;
@@ -569,6 +618,7 @@ pub fn train(
         loss_curve: curve,
         sequences_redrawn_for_held_out: sampler.rejected,
         eval,
+        recovered_to: recovered.clone(),
     };
     write_json(out, "training.json", &serde_json::to_value(&summary)?)?;
     say!(

@@ -4,14 +4,18 @@
 //! What may be replaced is narrow on purpose: only a regular file, and only when the caller
 //! says so. A device node, FIFO, socket, folder or symbolic link at the target is refused
 //! whatever the caller says, because `rename` would silently turn it into a regular file (as
-//! root, `/dev/full` included). Temporary files are named `.NAME.tmp-PID-N`; a process killed
-//! mid-write (SIGKILL, power loss) leaves one behind, and the next write into that folder
-//! removes those whose process is gone.
+//! root, `/dev/full` included). Temporary files are named `.NAME.headhunt-tmp-PID-N`; a process
+//! killed mid-write (SIGKILL, power loss) leaves one behind, and the next write into that
+//! folder removes those whose process is gone. The fixed `headhunt-tmp` marker is what makes
+//! a file ours: `.notes.tmp-123-4` of another program is never touched.
+//!
+//! A signal that would end the process during a write is put off until the write is done
+//! (`Writing`), so that no command, explorer job or figure write leaves a temporary file.
 
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::ResultsError;
@@ -33,10 +37,57 @@ pub fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// `.NAME.tmp-PID-N`: hidden, and recognisable as ours by `clean_stale`.
+/// The marker in every temporary name: no other program names its files this way.
+const MARKER: &str = ".headhunt-tmp-";
+
+/// Writes in progress in this process (any thread).
+static WRITING: AtomicUsize = AtomicUsize::new(0);
+/// The exit status of a signal that arrived during a write and ends the process after it.
+static DEFERRED_EXIT: AtomicI32 = AtomicI32::new(0);
+
+/// Held while a file is written: an ending signal waits for it (see `end_or_defer`).
+pub struct Writing;
+
+impl Writing {
+    pub fn start() -> Self {
+        WRITING.fetch_add(1, Ordering::SeqCst);
+        Writing
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if WRITING.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let code = DEFERRED_EXIT.swap(0, Ordering::SeqCst);
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
+    }
+}
+
+/// Ends the process with `code` now, or, while a file is being written, as soon as the last
+/// write is done. The signal handler's one way to end the process.
+pub fn end_or_defer(code: i32) {
+    if WRITING.load(Ordering::SeqCst) > 0 {
+        let _ = DEFERRED_EXIT.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+        // The write may have finished between the two loads: then nobody would end us.
+        if WRITING.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        let code = DEFERRED_EXIT.swap(0, Ordering::SeqCst);
+        if code == 0 {
+            return;
+        }
+        std::process::exit(code);
+    }
+    std::process::exit(code);
+}
+
+/// `.NAME.headhunt-tmp-PID-N`: hidden, and recognisable as ours by `clean_stale`.
 fn temp_name(name: &OsStr) -> String {
     format!(
-        ".{}.tmp-{}-{}",
+        ".{}{MARKER}{}-{}",
         name.to_string_lossy(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -133,10 +184,17 @@ pub fn preflight(path: &Path, overwrite: bool) -> Result<(), ResultsError> {
     Ok(())
 }
 
+/// The temporary path a write of `path` goes through first (for writers that need a path,
+/// such as a safetensors save): named as `write_atomic` names its own.
+pub fn temp_path(path: &Path) -> PathBuf {
+    parent_of(path).join(temp_name(path.file_name().unwrap_or(OsStr::new("file"))))
+}
+
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a
 /// part. Without `overwrite`, an existing file is an error and is never touched; with it, only
 /// a regular file is replaced (see `check_target`). The parent folder is created if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ResultsError> {
+    let _writing = Writing::start();
     check_target(path, overwrite)?;
     let parent = parent_of(path);
     std::fs::create_dir_all(&parent).map_err(|e| {
@@ -211,10 +269,10 @@ fn place(tmp: &Path, path: &Path, overwrite: bool) -> Result<(), ResultsError> {
     }
 }
 
-/// `Some(pid)` when `name` is one of our temporary names `.NAME.tmp-PID-N`.
+/// `Some(pid)` when `name` is one of our temporary names `.NAME.headhunt-tmp-PID-N`.
 fn temp_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix('.')?;
-    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (_, tail) = rest.rsplit_once(MARKER)?;
     let (pid, n) = tail.split_once('-')?;
     if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -222,8 +280,9 @@ fn temp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Removes our temporary files in `folder` left by processes that are gone (Linux: no
-/// `/proc/PID`) and older than `STALE_AFTER`. Elsewhere, nothing is removed.
+/// Removes our temporary files in `folder` (the marker, a regular file of this user) left by
+/// processes that are gone (Linux: no `/proc/PID`) and older than `STALE_AFTER`. Elsewhere,
+/// nothing is removed.
 pub fn clean_stale(folder: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -242,7 +301,7 @@ pub fn clean_stale(folder: &Path) {
         let old = e
             .metadata()
             .ok()
-            .filter(|m| m.file_type().is_file())
+            .filter(|m| m.file_type().is_file() && owned_by_us(m))
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= STALE_AFTER);
@@ -250,6 +309,13 @@ pub fn clean_stale(folder: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// Whether this user owns the file (another user's temporary file is theirs to clean).
+/// (Linux: `/proc/self` belongs to the process's user.)
+fn owned_by_us(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == m.uid())
 }
 
 /// Where a finished result goes when its own path cannot take it (the folder vanished or
@@ -268,6 +334,66 @@ pub fn fallback_paths(path: &Path) -> Vec<PathBuf> {
         parent_of(path).join(&name),
         std::env::temp_dir().join(&name),
     ]
+}
+
+/// Where a finished result went (see `save_or_recover`).
+#[derive(Debug)]
+pub enum Placed {
+    /// Where it was asked to go (a default name possibly numbered).
+    At(PathBuf),
+    /// Its own path failed (`why`); it went to a fallback path instead.
+    Recovered { path: PathBuf, why: ResultsError },
+    /// Nothing could take it.
+    Lost {
+        why: ResultsError,
+        tried: Vec<PathBuf>,
+    },
+}
+
+impl Placed {
+    /// The file written, wherever it went.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Placed::At(p) | Placed::Recovered { path: p, .. } => Some(p),
+            Placed::Lost { .. } => None,
+        }
+    }
+}
+
+/// Saves a finished result with `save(path, overwrite)` at `path` (a default name that another
+/// run took meanwhile is numbered, `numbered`), or, when that fails, at a fallback path
+/// (`fallback_paths`). The one way every command and the explorer save what they computed:
+/// losing hours of computation is worse than one file in an unexpected place.
+pub fn save_or_recover(
+    path: &Path,
+    overwrite: bool,
+    numbered: bool,
+    save: &mut dyn FnMut(&Path, bool) -> Result<(), ResultsError>,
+) -> Placed {
+    let _writing = Writing::start();
+    let mut why = None;
+    for n in 1..if numbered { 1000 } else { 2 } {
+        let p = self::numbered(path, n);
+        match save(&p, overwrite && !numbered) {
+            Ok(()) => return Placed::At(p),
+            Err(ResultsError::Exists { .. }) if numbered => continue,
+            Err(e) => {
+                why = Some(e);
+                break;
+            }
+        }
+    }
+    let why = why.unwrap_or_else(|| ResultsError::io(path, "no free numbered name is left"));
+    let tried = fallback_paths(path);
+    for p in &tried {
+        if save(p, false).is_ok() {
+            return Placed::Recovered {
+                path: p.clone(),
+                why,
+            };
+        }
+    }
+    Placed::Lost { why, tried }
 }
 
 /// The `n`-th candidate for a default name: `base` itself, then `base` with `-2`, `-3`, ...
@@ -353,29 +479,32 @@ mod tests {
         let dir = dir("stale");
         std::fs::create_dir_all(&dir).unwrap();
         // PID 4194304 is above Linux's pid_max: no such process.
-        let dead_old = dir.join(".r.json.tmp-4194304-0");
-        let dead_new = dir.join(".r.json.tmp-4194304-1");
-        let alive = dir.join(format!(".r.json.tmp-{}-9", std::process::id()));
+        let dead_old = dir.join(".r.json.headhunt-tmp-4194304-0");
+        let dead_new = dir.join(".r.json.headhunt-tmp-4194304-1");
+        let alive = dir.join(format!(".r.json.headhunt-tmp-{}-9", std::process::id()));
         let other = dir.join(".notes.tmp-4194304-x");
-        for p in [&dead_old, &dead_new, &alive, &other] {
+        // Another program's temporary name, of a dead PID and old: not ours, never removed.
+        let theirs = dir.join(".r.json.tmp-4194304-0");
+        for p in [&dead_old, &dead_new, &alive, &other, &theirs] {
             std::fs::write(p, b"").unwrap();
         }
         let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-        for p in [&dead_old, &alive, &other] {
+        for p in [&dead_old, &alive, &other, &theirs] {
             let f = std::fs::File::options().write(true).open(p).unwrap();
             f.set_modified(old).unwrap();
         }
         write_atomic(&dir.join("r.json"), b"{}", false).unwrap();
         assert!(!dead_old.exists());
-        assert!(dead_new.exists() && alive.exists() && other.exists());
+        assert!(dead_new.exists() && alive.exists() && other.exists() && theirs.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn temp_names_are_recognised() {
-        assert_eq!(temp_pid(".a.b.json.tmp-12-3"), Some(12));
-        assert_eq!(temp_pid("a.json.tmp-12-3"), None);
-        assert_eq!(temp_pid(".a.json.tmp-12-"), None);
+        assert_eq!(temp_pid(".a.b.json.headhunt-tmp-12-3"), Some(12));
+        assert_eq!(temp_pid(".a.b.json.tmp-12-3"), None);
+        assert_eq!(temp_pid("a.json.headhunt-tmp-12-3"), None);
+        assert_eq!(temp_pid(".a.json.headhunt-tmp-12-"), None);
         assert_eq!(
             numbered(Path::new("r/x.json"), 3),
             PathBuf::from("r/x-3.json")

@@ -266,7 +266,13 @@ impl App {
                 let (Some(Ok(n)), Some(Ok(seed)), None) = (it.next(), it.next(), it.next()) else {
                     return Err(bad());
                 };
-                c.random_groups = n as usize;
+                // The count sizes memory (the groups are drawn up front): the core's bound,
+                // for the largest group an ablation may run on.
+                let n = usize::try_from(n).map_err(|_| bad())?;
+                let size = c.groups.iter().map(|g| g.heads.len()).max().unwrap_or(1);
+                crate::analysis::ablation::check_random_groups(n, size)
+                    .map_err(|e| e.to_string())?;
+                c.random_groups = n;
                 c.seed = seed;
             }
         }
@@ -496,16 +502,15 @@ impl App {
             }
             n += 1;
         };
-        match file.save(&path, false) {
-            Ok(()) => {
-                self.circuit.saved.push((file, path.clone()));
-                self.circuit.reports[tab as usize]
-                    .as_mut()
-                    .unwrap()
-                    .saved_to = Some(path.clone());
-                format!("saved {}", path.display())
+        match super::files::save_recovering(&path, &mut |p, ow| file.save(p, ow)) {
+            Ok((path, said)) => {
+                self.circuit.saved.push((file.clone(), path.clone()));
+                if let Some(r) = self.circuit.reports[tab as usize].as_mut() {
+                    r.saved_to = Some(path);
+                }
+                said
             }
-            Err(e) => format!("save failed: {e}"),
+            Err(e) => e,
         }
     }
 }

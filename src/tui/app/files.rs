@@ -28,6 +28,13 @@ impl App {
             Ok(SavedFile::Analysis(f)) => self.open_analysis(*f, path),
             Ok(SavedFile::Groups(file)) => self.pending_groups = Some((*file, path)),
             Ok(SavedFile::Run(rec)) => self.open_record(*rec, path),
+            Ok(SavedFile::Attention(_)) => self.set_status(
+                Level::Warn,
+                format!(
+                    "{}: attention patterns, not a run: `headhunt plot` draws them, `a` shows a head's attention here",
+                    path.display()
+                ),
+            ),
             Err(e) => self.set_status(Level::Error, format!("could not open: {e}")),
         }
     }
@@ -230,13 +237,13 @@ impl App {
             &rec.receiver,
         );
         let path = free_path(&results_dir, &name);
-        match rec.save(&path, false) {
-            Ok(()) => {
-                slot.saved_to = Some(path.clone());
+        match save_recovering(&path, &mut |p, ow| rec.save(p, ow)) {
+            Ok((path, said)) => {
+                slot.saved_to = Some(path);
                 self.groups_saved = true;
-                self.set_status(Level::Info, format!("saved {}", path.display()));
+                self.set_status(Level::Info, said);
             }
-            Err(e) => self.set_status(Level::Error, format!("save failed: {e}")),
+            Err(e) => self.set_status(Level::Error, e),
         }
     }
 
@@ -281,16 +288,45 @@ impl App {
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         );
         let path = free_path(&dir, &name);
-        match file.save(&path, false) {
-            Ok(()) => {
+        match save_recovering(&path, &mut |p, ow| file.save(p, ow)) {
+            Ok((_, said)) => {
                 self.groups_saved = true;
-                self.set_status(Level::Info, format!("saved {}", path.display()))
+                self.set_status(Level::Info, said)
             }
-            Err(e) => self.set_status(Level::Error, format!("save failed: {e}")),
+            Err(e) => self.set_status(Level::Error, e),
         }
     }
 
     // ----- worker events -----
+}
+
+/// Saves with `save` at `path` (numbered if taken meanwhile) or, when that fails (a full or
+/// vanished folder), at a `.recovered` path (`results::write::save_or_recover`, the path every
+/// command's save takes): the file written and what to say, or "save failed: ..." when nothing
+/// could take it.
+pub(super) fn save_recovering(
+    path: &std::path::Path,
+    save: &mut dyn FnMut(&std::path::Path, bool) -> Result<(), crate::results::ResultsError>,
+) -> Result<(PathBuf, String), String> {
+    use crate::results::write::{save_or_recover, Placed};
+    match save_or_recover(path, false, true, save) {
+        Placed::At(p) => {
+            let said = format!("saved {}", p.display());
+            Ok((p, said))
+        }
+        Placed::Recovered { path: p, why } => {
+            let said = format!("saved {} ({why}: could not go to results)", p.display());
+            Ok((p, said))
+        }
+        Placed::Lost { why, tried } => Err(format!(
+            "save failed: {why}; nor at {}",
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
 }
 
 /// `dir/name`, or `dir/STEM-2.json`, `-3` ... if taken: a save never replaces a file.
@@ -373,6 +409,22 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
             ];
             let why = "head groups, not a run: Enter applies them".to_string();
             (columns, Err(why), EntryKind::Groups(file))
+        }
+        Ok(SavedFile::Attention(f)) => {
+            let heads: Vec<String> = f
+                .heads
+                .iter()
+                .map(|p| format!("{}.{}", p.head.0, p.head.1))
+                .collect();
+            let model = f.model.as_ref().map_or("?", |m| m.label.as_str());
+            let columns = [
+                stem,
+                "attention".to_string(),
+                short_model_name(model),
+                format!("heads {}, {}", heads.join(" "), f.prompts_label()),
+            ];
+            let why = "attention patterns, not a run: `headhunt plot` draws them".to_string();
+            (columns, Err(why), EntryKind::Run)
         }
         Ok(SavedFile::Run(r)) => {
             let columns = [

@@ -20,6 +20,22 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
+    draw_screen(frame, app);
+    no_control_characters(frame.buffer_mut());
+}
+
+/// Text from files (a model label, a data path, token texts) can hold terminal control
+/// sequences. ratatui drops control characters from spans, but a widget that sets cell
+/// symbols itself would pass them on: every cell is checked once here, after all drawing.
+fn no_control_characters(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.symbol().contains(char::is_control) {
+            cell.set_symbol("?");
+        }
+    }
+}
+
+fn draw_screen(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < 4 || area.height < 2 {
         return;
