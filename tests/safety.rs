@@ -753,7 +753,7 @@ fn messages_say_what_is_wrong() {
         String::from_utf8_lossy(&out.stderr)
     );
     writer.join().unwrap();
-    // A result of a newer format.
+    // A result of a newer format is refused, naming the version this headhunt reads.
     let (code, _, err) = headhunt(&[
         "patch",
         "--model",
@@ -774,8 +774,7 @@ fn messages_say_what_is_wrong() {
     )
     .unwrap();
     let (code, _, err) = headhunt(&["show", newer.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("format_version 2 is newer"), "{err}");
+    assert_one_line_error(code, &err, &["newer.json", "`format_version` is 2", "version 1"]);
     // run --save-logits keeps an existing file without --force.
     let logits = dir.join("logits.npy");
     std::fs::write(&logits, "mine").unwrap();

@@ -1,18 +1,17 @@
-//! `headhunt show`: re-print a saved run, one of the paper's result files, or a head-groups
-//! file saved by the explorer.
+//! `headhunt show`: re-print a saved run, one of the paper's result files, a head-groups
+//! file saved by the explorer, or an attention file.
 
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::results::groups::{GroupsFile, GROUPS_FORMAT_VERSION};
 use crate::results::text::{self, Thresholds};
-use crate::results::{RunRecord, SavedFile, FORMAT_VERSION};
+use crate::results::SavedFile;
 use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
-    /// A result file: headhunt's JSON (a run or head groups), or the paper's
+    /// A result file: headhunt's JSON (a run, head groups or attention patterns), or the paper's
     /// (`results/<model>/<name>.json`).
     pub file: PathBuf,
     #[arg(long, default_value_t = 0.05)]
@@ -32,16 +31,18 @@ pub struct ShowArgs {
 
 pub fn run(a: ShowArgs) -> Result<()> {
     super::patch::check_thresholds(a.hi, a.lo)?;
+    // The one reader: the version, every field's type, the shape and the ranges are checked
+    // there, for every kind of file.
     let rec = match SavedFile::load(&a.file)? {
         SavedFile::Run(rec) => *rec,
-        SavedFile::Groups(file) => return show_groups(&a, &file),
+        SavedFile::Groups(file) => return show_other(&a, "a head-groups file", &file.summary()),
+        SavedFile::Attention(f) => return show_other(&a, "an attention file", &f.summary()),
         SavedFile::Analysis(f) => anyhow::bail!(
             "{}: a {} result, not a path-patching run (`headhunt plot` draws it)",
             a.file.display(),
             f.kind()
         ),
     };
-    warn_if_newer(&rec, &a.file);
     // Files first: a closed stdout must not cost them.
     let mut saved = Vec::new();
     if a.npy {
@@ -54,53 +55,34 @@ pub fn run(a: ShowArgs) -> Result<()> {
             rec.save_csv(&a.file, a.force)
         })?);
     }
-    let mut o = std::io::stdout().lock();
-    write!(o, "{}", text::summary(&rec))?;
-    writeln!(o)?;
-    write!(o, "{}", text::heatmap(&rec))?;
-    writeln!(o)?;
-    write!(
-        o,
-        "{}",
-        text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo })
-    )?;
+    let mut out = String::new();
+    out.push_str(&text::summary(&rec));
+    out.push('\n');
+    out.push_str(&text::heatmap(&rec));
+    out.push('\n');
+    out.push_str(&text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo }));
     for p in saved {
-        writeln!(o, "saved {}", p.display())?;
+        out.push_str(&format!("saved {}\n", p.display()));
     }
+    print_safe(&out)
+}
+
+/// Prints `s` with the control characters of text from the file (a model label, a token)
+/// escaped: a file must not retitle or clear the terminal.
+fn print_safe(s: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    write!(o, "{}", text::terminal_safe(s))?;
     o.flush()?;
     Ok(())
 }
 
-/// A file from a newer headhunt may hold fields this one does not know: say so.
-fn warn_if_newer(rec: &RunRecord, file: &std::path::Path) {
-    if rec.format_version > FORMAT_VERSION {
-        let _ = writeln!(
-            std::io::stderr(),
-            "warning: {}: format_version {} is newer than this headhunt's {FORMAT_VERSION}; fields it does not know are not shown",
-            file.display(),
-            rec.format_version
-        );
-    }
-}
-
-/// A head-groups file: its model and groups (there are no matrices to export).
-fn show_groups(a: &ShowArgs, file: &GroupsFile) -> Result<()> {
+/// A file with no matrices (head groups, attention patterns): its summary.
+fn show_other(a: &ShowArgs, what: &str, summary: &str) -> Result<()> {
     if a.npy || a.csv {
         anyhow::bail!(
-            "{}: a head-groups file has no matrices: --npy and --csv export runs",
+            "{}: {what} has no matrices: --npy and --csv export path-patching runs",
             a.file.display()
         );
     }
-    if file.format_version > GROUPS_FORMAT_VERSION {
-        let _ = writeln!(
-            std::io::stderr(),
-            "warning: {}: format_version {} is newer than this headhunt's {GROUPS_FORMAT_VERSION}; fields it does not know are not shown",
-            a.file.display(),
-            file.format_version
-        );
-    }
-    let mut o = std::io::stdout().lock();
-    write!(o, "{}", file.summary())?;
-    o.flush()?;
-    Ok(())
+    print_safe(summary)
 }

@@ -2,117 +2,42 @@
 //! with the prompt's tokens as tick labels (like the paper's `gemma_2_circuit_2`), or one query
 //! row as bars.
 
-use std::path::Path;
-
 use plotters::prelude::DrawingBackend;
 
 use super::canvas::{self, figure, text_size, Anchor, Area, Rgb, BLACK_TEXT, GREY_TEXT};
 use super::canvas::{SUBTITLE, TICK};
 use super::scale::{along, SEQUENTIAL};
 use super::PlotError;
-use crate::results::{DataInfo, ModelInfo};
 
-pub const FORMAT: &str = "headhunt-attention";
-pub const FORMAT_VERSION: u32 = 1;
+pub use crate::results::attention::{
+    AttentionFile, HeadPattern, PromptsUsed, FORMAT, FORMAT_VERSION,
+};
 
-/// Which prompts a pattern averages.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PromptsUsed {
-    /// The mean over the first `used` examples of the first one's length (`requested` asked).
-    Mean { requested: usize, used: usize },
-    /// Example `example` (0-based) alone.
-    One { example: usize },
+/// The model and data of `f`, for subtitles (the model by name, never a machine path).
+fn subtitle(f: &AttentionFile) -> String {
+    let model = f
+        .model
+        .as_ref()
+        .map_or_else(|| "unknown model".to_string(), super::model_name);
+    match &f.data {
+        Some(d) => format!(
+            "{model} · {}",
+            d.spec
+                .file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        ),
+        None => model,
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HeadPattern {
-    pub head: (usize, usize),
-    /// Attention weights [query][key].
-    pub pattern: Vec<Vec<f32>>,
-}
-
-/// The saved output of `headhunt attention --json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AttentionFile {
-    pub format: String,
-    pub format_version: u32,
-    pub model: Option<ModelInfo>,
-    pub data: Option<DataInfo>,
-    /// `normal` or `contrast` prompts.
-    pub run: String,
-    pub prompts: PromptsUsed,
-    /// Token texts (printable) of the first prompt used.
-    pub tokens: Vec<String>,
-    pub heads: Vec<HeadPattern>,
-}
-
-impl AttentionFile {
-    /// Every pattern is square with one row per token.
-    pub fn checked(self, path: &Path) -> Result<Self, PlotError> {
-        let n = self.tokens.len();
-        for (i, hp) in self.heads.iter().enumerate() {
-            if hp.pattern.len() != n || hp.pattern.iter().any(|r| r.len() != n) {
-                return Err(PlotError::Invalid(format!(
-                    "{}: field `heads[{i}].pattern` is not {n}×{n} (one row and column per token)",
-                    path.display()
-                )));
-            }
-        }
-        Ok(self)
-    }
-
-    /// "mean over 4 contrast prompts" or "contrast prompt 3".
-    pub fn prompts_label(&self) -> String {
-        match self.prompts {
-            PromptsUsed::Mean { used, .. } if used != 1 => {
-                format!("mean over {used} {} prompts", self.run)
-            }
-            PromptsUsed::Mean { .. } => format!("first {} prompt", self.run),
-            PromptsUsed::One { example } => format!("{} prompt {example}", self.run),
-        }
-    }
-
-    fn subtitle(&self) -> String {
-        let model = self
-            .model
-            .as_ref()
-            .map_or_else(|| "unknown model".to_string(), super::model_name);
-        match &self.data {
-            Some(d) => format!(
-                "{model} · {}",
-                d.spec
-                    .file
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-            ),
-            None => model,
-        }
-    }
-
-    /// The patterns of `heads` (all when empty), in that order.
-    pub fn select(&self, heads: &[(usize, usize)]) -> Result<Vec<&HeadPattern>, PlotError> {
-        if heads.is_empty() {
-            return Ok(self.heads.iter().collect());
-        }
-        heads
-            .iter()
-            .map(|&(l, h)| {
-                self.heads.iter().find(|p| p.head == (l, h)).ok_or_else(|| {
-                    let have: Vec<String> = self
-                        .heads
-                        .iter()
-                        .map(|p| format!("{}.{}", p.head.0, p.head.1))
-                        .collect();
-                    PlotError::Invalid(format!(
-                        "head {l}.{h} is not in the file (it has {})",
-                        have.join(", ")
-                    ))
-                })
-            })
-            .collect()
-    }
+/// The patterns of `heads` (all when empty), as [`AttentionFile::select`].
+fn select<'a>(
+    f: &'a AttentionFile,
+    heads: &[(usize, usize)],
+) -> Result<Vec<&'a HeadPattern>, PlotError> {
+    f.select(heads).map_err(PlotError::Invalid)
 }
 
 /// Token tick labels: at most 14 characters, with their position.
@@ -137,7 +62,7 @@ figure!(AttentionGrid);
 
 impl AttentionGrid {
     pub fn new(f: &AttentionFile, heads: &[(usize, usize)]) -> Result<Self, PlotError> {
-        let chosen: Vec<HeadPattern> = f.select(heads)?.into_iter().cloned().collect();
+        let chosen: Vec<HeadPattern> = select(f, heads)?.into_iter().cloned().collect();
         let n = f.tokens.len().max(1);
         let cell = (480.0 / n as f64).clamp(14.0, 36.0).round();
         let label_w = f
@@ -155,7 +80,7 @@ impl AttentionGrid {
         let width = left + chosen.len() as i32 * (grid + gap) - gap + right;
         let height = top + grid + label_w + 40;
         let title = format!("Attention patterns, {}", f.prompts_label());
-        let subtitle = format!("{} · rows: query, columns: key", f.subtitle());
+        let subtitle = format!("{} · rows: query, columns: key", subtitle(f));
         let width = width
             .max(480)
             .max(canvas::headings_width(&title, &subtitle));
@@ -270,8 +195,7 @@ impl AttentionRow {
             )));
         }
         let q = q as usize;
-        let rows: Vec<_> = f
-            .select(heads)?
+        let rows: Vec<_> = select(f, heads)?
             .into_iter()
             .map(|hp| (hp.head, hp.pattern[q].clone()))
             .collect();
@@ -292,7 +216,7 @@ impl AttentionRow {
             f.tokens[q],
             f.prompts_label()
         );
-        let subtitle = f.subtitle();
+        let subtitle = subtitle(f);
         let width = width
             .max(480)
             .max(canvas::headings_width(&title, &subtitle));

@@ -17,7 +17,7 @@ pub mod scale;
 
 use std::path::{Path, PathBuf};
 
-use crate::results::{ResultsError, RunRecord};
+use crate::results::{ResultsError, RunRecord, SavedFile};
 
 pub use canvas::{render, Figure, Format};
 
@@ -58,41 +58,28 @@ impl Plottable {
 }
 
 /// Reads any file `headhunt plot` can draw: a path-patching result (headhunt's or the
-/// paper's), `headhunt attention --json` output, or an analysis result.
+/// paper's), `headhunt attention --json` output, or an analysis result. It goes through the
+/// one reader ([`SavedFile::load`]), so a figure is drawn only of a file that `show` and the
+/// explorer would open too: its version known, its fields typed, its shape drawable.
 pub fn load(path: &Path) -> Result<Plottable, PlotError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| PlotError::Invalid(format!("{}: invalid JSON: {e}", path.display())))?;
-    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    let parse = |what: &'static str| {
-        move |e: serde_json::Error| {
-            PlotError::Invalid(format!("{}: not a valid {what}: {e}", path.display()))
-        }
-    };
-    Ok(match format {
-        attention::FORMAT => Plottable::Attention(Box::new(
-            serde_json::from_value::<attention::AttentionFile>(value)
-                .map_err(parse("attention file"))?
-                .checked(path)?,
-        )),
-        f if crate::results::analysis::ANALYSIS_FORMATS.contains(&f) => {
-            use crate::results::analysis::AnalysisFile;
-            match AnalysisFile::from_value(value, path)? {
-                AnalysisFile::Fv(f) => Plottable::FunctionVector(f),
-                AnalysisFile::Ablation(f) => Plottable::Ablation(f),
-                AnalysisFile::Circuit(f) if f.minimality.is_empty() => {
-                    return Err(PlotError::Invalid(format!(
-                        "{}: field `minimality` is empty: nothing to draw (run `headhunt circuit --minimality`)",
-                        path.display()
-                    )))
-                }
-                AnalysisFile::Circuit(f) => Plottable::Circuit(f),
+    use crate::results::analysis::AnalysisFile;
+    Ok(match SavedFile::load(path)? {
+        SavedFile::Run(rec) => Plottable::PathPatching(rec),
+        SavedFile::Attention(f) => Plottable::Attention(f),
+        SavedFile::Analysis(f) => match *f {
+            AnalysisFile::Fv(f) => Plottable::FunctionVector(f),
+            AnalysisFile::Ablation(f) => Plottable::Ablation(f),
+            AnalysisFile::Circuit(f) if f.minimality.is_empty() => {
+                return Err(PlotError::Invalid(format!(
+                    "{}: field `minimality` is empty: nothing to draw (run `headhunt circuit --minimality`)",
+                    path.display()
+                )))
             }
-        }
-        "" | crate::results::FORMAT => Plottable::PathPatching(Box::new(RunRecord::load(path)?)),
-        other => {
+            AnalysisFile::Circuit(f) => Plottable::Circuit(f),
+        },
+        SavedFile::Groups(_) => {
             return Err(PlotError::Invalid(format!(
-                "{}: field `format` is {other:?}; expected a path-patching result, \
+                "{}: a head-groups file has nothing to draw; expected a path-patching result, \
                  headhunt-attention, {}, {} or {}",
                 path.display(),
                 analysis::FV_FORMAT,

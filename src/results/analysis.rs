@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{DataInfo, ModelInfo, ResultsError};
+use super::{read, DataInfo, ModelInfo, ResultsError};
 use crate::analysis::ablation::AblationRun;
 use crate::analysis::circuit::{Completeness, GreedyOutcome, Minimality};
 use crate::analysis::function_vectors::paper_naive_prompts;
@@ -388,71 +388,165 @@ impl AnalysisFile {
         super::write_atomic(path, self.to_json().as_bytes(), overwrite)
     }
 
-    /// Loads an analysis file; every failure is one line naming the file and what is wrong.
+    /// Loads an analysis file (through the one reader, [`super::read`]); every failure is
+    /// one line naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
         Self::from_value(super::read_json(path)?, path)
     }
 
-    /// [`AnalysisFile::load`] of JSON already read from `path` (named in errors).
+    /// [`AnalysisFile::load`] of JSON already read from `path` (named in errors): its
+    /// `format` and `format_version`, every field's type (named by its path), then shapes,
+    /// heads and accuracies ([`AnalysisFile::check`]).
     pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self, ResultsError> {
         let bad = |msg: String| ResultsError::Format {
             path: path.display().to_string(),
             msg,
         };
-        let format = value
-            .get("format")
-            .and_then(|f| f.as_str())
-            .unwrap_or("")
-            .to_string();
-        let version = value.get("format_version").and_then(|v| v.as_u64());
+        let format = read::format_of(&value, path)?.unwrap_or("").to_string();
         if !ANALYSIS_FORMATS.contains(&format.as_str()) {
             return Err(bad(format!(
                 "field `format` is {format:?}, expected one of {}",
                 ANALYSIS_FORMATS.join(", ")
             )));
         }
-        if version.is_some_and(|v| v > ANALYSIS_FORMAT_VERSION as u64) {
-            return Err(bad(format!(
-                "field `format_version` is {}, this headhunt reads up to {ANALYSIS_FORMAT_VERSION}",
-                version.unwrap_or_default()
-            )));
-        }
-        let what = |e: serde_json::Error| bad(format!("not a valid {format} file: {e}"));
+        read::check_version(&value, path, &format, ANALYSIS_FORMAT_VERSION)?;
+        // The header is flattened into each kind: read on its own, its fields keep their names.
+        read::typed_part::<Common>(&value, "", path, &format)?;
+        read::typed_data(&value, path, &format)?;
         let file = match format.as_str() {
-            CIRCUIT_FORMAT => AnalysisFile::Circuit(serde_json::from_value(value).map_err(what)?),
-            ABLATION_FORMAT => AnalysisFile::Ablation(serde_json::from_value(value).map_err(what)?),
-            _ => AnalysisFile::Fv(serde_json::from_value(value).map_err(what)?),
+            CIRCUIT_FORMAT => AnalysisFile::Circuit(read::typed(value, path, &format)?),
+            ABLATION_FORMAT => AnalysisFile::Ablation(read::typed(value, path, &format)?),
+            _ => AnalysisFile::Fv(read::typed(value, path, &format)?),
         };
         file.check().map_err(bad)?;
         Ok(file)
     }
 
-    /// Consistency a reader relies on (grid shapes, counts).
+    /// What a reader relies on: a model of at least one layer and one head, every head named
+    /// inside it, accuracies that are fractions, counts that agree, grids of their shape.
     fn check(&self) -> Result<(), String> {
+        let c = self.common();
+        let shape = (c.model.n_layers, c.model.n_heads);
+        read::shape_not_empty(shape, "model.")?;
+        super::check_baseline_accuracy(c.baseline_accuracy.as_ref())?;
         match self {
-            AnalysisFile::Circuit(f) if f.groups.is_empty() => {
-                Err("field `groups` is empty: a circuit has at least one group".into())
+            AnalysisFile::Circuit(f) => check_circuit(f, shape),
+            AnalysisFile::Ablation(f) => check_ablation(f, shape),
+            AnalysisFile::Fv(f) => {
+                read::heads_inside(&f.heads, shape, "heads")?;
+                check_fv(f)
             }
-            AnalysisFile::Ablation(f) => {
-                let rg = &f.random_groups;
-                let n = rg.logit_diff.values.len();
-                if rg.groups.len() != rg.n || n != rg.n {
-                    return Err(format!(
-                        "field `random_groups`: n is {} but it lists {} groups and {n} values",
-                        rg.n,
-                        rg.groups.len()
-                    ));
-                }
-                Ok(())
-            }
-            AnalysisFile::Fv(f) => check_fv(f),
-            AnalysisFile::Circuit(_) => Ok(()),
         }
     }
 }
 
+fn check_circuit(f: &CircuitFile, shape: (usize, usize)) -> Result<(), String> {
+    if f.groups.is_empty() {
+        return Err("field `groups` is empty: a circuit has at least one group".into());
+    }
+    for (i, g) in f.groups.iter().enumerate() {
+        if g.heads.is_empty() {
+            return Err(format!("field `groups[{i}].heads` is empty"));
+        }
+        read::heads_inside(&g.heads, shape, &format!("groups[{i}].heads"))?;
+    }
+    for (i, c) in f.completeness.iter().enumerate() {
+        read::heads_inside(&c.k, shape, &format!("completeness[{i}].K"))?;
+    }
+    for (i, c) in f.greedy.iter().flat_map(|g| &g.sets).enumerate() {
+        read::heads_inside(&c.k, shape, &format!("greedy.sets[{i}].K"))?;
+    }
+    for (i, m) in f.minimality.iter().enumerate() {
+        read::heads_inside(&[m.head], shape, &format!("minimality[{i}].head"))?;
+        read::heads_inside(&m.k, shape, &format!("minimality[{i}].K"))?;
+    }
+    if let Some(g) = f
+        .greedy
+        .as_ref()
+        .filter(|g| g.sets.len() > g.options.rollouts)
+    {
+        return Err(format!(
+            "field `greedy.sets` holds {} sets of {} rollouts",
+            g.sets.len(),
+            g.options.rollouts
+        ));
+    }
+    Ok(())
+}
+
+/// The ablated heads and every random group inside the model, one value per random group in
+/// every statistic, accuracies in [0, 1].
+fn check_ablation(f: &AblationFile, shape: (usize, usize)) -> Result<(), String> {
+    read::heads_inside(&f.heads, shape, "heads")?;
+    read::heads_inside(&f.baseline.heads, shape, "baseline.heads")?;
+    let rg = &f.random_groups;
+    if rg.groups.len() != rg.n {
+        return Err(format!(
+            "field `random_groups`: n is {} but it lists {} groups",
+            rg.n,
+            rg.groups.len()
+        ));
+    }
+    for (i, g) in rg.groups.iter().enumerate() {
+        read::heads_inside(g, shape, &format!("random_groups.groups[{i}]"))?;
+    }
+    let accuracies = [
+        (
+            "acc_normal_answer",
+            f.acc_normal_answer,
+            f.baseline.acc_normal_answer,
+            &rg.acc_normal_answer,
+        ),
+        (
+            "acc_contrast_answer",
+            f.acc_contrast_answer,
+            f.baseline.acc_contrast_answer,
+            &rg.acc_contrast_answer,
+        ),
+        (
+            "acc_normal_answer_full_vocab",
+            f.acc_normal_answer_full_vocab,
+            f.baseline.acc_normal_answer_full_vocab,
+            &rg.acc_normal_answer_full_vocab,
+        ),
+        (
+            "acc_contrast_answer_full_vocab",
+            f.acc_contrast_answer_full_vocab,
+            f.baseline.acc_contrast_answer_full_vocab,
+            &rg.acc_contrast_answer_full_vocab,
+        ),
+    ];
+    for (name, heads, baseline, stat) in accuracies {
+        read::fraction(heads, name, false)?;
+        read::fraction(baseline, &format!("baseline.{name}"), false)?;
+        check_stat(stat, rg.n, &format!("random_groups.{name}"), true)?;
+    }
+    check_stat(&rg.logit_diff, rg.n, "random_groups.logit_diff", false)
+}
+
+/// A statistic of `n` random groups: `n` values, fractions when `fractions`.
+fn check_stat(s: &Stat, n: usize, field: &str, fractions: bool) -> Result<(), String> {
+    if s.values.len() != n {
+        return Err(format!(
+            "field `{field}.values` has {} values, but random_groups.n is {n}",
+            s.values.len()
+        ));
+    }
+    if fractions {
+        read::fraction(s.mean, &format!("{field}.mean"), true)?;
+        for (i, &v) in s.values.iter().enumerate() {
+            read::fraction(v, &format!("{field}.values[{i}]"), false)?;
+        }
+    }
+    Ok(())
+}
+
 fn check_fv(f: &FvFile) -> Result<(), String> {
     let (r, c) = (f.naive_prompts.len(), f.digits.len());
+    if r == 0 || c == 0 {
+        let field = if r == 0 { "naive_prompts" } else { "digits" };
+        return Err(format!("field `{field}` is empty: the grids have no cells"));
+    }
     if f.delta.is_empty() {
         return Err("field `delta` is empty".into());
     }
@@ -505,7 +599,8 @@ mod tests {
         std::fs::write(&p, r#"{"format": "headhunt-fv", "format_version": 9}"#).unwrap();
         let e = AnalysisFile::load(&p).unwrap_err().to_string();
         assert!(
-            e.contains("x.json") && e.contains("`format_version` is 9"),
+            e.contains("x.json")
+                && e.contains("`format_version` is 9; this headhunt reads version 1"),
             "{e}"
         );
         std::fs::write(&p, "{\"format\": \"headhunt-fv\",\n").unwrap();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{HeadGroup, ResultsError};
+use super::{read, HeadGroup, ResultsError};
 
 pub const GROUPS_FORMAT: &str = "headhunt-head-groups";
 pub const GROUPS_FORMAT_VERSION: u32 = 1;
@@ -69,21 +69,20 @@ impl GroupsFile {
         strip(self) == strip(other)
     }
 
-    /// Loads a groups file; a file of another format, bad JSON, a missing field or a head
-    /// outside the model's shape is a one-line error naming the file and the field.
+    /// Loads a groups file (through the one reader, [`super::read`]); a file of another
+    /// format or version, bad JSON, a wrong-typed or missing field or a head outside the
+    /// model's shape is a one-line error naming the file and the field.
     pub fn load(path: &Path) -> Result<Self, ResultsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-        Self::parse(&text, path)
+        Self::from_value(super::read_json(path)?, path)
     }
 
     /// Parses the text of a groups file read from `path` (named in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ResultsError> {
-        let bad = |msg: String| ResultsError::Format {
-            path: path.display().to_string(),
-            msg,
-        };
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+            serde_json::from_str(text).map_err(|e| ResultsError::Format {
+                path: path.display().to_string(),
+                msg: format!("invalid JSON: {e}"),
+            })?;
         Self::from_value(value, path)
     }
 
@@ -93,7 +92,7 @@ impl GroupsFile {
             path: path.display().to_string(),
             msg,
         };
-        match value.get("format").and_then(|f| f.as_str()) {
+        match read::format_of(&value, path)? {
             Some(GROUPS_FORMAT) => {}
             Some(other) => {
                 return Err(bad(format!(
@@ -111,33 +110,18 @@ impl GroupsFile {
                 "no field `format_version`: written by a headhunt from before groups files had a version and the model's shape (which applying them needs); tag the heads again and save with S".into(),
             ));
         }
-        let file: GroupsFile = serde_json::from_value(value)
-            .map_err(|e| bad(format!("not a valid head-groups file: {e}")))?;
+        read::check_version(&value, path, GROUPS_FORMAT, GROUPS_FORMAT_VERSION)?;
+        let file: GroupsFile = read::typed(value, path, GROUPS_FORMAT)?;
         file.check().map_err(bad)?;
         Ok(file)
     }
 
-    /// Every head inside the shape, every group named.
+    /// At least one layer and one head, every head inside the shape, every group named.
     fn check(&self) -> Result<(), String> {
-        let inside = |&(l, h): &(usize, usize)| l < self.n_layers && h < self.n_heads;
-        for (i, g) in self.groups.iter().enumerate() {
-            if g.name.trim().is_empty() {
-                return Err(format!("field `groups[{i}].name` is empty"));
-            }
-            if let Some((l, h)) = g.heads.iter().find(|x| !inside(x)) {
-                return Err(format!(
-                    "field `groups[{i}].heads` names head ({l}, {h}), outside the model's {} layers × {} heads",
-                    self.n_layers, self.n_heads
-                ));
-            }
-        }
-        if let Some((l, h)) = self.selected.iter().find(|x| !inside(x)) {
-            return Err(format!(
-                "field `selected` names head ({l}, {h}), outside the model's {} layers × {} heads",
-                self.n_layers, self.n_heads
-            ));
-        }
-        Ok(())
+        let shape = (self.n_layers, self.n_heads);
+        read::shape_not_empty(shape, "")?;
+        super::check_groups(&self.groups, shape)?;
+        read::heads_inside(&self.selected, shape, "selected")
     }
 
     /// Saves to `path` atomically; refuses to overwrite unless `force`.

@@ -6,10 +6,12 @@
 //! (and NaN in the `.npy` exports), so they never read as a computed 0.
 
 pub mod analysis;
+pub mod attention;
 pub mod groups;
 pub mod import;
 pub mod naming;
 pub mod npy;
+pub mod read;
 pub mod text;
 pub mod write;
 
@@ -19,6 +21,7 @@ use crate::data::DataSpec;
 use crate::model::{Family, ModelOrigin};
 use crate::patching::{Algorithm, PatchMatrix, Receiver};
 
+pub use read::{read_json, SavedFile};
 pub use write::{preflight, write_atomic};
 
 pub const FORMAT: &str = "headhunt-path-patching";
@@ -387,100 +390,140 @@ impl RunRecord {
         Self::from_value(read_json(path)?, path)
     }
 
-    /// [`RunRecord::load`] of JSON already read from `path` (named in errors).
+    /// [`RunRecord::load`] of JSON already read from `path` (named in errors): a headhunt
+    /// run (its `format_version` one this headhunt reads), or one of the paper's result files
+    /// (no `format`, a `matrix`). Every field's type, the shape and the ranges are checked.
     pub fn from_value(value: serde_json::Value, path: &Path) -> Result<Self, ResultsError> {
-        if value.get("format").and_then(|f| f.as_str()) == Some(FORMAT) {
-            let rec: RunRecord =
-                serde_json::from_value(value).map_err(|e| ResultsError::Format {
-                    path: path.display().to_string(),
-                    msg: format!("not a valid headhunt result: {e}"),
-                })?;
-            rec.check(path)?;
-            return Ok(rec);
-        }
-        if value.get("matrix").is_some() {
-            return import::paper_result(&value, path);
-        }
-        if value.get("format").and_then(|f| f.as_str()) == Some(groups::GROUPS_FORMAT) {
-            return Err(ResultsError::Format {
-                path: path.display().to_string(),
-                msg: "a head-groups file, not a run (headhunt show prints it; opened in the explorer it applies its groups)".into(),
-            });
-        }
-        Err(ResultsError::Format {
-            path: path.display().to_string(),
-            msg: "neither a headhunt result (field `format`) nor a paper result (field `matrix`)"
-                .into(),
-        })
-    }
-
-    /// Consistency checks after loading.
-    fn check(&self, path: &Path) -> Result<(), ResultsError> {
         let bad = |msg: String| ResultsError::Format {
             path: path.display().to_string(),
             msg,
         };
-        if self.relative.len() != self.n_layers {
-            return Err(bad(format!(
-                "field `relative` has {} rows, expected n_layers = {}",
-                self.relative.len(),
-                self.n_layers
-            )));
+        match read::format_of(&value, path)? {
+            Some(FORMAT) => {
+                read::check_version(&value, path, FORMAT, FORMAT_VERSION)?;
+                read::typed_data(&value, path, FORMAT)?;
+                let rec: RunRecord = read::typed(value, path, FORMAT)?;
+                rec.check().map_err(bad)?;
+                Ok(rec)
+            }
+            None if value.get("matrix").is_some() => {
+                let rec = import::paper_result(&value, path)?;
+                rec.check().map_err(bad)?;
+                Ok(rec)
+            }
+            Some(groups::GROUPS_FORMAT) => Err(bad(
+                "a head-groups file, not a run (headhunt show prints it; opened in the explorer it applies its groups)".into(),
+            )),
+            Some(attention::FORMAT) => Err(bad(
+                "an attention file, not a run (headhunt show prints it, headhunt plot draws it)"
+                    .into(),
+            )),
+            Some(f) if analysis::ANALYSIS_FORMATS.contains(&f) => Err(bad(format!(
+                "a {f} result, not a path-patching run (headhunt show prints it, headhunt plot draws it)"
+            ))),
+            Some(other) => Err(bad(format!(
+                "field `format` is {other:?}: not a file this headhunt reads ({FORMAT}, {}, {}, {} or the paper's result files)",
+                groups::GROUPS_FORMAT,
+                analysis::ANALYSIS_FORMATS.join(", "),
+                attention::FORMAT
+            ))),
+            None => Err(bad(
+                "neither a headhunt result (field `format`) nor a paper result (field `matrix`)"
+                    .into(),
+            )),
         }
-        for (l, row) in self.relative.iter().enumerate() {
-            if let Some(r) = row {
-                if r.len() != self.n_heads {
-                    return Err(bad(format!(
-                        "field `relative[{l}]` has {} values, expected n_heads = {}",
-                        r.len(),
-                        self.n_heads
-                    )));
-                }
+    }
+
+    /// Consistency after loading, so that no reader (the heatmap, the lists, a figure) meets
+    /// a shape it cannot draw: at least one layer and one head, rows of the shape, heads
+    /// named inside it, accuracies that are fractions.
+    fn check(&self) -> Result<(), String> {
+        let shape = (self.n_layers, self.n_heads);
+        read::shape_not_empty(shape, "")?;
+        check_rows(&self.relative, shape, "relative")?;
+        if let Some(p) = &self.patched_logit_diff {
+            check_rows(p, shape, "patched_logit_diff")?;
+        }
+        for &l in &self.rows_computed {
+            if l >= self.n_layers {
+                return Err(format!(
+                    "field `rows_computed` names layer {l} of {}",
+                    self.n_layers
+                ));
+            }
+            if self.relative[l].is_none() {
+                return Err(format!(
+                    "field `rows_computed` lists layer {l} but `relative[{l}]` is null"
+                ));
             }
         }
-        if let Some(&l) = self.rows_computed.iter().find(|&&l| l >= self.n_layers) {
-            return Err(bad(format!(
-                "field `rows_computed` names layer {l} of {}",
-                self.n_layers
-            )));
+        self.receiver
+            .validate(self.n_layers, self.n_heads)
+            .map_err(|e| format!("field `receiver`: {e}"))?;
+        if self.begin_layer > self.receiver.max_layer() {
+            return Err(format!(
+                "field `begin_layer` is {}, above the receiver's layer {}",
+                self.begin_layer,
+                self.receiver.max_layer()
+            ));
         }
-        Ok(())
+        if let Some(m) = &self.model {
+            if (m.n_layers, m.n_heads) != shape {
+                return Err(format!(
+                    "field `model` is {} layers × {} heads but `n_layers` × `n_heads` is {} × {}",
+                    m.n_layers, m.n_heads, self.n_layers, self.n_heads
+                ));
+            }
+        }
+        check_groups(&self.groups, shape)?;
+        read::heads_inside(&self.selected, shape, "selected")?;
+        check_baseline_accuracy(self.baseline_accuracy.as_ref())
     }
 }
 
-/// A file read whole and parsed as JSON; an unreadable file or bad JSON is one line naming it.
-pub fn read_json(path: &Path) -> Result<serde_json::Value, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ResultsError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ResultsError::Format {
-        path: path.display().to_string(),
-        msg: format!("invalid JSON: {e}"),
-    })
-}
-
-/// Any saved file the explorer opens, by its `format` field: a run (headhunt's or the
-/// paper's), head groups, or an analysis result. The file is read and parsed once here, so
-/// the gallery, `headhunt open` and `show` dispatch on the kind instead of peeking at the
-/// file and then loading it again.
-#[derive(Debug)]
-pub enum SavedFile {
-    Run(Box<RunRecord>),
-    Groups(Box<groups::GroupsFile>),
-    Analysis(Box<analysis::AnalysisFile>),
-}
-
-impl SavedFile {
-    pub fn load(path: &Path) -> Result<Self, ResultsError> {
-        let value = read_json(path)?;
-        Ok(match value.get("format").and_then(|f| f.as_str()) {
-            Some(groups::GROUPS_FORMAT) => {
-                SavedFile::Groups(Box::new(groups::GroupsFile::from_value(value, path)?))
-            }
-            Some(f) if analysis::ANALYSIS_FORMATS.contains(&f) => {
-                SavedFile::Analysis(Box::new(analysis::AnalysisFile::from_value(value, path)?))
-            }
-            _ => SavedFile::Run(Box::new(RunRecord::from_value(value, path)?)),
-        })
+/// `rows` has one row per layer, each null or of one value per head.
+fn check_rows(
+    rows: &[Option<Vec<f64>>],
+    (n_layers, n_heads): (usize, usize),
+    field: &str,
+) -> Result<(), String> {
+    if rows.len() != n_layers {
+        return Err(format!(
+            "field `{field}` has {} rows, expected n_layers = {n_layers}",
+            rows.len()
+        ));
     }
+    for (l, row) in rows.iter().enumerate() {
+        if let Some(r) = row.as_ref().filter(|r| r.len() != n_heads) {
+            return Err(format!(
+                "field `{field}[{l}]` has {} values, expected n_heads = {n_heads}",
+                r.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every group named, its heads inside the shape.
+pub(crate) fn check_groups(groups: &[HeadGroup], shape: (usize, usize)) -> Result<(), String> {
+    for (i, g) in groups.iter().enumerate() {
+        if g.name.trim().is_empty() {
+            return Err(format!("field `groups[{i}].name` is empty"));
+        }
+        read::heads_inside(&g.heads, shape, &format!("groups[{i}].heads"))?;
+    }
+    Ok(())
+}
+
+/// The baseline accuracies, when recorded, are fractions.
+pub(crate) fn check_baseline_accuracy(
+    acc: Option<&crate::patching::baseline::BaselineAccuracy>,
+) -> Result<(), String> {
+    if let Some(a) = acc {
+        read::fraction(a.normal, "baseline_accuracy.normal", false)?;
+        read::fraction(a.contrast, "baseline_accuracy.contrast", false)?;
+    }
+    Ok(())
 }
 
 /// The `.npy` companions of a result file: `STEM.relative.npy`, `STEM.patched_logit_diff.npy`.

@@ -245,6 +245,34 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
     )
 }
 
+/// `s` with every control character shown escaped: C0 and DEL as `\x1b`, C1 as `\u{9b}`.
+/// Text that comes from a file (a model label, a token, a group name) is shown this way in
+/// figures and on the terminal, so that a file cannot retitle or clear the terminal, hide
+/// text, or make an SVG invalid XML (which allows no control characters).
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c as u32 {
+            0x00..=0x1f | 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            0x80..=0x9f => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Text for the terminal: each line with its control characters escaped
+/// ([`escape_controls`]), the line breaks kept.
+pub fn terminal_safe(s: &str) -> String {
+    s.split('\n')
+        .map(|line| escape_controls(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +344,16 @@ mod tests {
             head_lists(&rec, Thresholds::default()).starts_with("|r| > 0.05: (0,0) -5.0%")
                 || head_lists(&rec, Thresholds::default()).contains("(0,0) -5.0%")
         );
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(escape_controls("plain · text"), "plain · text");
+        assert_eq!(
+            escape_controls("\u{1b}]0;x\u{7}\u{1b}[2J"),
+            "\\x1b]0;x\\x07\\x1b[2J"
+        );
+        assert_eq!(escape_controls("a\u{7f}b\u{9b}c"), "a\\x7fb\\u{9b}c");
+        assert_eq!(terminal_safe("a\u{1b}\nb\n"), "a\\x1b\nb\n");
     }
 }
