@@ -204,8 +204,15 @@ pub fn text<DB: DrawingBackend>(
         Anchor::Bottom => Pos::new(HPos::Center, VPos::Bottom),
     };
     let style = (FAMILY, size).into_font().color(&color(c)).pos(pos);
-    area.draw(&Text::new(s.to_string(), (x, y), style))
+    area.draw(&Text::new(shown(s), (x, y), style))
         .map_err(draw_err)
+}
+
+/// What is drawn of a text: every text reaches a figure through [`text`] or [`text_up`] (and
+/// is measured by [`text_size`]) as this, its control characters shown escaped (`\x1b`):
+/// labels, tokens and names come from files, and an SVG may hold no control character.
+fn shown(s: &str) -> String {
+    crate::results::text::escape_controls(s).into_owned()
 }
 
 /// A text turned a quarter to the left (reads bottom to top), its end at `(x, y)`: for tick
@@ -222,7 +229,7 @@ pub fn text_up<DB: DrawingBackend>(
         .transform(FontTransform::Rotate270)
         .color(&color(c))
         .pos(Pos::new(HPos::Right, VPos::Center));
-    area.draw(&Text::new(s.to_string(), (x, y), style))
+    area.draw(&Text::new(shown(s), (x, y), style))
         .map_err(draw_err)
 }
 
@@ -230,9 +237,10 @@ pub fn text_up<DB: DrawingBackend>(
 /// figures lay themselves out before drawing).
 pub fn text_size(s: &str, size: f64) -> (u32, u32) {
     register_font();
+    let s = shown(s);
     (FAMILY, size)
         .into_font()
-        .box_size(s)
+        .box_size(&s)
         .unwrap_or(((s.chars().count() as f64 * size * 0.6) as u32, size as u32))
 }
 

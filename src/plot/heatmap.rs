@@ -133,7 +133,7 @@ impl Quantity {
     pub fn rows(self, rec: &RunRecord) -> Vec<Option<Vec<f64>>> {
         (0..rec.n_layers)
             .map(|l| {
-                rec.relative[l].as_ref()?;
+                rec.relative.get(l)?.as_ref()?;
                 if !rec.receiver.reachable_from(l) {
                     return None;
                 }
@@ -240,6 +240,24 @@ impl Heatmap {
         opts: &HeatmapOptions,
     ) -> Result<Self, PlotError> {
         let (n_layers, n_heads) = (rec.n_layers, rec.n_heads);
+        // The reader refuses such files; a record built in memory must not panic either.
+        if n_layers == 0 || n_heads == 0 {
+            return Err(PlotError::Invalid(format!(
+                "a result of {n_layers} layers × {n_heads} heads: nothing to draw"
+            )));
+        }
+        if let Some(p) = panels.iter().find(|p| {
+            p.values.len() != n_layers || p.values.iter().flatten().any(|r| r.len() != n_heads)
+        }) {
+            return Err(PlotError::Invalid(format!(
+                "{}: the cells are not {n_layers} layers × {n_heads} heads",
+                if p.title.is_empty() {
+                    "the result"
+                } else {
+                    &p.title
+                }
+            )));
+        }
         let layers = match opts.crop {
             Some((lo, hi)) if lo > hi || hi >= n_layers => {
                 return Err(PlotError::Invalid(format!(
