@@ -191,7 +191,7 @@ fn cli_out_file_is_not_overwritten_without_force() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.trim_end(),
-        format!("error: --out {p}: the file exists (pass --force to overwrite it)")
+        format!("error: --out {p} already exists; pass --force to overwrite it")
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
 

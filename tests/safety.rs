@@ -198,7 +198,7 @@ fn force_replaces_only_regular_files() {
             p.to_str().unwrap(),
             "--force",
         ]);
-        assert_one_line_error(code, &err, &["not a regular file"]);
+        assert_one_line_error(code, &err, &["--out", &p.display().to_string()]);
     }
     use std::os::unix::fs::FileTypeExt;
     let kind = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
