@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor, D};
 
 use super::report::AnswerSet;
 use super::{answers_tensor, check_heads, check_lengths, forward, group_batches, invalid};
-use super::{AnalysisError, Head};
+use super::{check_count, AnalysisError, Head};
 use crate::data::pyrandom::PyRandom as Random;
 use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, Patch, RunOptions, Start};
@@ -227,8 +227,38 @@ impl<'a> Ablator<'a> {
     }
 }
 
+/// At most this many random groups (the paper draws a handful). Each costs an ablation (one or
+/// two forward passes over every example) and the population standard deviation of their
+/// mean is already within 1% of its value at 10^4 groups, so more only costs time; the bound
+/// stops a typo (10^9) from allocating gigabytes before the first group runs.
+pub const MAX_RANDOM_GROUPS: usize = 10_000;
+/// At most this many heads in all the random groups together (groups × heads per group):
+/// [`random_groups`] draws them all up front and the report keeps each group's heads, 16
+/// bytes a head, so 10^7 heads are 160 MB; 10^4 groups of 1,000 heads stay inside it.
+pub const MAX_RANDOM_GROUP_HEADS: usize = 10_000_000;
+
+/// Checks the number of random groups of `group_size` heads before any is drawn (the CLI
+/// before loading the model, the explorer where the count is typed, and
+/// [`AblationRequest::validate`](super::report::AblationRequest::validate)).
+pub fn check_random_groups(n: usize, group_size: usize) -> Result<(), AnalysisError> {
+    check_count(
+        "random groups",
+        n,
+        (0, MAX_RANDOM_GROUPS),
+        "each group is one more ablation; their spread is settled long before",
+    )?;
+    if n.saturating_mul(group_size) > MAX_RANDOM_GROUP_HEADS {
+        return Err(invalid(format!(
+            "random groups {n} of {group_size} heads: at most {MAX_RANDOM_GROUP_HEADS} heads in \
+             all (they are drawn before the first ablation); use fewer groups"
+        )));
+    }
+    Ok(())
+}
+
 /// `n` random head groups of `size` heads: `random.seed(seed)`, then `n` ×
-/// `random.sample(all heads, size)` as the paper's §7 draws them.
+/// `random.sample(all heads, size)` as the paper's §7 draws them. Callers check `n` with
+/// [`check_random_groups`] first: the groups are drawn up front.
 pub fn random_groups(model: &Model, n: usize, size: usize, seed: u64) -> Vec<Vec<Head>> {
     let all = super::all_heads(model);
     let mut rng = Random::new(seed as i128);
@@ -282,4 +312,25 @@ pub fn digit_tokens(tok: &crate::model::Tokenizer) -> Result<Vec<u32>, AnalysisE
                 .ok_or_else(|| invalid(format!("the digit {d} tokenizes to nothing")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_group_counts_are_bounded() {
+        assert!(check_random_groups(0, 3).is_ok());
+        assert!(check_random_groups(MAX_RANDOM_GROUPS, 1000).is_ok());
+        let e = check_random_groups(1_000_000_000, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("random groups 1000000000: expected 0 to 10000 ("),
+            "{e}"
+        );
+        let e = check_random_groups(10_000, 5_000).unwrap_err().to_string();
+        assert!(e.contains("at most 10000000 heads in all"), "{e}");
+        assert!(check_random_groups(usize::MAX, usize::MAX).is_err());
+    }
 }

@@ -14,7 +14,7 @@ use candle_core::Tensor;
 
 use super::positions::PositionSet;
 use super::{answers_tensor, check_heads, check_lengths, forward, group_batches, invalid};
-use super::{logit_diffs, AnalysisError, Head};
+use super::{check_count, check_distinct, head_label, logit_diffs, AnalysisError, Head};
 use crate::data::pyrandom::PyRandom as Random;
 use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, RunOptions, Start};
@@ -58,6 +58,46 @@ impl Circuit {
                 })
                 .collect(),
         }
+    }
+
+    /// Checks the circuit's shape, without a model: at least one group, group names unique,
+    /// each group's heads distinct and not empty, and no head in two groups of the same
+    /// positions. A head in two groups of *different* positions is kept: it is then live at
+    /// the union of their positions, the only way to keep a head live at, say, every `=` and
+    /// at the answers. In two groups of the same positions it adds nothing, so it is a
+    /// slip (a head meant for another group) and is refused.
+    pub fn check(&self) -> Result<(), AnalysisError> {
+        if self.groups.is_empty() {
+            return Err(invalid("no groups: a circuit needs at least one"));
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.heads.is_empty() {
+                return Err(invalid(format!("group {} has no heads", g.name)));
+            }
+            check_distinct(&g.heads).map_err(|e| invalid(format!("group {}: {e}", g.name)))?;
+            for other in &self.groups[..i] {
+                if other.name == g.name {
+                    return Err(invalid(format!(
+                        "two groups are named {}: give each group its own name",
+                        g.name
+                    )));
+                }
+                if other.positions != g.positions {
+                    continue;
+                }
+                if let Some(h) = g.heads.iter().find(|h| other.heads.contains(h)) {
+                    return Err(invalid(format!(
+                        "head {} is in group {} and in group {}, both @{}: a head belongs \
+                         to one group of given positions",
+                        head_label(h),
+                        other.name,
+                        g.name,
+                        g.positions
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The distinct heads, in group order.
@@ -139,17 +179,49 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    /// Checks a circuit's heads against the model and its position sets against the examples.
-    pub fn validate(&self, c: &Circuit) -> Result<(), AnalysisError> {
-        check_heads(self.model, c.groups.iter().flat_map(|g| &g.heads))?;
+    /// Checks a circuit before it is evaluated: its shape ([`Circuit::check`]), its heads
+    /// against the model, and its position sets against the examples. A `tok:TEXT` set that
+    /// matches no position of any prompt is an error (its heads would be live nowhere: F(C)
+    /// would silently be that of a circuit without them); one that matches in some prompts
+    /// only gives a warning, returned for the result's `warnings`.
+    pub fn validate(&self, c: &Circuit) -> Result<Vec<String>, AnalysisError> {
+        c.check()?;
         for g in &c.groups {
+            check_heads(self.model, &g.heads)
+                .map_err(|e| invalid(format!("group {}: {e}", g.name)))?;
+        }
+        let mut warnings = Vec::new();
+        for g in &c.groups {
+            let mut missing = 0;
             for (i, p) in self.pairs.iter().enumerate() {
-                g.positions
+                let pos = g
+                    .positions
                     .resolve(p, self.roles.map(|r| &r[i]))
                     .map_err(|e| invalid(format!("group {}: {e}", g.name)))?;
+                missing += pos.is_empty() as usize;
+            }
+            let PositionSet::Token { text, .. } = &g.positions else {
+                continue;
+            };
+            let n = self.pairs.len();
+            let shown = g.positions.to_string();
+            if missing == n {
+                return Err(invalid(format!(
+                    "group {}: @{shown}: the token {text:?} occurs in no prompt (none of the \
+                     {n} contrast prompts), so the group's heads would be live nowhere",
+                    g.name
+                )));
+            }
+            if missing > 0 {
+                warnings.push(format!(
+                    "group {}: @{shown}: the token {text:?} occurs in {} of the {n} prompts; \
+                     in the other {missing} the group's heads are live nowhere",
+                    g.name,
+                    n - missing
+                ));
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// Positions of every group in the examples `rows` (the same for every batch of a layout,
@@ -188,7 +260,9 @@ impl<'a> Evaluator<'a> {
     /// F(X): the mean logit difference of the contrast run with z outside `c` from the normal
     /// run.
     pub fn f(&mut self, c: &Circuit) -> Result<f64, AnalysisError> {
-        check_heads(self.model, c.groups.iter().flat_map(|g| &g.heads))?;
+        for g in &c.groups {
+            check_heads(self.model, &g.heads)?;
+        }
         let mut sum = 0.0;
         for b in &self.batches {
             let masks = self.keep_masks(c, b)?;
@@ -227,6 +301,7 @@ impl<'a> Evaluator<'a> {
 
     /// F(C\K), F(M\K) and their gap.
     pub fn completeness(&mut self, c: &Circuit, k: &[Head]) -> Result<Completeness, AnalysisError> {
+        check_heads(self.model, k).map_err(|e| invalid(format!("knock-out set: {e}")))?;
         let a = self.f(&c.without(k))?;
         let b = self.f(&Circuit::complete(self.model).without(k))?;
         Ok(Completeness {
@@ -244,6 +319,9 @@ impl<'a> Evaluator<'a> {
         v: Head,
         k: &[Head],
     ) -> Result<Minimality, AnalysisError> {
+        check_heads(self.model, [&v])?;
+        check_heads(self.model, k)
+            .map_err(|e| invalid(format!("minimality set of {}: {e}", head_label(&v))))?;
         let mut kv = k.to_vec();
         let a = self.f(&c.without(&kv))?;
         if !kv.contains(&v) {
@@ -287,6 +365,47 @@ pub struct GreedyOptions {
     pub iterations: usize,
     pub samples: usize,
     pub seed: u64,
+}
+
+/// At most this many rollouts (the paper: 10). Every rollout keeps its best set in the
+/// outcome and costs up to iterations × samples completeness evaluations (two forward passes
+/// each), so 10^4 rollouts are already days of compute on a real model; the bound stops a
+/// typo (4·10^9) from growing the outcome and the memo of evaluated sets without end.
+pub const MAX_GREEDY_ROLLOUTS: usize = 10_000;
+/// At most this many iterations per rollout (the paper: 5). K gains one head per iteration,
+/// so more iterations than the heads of any model (16,128 in Llama-3.1-405B) change nothing;
+/// the bound only catches typos.
+pub const MAX_GREEDY_ITERATIONS: usize = 100_000;
+/// At most this many candidate heads per iteration (the paper: 5): they are drawn from the
+/// circuit's heads, so more than any model has change nothing (see
+/// [`MAX_GREEDY_ITERATIONS`]).
+pub const MAX_GREEDY_SAMPLES: usize = 100_000;
+
+impl GreedyOptions {
+    /// Checks the counts before any work: 0 rollouts, iterations or samples would make the
+    /// search report nothing (an empty K, gap 0) as if it had searched; each has an upper
+    /// bound (see the constants) so that no count sizes memory without end. The CLI and the
+    /// explorer call it before loading the model; [`greedy_search`] calls it too.
+    pub fn validate(&self) -> Result<(), AnalysisError> {
+        check_count(
+            "greedy rollouts",
+            self.rollouts,
+            (1, MAX_GREEDY_ROLLOUTS),
+            "each rollout is a search of its own; the paper runs 10",
+        )?;
+        check_count(
+            "greedy iterations",
+            self.iterations,
+            (1, MAX_GREEDY_ITERATIONS),
+            "K gains one head per iteration; the paper runs 5",
+        )?;
+        check_count(
+            "greedy samples",
+            self.samples,
+            (1, MAX_GREEDY_SAMPLES),
+            "candidate heads drawn per iteration; the paper draws 5",
+        )
+    }
 }
 
 impl Default for GreedyOptions {
@@ -336,6 +455,8 @@ pub fn greedy_search(
     progress: &mut dyn FnMut(&GreedyProgress),
     cancel: &AtomicBool,
 ) -> Result<GreedyOutcome, AnalysisError> {
+    opts.validate()?;
+    c.check()?;
     let heads = c.heads();
     let mut rng = Random::new(opts.seed as i128);
     let mut memo: HashMap<Vec<Head>, Completeness> = HashMap::new();
@@ -430,5 +551,58 @@ mod tests {
         assert_eq!(k.groups[0].heads, vec![(3, 1)]);
         assert_eq!(k.groups[1].heads, vec![(1, 2)]);
         assert_eq!(k.groups[1].positions, PositionSet::Last);
+        // The same head in groups of different positions: live at the union, allowed.
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn circuit_shape_is_checked() {
+        let g = |name: &str, heads: Vec<Head>, positions| Group {
+            name: name.into(),
+            heads,
+            positions,
+        };
+        let err = |groups| Circuit { groups }.check().unwrap_err().to_string();
+        let e = err(vec![g("a", vec![(3, 1), (3, 1)], PositionSet::Last)]);
+        assert_eq!(e, "group a: head 3.1 is listed twice; list each head once");
+        let e = err(vec![
+            g("a", vec![(3, 1)], PositionSet::Last),
+            g("b", vec![(2, 0), (3, 1)], PositionSet::Last),
+        ]);
+        assert!(
+            e.starts_with("head 3.1 is in group a and in group b, both @last"),
+            "{e}"
+        );
+        let e = err(vec![
+            g("a", vec![(3, 1)], PositionSet::Last),
+            g("a", vec![(2, 0)], PositionSet::All),
+        ]);
+        assert!(e.starts_with("two groups are named a"), "{e}");
+        assert!(err(vec![g("a", vec![], PositionSet::All)]).contains("no heads"));
+        assert!(err(vec![]).starts_with("no groups"));
+    }
+
+    #[test]
+    fn greedy_counts_are_checked() {
+        let o = GreedyOptions::default();
+        assert!(o.validate().is_ok());
+        for (bad, field) in [
+            (
+                GreedyOptions { rollouts: 0, ..o },
+                "greedy rollouts 0: expected 1 to",
+            ),
+            (GreedyOptions { iterations: 0, ..o }, "greedy iterations 0:"),
+            (GreedyOptions { samples: 0, ..o }, "greedy samples 0:"),
+            (
+                GreedyOptions {
+                    rollouts: 4_000_000_000,
+                    ..o
+                },
+                "greedy rollouts 4000000000: expected 1 to 10000 (",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.starts_with(field), "{e}");
+        }
     }
 }

@@ -29,6 +29,16 @@ pub type Head = (usize, usize);
 pub enum AnalysisError {
     #[error("{0}")]
     Invalid(String),
+    /// A count of the request outside the range it can take: `field` names it as the request
+    /// does ("random groups"), the CLI words it with its flag (`cli::wording`).
+    #[error("{field} {value}: expected {min} to {max} ({why})")]
+    Count {
+        field: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+        why: &'static str,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -43,11 +53,49 @@ fn invalid(msg: impl Into<String>) -> AnalysisError {
     AnalysisError::Invalid(msg.into())
 }
 
-/// Fails on a head outside the model, naming it and the model's shape.
+/// Fails on a count outside `min..=max`, naming the field, the value, the range and why the
+/// bound is there. Counts that size memory are checked with it before anything is allocated.
+pub fn check_count(
+    field: &'static str,
+    value: usize,
+    (min, max): (usize, usize),
+    why: &'static str,
+) -> Result<(), AnalysisError> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(AnalysisError::Count {
+        field,
+        value: value as u64,
+        min: min as u64,
+        max: max as u64,
+        why,
+    })
+}
+
+/// Fails on a head listed twice, naming it: every head list (a group, `--heads`, a knock-out
+/// set) is a set, and a repeat is a typo that would otherwise count a head twice (FV sums)
+/// or pass silently (ablation, knock-outs).
+pub fn check_distinct<'a>(heads: impl IntoIterator<Item = &'a Head>) -> Result<(), AnalysisError> {
+    let mut seen = std::collections::HashSet::new();
+    for h in heads {
+        if !seen.insert(*h) {
+            return Err(invalid(format!(
+                "head {} is listed twice; list each head once",
+                head_label(h)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fails on a head outside the model, naming it and the model's shape, and on a head listed
+/// twice ([`check_distinct`]).
 pub fn check_heads<'a>(
     model: &Model,
-    heads: impl IntoIterator<Item = &'a Head>,
+    heads: impl IntoIterator<Item = &'a Head> + Clone,
 ) -> Result<(), AnalysisError> {
+    check_distinct(heads.clone())?;
     let (nl, nh) = (model.n_layers(), model.n_heads());
     for &(l, h) in heads {
         if l >= nl || h >= nh {
@@ -198,9 +246,15 @@ pub fn parse_head(s: &str) -> Result<Head, AnalysisError> {
     parse().ok_or_else(|| invalid(format!("head {s:?}: expected LAYER.HEAD, e.g. 3.1")))
 }
 
-/// Parses heads joined by `sep` (`3.1,2.0` or `2.7+3.0`); empty pieces are an error.
+/// Parses heads joined by `sep` (`3.1,2.0` or `2.7+3.0`); empty pieces and a head listed
+/// twice are an error.
 pub fn parse_heads(s: &str, sep: char) -> Result<Vec<Head>, AnalysisError> {
-    s.split(sep).map(parse_head).collect()
+    let heads = s
+        .split(sep)
+        .map(parse_head)
+        .collect::<Result<Vec<_>, _>>()?;
+    check_distinct(&heads)?;
+    Ok(heads)
 }
 
 #[cfg(test)]
@@ -213,7 +267,20 @@ mod tests {
         assert_eq!(parse_heads("2.7+3.0", '+').unwrap(), vec![(2, 7), (3, 0)]);
         assert!(parse_head("3").is_err() && parse_head("a.b").is_err());
         assert!(parse_heads("3.1,,2.0", ',').is_err());
+        let e = parse_heads("3.1,2.0,3.1", ',').unwrap_err().to_string();
+        assert_eq!(e, "head 3.1 is listed twice; list each head once");
         assert_eq!(head_label(&(12, 4)), "12.4");
+    }
+
+    #[test]
+    fn counts_name_value_range_and_why() {
+        assert!(check_count("greedy rollouts", 10, (1, 100), "why").is_ok());
+        let e = check_count("greedy rollouts", 0, (1, 100), "a search needs one").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "greedy rollouts 0: expected 1 to 100 (a search needs one)"
+        );
+        assert!(check_count("x", 101, (1, 100), "w").is_err());
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! requests, the explorer builds them, and `results::analysis` writes the reports. They live
 //! here, below the worker and the results, so that both can name them.
 
-use super::ablation::AblationRun;
+use super::ablation::{check_random_groups, AblationRun};
 use super::circuit::{Circuit, Completeness, GreedyOptions, GreedyOutcome, Group, Minimality};
 use super::function_vectors::{FvOptions, FvResult};
 use super::positions::PositionSet;
-use super::{invalid, AnalysisError, Head};
+use super::{check_distinct, invalid, AnalysisError, Head};
 use crate::model::Tokenizer;
 
 /// A circuit group as the explorer knows it: its positions still as text (`all`, `last`,
@@ -58,6 +58,31 @@ pub struct CircuitRequest {
     pub batch_size: usize,
 }
 
+impl CircuitRequest {
+    /// Checks what needs no model before any work: the groups' heads (each group's distinct,
+    /// none empty), the knock-out sets' (distinct), the greedy counts
+    /// ([`GreedyOptions::validate`]) and the batch size. The explorer calls it before it
+    /// submits the job; the model-dependent checks follow in `Evaluator::validate`.
+    pub fn validate(&self) -> Result<(), AnalysisError> {
+        if self.groups.is_empty() {
+            return Err(invalid("no groups: a circuit needs at least one"));
+        }
+        for g in &self.groups {
+            if g.heads.is_empty() {
+                return Err(invalid(format!("group {:?} has no heads", g.name)));
+            }
+            check_distinct(&g.heads).map_err(|e| invalid(format!("group {:?}: {e}", g.name)))?;
+        }
+        for k in &self.knockouts {
+            check_distinct(k).map_err(|e| invalid(format!("knock-out set: {e}")))?;
+        }
+        if let Some(g) = &self.greedy {
+            g.validate()?;
+        }
+        check_batch_size(self.batch_size)
+    }
+}
+
 /// What a circuit job found; `complete` is false when it was cancelled (the fields after
 /// the cancel are empty).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +107,27 @@ pub struct AblationRequest {
     pub random_groups: usize,
     pub seed: u64,
     pub batch_size: usize,
+}
+
+impl AblationRequest {
+    /// Checks the request before any work: heads distinct and at least one, the number of
+    /// random groups bounded ([`check_random_groups`]: they are drawn up front), the batch
+    /// size. The explorer calls it before it submits the job.
+    pub fn validate(&self) -> Result<(), AnalysisError> {
+        if self.heads.is_empty() {
+            return Err(invalid("no heads to ablate"));
+        }
+        check_distinct(&self.heads)?;
+        check_random_groups(self.random_groups, self.heads.len())?;
+        check_batch_size(self.batch_size)
+    }
+}
+
+fn check_batch_size(n: usize) -> Result<(), AnalysisError> {
+    if n == 0 {
+        return Err(invalid("batch size 0: expected at least 1"));
+    }
+    Ok(())
 }
 
 /// Which tokens an ablation's restricted accuracy ranges over

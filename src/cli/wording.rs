@@ -4,6 +4,7 @@
 
 use std::error::Error;
 
+use crate::analysis::AnalysisError;
 use crate::data::DataError;
 use crate::model::ModelError;
 use crate::patching::{PatchError, SpecError, RECEIVER_SYNTAX};
@@ -22,6 +23,9 @@ pub fn flag_words(e: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(m) = e.downcast_ref::<ModelError>() {
         return model(m);
+    }
+    if let Some(a) = e.downcast_ref::<AnalysisError>() {
+        return analysis(a);
     }
     if let Some(ResultsError::Exists { path }) = e.downcast_ref::<ResultsError>() {
         return Some(format!(
@@ -128,6 +132,23 @@ fn model(e: &ModelError) -> Option<String> {
     })
 }
 
+/// An analysis count with its flag: --random-groups, --greedy-rollouts, --greedy-iterations,
+/// --greedy-samples (the core names them "random groups", "greedy rollouts", ...).
+fn analysis(e: &AnalysisError) -> Option<String> {
+    let AnalysisError::Count {
+        field,
+        value,
+        min,
+        max,
+        why,
+    } = e
+    else {
+        return None;
+    };
+    let flag = field.replace(' ', "-");
+    Some(format!("--{flag} {value}: expected {min} to {max} ({why})"))
+}
+
 /// `text` with the last `from` replaced by `to` (the core's field words sit at a fixed place of
 /// its message, after any file name).
 fn swap_last(text: &str, from: &str, to: &str) -> String {
@@ -171,6 +192,18 @@ mod tests {
         assert_eq!(
             cli_text(e),
             "r.json already exists; pass --force to overwrite it"
+        );
+        let e = crate::analysis::ablation::check_random_groups(1 << 40, 1).unwrap_err();
+        assert!(
+            cli_text(e).starts_with("--random-groups 1099511627776: expected 0 to 10000 ("),
+            "the count names its flag"
+        );
+        let g = crate::analysis::circuit::GreedyOptions {
+            rollouts: 0,
+            ..Default::default()
+        };
+        assert!(
+            cli_text(g.validate().unwrap_err()).starts_with("--greedy-rollouts 0: expected 1 to")
         );
         // Errors without a flag keep the core's words.
         let e = SpecError::ReceiverHead {
