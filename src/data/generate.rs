@@ -32,6 +32,20 @@ use super::DataError;
 /// Candidate draws allowed per example before the generator gives up.
 pub const MAX_DRAWS: u64 = 5_000_000;
 
+/// At most this many examples per file (the paper: 100). Every command runs each example
+/// through the model, so a million is already more than any evaluation reads.
+pub const MAX_EXAMPLES: usize = 1_000_000;
+/// At most this many demonstrations per example (the paper: 32). A demonstration is at least
+/// four tokens, so a prompt of more is longer than the context of the models headhunt runs
+/// (400,000 tokens).
+pub const MAX_DEMOS: usize = 100_000;
+/// At most this many letters per cipher string (the paper: 1 and 4); each letter is about a
+/// token, and a demonstration holds two strings.
+pub const MAX_MAXLEN: usize = 10_000;
+/// At most this many bytes in the generated file: it is built in memory before its atomic
+/// write, so this bounds the memory too (the paper's largest file is 60 kB).
+pub const MAX_BYTES: u64 = 1 << 30;
+
 /// The paper's settings (which constraint ties the test pair to the demonstrations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Setting {
@@ -264,14 +278,65 @@ fn gen_params(params: &[(&'static str, String)], why: &str) -> DataError {
     }
 }
 
-/// Generates the JSONL text (one example per line, each ending in `\n`).
-pub fn generate(spec: &GenSpec) -> Result<String, DataError> {
-    if spec.examples == 0 {
-        return Err(gen_params(
-            &[("examples", "0".into())],
-            "generate at least one example",
-        ));
+impl GenSpec {
+    /// Checks the sizes before anything is drawn or allocated: at least one example, each
+    /// size within its bound ([`MAX_EXAMPLES`], [`MAX_DEMOS`], [`MAX_MAXLEN`]) and the whole
+    /// file within [`MAX_BYTES`] (an upper estimate of a line's length from the sizes).
+    /// [`generate`] calls it first, so the CLI and any other caller get its error.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let bound = |name: &'static str, v: usize, max: usize, why: &str| {
+            if v > max {
+                return Err(gen_params(
+                    &[(name, v.to_string())],
+                    &format!("at most {max} ({why})"),
+                ));
+            }
+            Ok(())
+        };
+        if self.examples == 0 {
+            return Err(gen_params(
+                &[("examples", "0".into())],
+                "generate at least one example",
+            ));
+        }
+        let ex_why = "every command runs each example through the model; the paper uses 100";
+        bound("examples", self.examples, MAX_EXAMPLES, ex_why)?;
+        let demo_why = "a longer prompt exceeds any model's context; the paper uses 32";
+        bound("demos", self.demos, MAX_DEMOS, demo_why)?;
+        let pair = match self.task {
+            // `[a, b], `: two numbers of at most 4 characters (-999 is not drawn, 999 is).
+            GenTask::Addition { .. } => 16,
+            // Operands below 10^12: 13 characters each.
+            GenTask::Base { .. } => 34,
+            GenTask::Cipher { maxlen, .. } => {
+                bound("maxlen", maxlen, MAX_MAXLEN, "the paper uses 1 and 4")?;
+                2 * maxlen as u64 + 8
+            }
+        };
+        let line = (self.demos as u64 + 1) * pair + 40;
+        let total = line.saturating_mul(self.examples as u64);
+        if total > MAX_BYTES {
+            return Err(gen_params(
+                &[
+                    ("examples", self.examples.to_string()),
+                    ("demos", self.demos.to_string()),
+                ],
+                &format!(
+                    "the file would be up to {} MB, more than the {} MB it may take (it is built \
+                     in memory before it is written); use fewer examples or demonstrations",
+                    total.div_ceil(1 << 20),
+                    MAX_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(())
     }
+}
+
+/// Generates the JSONL text (one example per line, each ending in `\n`), after
+/// [`GenSpec::validate`].
+pub fn generate(spec: &GenSpec) -> Result<String, DataError> {
+    spec.validate()?;
     let mut s = Sampler {
         rng: PyRandom::new(spec.seed as i128),
         draws: 0,
@@ -460,7 +525,8 @@ pub fn caesar_shift(text: &str, offset: i64) -> String {
             } else {
                 return c;
             };
-            let k = (c as u8 - base) as i64 + offset;
+            // Reduced first: an offset near i64::MAX must not overflow.
+            let k = (c as u8 - base) as i64 + offset.rem_euclid(26);
             (base + k.rem_euclid(26) as u8) as char
         })
         .collect()
@@ -526,6 +592,49 @@ mod tests {
         assert_eq!(caesar_shift("qahf", 2), "scjh");
         assert_eq!(caesar_shift("az", -1), "zy");
         assert_eq!(caesar_shift("Yz", 13), "Lm");
+    }
+
+    #[test]
+    fn huge_offsets_shift_modulo_26() {
+        assert_eq!(
+            caesar_shift("a", i64::MAX),
+            caesar_shift("a", i64::MAX % 26)
+        );
+        assert_eq!(
+            caesar_shift("z", i64::MIN),
+            caesar_shift("z", i64::MIN.rem_euclid(26))
+        );
+    }
+
+    #[test]
+    fn sizes_are_bounded_before_drawing() {
+        let add = GenTask::Addition {
+            setting: Setting::Normal,
+            nmax: 9,
+            offset: 1,
+        };
+        let spec = |examples, demos| GenSpec {
+            examples,
+            demos,
+            ..GenSpec::paper(add)
+        };
+        let e = |s: GenSpec| generate(&s).unwrap_err().to_string();
+        assert!(e(spec(10_000_000, 32)).starts_with("examples 10000000: at most 1000000 ("));
+        assert!(
+            e(spec(1, usize::MAX)).starts_with(&format!("demos {}: at most 100000", usize::MAX))
+        );
+        let big = e(spec(1_000_000, 100));
+        assert!(
+            big.starts_with("examples 1000000 demos 100: the file would be up to"),
+            "{big}"
+        );
+        let cipher = GenSpec::paper(GenTask::Cipher {
+            maxlen: 1 << 40,
+            offset: 1,
+        });
+        assert!(e(cipher).starts_with("maxlen 1099511627776: at most 10000"));
+        // Every paper file is inside the bounds.
+        assert!(paper_files().iter().all(|s| s.validate().is_ok()));
     }
 
     #[test]
