@@ -32,6 +32,20 @@ pub enum ModelError {
     #[error("tensor `{name}` is missing from {files}")]
     MissingTensor { name: String, files: String },
 
+    /// The checkpoint holds a layer the config does not: it would run silently truncated.
+    #[error("tensor `{name}` in {file} is of layer {layer}, but {key} is {n_layers} (layers 0 to {}): the config has fewer layers than the checkpoint", n_layers.saturating_sub(1))]
+    ExtraLayer {
+        name: String,
+        file: String,
+        layer: usize,
+        n_layers: usize,
+        key: String,
+    },
+
+    /// A stored tensor the model never reads: the checkpoint is not of the config's shape.
+    #[error("tensor `{name}` in {file} is not one the model reads: the checkpoint does not match its config")]
+    UnusedTensor { name: String, file: String },
+
     #[error("tensor `{name}` in {file} has shape {got:?}, expected {expected:?}")]
     TensorShape {
         name: String,

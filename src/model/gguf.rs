@@ -625,6 +625,15 @@ impl TensorSource for GgufSource {
         self.file.describe()
     }
 
+    fn stored_names(&self) -> Vec<String> {
+        self.file.tensors.keys().cloned().collect()
+    }
+
+    fn layer_count_key(&self, _key: &str) -> String {
+        let arch = self.cfg.family.def().gguf_arch().unwrap_or("{arch}");
+        format!("the metadata's {arch}.block_count")
+    }
+
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
         let g = gguf_name(name, self.cfg.family)?;
         self.file.tensors.get(&g).map(|e| e.shape.clone())
@@ -668,6 +677,19 @@ pub fn load_with_progress(
     dtype: DType,
     progress: super::transformer::LoadProgress,
 ) -> Result<(Model, Tokenizer), ModelError> {
+    if path.is_dir() {
+        return Err(ModelError::NotFound(format!(
+            "{} is a folder, not a GGUF file (a .gguf model is one file; a model folder holds \
+             config.json)",
+            path.display()
+        )));
+    }
+    if path.exists() && !path.is_file() {
+        return Err(ModelError::NotFound(format!(
+            "{} is not a regular file: a GGUF model is one file",
+            path.display()
+        )));
+    }
     if !path.is_file() {
         return Err(ModelError::NotFound(format!(
             "GGUF file not found: {}",

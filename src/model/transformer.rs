@@ -254,6 +254,10 @@ impl Model {
             layers.push(def.layer(&mut w, &cfg, l)?);
             progress(l + 1, cfg.n_layers);
         }
+        if !w.random {
+            let layers = (cfg.n_layers, def.layers_key());
+            super::weights::check_unused(w.source, &w.used, layers, cfg.tie_embeddings)?;
+        }
         Ok(Model {
             n_params: w.n_params,
             quantization: w.source.quantization(),

@@ -25,6 +25,80 @@ pub trait TensorSource {
     fn file_of(&self, _name: &str) -> String {
         self.describe()
     }
+    /// Every stored tensor's name, as the source stores it (GGUF: llama.cpp's names), for the
+    /// check that nothing is left unread ([`check_unused`]); empty where unknown.
+    fn stored_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Where the layer count comes from, for errors: `config.json`'s `key` here, the
+    /// metadata's `{arch}.block_count` for GGUF.
+    fn layer_count_key(&self, key: &str) -> String {
+        format!("config.json's {key}")
+    }
+    /// Whether every stored tensor must be one the model reads (see [`check_unused`]).
+    fn all_tensors_used(&self) -> bool {
+        false
+    }
+}
+
+/// Buffers some checkpoints store that are not weights (causal masks, rotary frequencies
+/// recomputed from the config): never read, never an error.
+const NOT_WEIGHTS: &[&str] = &[
+    ".rotary_emb.inv_freq",
+    ".attn.bias",
+    ".attn.masked_bias",
+    ".attention.bias",
+    ".attention.masked_bias",
+];
+
+/// The layer a stored tensor belongs to: the number after `layers`, `h` or `blk`
+/// (`model.layers.4.mlp...`, `transformer.h.4...`, GGUF's `blk.4...`).
+pub fn layer_of(name: &str) -> Option<usize> {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts
+        .windows(2)
+        .find(|w| matches!(w[0], "layers" | "h" | "blk"))
+        .and_then(|w| w[1].parse().ok())
+}
+
+/// Refuses a checkpoint with tensors the model does not read: one of a layer at or past
+/// `n_layers` means the config has fewer layers than the checkpoint (the model would run
+/// silently truncated), named with the tensor and `key`, the config's layer count. Where
+/// the source asks for it ([`TensorSource::all_tensors_used`]: safetensors), any other
+/// unread tensor is refused too, except known non-weight buffers ([`NOT_WEIGHTS`]) and,
+/// when the config ties the unembedding to the embedding (`tied`), a stored `lm_head`
+/// (transformers ignores it then too).
+pub fn check_unused(
+    source: &dyn TensorSource,
+    used: &std::collections::HashSet<String>,
+    (n_layers, key): (usize, &str),
+    tied: bool,
+) -> Result<(), ModelError> {
+    let mut names = source.stored_names();
+    names.sort();
+    for name in names.iter().filter(|n| !used.contains(*n)) {
+        if let Some(l) = layer_of(name).filter(|&l| l >= n_layers) {
+            return Err(ModelError::ExtraLayer {
+                name: name.clone(),
+                file: source.file_of(name),
+                layer: l,
+                n_layers,
+                key: source.layer_count_key(key),
+            });
+        }
+    }
+    if !source.all_tensors_used() {
+        return Ok(());
+    }
+    let skip =
+        |n: &str| NOT_WEIGHTS.iter().any(|b| n.ends_with(b)) || (tied && n.starts_with("lm_head."));
+    match names.iter().find(|n| !used.contains(*n) && !skip(n)) {
+        Some(name) => Err(ModelError::UnusedTensor {
+            name: name.clone(),
+            file: source.file_of(name),
+        }),
+        None => Ok(()),
+    }
 }
 
 struct MappedFile {
@@ -125,6 +199,14 @@ impl TensorSource for SafetensorsSource {
         }
     }
 
+    fn stored_names(&self) -> Vec<String> {
+        self.names()
+    }
+
+    fn all_tensors_used(&self) -> bool {
+        true
+    }
+
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
         let f = &self.files[*self.routing.get(name)?];
         f.meta.info(name).map(|i| i.shape.clone())
@@ -162,6 +244,9 @@ pub struct WeightLoader<'a> {
     /// Make up random tensors of the expected shapes instead of reading `source` (benchmarks
     /// at real model sizes without downloads: speed does not depend on the values).
     pub random: bool,
+    /// The names read (and looked for: an optional tensor present counts as read), for
+    /// [`check_unused`].
+    pub used: std::collections::HashSet<String>,
 }
 
 /// A source with no tensors at all: used with `Model::random`, which never asks it.
@@ -190,6 +275,7 @@ impl<'a> WeightLoader<'a> {
             dtype,
             n_params: 0,
             random: false,
+            used: Default::default(),
         }
     }
 
@@ -201,6 +287,7 @@ impl<'a> WeightLoader<'a> {
             dtype,
             n_params: 0,
             random: true,
+            used: Default::default(),
         }
     }
 
@@ -229,6 +316,7 @@ impl<'a> WeightLoader<'a> {
             self.n_params += shape.iter().product::<usize>();
             return self.made_up(name, shape, dtype);
         }
+        self.used.insert(name.to_string());
         let got = self
             .source
             .shape(name)
@@ -252,5 +340,20 @@ impl<'a> WeightLoader<'a> {
     pub fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
         let dtype = self.dtype;
         self.get_as(name, shape, dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_of_stored_names() {
+        assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
+        assert_eq!(layer_of("transformer.h.3.attn.c_attn.weight"), Some(3));
+        assert_eq!(layer_of("gpt_neox.layers.0.attention.dense.bias"), Some(0));
+        assert_eq!(layer_of("blk.7.attn_q.weight"), Some(7));
+        assert_eq!(layer_of("model.embed_tokens.weight"), None);
+        assert_eq!(layer_of("lm_head.weight"), None);
     }
 }

@@ -59,6 +59,9 @@ impl FamilyDef for Gpt2 {
     fn model_types(&self) -> &'static [&'static str] {
         &["gpt2"]
     }
+    fn layers_key(&self) -> &'static str {
+        GPT2_NAMES.layers
+    }
     fn config(&self, f: &Fields) -> Result<ModelConfig, ModelError> {
         let mut cfg = ModelConfig::base(f, family_of(self), &GPT2_NAMES)?;
         if f.opt_bool("scale_attn_by_inverse_layer_idx")?.unwrap_or(false) {

@@ -36,6 +36,11 @@ pub(in crate::model) trait FamilyDef: Sync {
     fn irrelevant_keys(&self) -> &'static [&'static str] {
         &[]
     }
+    /// The `config.json` key of the layer count (for the error of a checkpoint with more
+    /// layers than the config says).
+    fn layers_key(&self) -> &'static str {
+        "num_hidden_layers"
+    }
     /// Embeddings, final norm and unembedding.
     fn globals(&self, w: &mut WeightLoader, cfg: &ModelConfig) -> Result<Globals>;
     /// The weights of block `l`.
