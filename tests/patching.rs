@@ -107,11 +107,16 @@ fn check_against_fixture(algorithm: Algorithm) {
                 let want_r = get(&format!("{}.relative", case.key));
                 let rel = m.relative(&case.receiver, case.begin_layer);
                 for l in 0..m.n_layers {
-                    let expect_computed = l >= case.begin_layer && l <= case.receiver.max_layer();
+                    // Rows no sender of which reaches the receiver (a head receiver's own
+                    // layer, resid_pre's) are not computed; they hold LD_contrast, as in the
+                    // fixture, where TransformerLens ran them.
+                    let expect_computed = l >= case.begin_layer
+                        && l <= case.receiver.max_layer()
+                        && case.receiver.reachable_from(l);
                     assert_eq!(m.computed[l], expect_computed, "{ctx}: row {l} computed");
                     for h in 0..m.n_heads {
                         let i = l * m.n_heads + h;
-                        let p = if m.computed[l] { m.patched[l][h] } else { 0.0 };
+                        let p = m.patched[l][h];
                         // Measured: within 2.2e-6 of TransformerLens on every fixture.
                         assert!(
                             (p - want_p[i] as f64).abs() <= 1e-5,

@@ -17,7 +17,9 @@ pub fn ill_conditioned(ld_normal: f64, ld_contrast: f64) -> bool {
 pub struct PatchMatrix {
     pub n_layers: usize,
     pub n_heads: usize,
-    /// Mean patched logit difference per [layer][head]; 0 in rows that were not computed.
+    /// Mean patched logit difference per [layer][head]; 0 in rows that were not computed,
+    /// except rows of senders in the sweep's range that cannot reach the receiver, which
+    /// hold LD_contrast ([`PatchMatrix::fill_unreached`]).
     pub patched: Vec<Vec<f64>>,
     /// Which layers' rows were computed.
     pub computed: Vec<bool>,
@@ -50,6 +52,20 @@ impl PatchMatrix {
             ld_normal,
             ld_contrast,
             n_examples,
+        }
+    }
+
+    /// Fills the rows of senders from `begin_layer` to the receiver's last layer that cannot
+    /// reach it ([`Receiver::reachable_from`]: a `resid_pre:L` receiver's layer L, a head
+    /// receiver's own layer) with LD_contrast: patching a sender the receiver cannot hear
+    /// reproduces the contrast run exactly, so the value is known without running anything.
+    /// They stay marked not computed (results record them so), as the sweep skips them.
+    pub fn fill_unreached(&mut self, receiver: &Receiver, begin_layer: usize) {
+        let top = receiver.max_layer().min(self.n_layers.saturating_sub(1));
+        for l in begin_layer..=top {
+            if !receiver.reachable_from(l) {
+                self.patched[l] = vec![self.ld_contrast; self.n_heads];
+            }
         }
     }
 

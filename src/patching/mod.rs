@@ -92,12 +92,16 @@ impl PatchSpec {
         Ok(())
     }
 
-    /// Sender layers, in the order they are computed: from the receiver down, so the layers
-    /// nearest the receiver (the cheapest, and often the most interesting) arrive first.
+    /// Sender layers, in the order they are computed: from the last one that reaches the
+    /// receiver ([`Receiver::last_sender_layer`], the one reachability rule) down, so the
+    /// layers nearest the receiver (the cheapest, and often the most interesting) arrive
+    /// first. Rows no sender reaches (a `resid_pre:L` receiver's layer L, a head receiver's
+    /// own layer) are never computed: their r is 0 by construction.
     pub fn sender_layers(&self) -> Vec<usize> {
-        (self.begin_layer..=self.receiver.max_layer())
-            .rev()
-            .collect()
+        match self.receiver.last_sender_layer() {
+            Some(last) => (self.begin_layer..=last).rev().collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The sender layers grouped into chunks that advance together (see `chunk_rows`), from

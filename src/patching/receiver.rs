@@ -458,4 +458,20 @@ mod tests {
         assert_eq!(Receiver::resid_post(3).last_sender_layer(), Some(3));
         assert!(r.reached_from_begin(2) && !r.reached_from_begin(3));
     }
+
+    #[test]
+    fn sender_layers_stop_where_senders_stop_reaching() {
+        let spec = |text: &str, begin_layer| crate::patching::PatchSpec {
+            receiver: Receiver::parse_one(text).unwrap(),
+            begin_layer,
+            batch_size: 1,
+            algorithm: Default::default(),
+            chunk_rows: 0,
+        };
+        // Heads of layer 3 cannot reach resid_pre of layer 3: row 3 is never computed.
+        assert_eq!(spec("resid_pre:3", 0).sender_layers(), vec![2, 1, 0]);
+        assert_eq!(spec("resid_post:3", 1).sender_layers(), vec![3, 2, 1]);
+        assert_eq!(spec("3.1.q", 2).sender_layers(), vec![2]);
+        assert!(spec("resid_pre:0", 0).sender_layers().is_empty());
+    }
 }

@@ -287,6 +287,7 @@ fn run_layer_outer(
         base.contrast / n,
         pairs.len(),
     );
+    matrix.fill_unreached(&spec.receiver, spec.begin_layer);
     let mut rows = Rows::new(spec, n_layers);
     let mut complete = true;
     let chunks = if sweep.advances_layers_together() {
@@ -358,6 +359,7 @@ fn run_batch_outer(
         base.contrast / n,
         pairs.len(),
     );
+    matrix.fill_unreached(&spec.receiver, spec.begin_layer);
     observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
     let sweep_seconds = started.elapsed().as_secs_f64() - cache_seconds;
     if complete {
