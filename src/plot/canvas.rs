@@ -82,15 +82,30 @@ pub fn has_mark(bytes: &[u8]) -> bool {
     head.windows(MARK.len()).any(|w| w == MARK.as_bytes())
 }
 
+/// The smallest figure side, in pixels.
+pub const MIN_PIXELS: u32 = 50;
+/// The largest figure side, in pixels: 20000 × 20000 RGB is 1.2 GB of PNG buffer, past the
+/// size of any poster and far inside the memory of the machines headhunt runs on.
+pub const MAX_PIXELS: u32 = 20_000;
+
+/// Fails on a figure side outside [`MIN_PIXELS`, `MAX_PIXELS`], naming the size and the
+/// bound: checked on a given size before any layout arithmetic, and on every figure before
+/// it is drawn.
+pub fn check_size(w: u32, h: u32) -> Result<(), PlotError> {
+    let range = MIN_PIXELS..=MAX_PIXELS;
+    if !range.contains(&w) || !range.contains(&h) {
+        return Err(PlotError::Invalid(format!(
+            "figure size {w}×{h}: expected {MIN_PIXELS} to {MAX_PIXELS} pixels each way"
+        )));
+    }
+    Ok(())
+}
+
 /// Renders `fig` to the bytes of an SVG or PNG file.
 pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     register_font();
     let (w, h) = fig.size();
-    if w < 50 || h < 50 || w > 20_000 || h > 20_000 {
-        return Err(PlotError::Invalid(format!(
-            "figure size {w}×{h}: expected 50 to 20000 pixels each way"
-        )));
-    }
+    check_size(w, h)?;
     match format {
         Format::Svg => {
             let mut s = String::new();

@@ -510,6 +510,15 @@ fn lay_out(
         .clamp(12.0, 40.0)
         .round();
     let fixed_w = left + right + (n_panels as i32 - 1) * gap;
+    // A given size is bounded before the arithmetic below (2^31 would wrap to negative).
+    for (what, v) in [("width", opts.width), ("height", opts.height)] {
+        if let Some(v) = v.filter(|&v| v > canvas::MAX_PIXELS) {
+            return Err(PlotError::Invalid(format!(
+                "figure {what} {v}: at most {} pixels",
+                canvas::MAX_PIXELS
+            )));
+        }
+    }
     let (cell_w, width) = match opts.width {
         Some(w) if (w as i32) < heads_min_w => {
             return Err(PlotError::Invalid(format!(
