@@ -207,7 +207,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
-        Some(Command::Info(a)) => info(a).map(|_| 0),
+        Some(Command::Info(a)) => info(a).map(output::Report::finish),
         // Commands that compute and save: through the one output path (`output::Report`).
         Some(Command::Run(a)) => run(a).map(output::Report::finish),
         Some(Command::Patch(a)) => patch::run(a).map(output::Report::finish),
@@ -215,7 +215,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Plot(a)) => plot::run(a).map(output::Report::finish),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Check(a)) => check::run(a),
-        Some(Command::Eval(a)) => eval::run(a).map(|_| 0),
+        Some(Command::Eval(a)) => eval::run(a).map(output::Report::finish),
         Some(Command::Attention(a)) => attention::run(a).map(output::Report::finish),
         Some(Command::Data(a)) => data::run(a).map(output::Report::finish),
         Some(Command::Tui(a)) => tui::run(a),
@@ -228,7 +228,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-fn info(a: InfoArgs) -> Result<()> {
+fn info(a: InfoArgs) -> Result<output::Report> {
+    let mut r = output::Report::new();
     let lm = a.model.load()?;
     let m = &lm.model;
     let c = &m.cfg;
@@ -239,16 +240,16 @@ fn info(a: InfoArgs) -> Result<()> {
         .filter(|(_, s)| **s)
         .map(|(l, _)| l.to_string())
         .collect();
-    println!("model       {}", lm.origin.label());
-    println!("family      {}", c.family);
-    println!("layers      {}", c.n_layers);
-    println!("heads       {}", c.n_heads);
-    println!("kv heads    {}", c.n_kv_heads);
-    println!("d_model     {}", c.d_model);
-    println!("d_head      {}", c.d_head);
-    println!("d_mlp       {}", c.d_mlp);
-    println!("vocab       {}", c.vocab_size);
-    println!(
+    out!(r, "model       {}", lm.origin.label());
+    out!(r, "family      {}", c.family);
+    out!(r, "layers      {}", c.n_layers);
+    out!(r, "heads       {}", c.n_heads);
+    out!(r, "kv heads    {}", c.n_kv_heads);
+    out!(r, "d_model     {}", c.d_model);
+    out!(r, "d_head      {}", c.d_head);
+    out!(r, "d_mlp       {}", c.d_mlp);
+    out!(r, "vocab       {}", c.vocab_size);
+    out!(r,
         "dtype       {}{}",
         dtype_name(m.dtype),
         c.checkpoint_dtype
@@ -257,9 +258,9 @@ fn info(a: InfoArgs) -> Result<()> {
             .unwrap_or_default()
     );
     if let Some(q) = &m.quantization {
-        println!("quantized   {q} (dequantized to {})", dtype_name(m.dtype));
+        out!(r, "quantized   {q} (dequantized to {})", dtype_name(m.dtype));
     }
-    println!(
+    out!(r,
         "tokenizer   {}{}",
         lm.tokenizer.path,
         lm.tokenizer
@@ -267,21 +268,21 @@ fn info(a: InfoArgs) -> Result<()> {
             .map(|b| format!(" (adds BOS {b})"))
             .unwrap_or_default()
     );
-    println!("device      {}", a.model.device);
-    println!(
+    out!(r, "device      {}", a.model.device);
+    out!(r,
         "parameters  {} ({:.2} M)",
         m.n_params,
         m.n_params as f64 / 1e6
     );
     match (c.sliding_window, sliding.is_empty()) {
-        (Some(w), false) => println!(
+        (Some(w), false) => out!(r,
             "sliding     window {w} on layers {}",
             compact_list(&sliding)
         ),
-        _ => println!("sliding     none"),
+        _ => out!(r, "sliding     none"),
     }
     if let Some(cap) = c.attn_softcap {
-        println!(
+        out!(r,
             "softcaps    attention {cap}, final {}",
             c.final_softcap.map_or("none".into(), |f| f.to_string())
         );
@@ -291,25 +292,25 @@ fn info(a: InfoArgs) -> Result<()> {
         s => format!(", {s:?}"),
     };
     match (&c.rope_local, c.rotary_dim) {
-        (_, 0) => println!("rope        none (learned positions)"),
-        (Some(local), _) => println!(
+        (_, 0) => out!(r, "rope        none (learned positions)"),
+        (Some(local), _) => out!(r,
             "rope theta  {}{} (sliding layers {}{})",
             c.rope_global.theta,
             scaling(&c.rope_global),
             local.theta,
             scaling(local)
         ),
-        (None, _) => println!(
+        (None, _) => out!(r,
             "rope theta  {}{}",
             c.rope_global.theta,
             scaling(&c.rope_global)
         ),
     }
     for k in &c.ignored_keys {
-        println!("ignored     {k} (--allow-unknown-config-keys)");
+        out!(r, "ignored     {k} (--allow-unknown-config-keys)");
     }
-    println!("load time   {:.3} s", lm.load_seconds);
-    Ok(())
+    out!(r, "load time   {:.3} s", lm.load_seconds);
+    Ok(r)
 }
 
 /// "0,2,4,...": at most 12 items, then an ellipsis and the count.

@@ -171,7 +171,7 @@ pub struct GenArgs {
 pub fn run(cmd: DataCommand) -> Result<Report> {
     match cmd.command {
         DataSubcommand::Gen(a) => gen(a),
-        DataSubcommand::Show(a) => show(a).map(|_| Report::new()),
+        DataSubcommand::Show(a) => show(a),
     }
 }
 
@@ -388,20 +388,23 @@ fn answer_tokens(
 }
 
 fn print_example(
+    r: &mut Report,
     i: usize,
     p: &PromptPair,
     tok: Option<&Tokenizer>,
     tokenized: Option<&Tokenized>,
     rule: AnswerTokenRule,
 ) -> Result<()> {
-    println!();
-    println!("example at line {} (index {i})", i + 1);
-    println!(
+    out!(r);
+    out!(r, "example at line {} (index {i})", i + 1);
+    out!(
+        r,
         "  normal    {}   answer {:?}",
         one_line(&p.normal_input),
         p.normal_output
     );
-    println!(
+    out!(
+        r,
         "  contrast  {}   answer {:?}",
         one_line(&p.contrast_input),
         p.contrast_output
@@ -411,8 +414,18 @@ fn print_example(
     };
     let n = tok.encode(&p.normal_input)?;
     let c = tok.encode(&p.contrast_input)?;
-    println!("  normal    {:>3} tokens {}", n.len(), boundaries(tok, &n));
-    println!("  contrast  {:>3} tokens {}", c.len(), boundaries(tok, &c));
+    out!(
+        r,
+        "  normal    {:>3} tokens {}",
+        n.len(),
+        boundaries(tok, &n)
+    );
+    out!(
+        r,
+        "  contrast  {:>3} tokens {}",
+        c.len(),
+        boundaries(tok, &c)
+    );
     let kept = tokenized.and_then(|t| t.pairs.iter().find(|tp| tp.index == i));
     match kept {
         Some(tp) => {
@@ -422,7 +435,7 @@ fn print_example(
                 AnswerTokenRule::Last => "last of",
                 AnswerTokenRule::First => "first of",
             };
-            println!(
+            out!(r,
                 "  answers   normal {:?} → token id {} [{}] ({which} {}); contrast {:?} → token id \
                  {} [{}] ({which} {})",
                 p.normal_output,
@@ -435,13 +448,18 @@ fn print_example(
                 boundaries(tok, &ca),
             );
             if tp.first_difference() < tp.len() {
-                println!("  prompts first differ at token {}", tp.first_difference());
+                out!(
+                    r,
+                    "  prompts first differ at token {}",
+                    tp.first_difference()
+                );
             } else {
-                println!("  prompts are identical (only the answers differ)");
+                out!(r, "  prompts are identical (only the answers differ)");
             }
         }
         None if n.len() != c.len() => {
-            println!(
+            out!(
+                r,
                 "  lengths differ ({} vs {} tokens): skipped with --skip-mismatched, an error \
                  otherwise",
                 n.len(),
@@ -453,7 +471,8 @@ fn print_example(
     Ok(())
 }
 
-fn show(a: ShowArgs) -> Result<()> {
+fn show(a: ShowArgs) -> Result<Report> {
+    let mut r = Report::new();
     let spec = a.data.spec()?;
     let pairs = load_pairs(&spec)?;
     let tok = show_tokenizer(&a)?;
@@ -464,16 +483,20 @@ fn show(a: ShowArgs) -> Result<()> {
         ""
     };
     let uses_shots = !matches!(spec.task, TaskKind::Pairs);
-    println!("file       {}", spec.file.display());
-    println!("task       {}{detected}", task_label(&spec));
-    println!("examples   {} of {}", pairs.len(), total);
+    out!(r, "file       {}", spec.file.display());
+    out!(r, "task       {}{detected}", task_label(&spec));
+    out!(r, "examples   {} of {}", pairs.len(), total);
     if uses_shots {
-        println!("shots      {}", spec.shots);
+        out!(r, "shots      {}", spec.shots);
     } else {
-        println!("shots      not used (the prompts are in the file)");
+        out!(r, "shots      not used (the prompts are in the file)");
     }
-    println!("offset     {}", offset_line(&spec, a.data.options.offset));
-    println!("answer     {}", rule_line(spec.answer_token));
+    out!(
+        r,
+        "offset     {}",
+        offset_line(&spec, a.data.options.offset)
+    );
+    out!(r, "answer     {}", rule_line(spec.answer_token));
 
     // Tokenize keeping mismatched examples out, so that everything can be shown; the error
     // (without --skip-mismatched) comes at the end.
@@ -484,7 +507,7 @@ fn show(a: ShowArgs) -> Result<()> {
             Some(b) => format!("adds BOS {} (id {b})", printable(&t.token_text(b))),
             None => "adds no BOS".into(),
         };
-        println!("tokenizer  {label} ({bos})");
+        out!(r, "tokenizer  {label} ({bos})");
         match tokenize_pairs(t, &pairs, spec.answer_token, true) {
             Ok(tk) => {
                 if !tk.skipped.is_empty() && !spec.skip_mismatched {
@@ -517,6 +540,7 @@ fn show(a: ShowArgs) -> Result<()> {
         .min(pairs.len());
     for (i, p) in pairs.iter().enumerate().take(n_print) {
         print_example(
+            &mut r,
             i,
             p,
             tok.as_ref().map(|t| &t.0),
@@ -524,7 +548,7 @@ fn show(a: ShowArgs) -> Result<()> {
             spec.answer_token,
         )?;
     }
-    println!();
+    out!(r);
 
     let mut summary = format!("summary: {} example(s)", pairs.len());
     if uses_shots {
@@ -570,14 +594,15 @@ fn show(a: ShowArgs) -> Result<()> {
             );
         }
     }
-    println!("{summary}");
+    out!(r, "{summary}");
     if let Some(tk) = &tokenized {
         if !tk.multi_token_answers.is_empty() {
             let which = match spec.answer_token {
                 AnswerTokenRule::Last => "last",
                 AnswerTokenRule::First => "first",
             };
-            println!(
+            out!(
+                r,
                 "warning: {} example(s) have an answer that spans several tokens (line(s) {}); \
                  the metric reads only its {which} token",
                 tk.multi_token_answers.len(),
@@ -586,7 +611,8 @@ fn show(a: ShowArgs) -> Result<()> {
         }
         let same = tk.same_answer();
         if !same.is_empty() {
-            println!(
+            out!(
+                r,
                 "warning: {} example(s) have the same normal and contrast answer token (line(s) \
                  {}); their logit difference is 0 whatever the model does",
                 same.len(),
@@ -594,7 +620,8 @@ fn show(a: ShowArgs) -> Result<()> {
             );
         }
         if !tk.skipped.is_empty() && spec.skip_mismatched {
-            println!(
+            out!(
+                r,
                 "warning: skipped {} example(s) whose normal and contrast prompts tokenize to \
                  different lengths (line(s) {})",
                 tk.skipped.len(),
@@ -602,8 +629,6 @@ fn show(a: ShowArgs) -> Result<()> {
             );
         }
     }
-    match mismatch_error {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    r.error = mismatch_error.map(Into::into);
+    Ok(r)
 }

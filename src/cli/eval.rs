@@ -73,7 +73,9 @@ pub fn table(acc: &Accuracy) -> String {
     s
 }
 
-pub fn run(a: EvalArgs) -> Result<()> {
+/// The accuracies, through the one output path (`output::Report`).
+pub fn run(a: EvalArgs) -> Result<super::output::Report> {
+    let mut r = super::output::Report::new();
     let lm = a.model.load()?;
     let spec = a.data.spec()?;
     let tokenized = super::checks::load_checked(&lm, &spec)?.tok;
@@ -85,17 +87,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
     super::checks::baseline(&lm, &tokenized, &acc.top_tokens());
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&acc)?);
-        return Ok(());
+        out!(r, "{}", serde_json::to_string_pretty(&acc)?);
+        return Ok(r);
     }
     if spec.task == crate::data::TaskKind::Pairs {
-        println!(
+        out!(
+            r,
             "data        {} (prompt pairs, {} examples)",
             spec.file.display(),
             acc.n
         );
     } else {
-        println!(
+        out!(
+            r,
             "data        {} ({}, {} shots, offset {:+}, {} examples)",
             spec.file.display(),
             spec.task,
@@ -104,15 +108,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
             acc.n
         );
     }
-    print!("{}", table(&acc));
+    r.push(&table(&acc));
     if a.show > 0 {
         let t = |id: u32| printable(&lm.tokenizer.token_text(id));
-        println!(
+        out!(
+            r,
             "{:>6}  {:>8} {:>8}  {:>8} {:>8}  {:>9} {:>9}",
-            "ex", "normal", "contrast", "→normal", "→contr.", "LD_normal", "LD_contr."
+            "ex",
+            "normal",
+            "contrast",
+            "→normal",
+            "→contr.",
+            "LD_normal",
+            "LD_contr."
         );
         for p in acc.predictions.iter().take(a.show) {
-            println!(
+            out!(
+                r,
                 "{:>6}  {:>8} {:>8}  {:>8} {:>8}  {:>+9.3} {:>+9.3}",
                 p.index + 1,
                 t(p.normal_answer),
@@ -124,6 +136,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
             );
         }
     }
-    println!("time        {seconds:.2} s ({} prompts)", 2 * acc.n);
-    Ok(())
+    out!(r, "time        {seconds:.2} s ({} prompts)", 2 * acc.n);
+    Ok(r)
 }

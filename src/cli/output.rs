@@ -114,6 +114,8 @@ pub struct Report {
     outputs: Vec<Output>,
     /// The signal that stopped the work (the result is partial): the exit status says so.
     pub stopped: Option<i32>,
+    /// An error found after the text was gathered (printed after it, exit status 2).
+    pub error: Option<anyhow::Error>,
 }
 
 impl Report {
@@ -143,6 +145,11 @@ impl Report {
         }
         drop(_writing);
         let printed = print(&self.text, &saved);
+        if let Some(e) = &self.error {
+            let worded = crate::error::one_line_error_worded(e, super::wording::flag_words);
+            note(&format!("error: {worded}"));
+            failed = true;
+        }
         if failed {
             return 2;
         }
