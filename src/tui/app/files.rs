@@ -219,8 +219,9 @@ impl App {
         let text = rec.to_json();
         let opened = matches!(slot.state, RunState::Opened(_));
         let marks = (&rec.groups, &rec.selected);
+        // Read through the one reader: what is there now may be a FIFO, not the file saved.
         let same = |p: &std::path::Path| {
-            std::fs::read_to_string(p).is_ok_and(|t| t == text)
+            crate::results::read::read_bytes(p).is_ok_and(|t| t == text.as_bytes())
                 || (opened && RunRecord::load(p).is_ok_and(|r| (&r.groups, &r.selected) == marks))
         };
         if let Some(p) = slot.saved_to.clone().filter(|p| same(p)) {
