@@ -965,6 +965,33 @@ fn a_signal_saves_the_unsaved_run_and_groups_before_quitting() {
     assert_eq!(app.unsaved(), None);
 }
 
+/// The exit save has the fallback every command's save has: when the results folder cannot
+/// take the run (here a file stands where the folder should be, as a vanished or full folder
+/// would refuse it), it goes to a `.recovered` file that the status line names.
+#[test]
+fn the_exit_save_falls_back_to_a_recovered_file() {
+    let dir = common::temp_dir("exit-save-fallback");
+    let blocked = dir.join("results");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let mut app = loaded(setup(blocked.clone()));
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r);
+    app.save_before_exit();
+    assert!(app.quit);
+    let said = app.status.1.clone();
+    let path = said
+        .strip_prefix("saved ")
+        .and_then(|s| s.split(" (").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("not saved: {said}"));
+    assert!(path.to_string_lossy().contains(".recovered-"), "{said}");
+    let rec = RunRecord::load(&path).unwrap();
+    assert_eq!(rec.rows_computed.len(), LAYERS);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&blocked).unwrap(), "not a folder");
+}
+
 /// A signal while a sweep runs keeps the rows it finished, as `patch` does on a signal: the
 /// run is saved as a cancelled one (marked partial) with exactly those rows.
 #[test]
