@@ -37,8 +37,8 @@ pub fn run(a: ShowArgs) -> Result<()> {
         SavedFile::Run(rec) => *rec,
         SavedFile::Groups(file) => return show_other(&a, "a head-groups file", &file.summary()),
         SavedFile::Attention(f) => return show_other(&a, "an attention file", &f.summary()),
-        SavedFile::Analysis(f) => anyhow::bail!(
-            "{}: a {} result, not a path-patching run (`headhunt plot` draws it)",
+        f @ SavedFile::Analysis(_) => anyhow::bail!(
+            "{}: {}, not a path-patching run (`headhunt plot` draws it)",
             a.file.display(),
             f.kind()
         ),

@@ -254,6 +254,7 @@ impl SavedFile {
         match self {
             SavedFile::Run(_) => "a path-patching result".into(),
             SavedFile::Groups(_) => "a head-groups file".into(),
+            SavedFile::Analysis(f) if f.kind() == "ablation" => "an ablation result".into(),
             SavedFile::Analysis(f) => format!("a {} result", f.kind()),
             SavedFile::Attention(_) => "an attention file".into(),
         }
