@@ -191,6 +191,12 @@ fn keys_submit_requests_built_from_the_groups_and_cancel() {
         message: "stopped".into(),
     });
     assert!(app.circuit.job.is_none());
+    // A count that would draw 10^9 groups up front is refused where it is typed.
+    press(&mut app, "n");
+    type_in(&mut app, "1000000000 11");
+    assert!(app.input.is_some(), "a huge count keeps the prompt open");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.circuit.random_groups, 5, "the count is unchanged");
     press(&mut app, "n");
     type_in(&mut app, "7 11");
     press(&mut app, "a");
