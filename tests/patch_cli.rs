@@ -59,7 +59,10 @@ fn saves_a_complete_result_and_prints_the_lists() {
     assert!(rec.complete);
     // Heads of layer 3 cannot reach a receiver head of layer 3: that row is not computed.
     assert_eq!(rec.rows_computed, vec![0, 1, 2]);
-    assert!(rec.relative[3].is_none(), "the receiver's layer is not computed");
+    assert!(
+        rec.relative[3].is_none(),
+        "the receiver's layer is not computed"
+    );
     let data = rec.data.as_ref().unwrap();
     assert_eq!(
         (data.spec.shots, data.spec.offset, data.n_examples),
@@ -203,10 +206,7 @@ fn ctrl_c_saves_the_finished_rows_marked_partial() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest:?}");
-    assert!(
-        rest.iter().any(|l| l.contains("cancelled: ")),
-        "{rest:?}"
-    );
+    assert!(rest.iter().any(|l| l.contains("cancelled: ")), "{rest:?}");
     let rec = headhunt::results::RunRecord::load(&out).unwrap();
     assert!(!rec.complete);
     assert!(
