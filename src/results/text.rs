@@ -246,31 +246,36 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
 }
 
 /// `s` with every control character shown escaped: C0 and DEL as `\x1b`, C1 as `\u{9b}`.
-/// Text that comes from a file (a model label, a token, a group name) is shown this way in
-/// figures and on the terminal, so that a file cannot retitle or clear the terminal, hide
-/// text, or make an SVG invalid XML (which allows no control characters).
+/// Text that comes from a file (a model label, a token, a group name) is drawn this way in
+/// figures, so that an SVG stays valid XML (which allows no control characters) and a
+/// figure shows what the file holds.
 pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    escape_controls_but(s, |_| false)
+}
+
+/// Text for the terminal: [`escape_controls`] but for line breaks and tabs, so that a file's
+/// text never moves the cursor, retitles or clears the terminal.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls_but(s, |c| c == '\n' || c == '\t')
+}
+
+/// `s` with the control characters that `keep` does not keep shown escaped.
+fn escape_controls_but(s: &str, keep: fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && !keep(c);
+    if !s.chars().any(bad) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        match c as u32 {
-            0x00..=0x1f | 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            0x80..=0x9f => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            _ => out.push(c),
+        if !bad(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// Text for the terminal: each line with its control characters escaped
-/// ([`escape_controls`]), the line breaks kept.
-pub fn terminal_safe(s: &str) -> String {
-    s.split('\n')
-        .map(|line| escape_controls(line).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
@@ -354,6 +359,7 @@ mod tests {
             "\\x1b]0;x\\x07\\x1b[2J"
         );
         assert_eq!(escape_controls("a\u{7f}b\u{9b}c"), "a\\x7fb\\u{9b}c");
-        assert_eq!(terminal_safe("a\u{1b}\nb\n"), "a\\x1b\nb\n");
+        assert_eq!(terminal_safe("a\u{1b}\nb\tc\n"), "a\\x1b\nb\tc\n");
+        assert_eq!(escape_controls("a\tb\n"), "a\\x09b\\x0a");
     }
 }
