@@ -211,7 +211,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         // Commands that compute and save: through the one output path (`output::Report`).
         Some(Command::Run(a)) => run(a).map(output::Report::finish),
         Some(Command::Patch(a)) => patch::run(a).map(output::Report::finish),
-        Some(Command::Show(a)) => show::run(a).map(|_| 0),
+        Some(Command::Show(a)) => show::run(a).map(output::Report::finish),
         Some(Command::Plot(a)) => plot::run(a).map(output::Report::finish),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),
         Some(Command::Check(a)) => check::run(a),

@@ -268,6 +268,7 @@ fn incomplete_report_says_so(app: &mut App) {
         minimality: vec![],
         greedy: None,
         complete: false,
+        warnings: vec![],
     };
     app.on_worker(Event::Cancelled { id });
     app.on_worker(Event::Analysis {

@@ -98,6 +98,9 @@ pub struct CircuitReport {
     pub minimality: Vec<Minimality>,
     pub greedy: Option<GreedyOutcome>,
     pub complete: bool,
+    /// What `Evaluator::validate` warned about (a group's `tok:` positions that occur in some
+    /// prompts only), for the result's `warnings`.
+    pub warnings: Vec<String>,
 }
 
 /// Heads to ablate, against `random_groups` random groups of the same size (seeded).

@@ -57,6 +57,9 @@ fn row(o: &mut Report, name: &str, r: &AblationRun) {
 /// saved, marked incomplete.
 pub fn run(a: AblateArgs) -> Result<Report> {
     let json = plan_json(a.json.as_deref(), a.force)?;
+    // The random groups are drawn up front: their count is checked before the model loads.
+    let given = heads_flag("--heads", &a.heads, ',', None)?;
+    crate::analysis::ablation::check_random_groups(a.random_groups, given.len())?;
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;

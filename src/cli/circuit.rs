@@ -169,8 +169,7 @@ pub fn parse_group(s: &str, lm: &LoadedModel) -> Result<Group> {
     if name.trim().is_empty() || heads.trim().is_empty() {
         return Err(bad());
     }
-    let heads = parse_heads(heads, ',')
-        .map_err(|_| anyhow!("--group {s:?}: heads {heads:?}: expected L.H,L.H, e.g. 3.1,2.0"))?;
+    let heads = parse_heads(heads, ',').map_err(|e| anyhow!("--group {s:?}: {e}"))?;
     check_heads(&lm.model, &heads).map_err(|e| anyhow!("--group {s:?}: {e}"))?;
     let positions =
         PositionSet::parse(pos, &lm.tokenizer).map_err(|e| anyhow!("--group {s:?}: {e}"))?;
@@ -209,6 +208,10 @@ fn fmt_heads(k: &[Head]) -> String {
 /// head's minimality, a greedy rollout) and what is finished is saved, marked incomplete.
 pub fn run(a: CircuitArgs) -> Result<Report> {
     let json = plan_json(a.json.as_deref(), a.force)?;
+    let greedy = greedy_options(&a);
+    if a.greedy {
+        greedy.validate()?;
+    }
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let groups = a
@@ -236,7 +239,10 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
     let started = std::time::Instant::now();
     let mut ev = Evaluator::new(&lm.model, &inp.tok.pairs, Some(&inp.roles), a.batch_size)
         .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
-    ev.validate(&circuit)?;
+    let warnings = ev.validate(&circuit)?;
+    for w in &warnings {
+        super::output::note(&format!("warning: {w}"));
+    }
     let f_c = ev.f(&circuit)?;
     let f_m = ev.f(&Circuit::complete(&lm.model))?;
     let faith = ev.faithfulness(f_c);
@@ -326,7 +332,7 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
         }
     }
     let greedy = if a.greedy && signals::received().is_none() {
-        Some(run_greedy(&mut ev, &circuit, &a, &mut r)?)
+        Some(run_greedy(&mut ev, &circuit, &greedy, &mut r)?)
     } else {
         None
     };
@@ -354,11 +360,22 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
         completeness,
         minimality,
         greedy,
+        warnings,
     };
     let file = CircuitFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
     save_json(&mut r, json, &AnalysisFile::Circuit(file));
     r.stopped = stopped;
     Ok(r)
+}
+
+/// The greedy search's options from the flags (checked before the model loads).
+fn greedy_options(a: &CircuitArgs) -> GreedyOptions {
+    GreedyOptions {
+        rollouts: a.greedy_rollouts,
+        iterations: a.greedy_iterations,
+        samples: a.greedy_samples,
+        seed: a.seed,
+    }
 }
 
 /// A table column as wide as its longest label (at least `min`), so that long head sets
@@ -376,19 +393,13 @@ fn width(labels: impl Iterator<Item = String>, min: usize) -> usize {
 fn run_greedy(
     ev: &mut Evaluator,
     circuit: &Circuit,
-    a: &CircuitArgs,
+    opts: &GreedyOptions,
     r: &mut Report,
 ) -> Result<crate::analysis::circuit::GreedyOutcome> {
-    let opts = GreedyOptions {
-        rollouts: a.greedy_rollouts,
-        iterations: a.greedy_iterations,
-        samples: a.greedy_samples,
-        seed: a.seed,
-    };
     let out = greedy_search(
         ev,
         circuit,
-        &opts,
+        opts,
         &mut |p| {
             super::output::note(&format!(
                 "greedy      rollout {}/{} ({} sets evaluated)",

@@ -232,25 +232,10 @@ fn print(text: &str, saved: &str) -> std::io::Result<()> {
     o.flush()
 }
 
-/// Text with every control character but newline and tab written as `\xNN` (or `\u{NN}` for
-/// C1): a file's text never moves the cursor, retitles or clears the terminal.
-pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if !s.chars().any(bad) {
-        return s.into();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if !bad(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        } else {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-    }
-    out.into()
-}
+/// Text with every control character but newline and tab escaped (`results::text`, the one
+/// routine, which figures and the explorer share): a file's text never moves the cursor,
+/// retitles or clears the terminal.
+pub use crate::results::text::terminal_safe as escape_controls;
 
 /// A line on stderr; a closed or full stderr never stops a command.
 pub fn note(line: &str) {

@@ -5,9 +5,9 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+use super::output::{Output, Planned, Report};
 use crate::results::text::{self, Thresholds};
 use crate::results::SavedFile;
-use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
@@ -29,7 +29,9 @@ pub struct ShowArgs {
     pub force: bool,
 }
 
-pub fn run(a: ShowArgs) -> Result<()> {
+/// Prints the file; `--npy` and `--csv` files are checked first and saved before printing
+/// (the one output path, `output::Report`, which also escapes the file's control characters).
+pub fn run(a: ShowArgs) -> Result<Report> {
     super::patch::check_thresholds(a.hi, a.lo)?;
     // The one reader: the version, every field's type, the shape and the ranges are checked
     // there, for every kind of file.
@@ -37,52 +39,41 @@ pub fn run(a: ShowArgs) -> Result<()> {
         SavedFile::Run(rec) => *rec,
         SavedFile::Groups(file) => return show_other(&a, "a head-groups file", &file.summary()),
         SavedFile::Attention(f) => return show_other(&a, "an attention file", &f.summary()),
-        f @ SavedFile::Analysis(_) => anyhow::bail!(
-            "{}: {}, not a path-patching run (`headhunt plot` draws it)",
+        SavedFile::Analysis(f) => anyhow::bail!(
+            "{}: a {} result, not a path-patching run (`headhunt plot` draws it)",
             a.file.display(),
             f.kind()
         ),
     };
-    // Files first: a closed stdout must not cost them.
-    let mut saved = Vec::new();
+    let mut files = Vec::new();
     if a.npy {
-        saved.extend(super::signals::while_saving(|| {
-            rec.save_npy(&a.file, a.force)
-        })?);
+        files.extend(rec.npy_files(&a.file).into_iter().map(|f| ("--npy", f)));
     }
     if a.csv {
-        saved.push(super::signals::while_saving(|| {
-            rec.save_csv(&a.file, a.force)
-        })?);
+        let csv = (a.file.with_extension("csv"), rec.to_csv().into_bytes());
+        files.push(("--csv", csv));
     }
-    let mut out = String::new();
-    out.push_str(&text::summary(&rec));
-    out.push('\n');
-    out.push_str(&text::heatmap(&rec));
-    out.push('\n');
-    out.push_str(&text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo }));
-    for p in saved {
-        out.push_str(&format!("saved {}\n", p.display()));
+    let mut r = Report::new();
+    for (flag, (path, bytes)) in files {
+        r.save(Output::new(Planned::given(flag, &path, a.force)?, bytes));
     }
-    print_safe(&out)
-}
-
-/// Prints `s` with the control characters of text from the file (a model label, a token)
-/// escaped: a file must not retitle or clear the terminal.
-fn print_safe(s: &str) -> Result<()> {
-    let mut o = std::io::stdout().lock();
-    write!(o, "{}", text::terminal_safe(s))?;
-    o.flush()?;
-    Ok(())
+    r.push(&text::summary(&rec));
+    out!(r);
+    r.push(&text::heatmap(&rec));
+    out!(r);
+    r.push(&text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo }));
+    Ok(r)
 }
 
 /// A file with no matrices (head groups, attention patterns): its summary.
-fn show_other(a: &ShowArgs, what: &str, summary: &str) -> Result<()> {
+fn show_other(a: &ShowArgs, what: &str, summary: &str) -> Result<Report> {
     if a.npy || a.csv {
         anyhow::bail!(
             "{}: {what} has no matrices: --npy and --csv export path-patching runs",
             a.file.display()
         );
     }
-    print_safe(summary)
+    let mut r = Report::new();
+    r.push(summary);
+    Ok(r)
 }

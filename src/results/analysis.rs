@@ -234,7 +234,11 @@ impl CircuitFile {
             })
             .collect();
         CircuitFile {
-            common: meta.common(CIRCUIT_FORMAT, r.complete),
+            common: {
+                let mut c = meta.common(CIRCUIT_FORMAT, r.complete);
+                c.warnings.extend(r.warnings.iter().cloned());
+                c
+            },
             groups,
             ld_normal: r.ld_normal,
             ld_contrast: r.ld_contrast,

@@ -350,18 +350,10 @@ impl RunRecord {
         s
     }
 
-    /// Writes `STEM.csv` beside `path` (see `to_csv`).
-    pub fn save_csv(&self, path: &Path, force: bool) -> Result<PathBuf, ResultsError> {
-        let p = path.with_extension("csv");
-        write_atomic(&p, self.to_csv().as_bytes(), force)?;
-        Ok(p)
-    }
-
-    /// Writes `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`; rows not
-    /// computed are NaN. Returns the files written.
-    pub fn save_npy(&self, path: &Path, force: bool) -> Result<Vec<PathBuf>, ResultsError> {
-        let mut out = Vec::new();
-        let mut write = |p: PathBuf, rows: &[Option<Vec<f64>>]| -> Result<(), ResultsError> {
+    /// `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`, with their bytes;
+    /// rows not computed are NaN.
+    pub fn npy_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let encode = |rows: &[Option<Vec<f64>>]| {
             let data: Vec<f64> = rows
                 .iter()
                 .flat_map(|r| match r {
@@ -369,20 +361,14 @@ impl RunRecord {
                     None => vec![f64::NAN; self.n_heads],
                 })
                 .collect();
-            write_atomic(
-                &p,
-                &npy::encode_f64(&data, &[self.n_layers, self.n_heads]),
-                force,
-            )?;
-            out.push(p);
-            Ok(())
+            npy::encode_f64(&data, &[self.n_layers, self.n_heads])
         };
         let [relative, patched] = npy_paths(path);
-        write(relative, &self.relative)?;
+        let mut out = vec![(relative, encode(&self.relative))];
         if let Some(p) = &self.patched_logit_diff {
-            write(patched, p)?;
+            out.push((patched, encode(p)));
         }
-        Ok(out)
+        out
     }
 
     /// Loads a headhunt result file or one of the paper's result files.

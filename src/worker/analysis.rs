@@ -61,11 +61,12 @@ pub(super) fn circuit(
     sink: &impl EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<AnalysisReport> {
+    req.validate()?;
     let roles = inp.roles()?;
     let m = &inp.lm.model;
     let circuit = crate::analysis::report::resolve_circuit(&req.groups, &inp.lm.tokenizer)?;
     let mut ev = Evaluator::new(m, &inp.tok.pairs, Some(&roles), req.batch_size)?;
-    ev.validate(&circuit)?;
+    let warnings = ev.validate(&circuit)?;
     let heads = circuit.heads();
     let total = 2 + req.knockouts.len() + if req.minimality { heads.len() } else { 0 };
     let mut steps = Steps {
@@ -90,6 +91,7 @@ pub(super) fn circuit(
         minimality: vec![],
         greedy: None,
         complete: false,
+        warnings,
     };
     let stop = || cancel.load(Ordering::Relaxed);
     for k in &req.knockouts {
@@ -135,6 +137,7 @@ pub(super) fn ablation(
     sink: &impl EventSink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<AnalysisReport> {
+    req.validate()?;
     let roles = inp.roles()?;
     let m = &inp.lm.model;
     let (answer_set, ids) = task_answer_tokens(

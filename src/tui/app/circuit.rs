@@ -344,6 +344,16 @@ impl App {
                 )
             }
         };
+        // The counts and heads are checked here, before the job is queued, as the command line
+        // checks them before loading the model.
+        let checked = match &job {
+            Job::Circuit(r) => r.validate(),
+            Job::Ablation(r) => r.validate(),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked {
+            return self.set_status(Level::Error, e.to_string());
+        }
         let id = self.submit(job);
         let what = format!("{} running (c cancels)", tab.label());
         self.circuit.job = Some(AnalysisJob {
