@@ -670,6 +670,44 @@ fn baselines_and_accuracy_show_before_any_run() {
     );
 }
 
+/// A groups file of another shape opened at start says so, and the baseline warning that
+/// follows (the evaluation finishes after the load) does not wipe that notice.
+#[test]
+fn a_groups_file_of_another_shape_keeps_its_notice() {
+    let dir = common::temp_dir("groups-other-shape");
+    let path = dir.join("groups.json");
+    let groups = headhunt::results::groups::GroupsFile::new(
+        "models/other",
+        (42, 16),
+        vec![headhunt::results::HeadGroup {
+            name: "fi".into(),
+            heads: vec![(39, 7)],
+        }],
+        vec![],
+    );
+    groups.save(&path, false).unwrap();
+    let mut s = setup(dir.clone());
+    s.open = Some(path);
+    let mut app = loaded(s);
+    assert!(app.status.1.contains("not applied"), "{}", app.status.1);
+    app.on_worker(Event::Evaluated {
+        id: 2,
+        n: 8,
+        normal_ok: 0,
+        contrast_ok: 0,
+        contrast_gives_normal: 0,
+        ld_normal: -3.0,
+        ld_contrast: 2.0,
+        seconds: 0.01,
+        warnings: vec!["the model rarely predicts the scored answers".into()],
+    });
+    let said = &app.status.1;
+    assert!(
+        said.contains("not applied") && said.contains("rarely predicts"),
+        "{said}"
+    );
+}
+
 /// The baseline-accuracy warning of the data load is in the status line and beside the
 /// baselines, before any run.
 #[test]

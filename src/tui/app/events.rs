@@ -105,6 +105,11 @@ impl App {
         parts.extend(e.warnings.last().cloned());
         if !parts.is_empty() {
             parts.push(e.summary());
+            // A warning or error already shown (a groups file not applied, a load error) comes
+            // from the same start and is not replaced by this one: both are kept.
+            if matches!(self.status.0, Level::Warn | Level::Error) && !self.status.1.is_empty() {
+                parts.insert(0, self.status.1.clone());
+            }
             self.set_status(Level::Warn, parts.join(" · "));
         }
         if let Some(d) = self.data.as_mut() {
