@@ -205,36 +205,65 @@ fn every_output_is_checked_before_the_work() {
 }
 
 /// A tmpfs of 16 KiB at `dir`, filled up: every write of data fails with ENOSPC, while empty
-/// files (the preflight's probe) can still be made. Unmounted when dropped.
-struct FullDisk(PathBuf);
+/// files (the preflight's probe) can still be made. Mounted here when this process may (root,
+/// as the tests and CI run); else each command runs in a mount namespace of its own
+/// (`unshare -rm`) that mounts it, so the promise is tried either way. Unmounted when dropped.
+struct FullDisk {
+    dir: PathBuf,
+    /// Mounted in this namespace (else per command, through `unshare`).
+    here: bool,
+}
 
 impl FullDisk {
+    const MOUNT: &'static str = "mount -t tmpfs -o size=16k tmpfs \"$0\" && (head -c 65536 /dev/zero > \"$0/fill\" 2>/dev/null; true)";
+
     fn at(dir: &Path) -> FullDisk {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                "size=16k",
-                "tmpfs",
-                dir.to_str().unwrap(),
-            ])
+        let here = Command::new("sh")
+            .args(["-c", Self::MOUNT, dir.to_str().unwrap()])
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "cannot mount a tmpfs at {} (the tests run as root, as CI does)",
-            dir.display()
-        );
-        let _ = std::fs::write(dir.join("fill"), vec![0u8; 64 * 1024]);
-        FullDisk(dir.to_path_buf())
+        if !here {
+            let ns = Command::new("unshare")
+                .args(["-rm", "sh", "-c", Self::MOUNT, dir.to_str().unwrap()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ns,
+                "cannot mount a tmpfs at {}, not even in a user namespace",
+                dir.display()
+            );
+        }
+        FullDisk {
+            dir: dir.to_path_buf(),
+            here,
+        }
+    }
+
+    /// `headhunt ARGS` seeing the full disk at `self.dir`.
+    fn command(&self, args: &[String]) -> Command {
+        if self.here {
+            let mut c = Command::new(bin());
+            c.args(args);
+            return c;
+        }
+        let script = format!("{} && shift && exec \"$@\"", Self::MOUNT);
+        let mut c = Command::new("unshare");
+        c.args(["-rm", "sh", "-c", &script])
+            .arg(&self.dir)
+            .arg("--")
+            .arg(bin())
+            .args(args);
+        c
     }
 }
 
 impl Drop for FullDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        if self.here {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
     }
 }
 
@@ -254,8 +283,10 @@ fn a_full_disk_sends_every_result_to_a_recovered_file() {
     std::fs::create_dir_all(&tmp).unwrap();
     let full = FullDisk::at(&dir.join("full"));
     for case in cases() {
-        let out = full.0.join(case.file());
-        let o = case.command(&out).env("TMPDIR", &tmp).output().unwrap();
+        let out = full.dir.join(case.file());
+        let mut args = case.args.clone();
+        args.extend([case.flag.to_string(), out.display().to_string()]);
+        let o = full.command(&args).env("TMPDIR", &tmp).output().unwrap();
         let (code, err) = code_err(&o);
         assert_eq!(code, 2, "{}: {err}", case.name);
         assert!(
@@ -272,7 +303,7 @@ fn a_full_disk_sends_every_result_to_a_recovered_file() {
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(stdout.contains(&rec.display().to_string()), "{stdout}");
     }
-    assert!(temp_files(&full.0).is_empty());
+    assert!(temp_files(&full.dir).is_empty());
 }
 
 #[test]
@@ -396,15 +427,12 @@ fn train_demo_on_a_full_disk_keeps_the_model() {
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let full = FullDisk::at(&dir.join("full"));
-    let o = Command::new(bin())
-        .args(["train-demo", "--out"])
-        .arg(full.0.join("m"))
-        .args(["--steps", "2", "--layers", "1", "--heads", "2"])
-        .args(["--d-model", "16", "--d-mlp", "32", "--batch-tokens", "600"])
-        .args(["--eval-every", "0"])
-        .env("TMPDIR", &tmp)
-        .output()
-        .unwrap();
+    let mut args = strings(&["train-demo", "--out"]);
+    args.push(full.dir.join("m").display().to_string());
+    args.extend(strings(&["--steps", "2", "--layers", "1", "--heads", "2"]));
+    args.extend(strings(&["--d-model", "16", "--d-mlp", "32"]));
+    args.extend(strings(&["--batch-tokens", "600", "--eval-every", "0"]));
+    let o = full.command(&args).env("TMPDIR", &tmp).output().unwrap();
     let (code, err) = code_err(&o);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -422,7 +450,7 @@ fn train_demo_on_a_full_disk_keeps_the_model() {
     ] {
         assert!(alt.join(f).is_file(), "{f}");
     }
-    assert!(temp_files(&full.0.join("m")).is_empty());
+    assert!(temp_files(&full.dir.join("m")).is_empty());
 }
 
 /// Every command, stopped by SIGTERM at many moments (a seeded spread from its start to past
