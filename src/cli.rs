@@ -249,7 +249,8 @@ fn info(a: InfoArgs) -> Result<output::Report> {
     out!(r, "d_head      {}", c.d_head);
     out!(r, "d_mlp       {}", c.d_mlp);
     out!(r, "vocab       {}", c.vocab_size);
-    out!(r,
+    out!(
+        r,
         "dtype       {}{}",
         dtype_name(m.dtype),
         c.checkpoint_dtype
@@ -258,9 +259,14 @@ fn info(a: InfoArgs) -> Result<output::Report> {
             .unwrap_or_default()
     );
     if let Some(q) = &m.quantization {
-        out!(r, "quantized   {q} (dequantized to {})", dtype_name(m.dtype));
+        out!(
+            r,
+            "quantized   {q} (dequantized to {})",
+            dtype_name(m.dtype)
+        );
     }
-    out!(r,
+    out!(
+        r,
         "tokenizer   {}{}",
         lm.tokenizer.path,
         lm.tokenizer
@@ -269,20 +275,23 @@ fn info(a: InfoArgs) -> Result<output::Report> {
             .unwrap_or_default()
     );
     out!(r, "device      {}", a.model.device);
-    out!(r,
+    out!(
+        r,
         "parameters  {} ({:.2} M)",
         m.n_params,
         m.n_params as f64 / 1e6
     );
     match (c.sliding_window, sliding.is_empty()) {
-        (Some(w), false) => out!(r,
+        (Some(w), false) => out!(
+            r,
             "sliding     window {w} on layers {}",
             compact_list(&sliding)
         ),
         _ => out!(r, "sliding     none"),
     }
     if let Some(cap) = c.attn_softcap {
-        out!(r,
+        out!(
+            r,
             "softcaps    attention {cap}, final {}",
             c.final_softcap.map_or("none".into(), |f| f.to_string())
         );
@@ -293,14 +302,16 @@ fn info(a: InfoArgs) -> Result<output::Report> {
     };
     match (&c.rope_local, c.rotary_dim) {
         (_, 0) => out!(r, "rope        none (learned positions)"),
-        (Some(local), _) => out!(r,
+        (Some(local), _) => out!(
+            r,
             "rope theta  {}{} (sliding layers {}{})",
             c.rope_global.theta,
             scaling(&c.rope_global),
             local.theta,
             scaling(local)
         ),
-        (None, _) => out!(r,
+        (None, _) => out!(
+            r,
             "rope theta  {}{}",
             c.rope_global.theta,
             scaling(&c.rope_global)

@@ -197,7 +197,11 @@ fn bad_input_is_one_line_and_exit_2() {
             &["--group", "@nowhere", "@answers"],
         ),
         ("circuit", &["--group", "fi3.1"], &["--group", "NAME=L.H"]),
-        ("circuit", &["--group", "fi=3.x@all"], &["--group", "LAYER.HEAD"]),
+        (
+            "circuit",
+            &["--group", "fi=3.x@all"],
+            &["--group", "LAYER.HEAD"],
+        ),
         (
             "circuit",
             &["--group", "fi=3.1@tok:+="],

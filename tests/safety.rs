@@ -774,7 +774,11 @@ fn messages_say_what_is_wrong() {
     )
     .unwrap();
     let (code, _, err) = headhunt(&["show", newer.to_str().unwrap()]);
-    assert_one_line_error(code, &err, &["newer.json", "`format_version` is 2", "version 1"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &["newer.json", "`format_version` is 2", "version 1"],
+    );
     // run --save-logits keeps an existing file without --force.
     let logits = dir.join("logits.npy");
     std::fs::write(&logits, "mine").unwrap();
