@@ -13,14 +13,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn demo_model() -> PathBuf {
-    root().join("assets/demo-model")
-}
-
-fn data() -> PathBuf {
-    root().join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
-}
-
 /// Runs headhunt with `args`, at most `limit` long and with at most 4 GB of address space
 /// (so that a regression allocates nothing much before it fails): (exit code, stderr, time).
 fn headhunt(args: &[&str], limit: Duration) -> (i32, String, Duration) {
@@ -234,7 +226,7 @@ fn a_folder_named_gguf_is_said_to_be_a_folder() {
 fn patch_demo(out: &Path, receiver: &str) {
     let o = Command::new(bin())
         .args(["patch", "--model", demo_model().to_str().unwrap()])
-        .args(["--data", data().to_str().unwrap(), "--examples", "12"])
+        .args(["--data", demo_data().to_str().unwrap(), "--examples", "12"])
         .args(["--receiver", receiver, "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

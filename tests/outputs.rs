@@ -15,15 +15,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn demo_model() -> String {
-    root().join("assets/demo-model").display().to_string()
-}
-
-fn data() -> String {
-    root()
-        .join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
-        .display()
-        .to_string()
+/// The demo model and its data, as arguments.
+fn model_and_data() -> (String, String) {
+    (
+        demo_model().display().to_string(),
+        demo_data().display().to_string(),
+    )
 }
 
 /// A command that writes one file, and the flag that names it.
@@ -39,7 +36,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 /// Every command that computes and saves a file, on the demo model (well under a second each).
 fn cases() -> Vec<Case> {
-    let (m, d) = (demo_model(), data());
+    let (m, d) = model_and_data();
     let md = |cmd: &str, rest: &[&str]| {
         let mut v = strings(&[cmd, "--model", &m, "--data", &d, "--examples", "8"]);
         v.extend(strings(rest));
@@ -150,13 +147,12 @@ fn a_closed_or_full_stdout_never_costs_a_file() {
         // The reader is gone: the file is saved, the end is quiet (141, as SIGPIPE).
         let tag = case.name.replace(' ', "-");
         let out = dir.join(format!("closed-{tag}-{}", case.file()));
-        let mut child = case
+        let child = case
             .command(&out)
-            .stdout(Stdio::piped())
+            .stdout(closed_pipe())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        drop(child.stdout.take());
         let (code, err) = code_err(&child.wait_with_output().unwrap());
         assert_eq!(code, 141, "{}: {err}", case.name);
         assert_whole(&out, case.name);
@@ -310,9 +306,10 @@ fn a_full_disk_sends_every_result_to_a_recovered_file() {
 fn two_runs_at_once_keep_both_results() {
     let dir = temp_dir("out-two-runs");
     let out = dir.join("same.json");
+    let (m, d) = model_and_data();
     let slow = |tag: &str| {
         let mut c = Command::new(bin());
-        c.args(["ablate", "--model", &demo_model(), "--data", &data()])
+        c.args(["ablate", "--model", &m, "--data", &d])
             .args([
                 "--heads",
                 "1.1",
@@ -373,6 +370,7 @@ fn signal_after(mut cmd: Command, prefix: &str, sig: &str) -> (i32, Vec<String>)
 #[test]
 fn a_signal_keeps_the_finished_greedy_rollouts_and_random_groups() {
     let dir = temp_dir("out-signals");
+    let m = demo_model().display().to_string();
     let big = dir.join("big.jsonl");
     let o = Command::new(bin())
         .args(["data", "gen", "--task", "addition", "--examples", "400"])
@@ -384,7 +382,7 @@ fn a_signal_keeps_the_finished_greedy_rollouts_and_random_groups() {
     // circuit --greedy: SIGTERM after the first rollout.
     let out = dir.join("greedy.json");
     let mut c = Command::new(bin());
-    c.args(["circuit", "--model", &demo_model(), "--data"])
+    c.args(["circuit", "--model", &m, "--data"])
         .arg(&big)
         .args(["--group", all, "--greedy", "--greedy-rollouts", "1000"])
         .args(["--greedy-iterations", "10", "--greedy-samples", "8"])
@@ -400,7 +398,7 @@ fn a_signal_keeps_the_finished_greedy_rollouts_and_random_groups() {
     // ablate --random-groups: SIGINT once the work has started.
     let out = dir.join("ablate.json");
     let mut c = Command::new(bin());
-    c.args(["ablate", "--model", &demo_model(), "--data"])
+    c.args(["ablate", "--model", &m, "--data"])
         .arg(&big)
         .args([
             "--heads",

@@ -12,14 +12,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn demo_model() -> PathBuf {
-    root().join("assets/demo-model")
-}
-
-fn data() -> PathBuf {
-    root().join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
-}
-
 /// `headhunt patch` on the demo model (0.01 s of sweep), writing `out`.
 fn patch(out: &Path, extra: &[&str]) -> Command {
     patch_n(out, "12", extra)
@@ -28,7 +20,12 @@ fn patch(out: &Path, extra: &[&str]) -> Command {
 fn patch_n(out: &Path, examples: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(["patch", "--model", demo_model().to_str().unwrap()])
-        .args(["--data", data().to_str().unwrap(), "--examples", examples])
+        .args([
+            "--data",
+            demo_data().to_str().unwrap(),
+            "--examples",
+            examples,
+        ])
         .args(["--out", out.to_str().unwrap()])
         .args(extra)
         .env("RUST_BACKTRACE", "1");
@@ -54,12 +51,11 @@ fn code_err(o: &Output) -> (i32, String) {
 
 /// Runs `cmd` with its stdout a pipe whose reader has already gone.
 fn with_closed_stdout(mut cmd: Command) -> (i32, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
+    let child = cmd
+        .stdout(closed_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     code_err(&child.wait_with_output().unwrap())
 }
 
@@ -122,7 +118,7 @@ fn a_closed_stdout_keeps_the_result_and_ends_quietly() {
     assert!(dir.join("r.relative.npy").is_file());
     let model = demo_model();
     let m = model.to_str().unwrap();
-    let d = data();
+    let d = demo_data();
     let commands: [&[&str]; 4] = [
         &["show", out.to_str().unwrap()],
         &["info", "--model", m],
@@ -254,7 +250,7 @@ fn default_names_are_unique_and_name_the_data() {
         let mut c = Command::new(bin());
         c.current_dir(&dir)
             .args(["patch", "--model", demo_model().to_str().unwrap()])
-            .args(["--data", data().to_str().unwrap(), "--examples", "12"])
+            .args(["--data", demo_data().to_str().unwrap(), "--examples", "12"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c.spawn().unwrap()
@@ -561,7 +557,7 @@ fn meaningless_inputs_are_refused_or_warned_about() {
     let dir = temp_dir("safe-meaningless");
     let m = demo_model();
     let m = m.to_str().unwrap();
-    let d = data();
+    let d = demo_data();
     let d = d.to_str().unwrap();
     let out = dir.join("x.json");
     let o = out.to_str().unwrap();
@@ -685,7 +681,7 @@ fn messages_say_what_is_wrong() {
     let m = demo_model();
     let ms = m.to_str().unwrap();
     let llama = fixture("tiny-llama");
-    let d = data();
+    let d = demo_data();
     let d = d.to_str().unwrap();
     let o = dir.join("x.json");
     let o = o.to_str().unwrap();
@@ -726,7 +722,7 @@ fn messages_say_what_is_wrong() {
     // A UTF-8 byte-order mark.
     let bom = dir.join("bom.jsonl");
     let mut bytes = b"\xef\xbb\xbf".to_vec();
-    bytes.extend(std::fs::read(data()).unwrap());
+    bytes.extend(std::fs::read(demo_data()).unwrap());
     std::fs::write(&bom, bytes).unwrap();
     let (code, _, err) = headhunt(&["data", "show", "--data", bom.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -740,7 +736,7 @@ fn messages_say_what_is_wrong() {
         .status()
         .unwrap()
         .success());
-    let (f2, src) = (fifo.clone(), data());
+    let (f2, src) = (fifo.clone(), demo_data());
     let writer = std::thread::spawn(move || {
         let _ = std::fs::write(&f2, std::fs::read(src).unwrap());
     });
@@ -837,7 +833,7 @@ fn train_demo_saves_the_model_on_sigterm() {
 fn nan_weights_stop_every_analysis_command() {
     let dir = temp_dir("safe-nan-analyses");
     let nan = nan_model(&dir);
-    let (m, d) = (nan.to_str().unwrap().to_string(), data());
+    let (m, d) = (nan.to_str().unwrap().to_string(), demo_data());
     let d = d.to_str().unwrap();
     let json = dir.join("out.json");
     let j = json.to_str().unwrap();

@@ -46,6 +46,25 @@ pub const PATCHING_FIXTURES: &[&str] = &[
     "tiny-qwen3",
 ];
 
+/// The bundled demo model (trained on the paper's off-by-one addition).
+pub fn demo_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo-model")
+}
+
+/// The paper's addition data (offset +1, 100 examples) the demo model is tried on.
+pub fn demo_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/paper/addition/setting1/addition_nmax9_offset1.jsonl")
+}
+
+/// A stdout for a child whose reader is gone before the child starts: every write to it
+/// fails with EPIPE (a pipe closed after the spawn would race with a fast child's writes).
+pub fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_headhunt"))
 }
