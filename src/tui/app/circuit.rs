@@ -433,9 +433,7 @@ impl App {
     /// the loaded one.
     pub fn open_analysis(&mut self, file: AnalysisFile, path: PathBuf) {
         let m = &file.common().model;
-        let loaded = self.model.as_ref().is_some_and(|l| {
-            l.label == m.label && l.n_layers == m.n_layers && l.n_heads == m.n_heads
-        });
+        let loaded = self.is_loaded_model(m);
         let label = m.label.clone();
         if let AnalysisFile::Circuit(f) = &file {
             self.circuit.groups = f
@@ -457,6 +455,34 @@ impl App {
             None => String::new(),
         };
         self.set_status(Level::Info, format!("opened {}{note}", path.display()));
+    }
+
+    /// Whether `m` (the model a saved analysis names) is the model loaded now.
+    fn is_loaded_model(&self, m: &ModelInfo) -> bool {
+        self.model.as_ref().is_some_and(|l| {
+            l.label == m.label && l.n_layers == m.n_layers && l.n_heads == m.n_heads
+        })
+    }
+
+    /// Redoes the read-only check once a model has loaded: `headhunt open` shows the file
+    /// before its model finishes loading, and the check made then would otherwise stay.
+    pub(super) fn recheck_read_only(&mut self) {
+        if self.circuit.read_only.is_none() {
+            return;
+        }
+        let reports = self.circuit.reports.iter().flatten();
+        let mut models = reports.map(|r| &r.file.common().model).peekable();
+        if models.peek().is_none() || !models.all(|m| self.is_loaded_model(m)) {
+            return;
+        }
+        self.circuit.read_only = None;
+        if self.screen == Screen::Circuit {
+            let said = format!(
+                "{} · its model is loaded: the reports can be rerun",
+                self.status.1
+            );
+            self.set_status(self.status.0.clone(), said);
+        }
     }
 
     /// Saves every report on the screen that is not saved yet into the results folder.

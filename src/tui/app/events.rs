@@ -86,6 +86,7 @@ impl App {
             self.forget_runs();
         }
         self.model = Some(info);
+        self.recheck_read_only();
         self.load_jobs.retain(|&j| j != id);
         self.jobs.retain(|j| j.id != id);
         self.maybe_ready();

@@ -1,0 +1,151 @@
+//! What a new user tripped over in the explorer (issue 26, item 3), one test per defect: each
+//! failed before its fix. Drawn with ratatui's TestBackend; worker events are fed by hand.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use crossterm::event::KeyCode;
+use headhunt::data::{DataSpec, TaskKind};
+use headhunt::results::DataInfo;
+use headhunt::tui::app::{App, Effect, Screen, Setup};
+use headhunt::tui::view;
+use headhunt::worker::{Event, Job};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use common::tui::{info, key, press};
+
+/// The common start on the 4 × 4 "fixture" model, saving into `results`.
+fn setup(results: PathBuf) -> Setup {
+    let mut s = common::tui::setup("fixture", results);
+    s.data.options.offset = Some(1);
+    s
+}
+
+/// Feeds the model's load event.
+fn model_loaded(app: &mut App) {
+    app.on_worker(Event::ModelLoaded {
+        id: 1,
+        info: info(),
+        seconds: 0.1,
+        n_params: 1000,
+    });
+}
+
+/// Feeds the data's load event (8 examples of the fixture's addition data).
+fn data_loaded(app: &mut App) {
+    let spec = DataSpec::new(
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
+        TaskKind::Addition,
+    );
+    app.on_worker(Event::DataLoaded {
+        id: 2,
+        info: DataInfo {
+            spec,
+            n_examples: 8,
+            skipped: vec![],
+            multi_token_answers: vec![],
+        },
+        lengths: vec![29],
+        preview: vec![],
+    });
+}
+
+/// An app of `setup` with model and data "loaded".
+fn loaded(setup: Setup) -> App {
+    let mut app = App::new(setup);
+    app.take_effects();
+    model_loaded(&mut app);
+    data_loaded(&mut app);
+    app
+}
+
+/// Draws the app at `w` × `h` and returns the screen's text, one line per row.
+fn draw(app: &mut App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.viewport = (w, h);
+    term.draw(|f| view::draw(f, app)).unwrap();
+    let buf = term.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A circuit file of the loaded "fixture" model (4 × 4), F(C) = 1.23456.
+fn fixture_circuit_file(path: &Path) {
+    use headhunt::results::analysis::{AnalysisFile, CircuitFile, Common, GroupRecord};
+    let spec = DataSpec::new(Path::new("d.jsonl"), TaskKind::Addition);
+    let f = CircuitFile {
+        common: Common {
+            format: "headhunt-circuit".into(),
+            format_version: 1,
+            headhunt_version: "0".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            model: info(),
+            data: DataInfo {
+                spec,
+                n_examples: 8,
+                skipped: vec![],
+                multi_token_answers: vec![],
+            },
+            batch_size: 8,
+            seconds: 0.5,
+            complete: true,
+            baseline_accuracy: None,
+            warnings: Vec::new(),
+        },
+        groups: vec![GroupRecord {
+            name: "fi".into(),
+            heads: vec![(3, 1)],
+            positions: "all".into(),
+        }],
+        ld_normal: 2.0,
+        ld_contrast: -1.0,
+        f_c: 1.23456,
+        f_m: -1.0,
+        faithfulness: 0.25,
+        completeness: vec![],
+        minimality: vec![],
+        greedy: None,
+    };
+    AnalysisFile::Circuit(f).save(path, false).unwrap();
+}
+
+/// `headhunt open` of an analysis file of the model being loaded: read-only only until the
+/// model is in, then the screen runs analyses again.
+#[test]
+fn an_opened_analysis_of_the_model_loading_is_not_read_only_once_it_loads() {
+    let dir = common::temp_dir("trips-open-analysis");
+    let file = dir.join("circuit-fixture.json");
+    fixture_circuit_file(&file);
+    let mut s = setup(dir.clone());
+    s.open = Some(file);
+    let mut app = App::new(s);
+    app.take_effects();
+    assert_eq!(app.screen, Screen::Circuit, "{}", app.status.1);
+    model_loaded(&mut app);
+    data_loaded(&mut app);
+    assert!(
+        app.circuit.read_only.is_none(),
+        "{:?}",
+        app.circuit.read_only
+    );
+    let text = draw(&mut app, 110, 40);
+    assert!(!text.contains("read-only"), "{text}");
+    press(&mut app, "e");
+    let effects = app.take_effects();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Submit(_, Job::Circuit(_)))),
+        "{effects:?} {}",
+        app.status.1
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
