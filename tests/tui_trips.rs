@@ -149,3 +149,56 @@ fn an_opened_analysis_of_the_model_loading_is_not_read_only_once_it_loads() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A record of the fixture model with `patched` on every head and the given baselines.
+fn record_with(
+    ld_normal: f64,
+    ld_contrast: f64,
+    patched: impl Fn(usize, usize) -> f64,
+) -> headhunt::results::RunRecord {
+    use common::tui::{HEADS, LAYERS};
+    let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, ld_normal, ld_contrast, 8);
+    for l in 0..LAYERS {
+        m.set_row(l, (0..HEADS).map(|h| patched(l, h)).collect());
+    }
+    headhunt::results::RunRecord::from_run(headhunt::results::RecordParts {
+        matrix: &m,
+        complete: true,
+        receiver: &headhunt::patching::Receiver::resid_post(LAYERS - 1),
+        begin_layer: 0,
+        algorithm: headhunt::patching::Algorithm::Fast,
+        batch_size: 4,
+        model: info(),
+        data: None,
+        timing: Default::default(),
+    })
+}
+
+/// One helper prints every number, and it never prints a negative zero; the readout of a
+/// value that rounds to zero shows `+0.00%`, its baselines `+0.0000`.
+#[test]
+fn no_negative_zero_in_the_readout_or_the_helper() {
+    use headhunt::plot::number::{fixed, signed};
+    assert_eq!(fixed(-0.0001, 2), "0.00");
+    assert_eq!(fixed(-0.0, 0), "0");
+    assert_eq!(fixed(-0.006, 2), "-0.01");
+    assert_eq!(signed(-0.00001, 4), "+0.0000");
+    assert_eq!(signed(-0.0, 2), "+0.00");
+    assert_eq!(signed(0.25, 2), "+0.25");
+    assert_eq!(signed(-0.25, 2), "-0.25");
+    let dir = common::temp_dir("trips-negzero");
+    let mut app = loaded(setup(dir.clone()));
+    // LD_c rounds to -0.0000, the cell under the cursor to r = -0.00% and patched -0.0000.
+    let c = -0.00001;
+    let rec = record_with(2.0, c, |l, h| match (l, h) {
+        (3, 2) => c - 0.3,
+        _ => c + 1e-6,
+    });
+    app.open_record(rec, dir.join("x.json"));
+    app.cursor = (2, 1);
+    let text = draw(&mut app, 100, 30);
+    assert!(text.contains("r        +0.00%"), "{text}");
+    assert!(text.contains("LD_c     +0.0000"), "{text}");
+    assert!(!text.contains("-0.00"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -8,6 +8,7 @@ use plotters::prelude::DrawingBackend;
 
 use super::canvas::{self, figure, group_colour, text_size, Anchor, Area, Rgb, Swatch};
 use super::canvas::{BLACK_TEXT, GREY_TEXT, SUBTITLE, TICK};
+use super::number::fixed;
 use super::scale::{auto_range, diverging};
 use super::PlotError;
 
@@ -290,10 +291,10 @@ impl BarFigure {
             ),
         ];
         let mut sub = format!(
-            "{} · logit diff: {:.3} without ablation, {:.3} ablated",
+            "{} · logit diff: {} without ablation, {} ablated",
             source_label(&f.common),
-            b.logit_diff,
-            f.logit_diff
+            fixed(b.logit_diff, 3),
+            fixed(f.logit_diff, 3)
         );
         let r = &f.random_groups;
         if r.n > 0 {
@@ -307,8 +308,9 @@ impl BarFigure {
                 ),
             ));
             sub.push_str(&format!(
-                ", {:.3} ± {:.3} random",
-                r.logit_diff.mean, r.logit_diff.std
+                ", {} ± {} random",
+                fixed(r.logit_diff.mean, 3),
+                fixed(r.logit_diff.std, 3)
             ));
         }
         let legend = vec![
@@ -355,11 +357,11 @@ impl BarFigure {
             .map(|(g, grp)| (grp.name.clone(), group_colour(g)))
             .collect();
         let sub = format!(
-            "{} · F(C) = {:.3}, F(M) = {:.3}, faithfulness = {:.3}",
+            "{} · F(C) = {}, F(M) = {}, faithfulness = {}",
             source_label(&f.common),
-            f.f_c,
-            f.f_m,
-            f.faithfulness
+            fixed(f.f_c, 3),
+            fixed(f.f_m, 3),
+            fixed(f.faithfulness, 3)
         );
         BarFigure::lay_out(
             "Minimality per head".into(),
@@ -472,12 +474,12 @@ impl BarFigure {
                     }
                 }
                 if !self.horizontal {
-                    let s = format!("{:.2}", bar.value);
+                    let s = fixed(bar.value, 2);
                     let xc = (a.0 + b.0) / 2;
                     let y = self.at(bar.value.max(0.0)) - 3;
                     canvas::text(area, &s, (xc, y), TICK, Anchor::Bottom, BLACK_TEXT)?;
                 } else {
-                    let s = format!("{:.1}", bar.value);
+                    let s = fixed(bar.value, 1);
                     let x = self.at(bar.value + bar.err.unwrap_or(0.0)) + 4;
                     canvas::text(
                         area,

@@ -262,7 +262,7 @@ impl AttentionRow {
                 canvas::fill(area, (x0, y), (x1, y + 1), (225, 225, 225))?;
                 canvas::text(
                     area,
-                    &format!("{t:.2}"),
+                    &super::number::fixed(t, 2),
                     (x0 - 4, y),
                     TICK,
                     Anchor::Right,

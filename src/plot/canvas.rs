@@ -411,12 +411,7 @@ pub fn tick_label(v: f64, step: f64) -> String {
     } else {
         (-step.log10().floor()) as usize
     };
-    let s = format!("{v:.decimals$}");
-    if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
-        s[1..].to_string()
-    } else {
-        s
-    }
+    super::number::fixed(v, decimals)
 }
 
 /// A vertical colour bar: `scale(v)` from `lo` (bottom) to `hi` (top), ticks labelled with

@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod attention;
 pub mod canvas;
 pub mod heatmap;
+pub mod number;
 pub mod scale;
 
 use std::path::{Path, PathBuf};

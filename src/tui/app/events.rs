@@ -97,8 +97,8 @@ impl App {
         let mut parts = Vec::new();
         if crate::patching::matrix::ill_conditioned(e.ld_normal, e.ld_contrast) {
             parts.push(format!(
-                "baselines only {:.2} apart: r will be ill-conditioned (the model barely tells the prompts apart)",
-                (e.ld_contrast - e.ld_normal).abs()
+                "baselines only {} apart: r will be ill-conditioned (the model barely tells the prompts apart)",
+                fixed((e.ld_contrast - e.ld_normal).abs(), 2)
             ));
         }
         // The low-accuracy warning (last) matters most: a heatmap of tokens never predicted.

@@ -11,6 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use crate::data::{AnswerTokenRule, DataFile, TaskChoice};
 use crate::model::HeadInput;
 use crate::patching::{Algorithm, HeadReceiver, PatchEvent, PatchMatrix, PatchSpec, Receiver};
+use crate::plot::number::{fixed, signed};
 use crate::results::groups::GroupsFile;
 use crate::results::text::Thresholds;
 use crate::results::{DataInfo, HeadGroup, ModelInfo, RecordParts, RunRecord, Timing};
@@ -175,8 +176,8 @@ impl Evaluation {
     /// One line: baselines and how often each prompt gets its answer.
     pub fn summary(&self) -> String {
         format!(
-            "LD_normal {:+.3}, LD_contrast {:+.3}; normal answer on {}/{} normal prompts, contrast answer on {}/{} contrast prompts ({} keep the normal one)",
-            self.ld_normal, self.ld_contrast, self.normal_ok, self.n, self.contrast_ok, self.n, self.contrast_gives_normal
+            "LD_normal {}, LD_contrast {}; normal answer on {}/{} normal prompts, contrast answer on {}/{} contrast prompts ({} keep the normal one)",
+            signed(self.ld_normal, 3), signed(self.ld_contrast, 3), self.normal_ok, self.n, self.contrast_ok, self.n, self.contrast_gives_normal
         )
     }
 }

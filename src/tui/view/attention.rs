@@ -204,7 +204,13 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, pattern: &[Vec<f32>], que
             Style::default()
         };
         lines.push(Line::from(vec![
-            Span::styled(format!("{k:>4} {tok:<5} {p:>5.2} "), style),
+            Span::styled(
+                format!(
+                    "{k:>4} {tok:<5} {:>5} ",
+                    crate::plot::number::fixed(p.into(), 2)
+                ),
+                style,
+            ),
             Span::styled(bar, Style::default().fg(app.color.rgb(sequential(1.0)))),
         ]));
     }

@@ -11,6 +11,7 @@ use ratatui::Frame;
 
 use crate::analysis::circuit::Completeness;
 use crate::model::tokenizer::printable;
+use crate::plot::number::{fixed, signed};
 use crate::results::analysis::{
     shift_key, shifts_of, AblationFile, AnalysisFile, CircuitFile, FvFile,
 };
@@ -190,13 +191,17 @@ fn circuit_lines(f: &CircuitFile, width: u16) -> Vec<Line<'static>> {
     };
     let mut lines = vec![
         Line::from(format!(
-            "LD_normal {:+.4}   LD_contrast {:+.4}",
-            f.ld_normal, f.ld_contrast
+            "LD_normal {}   LD_contrast {}",
+            signed(f.ld_normal, 4),
+            signed(f.ld_contrast, 4)
         )),
         Line::from(vec![
-            Span::styled(format!("F(C) {:+.4}", f.f_c), bold()),
-            Span::styled(format!("   faithfulness {:.4}", f.faithfulness), bold()),
-            Span::raw(format!("   F(M) {:+.4} ({check})", f.f_m)),
+            Span::styled(format!("F(C) {}", signed(f.f_c, 4)), bold()),
+            Span::styled(
+                format!("   faithfulness {}", fixed(f.faithfulness, 4)),
+                bold(),
+            ),
+            Span::raw(format!("   F(M) {} ({check})", signed(f.f_m, 4))),
         ]),
         Line::from(Span::styled(
             format!(
@@ -209,11 +214,11 @@ fn circuit_lines(f: &CircuitFile, width: u16) -> Vec<Line<'static>> {
     let sets = f.completeness.iter().map(|s| (s, String::new()));
     for (s, tag) in sets.chain(greedy_sets(f)) {
         lines.push(Line::from(format!(
-            "{:<28} {:>+10.4} {:>+10.4} {:>10.4}{tag}",
+            "{:<28} {:>10} {:>10} {:>10}{tag}",
             heads_text(&s.k, "+"),
-            s.f_c_minus_k,
-            s.f_m_minus_k,
-            s.gap
+            signed(s.f_c_minus_k, 4),
+            signed(s.f_m_minus_k, 4),
+            fixed(s.gap, 4)
         )));
     }
     if f.completeness.is_empty() {
@@ -260,7 +265,7 @@ fn minimality_lines(f: &CircuitFile, width: u16) -> Vec<Line<'static>> {
             Span::raw(format!("{:<7}", format!("{l}.{h}"))),
             Span::styled("█".repeat(n), Style::default().fg(Color::Cyan)),
             Span::raw(" ".repeat(bar_w - n.min(bar_w))),
-            Span::raw(format!(" {:.4}", m.value)),
+            Span::raw(format!(" {}", fixed(m.value, 4))),
         ]));
     }
     lines
@@ -274,8 +279,12 @@ fn ablation_lines(f: &AblationFile) -> Vec<Line<'static>> {
         .map_or(String::new(), |g| format!(" (group {g})"));
     let row = |name: String, v: [f64; 5]| {
         Line::from(format!(
-            "{name:<28} {:>+9.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-            v[0], v[1], v[2], v[3], v[4]
+            "{name:<28} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            signed(v[0], 4),
+            fixed(v[1], 3),
+            fixed(v[2], 3),
+            fixed(v[3], 3),
+            fixed(v[4], 3)
         ))
     };
     let run = |r: &crate::analysis::ablation::AblationRun| {
@@ -389,9 +398,10 @@ fn fv_lines(f: &FvFile, panel: usize, color: ColorMode) -> Vec<Line<'static>> {
             Span::styled(format!("◀ {name} ▶"), bold()),
             Span::styled(
                 format!(
-                    "  {}/{} (←→) · colour ±{range:.3} (largest |Δ|)",
+                    "  {}/{} (←→) · colour ±{} (largest |Δ|)",
                     i + 1,
-                    keys.len()
+                    keys.len(),
+                    fixed(range, 3)
                 ),
                 grey(),
             ),
@@ -411,14 +421,21 @@ fn fv_lines(f: &FvFile, panel: usize, color: ColorMode) -> Vec<Line<'static>> {
             let style = Style::default()
                 .bg(color.rgb(bg))
                 .fg(color.rgb(contrast_text(bg)));
-            spans.push(Span::styled(format!("{v:>+7.dec$}"), style));
+            spans.push(Span::styled(format!("{:>7}", signed(v, dec)), style));
         }
         lines.push(Line::from(spans));
     }
     if f.shifts.is_some() {
         let parts: Vec<String> = shifts_of(grid)
             .into_iter()
-            .map(|(s, v)| format!("{}: {:+.2} ({})", shift_key(s), v.mean, v.argmax_rows))
+            .map(|(s, v)| {
+                format!(
+                    "{}: {} ({})",
+                    shift_key(s),
+                    signed(v.mean, 2),
+                    v.argmax_rows
+                )
+            })
             .collect();
         lines.push(Line::from(format!("shift {}", parts.join("  "))));
         lines.push(Line::from(Span::styled(
@@ -448,18 +465,18 @@ pub fn summary(f: &AnalysisFile) -> String {
     );
     let body = match f {
         AnalysisFile::Circuit(x) => format!(
-            "{} groups · F(C) {:+.4} · faithfulness {:.4} · {} knock-out sets · {} minimality values",
+            "{} groups · F(C) {} · faithfulness {} · {} knock-out sets · {} minimality values",
             x.groups.len(),
-            x.f_c,
-            x.faithfulness,
+            signed(x.f_c, 4),
+            fixed(x.faithfulness, 4),
             x.completeness.len(),
             x.minimality.len()
         ),
         AnalysisFile::Ablation(x) => format!(
-            "heads {} · LD {:+.4} · contrast answer {:.3} · {} random groups",
+            "heads {} · LD {} · contrast answer {} · {} random groups",
             heads_text(&x.heads, ","),
-            x.logit_diff,
-            x.acc_contrast_answer,
+            signed(x.logit_diff, 4),
+            fixed(x.acc_contrast_answer, 3),
             x.random_groups.n
         ),
         AnalysisFile::Fv(x) => format!(

@@ -11,6 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::patching::matrix::{HeadScore, PatchMatrix};
+use crate::plot::number::{fixed, signed};
 use crate::results::text::{cell_measure, cell_value, CellMeasure};
 use crate::results::RunRecord;
 use crate::tui::app::{App, HeatmapGeometry, Orientation, RangeMode, RunState};
@@ -116,16 +117,6 @@ pub fn cell_decimals(measure: CellMeasure, tw: usize) -> usize {
     }
 }
 
-/// The number as printed at `decimals`, without a sign on zero ("-0" would be a value the
-/// file does not have).
-pub fn format_number(x: f64, decimals: usize) -> String {
-    let s = format!("{x:.decimals$}");
-    match s.strip_prefix('-') {
-        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
-        _ => s,
-    }
-}
-
 /// The text of a cell `tw` characters wide: the value at the grid's precision (r in %), or a
 /// saturation glyph when that does not fit — never a clipped digit. Empty when `tw` < 2.
 pub fn cell_text(value: f64, measure: CellMeasure, tw: usize) -> String {
@@ -133,7 +124,7 @@ pub fn cell_text(value: f64, measure: CellMeasure, tw: usize) -> String {
         return String::new();
     }
     let x = measure.shown(value);
-    let s = format_number(x, cell_decimals(measure, tw));
+    let s = fixed(x, cell_decimals(measure, tw));
     if s.chars().count() <= tw {
         format!("{s:>tw$}")
     } else {
@@ -157,9 +148,9 @@ pub fn cell_parts(cw: u16) -> (u16, u16, u16) {
 pub fn pct_label(x: f64) -> String {
     let tenths = (x * 1000.0).round() / 10.0;
     if tenths.fract() == 0.0 {
-        format!("{tenths:.0}%")
+        format!("{}%", fixed(tenths, 0))
     } else {
-        format!("{tenths:.1}%")
+        format!("{}%", fixed(tenths, 1))
     }
 }
 
@@ -431,11 +422,7 @@ fn range_text(x: f64, measure: CellMeasure) -> String {
         CellMeasure::R => 1,
         CellMeasure::RawEffect => 2,
     };
-    format!(
-        "{}{}",
-        format_number(measure.shown(x), decimals),
-        measure.unit()
-    )
+    format!("{}{}", fixed(measure.shown(x), decimals), measure.unit())
 }
 
 /// The legend: the colour scale with its end values, and the range in force and why.
@@ -564,7 +551,7 @@ fn r_line(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Line<'st
             "r        not shown: ill-conditioned",
             Style::default().fg(Color::Yellow),
         )),
-        Some(r) => Line::from(format!("r        {:+.2}%", 100.0 * r)),
+        Some(r) => Line::from(format!("r        {}%", signed(100.0 * r, 2))),
     }
 }
 
@@ -581,19 +568,19 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         r_line(rec, measure, l, h),
     ];
     if let Some(p) = rec.patched(l, h) {
-        lines.push(Line::from(format!("patched  {p:+.4}")));
+        lines.push(Line::from(format!("patched  {}", signed(p, 4))));
     }
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
         if let Some(d) = crate::results::text::raw_effect(rec, l, h) {
-            lines.push(Line::from(format!("− LD_c   {d:+.4}")));
+            lines.push(Line::from(format!("− LD_c   {}", signed(d, 4))));
         }
-        lines.push(Line::from(format!("LD_n     {n:+.4}")));
-        lines.push(Line::from(format!("LD_c     {c:+.4}")));
+        lines.push(Line::from(format!("LD_n     {}", signed(n, 4))));
+        lines.push(Line::from(format!("LD_c     {}", signed(c, 4))));
         if crate::patching::matrix::ill_conditioned(n, c) {
             lines.push(Line::from(Span::styled(
                 format!(
-                    "⚠ |LD_c−LD_n| {:.3} < 1: cells show patched − LD_c",
-                    (c - n).abs()
+                    "⚠ |LD_c−LD_n| {} < 1: cells show patched − LD_c",
+                    fixed((c - n).abs(), 3)
                 ),
                 Style::default().fg(Color::Yellow),
             )));
@@ -632,7 +619,10 @@ fn r_lists(app: &App, rec: &RunRecord) -> Vec<Line<'static>> {
     let (strong, weak) = PatchMatrix::head_lists(&rec.relative_filled(), t.hi, t.lo);
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let dim = Style::default().fg(Color::DarkGray);
-    let fmt = |s: &HeadScore| format!(" {:>2}.{:<2} {:+6.1}%", s.layer, s.head, 100.0 * s.r);
+    let fmt = |s: &HeadScore| {
+        let r = signed(100.0 * s.r, 1);
+        format!(" {:>2}.{:<2} {r:>6}%", s.layer, s.head)
+    };
     let mut lines = Vec::new();
     let titles = [
         format!("|r| > {}:", pct_label(t.hi)),
@@ -662,7 +652,7 @@ fn raw_list(rec: &RunRecord) -> Vec<Line<'static>> {
     lines.extend(
         all.iter()
             .take(10)
-            .map(|(l, h, d)| Line::from(format!(" {l:>2}.{h:<2} {d:+.3}"))),
+            .map(|(l, h, d)| Line::from(format!(" {l:>2}.{h:<2} {}", signed(*d, 3)))),
     );
     lines
 }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::model::tokenizer::printable;
+use crate::plot::number::signed;
 use crate::results::RunRecord;
 use crate::tui::app::{App, EntryKind, GalleryEntry, HeatmapGeometry, SETUP_FIELDS};
 
@@ -47,8 +48,10 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
         if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
             out.push(Line::from(""));
             out.push(Line::from(format!(
-                "baselines  LD_normal {n:+.4}  LD_contrast {c:+.4}  gap {:+.4}",
-                c - n
+                "baselines  LD_normal {}  LD_contrast {}  gap {}",
+                signed(n, 4),
+                signed(c, 4),
+                signed(c - n, 4)
             )));
         }
     }
@@ -356,7 +359,7 @@ fn at_cursor(app: &App, rec: &RunRecord, range: &heatmap::ColorRange) -> String 
     match heatmap::shown_value(rec, range.measure, l, h) {
         Some(v) => format!(
             "{l}.{h} {}{}",
-            heatmap::format_number(range.measure.shown(v), 2),
+            crate::plot::number::fixed(range.measure.shown(v), 2),
             range.measure.unit()
         ),
         None => format!("{l}.{h} not computed"),
