@@ -202,3 +202,32 @@ fn no_negative_zero_in_the_readout_or_the_helper() {
     assert!(!text.contains("-0.00"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `a` on a result of another model stays on the heatmap and says why in the status line,
+/// and asks the worker for nothing (it could only compute the loaded model's attention).
+#[test]
+fn attention_of_another_models_result_stays_on_the_heatmap_with_the_reason() {
+    let dir = common::temp_dir("trips-foreign-attention");
+    let mut app = loaded(setup(dir.clone()));
+    app.take_effects();
+    let mut rec = record_with(2.0, -1.0, |l, h| if (l, h) == (2, 1) { -0.7 } else { -1.0 });
+    let model = rec.model.as_mut().unwrap();
+    model.label = "org/other-model".into();
+    model.origin = headhunt::model::ModelOrigin::Local {
+        path: "org/other-model".into(),
+    };
+    app.open_record(rec, dir.join("x.json"));
+    press(&mut app, "a");
+    assert_eq!(app.screen, Screen::Heatmap, "{}", app.status.1);
+    assert!(app.status.1.contains("other-model"), "{}", app.status.1);
+    let effects = app.take_effects();
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Submit(_, Job::Attention(_)))),
+        "{effects:?}"
+    );
+    let text = draw(&mut app, 120, 40);
+    assert!(text.contains("load other-model"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

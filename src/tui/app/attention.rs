@@ -25,6 +25,10 @@ impl App {
             self.set_status(Level::Warn, "model and data are still loading");
             return;
         }
+        if let Some(why) = self.foreign_attention() {
+            // Stay on the heatmap: a screen left blank would take the reason with it.
+            return self.set_status(Level::Warn, why);
+        }
         let heads: Vec<(usize, usize)> = if self.selected.is_empty() {
             vec![self.cursor]
         } else {
@@ -35,6 +39,24 @@ impl App {
         self.attention.query = None;
         self.screen = Screen::Attention;
         self.request_attention();
+    }
+
+    /// Why the attention of the result on screen cannot be shown: it is of another model than
+    /// the loaded one, whose attention is all the worker can compute.
+    fn foreign_attention(&self) -> Option<String> {
+        let slot = self.current().filter(|s| self.is_foreign(s))?;
+        let path = match &slot.state {
+            RunState::Opened(p) => Some(p.as_path()),
+            _ => None,
+        };
+        let model = record_model_name(slot.record.as_ref()?, path);
+        let loaded = self
+            .model
+            .as_ref()
+            .map_or("no model".into(), |m| short_model_name(&m.label));
+        Some(format!(
+            "this result is of {model} and the loaded model is {loaded}: load {model} in the setup (m) to see its attention"
+        ))
     }
 
     pub(super) fn request_attention(&mut self) {
