@@ -34,6 +34,7 @@ fn patched(
         batch_size: 4,
         algorithm,
         chunk_rows: 0,
+        metric: Default::default(),
     };
     patching::run(&lm.model, pairs, &spec, &mut Silent)
         .unwrap()

@@ -64,6 +64,7 @@ fn run(
         batch_size,
         algorithm,
         chunk_rows: 0,
+        metric: Default::default(),
     };
     patching::run(&lm.model, pairs, &spec, &mut Silent).unwrap()
 }
@@ -244,6 +245,7 @@ fn chunked_schedule_equals_streaming() {
                     batch_size: 4,
                     algorithm: Algorithm::Fast,
                     chunk_rows,
+                    metric: Default::default(),
                 };
                 let out = patching::run(&lm.model, &pairs, &spec, &mut Silent).unwrap();
                 assert_eq!(out.matrix.computed, base.matrix.computed);
@@ -295,11 +297,11 @@ impl patching::Sweep for Known {
         _: &patching::batch::BatchCache,
         _: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<f64>>, patching::PatchError> {
-        let b = batch.size() as f64;
+    ) -> Result<Vec<Vec<Vec<f32>>>, patching::PatchError> {
+        let b = batch.size();
         Ok(layers
             .iter()
-            .map(|&l| vec![b * (l + 1) as f64; model.n_heads()])
+            .map(|&l| vec![vec![(l + 1) as f32; b]; model.n_heads()])
             .collect())
     }
     fn layer_cost(&self, _: &PatchSpec, _: usize, _: usize) -> f64 {
@@ -325,6 +327,7 @@ fn one_frame_runs_every_sweep() {
         batch_size,
         algorithm,
         chunk_rows,
+        metric: Default::default(),
     };
     let baselines = |rec: &Recorder| -> (f64, f64) {
         match rec.events[0] {
@@ -414,6 +417,7 @@ fn the_last_position_rule_is_one_for_chunks_and_the_sweep() {
             batch_size: 4,
             algorithm: Algorithm::Fast,
             chunk_rows: 2 * one_position,
+            metric: Default::default(),
         };
         let widest = spec
             .chunks(&lm.model, &batches)

@@ -59,6 +59,14 @@ fn with_closed_stdout(mut cmd: Command) -> (i32, String) {
     code_err(&child.wait_with_output().unwrap())
 }
 
+/// Removes a result and its per-example `.npy` files.
+fn remove_result(out: &Path) {
+    std::fs::remove_file(out).unwrap();
+    for p in headhunt::results::per_example_paths(out) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 fn complete(path: &Path) -> bool {
     headhunt::results::RunRecord::load(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -263,8 +271,12 @@ fn default_names_are_unique_and_name_the_data() {
     let names: Vec<String> = std::fs::read_dir(dir.join("results"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".json"))
         .collect();
     assert_eq!(names.len(), 4, "{names:?}");
+    // Each with its per-example values, under its own name.
+    let all = std::fs::read_dir(dir.join("results")).unwrap().count();
+    assert_eq!(all, 12, "{names:?}");
     for n in &names {
         assert!(n.contains("addition_nmax9_offset1"), "{n}");
         assert!(complete(&dir.join("results").join(n)));
@@ -618,7 +630,7 @@ fn meaningless_inputs_are_refused_or_warned_about() {
         "{err}"
     );
     assert!(err.contains("always 0"), "{err}");
-    std::fs::remove_file(&out).unwrap();
+    remove_result(&out);
     // An answer the tokenizer does not know: a warning naming the line.
     let unk = dir.join("unk.jsonl");
     std::fs::write(
@@ -633,7 +645,7 @@ fn meaningless_inputs_are_refused_or_warned_about() {
         err.contains("unk.jsonl:1: an answer tokenizes to the unknown token"),
         "{err}"
     );
-    std::fs::remove_file(&out).unwrap();
+    remove_result(&out);
     // Thresholds.
     for (hi, lo) in [("nan", "0.02"), ("0.01", "0.02")] {
         let (code, _, err) = headhunt(&[

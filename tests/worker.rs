@@ -55,6 +55,7 @@ fn patch_job_streams_rows_and_matches_a_direct_run() {
         batch_size: 4,
         algorithm: Algorithm::Fast,
         chunk_rows: 0,
+        metric: Default::default(),
     };
     let id = worker.submit(Job::Patch(patch.clone()));
     let mut rows = Vec::new();
@@ -148,6 +149,7 @@ fn cancelling_keeps_the_finished_rows() {
         batch_size: 1,
         algorithm: Algorithm::Reference,
         chunk_rows: 0,
+        metric: Default::default(),
     }));
     let mut cancelled = false;
     let record = loop {

@@ -299,6 +299,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             chunk_rows: a
                 .chunk_rows
                 .unwrap_or(crate::patching::default_chunk_rows(model.device.is_cpu())),
+            metric: Default::default(),
         };
         let fast_resid = spec(&resid, 0, Algorithm::Fast);
         // The fast resid sweep is the reference's yardstick (its ratio).

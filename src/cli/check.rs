@@ -142,6 +142,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                             batch_size: pairs.len(),
                             algorithm: Algorithm::Fast,
                             chunk_rows,
+                            metric: Default::default(),
                         },
                         &mut Silent,
                     )?;

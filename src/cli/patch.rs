@@ -52,6 +52,11 @@ pub struct PatchArgs {
     /// Do not print the heatmap.
     #[arg(long)]
     pub quiet: bool,
+    /// What a patched run is scored by, at the last position: logit-diff (the paper's:
+    /// logit[normal answer] - logit[contrast answer]), logprob or prob (of the normal answer),
+    /// kl (KL of the normal run's next-token distribution to the run's).
+    #[arg(long, default_value = "logit-diff", value_parser = parse_metric)]
+    pub metric: crate::patching::Metric,
     /// Let sender layers advance together in chunks of at most this many rows (0: one sender
     /// layer at a time, rows stream in). Default: 0 on CPU, 16384 on GPU.
     #[arg(long)]
@@ -62,8 +67,18 @@ pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
 
 pub use crate::results::naming::default_out;
 
-/// `--out` (or the first free default name), and with `npy` its companions, checked before
-/// any compute.
+fn parse_metric(s: &str) -> Result<crate::patching::Metric, String> {
+    crate::patching::Metric::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = crate::patching::Metric::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+/// `--out` (or the first free default name), its per-example `.npy` files and with `npy` the
+/// matrices' `.npy` files, checked before any compute.
 fn plan_out(
     out: Option<&Path>,
     base: impl FnOnce() -> PathBuf,
@@ -71,11 +86,11 @@ fn plan_out(
     npy: bool,
 ) -> Result<Planned> {
     let companions = move |p: &Path| {
+        let mut all = crate::results::per_example_paths(p).to_vec();
         if npy {
-            crate::results::npy_paths(p).to_vec()
-        } else {
-            Vec::new()
+            all.extend(crate::results::npy_paths(p));
         }
+        all
     };
     let Some(out) = out else {
         return Planned::default_name("--out", &base(), &companions);
@@ -83,7 +98,7 @@ fn plan_out(
     let planned = Planned::given("--out", out, force)?;
     for p in companions(out) {
         crate::results::preflight(&p, force)
-            .map_err(|e| anyhow::anyhow!("--out (--npy) {}", word(&e)))?;
+            .map_err(|e| anyhow::anyhow!("--out (its .npy files) {}", word(&e)))?;
     }
     Ok(planned)
 }
@@ -107,6 +122,7 @@ struct CliObserver<'a> {
     tok: &'a Tokenized,
     /// The baseline check, printed as soon as the caches are done (before the rows).
     baseline: Option<super::checks::Baseline>,
+    metric: crate::patching::Metric,
 }
 
 impl Observer for CliObserver<'_> {
@@ -122,8 +138,9 @@ impl Observer for CliObserver<'_> {
                 if !(ld_normal.is_finite() && ld_contrast.is_finite()) {
                     self.not_finite = Some((*ld_normal, *ld_contrast));
                 }
+                let x = self.metric.short();
                 let line = format!(
-                    "baselines: LD_normal {ld_normal:+.4}, LD_contrast {ld_contrast:+.4} ({n_examples} examples, caches {cache_seconds:.3} s)"
+                    "baselines: {x}_normal {ld_normal:+.4}, {x}_contrast {ld_contrast:+.4} ({n_examples} examples, caches {cache_seconds:.3} s)"
                 );
                 if self.bar.is_hidden() {
                     note!("{line}");
@@ -180,6 +197,7 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         chunk_rows: a
             .chunk_rows
             .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
+        metric: a.metric,
     };
     spec.validate(&lm.model)?;
     check_reachable(&receiver, a.begin_layer)?;
@@ -213,12 +231,14 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         lm: &lm,
         tok: &tokenized,
         baseline: None,
+        metric: spec.metric,
     };
     let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
     obs.bar.finish_and_clear();
     if let Some((n, c)) = obs.not_finite {
         bail!(
-            "the model's logit differences are not finite (LD_normal {n}, LD_contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            spec.metric,
             crate::model::source::dtype_name(lm.model.dtype)
         );
     }
@@ -233,10 +253,14 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     let mut r = Report::new();
     report(&mut r, &record, &a);
     let mut output = Output::new(planned, record.to_json().into_bytes());
-    if a.npy {
-        let rec = record.clone();
-        output.companions = Some(Box::new(move |p: &Path| rec.npy_files(p)));
-    }
+    let (rec, npy) = (record.clone(), a.npy);
+    output.companions = Some(Box::new(move |p: &Path| {
+        let mut files = rec.per_example_files(p);
+        if npy {
+            files.extend(rec.npy_files(p));
+        }
+        files
+    }));
     r.save(output);
     if !outcome.complete {
         note!(

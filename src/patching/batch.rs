@@ -11,6 +11,7 @@ use candle_core::{DType, Tensor};
 use crate::data::TokenizedPair;
 use crate::model::{Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start};
 
+use super::metric::{log_softmax, Metric, Readout};
 use super::{PatchError, SpecError};
 
 /// One batch of examples, all of the same token length.
@@ -132,9 +133,12 @@ pub struct Needs {
 
 /// Activations of the normal and contrast runs of one batch.
 pub struct BatchCache {
-    /// Per-prompt logit differences on the normal and contrast prompts.
-    pub ld_normal: Vec<f32>,
-    pub ld_contrast: Vec<f32>,
+    /// Per-prompt metric values on the normal and contrast prompts (the baselines).
+    pub m_normal: Vec<f32>,
+    pub m_contrast: Vec<f32>,
+    /// How every patched run of this batch is scored: the metric, the answers and (KL) the
+    /// normal run's distribution.
+    pub readout: Readout,
     /// Per prompt, the unpatched run's most likely next token (the baseline accuracy: does the
     /// model predict what is scored?).
     pub top_normal: Vec<u32>,
@@ -152,6 +156,20 @@ pub struct BatchCache {
     /// Full-length [B, T, D] contrast resid_pre and attention output at some layers.
     pub full_resid_pre: std::collections::BTreeMap<usize, Tensor>,
     pub full_attn_out: std::collections::BTreeMap<usize, Tensor>,
+}
+
+/// The readout of a batch: KL needs the normal run's log-probabilities (`normal_logits`, the
+/// unpatched normal run's last-position logits [B, V]); the other metrics only the answers.
+fn readout_of(
+    metric: Metric,
+    batch: &Batch,
+    normal_logits: &Tensor,
+) -> Result<Readout, PatchError> {
+    let reference = match metric {
+        Metric::Kl => Some(log_softmax(&normal_logits.to_dtype(DType::F32)?)?),
+        _ => None,
+    };
+    Ok(Readout::of_batch(metric, batch, reference.as_ref()))
 }
 
 fn missing(what: &str, l: usize) -> PatchError {
@@ -221,29 +239,33 @@ pub fn cache_batch(
     model: &Model,
     batch: &Batch,
     needs: Option<&Needs>,
+    metric: Metric,
 ) -> Result<BatchCache, PatchError> {
     let n = model.n_layers();
     let b = batch.size();
     let t = batch.len;
     let Some(needs) = needs else {
         let names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
-        type Run = (Vec<f32>, Vec<u32>, Vec<Option<Tensor>>);
+        type Run = (Tensor, Vec<u32>, Vec<Option<Tensor>>);
+        // Each run's last-position logits [B, V], its top tokens and its z.
         let run = |tokens: &Tensor| -> Result<Run, PatchError> {
             let mut hooks = Hooks::capture(Capture::only(names.clone()));
             let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
             let logits = out.logits.as_ref().expect("full run");
-            let ld = logit_diffs_from_logits(logits, &batch.answers)?;
-            let top = crate::model::transformer::argmax_last(&logits.narrow(1, t - 1, 1)?)?;
+            let last = logits.narrow(1, t - 1, 1)?;
+            let top = crate::model::transformer::argmax_last(&last)?;
             let z = (0..n)
                 .map(|l| hooks.cache.layer(l, HookPoint::Z).cloned())
                 .collect();
-            Ok((ld, top, z))
+            Ok((last.squeeze(1)?, top, z))
         };
-        let (ld_normal, top_normal, z_normal) = run(&batch.normal)?;
-        let (ld_contrast, top_contrast, z_contrast) = run(&batch.contrast)?;
+        let (last_normal, top_normal, z_normal) = run(&batch.normal)?;
+        let (last_contrast, top_contrast, z_contrast) = run(&batch.contrast)?;
+        let readout = readout_of(metric, batch, &last_normal)?;
         return Ok(BatchCache {
-            ld_normal,
-            ld_contrast,
+            m_normal: readout.read_logits(&last_normal)?,
+            m_contrast: readout.read_logits(&last_contrast)?,
+            readout,
             top_normal,
             top_contrast,
             from: 0,
@@ -258,8 +280,9 @@ pub fn cache_batch(
     let from = needs.from.min(t - 1);
     let keep = t - from;
     let mut cache = BatchCache {
-        ld_normal: Vec::new(),
-        ld_contrast: Vec::new(),
+        m_normal: Vec::new(),
+        m_contrast: Vec::new(),
+        readout: Readout::of_batch(metric, batch, None),
         top_normal: Vec::new(),
         top_contrast: Vec::new(),
         from,
@@ -317,14 +340,20 @@ pub fn cache_batch(
             &mut hooks,
         )?
     };
-    // The metric needs only the last position's two answer logits; the baseline accuracy the
-    // top token of the full vocabulary (one [2B, vocab] product per batch).
+    // The logit difference needs only the last position's two answer logits; the baseline
+    // accuracy (and the other metrics) the full vocabulary (one [2B, vocab] product per batch).
     let last = out.resid.narrow(1, out.resid.dim(1)? - 1, 1)?.squeeze(1)?;
-    let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
-    let ld = logit_diffs(&model.answer_logits(&last, &answers)?)?;
-    let top = crate::model::transformer::argmax_last(&model.unembed(&last)?)?;
-    cache.ld_normal = ld[..b].to_vec();
-    cache.ld_contrast = ld[b..].to_vec();
+    let full = model.unembed(&last)?;
+    let top = crate::model::transformer::argmax_last(&full)?;
+    cache.readout = readout_of(metric, batch, &full.narrow(0, 0, b)?)?;
+    let m = if metric.needs_vocab() {
+        cache.readout.repeated(2)?.read_logits(&full)?
+    } else {
+        let answers = Tensor::cat(&[&batch.answers, &batch.answers], 0)?;
+        logit_diffs(&model.answer_logits(&last, &answers)?)?
+    };
+    cache.m_normal = m[..b].to_vec();
+    cache.m_contrast = m[b..].to_vec();
     cache.top_normal = top[..b].to_vec();
     cache.top_contrast = top[b..].to_vec();
     Ok(cache)

@@ -19,7 +19,8 @@ use candle_core::Tensor;
 
 use crate::model::{BlockShape, HookName, Hooks, Model, RunOptions, Start};
 
-use super::batch::{logit_diffs, Batch, BatchCache, Needs};
+use super::batch::{Batch, BatchCache, Needs};
+use super::metric::{repeat_rows, Readout};
 use super::receiver::{HeadReceiver, Receiver, ResidKind};
 use super::PatchError;
 
@@ -183,24 +184,13 @@ fn assemble(prefix: &Tensor, rows: &Tensor, p0: usize, dims: &Dims) -> Result<Te
     Ok(full.reshape((h * b, t, d))?)
 }
 
-/// Repeats a per-prompt tensor [B, ...] for every sender head: [G*B, ...].
-fn repeat_rows(x: &Tensor, h: usize) -> Result<Tensor> {
-    let mut shape = x.dims().to_vec();
-    let b = shape[0];
-    let mut expanded = vec![h];
-    expanded.extend_from_slice(&shape);
-    let y = x.unsqueeze(0)?.broadcast_as(expanded)?.contiguous()?;
-    shape[0] = h * b;
-    Ok(y.reshape(shape)?)
-}
-
 /// Runs the model from `layer` (resid_pre [G*B, T, D]) to the last layer, last position only,
-/// and returns the per-row logit differences.
+/// and returns the per-row metric.
 fn finish(
     model: &Model,
     layer: usize,
     resid: Tensor,
-    answers: &Tensor,
+    readout: &Readout,
     hooks: &mut Hooks,
 ) -> Result<Vec<f32>> {
     let n = model.n_layers();
@@ -213,7 +203,7 @@ fn finish(
         hooks,
     )?;
     let last = out.resid.squeeze(1)?;
-    logit_diffs(&model.answer_logits(&last, answers)?)
+    readout.read(model, &last)
 }
 
 /// Where pass 1 of a residual receiver stops, and whether only the last position matters
@@ -264,30 +254,30 @@ pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usi
     }
 }
 
-/// Sums over the batch's prompts of the patched logit difference, for every head of sender
-/// layer `ls`.
+/// The patched metric of each of the batch's prompts, for every head of sender layer `ls`:
+/// [head][prompt].
 pub fn sweep_layer(
     model: &Model,
     batch: &Batch,
     cache: &BatchCache,
     receiver: &Receiver,
     ls: usize,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<Vec<f32>>> {
     Ok(sweep_chunk(model, batch, cache, receiver, &[ls])?.remove(0))
 }
 
-/// Sums over the batch's prompts of the patched logit difference, per sender layer of `layers`
-/// (in the order given) and head, all layers advancing through the model together.
+/// The patched metric of each of the batch's prompts, per sender layer of `layers` (in the
+/// order given) and head: [layer][head][prompt], all layers advancing through the model
+/// together.
 pub fn sweep_chunk(
     model: &Model,
     batch: &Batch,
     cache: &BatchCache,
     receiver: &Receiver,
     layers: &[usize],
-) -> Result<Vec<Vec<f64>>> {
+) -> Result<Vec<Vec<Vec<f32>>>> {
     let h = model.n_heads();
-    let contrast: f64 = cache.ld_contrast.iter().map(|&x| x as f64).sum();
-    let mut by_layer: std::collections::BTreeMap<usize, Vec<f64>> =
+    let mut by_layer: std::collections::BTreeMap<usize, Vec<Vec<f32>>> =
         std::collections::BTreeMap::new();
     // Senders that cannot reach the receiver: pass 2 reproduces the contrast run exactly.
     let mut reachable: Vec<usize> = Vec::new();
@@ -295,7 +285,7 @@ pub fn sweep_chunk(
         if receiver.reachable_from(l) {
             reachable.push(l);
         } else {
-            by_layer.insert(l, vec![contrast; h]);
+            by_layer.insert(l, vec![cache.m_contrast.clone(); h]);
         }
     }
     reachable.sort_unstable();
@@ -313,15 +303,16 @@ pub fn sweep_chunk(
         }
     }
     for g in groups {
-        let ld = sweep_reachable(model, batch, receiver, cache, &g)?;
+        let m = sweep_reachable(model, batch, receiver, cache, &g)?;
         let b = batch.size();
         for (gi, &l) in g.iter().enumerate() {
-            let mut sums = vec![0f64; h];
-            for (hi, s) in sums.iter_mut().enumerate() {
-                let base = (gi * h + hi) * b;
-                *s = ld[base..base + b].iter().map(|&v| v as f64).sum();
-            }
-            by_layer.insert(l, sums);
+            let heads = (0..h)
+                .map(|hi| {
+                    let base = (gi * h + hi) * b;
+                    m[base..base + b].to_vec()
+                })
+                .collect();
+            by_layer.insert(l, heads);
         }
     }
     Ok(layers.iter().map(|l| by_layer[l].clone()).collect())
@@ -332,7 +323,7 @@ fn affected(receiver: &Receiver, layer: usize) -> Vec<HeadReceiver> {
     receiver.heads_reached_from(layer)
 }
 
-/// Per-row logit differences for the senders of `layers` (ascending, all reaching the same
+/// Per-row metric for the senders of `layers` (ascending, all reaching the same
 /// receivers), rows ordered layer, head, prompt.
 fn sweep_reachable(
     model: &Model,
@@ -350,7 +341,7 @@ fn sweep_reachable(
         d_model: model.cfg.d_model,
     };
     let (b, t) = (dims.batch, dims.len);
-    let answers = repeat_rows(&batch.answers, g)?;
+    let readout = cache.readout.repeated(g)?;
     Ok(match receiver {
         Receiver::Resid { .. } => {
             let (stop, at_end) = resid_stop(receiver, n_layers);
@@ -373,7 +364,7 @@ fn sweep_reachable(
                     Stop::Post(_) => x,
                 };
                 let rows = x.reshape((g * b, dims.d_model))?;
-                logit_diffs(&model.answer_logits(&rows, &answers)?)?
+                readout.read(model, &rows)?
             } else {
                 let (prefix, next) = match stop {
                     Stop::Post(l) => (cache.resid_pre_full(l + 1)?.clone(), l + 1),
@@ -388,7 +379,7 @@ fn sweep_reachable(
                         .block_after_mid(l, &mid, &pre)?
                         .reshape((g * b, t, d))?;
                 }
-                finish(model, next, full, &answers, &mut Hooks::none())?
+                finish(model, next, full, &readout, &mut Hooks::none())?
             }
         }
         Receiver::Heads { .. } => {
@@ -415,7 +406,7 @@ fn sweep_reachable(
                     }
                     Ok(live)
                 }));
-            finish(model, start, resid, &answers, &mut hooks)?
+            finish(model, start, resid, &readout, &mut hooks)?
         }
     })
 }

@@ -1,5 +1,6 @@
 //! The layer × head result of a sweep, its normalised scores and the paper's head lists.
 
+use super::metric::Metric;
 use super::receiver::Receiver;
 
 /// Below this gap |LD_contrast - LD_normal| (in logits) the score r divides by a small number
@@ -23,9 +24,22 @@ pub struct PatchMatrix {
     pub patched: Vec<Vec<f64>>,
     /// Which layers' rows were computed.
     pub computed: Vec<bool>,
+    /// The baselines: the metric's means on the unpatched normal and contrast runs (named
+    /// after the default metric, the logit difference).
     pub ld_normal: f64,
     pub ld_contrast: f64,
     pub n_examples: usize,
+    /// What the values are of.
+    #[serde(default)]
+    pub metric: Metric,
+    /// The baselines per example (in the data's order).
+    #[serde(skip)]
+    pub normal_each: Vec<f32>,
+    #[serde(skip)]
+    pub contrast_each: Vec<f32>,
+    /// Per computed layer, the patched metric per [head][example] (the means are `patched`).
+    #[serde(skip)]
+    pub each: Vec<Option<Vec<Vec<f32>>>>,
 }
 
 /// One head and its score.
@@ -52,6 +66,10 @@ impl PatchMatrix {
             ld_normal,
             ld_contrast,
             n_examples,
+            metric: Metric::default(),
+            normal_each: Vec::new(),
+            contrast_each: Vec::new(),
+            each: vec![None; n_layers],
         }
     }
 
@@ -67,6 +85,12 @@ impl PatchMatrix {
                 self.patched[l] = vec![self.ld_contrast; self.n_heads];
             }
         }
+    }
+
+    /// The per-example values [head][example] of a computed row.
+    pub fn set_row_each(&mut self, layer: usize, each: Vec<Vec<f32>>) {
+        assert_eq!(each.len(), self.n_heads);
+        self.each[layer] = Some(each);
     }
 
     pub fn set_row(&mut self, layer: usize, row: Vec<f64>) {

@@ -2,17 +2,19 @@
 //! exact one behind one interface.
 //!
 //! Senders are every head (l, h) with begin_layer <= l <= the receiver's last layer. For each,
-//! the patched logit difference LD_p is the mean over prompts of logit[normal answer] -
-//! logit[contrast answer] at the last position after patching; the score is
-//! r = (LD_p - LD_c) / (LD_c - LD_n).
+//! the patched metric M_p is the mean over prompts of the metric at the last position after
+//! patching (`metric.rs`: by default the paper's logit difference logit[normal answer] -
+//! logit[contrast answer]); the score is r = (M_p - M_c) / (M_c - M_n).
 
 pub mod accuracy;
 pub mod attention;
 pub mod baseline;
 pub mod batch;
+pub mod bootstrap;
 mod error;
 pub mod fast;
 pub mod matrix;
+pub mod metric;
 pub mod receiver;
 pub mod reference;
 pub mod sweep;
@@ -21,6 +23,7 @@ use crate::model::Model;
 
 pub use error::{PatchError, SpecError, SpecField, RECEIVER_SYNTAX};
 pub use matrix::PatchMatrix;
+pub use metric::Metric;
 pub use receiver::{HeadReceiver, Receiver, ResidKind};
 pub use sweep::{run, run_with, Sweep};
 
@@ -72,6 +75,9 @@ pub struct PatchSpec {
     /// layer at a time (rows arrive one by one). Same numbers either way.
     #[serde(default)]
     pub chunk_rows: usize,
+    /// What the patched runs are scored by (default: the paper's logit difference).
+    #[serde(default)]
+    pub metric: Metric,
 }
 
 impl PatchSpec {

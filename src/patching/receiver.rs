@@ -467,6 +467,7 @@ mod tests {
             batch_size: 1,
             algorithm: Default::default(),
             chunk_rows: 0,
+            metric: Default::default(),
         };
         // Heads of layer 3 cannot reach resid_pre of layer 3: row 3 is never computed.
         assert_eq!(spec("resid_pre:3", 0).sender_layers(), vec![2, 1, 0]);

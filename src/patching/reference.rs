@@ -7,7 +7,7 @@
 
 use crate::model::{Capture, HookName, Hooks, Model, Patch, RunOptions, Start};
 
-use super::batch::{logit_diffs_from_logits, Batch, BatchCache};
+use super::batch::{Batch, BatchCache};
 use super::receiver::Receiver;
 use super::PatchError;
 
@@ -25,17 +25,17 @@ fn receiver_hooks(receiver: &Receiver) -> Vec<HookName> {
     }
 }
 
-/// Sums over the batch's prompts of the patched logit difference, for every head of sender
-/// layer `ls`.
+/// The patched metric of each of the batch's prompts, for every head of sender layer `ls`:
+/// [head][prompt].
 pub fn sweep_layer(
     model: &Model,
     batch: &Batch,
     cache: &BatchCache,
     receiver: &Receiver,
     ls: usize,
-) -> Result<Vec<f64>, PatchError> {
+) -> Result<Vec<Vec<f32>>, PatchError> {
     let n_layers = model.n_layers();
-    let mut sums = Vec::with_capacity(model.n_heads());
+    let mut values = Vec::with_capacity(model.n_heads());
     for hs in 0..model.n_heads() {
         // Pass 1: freeze every z to the contrast run, swap in the sender's normal z.
         let mut p1 = Hooks::capture(Capture::only(receiver_hooks(receiver)));
@@ -79,8 +79,9 @@ pub fn sweep_layer(
             RunOptions::default(),
             &mut p2,
         )?;
-        let ld = logit_diffs_from_logits(out.logits.as_ref().expect("full run"), &batch.answers)?;
-        sums.push(ld.iter().map(|&x| x as f64).sum());
+        let logits = out.logits.as_ref().expect("full run");
+        let last = logits.narrow(1, batch.len - 1, 1)?.squeeze(1)?;
+        values.push(cache.readout.read_logits(&last)?);
     }
-    Ok(sums)
+    Ok(values)
 }

@@ -23,8 +23,8 @@ pub trait Sweep {
     /// logits (what the literal algorithm needs, as TransformerLens' `run_with_cache`).
     fn needs(&self, model: &Model, batch: &Batch, spec: &PatchSpec) -> Option<Needs>;
 
-    /// Sums over the batch's prompts of the patched logit difference, per sender layer of
-    /// `layers` (in the order given) and head.
+    /// The patched metric of each of the batch's prompts, per sender layer of `layers` (in
+    /// the order given) and head: [layer][head][prompt].
     fn sweep_chunk(
         &self,
         model: &Model,
@@ -32,7 +32,7 @@ pub trait Sweep {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<f64>>, PatchError>;
+    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError>;
 
     /// Relative cost of sender layer `l` (for progress and ETAs).
     fn layer_cost(&self, spec: &PatchSpec, l: usize, n_layers: usize) -> f64;
@@ -69,7 +69,7 @@ impl Sweep for Literal {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<f64>>, PatchError> {
+    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
         layers
             .iter()
             .map(|&l| reference::sweep_layer(model, batch, cache, receiver, l))
@@ -95,7 +95,7 @@ impl Sweep for Fast {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<f64>>, PatchError> {
+    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
         fast::sweep_chunk(model, batch, cache, receiver, layers)
     }
     /// The MLP chain from `l` to the receiver, then the rest of the model (three passes per
@@ -116,12 +116,14 @@ impl Sweep for Fast {
     }
 }
 
-/// Per-example logit differences summed in example order, so that the baselines are the same
-/// numbers whichever schedule visits the batches.
+/// The baselines per example (in the order given), so that their means are the same numbers
+/// whichever schedule visits the batches.
 #[derive(Default)]
 struct Baselines {
-    normal: f64,
-    contrast: f64,
+    normal: Vec<f32>,
+    contrast: Vec<f32>,
+    /// Which examples a batch has reached (a cancelled run leaves some out).
+    seen: Vec<bool>,
     /// Per example (index into the pairs), the unpatched runs' top tokens.
     top: Vec<Option<(u32, u32)>>,
 }
@@ -129,21 +131,37 @@ struct Baselines {
 impl Baselines {
     fn new(n_examples: usize) -> Self {
         Baselines {
+            normal: vec![f32::NAN; n_examples],
+            contrast: vec![f32::NAN; n_examples],
+            seen: vec![false; n_examples],
             top: vec![None; n_examples],
-            ..Default::default()
         }
     }
     fn add(&mut self, batch: &Batch, cache: &BatchCache) {
-        for &x in &cache.ld_normal {
-            self.normal += x as f64;
-        }
-        for &x in &cache.ld_contrast {
-            self.contrast += x as f64;
-        }
         for (i, &ex) in batch.examples.iter().enumerate() {
+            self.normal[ex] = cache.m_normal[i];
+            self.contrast[ex] = cache.m_contrast[i];
+            self.seen[ex] = true;
             self.top[ex] = Some((cache.top_normal[i], cache.top_contrast[i]));
         }
     }
+    /// The means over the examples reached (a NaN value, of a model that overflows, stays
+    /// NaN: it must never read as a number).
+    fn means(&self) -> (f64, f64) {
+        let reached = |v: &[f32]| -> Vec<f32> {
+            v.iter()
+                .zip(&self.seen)
+                .filter(|(_, &s)| s)
+                .map(|(&x, _)| x)
+                .collect()
+        };
+        (mean(&reached(&self.normal)), mean(&reached(&self.contrast)))
+    }
+}
+
+/// The mean, summed in example order (so every schedule gives the same number).
+fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
 /// Writes finished rows into the matrix and reports them: done counts, and the ETA from the
@@ -169,18 +187,19 @@ impl Rows {
         }
     }
 
-    /// Row `layer` from the sums over all `n` examples. `at_end`: the rows are reported once
-    /// the whole sweep is done, which took that many seconds (nothing is left: no ETA).
+    /// Row `layer` from its per-example values [head][example]. `at_end`: the rows are
+    /// reported once the whole sweep is done, which took that many seconds (no ETA).
     fn finish(
         &mut self,
         spec: &PatchSpec,
         matrix: &mut PatchMatrix,
         observer: &mut dyn Observer,
-        (layer, sums, n): (usize, &[f64], f64),
+        (layer, each): (usize, Vec<Vec<f32>>),
         at_end: Option<f64>,
     ) {
-        let row: Vec<f64> = sums.iter().map(|v| v / n).collect();
+        let row: Vec<f64> = each.iter().map(|v| mean(v)).collect();
         matrix.set_row(layer, row.clone());
+        matrix.set_row_each(layer, each);
         self.done_cost += spec.layer_cost(layer, self.n_layers);
         self.done += 1;
         let elapsed = at_end.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
@@ -203,11 +222,16 @@ impl Rows {
     }
 }
 
-/// Adds the per-layer sums of one batch to `acc` (indexed by position in `chunk`).
-fn accumulate(acc: &mut [Vec<f64>], per_layer: Vec<Vec<f64>>) {
-    for (a, s) in acc.iter_mut().zip(per_layer) {
-        for (x, v) in a.iter_mut().zip(s) {
-            *x += v;
+/// Per-example values of a sender row [head][example], filled batch by batch.
+fn empty_rows(n_heads: usize, n_examples: usize) -> Vec<Vec<f32>> {
+    vec![vec![f32::NAN; n_examples]; n_heads]
+}
+
+/// Puts one batch's values [head][prompt] at its examples' places in `each` [head][example].
+fn scatter(each: &mut [Vec<f32>], batch: &Batch, values: Vec<Vec<f32>>) {
+    for (row, v) in each.iter_mut().zip(values) {
+        for (&ex, x) in batch.examples.iter().zip(v) {
+            row[ex] = x;
         }
     }
 }
@@ -248,14 +272,32 @@ pub fn run_with(
 }
 
 fn baselines_event(b: &Baselines, n_examples: usize, cache_seconds: f64) -> PatchEvent {
-    let n = n_examples as f64;
+    let (normal, contrast) = b.means();
     PatchEvent::Baselines {
-        ld_normal: b.normal / n,
-        ld_contrast: b.contrast / n,
+        ld_normal: normal,
+        ld_contrast: contrast,
         n_examples,
         cache_seconds,
         top_tokens: b.top.clone(),
     }
+}
+
+/// The matrix of a sweep, with its baselines (per example and their means) and the rows no
+/// sender reaches filled in.
+fn new_matrix(model: &Model, spec: &PatchSpec, base: &Baselines) -> PatchMatrix {
+    let (normal, contrast) = base.means();
+    let mut matrix = PatchMatrix::new(
+        model.n_layers(),
+        model.n_heads(),
+        normal,
+        contrast,
+        base.normal.len(),
+    );
+    matrix.metric = spec.metric;
+    matrix.normal_each = base.normal.clone();
+    matrix.contrast_each = base.contrast.clone();
+    matrix.fill_unreached(&spec.receiver, spec.begin_layer);
+    matrix
 }
 
 fn run_layer_outer(
@@ -269,25 +311,17 @@ fn run_layer_outer(
 ) -> Result<PatchOutcome, PatchError> {
     let caches = batches
         .iter()
-        .map(|b| batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref()))
+        .map(|b| batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref(), spec.metric))
         .collect::<Result<Vec<_>, _>>()?;
     let mut base = Baselines::new(pairs.len());
     batches
         .iter()
         .zip(&caches)
         .for_each(|(b, c)| base.add(b, c));
-    let n = pairs.len() as f64;
     let cache_seconds = started.elapsed().as_secs_f64();
     observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
     let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
-    let mut matrix = PatchMatrix::new(
-        n_layers,
-        n_heads,
-        base.normal / n,
-        base.contrast / n,
-        pairs.len(),
-    );
-    matrix.fill_unreached(&spec.receiver, spec.begin_layer);
+    let mut matrix = new_matrix(model, spec, &base);
     let mut rows = Rows::new(spec, n_layers);
     let mut complete = true;
     let chunks = if sweep.advances_layers_together() {
@@ -300,15 +334,15 @@ fn run_layer_outer(
             complete = false;
             break;
         }
-        let mut sums = vec![vec![0f64; n_heads]; chunk.len()];
+        let mut each = vec![empty_rows(n_heads, pairs.len()); chunk.len()];
         for (b, c) in batches.iter().zip(&caches) {
-            accumulate(
-                &mut sums,
-                sweep.sweep_chunk(model, b, c, &spec.receiver, &chunk)?,
-            );
+            let values = sweep.sweep_chunk(model, b, c, &spec.receiver, &chunk)?;
+            for (e, v) in each.iter_mut().zip(values) {
+                scatter(e, b, v);
+            }
         }
-        for (&l, s) in chunk.iter().zip(&sums) {
-            rows.finish(spec, &mut matrix, observer, (l, s, n), None);
+        for (&l, e) in chunk.iter().zip(each) {
+            rows.finish(spec, &mut matrix, observer, (l, e), None);
         }
     }
     Ok(PatchOutcome {
@@ -331,7 +365,7 @@ fn run_batch_outer(
 ) -> Result<PatchOutcome, PatchError> {
     let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
     let chunks = spec.chunks(model, batches);
-    let mut sums = vec![vec![0f64; n_heads]; n_layers];
+    let mut each = vec![empty_rows(n_heads, pairs.len()); n_layers];
     let mut base = Baselines::new(pairs.len());
     let mut cache_seconds = 0.0;
     let mut complete = true;
@@ -341,37 +375,25 @@ fn run_batch_outer(
             break;
         }
         let t = Instant::now();
-        let cache = batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref())?;
+        let cache =
+            batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref(), spec.metric)?;
         base.add(b, &cache);
         cache_seconds += t.elapsed().as_secs_f64();
         for chunk in &chunks {
-            let per_layer = sweep.sweep_chunk(model, b, &cache, &spec.receiver, chunk)?;
-            for (&l, s) in chunk.iter().zip(per_layer) {
-                accumulate(std::slice::from_mut(&mut sums[l]), vec![s]);
+            let values = sweep.sweep_chunk(model, b, &cache, &spec.receiver, chunk)?;
+            for (&l, v) in chunk.iter().zip(values) {
+                scatter(&mut each[l], b, v);
             }
         }
     }
-    let n = pairs.len() as f64;
-    let mut matrix = PatchMatrix::new(
-        n_layers,
-        n_heads,
-        base.normal / n,
-        base.contrast / n,
-        pairs.len(),
-    );
-    matrix.fill_unreached(&spec.receiver, spec.begin_layer);
+    let mut matrix = new_matrix(model, spec, &base);
     observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
     let sweep_seconds = started.elapsed().as_secs_f64() - cache_seconds;
     if complete {
         let mut rows = Rows::new(spec, n_layers);
         for l in spec.sender_layers() {
-            rows.finish(
-                spec,
-                &mut matrix,
-                observer,
-                (l, &sums[l], n),
-                Some(sweep_seconds),
-            );
+            let e = std::mem::take(&mut each[l]);
+            rows.finish(spec, &mut matrix, observer, (l, e), Some(sweep_seconds));
         }
     }
     Ok(PatchOutcome {

@@ -94,6 +94,7 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         data: None,
         n_layers,
         n_heads,
+        metric: Default::default(),
         normal_logit_diff: None,
         contrast_logit_diff: None,
         baseline_accuracy: None,
@@ -112,5 +113,8 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         note: Some(format!(
             "imported from the paper: {model}, 100 examples, setting1, 4 shots, offset +1, batch 4{group}"
         )),
+        relative_ci: None,
+        bootstrap: None,
+        per_example: None,
     })
 }

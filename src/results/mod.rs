@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::DataSpec;
 use crate::model::{Family, ModelOrigin};
-use crate::patching::{Algorithm, PatchMatrix, Receiver};
+use crate::patching::{Algorithm, Metric, PatchMatrix, Receiver};
 
 pub use read::{read_json, SavedFile};
 pub use write::{preflight, write_atomic};
@@ -158,6 +158,12 @@ pub struct RunRecord {
     pub data: Option<DataInfo>,
     pub n_layers: usize,
     pub n_heads: usize,
+    /// What the baselines and patched values are of. In the file the three fields below are
+    /// named after it (`normal_logprob`, `patched_kl` ...; `normal_logit_diff` for the default
+    /// metric, which is then not written): a reader that knows only the logit difference can
+    /// never mistake another metric for it.
+    #[serde(default, skip_serializing_if = "is_logit_diff")]
+    pub metric: Metric,
     pub normal_logit_diff: Option<f64>,
     pub contrast_logit_diff: Option<f64>,
     /// Fraction of examples whose unpatched normal (contrast) run predicts the scored normal
@@ -176,6 +182,14 @@ pub struct RunRecord {
     /// Mean patched logit difference per [layer][head]; absent for imported results.
     #[serde(default, with = "nan_cells_opt")]
     pub patched_logit_diff: Option<Vec<Option<Vec<f64>>>>,
+    /// The 95% bootstrap interval of r per [layer][head] ([low, high]; `null` rows not
+    /// computed, and rows masked as `relative` is), from the examples (see `bootstrap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A bound is `null` where no resample defines r (its denominator is 0 in every one).
+    pub relative_ci: Option<Vec<Option<Vec<[Option<f64>; 2]>>>>,
+    /// How `relative_ci` was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<crate::patching::bootstrap::Bootstrap>,
     pub timing: Option<Timing>,
     #[serde(default)]
     pub groups: Vec<HeadGroup>,
@@ -187,6 +201,68 @@ pub struct RunRecord {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The patched metric per example, layer and head, and the baselines per example (written
+    /// as `.npy` beside the JSON, not in it).
+    #[serde(skip)]
+    pub per_example: Option<PerExample>,
+}
+
+/// The per-example values of a run: what its means and intervals are made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerExample {
+    /// [example][layer][head], NaN where a row was not computed.
+    pub patched: Vec<Vec<Vec<f32>>>,
+    pub normal: Vec<f32>,
+    pub contrast: Vec<f32>,
+}
+
+impl PerExample {
+    /// A sweep's per-example values ([example][layer][head], NaN in rows not computed), or
+    /// `None` for a matrix that has none (one rebuilt from a run's events).
+    pub fn of(m: &PatchMatrix) -> Option<PerExample> {
+        if m.normal_each.is_empty() || m.each.iter().all(Option::is_none) {
+            return None;
+        }
+        let n = m.normal_each.len();
+        let patched = (0..n)
+            .map(|e| {
+                (0..m.n_layers)
+                    .map(|l| match &m.each[l] {
+                        Some(heads) => heads.iter().map(|v| v[e]).collect(),
+                        None => vec![f32::NAN; m.n_heads],
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(PerExample {
+            patched,
+            normal: m.normal_each.clone(),
+            contrast: m.contrast_each.clone(),
+        })
+    }
+}
+
+fn is_logit_diff(m: &Metric) -> bool {
+    *m == Metric::LogitDiff
+}
+
+/// The three fields whose file names say the metric.
+const METRIC_FIELDS: [&str; 3] = ["normal", "contrast", "patched"];
+
+/// Renames the metric's fields of a record's JSON between the in-memory names
+/// (`normal_logit_diff` ...) and the file's (`normal_kl` ...).
+fn rename_metric_fields(v: &mut serde_json::Value, metric: Metric, to_file: bool) {
+    if metric == Metric::LogitDiff {
+        return;
+    }
+    let Some(map) = v.as_object_mut() else { return };
+    for f in METRIC_FIELDS {
+        let (mem, file) = (format!("{f}_logit_diff"), format!("{f}_{}", metric.key()));
+        let (from, to) = if to_file { (mem, file) } else { (file, mem) };
+        if let Some(x) = map.remove(&from) {
+            map.insert(to, x);
+        }
+    }
 }
 
 /// Everything needed to build a record from a finished (or cancelled) sweep.
@@ -254,6 +330,7 @@ impl RunRecord {
             data: p.data,
             n_layers: m.n_layers,
             n_heads: m.n_heads,
+            metric: m.metric,
             normal_logit_diff: Some(m.ld_normal),
             contrast_logit_diff: Some(m.ld_contrast),
             baseline_accuracy: None,
@@ -266,7 +343,43 @@ impl RunRecord {
             selected: Vec::new(),
             source: None,
             note: None,
+            relative_ci: None,
+            bootstrap: None,
+            per_example: PerExample::of(m),
         }
+        .with_intervals(m, p.receiver, p.begin_layer)
+    }
+
+    /// Adds the bootstrap intervals of r from the matrix's per-example values (none without
+    /// them), masked as `relative` is.
+    fn with_intervals(mut self, m: &PatchMatrix, receiver: &Receiver, begin_layer: usize) -> Self {
+        if self.per_example.is_none() {
+            return self;
+        }
+        let b = crate::patching::bootstrap::Bootstrap::default();
+        let iv = b.intervals(&m.each, &m.normal_each, &m.contrast_each);
+        let rows = iv
+            .into_iter()
+            .enumerate()
+            .map(|(l, row)| {
+                let masked = l < begin_layer || !receiver.reachable_from(l);
+                row.map(|r| {
+                    r.into_iter()
+                        .map(|(lo, hi)| {
+                            let finite = |x: f64| x.is_finite().then_some(x);
+                            if masked {
+                                [Some(0.0), Some(0.0)]
+                            } else {
+                                [finite(lo), finite(hi)]
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        self.relative_ci = Some(rows);
+        self.bootstrap = Some(b);
+        self
     }
 
     /// r at (layer, head), `None` when that row was not computed.
@@ -319,7 +432,9 @@ impl RunRecord {
     }
 
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("records serialize");
+        let mut v = serde_json::to_value(self).expect("records serialize");
+        rename_metric_fields(&mut v, self.metric, true);
+        let mut s = serde_json::to_string_pretty(&v).expect("records serialize");
         s.push('\n');
         s
     }
@@ -348,6 +463,36 @@ impl RunRecord {
             }
         }
         s
+    }
+
+    /// The per-example files beside `path` ([`per_example_paths`]) with their bytes; none for
+    /// a record without per-example values.
+    pub fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let Some(pe) = &self.per_example else {
+            return Vec::new();
+        };
+        let n = pe.normal.len();
+        let patched: Vec<f64> = pe
+            .patched
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|&x| x as f64)
+            .collect();
+        let base: Vec<f64> = pe
+            .normal
+            .iter()
+            .zip(&pe.contrast)
+            .flat_map(|(&a, &b)| [a as f64, b as f64])
+            .collect();
+        let [p, b] = per_example_paths(path);
+        vec![
+            (
+                p,
+                npy::encode_f64(&patched, &[n, self.n_layers, self.n_heads]),
+            ),
+            (b, npy::encode_f64(&base, &[n, 2])),
+        ]
     }
 
     /// `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`, with their bytes;
@@ -388,6 +533,9 @@ impl RunRecord {
             Some(FORMAT) => {
                 read::check_version(&value, path, FORMAT, FORMAT_VERSION)?;
                 read::typed_data(&value, path, FORMAT)?;
+                let mut value = value;
+                let metric = metric_of(&value, path)?;
+                rename_metric_fields(&mut value, metric, false);
                 let rec: RunRecord = read::typed(value, path, FORMAT)?;
                 rec.check().map_err(bad)?;
                 Ok(rec)
@@ -510,6 +658,46 @@ pub(crate) fn check_baseline_accuracy(
         read::fraction(a.contrast, "baseline_accuracy.contrast", false)?;
     }
     Ok(())
+}
+
+/// The metric a result file names (`metric`, default the logit difference), checked: an
+/// unknown one, or baselines named after another metric, is an error naming the field.
+fn metric_of(value: &serde_json::Value, path: &Path) -> Result<Metric, ResultsError> {
+    let bad = |msg: String| ResultsError::Format {
+        path: path.display().to_string(),
+        msg,
+    };
+    let metric = match value.get("metric") {
+        None => Metric::LogitDiff,
+        Some(serde_json::Value::String(s)) => Metric::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            bad(format!(
+                "field `metric` is {s:?}, expected one of {}",
+                known.join(", ")
+            ))
+        })?,
+        Some(other) => return Err(bad(format!("field `metric` is {other}, expected a string"))),
+    };
+    for m in Metric::ALL.into_iter().filter(|&m| m != metric) {
+        for f in METRIC_FIELDS {
+            let key = format!("{f}_{}", m.key());
+            if value.get(&key).is_some() {
+                return Err(bad(format!(
+                    "field `{key}` is of the metric {m}, but the file's `metric` is {metric}"
+                )));
+            }
+        }
+    }
+    Ok(metric)
+}
+
+/// Where a result's per-example values go: `STEM.per_example.npy` (the patched metric,
+/// [example, layer, head] float64, NaN in rows not computed) and `STEM.baselines.npy` ([example,
+/// 2]: the normal and contrast runs' metric).
+pub fn per_example_paths(path: &Path) -> [PathBuf; 2] {
+    let stem = path.with_extension("");
+    ["per_example", "baselines"]
+        .map(|suffix| PathBuf::from(format!("{}.{suffix}.npy", stem.display())))
 }
 
 /// The `.npy` companions of a result file: `STEM.relative.npy`, `STEM.patched_logit_diff.npy`.

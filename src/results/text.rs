@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::RunRecord;
-use crate::patching::matrix::{format_heads, PatchMatrix, SMALL_GAP};
+use crate::patching::matrix::{format_heads, PatchMatrix};
 
 /// Thresholds of the paper's two head lists.
 #[derive(Debug, Clone, Copy)]
@@ -80,16 +80,21 @@ pub fn summary(rec: &RunRecord) -> String {
         }
     );
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
+        let (m, x) = (rec.metric, rec.metric.short());
+        if m != crate::patching::Metric::LogitDiff {
+            let _ = writeln!(s, "metric      {m} (r = (patched - {x}_c)/({x}_c - {x}_n))");
+        }
         let _ = writeln!(
             s,
-            "baselines   LD_normal {n:+.4}   LD_contrast {c:+.4}   gap {:+.4}",
+            "baselines   {x}_normal {n:+.4}   {x}_contrast {c:+.4}   gap {:+.4}",
             c - n
         );
-        if crate::patching::matrix::ill_conditioned(n, c) {
+        if ill_conditioned(rec) {
             let _ = writeln!(
                 s,
-                "warning     |LD_contrast - LD_normal| = {:.3} < {SMALL_GAP}: the model barely tells the prompts apart (does it follow the contrast rule at all? see `headhunt eval`), so r = (patched - LD_c)/(LD_c - LD_n) is ill-conditioned; the raw patched - LD_c is shown instead",
-                (c - n).abs()
+                "warning     |{x}_contrast - {x}_normal| = {:.3} < {}: the model barely tells the prompts apart (does it follow the contrast rule at all? see `headhunt eval`), so r = (patched - {x}_c)/({x}_c - {x}_n) is ill-conditioned; the raw patched - {x}_c is shown instead",
+                (c - n).abs(),
+                m.small_gap()
             );
         }
     }
@@ -103,10 +108,10 @@ pub fn summary(rec: &RunRecord) -> String {
     s
 }
 
-/// Whether the baselines are so close that r is ill-conditioned (see [`SMALL_GAP`]).
+/// Whether the baselines are so close that r is ill-conditioned (see `Metric::small_gap`).
 pub fn ill_conditioned(rec: &RunRecord) -> bool {
     match (rec.normal_logit_diff, rec.contrast_logit_diff) {
-        (Some(n), Some(c)) => crate::patching::matrix::ill_conditioned(n, c),
+        (Some(n), Some(c)) => (c - n).abs() < rec.metric.small_gap(),
         _ => false,
     }
 }
@@ -123,7 +128,7 @@ pub fn raw_effect(rec: &RunRecord, l: usize, h: usize) -> Option<f64> {
 pub enum CellMeasure {
     /// r = (patched - LD_c)/(LD_c - LD_n).
     R,
-    /// patched - LD_c in logits: the baselines are closer than [`SMALL_GAP`], so r is
+    /// patched - LD_c in logits: the baselines are closer than the metric's small gap, so r is
     /// ill-conditioned, and the patched values are known.
     RawEffect,
 }

@@ -276,6 +276,7 @@ impl Setup {
             batch_size: self.batch_size,
             algorithm: self.algorithm,
             chunk_rows: self.chunk_rows(),
+            metric: Default::default(),
         }
     }
 
