@@ -131,6 +131,12 @@ fn a_result_names_its_metric_and_keeps_per_example_values_and_intervals() {
     assert_eq!(rec.normal_logit_diff, Some(0.0));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("KL_normal"), "{err}");
+    // The head lists carry each head's interval.
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("% bootstrap interval of r") && text.contains("% ["),
+        "{text}"
+    );
     // Per-example values beside it: [examples, layers, heads] and [examples, 2].
     let stem = out.with_extension("");
     let pe = std::fs::read(format!("{}.per_example.npy", stem.display())).unwrap();

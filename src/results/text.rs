@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::RunRecord;
-use crate::patching::matrix::{format_heads, PatchMatrix};
+use crate::patching::matrix::{format_heads, HeadScore, PatchMatrix};
 
 /// Thresholds of the paper's two head lists.
 #[derive(Debug, Clone, Copy)]
@@ -240,14 +240,60 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
         );
     }
     let (strong, weak) = PatchMatrix::head_lists(&rec.relative_filled(), t.hi, t.lo);
-    format!(
+    let mut out = format!(
         "|r| > {}: {}\n{} < |r| <= {}: {}\n",
         t.hi,
-        format_heads(&strong),
+        heads_with_intervals(rec, &strong),
         t.lo,
         t.hi,
-        format_heads(&weak)
-    )
+        heads_with_intervals(rec, &weak)
+    );
+    if let Some(b) = rec.bootstrap.filter(|_| rec.relative_ci.is_some()) {
+        let _ = writeln!(
+            out,
+            "[..]: {:.0}% bootstrap interval of r over the examples ({} resamples, seed {}); ? marks a head whose interval holds 0 (not told from noise)",
+            100.0 * b.level,
+            b.samples,
+            b.seed
+        );
+    }
+    out
+}
+
+/// The head list with each head's bootstrap interval when the result has them, and `?` before
+/// a head whose interval holds 0.
+fn heads_with_intervals(rec: &RunRecord, list: &[HeadScore]) -> String {
+    let Some(ci) = &rec.relative_ci else {
+        return format_heads(list);
+    };
+    if list.is_empty() {
+        return "(none)".into();
+    }
+    let pct = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{:+.1}", 100.0 * x));
+    list.iter()
+        .map(|s| {
+            let [lo, hi] = ci
+                .get(s.layer)
+                .and_then(|r| r.as_ref())
+                .and_then(|r| r.get(s.head))
+                .copied()
+                .unwrap_or([None, None]);
+            let noise = match (lo, hi) {
+                (Some(lo), Some(hi)) => lo <= 0.0 && hi >= 0.0,
+                _ => true,
+            };
+            format!(
+                "{}({},{}) {:+.1}% [{}, {}]",
+                if noise { "?" } else { "" },
+                s.layer,
+                s.head,
+                100.0 * s.r,
+                pct(lo),
+                pct(hi)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `s` with every control character shown escaped: C0 and DEL as `\x1b`, C1 as `\u{9b}`.
