@@ -1250,7 +1250,7 @@ fn attention_grid_aligns_separates_and_shows_values_at_40x12() {
     let lines: Vec<&str> = text.lines().collect();
     let header = lines.iter().find(|l| l.contains("<b")).expect("key labels");
     assert!(
-        header.contains("<b 4  +  ·="),
+        header.contains("<bos> 4     +     ·="),
         "separate labels, leading space shown: {text}"
     );
     let col = |line: &str, pat: &str| line.find(pat).map(|b| line[..b].chars().count());

@@ -231,3 +231,83 @@ fn attention_of_another_models_result_stays_on_the_heatmap_with_the_reason() {
     assert!(text.contains("load other-model"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An app on the attention screen with `tokens` and a pattern where each query attends
+/// to the key before it.
+fn attention_app(tag: &str, tokens: &[&str]) -> (App, PathBuf) {
+    let dir = common::temp_dir(tag);
+    let mut app = loaded(setup(dir.clone()));
+    app.take_effects();
+    press(&mut app, "a");
+    let id = app
+        .take_effects()
+        .iter()
+        .find_map(|e| match e {
+            Effect::Submit(id, Job::Attention(_)) => Some(*id),
+            _ => None,
+        })
+        .expect("an attention job");
+    let n = tokens.len();
+    let pattern: Vec<Vec<f32>> = (0..n)
+        .map(|q| (0..n).map(|k| f32::from(k + 1 == q)).collect())
+        .collect();
+    app.on_worker(Event::Attention {
+        id,
+        request: headhunt::worker::AttentionRequest {
+            heads: vec![(3, 0)],
+            run: headhunt::worker::RunKind::Contrast,
+            prompts: headhunt::worker::PromptChoice::Mean(4),
+        },
+        tokens: tokens.iter().map(|s| s.to_string()).collect(),
+        patterns: vec![pattern],
+    });
+    (app, dir)
+}
+
+/// 29 positions, two names that share their first two characters.
+const STORY: [&str; 29] = [
+    "<bos>", "When", " Mary", " and", " Mark", " went", " to", " the", " store", ",", " Mark",
+    " gave", " a", " drink", " to", " Mary", ".", " Then", " Mary", " said", " hi", " to",
+    " Mark", " and", " left", " the", " shop", " :", " Mary",
+];
+
+/// The attention grid opens on the final query, says what is cut (`▴` rows above, `◂` keys
+/// left), numbers the key columns, and uses the width for labels: at 120 columns the rows
+/// and the columns tell Mary from Mark; at 80×24 the columns still do (two label lines).
+#[test]
+fn attention_grid_marks_what_is_cut_numbers_keys_and_uses_the_width_for_labels() {
+    let (mut app, dir) = attention_app("trips-attn-grid", &STORY);
+    assert_eq!(app.screen, Screen::Attention);
+    for (w, h) in [(80, 24), (120, 40), (120, 24)] {
+        let text = draw(&mut app, w, h);
+        let lines: Vec<&str> = text.lines().collect();
+        let last = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("28 "))
+            .unwrap_or_else(|| panic!("the final query in view at {w}×{h}: {text}"));
+        assert!(last.contains("28 ·Mary"), "{w}×{h}: {text}");
+        let row = |q: &str| lines.iter().any(|l| l.trim_start().starts_with(q));
+        if !row("0 <bos>") {
+            assert!(text.contains('▴'), "rows cut above, marked: {w}×{h}: {text}");
+        }
+        if !text.contains("<bos>") {
+            assert!(text.contains('◂'), "keys cut left, marked: {w}×{h}: {text}");
+        }
+        let numbers = lines
+            .iter()
+            .find(|l| l.contains("27") && l.contains("26") && !l.contains('·'))
+            .is_some();
+        assert!(numbers, "key positions above the columns at {w}×{h}: {text}");
+        let header: String = lines[..8].join("\n");
+        assert!(
+            header.contains("·Mary") && header.contains("·Mark"),
+            "key labels tell Mary from Mark at {w}×{h}: {text}"
+        );
+    }
+    let text = draw(&mut app, 120, 40);
+    assert!(
+        text.contains("10 ·Mark") && text.contains("15 ·Mary"),
+        "whole row labels at 120×40: {text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -103,49 +103,124 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-/// Grid cells: 3 characters, a label or weight left-aligned in the first two or three, so
-/// labels and digits line up and neighbours stay apart (".4" then a space; "1.0" only when
-/// every other weight of the row is below .05 and blank).
+/// The narrowest grid cell: a weight (".4") and a space, so neighbours stay apart ("1.0" only
+/// when every other weight of the row is below .05 and blank).
 const GRID_CW: u16 = 3;
+/// The widest grid cell: wider cells only serve labels, and cost keys.
+const GRID_CW_MAX: u16 = 9;
+/// The most characters a query row's token label takes, however wide the terminal.
+const ROW_TOKEN_MAX: usize = 24;
+
+/// Where the grid's parts go: which queries (rows) and keys (columns) are shown, how wide
+/// the cells and the labels are. Computed from the area, so that a wide terminal shows whole
+/// tokens and a narrow one says, with `▴`/`▾`/`◂`/`▸`, what is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridPlan {
+    /// First query row shown, and how many.
+    pub q0: usize,
+    pub rows: usize,
+    /// First key column shown, and how many.
+    pub k0: usize,
+    pub cols: usize,
+    /// Cell width.
+    pub cw: u16,
+    /// Width of a query row's position number and of its token label.
+    pub pos_w: usize,
+    pub tok_w: usize,
+    /// Key labels in two staggered lines (each label two cells wide) when one cell is too
+    /// narrow for them.
+    pub staggered: bool,
+}
+
+impl GridPlan {
+    /// The grid of `n` positions in `width` × `height`, query `query` in view (the bottom row
+    /// when the queries do not all fit: the final `=` is what the reader came for).
+    pub fn new(width: u16, height: u16, tokens: &[String], n: usize, query: usize) -> Option<Self> {
+        let pos_w = digits(n.saturating_sub(1)).max(3);
+        let label_min = pos_w + 1 + 4 + 1;
+        let longest = (0..n).map(|k| label_len(tokens, k)).max().unwrap_or(1);
+        let room = (width as usize).checked_sub(label_min + 1)?;
+        let by_width = (room / n.max(1)).min(GRID_CW_MAX as usize) as u16;
+        let cw = (longest as u16 + 1).clamp(GRID_CW, GRID_CW_MAX.min(by_width.max(GRID_CW)));
+        let cols = (room / cw as usize).min(n);
+        let staggered = longest > cw as usize - 1;
+        let header = if staggered { 3 } else { 2 };
+        let avail = (height as usize).checked_sub(header)?;
+        let rows = if n <= avail {
+            n
+        } else {
+            avail.saturating_sub(1)
+        };
+        if cols == 0 || rows == 0 {
+            return None;
+        }
+        let q0 = (query + 1).saturating_sub(rows).min(n - rows);
+        let k0 = (q0 + rows).saturating_sub(cols);
+        let spare = width as usize - pos_w - 2 - cols * cw as usize - 1;
+        let tok_w = spare.clamp(4, ROW_TOKEN_MAX.max(4)).min(longest.max(4));
+        Some(GridPlan {
+            q0,
+            rows,
+            k0,
+            cols,
+            cw,
+            pos_w,
+            tok_w,
+            staggered,
+        })
+    }
+
+    /// Width of the query labels left of the grid (position, token, a gap).
+    pub fn label_w(&self) -> u16 {
+        (self.pos_w + 1 + self.tok_w + 1) as u16
+    }
+
+    /// Lines above the grid: key positions, then one or two lines of key labels.
+    pub fn header(&self) -> u16 {
+        if self.staggered {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+/// Decimal digits of `x`.
+fn digits(x: usize) -> usize {
+    x.to_string().len()
+}
+
+/// Characters of key `k`'s label.
+fn label_len(tokens: &[String], k: usize) -> usize {
+    tokens
+        .get(k)
+        .map_or(1, |t| short(t, usize::MAX).chars().count())
+}
 
 fn draw_grid(frame: &mut Frame, area: Rect, app: &App, pattern: &[Vec<f32>], query: usize) {
-    let tokens = &app.attention.tokens;
     let n = pattern.len();
-    let label_w: u16 = 9;
-    let cw = GRID_CW;
-    let cols = (((area.width.saturating_sub(label_w)) / cw) as usize).min(n);
-    let rows = (area.height.saturating_sub(1) as usize).min(n);
-    if cols == 0 || rows == 0 {
+    let tokens = &app.attention.tokens;
+    let Some(plan) = GridPlan::new(area.width, area.height, tokens, n, query) else {
         return;
-    }
-    // Show the last queries (the final `=` matters most) and the keys they can see.
-    let q0 = (query + 1).saturating_sub(rows).min(n - rows);
-    let k0 = (q0 + rows).saturating_sub(cols);
+    };
     let buf = frame.buffer_mut();
+    draw_key_header(buf, area, tokens, &plan, n);
     let dim = Style::default().fg(Color::DarkGray);
-    for c in 0..cols {
-        let k = k0 + c;
-        let t = tokens.get(k).map_or("?".into(), |t| short(t, 2));
-        buf.set_stringn(area.x + label_w + c as u16 * cw, area.y, t, 2, dim);
-    }
-    for r in 0..rows {
-        let q = q0 + r;
-        let y = area.y + 1 + r as u16;
-        let tok = tokens.get(q).map_or("?".into(), |t| short(t, 4));
+    let (x0, y0) = (area.x + plan.label_w(), area.y + plan.header());
+    for r in 0..plan.rows {
+        let q = plan.q0 + r;
+        let y = y0 + r as u16;
+        let tok = tokens.get(q).map_or("?".into(), |t| short(t, plan.tok_w));
         let style = if q == query {
             Style::default().add_modifier(Modifier::BOLD)
         } else {
             dim
         };
-        buf.set_stringn(
-            area.x,
-            y,
-            format!("{q:>3} {tok:<4}"),
-            label_w as usize,
-            style,
-        );
-        for c in 0..cols {
-            let k = k0 + c;
+        let (pw, tw) = (plan.pos_w, plan.tok_w);
+        let label = format!("{q:>pw$} {tok:<tw$}");
+        buf.set_stringn(area.x, y, label, plan.label_w() as usize, style);
+        for c in 0..plan.cols {
+            let k = plan.k0 + c;
             if k > q {
                 continue;
             }
@@ -154,10 +229,63 @@ fn draw_grid(frame: &mut Frame, area: Rect, app: &App, pattern: &[Vec<f32>], que
             let st = Style::default()
                 .bg(app.color.rgb(bg))
                 .fg(app.color.rgb(contrast_text(bg)));
-            let x = area.x + label_w + c as u16 * cw;
-            buf.set_string(x, y, " ".repeat(cw as usize), st);
+            let x = x0 + c as u16 * plan.cw;
+            buf.set_string(x, y, " ".repeat(plan.cw as usize), st);
             buf.set_string(x, y, weight_text(p), st);
         }
+    }
+    if plan.q0 + plan.rows < n {
+        let below = n - plan.q0 - plan.rows;
+        let y = y0 + plan.rows as u16;
+        buf.set_string(area.x, y, format!("▾ {below} more rows (↓)"), dim);
+    }
+}
+
+/// The lines above the grid: each key's position (with `▴` when query rows are cut above,
+/// `◂`/`▸` when key columns are cut left/right), then the keys' token labels, in one line
+/// when they fit a cell or in two staggered lines, each label two cells wide.
+fn draw_key_header(
+    buf: &mut ratatui::buffer::Buffer,
+    area: Rect,
+    tokens: &[String],
+    plan: &GridPlan,
+    n: usize,
+) {
+    let dim = Style::default().fg(Color::DarkGray);
+    let mark = Style::default().fg(Color::Yellow);
+    let x0 = area.x + plan.label_w();
+    let cw = plan.cw as usize;
+    let every = if digits(n.saturating_sub(1)) < cw {
+        1
+    } else {
+        2
+    };
+    for c in (0..plan.cols).filter(|c| c % every == 0) {
+        let k = plan.k0 + c;
+        let x = x0 + (c * cw) as u16;
+        buf.set_stringn(x, area.y, k.to_string(), every * cw - 1, dim);
+    }
+    if plan.q0 > 0 {
+        let w = plan.label_w() as usize - 2;
+        let above = format!("▴ 0–{}", plan.q0 - 1);
+        buf.set_stringn(area.x, area.y, above, w, mark);
+    }
+    if plan.k0 > 0 {
+        buf.set_string(x0 - 1, area.y, "◂", mark);
+    }
+    if plan.k0 + plan.cols < n.min(plan.q0 + plan.rows) {
+        buf.set_string(x0 + (plan.cols * cw) as u16, area.y, "▸", mark);
+    }
+    let (lines, w) = if plan.staggered {
+        (2, 2 * cw - 1)
+    } else {
+        (1, cw - 1)
+    };
+    for c in 0..plan.cols {
+        let k = plan.k0 + c;
+        let t = tokens.get(k).map_or("?".into(), |t| short(t, w));
+        let (x, y) = (x0 + (c * cw) as u16, area.y + 1 + (c % lines) as u16);
+        buf.set_stringn(x, y, t, w, dim);
     }
 }
 
