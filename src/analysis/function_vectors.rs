@@ -35,6 +35,9 @@ pub struct FvOptions {
     /// unembedding gives them (the paper's numbers); never for soft-capped logits (Gemma-2),
     /// where TransformerLens does not centre. Logit differences do not depend on it; Δ does.
     pub centered: bool,
+    /// The tokens whose logits Δ reads (their texts; each must be one token). Empty: the ten
+    /// digits, which only the paper's addition answers (see [`readout_tokens`]).
+    pub readout: Vec<String>,
 }
 
 impl Default for FvOptions {
@@ -45,8 +48,66 @@ impl Default for FvOptions {
             add_at: -1,
             batch_size: 8,
             centered: true,
+            readout: Vec::new(),
         }
     }
+}
+
+impl FvOptions {
+    /// The columns of Δ: the read-out texts, or the digits `0`..`9`.
+    pub fn labels(&self) -> Vec<String> {
+        if self.readout.is_empty() {
+            (0..10).map(|d| d.to_string()).collect()
+        } else {
+            self.readout.clone()
+        }
+    }
+}
+
+/// The read-out token ids of `opts` and a check that they fit the task: the default (the ten
+/// digits, asked for by the paper's naive prompts `"9=9\n0="`) means something only for the
+/// addition task, so any other task must name its read-out tokens (and its naive prompts):
+/// never a silent 10 × 10 grid of digit logits for, say, IOI names. A read-out text must be
+/// one token (after the tokenizer's own special tokens).
+pub fn readout_tokens(
+    tok: &Tokenizer,
+    task: crate::data::TaskKind,
+    opts: &FvOptions,
+) -> Result<Vec<u32>, AnalysisError> {
+    let addition = task == crate::data::TaskKind::Addition;
+    if opts.readout.is_empty() {
+        if !addition {
+            return Err(invalid(format!(
+                "function vectors read the ten digits by default, which only the addition task answers ({task} data): name the read-out tokens (e.g. the data's answers) and naive prompts that ask for them"
+            )));
+        }
+        return super::ablation::digit_tokens(tok);
+    }
+    if !addition && opts.naive_prompts == paper_naive_prompts() {
+        return Err(invalid(format!(
+            "the default naive prompts ask for digits (\"9=9\\n0=\" ...), not the {task} data's answers: give naive prompts of this task"
+        )));
+    }
+    let mut ids = Vec::with_capacity(opts.readout.len());
+    for text in &opts.readout {
+        let plain = tok.encode_plain(text)?;
+        if plain.len() != 1 {
+            return Err(invalid(format!(
+                "read-out {:?} is {} tokens, expected one ({})",
+                crate::model::tokenizer::printable(text),
+                plain.len(),
+                tok.token_texts(&plain).join(" | ")
+            )));
+        }
+        if ids.contains(&plain[0]) {
+            return Err(invalid(format!(
+                "read-out {:?} is listed twice",
+                crate::model::tokenizer::printable(text)
+            )));
+        }
+        ids.push(plain[0]);
+    }
+    Ok(ids)
 }
 
 /// Δ grids: rows are naive prompts, columns the answer tokens (the digits).

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use super::circuit::{heads_flag, plan_json, save_json, Inputs};
 use super::output::Report;
 use super::{DataArgs, ModelArgs};
-use crate::analysis::ablation::digit_tokens;
-use crate::analysis::function_vectors::{function_vectors, FvOptions};
+use crate::analysis::function_vectors::{function_vectors, readout_tokens, FvOptions};
 use crate::analysis::positions::PositionSet;
 use crate::analysis::report::FvReport;
 use crate::model::tokenizer::printable;
@@ -38,6 +37,11 @@ pub struct FvArgs {
     /// previous-token variant: -4).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pub add_at: i64,
+    /// A token whose logit Δ reads (one token each; repeat, e.g. `--readout " Mary"
+    /// --readout " John"`). Default: the ten digits, for the addition task only; other tasks
+    /// must name theirs (and give --naive-prompt).
+    #[arg(long = "readout")]
+    pub readout: Vec<String>,
     /// Raw logits instead of TransformerLens' centred ones (mean over the vocabulary
     /// subtracted; never for soft-capped models), which the paper's numbers use.
     #[arg(long)]
@@ -65,6 +69,7 @@ pub fn run(a: FvArgs) -> Result<Report> {
         add_at: a.add_at,
         batch_size: a.batch_size,
         centered: !a.no_center,
+        readout: a.readout.iter().map(|t| t.replace("\\n", "\n")).collect(),
         ..FvOptions::default()
     };
     if !a.naive_prompts.is_empty() {
@@ -84,7 +89,8 @@ pub fn run(a: FvArgs) -> Result<Report> {
             );
         }
     }
-    let digits = digit_tokens(&lm.tokenizer)?;
+    let digits = readout_tokens(&lm.tokenizer, inp.spec.task, &opts)
+        .map_err(|e| anyhow!("--readout / --naive-prompt: {e}"))?;
     let baseline = inp.baseline(a.batch_size)?;
     let started = std::time::Instant::now();
     let res = function_vectors(
@@ -99,18 +105,26 @@ pub fn run(a: FvArgs) -> Result<Report> {
     let mut o = Report::new();
     out!(o, "{}", inp.describe());
     out!(o,
-        "FV = mean contrast z over @{}, added at position {}; Δ = change of each digit's logit (rows: naive prompt, columns: digit)",
+        "FV = mean contrast z over @{}, added at position {}; Δ = change of each read-out token's logit (rows: naive prompt, columns: read-out token)",
         opts.source, opts.add_at
     );
+    // The prompt column as wide as the longest prompt, so the grid's columns stay aligned.
+    let pw = opts
+        .naive_prompts
+        .iter()
+        .map(|p| printable(p).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     for (key, grid) in &res.delta {
         out!(o, "{key}:");
-        o.push(&format!("  {:<10}", "prompt"));
-        for d in 0..10 {
-            o.push(&format!("{d:>7}"));
+        o.push(&format!("  {:<pw$}", "prompt"));
+        for d in opts.labels() {
+            o.push(&format!("{:>7}", printable(&d)));
         }
         out!(o);
         for (p, row) in opts.naive_prompts.iter().zip(grid) {
-            o.push(&format!("  {:<10}", printable(p)));
+            o.push(&format!("  {:<pw$}", printable(p)));
             for x in row {
                 o.push(&format!("{x:>+7.3}"));
             }
@@ -119,7 +133,7 @@ pub fn run(a: FvArgs) -> Result<Report> {
     }
     // With the paper's prompts row i asks for digit i: a function vector for +k shows as a
     // raised diagonal Δ[i][i+k].
-    if a.naive_prompts.is_empty() {
+    if a.naive_prompts.is_empty() && a.readout.is_empty() {
         out!(
             o,
             "shift s: mean over i of Δ[i][(i+s) mod 10], and rows whose largest Δ is at i+s"

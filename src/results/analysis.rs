@@ -286,7 +286,7 @@ impl AblationFile {
 impl FvFile {
     pub fn new(meta: &Meta, r: &FvReport) -> Self {
         let (o, res) = (&r.options, &r.result);
-        let paper = o.naive_prompts == paper_naive_prompts();
+        let paper = o.naive_prompts == paper_naive_prompts() && o.readout.is_empty();
         let shifts = paper.then(|| {
             res.delta
                 .iter()
@@ -300,7 +300,7 @@ impl FvFile {
             common: meta.common(FV_FORMAT, r.complete),
             heads: res.heads.clone(),
             naive_prompts: o.naive_prompts.clone(),
-            digits: (0..10).map(|d| d.to_string()).collect(),
+            digits: o.labels(),
             fv_from: o.source.to_string(),
             add_at: o.add_at,
             centered: res.centered,

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::analysis::ablation::{digit_tokens, random_groups, task_answer_tokens, Ablator};
+use crate::analysis::ablation::{random_groups, task_answer_tokens, Ablator};
 use crate::analysis::circuit::{greedy_search, Circuit, Evaluator};
-use crate::analysis::function_vectors::{deltas_with, mean_z};
+use crate::analysis::function_vectors::{deltas_with, mean_z, readout_tokens};
 pub use crate::analysis::report::{
     AblationReport, AblationRequest, AnalysisReport, CircuitReport, CircuitRequest, FvReport,
     FvRequest, GroupSpec,
@@ -187,7 +187,7 @@ pub(super) fn fv(
     cancel: &AtomicBool,
 ) -> anyhow::Result<AnalysisReport> {
     let roles = inp.roles()?;
-    let digits = digit_tokens(&inp.lm.tokenizer)?;
+    let digits = readout_tokens(&inp.lm.tokenizer, inp.spec.task, &req.options)?;
     let m = &inp.lm.model;
     let mut steps = Steps {
         id,
