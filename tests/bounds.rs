@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs headhunt with `args`, at most `limit` long and with at most 4 GB of address space
 /// (so that a regression allocates nothing much before it fails): (exit code, stderr, time).

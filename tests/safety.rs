@@ -8,9 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `headhunt patch` on the demo model (0.01 s of sweep), writing `out`.
 fn patch(out: &Path, extra: &[&str]) -> Command {

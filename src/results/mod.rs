@@ -186,7 +186,7 @@ pub struct RunRecord {
     /// computed, and rows masked as `relative` is), from the examples (see `bootstrap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// A bound is `null` where no resample defines r (its denominator is 0 in every one).
-    pub relative_ci: Option<Vec<Option<Vec<[Option<f64>; 2]>>>>,
+    pub relative_ci: Option<Intervals>,
     /// How `relative_ci` was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<crate::patching::bootstrap::Bootstrap>,
@@ -206,6 +206,9 @@ pub struct RunRecord {
     #[serde(skip)]
     pub per_example: Option<PerExample>,
 }
+
+/// Intervals of r per [layer][head] (`[low, high]`), `None` rows not computed.
+pub type Intervals = Vec<Option<Vec<[Option<f64>; 2]>>>;
 
 /// The per-example values of a run: what its means and intervals are made of.
 #[derive(Debug, Clone, PartialEq)]
