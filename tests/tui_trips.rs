@@ -267,8 +267,8 @@ fn attention_app(tag: &str, tokens: &[&str]) -> (App, PathBuf) {
 /// 29 positions, two names that share their first two characters.
 const STORY: [&str; 29] = [
     "<bos>", "When", " Mary", " and", " Mark", " went", " to", " the", " store", ",", " Mark",
-    " gave", " a", " drink", " to", " Mary", ".", " Then", " Mary", " said", " hi", " to",
-    " Mark", " and", " left", " the", " shop", " :", " Mary",
+    " gave", " a", " drink", " to", " Mary", ".", " Then", " Mary", " said", " hi", " to", " Mark",
+    " and", " left", " the", " shop", " :", " Mary",
 ];
 
 /// The attention grid opens on the final query, says what is cut (`▴` rows above, `◂` keys
@@ -288,7 +288,10 @@ fn attention_grid_marks_what_is_cut_numbers_keys_and_uses_the_width_for_labels()
         assert!(last.contains("28 ·Mary"), "{w}×{h}: {text}");
         let row = |q: &str| lines.iter().any(|l| l.trim_start().starts_with(q));
         if !row("0 <bos>") {
-            assert!(text.contains('▴'), "rows cut above, marked: {w}×{h}: {text}");
+            assert!(
+                text.contains('▴'),
+                "rows cut above, marked: {w}×{h}: {text}"
+            );
         }
         if !text.contains("<bos>") {
             assert!(text.contains('◂'), "keys cut left, marked: {w}×{h}: {text}");
@@ -297,7 +300,10 @@ fn attention_grid_marks_what_is_cut_numbers_keys_and_uses_the_width_for_labels()
             .iter()
             .find(|l| l.contains("27") && l.contains("26") && !l.contains('·'))
             .is_some();
-        assert!(numbers, "key positions above the columns at {w}×{h}: {text}");
+        assert!(
+            numbers,
+            "key positions above the columns at {w}×{h}: {text}"
+        );
         let header: String = lines[..8].join("\n");
         assert!(
             header.contains("·Mary") && header.contains("·Mark"),
@@ -310,4 +316,96 @@ fn attention_grid_marks_what_is_cut_numbers_keys_and_uses_the_width_for_labels()
         "whole row labels at 120×40: {text}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A saved run of the fixture model under a long model path, into `dir/name.json`.
+fn save_run(dir: &Path, name: &str, model: &str) {
+    let mut rec = record_with(2.0, -1.0, |l, h| if (l, h) == (2, 1) { -0.7 } else { -1.0 });
+    let m = rec.model.as_mut().unwrap();
+    m.label = model.into();
+    rec.data = Some(DataInfo {
+        spec: DataSpec::new(
+            Path::new("data/paper/addition/setting1/addition_nmax9_offset1.jsonl"),
+            TaskKind::Addition,
+        ),
+        n_examples: 100,
+        skipped: vec![],
+        multi_token_answers: vec![],
+    });
+    rec.save(&dir.join(format!("{name}.json")), false).unwrap();
+}
+
+/// The gallery's columns are laid out from the width: a 39-character model column gives way
+/// before the data column shrinks, names are whole at 120 columns, each entry says when it
+/// was made, and `/` filters the list by text (Esc clears the filter, then goes back).
+#[test]
+fn gallery_columns_fit_the_width_show_the_time_and_filter() {
+    let dir = common::temp_dir("trips-gallery");
+    // A 39-character model name, as a fine-tuned checkpoint's folder can be.
+    let model = "/home/someone/models/Qwen2.5-7B-Instruct-addition-finetune-v2";
+    let name = "resid_post_27-addition-run";
+    for i in 0..3 {
+        save_run(&dir, &format!("{name}{i}"), model);
+    }
+    save_run(&dir, "other-run", "org/Llama-3-8B");
+    let mut app = loaded(setup(dir.clone()));
+    press(&mut app, "w");
+    assert_eq!(app.screen, Screen::Gallery);
+    let text = draw(&mut app, 120, 40);
+    let row = |text: &str, what: &str| -> String {
+        let l = text.lines().find(|l| l.contains(what));
+        l.unwrap_or_else(|| panic!("no {what}: {text}")).to_string()
+    };
+    let line = row(&text, "run0");
+    assert!(line.contains(&format!("{name}0")), "the whole name: {text}");
+    assert!(
+        line.contains("addition_nmax9_offset1"),
+        "the model gives way before the data: {text}"
+    );
+    let time = regex_like_time(&line);
+    assert!(time, "a time column: {line}");
+    // At 80 columns every column keeps part of its text; the data is not cut to nothing.
+    let text = draw(&mut app, 80, 24);
+    let line = row(&text, "run0");
+    assert!(line.contains("addition_"), "the data keeps a part: {text}");
+    assert!(line.contains("resid_"), "the name keeps its start: {text}");
+    // `/` filters as it is typed; Esc clears the filter, then goes back.
+    press(&mut app, "/Llama");
+    let text = draw(&mut app, 120, 40);
+    assert!(text.contains("other-run"), "{text}");
+    assert!(!text.contains("run0"), "filtered out: {text}");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.gallery.filter, "Llama");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Gallery);
+    assert!(app.gallery.filter.is_empty());
+    let text = draw(&mut app, 120, 40);
+    assert!(
+        text.contains("run0") && text.contains("other-run"),
+        "{text}"
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Heatmap);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Whether `line` holds a time as the gallery prints it (`2026-01-31 14:05`).
+fn regex_like_time(line: &str) -> bool {
+    let c: Vec<char> = line.chars().collect();
+    c.windows(16).any(|w| {
+        let d = |i: usize| w[i].is_ascii_digit();
+        (0..4).all(d)
+            && w[4] == '-'
+            && d(5)
+            && d(6)
+            && w[7] == '-'
+            && d(8)
+            && d(9)
+            && w[10] == ' '
+            && d(11)
+            && d(12)
+            && w[13] == ':'
+            && d(14)
+            && d(15)
+    })
 }

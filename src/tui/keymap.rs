@@ -371,6 +371,7 @@ pub const SETUP: &[Binding<SetupAction>] = &[
 pub enum GalleryAction {
     Up,
     Down,
+    Filter,
     Open,
     Mark,
     Compare,
@@ -393,6 +394,11 @@ pub const GALLERY: &[Binding<GalleryAction>] = &[
             (KeyCode::Down, Ga::Down),
             (C('j'), Ga::Down),
         ],
+    },
+    Binding {
+        label: "/",
+        what: "filter: list the entries with this text (Esc clears)",
+        keys: &[(C('/'), Ga::Filter)],
     },
     Binding {
         label: "Enter",
@@ -421,7 +427,7 @@ pub const GALLERY: &[Binding<GalleryAction>] = &[
     },
     Binding {
         label: "Esc q",
-        what: "back",
+        what: "clear the filter, or back",
         keys: &[(KeyCode::Esc, Ga::Back), (C('q'), Ga::Back)],
     },
 ];

@@ -12,6 +12,7 @@ impl App {
             .gallery
             .selected
             .min(self.gallery.entries.len().saturating_sub(1));
+        self.gallery.step(0);
         self.screen = Screen::Gallery;
         if self.gallery.entries.is_empty() {
             self.set_status(
@@ -379,6 +380,19 @@ pub fn scan_results(dirs: &[PathBuf]) -> Vec<GalleryEntry> {
     files.into_iter().map(gallery_entry).collect()
 }
 
+/// When a gallery entry was made, in local time to the minute (`2026-01-31 14:05`): the
+/// file's `created` field, else (the paper's files have none) when the file was last written.
+fn entry_time(path: &std::path::Path, created: &str) -> String {
+    let when = chrono::DateTime::parse_from_rfc3339(created)
+        .map(|t| t.with_timezone(&chrono::Local))
+        .ok()
+        .or_else(|| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            Some(chrono::DateTime::<chrono::Local>::from(modified))
+        });
+    when.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
+}
+
 /// A gallery line: a run with its receiver, model and data, a groups file with its model,
 /// an analysis with its kind, model and data, or a file that did not load with its error.
 fn gallery_entry(path: PathBuf) -> GalleryEntry {
@@ -396,6 +410,7 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
                 f.kind().to_string(),
                 super::short_model_name(&c.model.label),
                 data.to_string_lossy().to_string(),
+                entry_time(&path, &c.created),
             ];
             let why = format!("{} result: Enter opens it on the circuit screen", f.kind());
             (columns, Err(why), EntryKind::Analysis(f))
@@ -407,6 +422,7 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
                 "head groups".to_string(),
                 short_model_name(&file.model),
                 format!("{n} groups, {} selected", file.selected.len()),
+                entry_time(&path, &file.created),
             ];
             let why = "head groups, not a run: Enter applies them".to_string();
             (columns, Err(why), EntryKind::Groups(file))
@@ -423,6 +439,7 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
                 "attention".to_string(),
                 short_model_name(model),
                 format!("heads {}, {}", heads.join(" "), f.prompts_label()),
+                entry_time(&path, ""),
             ];
             let why = "attention patterns, not a run: `headhunt plot` draws them".to_string();
             (columns, Err(why), EntryKind::Run)
@@ -433,6 +450,7 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
                 r.receiver_label.clone(),
                 super::record_model_name(&r, Some(&path)),
                 super::record_data_words(&r),
+                entry_time(&path, &r.created),
             ];
             (columns, Ok(*r), EntryKind::Run)
         }
@@ -442,6 +460,7 @@ fn gallery_entry(path: PathBuf) -> GalleryEntry {
                 "unreadable".to_string(),
                 String::new(),
                 String::new(),
+                entry_time(&path, ""),
             ];
             (columns, Err(e.to_string()), EntryKind::Run)
         }

@@ -7,9 +7,9 @@ use crate::tui::keymap::{self, CompareAction, GalleryAction};
 /// One saved result in the gallery.
 pub struct GalleryEntry {
     pub path: PathBuf,
-    /// File name, what it is (receiver or kind), model, data: the list lays them out in
-    /// columns fitted to its width (`view::other::gallery_lines`).
-    pub columns: [String; 4],
+    /// File name, what it is (receiver or kind), model, data, when it was made: the list
+    /// lays them out in columns fitted to its width (`view::other::gallery_lines`).
+    pub columns: [String; 5],
     /// The run, or why there is none (unreadable, or a groups file: see `kind`).
     pub record: Result<RunRecord, String>,
     pub kind: EntryKind,
@@ -35,6 +35,9 @@ pub struct Gallery {
     /// The (layer, head) the comparison's cursor is on, the same on both sides: it opens on
     /// the marked result's largest effect, and the grids scroll to keep it on screen.
     pub cursor: (usize, usize),
+    /// Text the listed entries contain (any column, any case; `/` types it, Esc clears it):
+    /// the paper's folders alone hold dozens of files.
+    pub filter: String,
 }
 
 impl GalleryEntry {
@@ -49,6 +52,33 @@ impl GalleryEntry {
 }
 
 impl Gallery {
+    /// The entries the list shows (indices into `entries`): those the filter matches.
+    pub fn shown(&self) -> Vec<usize> {
+        let needle = self.filter.trim().to_lowercase();
+        (0..self.entries.len())
+            .filter(|&i| {
+                needle.is_empty() || self.entries[i].label().to_lowercase().contains(&needle)
+            })
+            .collect()
+    }
+
+    /// Moves the selection `step` entries along the shown ones (onto the first shown when it
+    /// is not shown itself).
+    pub fn step(&mut self, step: isize) {
+        let shown = self.shown();
+        let Some(at) = shown.iter().position(|&i| i == self.selected) else {
+            self.selected = shown.first().copied().unwrap_or(self.selected);
+            return;
+        };
+        let to = at.saturating_add_signed(step).min(shown.len() - 1);
+        self.selected = shown[to];
+    }
+
+    /// Sets the filter and keeps the selection on a shown entry.
+    pub fn set_filter(&mut self, text: &str) {
+        self.filter = text.to_string();
+        self.step(0);
+    }
     /// The two entries the comparison shows, marked first, when both are runs that loaded:
     /// what the compare screen draws and what `F` writes.
     pub fn compared(&self) -> Option<(&GalleryEntry, &RunRecord, &GalleryEntry, &RunRecord)> {
@@ -111,12 +141,17 @@ impl App {
 
     pub fn update_gallery(&mut self, action: GalleryAction) {
         use GalleryAction as A;
-        let n = self.gallery.entries.len();
+        let n = self.gallery.shown().len();
         match action {
+            A::Back if !self.gallery.filter.is_empty() => self.gallery.set_filter(""),
             A::Back => self.screen = Screen::Heatmap,
             A::Help => self.open_help(),
-            A::Up => self.gallery.selected = self.gallery.selected.saturating_sub(1),
-            A::Down if n > 0 => self.gallery.selected = (self.gallery.selected + 1).min(n - 1),
+            A::Up if n > 0 => self.gallery.step(-1),
+            A::Down if n > 0 => self.gallery.step(1),
+            A::Filter => {
+                let now = self.gallery.filter.clone();
+                self.open_input(InputPurpose::GalleryFilter, "filter", now);
+            }
             A::Rescan => self.open_gallery(),
             A::Mark if n > 0 => {
                 let s = self.gallery.selected;
@@ -124,7 +159,7 @@ impl App {
             }
             A::Compare | A::Difference if n > 0 => self.compare_marked(action == A::Difference),
             A::Open if n > 0 => self.open_gallery_entry(),
-            A::Down | A::Mark | A::Compare | A::Difference | A::Open => {}
+            A::Up | A::Down | A::Mark | A::Compare | A::Difference | A::Open => {}
         }
     }
 

@@ -312,6 +312,10 @@ impl App {
             return;
         };
         match key.code {
+            KeyCode::Esc if input.purpose == InputPurpose::GalleryFilter => {
+                self.input = None;
+                self.gallery.set_filter("");
+            }
             KeyCode::Esc => self.input = None,
             KeyCode::Enter => {
                 let mut input = self.input.take().unwrap();
@@ -329,6 +333,11 @@ impl App {
             }
             _ => {
                 input.edit(key);
+                // The list follows the filter as it is typed.
+                if input.purpose == InputPurpose::GalleryFilter {
+                    let text = input.buffer.clone();
+                    self.gallery.set_filter(&text);
+                }
             }
         }
     }
@@ -341,6 +350,10 @@ impl App {
             InputPurpose::Crop => self.apply_crop(text),
             InputPurpose::Circuit(f) => self.apply_circuit_input(f, text),
             InputPurpose::NewGroup => self.apply_new_group(text),
+            InputPurpose::GalleryFilter => {
+                self.gallery.set_filter(text);
+                Ok(())
+            }
             InputPurpose::SetupField(i) => {
                 self.setup.set_field(i, text)?;
                 self.set_status(Level::Info, "press L to load with the new setup");

@@ -57,6 +57,7 @@ pub enum InputPurpose {
     BeginLayer,
     Crop,
     NewGroup,
+    GalleryFilter,
     SetupField(usize),
     Circuit(CircuitField),
 }
@@ -385,6 +386,7 @@ impl App {
                 marked: None,
                 cursor: (0, 0),
                 diff: false,
+                filter: String::new(),
             },
             jobs: Vec::new(),
             status: (Level::Info, "loading…".into()),

@@ -10,7 +10,7 @@ use ratatui::Frame;
 use crate::model::tokenizer::printable;
 use crate::plot::number::signed;
 use crate::results::RunRecord;
-use crate::tui::app::{App, EntryKind, GalleryEntry, HeatmapGeometry, SETUP_FIELDS};
+use crate::tui::app::{App, EntryKind, Gallery, GalleryEntry, HeatmapGeometry, SETUP_FIELDS};
 
 use super::heatmap;
 
@@ -192,17 +192,19 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
     let g = &app.gallery;
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area);
+    let shown = g.shown();
+    let at = shown.iter().position(|&i| i == g.selected);
     let visible = list.height.saturating_sub(2) as usize;
-    let first = g.selected.saturating_sub(visible.saturating_sub(1));
-    let texts = gallery_lines(&g.entries, list.width.saturating_sub(4) as usize);
-    let lines: Vec<Line> = g
-        .entries
+    let first = at.unwrap_or(0).saturating_sub(visible.saturating_sub(1));
+    let entries = shown.iter().map(|&i| &g.entries[i]);
+    let texts = gallery_lines(entries, list.width.saturating_sub(4) as usize);
+    let lines: Vec<Line> = shown
         .iter()
         .zip(texts)
-        .enumerate()
         .skip(first)
         .take(visible)
-        .map(|(i, (e, text))| {
+        .map(|(&i, text)| {
+            let e = &g.entries[i];
             let mark = if g.marked == Some(i) { "* " } else { "  " };
             let style = if i == g.selected {
                 Style::default().add_modifier(Modifier::REVERSED)
@@ -214,34 +216,12 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
             Line::from(Span::styled(format!("{mark}{text}"), style))
         })
         .collect();
-    // Where the selection is, and whether entries are clipped above or below.
-    let n = g.entries.len();
-    let position = if n == 0 {
-        "0".to_string()
-    } else {
-        format!("{}/{n}", g.selected + 1)
-    };
-    let more = match (first > 0, first + visible < n) {
-        (true, true) => " more ↑↓ ",
-        (true, false) => " more ↑ ",
-        (false, true) => " more ↓ ",
-        (false, false) => "",
-    };
-    // The keys in the title where they fit; `?` lists them anyway.
-    let title = [
-        format!(" saved results {position} · Enter opens · m marks · c compares · d difference "),
-        format!(" saved results {position} · Enter · m · c · d · ? keys "),
-        format!(" saved results {position} "),
-    ]
-    .into_iter()
-    .find(|t| t.chars().count() + 2 <= list.width as usize)
-    .unwrap_or_else(|| format!(" {position} "));
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(title)
-        .title_bottom(Line::from(more).right_aligned());
+        .title(gallery_title(g, at, shown.len(), list.width))
+        .title_bottom(Line::from(more_marks(first, visible, shown.len())).right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), list);
-    if let Some(e) = g.entries.get(g.selected) {
+    if let Some(e) = at.and(g.entries.get(g.selected)) {
         let text = match (&e.kind, &e.record) {
             (EntryKind::Analysis(f), _) => super::circuit::summary(f),
             (EntryKind::Groups(file), _) => file.summary(),
@@ -250,6 +230,39 @@ pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), detail);
     }
+}
+
+/// Whether entries are clipped above or below the list.
+fn more_marks(first: usize, visible: usize, n: usize) -> &'static str {
+    match (first > 0, first + visible < n) {
+        (true, true) => " more ↑↓ ",
+        (true, false) => " more ↑ ",
+        (false, true) => " more ↓ ",
+        (false, false) => "",
+    }
+}
+
+/// The list's title: where the selection is among the entries shown, the filter in force
+/// (and how many of all it lets through), and the keys where they fit (`?` lists them anyway).
+fn gallery_title(g: &Gallery, at: Option<usize>, n: usize, width: u16) -> String {
+    let position = match at {
+        Some(a) if n > 0 => format!("{}/{n}", a + 1),
+        _ => format!("0/{n}"),
+    };
+    let position = if g.filter.is_empty() {
+        position
+    } else {
+        let all = g.entries.len();
+        format!("{position} of {all} · filter \"{}\" (Esc clears)", g.filter)
+    };
+    [
+        format!(" saved results {position} · Enter opens · m marks · c compares · d difference · / filters "),
+        format!(" saved results {position} · Enter · m · c · d · / · ? keys "),
+        format!(" saved results {position} "),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() + 2 <= width as usize)
+    .unwrap_or_else(|| ellipsize(&format!(" {position} "), (width as usize).saturating_sub(2)))
 }
 
 /// The text of `s` in at most `w` characters: whole, or cut with a final `…` so that a cut
@@ -266,37 +279,88 @@ pub fn ellipsize(s: &str, w: usize) -> String {
     }
 }
 
-/// Least width the file-name column is shortened to when the list is narrow.
-const NAME_MIN_W: usize = 16;
+/// The text of `s` in at most `w` characters: whole, or its start and its end with `…`
+/// between them.
+pub fn ellipsize_middle(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w || w < 3 {
+        return ellipsize(s, w);
+    }
+    let head = (w - 1) / 2;
+    let tail = w - 1 - head;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
+}
 
-/// The gallery's lines in `width` characters: file name, what, model and data in aligned
-/// columns. Where the widest line does not fit, the file-name column gives way first (down
-/// to `NAME_MIN_W`), then the data column; every cell cut ends in `…`.
-pub fn gallery_lines(entries: &[GalleryEntry], width: usize) -> Vec<String> {
-    const GAP: usize = 2;
-    let mut w = [0usize; 4];
-    for e in entries {
-        for (wi, c) in w.iter_mut().zip(&e.columns) {
+/// Gap between the gallery's columns.
+const GAP: usize = 2;
+/// Width each column is cut to, while the others still have more, before the time column is
+/// given up: where a list is too narrow for this, the time goes first.
+const COLUMN_COMFORT_W: [usize; 5] = [16, 12, 16, 16, 16];
+/// Least width each column (name, what, model, data) is cut to on the narrowest lists.
+const COLUMN_MIN_W: [usize; 5] = [12, 8, 8, 10, 16];
+
+/// The gallery's column widths in `width` characters, from the widest cell of each column
+/// (`natural`). Where they do not all fit, the widest column gives way first, one character
+/// at a time, so that no column keeps room it does not need while another is squeezed to
+/// nothing: down to `COLUMN_COMFORT_W` with the time shown, else without the time (its
+/// width is then 0) down to `COLUMN_MIN_W`.
+pub fn gallery_widths(natural: [usize; 5], width: usize) -> [usize; 5] {
+    if let Some(w) = shrink_widest(natural, width, COLUMN_COMFORT_W) {
+        return w;
+    }
+    let mut no_time = natural;
+    no_time[4] = 0;
+    shrink_widest(no_time, width, COLUMN_COMFORT_W)
+        .or_else(|| shrink_widest(no_time, width, COLUMN_MIN_W))
+        .unwrap_or_else(|| no_time.map(|x| x.min(COLUMN_MIN_W[0])))
+}
+
+/// `natural` with its widest columns cut, one character at a time, until the columns fit
+/// `width` (gaps included); `None` when they do not at the `floor` widths.
+fn shrink_widest(natural: [usize; 5], width: usize, floor: [usize; 5]) -> Option<[usize; 5]> {
+    let total = |w: &[usize; 5]| {
+        let shown = w.iter().filter(|&&x| x > 0).count();
+        w.iter().sum::<usize>() + GAP * shown.saturating_sub(1)
+    };
+    let mut w = natural;
+    while total(&w) > width {
+        let cuttable = (0..4).filter(|&i| w[i] > floor[i].min(natural[i]));
+        w[cuttable.max_by_key(|&i| w[i])?] -= 1;
+    }
+    Some(w)
+}
+
+/// The gallery's lines in `width` characters: file name, what, model, data and time in
+/// aligned columns (`gallery_widths`); every cell cut ends in `…`, and so does a line cut
+/// at the border.
+pub fn gallery_lines<'a>(
+    entries: impl IntoIterator<Item = &'a GalleryEntry> + Clone,
+    width: usize,
+) -> Vec<String> {
+    let mut natural = [0usize; 5];
+    for e in entries.clone() {
+        for (wi, c) in natural.iter_mut().zip(&e.columns) {
             *wi = (*wi).max(c.chars().count());
         }
     }
-    let need: usize = w.iter().sum::<usize>() + GAP * 3;
-    if need > width {
-        w[0] = w[0].saturating_sub(need - width).max(NAME_MIN_W.min(w[0]));
-    }
+    let w = gallery_widths(natural, width);
     entries
-        .iter()
+        .into_iter()
         .map(|e| {
-            let mut line = String::new();
-            for (i, c) in e.columns.iter().enumerate() {
-                if i == 3 {
-                    line.push_str(c);
-                } else {
-                    let cell = ellipsize(c, w[i]);
-                    line.push_str(&format!("{cell:<wi$}", wi = w[i] + GAP));
-                }
-            }
-            ellipsize(line.trim_end(), width)
+            let cells: Vec<String> = (0..5)
+                .filter(|&i| w[i] > 0)
+                .map(|i| {
+                    // File names differ at their end (`…-run0`, `…-run1`): cut in the middle.
+                    let cell = match i {
+                        0 => ellipsize_middle(&e.columns[i], w[i]),
+                        _ => ellipsize(&e.columns[i], w[i]),
+                    };
+                    format!("{cell:<wi$}", wi = w[i])
+                })
+                .collect();
+            ellipsize(cells.join(&" ".repeat(GAP)).trim_end(), width)
         })
         .collect()
 }
