@@ -272,65 +272,12 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
             " NOT: check the engine"
         }
     );
-    let mut completeness = Vec::new();
-    let kw = width(knockouts.iter().map(|k| fmt_heads(k)), 28);
-    if !knockouts.is_empty() {
-        out!(
-            r,
-            "{:<kw$} {:>10} {:>10} {:>10}",
-            "knock-out K",
-            "F(C\\K)",
-            "F(M\\K)",
-            "gap"
-        );
-    }
-    for k in &knockouts {
-        if signals::received().is_some() {
-            break;
-        }
-        let s = ev.completeness(&circuit, k)?;
-        out!(
-            r,
-            "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
-            fmt_heads(k),
-            s.f_c_minus_k,
-            s.f_m_minus_k,
-            s.gap
-        );
-        completeness.push(s);
-    }
-    let mut minimality = Vec::new();
-    if a.minimality {
-        let scale = (ev.ld_normal - ev.ld_contrast).abs();
-        out!(
-            r,
-            "{:<8} {:<24} {:>10} {:>10}",
-            "head",
-            "K_v",
-            "minimality",
-            "% of gap"
-        );
-        for v in circuit.heads() {
-            if signals::received().is_some() {
-                break;
-            }
-            let k = msets
-                .iter()
-                .find(|(h, _)| *h == v)
-                .map(|(_, k)| k.clone())
-                .unwrap_or_default();
-            let m = ev.minimality(&circuit, v, &k)?;
-            out!(
-                r,
-                "{:<8} {:<24} {:>10.4} {:>9.1}%",
-                head_label(&v),
-                fmt_heads(&k),
-                m.value,
-                100.0 * m.value / scale
-            );
-            minimality.push(m);
-        }
-    }
+    let completeness = knockout_table(&mut ev, &circuit, &knockouts, &mut r)?;
+    let minimality = if a.minimality {
+        minimality_table(&mut ev, &circuit, &msets, &mut r)?
+    } else {
+        Vec::new()
+    };
     let greedy = if a.greedy && signals::received().is_none() {
         Some(run_greedy(&mut ev, &circuit, &greedy, &mut r)?)
     } else {
@@ -366,6 +313,85 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
     save_json(&mut r, json, &AnalysisFile::Circuit(file));
     r.stopped = stopped;
     Ok(r)
+}
+
+/// F(C\\K), F(M\\K) and the gap of every knock-out set, as a table; a signal stops after the
+/// current set.
+fn knockout_table(
+    ev: &mut Evaluator,
+    circuit: &Circuit,
+    knockouts: &[Vec<Head>],
+    r: &mut Report,
+) -> Result<Vec<crate::analysis::circuit::Completeness>> {
+    let kw = width(knockouts.iter().map(|k| fmt_heads(k)), 28);
+    if !knockouts.is_empty() {
+        out!(
+            r,
+            "{:<kw$} {:>10} {:>10} {:>10}",
+            "knock-out K",
+            "F(C\\K)",
+            "F(M\\K)",
+            "gap"
+        );
+    }
+    let mut rows = Vec::new();
+    for k in knockouts {
+        if signals::received().is_some() {
+            break;
+        }
+        let s = ev.completeness(circuit, k)?;
+        out!(
+            r,
+            "{:<kw$} {:>+10.4} {:>+10.4} {:>10.4}",
+            fmt_heads(k),
+            s.f_c_minus_k,
+            s.f_m_minus_k,
+            s.gap
+        );
+        rows.push(s);
+    }
+    Ok(rows)
+}
+
+/// The minimality of every head of the circuit (with its K_v from `msets`), as a table; a
+/// signal stops after the current head.
+fn minimality_table(
+    ev: &mut Evaluator,
+    circuit: &Circuit,
+    msets: &[(Head, Vec<Head>)],
+    r: &mut Report,
+) -> Result<Vec<crate::analysis::circuit::Minimality>> {
+    let scale = (ev.ld_normal - ev.ld_contrast).abs();
+    out!(
+        r,
+        "{:<8} {:<24} {:>10} {:>10}",
+        "head",
+        "K_v",
+        "minimality",
+        "% of gap"
+    );
+    let mut rows = Vec::new();
+    for v in circuit.heads() {
+        if signals::received().is_some() {
+            break;
+        }
+        let k = msets
+            .iter()
+            .find(|(h, _)| *h == v)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_default();
+        let m = ev.minimality(circuit, v, &k)?;
+        out!(
+            r,
+            "{:<8} {:<24} {:>10.4} {:>9.1}%",
+            head_label(&v),
+            fmt_heads(&k),
+            m.value,
+            100.0 * m.value / scale
+        );
+        rows.push(m);
+    }
+    Ok(rows)
 }
 
 /// The greedy search's options from the flags (checked before the model loads).
