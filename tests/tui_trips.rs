@@ -409,3 +409,45 @@ fn regex_like_time(line: &str) -> bool {
             && d(15)
     })
 }
+
+/// At 80×24 the readout's head lists do not fit: a list cut says how many more it has, and
+/// the heads shown and the count add up to the list.
+#[test]
+fn readout_lists_cut_at_80x24_say_how_many_more() {
+    let dir = common::temp_dir("trips-lists");
+    let mut app = loaded(setup(dir.clone()));
+    // 11 heads with |r| > 5% (r = -10%, -20%, ... on heads 0..=10), 3 between 2% and 5%.
+    let rec = record_with(2.0, -1.0, |l, h| {
+        let k = l * 4 + h;
+        match k {
+            0..=10 => -1.0 + 0.3 * (k as f64 + 1.0),
+            11..=13 => -1.0 + 0.09,
+            _ => -1.0,
+        }
+    });
+    app.open_record(rec, dir.join("x.json"));
+    let text = draw(&mut app, 80, 24);
+    let more = |text: &str| -> Vec<usize> {
+        text.lines()
+            .filter_map(|l| {
+                let at = l.find(" more")?;
+                let start = l[..at].rfind('+')?;
+                l[start + 1..at].parse().ok()
+            })
+            .collect()
+    };
+    let shown = |text: &str| {
+        text.lines()
+            .filter(|l| l.trim_end().ends_with('%') && l.contains('.'))
+            .count()
+    };
+    let counts = more(&text);
+    assert!(!counts.is_empty(), "a cut list says so: {text}");
+    // Both lists: 11 + 3 heads, shown or counted.
+    let listed = shown(&text) - text.lines().filter(|l| l.contains("r        ")).count();
+    assert_eq!(listed + counts.iter().sum::<usize>(), 14, "{text}");
+    // Tall enough, nothing is cut and nothing says so.
+    let text = draw(&mut app, 80, 50);
+    assert!(more(&text).is_empty(), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

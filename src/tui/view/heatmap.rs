@@ -604,17 +604,55 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         )));
     }
     lines.push(Line::from(""));
+    let used: usize = lines.iter().map(|l| wrapped_height(l, area.width)).sum();
+    let budget = (area.height as usize).saturating_sub(used);
     match measure {
-        CellMeasure::R => lines.extend(r_lists(app, rec)),
-        CellMeasure::RawEffect => lines.extend(raw_list(rec)),
+        CellMeasure::R => lines.extend(r_lists(app, rec, budget)),
+        CellMeasure::RawEffect => lines.extend(raw_list(rec, budget)),
     }
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(area, buf);
 }
 
-/// The paper's two head lists, labelled with exactly the thresholds applied.
-fn r_lists(app: &App, rec: &RunRecord) -> Vec<Line<'static>> {
+/// Rows `line` takes when wrapped at `width`.
+fn wrapped_height(line: &Line, width: u16) -> usize {
+    line.width().div_ceil(width.max(1) as usize).max(1)
+}
+
+/// Splits `budget` lines between lists of `lens` items, one line at a time to each list
+/// that still has items, so that a long first list does not take every line.
+fn share_lines(lens: &[usize], budget: usize) -> Vec<usize> {
+    let mut quota = vec![0; lens.len()];
+    let mut left = budget;
+    while left > 0 && (0..lens.len()).any(|i| quota[i] < lens[i]) {
+        for i in 0..lens.len() {
+            if left > 0 && quota[i] < lens[i] {
+                quota[i] += 1;
+                left -= 1;
+            }
+        }
+    }
+    quota
+}
+
+/// A list in `quota` lines: whole, or as many items as fit and a last line saying how many
+/// more there are (a list cut at the screen's edge would look complete).
+fn fit_list(items: Vec<Line<'static>>, quota: usize) -> Vec<Line<'static>> {
+    if items.len() <= quota {
+        return items;
+    }
+    let keep = quota.saturating_sub(1);
+    let more = items.len() - keep;
+    let mut out: Vec<Line> = items.into_iter().take(keep).collect();
+    let dim = Style::default().fg(Color::DarkGray);
+    out.push(Line::from(Span::styled(format!(" +{more} more"), dim)));
+    out
+}
+
+/// The paper's two head lists, labelled with exactly the thresholds applied, in `budget`
+/// lines (each list cut with a "+N more" line where they do not fit).
+fn r_lists(app: &App, rec: &RunRecord, budget: usize) -> Vec<Line<'static>> {
     let t = app.thresholds;
     let (strong, weak) = PatchMatrix::head_lists(&rec.relative_filled(), t.hi, t.lo);
     let bold = Style::default().add_modifier(Modifier::BOLD);
@@ -628,18 +666,25 @@ fn r_lists(app: &App, rec: &RunRecord) -> Vec<Line<'static>> {
         format!("|r| > {}:", pct_label(t.hi)),
         format!("{} < |r| ≤ {}:", pct_label(t.lo), pct_label(t.hi)),
     ];
-    for (title, list) in titles.into_iter().zip([strong, weak]) {
+    let items: Vec<Vec<Line<'static>>> = [strong, weak]
+        .iter()
+        .map(|list| match list.is_empty() {
+            true => vec![Line::from(Span::styled(" (none)", dim))],
+            false => list.iter().map(|s| Line::from(fmt(s))).collect(),
+        })
+        .collect();
+    let lens: Vec<usize> = items.iter().map(Vec::len).collect();
+    let quota = share_lines(&lens, budget.saturating_sub(titles.len()));
+    for ((title, list), q) in titles.into_iter().zip(items).zip(quota) {
         lines.push(Line::from(Span::styled(title, bold)));
-        if list.is_empty() {
-            lines.push(Line::from(Span::styled(" (none)", dim)));
-        }
-        lines.extend(list.iter().map(|s| Line::from(fmt(s))));
+        lines.extend(fit_list(list, q));
     }
     lines
 }
 
-/// Ill-conditioned runs: the heads with the largest raw effects, as the command line lists.
-fn raw_list(rec: &RunRecord) -> Vec<Line<'static>> {
+/// Ill-conditioned runs: the heads with the largest raw effects, as the command line lists,
+/// in `budget` lines.
+fn raw_list(rec: &RunRecord, budget: usize) -> Vec<Line<'static>> {
     let mut all: Vec<(usize, usize, f64)> = (0..rec.n_layers)
         .flat_map(|l| (0..rec.n_heads).map(move |h| (l, h)))
         .filter_map(|(l, h)| shown_value(rec, CellMeasure::RawEffect, l, h).map(|d| (l, h, d)))
@@ -649,11 +694,12 @@ fn raw_list(rec: &RunRecord) -> Vec<Line<'static>> {
         "largest |patched − LD_c|:",
         Style::default().add_modifier(Modifier::BOLD),
     ))];
-    lines.extend(
-        all.iter()
-            .take(10)
-            .map(|(l, h, d)| Line::from(format!(" {l:>2}.{h:<2} {}", signed(*d, 3)))),
-    );
+    let items = all
+        .iter()
+        .take(10)
+        .map(|(l, h, d)| Line::from(format!(" {l:>2}.{h:<2} {}", signed(*d, 3))))
+        .collect();
+    lines.extend(fit_list(items, budget.saturating_sub(1)));
     lines
 }
 
