@@ -451,3 +451,107 @@ fn readout_lists_cut_at_80x24_say_how_many_more() {
     assert!(more(&text).is_empty(), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Two of the paper's Gemma-2-9B results, copied into `dir/paper/gemma_2_9b/`.
+fn paper_copy(dir: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results/gemma_2_9b");
+    let to = dir.join("paper/gemma_2_9b");
+    std::fs::create_dir_all(&to).unwrap();
+    for f in ["resid_post_41.json", "ind_h39_7_v.json"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    to
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `F` on a paper result opened from its folder writes the figure into the results folder
+/// (`MODEL-NAME`), as the comparison's figure does, and nothing into the paper's folder.
+#[test]
+fn f_on_a_paper_result_writes_into_the_results_folder() {
+    let dir = common::temp_dir("trips-paper-figure");
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let paper = paper_copy(&dir);
+    let mut app = loaded(setup(results.clone()));
+    let path = paper.join("resid_post_41.json");
+    let rec = headhunt::results::RunRecord::load(&path).unwrap();
+    app.open_record(rec, path);
+    let before = listing(&paper);
+    press(&mut app, "F");
+    assert_eq!(listing(&paper), before, "{}", app.status.1);
+    let svg = results.join("gemma_2_9b-resid_post_41.svg");
+    assert!(svg.is_file(), "{:?} ({})", listing(&results), app.status.1);
+    assert!(results.join("gemma_2_9b-resid_post_41.png").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Columns of the grid cells of a heatmap figure (both panels of a pair).
+fn figure_columns(svg: &str) -> usize {
+    let rects = common::figure::svg_rects(svg);
+    let mut sizes: Vec<i64> = rects
+        .iter()
+        .filter(|r| (r.w - r.h).abs() < 0.5 && r.w > 2.0)
+        .map(|r| r.w.round() as i64)
+        .collect();
+    sizes.sort_unstable();
+    let size = *sizes
+        .chunk_by(|a, b| a == b)
+        .max_by_key(|c| c.len())
+        .expect("cells")
+        .first()
+        .unwrap();
+    let mut xs: Vec<i64> = common::figure::svg_cells(svg, size as f64)
+        .iter()
+        .map(|r| r.x.round() as i64)
+        .collect();
+    xs.sort_unstable();
+    xs.dedup();
+    xs.len()
+}
+
+/// The comparison's figure follows the orientation on screen (auto: the comparison's own
+/// layout), not the heatmap's.
+#[test]
+fn the_comparison_figure_follows_the_orientation_on_screen() {
+    let dir = common::temp_dir("trips-compare-orient");
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let paper = paper_copy(&dir);
+    let mut s = setup(results.clone());
+    s.gallery_dirs = vec![paper];
+    let mut app = loaded(s);
+    press(&mut app, "w");
+    press(&mut app, "mjc");
+    assert_eq!(app.screen, Screen::Compare, "{}", app.status.1);
+    let mut seen = Vec::new();
+    for (w, h) in [(80, 24), (120, 40), (200, 60), (60, 50)] {
+        app.viewport = (w, h);
+        let rows = app.compare_layers_as_rows();
+        if seen.contains(&rows) {
+            continue;
+        }
+        seen.push(rows);
+        for f in listing(&results) {
+            std::fs::remove_file(f).unwrap();
+        }
+        press(&mut app, "F");
+        let svg = listing(&results)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "svg"))
+            .unwrap_or_else(|| panic!("no figure: {}", app.status.1));
+        let cols = figure_columns(&std::fs::read_to_string(svg).unwrap());
+        // Gemma-2-9B: 42 layers × 16 heads, two panels.
+        let want = if rows { 2 * 16 } else { 2 * 42 };
+        assert_eq!(cols, want, "layers as rows on screen: {rows} at {w}×{h}");
+    }
+    assert_eq!(seen.len(), 2, "both orientations tried: {seen:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -44,8 +44,27 @@ impl App {
         };
         rec.groups = self.tagged_groups();
         let opts = self.heatmap_figure_options(&rec);
+        let json = self.figure_beside(&rec, json);
         let result = crate::plot::write_figure_for(&rec, &opts, &json);
         self.figure_status(result, saved);
+    }
+
+    /// Where a heatmap's figure goes, named as its JSON: beside the JSON when that is in the
+    /// results folder; otherwise (the paper's results, a file opened from elsewhere) in the
+    /// results folder as `MODEL-NAME`, as the comparison's figure does: a figure is never
+    /// written into a folder the user did not save to.
+    fn figure_beside(&self, rec: &RunRecord, json: PathBuf) -> PathBuf {
+        let results = &self.setup.results_dir;
+        let inside = |p: &std::path::Path| {
+            let abs = |q: &std::path::Path| std::path::absolute(q).unwrap_or(q.to_path_buf());
+            abs(p).starts_with(abs(results))
+        };
+        if inside(&json) {
+            return json;
+        }
+        let model = record_model_name(rec, Some(&json));
+        let name = json.file_name().unwrap_or_default().to_string_lossy();
+        results.join(format!("{model}-{name}"))
     }
 
     /// `F` on the comparison: the marked and the selected result side by side on one scale,
@@ -67,7 +86,7 @@ impl App {
         let opts = HeatmapOptions {
             range,
             crop: self.crop.map(|_| self.layer_range_of(a.n_layers)),
-            heads_as_rows: !self.layers_as_rows(),
+            heads_as_rows: !self.compare_layers_as_rows(),
             ..HeatmapOptions::default()
         };
         let stem = |p: &std::path::Path| {

@@ -128,8 +128,9 @@ impl App {
         })
     }
 
-    /// Whether the comparison puts layers on rows (its own layout, at the terminal size).
-    fn compare_layers_as_rows(&self) -> bool {
+    /// Whether the comparison puts layers on rows (its own layout, at the terminal size):
+    /// what its keys and its figure (`F`) follow.
+    pub fn compare_layers_as_rows(&self) -> bool {
         crate::tui::view::other::compare_geometry(self).is_some_and(|g| g.layers_as_rows)
     }
 
