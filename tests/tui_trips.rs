@@ -555,3 +555,22 @@ fn the_comparison_figure_follows_the_orientation_on_screen() {
     assert_eq!(seen.len(), 2, "both orientations tried: {seen:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A prompt-pair run's figure says "prompt pairs", not the "4 shots, offset +0" its spec
+/// holds by default.
+#[test]
+fn a_prompt_pair_runs_figure_says_prompt_pairs() {
+    let mut rec = record_with(2.0, -1.0, |l, h| if (l, h) == (2, 1) { -0.7 } else { -1.0 });
+    let mut spec = DataSpec::new(Path::new("pairs.jsonl"), TaskKind::Pairs);
+    spec.shots = 4;
+    spec.offset = 0;
+    rec.data = Some(DataInfo {
+        spec,
+        n_examples: 8,
+        skipped: vec![],
+        multi_token_answers: vec![],
+    });
+    let words = headhunt::plot::heatmap::describe(&rec);
+    assert!(words.contains("8 prompt pairs"), "{words}");
+    assert!(!words.contains("shots") && !words.contains("offset"), "{words}");
+}

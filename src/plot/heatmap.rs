@@ -83,10 +83,15 @@ pub fn describe(rec: &RunRecord) -> String {
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_default();
-            format!(
-                "{model} · {file} ({}, {} shots, offset {:+}, {} examples)",
-                d.spec.task, d.spec.shots, d.spec.offset, d.n_examples
-            )
+            // A prompt-pair file has no shots or offset (the fields hold their defaults).
+            if d.spec.task == crate::data::TaskKind::Pairs {
+                format!("{model} · {file} ({} prompt pairs)", d.n_examples)
+            } else {
+                format!(
+                    "{model} · {file} ({}, {} shots, offset {:+}, {} examples)",
+                    d.spec.task, d.spec.shots, d.spec.offset, d.n_examples
+                )
+            }
         }
         None => model,
     }
