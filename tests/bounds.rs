@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 /// Runs headhunt with `args`, at most `limit` long and with at most 4 GB of address space
 /// (so that a regression allocates nothing much before it fails): (exit code, stderr, time).
 fn headhunt(args: &[&str], limit: Duration) -> (i32, String, Duration) {

@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-
 /// `headhunt patch` on the demo model (0.01 s of sweep), writing `out`.
 fn patch(out: &Path, extra: &[&str]) -> Command {
     patch_n(out, "12", extra)
