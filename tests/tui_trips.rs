@@ -574,3 +574,28 @@ fn a_prompt_pair_runs_figure_says_prompt_pairs() {
     assert!(words.contains("8 prompt pairs"), "{words}");
     assert!(!words.contains("shots") && !words.contains("offset"), "{words}");
 }
+
+/// After a receiver is refused, typing replaces the refused value instead of appending to it
+/// (an arrow key still edits it).
+#[test]
+fn typing_after_a_refused_receiver_replaces_it() {
+    let dir = common::temp_dir("trips-receiver-error");
+    let mut app = loaded(setup(dir.clone()));
+    press(&mut app, ":");
+    press(&mut app, "9.9.v");
+    app.on_key(key(KeyCode::Enter));
+    let input = app.input.as_ref().expect("stays open after an error");
+    assert!(input.error.is_some(), "says why");
+    press(&mut app, "2.1.v");
+    assert_eq!(app.input.as_ref().unwrap().buffer, "2.1.v");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.input.is_none(), "{}", app.status.1);
+    // An arrow first: the refused value is edited.
+    press(&mut app, ":");
+    press(&mut app, "9.9.v");
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::End));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input.as_ref().unwrap().buffer, "9.9.");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -323,10 +323,11 @@ impl App {
                 match self.apply_input(&input) {
                     Ok(()) => {}
                     Err(e) => {
-                        // Stays open, in edit mode, saying why.
+                        // Stays open, saying why, with the refused value shown: the next
+                        // character typed replaces it (an arrow or Backspace edits it).
                         self.set_status(Level::Error, e.clone());
                         input.error = Some(e);
-                        input.fresh = false;
+                        input.fresh = true;
                         self.input = Some(input);
                     }
                 }
