@@ -206,3 +206,53 @@ fn a_metric_that_disagrees_with_its_fields_is_refused() {
         assert!(e.contains(needle) && e.contains("bad.json"), "{e}");
     }
 }
+
+/// A result of another metric says so wherever it is shown: the explorer's readout names its
+/// baselines after the metric and gives the cell's interval, and its figure names the metric.
+#[test]
+fn a_result_of_another_metric_is_named_in_the_explorer_and_the_figure() {
+    use ratatui::{backend::TestBackend, Terminal};
+    let dir = temp_dir("metric-views");
+    let out = dir.join("logprob.json");
+    let o = std::process::Command::new(bin())
+        .args(["patch", "--model"])
+        .arg(fixture("tiny-llama"))
+        .args(["--data"])
+        .arg(fixture("tiny-llama").join("addition.jsonl"))
+        .args(["--metric", "logprob", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec = headhunt::results::RunRecord::load(&out).unwrap();
+    let mut app = headhunt::tui::app::App::new(common::tui::setup("fixture", dir.clone()));
+    app.open_record(rec, out.clone());
+    app.cursor = (1, 0);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    app.viewport = (120, 40);
+    term.draw(|f| headhunt::tui::view::draw(f, &app)).unwrap();
+    let buf = term.backend().buffer();
+    let text: String = (0..buf.area.height)
+        .map(|y| {
+            let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+            row + "\n"
+        })
+        .collect();
+    assert!(text.contains("logp_n") && text.contains("logp_c"), "{text}");
+    assert!(!text.contains("LD_n"), "{text}");
+    assert!(text.contains("% ["), "no interval in the readout: {text}");
+    let svg = dir.join("logprob.svg");
+    let o = std::process::Command::new(bin())
+        .args(["plot"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figure = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        figure.contains("metric logprob"),
+        "the figure does not name its metric"
+    );
+}

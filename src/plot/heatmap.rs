@@ -68,6 +68,15 @@ figure!(Heatmap);
 
 /// The model and data of a record, for titles.
 pub fn describe(rec: &RunRecord) -> String {
+    let text = describe_run(rec);
+    // Another metric than the paper's says so in every figure of it.
+    match rec.metric {
+        crate::patching::Metric::LogitDiff => text,
+        m => format!("{text} · metric {m}"),
+    }
+}
+
+fn describe_run(rec: &RunRecord) -> String {
     let model = match (&rec.model, &rec.note) {
         (Some(m), _) => super::model_name(m),
         (None, Some(n)) => {
@@ -283,9 +292,12 @@ impl Heatmap {
         });
         let range = opts.range.unwrap_or_else(|| auto_range(shown));
         let subtitle = match quantity {
-            Quantity::RawLogits => format!(
-                "{subtitle} · cells: patched − LD_c in logits (r is ill-conditioned: LD_c ≈ LD_n)"
-            ),
+            Quantity::RawLogits => {
+                let (x, unit) = (rec.metric.short(), rec.metric.unit());
+                format!(
+                    "{subtitle} · cells: patched − {x}_c in {unit} (r is ill-conditioned: {x}_c ≈ {x}_n)"
+                )
+            }
             Quantity::RelativePercent => subtitle,
         };
         let n_shown = layers.1 - layers.0 + 1;

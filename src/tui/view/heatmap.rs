@@ -551,7 +551,24 @@ fn r_line(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Line<'st
             "r        not shown: ill-conditioned",
             Style::default().fg(Color::Yellow),
         )),
-        Some(r) => Line::from(format!("r        {}%", signed(100.0 * r, 2))),
+        Some(r) => {
+            // The bootstrap interval over the examples, when the run has one; `?` when it
+            // holds 0 (the cell is not told from noise).
+            let iv = rec
+                .relative_ci
+                .as_ref()
+                .and_then(|ci| ci.get(l)?.as_ref()?.get(h).copied());
+            match iv {
+                Some([Some(lo), Some(hi)]) => Line::from(format!(
+                    "r        {}% [{}, {}]{}",
+                    signed(100.0 * r, 2),
+                    signed(100.0 * lo, 1),
+                    signed(100.0 * hi, 1),
+                    if lo <= 0.0 && hi >= 0.0 { " ?" } else { "" }
+                )),
+                _ => Line::from(format!("r        {}%", signed(100.0 * r, 2))),
+            }
+        }
     }
 }
 
@@ -571,16 +588,31 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         lines.push(Line::from(format!("patched  {}", signed(p, 4))));
     }
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
+        // The baselines are of the run's metric (LD, logp, p or KL), named so.
+        let x = rec.metric.short();
         if let Some(d) = crate::results::text::raw_effect(rec, l, h) {
-            lines.push(Line::from(format!("− LD_c   {}", signed(d, 4))));
+            lines.push(Line::from(format!(
+                "− {x}_c {:>w$}",
+                signed(d, 4),
+                w = 8 - x.len()
+            )));
         }
-        lines.push(Line::from(format!("LD_n     {}", signed(n, 4))));
-        lines.push(Line::from(format!("LD_c     {}", signed(c, 4))));
-        if crate::patching::matrix::ill_conditioned(n, c) {
+        lines.push(Line::from(format!(
+            "{x}_n {:>w$}",
+            signed(n, 4),
+            w = 8 - x.len() + 2
+        )));
+        lines.push(Line::from(format!(
+            "{x}_c {:>w$}",
+            signed(c, 4),
+            w = 8 - x.len() + 2
+        )));
+        if crate::results::text::ill_conditioned(rec) {
             lines.push(Line::from(Span::styled(
                 format!(
-                    "⚠ |LD_c−LD_n| {} < 1: cells show patched − LD_c",
-                    fixed((c - n).abs(), 3)
+                    "⚠ |{x}_c−{x}_n| {} < {}: cells show patched − {x}_c",
+                    fixed((c - n).abs(), 3),
+                    rec.metric.small_gap()
                 ),
                 Style::default().fg(Color::Yellow),
             )));

@@ -47,8 +47,9 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(rec) = app.current_record() {
         if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
             out.push(Line::from(""));
+            let x = rec.metric.short();
             out.push(Line::from(format!(
-                "baselines  LD_normal {}  LD_contrast {}  gap {}",
+                "baselines  {x}_normal {}  {x}_contrast {}  gap {}",
                 signed(n, 4),
                 signed(c, 4),
                 signed(c - n, 4)
