@@ -572,7 +572,10 @@ fn a_prompt_pair_runs_figure_says_prompt_pairs() {
     });
     let words = headhunt::plot::heatmap::describe(&rec);
     assert!(words.contains("8 prompt pairs"), "{words}");
-    assert!(!words.contains("shots") && !words.contains("offset"), "{words}");
+    assert!(
+        !words.contains("shots") && !words.contains("offset"),
+        "{words}"
+    );
 }
 
 /// After a receiver is refused, typing replaces the refused value instead of appending to it
