@@ -590,23 +590,13 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
         // The baselines are of the run's metric (LD, logp, p or KL), named so.
         let x = rec.metric.short();
+        // Labels in a column of 9, as the readout's other lines.
+        let row = |label: String, v: f64| Line::from(format!("{label:<9}{}", signed(v, 4)));
         if let Some(d) = crate::results::text::raw_effect(rec, l, h) {
-            lines.push(Line::from(format!(
-                "− {x}_c {:>w$}",
-                signed(d, 4),
-                w = 8 - x.len()
-            )));
+            lines.push(row(format!("− {x}_c"), d));
         }
-        lines.push(Line::from(format!(
-            "{x}_n {:>w$}",
-            signed(n, 4),
-            w = 8 - x.len() + 2
-        )));
-        lines.push(Line::from(format!(
-            "{x}_c {:>w$}",
-            signed(c, 4),
-            w = 8 - x.len() + 2
-        )));
+        lines.push(row(format!("{x}_n"), n));
+        lines.push(row(format!("{x}_c"), c));
         if crate::results::text::ill_conditioned(rec) {
             lines.push(Line::from(Span::styled(
                 format!(
