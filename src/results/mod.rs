@@ -385,6 +385,25 @@ impl RunRecord {
         self
     }
 
+    /// The bootstrap interval of r at (layer, head), when the run has one and both bounds are
+    /// defined.
+    pub fn interval(&self, layer: usize, head: usize) -> Option<(f64, f64)> {
+        match self.relative_ci.as_ref()?.get(layer)?.as_ref()?.get(head)? {
+            [Some(lo), Some(hi)] => Some((*lo, *hi)),
+            _ => None,
+        }
+    }
+
+    /// Whether the cell's interval holds 0: its effect is not told from noise over the
+    /// examples (false without intervals; a cell whose r is masked is never noise).
+    pub fn holds_zero(&self, layer: usize, head: usize) -> bool {
+        let masked = !self.receiver.reachable_from(layer) || layer < self.begin_layer;
+        !masked
+            && self
+                .interval(layer, head)
+                .is_some_and(|(lo, hi)| lo <= 0.0 && hi >= 0.0)
+    }
+
     /// r at (layer, head), `None` when that row was not computed.
     pub fn r(&self, layer: usize, head: usize) -> Option<f64> {
         self.relative.get(layer)?.as_ref()?.get(head).copied()

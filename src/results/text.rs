@@ -263,33 +263,27 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
 /// The head list with each head's bootstrap interval when the result has them, and `?` before
 /// a head whose interval holds 0.
 fn heads_with_intervals(rec: &RunRecord, list: &[HeadScore]) -> String {
-    let Some(ci) = &rec.relative_ci else {
+    if rec.relative_ci.is_none() {
         return format_heads(list);
-    };
+    }
     if list.is_empty() {
         return "(none)".into();
     }
-    let pct = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{:+.1}", 100.0 * x));
     list.iter()
         .map(|s| {
-            let [lo, hi] = ci
-                .get(s.layer)
-                .and_then(|r| r.as_ref())
-                .and_then(|r| r.get(s.head))
-                .copied()
-                .unwrap_or([None, None]);
-            let noise = match (lo, hi) {
-                (Some(lo), Some(hi)) => lo <= 0.0 && hi >= 0.0,
-                _ => true,
+            let (l, h) = (s.layer, s.head);
+            // No defined interval (every resample's denominator 0) is no evidence either.
+            let (bounds, noise) = match rec.interval(l, h) {
+                Some((lo, hi)) => (
+                    format!("[{:+.1}, {:+.1}]", 100.0 * lo, 100.0 * hi),
+                    rec.holds_zero(l, h),
+                ),
+                None => ("[?, ?]".to_string(), true),
             };
+            let r = 100.0 * s.r;
             format!(
-                "{}({},{}) {:+.1}% [{}, {}]",
-                if noise { "?" } else { "" },
-                s.layer,
-                s.head,
-                100.0 * s.r,
-                pct(lo),
-                pct(hi)
+                "{}({l},{h}) {r:+.1}% {bounds}",
+                if noise { "?" } else { "" }
             )
         })
         .collect::<Vec<_>>()

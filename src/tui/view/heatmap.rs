@@ -340,6 +340,7 @@ pub fn draw_heatmap(
             let x = g.x + c as u16 * g.cell_w;
             let cell = Cell {
                 value: shown_value(rec, range.measure, l, h),
+                noise: rec.holds_zero(l, h),
                 is_cursor: cursor == Some((l, h)),
                 selected: marks && app.selected.contains(&(l, h)),
                 group: app.groups_of((l, h)).first().copied().filter(|_| marks),
@@ -353,6 +354,8 @@ pub fn draw_heatmap(
 /// What one cell shows.
 struct Cell {
     value: Option<f64>,
+    /// Its bootstrap interval holds 0: drawn dimmed, so noise never looks like signal.
+    noise: bool,
     is_cursor: bool,
     selected: bool,
     group: Option<usize>,
@@ -392,6 +395,9 @@ fn draw_cell(
     if mark_w == 0 && (cell.group.is_some() || cell.selected) {
         // No room for a mark: underlined (`legend_notes` says so), in the group's colour.
         style = style.add_modifier(Modifier::UNDERLINED);
+    }
+    if cell.noise && cell.value.is_some() {
+        style = style.fg(Color::DarkGray).add_modifier(Modifier::DIM);
     }
     if cell.is_cursor {
         style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
@@ -554,19 +560,15 @@ fn r_line(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Line<'st
         Some(r) => {
             // The bootstrap interval over the examples, when the run has one; `?` when it
             // holds 0 (the cell is not told from noise).
-            let iv = rec
-                .relative_ci
-                .as_ref()
-                .and_then(|ci| ci.get(l)?.as_ref()?.get(h).copied());
-            match iv {
-                Some([Some(lo), Some(hi)]) => Line::from(format!(
+            match rec.interval(l, h) {
+                Some((lo, hi)) => Line::from(format!(
                     "r        {}% [{}, {}]{}",
                     signed(100.0 * r, 2),
                     signed(100.0 * lo, 1),
                     signed(100.0 * hi, 1),
-                    if lo <= 0.0 && hi >= 0.0 { " ?" } else { "" }
+                    if rec.holds_zero(l, h) { " ?" } else { "" }
                 )),
-                _ => Line::from(format!("r        {}%", signed(100.0 * r, 2))),
+                None => Line::from(format!("r        {}%", signed(100.0 * r, 2))),
             }
         }
     }
@@ -746,5 +748,35 @@ pub fn run_state_text(state: &RunState) -> String {
             p.file_name()
                 .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cell whose interval holds 0 is drawn dimmed; one whose interval does not, in full.
+    #[test]
+    fn noise_cells_are_dimmed() {
+        let range = ColorRange {
+            range: 0.1,
+            mode: RangeMode::Auto,
+            measure: CellMeasure::R,
+            largest: 0.1,
+        };
+        let draw = |noise: bool| {
+            let mut buf = Buffer::empty(Rect::new(0, 0, 8, 1));
+            let cell = Cell {
+                value: Some(0.05),
+                noise,
+                is_cursor: false,
+                selected: false,
+                group: None,
+            };
+            draw_cell(&mut buf, 0, 0, 6, &cell, &range, ColorMode::TrueColor);
+            buf[(1, 0)].modifier
+        };
+        assert!(draw(true).contains(Modifier::DIM));
+        assert!(!draw(false).contains(Modifier::DIM));
     }
 }
