@@ -466,20 +466,37 @@ pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
 pub fn legend_notes(
     too_wide: bool,
     marked: bool,
+    rec: &RunRecord,
     g: &HeatmapGeometry,
     width: u16,
 ) -> Line<'static> {
-    let long = notes(too_wide, marked, g, false);
+    let dimmed = (0..rec.n_layers).any(|l| (0..rec.n_heads).any(|h| rec.holds_zero(l, h)));
+    let long = notes(too_wide, marked, dimmed, g, false);
     let width = width as usize;
     if super::line_width(&long) <= width {
         return long;
     }
-    super::fit_line(notes(too_wide, marked, g, true), width)
+    super::fit_line(notes(too_wide, marked, dimmed, g, true), width)
 }
 
-/// The notes in full, or in their short forms (`short`) for a narrow legend.
-fn notes(too_wide: bool, marked: bool, g: &HeatmapGeometry, short: bool) -> Line<'static> {
+/// The notes in full, or in their short forms (`short`) for a narrow legend; `dimmed`: some
+/// cells are drawn dimmed because their interval holds 0.
+fn notes(
+    too_wide: bool,
+    marked: bool,
+    dimmed: bool,
+    g: &HeatmapGeometry,
+    short: bool,
+) -> Line<'static> {
     let mut spans = Vec::new();
+    if dimmed {
+        let what = if short {
+            "dim: CI holds 0 "
+        } else {
+            "dim: its 95% interval holds 0 (noise) "
+        };
+        spans.push(Span::styled(what, Style::default().fg(Color::DarkGray)));
+    }
     if marked && cell_parts(g.cell_w).2 == 0 {
         spans.push(Span::styled(
             "underlined: tagged/selected (cells too narrow for marks) ",
@@ -778,5 +795,30 @@ mod tests {
         };
         assert!(draw(true).contains(Modifier::DIM));
         assert!(!draw(false).contains(Modifier::DIM));
+        // The legend says why.
+        let g = HeatmapGeometry {
+            x: 0,
+            y: 0,
+            cell_w: 6,
+            layers_as_rows: true,
+            n_rows: 1,
+            n_cols: 1,
+            row_first: 0,
+            col_first: 0,
+            rows_descending: false,
+            rows_total: 1,
+            cols_total: 1,
+            row_off: 0,
+            col_off: 0,
+        };
+        let text = |dimmed| {
+            notes(false, false, dimmed, &g, false)
+                .spans
+                .iter()
+                .map(|s| s.content.to_string())
+                .collect::<String>()
+        };
+        assert!(text(true).contains("interval holds 0"));
+        assert!(!text(false).contains("interval"));
     }
 }

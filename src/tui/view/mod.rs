@@ -307,6 +307,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         heatmap::legend_notes(
             too_wide,
             heatmap::any_marked(app),
+            rec,
             &geom,
             areas.legend.width,
         ),

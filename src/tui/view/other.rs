@@ -501,7 +501,7 @@ fn grid_with_legend(
     );
     let lines = vec![
         super::fit_line(heatmap::legend(range, app.color), legend.width as usize),
-        heatmap::legend_notes(too_wide, false, &g, legend.width),
+        heatmap::legend_notes(too_wide, false, rec, &g, legend.width),
     ];
     frame.render_widget(Paragraph::new(lines), legend);
 }
