@@ -8,9 +8,8 @@ mod common;
 
 use common::figure::{hex, rdbu, svg_cells, svg_fill_at, svg_rects, svg_texts, Png};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use headhunt::data::{DataSpec, TaskKind};
 use headhunt::patching::{Algorithm, PatchMatrix};
-use headhunt::results::{DataInfo, RecordParts, RunRecord};
+use headhunt::results::{RecordParts, RunRecord};
 use headhunt::tui::app::{App, Effect, Orientation, Screen, Setup};
 use headhunt::worker::{Event, Job, PromptChoice, RunKind};
 use std::path::{Path, PathBuf};
@@ -28,30 +27,7 @@ fn enter(app: &mut App) {
 /// An app with the model and data "loaded" (worker events fed by hand).
 fn ready_app(tag: &str) -> (App, PathBuf) {
     let dir = common::temp_dir(tag);
-    let mut app = App::new(setup(dir.clone()));
-    app.take_effects();
-    app.on_worker(Event::ModelLoaded {
-        id: 1,
-        info: info(),
-        seconds: 0.1,
-        n_params: 1000,
-    });
-    let spec = DataSpec::new(
-        common::fixture("tiny-gemma2").join("addition.jsonl"),
-        TaskKind::Addition,
-    );
-    app.on_worker(Event::DataLoaded {
-        id: 2,
-        info: DataInfo {
-            spec,
-            n_examples: 8,
-            skipped: vec![],
-            multi_token_answers: vec![],
-        },
-        lengths: vec![11],
-        preview: vec![],
-    });
-    (app, dir)
+    (common::tui::loaded(setup(dir.clone()), 11), dir)
 }
 
 /// r of sender (layer, head) in the run `run_sweep` feeds: head 0 from -10% (layer 0) to

@@ -9,10 +9,7 @@ use crossterm::event::KeyCode;
 use headhunt::data::{DataSpec, TaskKind};
 use headhunt::results::DataInfo;
 use headhunt::tui::app::{App, Effect, Screen, Setup};
-use headhunt::tui::view;
 use headhunt::worker::{Event, Job};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 use common::tui::{info, key, press};
 
@@ -23,58 +20,14 @@ fn setup(results: PathBuf) -> Setup {
     s
 }
 
-/// Feeds the model's load event.
-fn model_loaded(app: &mut App) {
-    app.on_worker(Event::ModelLoaded {
-        id: 1,
-        info: info(),
-        seconds: 0.1,
-        n_params: 1000,
-    });
-}
-
-/// Feeds the data's load event (8 examples of the fixture's addition data).
-fn data_loaded(app: &mut App) {
-    let spec = DataSpec::new(
-        common::fixture("tiny-gemma2").join("addition.jsonl"),
-        TaskKind::Addition,
-    );
-    app.on_worker(Event::DataLoaded {
-        id: 2,
-        info: DataInfo {
-            spec,
-            n_examples: 8,
-            skipped: vec![],
-            multi_token_answers: vec![],
-        },
-        lengths: vec![29],
-        preview: vec![],
-    });
-}
-
 /// An app of `setup` with model and data "loaded".
 fn loaded(setup: Setup) -> App {
-    let mut app = App::new(setup);
-    app.take_effects();
-    model_loaded(&mut app);
-    data_loaded(&mut app);
-    app
+    common::tui::loaded(setup, 29)
 }
 
 /// Draws the app at `w` × `h` and returns the screen's text, one line per row.
 fn draw(app: &mut App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    app.viewport = (w, h);
-    term.draw(|f| view::draw(f, app)).unwrap();
-    let buf = term.backend().buffer();
-    let mut s = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            s.push_str(buf[(x, y)].symbol());
-        }
-        s.push('\n');
-    }
-    s
+    common::tui::screen(app, w, h)
 }
 
 /// A circuit file of the loaded "fixture" model (4 × 4), F(C) = 1.23456.
@@ -129,8 +82,8 @@ fn an_opened_analysis_of_the_model_loading_is_not_read_only_once_it_loads() {
     let mut app = App::new(s);
     app.take_effects();
     assert_eq!(app.screen, Screen::Circuit, "{}", app.status.1);
-    model_loaded(&mut app);
-    data_loaded(&mut app);
+    common::tui::model_loaded(&mut app);
+    common::tui::data_loaded(&mut app, 29);
     assert!(
         app.circuit.read_only.is_none(),
         "{:?}",

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::results::text::terminal_safe;
 use crate::results::write::{self, Placed};
 use crate::results::ResultsError;
 
@@ -137,13 +138,15 @@ impl Report {
     /// status: 2 when a file could not go where asked (or not at all), else 141 / 2 when stdout
     /// went away / failed, else 128 + the signal that stopped the work, else 0.
     pub fn finish(self) -> i32 {
-        let mut saved = String::new();
-        let mut failed = false;
-        let _writing = write::Writing::start();
-        for o in self.outputs {
-            failed |= !save(o, &mut saved);
-        }
-        drop(_writing);
+        // All files are saved before a signal may end the process, not just each one.
+        let (saved, mut failed) = super::signals::while_saving(|| {
+            let mut saved = String::new();
+            let failed = self
+                .outputs
+                .into_iter()
+                .fold(false, |f, o| !save(o, &mut saved) | f);
+            (saved, failed)
+        });
         let printed = print(&self.text, &saved);
         if let Some(e) = &self.error {
             let worded = crate::error::one_line_error_worded(e, super::wording::flag_words);
@@ -227,19 +230,14 @@ fn save(o: Output, saved: &mut String) -> bool {
 /// Prints the command's text and the saved lines, control characters escaped.
 fn print(text: &str, saved: &str) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
-    o.write_all(escape_controls(text).as_bytes())?;
-    o.write_all(escape_controls(saved).as_bytes())?;
+    o.write_all(terminal_safe(text).as_bytes())?;
+    o.write_all(terminal_safe(saved).as_bytes())?;
     o.flush()
 }
 
-/// Text with every control character but newline and tab escaped (`results::text`, the one
-/// routine, which figures and the explorer share): a file's text never moves the cursor,
-/// retitles or clears the terminal.
-pub use crate::results::text::terminal_safe as escape_controls;
-
 /// A line on stderr; a closed or full stderr never stops a command.
 pub fn note(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", escape_controls(line));
+    let _ = writeln!(std::io::stderr(), "{}", terminal_safe(line));
 }
 
 #[cfg(test)]
@@ -248,9 +246,9 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_but_lines_kept() {
-        assert_eq!(escape_controls("a\tb\nc"), "a\tb\nc");
+        assert_eq!(terminal_safe("a\tb\nc"), "a\tb\nc");
         assert_eq!(
-            escape_controls("\u{1b}]0;x\u{7}\u{1b}[2J\u{9b}"),
+            terminal_safe("\u{1b}]0;x\u{7}\u{1b}[2J\u{9b}"),
             "\\x1b]0;x\\x07\\x1b[2J\\u{9b}"
         );
     }

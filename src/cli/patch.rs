@@ -103,7 +103,7 @@ fn plan_out(
     Ok(planned)
 }
 
-pub use super::output::{word, EXIT_BROKEN_PIPE};
+use super::output::word;
 
 /// Writes to stderr; a closed or full stderr never stops a run.
 macro_rules! note {

@@ -223,11 +223,7 @@ impl<'a> Fields<'a> {
         field: &str,
         default: Option<f64>,
     ) -> Result<Option<f64>, ModelError> {
-        match self.present(field) {
-            None => Ok(default),
-            Some(Value::Null) => Ok(None),
-            Some(_) => self.opt_f64(field),
-        }
+        self.nullable(field, default, Self::opt_f64)
     }
     /// A size that may be `null` (none); absent gives `default`.
     pub fn nullable_usize(
@@ -235,10 +231,19 @@ impl<'a> Fields<'a> {
         field: &str,
         default: Option<usize>,
     ) -> Result<Option<usize>, ModelError> {
+        self.nullable(field, default, Self::opt_usize)
+    }
+    /// A value that may be `null` (none), read by `read`; absent gives `default`.
+    fn nullable<T>(
+        &self,
+        field: &str,
+        default: Option<T>,
+        read: fn(&Self, &str) -> Result<Option<T>, ModelError>,
+    ) -> Result<Option<T>, ModelError> {
         match self.present(field) {
             None => Ok(default),
             Some(Value::Null) => Ok(None),
-            Some(_) => self.opt_usize(field),
+            Some(_) => read(self, field),
         }
     }
     /// Fields with a value that nothing read, in file order.

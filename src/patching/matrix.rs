@@ -10,7 +10,7 @@ pub const SMALL_GAP: f64 = 1.0;
 /// Whether baselines this close make r ill-conditioned (|LD_contrast - LD_normal| < [`SMALL_GAP`]):
 /// the one check behind every warning about it.
 pub fn ill_conditioned(ld_normal: f64, ld_contrast: f64) -> bool {
-    (ld_contrast - ld_normal).abs() < SMALL_GAP
+    Metric::LogitDiff.ill_conditioned(ld_normal, ld_contrast)
 }
 
 /// Patched logit differences per sender, with the baselines they are normalised by.
@@ -106,7 +106,8 @@ impl PatchMatrix {
 
     /// Whether r is ill-conditioned because the baselines are close.
     pub fn ill_conditioned(&self) -> bool {
-        ill_conditioned(self.ld_normal, self.ld_contrast)
+        self.metric
+            .ill_conditioned(self.ld_normal, self.ld_contrast)
     }
 
     /// r = (patched - LD_c) / (LD_c - LD_n), masked as the paper does: 0 below begin_layer, in

@@ -69,10 +69,16 @@ impl Metric {
     /// nat of log-probability; 0.05 of probability or of KL in nats).
     pub fn small_gap(self) -> f64 {
         match self {
-            Metric::LogitDiff => 1.0,
+            Metric::LogitDiff => super::matrix::SMALL_GAP,
             Metric::Logprob => 0.5,
             Metric::Prob | Metric::Kl => 0.05,
         }
+    }
+
+    /// Whether baselines this close make r ill-conditioned: the one rule behind every
+    /// warning and raw-effect view about it.
+    pub fn ill_conditioned(self, normal: f64, contrast: f64) -> bool {
+        (contrast - normal).abs() < self.small_gap()
     }
 
     /// The unit of its values, for messages.

@@ -111,7 +111,7 @@ pub fn summary(rec: &RunRecord) -> String {
 /// Whether the baselines are so close that r is ill-conditioned (see `Metric::small_gap`).
 pub fn ill_conditioned(rec: &RunRecord) -> bool {
     match (rec.normal_logit_diff, rec.contrast_logit_diff) {
-        (Some(n), Some(c)) => (c - n).abs() < rec.metric.small_gap(),
+        (Some(n), Some(c)) => rec.metric.ill_conditioned(n, c),
         _ => false,
     }
 }

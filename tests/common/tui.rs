@@ -83,3 +83,60 @@ pub fn baselines(id: u64) -> headhunt::worker::Event {
         },
     }
 }
+
+/// Feeds the worker's model-load event for [`info`]'s model (job 1).
+pub fn model_loaded(app: &mut App) {
+    app.on_worker(headhunt::worker::Event::ModelLoaded {
+        id: 1,
+        info: info(),
+        seconds: 0.1,
+        n_params: 1000,
+    });
+}
+
+/// Feeds the worker's data-load event (job 2): tiny-gemma2's addition data, 8 examples of
+/// `len` tokens, no preview.
+pub fn data_loaded(app: &mut App, len: usize) {
+    let spec = headhunt::data::DataSpec::new(
+        crate::common::fixture("tiny-gemma2").join("addition.jsonl"),
+        headhunt::data::TaskKind::Addition,
+    );
+    app.on_worker(headhunt::worker::Event::DataLoaded {
+        id: 2,
+        info: headhunt::results::DataInfo {
+            spec,
+            n_examples: 8,
+            skipped: vec![],
+            multi_token_answers: vec![],
+        },
+        lengths: vec![len],
+        preview: vec![],
+    });
+}
+
+/// An app of `setup` with model and data "loaded" (the effects they asked for dropped).
+pub fn loaded(setup: Setup, len: usize) -> App {
+    let mut app = App::new(setup);
+    app.take_effects();
+    model_loaded(&mut app);
+    data_loaded(&mut app, len);
+    app
+}
+
+/// Draws the app at `w` × `h` (ratatui's TestBackend) and returns the screen's text, one
+/// line per row.
+pub fn screen(app: &mut App, w: u16, h: u16) -> String {
+    use ratatui::{backend::TestBackend, Terminal};
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    app.viewport = (w, h);
+    term.draw(|f| headhunt::tui::view::draw(f, app)).unwrap();
+    let buf = term.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
