@@ -1,6 +1,7 @@
 //! README's two set-up commands, as written: the tool's (`cargo run --release`) and the test
-//! command, which must install what the tests need (tmux, for `tests/tui_tmux.rs`) and be
-//! exactly what CI (`.ci/run`) runs, so that a fresh machine that follows README passes.
+//! command, which must install what the tests need (tmux, for `tests/tui_tmux.rs`; munge and
+//! Slurm, for `tests/slurm.rs`) and be exactly what CI (`.ci/run`) runs, so that a fresh
+//! machine that follows README passes.
 
 use std::path::Path;
 
@@ -40,16 +41,24 @@ fn readmes_setup_commands_are_the_tool_and_the_script_ci_runs() {
         .filter(|l| !l.starts_with("set ") && !l.starts_with("cd "))
         .collect();
     assert_eq!(ci_cmds, ["bash scripts/test"], ".ci/run: {ci_cmds:?}");
-    // The script installs tmux when it is missing, then runs the tests in release.
+    // The script installs tmux (tests/tui_tmux.rs), munge and Slurm (tests/slurm.rs) when a
+    // command of theirs is missing, then runs the tests in release.
     let script = read("scripts/test");
     assert!(
-        script.contains("command -v tmux"),
-        "scripts/test checks for tmux"
+        script.contains("command -v \"$cmd\"") && script.contains("apt-get install -y -qq \"$@\""),
+        "scripts/test checks for a command and installs its package"
     );
-    assert!(
-        script.contains("apt-get install -y -qq tmux"),
-        "scripts/test installs tmux"
-    );
+    for need in [
+        "need tmux tmux",
+        "need munged munge",
+        "need slurmctld slurm-wlm",
+        "need sbatch slurm-wlm",
+    ] {
+        assert!(
+            script.lines().any(|l| l.trim() == need),
+            "scripts/test lacks `{need}`"
+        );
+    }
     assert!(
         script
             .lines()
