@@ -30,6 +30,7 @@ pub mod fv;
 pub mod output;
 pub mod patch;
 pub mod plot;
+pub mod scan;
 pub mod show;
 pub mod signals;
 pub mod train_demo;
@@ -61,6 +62,9 @@ pub enum Command {
     Run(RunArgs),
     /// Path-patch every sender head to a receiver and save the result.
     Patch(patch::PatchArgs),
+    /// Activation-patching scan: each head, MLP or residual position patched from one run into
+    /// the other (TransformerLens' `patching` scans), scored by the metric; saves the result.
+    Scan(scan::ScanArgs),
     /// Print a saved result (headhunt's or one of the paper's result files).
     Show(show::ShowArgs),
     /// Draw a saved result as a figure (SVG or PNG): heatmaps, attention, analyses.
@@ -211,6 +215,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         // Commands that compute and save: through the one output path (`output::Report`).
         Some(Command::Run(a)) => run(a).map(output::Report::finish),
         Some(Command::Patch(a)) => patch::run(a).map(output::Report::finish),
+        Some(Command::Scan(a)) => scan::run(a).map(output::Report::finish),
         Some(Command::Show(a)) => show::run(a).map(output::Report::finish),
         Some(Command::Plot(a)) => plot::run(a).map(output::Report::finish),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),

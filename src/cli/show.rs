@@ -35,7 +35,11 @@ pub fn run(a: ShowArgs) -> Result<Report> {
     super::patch::check_thresholds(a.hi, a.lo)?;
     // The one reader: the version, every field's type, the shape and the ranges are checked
     // there, for every kind of file.
-    let rec = match SavedFile::load(&a.file)? {
+    let value = crate::results::read_json(&a.file)?;
+    if crate::results::read::format_of(&value, &a.file)? == Some(crate::results::scan::FORMAT) {
+        return show_scan(&a, value);
+    }
+    let rec = match SavedFile::from_value(value, &a.file)? {
         SavedFile::Run(rec) => *rec,
         SavedFile::Groups(file) => return show_other(&a, "a head-groups file", &file.summary()),
         SavedFile::Attention(f) => return show_other(&a, "an attention file", &f.summary()),
@@ -62,6 +66,21 @@ pub fn run(a: ShowArgs) -> Result<Report> {
     r.push(&text::heatmap(&rec));
     out!(r);
     r.push(&text::head_lists(&rec, Thresholds { hi: a.hi, lo: a.lo }));
+    Ok(r)
+}
+
+/// An activation-patching scan: its summary, table and largest cells. Its per-example values
+/// were written beside it by `headhunt scan`; `--npy` and `--csv` export a run's matrices.
+fn show_scan(a: &ShowArgs, value: serde_json::Value) -> Result<Report> {
+    let rec = crate::results::scan::ScanRecord::from_value(value, &a.file)?;
+    if a.npy || a.csv {
+        anyhow::bail!(
+            "{}: --npy and --csv export path-patching runs; a scan's values are in the .per_example.npy and .baselines.npy written beside it",
+            a.file.display()
+        );
+    }
+    let mut r = Report::new();
+    r.push(&crate::results::scan::text(&rec));
     Ok(r)
 }
 

@@ -17,6 +17,7 @@ pub mod matrix;
 pub mod metric;
 pub mod receiver;
 pub mod reference;
+pub mod scan;
 pub mod sweep;
 
 use crate::model::Model;

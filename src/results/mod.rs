@@ -12,6 +12,7 @@ pub mod import;
 pub mod naming;
 pub mod npy;
 pub mod read;
+pub mod scan;
 pub mod text;
 pub mod write;
 
@@ -572,6 +573,10 @@ impl RunRecord {
             )),
             Some(attention::FORMAT) => Err(bad(
                 "an attention file, not a run (headhunt show prints it, headhunt plot draws it)"
+                    .into(),
+            )),
+            Some(scan::FORMAT) => Err(bad(
+                "an activation-patching scan, not a path-patching run (headhunt show prints it)"
                     .into(),
             )),
             Some(f) if analysis::ANALYSIS_FORMATS.contains(&f) => Err(bad(format!(
