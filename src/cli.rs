@@ -27,6 +27,7 @@ pub mod circuit;
 pub mod data;
 pub mod eval;
 pub mod fv;
+pub mod merge;
 pub mod output;
 pub mod patch;
 pub mod plot;
@@ -65,6 +66,8 @@ pub enum Command {
     /// Activation-patching scan: each head, MLP or residual position patched from one run into
     /// the other (TransformerLens' `patching` scans), scored by the metric; saves the result.
     Scan(scan::ScanArgs),
+    /// Merge the shard parts of one sweep (`patch --shard`) into one result.
+    Merge(merge::MergeArgs),
     /// Print a saved result (headhunt's or one of the paper's result files).
     Show(show::ShowArgs),
     /// Draw a saved result as a figure (SVG or PNG): heatmaps, attention, analyses.
@@ -102,7 +105,8 @@ pub struct ModelArgs {
     /// tokenizer.json to use instead of the model's own.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N; `patch` also takes a list (`cuda:0,cuda:1`, `cpu,cpu`): one copy
+    /// of the model per device, sender layers handed to whichever is free.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// f32, bf16 or f16 (default: f32 on cpu, bf16 on cuda).
@@ -115,8 +119,33 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model on the one device of `--device` (a list of devices is for the commands that
+    /// run on several: [`ModelArgs::load_each`]).
     pub fn load(&self) -> Result<crate::model::LoadedModel> {
-        let device = parse_device(&self.device)?;
+        if self.device.contains(',') {
+            anyhow::bail!(
+                "--device {}: this command runs on one device; several (a list) are for patch",
+                self.device
+            );
+        }
+        self.load_on(&self.device)
+    }
+
+    /// One copy of the model per device of `--device` (`cpu`, `cuda:0,cuda:1`, `cpu,cpu`), each
+    /// loaded from the same source: one sweep's workers.
+    pub fn load_each(&self) -> Result<Vec<crate::model::LoadedModel>> {
+        let devices: Vec<&str> = self.device.split(',').map(str::trim).collect();
+        if devices.iter().any(|d| d.is_empty()) {
+            anyhow::bail!(
+                "--device {:?}: an empty device in the list (expected cpu, cuda or cuda:N, separated by commas)",
+                self.device
+            );
+        }
+        devices.iter().map(|d| self.load_on(d)).collect()
+    }
+
+    fn load_on(&self, device: &str) -> Result<crate::model::LoadedModel> {
+        let device = parse_device(device)?;
         let dtype = parse_dtype(self.dtype.as_deref(), &device)?;
         let tokenizer = match &self.tokenizer {
             // A model folder given for its tokenizer: use the tokenizer.json in it.
@@ -216,6 +245,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Run(a)) => run(a).map(output::Report::finish),
         Some(Command::Patch(a)) => patch::run(a).map(output::Report::finish),
         Some(Command::Scan(a)) => scan::run(a).map(output::Report::finish),
+        Some(Command::Merge(a)) => merge::run(a).map(output::Report::finish),
         Some(Command::Show(a)) => show::run(a).map(output::Report::finish),
         Some(Command::Plot(a)) => plot::run(a).map(output::Report::finish),
         Some(Command::Bench(a)) => bench::run(a).map(|_| 0),

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use super::output::{Output, Planned, Report};
 use super::{signals, DataArgs, ModelArgs};
 use crate::data::Tokenized;
-use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver};
+use crate::patching::{self, Algorithm, Observer, PatchEvent, PatchSpec, Receiver, Shard};
+use crate::results::shard::{fingerprint, ShardInfo};
 use crate::results::text::{self, Thresholds};
 use crate::results::RunRecord;
 
@@ -61,6 +62,11 @@ pub struct PatchArgs {
     /// layer at a time, rows stream in). Default: 0 on CPU, 16384 on GPU.
     #[arg(long)]
     pub chunk_rows: Option<usize>,
+    /// Compute only shard K of N (`K/N`, K from 0) of the sender layers, split by cost, and
+    /// save it as a part for `headhunt merge`; `slurm` takes K and N from the Slurm array task
+    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT).
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
@@ -79,7 +85,7 @@ fn parse_metric(s: &str) -> Result<crate::patching::Metric, String> {
 
 /// `--out` (or the first free default name), its per-example `.npy` files and with `npy` the
 /// matrices' `.npy` files, checked before any compute.
-fn plan_out(
+pub(super) fn plan_out(
     out: Option<&Path>,
     base: impl FnOnce() -> PathBuf,
     force: bool,
@@ -182,12 +188,19 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         None
     };
     check_thresholds(a.hi, a.lo)?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(|s| Shard::parse(s, |k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--shard {e}"))?;
     let given = a
         .out
         .as_deref()
         .map(|o| plan_out(Some(o), PathBuf::new, a.force, a.npy))
         .transpose()?;
-    let lm = a.model.load()?;
+    let copies = a.model.load_each()?;
+    let lm = &copies[0];
     let receiver = receiver_arg.unwrap_or_else(|| Receiver::resid_post(lm.model.n_layers() - 1));
     let spec = PatchSpec {
         receiver: receiver.clone(),
@@ -206,21 +219,34 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         Some(p) => p,
         None => plan_out(
             None,
-            || default_out(&lm.origin.label(), Some(&data_spec.file), &receiver),
+            || {
+                shard_name(
+                    default_out(&lm.origin.label(), Some(&data_spec.file), &receiver),
+                    shard,
+                )
+            },
             false,
             a.npy,
         )?,
     };
-    let checked = super::checks::load_checked(&lm, &data_spec)?;
+    let checked = super::checks::load_checked(lm, &data_spec)?;
     let tokenized = checked.tok;
     if tokenized.pairs.is_empty() {
         bail!("{}: no examples left to patch", data_spec.file.display());
     }
     announce(&tokenized, &spec, lm.model.n_heads());
+    let layers = match shard {
+        Some(s) => {
+            let layers = s.layers(&spec, lm.model.n_layers());
+            note!("shard {}: sender layers {layers:?}", s.label());
+            layers
+        }
+        None => spec.sender_layers(),
+    };
 
     // From here on a signal stops the sweep after the current step and the rows are saved.
     let honour = signals::Honour::start();
-    let bar = indicatif::ProgressBar::new(spec.sender_layers().len() as u64);
+    let bar = indicatif::ProgressBar::new(layers.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sender layers {msg}")
             .expect("valid template"),
@@ -228,12 +254,13 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     let mut obs = CliObserver {
         bar,
         not_finite: None,
-        lm: &lm,
+        lm,
         tok: &tokenized,
         baseline: None,
         metric: spec.metric,
     };
-    let outcome = patching::run(&lm.model, &tokenized.pairs, &spec, &mut obs)?;
+    let models: Vec<&crate::model::Model> = copies.iter().map(|c| &c.model).collect();
+    let outcome = patching::run_devices(&models, &tokenized.pairs, &spec, &layers, &mut obs)?;
     obs.bar.finish_and_clear();
     if let Some((n, c)) = obs.not_finite {
         bail!(
@@ -243,8 +270,16 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         );
     }
 
-    let mut record = RunRecord::of_sweep(&outcome, &spec, &lm, &data_spec, &tokenized);
+    let mut record = RunRecord::of_sweep(&outcome, &spec, lm, &data_spec, &tokenized);
     record.warnings = checked.warnings;
+    record_placement(
+        &mut record,
+        &copies,
+        shard,
+        layers.clone(),
+        &tokenized,
+        &spec,
+    );
     // The unpatched runs' top tokens came with the caches: no extra pass.
     if let Some(b) = obs.baseline.take() {
         record.warnings.extend(b.warning);
@@ -266,11 +301,48 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         note!(
             "cancelled: {} of {} sender layers computed; saving them, marked partial",
             record.rows_computed.len(),
-            spec.sender_layers().len()
+            layers.len()
         );
         r.stopped = Some(signals::received().unwrap_or(signal_hook::consts::SIGINT));
     }
     Ok(r)
+}
+
+/// The devices a run used, and for a shard which part of which sweep it is (a part is complete
+/// only when it holds every sender row: `merge` makes the whole).
+fn record_placement(
+    record: &mut RunRecord,
+    copies: &[crate::model::LoadedModel],
+    shard: Option<Shard>,
+    layers: Vec<usize>,
+    tok: &Tokenized,
+    spec: &PatchSpec,
+) {
+    let devices: Vec<String> = copies
+        .iter()
+        .map(|c| crate::model::source::device_name(&c.model.device))
+        .collect();
+    if let Some(m) = record.model.as_mut() {
+        m.device = devices.join(",");
+    }
+    let (Some(s), Some(model)) = (shard, record.model.as_ref()) else {
+        return;
+    };
+    let fingerprint = fingerprint(model, &tok.pairs, spec);
+    record.complete &= layers.len() == spec.sender_layers().len();
+    record.shard = Some(ShardInfo::new(s, layers, fingerprint));
+}
+
+/// The default file name of a shard part: `NAME.shard-K-of-N.json`.
+fn shard_name(path: PathBuf, shard: Option<Shard>) -> PathBuf {
+    let Some(s) = shard else { return path };
+    let stem = path.with_extension("");
+    PathBuf::from(format!(
+        "{}.shard-{}-of-{}.json",
+        stem.display(),
+        s.index,
+        s.count
+    ))
 }
 
 /// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.

@@ -15,9 +15,11 @@ mod error;
 pub mod fast;
 pub mod matrix;
 pub mod metric;
+pub mod parallel;
 pub mod receiver;
 pub mod reference;
 pub mod scan;
+pub mod shard;
 pub mod sweep;
 
 use crate::model::Model;
@@ -25,8 +27,10 @@ use crate::model::Model;
 pub use error::{PatchError, SpecError, SpecField, RECEIVER_SYNTAX};
 pub use matrix::PatchMatrix;
 pub use metric::Metric;
+pub use parallel::run_devices;
 pub use receiver::{HeadReceiver, Receiver, ResidKind};
-pub use sweep::{run, run_with, Sweep};
+pub use shard::Shard;
+pub use sweep::{run, run_layers, run_with, Sweep};
 
 /// Which implementation computes the sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -114,9 +118,19 @@ impl PatchSpec {
     /// The sender layers grouped into chunks that advance together (see `chunk_rows`), from
     /// the receiver down.
     pub fn chunks(&self, model: &Model, batches: &[batch::Batch]) -> Vec<Vec<usize>> {
-        let layers = self.sender_layers();
+        self.chunks_of(model, batches, &self.sender_layers())
+    }
+
+    /// [`PatchSpec::chunks`] of some sender layers only (a shard's, a worker's), in the order
+    /// given.
+    pub fn chunks_of(
+        &self,
+        model: &Model,
+        batches: &[batch::Batch],
+        layers: &[usize],
+    ) -> Vec<Vec<usize>> {
         if self.chunk_rows == 0 || !self.algorithm.sweep().advances_layers_together() {
-            return layers.into_iter().map(|l| vec![l]).collect();
+            return layers.iter().map(|&l| vec![l]).collect();
         }
         let positions = if self.receiver.last_position_only(model.n_layers()) {
             1

@@ -118,18 +118,18 @@ impl Sweep for Fast {
 
 /// The baselines per example (in the order given), so that their means are the same numbers
 /// whichever schedule visits the batches.
-#[derive(Default)]
-struct Baselines {
+#[derive(Default, Clone)]
+pub(super) struct Baselines {
     normal: Vec<f32>,
     contrast: Vec<f32>,
     /// Which examples a batch has reached (a cancelled run leaves some out).
     seen: Vec<bool>,
     /// Per example (index into the pairs), the unpatched runs' top tokens.
-    top: Vec<Option<(u32, u32)>>,
+    pub(super) top: Vec<Option<(u32, u32)>>,
 }
 
 impl Baselines {
-    fn new(n_examples: usize) -> Self {
+    pub(super) fn new(n_examples: usize) -> Self {
         Baselines {
             normal: vec![f32::NAN; n_examples],
             contrast: vec![f32::NAN; n_examples],
@@ -137,7 +137,7 @@ impl Baselines {
             top: vec![None; n_examples],
         }
     }
-    fn add(&mut self, batch: &Batch, cache: &BatchCache) {
+    pub(super) fn add(&mut self, batch: &Batch, cache: &BatchCache) {
         for (i, &ex) in batch.examples.iter().enumerate() {
             self.normal[ex] = cache.m_normal[i];
             self.contrast[ex] = cache.m_contrast[i];
@@ -166,21 +166,22 @@ fn mean(v: &[f32]) -> f64 {
 
 /// Writes finished rows into the matrix and reports them: done counts, and the ETA from the
 /// sender layers' costs.
-struct Rows {
+pub(super) struct Rows {
     n_layers: usize,
     total: usize,
     total_cost: f64,
     done: usize,
     done_cost: f64,
-    started: Instant,
+    pub(super) started: Instant,
 }
 
 impl Rows {
-    fn new(spec: &PatchSpec, n_layers: usize) -> Self {
+    /// The rows of sender `layers` (every sender layer of the spec, or a shard's).
+    pub(super) fn new(spec: &PatchSpec, n_layers: usize, layers: &[usize]) -> Self {
         Rows {
             n_layers,
-            total: spec.sender_layers().len(),
-            total_cost: spec.total_cost(n_layers),
+            total: layers.len(),
+            total_cost: layers.iter().map(|&l| spec.layer_cost(l, n_layers)).sum(),
             done: 0,
             done_cost: 0.0,
             started: Instant::now(),
@@ -189,7 +190,7 @@ impl Rows {
 
     /// Row `layer` from its per-example values [head][example]. `at_end`: the rows are
     /// reported once the whole sweep is done, which took that many seconds (no ETA).
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         spec: &PatchSpec,
         matrix: &mut PatchMatrix,
@@ -223,12 +224,12 @@ impl Rows {
 }
 
 /// Per-example values of a sender row [head][example], filled batch by batch.
-fn empty_rows(n_heads: usize, n_examples: usize) -> Vec<Vec<f32>> {
+pub(super) fn empty_rows(n_heads: usize, n_examples: usize) -> Vec<Vec<f32>> {
     vec![vec![f32::NAN; n_examples]; n_heads]
 }
 
 /// Puts one batch's values [head][prompt] at its examples' places in `each` [head][example].
-fn scatter(each: &mut [Vec<f32>], batch: &Batch, values: Vec<Vec<f32>>) {
+pub(super) fn scatter(each: &mut [Vec<f32>], batch: &Batch, values: Vec<Vec<f32>>) {
     for (row, v) in each.iter_mut().zip(values) {
         for (&ex, x) in batch.examples.iter().zip(v) {
             row[ex] = x;
@@ -261,17 +262,103 @@ pub fn run_with(
     sweep: &dyn Sweep,
     observer: &mut dyn Observer,
 ) -> Result<PatchOutcome, PatchError> {
+    run_layers(model, pairs, spec, sweep, &spec.sender_layers(), observer)
+}
+
+/// [`run_with`] of some sender `layers` only (a shard's; every other row stays uncomputed).
+pub fn run_layers(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    spec: &PatchSpec,
+    sweep: &dyn Sweep,
+    layers: &[usize],
+    observer: &mut dyn Observer,
+) -> Result<PatchOutcome, PatchError> {
     spec.validate(model)?;
+    check_layers(spec, layers)?;
     let started = Instant::now();
     let batches = batch::make_batches(model, pairs, spec.batch_size)?;
+    let work = Work {
+        pairs,
+        spec,
+        sweep,
+        batches: &batches,
+        layers,
+    };
     if spec.chunk_rows > 0 && sweep.advances_layers_together() {
-        run_batch_outer(model, pairs, spec, sweep, &batches, observer, started)
+        run_batch_outer(model, &work, observer, started)
     } else {
-        run_layer_outer(model, pairs, spec, sweep, &batches, observer, started)
+        run_layer_outer(model, &work, observer, started)
     }
 }
 
-fn baselines_event(b: &Baselines, n_examples: usize, cache_seconds: f64) -> PatchEvent {
+/// Every layer asked for must be a sender layer of the spec, once.
+pub(super) fn check_layers(spec: &PatchSpec, layers: &[usize]) -> Result<(), PatchError> {
+    let all = spec.sender_layers();
+    let mut seen = std::collections::BTreeSet::new();
+    for &l in layers {
+        if !all.contains(&l) || !seen.insert(l) {
+            return Err(PatchError::Invalid(format!(
+                "sender layer {l} asked for twice or not a sender layer of {}",
+                spec.receiver.label()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What one sweep computes: shared by the schedules.
+pub(super) struct Work<'a> {
+    pub pairs: &'a [TokenizedPair],
+    pub spec: &'a PatchSpec,
+    pub sweep: &'a dyn Sweep,
+    pub batches: &'a [Batch],
+    /// The sender layers to compute, in order.
+    pub layers: &'a [usize],
+}
+
+impl Work<'_> {
+    /// The chunks of `layers` that advance together (single layers when the sweep cannot).
+    pub(super) fn chunks(&self, model: &Model) -> Vec<Vec<usize>> {
+        if self.sweep.advances_layers_together() {
+            self.spec.chunks_of(model, self.batches, self.layers)
+        } else {
+            self.layers.iter().map(|&l| vec![l]).collect()
+        }
+    }
+
+    /// Every batch's cache, for the layer-outer schedule.
+    pub(super) fn caches(&self, model: &Model) -> Result<Vec<BatchCache>, PatchError> {
+        self.batches
+            .iter()
+            .map(|b| {
+                let needs = self.sweep.needs(model, b, self.spec);
+                batch::cache_batch(model, b, needs.as_ref(), self.spec.metric)
+            })
+            .collect()
+    }
+
+    /// One chunk's per-example values over every batch: [layer of chunk][head][example].
+    pub(super) fn chunk_values(
+        &self,
+        model: &Model,
+        caches: &[BatchCache],
+        chunk: &[usize],
+    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
+        let mut each = vec![empty_rows(model.n_heads(), self.pairs.len()); chunk.len()];
+        for (b, c) in self.batches.iter().zip(caches) {
+            let values = self
+                .sweep
+                .sweep_chunk(model, b, c, &self.spec.receiver, chunk)?;
+            for (e, v) in each.iter_mut().zip(values) {
+                scatter(e, b, v);
+            }
+        }
+        Ok(each)
+    }
+}
+
+pub(super) fn baselines_event(b: &Baselines, n_examples: usize, cache_seconds: f64) -> PatchEvent {
     let (normal, contrast) = b.means();
     PatchEvent::Baselines {
         ld_normal: normal,
@@ -284,7 +371,7 @@ fn baselines_event(b: &Baselines, n_examples: usize, cache_seconds: f64) -> Patc
 
 /// The matrix of a sweep, with its baselines (per example and their means) and the rows no
 /// sender reaches filled in.
-fn new_matrix(model: &Model, spec: &PatchSpec, base: &Baselines) -> PatchMatrix {
+pub(super) fn new_matrix(model: &Model, spec: &PatchSpec, base: &Baselines) -> PatchMatrix {
     let (normal, contrast) = base.means();
     let mut matrix = PatchMatrix::new(
         model.n_layers(),
@@ -302,47 +389,29 @@ fn new_matrix(model: &Model, spec: &PatchSpec, base: &Baselines) -> PatchMatrix 
 
 fn run_layer_outer(
     model: &Model,
-    pairs: &[TokenizedPair],
-    spec: &PatchSpec,
-    sweep: &dyn Sweep,
-    batches: &[Batch],
+    w: &Work,
     observer: &mut dyn Observer,
     started: Instant,
 ) -> Result<PatchOutcome, PatchError> {
-    let caches = batches
-        .iter()
-        .map(|b| batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref(), spec.metric))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut base = Baselines::new(pairs.len());
-    batches
+    let caches = w.caches(model)?;
+    let mut base = Baselines::new(w.pairs.len());
+    w.batches
         .iter()
         .zip(&caches)
         .for_each(|(b, c)| base.add(b, c));
     let cache_seconds = started.elapsed().as_secs_f64();
-    observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
-    let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
-    let mut matrix = new_matrix(model, spec, &base);
-    let mut rows = Rows::new(spec, n_layers);
+    observer.event(&baselines_event(&base, w.pairs.len(), cache_seconds));
+    let mut matrix = new_matrix(model, w.spec, &base);
+    let mut rows = Rows::new(w.spec, model.n_layers(), w.layers);
     let mut complete = true;
-    let chunks = if sweep.advances_layers_together() {
-        spec.chunks(model, batches)
-    } else {
-        spec.sender_layers().into_iter().map(|l| vec![l]).collect()
-    };
-    for chunk in chunks {
+    for chunk in w.chunks(model) {
         if observer.cancelled() {
             complete = false;
             break;
         }
-        let mut each = vec![empty_rows(n_heads, pairs.len()); chunk.len()];
-        for (b, c) in batches.iter().zip(&caches) {
-            let values = sweep.sweep_chunk(model, b, c, &spec.receiver, &chunk)?;
-            for (e, v) in each.iter_mut().zip(values) {
-                scatter(e, b, v);
-            }
-        }
+        let each = w.chunk_values(model, &caches, &chunk)?;
         for (&l, e) in chunk.iter().zip(each) {
-            rows.finish(spec, &mut matrix, observer, (l, e), None);
+            rows.finish(w.spec, &mut matrix, observer, (l, e), None);
         }
     }
     Ok(PatchOutcome {
@@ -356,44 +425,43 @@ fn run_layer_outer(
 
 fn run_batch_outer(
     model: &Model,
-    pairs: &[TokenizedPair],
-    spec: &PatchSpec,
-    sweep: &dyn Sweep,
-    batches: &[Batch],
+    w: &Work,
     observer: &mut dyn Observer,
     started: Instant,
 ) -> Result<PatchOutcome, PatchError> {
     let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
-    let chunks = spec.chunks(model, batches);
-    let mut each = vec![empty_rows(n_heads, pairs.len()); n_layers];
-    let mut base = Baselines::new(pairs.len());
+    let chunks = w.chunks(model);
+    let mut each = vec![empty_rows(n_heads, w.pairs.len()); n_layers];
+    let mut base = Baselines::new(w.pairs.len());
     let mut cache_seconds = 0.0;
     let mut complete = true;
-    for b in batches {
+    for b in w.batches {
         if observer.cancelled() {
             complete = false;
             break;
         }
         let t = Instant::now();
-        let cache =
-            batch::cache_batch(model, b, sweep.needs(model, b, spec).as_ref(), spec.metric)?;
+        let needs = w.sweep.needs(model, b, w.spec);
+        let cache = batch::cache_batch(model, b, needs.as_ref(), w.spec.metric)?;
         base.add(b, &cache);
         cache_seconds += t.elapsed().as_secs_f64();
         for chunk in &chunks {
-            let values = sweep.sweep_chunk(model, b, &cache, &spec.receiver, chunk)?;
+            let values = w
+                .sweep
+                .sweep_chunk(model, b, &cache, &w.spec.receiver, chunk)?;
             for (&l, v) in chunk.iter().zip(values) {
                 scatter(&mut each[l], b, v);
             }
         }
     }
-    let mut matrix = new_matrix(model, spec, &base);
-    observer.event(&baselines_event(&base, pairs.len(), cache_seconds));
+    let mut matrix = new_matrix(model, w.spec, &base);
+    observer.event(&baselines_event(&base, w.pairs.len(), cache_seconds));
     let sweep_seconds = started.elapsed().as_secs_f64() - cache_seconds;
     if complete {
-        let mut rows = Rows::new(spec, n_layers);
-        for l in spec.sender_layers() {
+        let mut rows = Rows::new(w.spec, n_layers, w.layers);
+        for &l in w.layers {
             let e = std::mem::take(&mut each[l]);
-            rows.finish(spec, &mut matrix, observer, (l, e), Some(sweep_seconds));
+            rows.finish(w.spec, &mut matrix, observer, (l, e), Some(sweep_seconds));
         }
     }
     Ok(PatchOutcome {

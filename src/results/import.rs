@@ -116,5 +116,6 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         relative_ci: None,
         bootstrap: None,
         per_example: None,
+        shard: None,
     })
 }

@@ -13,6 +13,7 @@ pub mod naming;
 pub mod npy;
 pub mod read;
 pub mod scan;
+pub mod shard;
 pub mod text;
 pub mod write;
 
@@ -206,6 +207,9 @@ pub struct RunRecord {
     /// as `.npy` beside the JSON, not in it).
     #[serde(skip)]
     pub per_example: Option<PerExample>,
+    /// A shard part (`patch --shard`): which shard of which sweep; `merge` joins the parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<shard::ShardInfo>,
 }
 
 /// Intervals of r per [layer][head] (`[low, high]`), `None` rows not computed.
@@ -350,6 +354,7 @@ impl RunRecord {
             relative_ci: None,
             bootstrap: None,
             per_example: PerExample::of(m),
+            shard: None,
         }
         .with_intervals(m, p.receiver, p.begin_layer)
     }
