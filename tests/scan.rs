@@ -84,6 +84,7 @@ fn max_diff(o: &ScanOutcome, r: &HashMap<String, Tensor>, key: &str, metric: Met
 
 #[test]
 fn every_scan_matches_transformerlens_per_example() {
+    let mut worst = 0f64;
     for name in FIXTURES {
         let (lm, pairs) = load(name);
         let r = refs(name);
@@ -94,10 +95,12 @@ fn every_scan_matches_transformerlens_per_example() {
                     let key = format!("{kind}.{direction}.{}.patched", metric.name());
                     let d = max_diff(&o, &r, &key, metric);
                     assert!(d < 1e-4, "{name} {key}: max |diff| {d:e}");
+                    worst = worst.max(d);
                 }
             }
         }
     }
+    eprintln!("largest |headhunt - TransformerLens| over every scan: {worst:e}");
 }
 
 /// The test above can fail: a scan in the wrong direction, or of another kind's hook, is far
@@ -339,5 +342,48 @@ fn a_per_position_scan_of_prompts_of_two_lengths_is_refused() {
     );
     let o = run("heads");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The demo model with NaN in its final norm: its baselines are NaN.
+fn nan_model(dir: &std::path::Path) -> PathBuf {
+    let m = dir.join("nan-model");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(demo_model().join(f), m.join(f)).unwrap();
+    }
+    let mut b = std::fs::read(demo_model().join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let t = &header["model.norm.weight"];
+    let offset = |i: usize| t["data_offsets"][i].as_u64().unwrap() as usize;
+    for chunk in b[8 + n + offset(0)..8 + n + offset(1)].chunks_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(m.join("model.safetensors"), b).unwrap();
+    m
+}
+
+/// Baselines that are not finite stop the scan before anything is saved.
+#[test]
+fn nan_weights_stop_a_scan_and_save_nothing() {
+    let dir = temp_dir("scan-nan");
+    let model = nan_model(&dir);
+    let out = dir.join("s.json");
+    let o = headhunt(&[
+        "scan",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        demo_data().to_str().unwrap(),
+        "--examples",
+        "4",
+        "--kind",
+        "heads",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    one_line_error(&o, &["baselines are not finite", "nothing saved"]);
+    assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

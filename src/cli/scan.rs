@@ -89,10 +89,12 @@ fn plan_out(out: Option<&Path>, base: impl FnOnce() -> PathBuf, force: bool) -> 
     Ok(planned)
 }
 
-/// Progress on stderr, a line per layer; a signal cancels after the current layer.
+/// Progress on stderr, a line per layer; a signal cancels after the current layer, and so do
+/// baselines that are not finite (every score would be NaN too).
 struct Progress {
     metric: Metric,
     top_tokens: Vec<Option<(u32, u32)>>,
+    not_finite: Option<(f64, f64)>,
 }
 
 impl Observer for Progress {
@@ -110,6 +112,9 @@ impl Observer for Progress {
                     "baselines: {x}_normal {ld_normal:+.4}, {x}_contrast {ld_contrast:+.4} ({n_examples} examples, caches {cache_seconds:.3} s)"
                 ));
                 self.top_tokens = top_tokens.clone();
+                if !(ld_normal.is_finite() && ld_contrast.is_finite()) {
+                    self.not_finite = Some((*ld_normal, *ld_contrast));
+                }
             }
             PatchEvent::Row {
                 layer,
@@ -123,7 +128,7 @@ impl Observer for Progress {
         }
     }
     fn cancelled(&self) -> bool {
-        signals::received().is_some()
+        signals::received().is_some() || self.not_finite.is_some()
     }
 }
 
@@ -168,8 +173,16 @@ pub fn run(a: ScanArgs) -> Result<Report> {
     let mut progress = Progress {
         metric: spec.metric,
         top_tokens: Vec::new(),
+        not_finite: None,
     };
     let outcome = scan::run(&lm.model, &tok.pairs, &spec, &mut progress)?;
+    if let Some((n, c)) = progress.not_finite {
+        bail!(
+            "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            spec.metric,
+            crate::model::source::dtype_name(lm.model.dtype)
+        );
+    }
     let baseline = super::checks::baseline(&lm, &tok, &progress.top_tokens);
     let tokens = if spec.kind.per_position() {
         let p = &tok.pairs[0];
