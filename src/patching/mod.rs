@@ -14,6 +14,7 @@ pub mod bootstrap;
 mod error;
 pub mod fast;
 pub mod matrix;
+pub mod memory;
 pub mod metric;
 pub mod parallel;
 pub mod receiver;
