@@ -511,3 +511,37 @@ fn patched_runs(
     let last = logits.narrow(1, t - 1, 1)?.squeeze(1)?;
     cached.readout.repeated(g)?.read_logits(&last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_resid_pos_is_resid() {
+        for k in ScanKind::ALL {
+            assert_eq!(ScanKind::parse(k.name()), Some(k));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.name())
+            );
+        }
+        assert_eq!(ScanKind::parse("resid-pos"), Some(ScanKind::Resid));
+        assert_eq!(ScanKind::parse("attn"), None);
+        for d in Direction::ALL {
+            assert_eq!(Direction::parse(d.name()), Some(d));
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                format!("\"{}\"", d.name())
+            );
+        }
+        assert_eq!(Direction::default(), Direction::Denoising);
+    }
+
+    #[test]
+    fn the_score_is_zero_without_effect_and_minus_one_at_the_full_effect() {
+        // Denoising: base = contrast (−2), source = normal (+3).
+        assert_eq!(score(-2.0, -2.0, 3.0), 0.0);
+        assert_eq!(score(3.0, -2.0, 3.0), -1.0);
+        assert_eq!(score(0.5, -2.0, 3.0), -0.5);
+    }
+}
