@@ -30,6 +30,7 @@ pub mod fv;
 pub mod merge;
 pub mod output;
 pub mod patch;
+pub mod patch_each;
 pub mod plot;
 pub mod scan;
 pub mod show;

@@ -313,3 +313,42 @@ fn a_cancel_stops_every_worker_and_keeps_their_rows() {
         assert_eq!(out.matrix.patched[l], whole.patched[l], "row {l}");
     }
 }
+
+#[test]
+fn a_drill_down_level_runs_as_one_command_or_as_array_tasks() {
+    let dir = temp_dir("each");
+    let (all, tasks) = (dir.join("all"), dir.join("tasks"));
+    let each = ["--each", "--receiver", "2.1,1.0.v"];
+    patch("tiny-qwen2", &all, &each);
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        let mut args = each.to_vec();
+        args.extend(["--shard", &shard]);
+        patch("tiny-qwen2", &tasks, &args);
+    }
+    for r in ["2.1.q", "2.1.k", "2.1.v", "1.0.v"] {
+        let alone = dir.join(format!("alone-{r}.json"));
+        patch("tiny-qwen2", &alone, &["--receiver", r]);
+        let file = format!("{r}.json");
+        assert_same(&alone, &all.join(&file));
+        assert_same(&alone, &tasks.join(&file));
+    }
+    let fx = fixture("tiny-qwen2");
+    let data = fx.join("addition.jsonl");
+    let base = ["patch", "--model", path_str(&fx), "--data", path_str(&data), "--each"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let file = all.join("2.1.q.json");
+    for (extra, needle) in [
+        (with(&["--receiver", "resid_post:2", "--out", "x"]), "--each runs head receivers"),
+        (with(&["--receiver", "2.1.q,2.1.q", "--out", "x"]), "given twice"),
+        (with(&["--receiver", "2.1.q"]), "give --out DIR"),
+    ] {
+        let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        refused(&args, needle);
+    }
+    let mut args = base.to_vec();
+    args.extend(["--receiver", "2.1.q", "--out", path_str(&file)]);
+    refused(&args, "into a folder");
+}

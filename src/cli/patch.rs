@@ -67,6 +67,11 @@ pub struct PatchArgs {
     /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT).
     #[arg(long)]
     pub shard: Option<String>,
+    /// One sweep per receiver head input listed (`--receiver 9.1.q,9.1.k`; `9.1` stands for its
+    /// q, k and v), each saved as `--out DIR/<receiver>.json`: a drill-down level's head
+    /// receivers, and with `--shard` a share of them per array task.
+    #[arg(long)]
+    pub each: bool,
 }
 
 pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
@@ -181,12 +186,6 @@ impl Observer for CliObserver<'_> {
 }
 
 pub fn run(a: PatchArgs) -> Result<Report> {
-    let receiver_given = !a.receivers.is_empty();
-    let receiver_arg = if receiver_given {
-        Some(Receiver::parse_many(&a.receivers)?)
-    } else {
-        None
-    };
     check_thresholds(a.hi, a.lo)?;
     let shard = a
         .shard
@@ -194,6 +193,14 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         .map(|s| Shard::parse(s, |k| std::env::var(k).ok()))
         .transpose()
         .map_err(|e| anyhow::anyhow!("--shard {e}"))?;
+    if a.each {
+        return super::patch_each::run(a, shard);
+    }
+    let receiver_arg = if a.receivers.is_empty() {
+        None
+    } else {
+        Some(Receiver::parse_many(&a.receivers)?)
+    };
     let given = a
         .out
         .as_deref()
@@ -202,39 +209,21 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     let copies = a.model.load_each()?;
     let lm = &copies[0];
     let receiver = receiver_arg.unwrap_or_else(|| Receiver::resid_post(lm.model.n_layers() - 1));
-    let spec = PatchSpec {
-        receiver: receiver.clone(),
-        begin_layer: a.begin_layer,
-        batch_size: a.batch_size,
-        algorithm: a.algorithm,
-        chunk_rows: a
-            .chunk_rows
-            .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
-        metric: a.metric,
-    };
-    spec.validate(&lm.model)?;
-    check_reachable(&receiver, a.begin_layer)?;
+    let spec = spec_of(&a, receiver, lm)?;
     let data_spec = a.data.spec()?;
     let planned = match given {
         Some(p) => p,
         None => plan_out(
             None,
             || {
-                shard_name(
-                    default_out(&lm.origin.label(), Some(&data_spec.file), &receiver),
-                    shard,
-                )
+                let base = default_out(&lm.origin.label(), Some(&data_spec.file), &spec.receiver);
+                shard_name(base, shard)
             },
             false,
             a.npy,
         )?,
     };
-    let checked = super::checks::load_checked(lm, &data_spec)?;
-    let tokenized = checked.tok;
-    if tokenized.pairs.is_empty() {
-        bail!("{}: no examples left to patch", data_spec.file.display());
-    }
-    announce(&tokenized, &spec, lm.model.n_heads());
+    let data = Data::load(lm, data_spec)?;
     let layers = match shard {
         Some(s) => {
             let layers = s.layers(&spec, lm.model.n_layers());
@@ -243,61 +232,16 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         }
         None => spec.sender_layers(),
     };
-
-    // From here on a signal stops the sweep after the current step and the rows are saved.
     let honour = signals::Honour::start();
-    let bar = indicatif::ProgressBar::new(layers.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sender layers {msg}")
-            .expect("valid template"),
-    );
-    let mut obs = CliObserver {
-        bar,
-        not_finite: None,
-        lm,
-        tok: &tokenized,
-        baseline: None,
-        metric: spec.metric,
-    };
-    let models: Vec<&crate::model::Model> = copies.iter().map(|c| &c.model).collect();
-    let outcome = patching::run_devices(&models, &tokenized.pairs, &spec, &layers, &mut obs)?;
-    obs.bar.finish_and_clear();
-    if let Some((n, c)) = obs.not_finite {
-        bail!(
-            "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
-            spec.metric,
-            crate::model::source::dtype_name(lm.model.dtype)
-        );
-    }
-
-    let mut record = RunRecord::of_sweep(&outcome, &spec, lm, &data_spec, &tokenized);
-    record.warnings = checked.warnings;
-    record_placement(
-        &mut record,
-        &copies,
-        shard,
-        layers.clone(),
-        &tokenized,
-        &spec,
-    );
-    // The unpatched runs' top tokens came with the caches: no extra pass.
-    if let Some(b) = obs.baseline.take() {
-        record.warnings.extend(b.warning);
+    let (mut record, complete) = sweep(&copies, &data, &spec, &layers)?;
+    if let Some(s) = shard {
+        mark_shard(&mut record, s, layers.clone(), &data.tok, &spec);
     }
     drop(honour);
     let mut r = Report::new();
     report(&mut r, &record, &a);
-    let mut output = Output::new(planned, record.to_json().into_bytes());
-    let (rec, npy) = (record.clone(), a.npy);
-    output.companions = Some(Box::new(move |p: &Path| {
-        let mut files = rec.per_example_files(p);
-        if npy {
-            files.extend(rec.npy_files(p));
-        }
-        files
-    }));
-    r.save(output);
-    if !outcome.complete {
+    save(&mut r, planned, &record, a.npy);
+    if !complete {
         note!(
             "cancelled: {} of {} sender layers computed; saving them, marked partial",
             record.rows_computed.len(),
@@ -308,16 +252,110 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     Ok(r)
 }
 
-/// The devices a run used, and for a shard which part of which sweep it is (a part is complete
-/// only when it holds every sender row: `merge` makes the whole).
-fn record_placement(
-    record: &mut RunRecord,
+/// The sweep `a` asks for, to `receiver`, checked against the model.
+pub(super) fn spec_of(
+    a: &PatchArgs,
+    receiver: Receiver,
+    lm: &crate::model::LoadedModel,
+) -> Result<PatchSpec> {
+    let spec = PatchSpec {
+        receiver,
+        begin_layer: a.begin_layer,
+        batch_size: a.batch_size,
+        algorithm: a.algorithm,
+        chunk_rows: a
+            .chunk_rows
+            .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
+        metric: a.metric,
+    };
+    spec.validate(&lm.model)?;
+    check_reachable(&spec.receiver, a.begin_layer)?;
+    Ok(spec)
+}
+
+/// The examples, tokenized and checked once for every sweep of the command.
+pub(super) struct Data {
+    pub spec: crate::data::DataSpec,
+    pub tok: Tokenized,
+    pub warnings: Vec<String>,
+}
+
+impl Data {
+    pub(super) fn load(
+        lm: &crate::model::LoadedModel,
+        spec: crate::data::DataSpec,
+    ) -> Result<Data> {
+        let checked = super::checks::load_checked(lm, &spec)?;
+        if checked.tok.pairs.is_empty() {
+            bail!("{}: no examples left to patch", spec.file.display());
+        }
+        Ok(Data {
+            spec,
+            tok: checked.tok,
+            warnings: checked.warnings,
+        })
+    }
+}
+
+/// One sweep of sender `layers` on every copy of the model, with a progress bar: its record
+/// and whether every row was computed (a signal stops it after the current step).
+pub(super) fn sweep(
     copies: &[crate::model::LoadedModel],
-    shard: Option<Shard>,
-    layers: Vec<usize>,
-    tok: &Tokenized,
+    data: &Data,
     spec: &PatchSpec,
-) {
+    layers: &[usize],
+) -> Result<(RunRecord, bool)> {
+    let lm = &copies[0];
+    announce(&data.tok, spec, lm.model.n_heads());
+    let bar = indicatif::ProgressBar::new(layers.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sender layers {msg}")
+            .expect("valid template"),
+    );
+    let mut obs = CliObserver {
+        bar,
+        not_finite: None,
+        lm,
+        tok: &data.tok,
+        baseline: None,
+        metric: spec.metric,
+    };
+    let models: Vec<&crate::model::Model> = copies.iter().map(|c| &c.model).collect();
+    let outcome = patching::run_devices(&models, &data.tok.pairs, spec, layers, &mut obs)?;
+    obs.bar.finish_and_clear();
+    if let Some((n, c)) = obs.not_finite {
+        bail!(
+            "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
+            spec.metric,
+            crate::model::source::dtype_name(lm.model.dtype)
+        );
+    }
+    let mut record = RunRecord::of_sweep(&outcome, spec, lm, &data.spec, &data.tok);
+    record.warnings = data.warnings.clone();
+    // The unpatched runs' top tokens came with the caches: no extra pass.
+    if let Some(b) = obs.baseline.take() {
+        record.warnings.extend(b.warning);
+    }
+    record_devices(&mut record, copies);
+    Ok((record, outcome.complete))
+}
+
+/// Puts a record (and its per-example files, with `npy` its matrices) on the report's files.
+pub(super) fn save(r: &mut Report, planned: Planned, record: &RunRecord, npy: bool) {
+    let mut output = Output::new(planned, record.to_json().into_bytes());
+    let rec = record.clone();
+    output.companions = Some(Box::new(move |p: &Path| {
+        let mut files = rec.per_example_files(p);
+        if npy {
+            files.extend(rec.npy_files(p));
+        }
+        files
+    }));
+    r.save(output);
+}
+
+/// The devices a run used (its workers', in `--device` order).
+fn record_devices(record: &mut RunRecord, copies: &[crate::model::LoadedModel]) {
     let devices: Vec<String> = copies
         .iter()
         .map(|c| crate::model::source::device_name(&c.model.device))
@@ -325,7 +363,18 @@ fn record_placement(
     if let Some(m) = record.model.as_mut() {
         m.device = devices.join(",");
     }
-    let (Some(s), Some(model)) = (shard, record.model.as_ref()) else {
+}
+
+/// Marks a record as shard `s` of its sweep, holding sender `layers`: a part is complete only
+/// when it holds every sender row (`merge` makes the whole).
+fn mark_shard(
+    record: &mut RunRecord,
+    s: Shard,
+    layers: Vec<usize>,
+    tok: &Tokenized,
+    spec: &PatchSpec,
+) {
+    let Some(model) = record.model.as_ref() else {
         return;
     };
     let fingerprint = fingerprint(model, &tok.pairs, spec);
@@ -370,7 +419,7 @@ pub fn check_thresholds(hi: f64, lo: f64) -> Result<()> {
 /// Senders are heads from `--begin-layer` up, and only those below a receiver head (or below
 /// the layer of a `resid_pre`) reach it (`Receiver::reached_from_begin`, the rule the explorer
 /// uses too): without any, every row would read as a computed zero.
-fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
+pub(super) fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
     if !receiver.reached_from_begin(begin_layer) {
         bail!(
             "--receiver {receiver}: no sender head comes before it (senders are heads of layers {begin_layer} and up; a head hears only layers below its own, and resid_pre of a layer is before its heads); use a lower --begin-layer, resid_mid or a later layer"
@@ -380,7 +429,7 @@ fn check_reachable(receiver: &Receiver, begin_layer: usize) -> Result<()> {
 }
 
 /// The summary, heatmap and head lists (where the files went follows them).
-fn report(r: &mut Report, record: &RunRecord, a: &PatchArgs) {
+pub(super) fn report(r: &mut Report, record: &RunRecord, a: &PatchArgs) {
     if !a.quiet {
         r.push(&text::summary(record));
         out!(r);

@@ -109,27 +109,44 @@ impl Shard {
     }
 }
 
-/// The sender layers of `spec` dealt to `count` shards by cost: the costliest layer first, each
-/// to the shard with the least cost so far (ties: the lower shard), which keeps the largest
-/// shard within one layer's cost of the mean. Each shard lists its layers from the receiver
-/// down, as an unsharded sweep computes them. Shards beyond the number of layers are empty.
+/// The sender layers of `spec` dealt to `count` shards by cost ([`deal`]). Each shard lists
+/// its layers from the receiver down, as an unsharded sweep computes them. Shards beyond the
+/// number of layers are empty.
 pub fn split(spec: &PatchSpec, n_layers: usize, count: usize) -> Vec<Vec<usize>> {
-    let mut layers = spec.sender_layers();
-    let cost = |l: usize| spec.layer_cost(l, n_layers);
-    layers.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)).then(b.cmp(&a)));
+    let layers = spec.sender_layers();
+    let costs: Vec<f64> = layers
+        .iter()
+        .map(|&l| spec.layer_cost(l, n_layers))
+        .collect();
+    deal(&costs, count)
+        .into_iter()
+        .map(|items| {
+            let mut ls: Vec<usize> = items.into_iter().map(|i| layers[i]).collect();
+            ls.sort_unstable_by(|a, b| b.cmp(a));
+            ls
+        })
+        .collect()
+}
+
+/// Items (by index into `costs`) dealt to `count` shards: the costliest first (ties: the
+/// higher index), each to the shard with the least cost so far (ties: the lower shard), which
+/// keeps the largest shard within one item's cost of the mean. Each shard's items ascend.
+pub fn deal(costs: &[f64], count: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(b.cmp(&a)));
     let mut shards = vec![(0.0f64, Vec::new()); count.max(1)];
-    for l in layers {
+    for i in order {
         let least = (0..shards.len())
             .min_by(|&a, &b| shards[a].0.total_cmp(&shards[b].0).then(a.cmp(&b)))
             .expect("at least one shard");
-        shards[least].0 += cost(l);
-        shards[least].1.push(l);
+        shards[least].0 += costs[i];
+        shards[least].1.push(i);
     }
     shards
         .into_iter()
-        .map(|(_, mut ls)| {
-            ls.sort_unstable_by(|a, b| b.cmp(a));
-            ls
+        .map(|(_, mut items)| {
+            items.sort_unstable();
+            items
         })
         .collect()
 }
