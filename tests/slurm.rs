@@ -304,6 +304,10 @@ impl Drop for Slurm {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+        // A failed test keeps the folder (its logs are in the message too).
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -312,24 +316,126 @@ fn array_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/patch-array.sbatch")
 }
 
+/// `headhunt` with `args`, which must succeed.
+fn headhunt(args: &[&str]) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "headhunt {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The merged result equals the unsharded one: every r, every patched metric, the baselines,
+/// the rows computed, and the per-example .npy files byte for byte.
+fn assert_same_result(merged: &Path, unsharded: &Path) {
+    use headhunt::results::{per_example_paths, RunRecord};
+    let (m, u) = (
+        RunRecord::load(merged).unwrap(),
+        RunRecord::load(unsharded).unwrap(),
+    );
+    assert!(m.complete && u.complete);
+    assert_eq!(m.rows_computed, u.rows_computed);
+    assert_eq!(m.relative, u.relative, "r");
+    assert_eq!(m.patched_logit_diff, u.patched_logit_diff, "patched metric");
+    assert_eq!(
+        (m.normal_logit_diff, m.contrast_logit_diff),
+        (u.normal_logit_diff, u.contrast_logit_diff),
+        "baselines"
+    );
+    assert_eq!(m.receiver, u.receiver);
+    for (a, b) in per_example_paths(merged)
+        .iter()
+        .zip(per_example_paths(unsharded))
+    {
+        let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(x == y, "{} differs from {}", a.display(), b.display());
+    }
+}
+
+/// Task k of array `A-B` saved shard k - A of B - A + 1, a part of the sweep, in `parts`.
+fn assert_parts(parts: &Path, array: &str) {
+    let (a, b) = array.split_once('-').unwrap();
+    let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+    let n = b - a + 1;
+    for k in a..=b {
+        let file = parts.join(format!("shard-{k}.json"));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["complete"], false, "{}: a part", file.display());
+        assert_eq!(
+            (v["shard"]["index"].as_u64(), v["shard"]["count"].as_u64()),
+            (Some((k - a) as u64), Some(n as u64)),
+            "{}",
+            file.display()
+        );
+    }
+}
+
 #[test]
-fn an_array_job_runs_on_a_private_slurm() {
-    let Some(slurm) = slurm_or_skip("an_array_job_runs_on_a_private_slurm") else {
+fn an_array_job_of_shards_merges_into_the_unsharded_result() {
+    let Some(slurm) = slurm_or_skip("an_array_job_of_shards_merges_into_the_unsharded_result")
+    else {
         return;
     };
-    let script = slurm.dir.join("trivial.sbatch");
-    std::fs::write(
-        &script,
-        "#!/bin/bash\necho \"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT/$SLURM_ARRAY_TASK_MIN\" > \"$PARTS/task-$SLURM_ARRAY_TASK_ID\"\n",
-    )
-    .unwrap();
-    let parts = slurm.dir.join("parts");
-    std::fs::create_dir_all(&parts).unwrap();
-    let job = slurm.run_array(&script, "1-4", &[("PARTS", &parts)], &[]);
-    slurm.wait(job, "trivial array", Duration::from_secs(120));
-    for k in 1..=4 {
-        let got = std::fs::read_to_string(parts.join(format!("task-{k}"))).unwrap();
-        assert_eq!(got.trim(), format!("{k}/4/1"));
+    let model = fixture("tiny-llama");
+    let data = model.join("addition.jsonl");
+    // The last layer's resid_post over 4 tasks from 0; a head's value input over 3 tasks
+    // numbered from 1 (SLURM_ARRAY_TASK_MIN), with a flag passed through the script.
+    let cases: [(&str, Option<&str>, &str, &[&str]); 2] = [
+        ("resid", None, "0-3", &[]),
+        ("head", Some("3.1.v"), "1-3", &["--batch-size", "3"]),
+    ];
+    let bin_path = bin();
+    let mut jobs = Vec::new();
+    for (name, receiver, array, extra) in cases {
+        let parts = slurm.dir.join(format!("parts-{name}"));
+        let mut env: Vec<(&str, &Path)> =
+            vec![("MODEL", &model), ("DATA", &data), ("HEADHUNT", &bin_path)];
+        let parts_env = parts.clone();
+        let rec = receiver.map(PathBuf::from);
+        if let Some(r) = &rec {
+            env.push(("RECEIVER", r));
+        }
+        env.push(("PARTS", &parts_env));
+        jobs.push((
+            name,
+            parts,
+            slurm.run_array(&array_script(), array, &env, extra),
+        ));
     }
-    let _ = (array_script(), bin());
+    for (name, parts, job) in jobs {
+        slurm.wait(job, name, Duration::from_secs(300));
+        let (receiver, extra) = cases
+            .iter()
+            .find(|c| c.0 == name)
+            .map(|c| (c.1, c.3))
+            .unwrap();
+        assert_parts(&parts, cases.iter().find(|c| c.0 == name).unwrap().2);
+        let merged = slurm.dir.join(format!("merged-{name}.json"));
+        headhunt(&[
+            "merge",
+            parts.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ]);
+        let unsharded = slurm.dir.join(format!("unsharded-{name}.json"));
+        let mut args = vec![
+            "patch",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            unsharded.to_str().unwrap(),
+        ];
+        if let Some(r) = receiver {
+            args.extend(["--receiver", r]);
+        }
+        args.extend(extra);
+        headhunt(&args);
+        assert_same_result(&merged, &unsharded);
+    }
 }
