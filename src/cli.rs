@@ -357,7 +357,43 @@ fn info(a: InfoArgs) -> Result<output::Report> {
         out!(r, "ignored     {k} (--allow-unknown-config-keys)");
     }
     out!(r, "load time   {:.3} s", lm.load_seconds);
+    out!(r, "memory      {}", memory_line(m));
     Ok(r)
+}
+
+/// The estimated peak of `headhunt patch` with its defaults on this device (the last layer's
+/// resid_post, batch 4, the fast algorithm) over 100 prompts of 32 tokens (the paper's dataset
+/// at 4 shots is about that), and what the device has free: whether a sweep fits, before one.
+fn memory_line(m: &crate::model::Model) -> String {
+    use crate::patching::memory::{self, gib, DataShape, ModelShape, Placement};
+    let on_cpu = m.device.is_cpu();
+    let spec = crate::patching::PatchSpec {
+        receiver: crate::patching::Receiver::resid_post(m.n_layers() - 1),
+        begin_layer: 0,
+        batch_size: 4,
+        algorithm: crate::patching::Algorithm::Fast,
+        chunk_rows: crate::patching::default_chunk_rows(on_cpu),
+        metric: Default::default(),
+    };
+    let data = DataShape {
+        n_prompts: 100,
+        seq_len: 32,
+        first_diff: 0,
+    };
+    let place = Placement {
+        devices: 1,
+        split_layers: false,
+        on_cpu,
+    };
+    let e = memory::estimate(&ModelShape::of(m), &spec, data, place)[0];
+    let free = memory::available(&m.device).map_or("unknown".into(), gib);
+    format!(
+        "~{} peak for patch's defaults (100 prompts of 32 tokens; weights {}, caches {}, working {}); {free} free",
+        gib(e.peak()),
+        gib(e.weights),
+        gib(e.caches),
+        gib(e.working)
+    )
 }
 
 /// "0,2,4,...": at most 12 items, then an ellipsis and the count.

@@ -179,3 +179,32 @@ fn meminfo_is_read() {
     let here = memory::available(&candle_core::Device::Cpu).expect("/proc/meminfo");
     assert!(here > 1 << 20, "{here}");
 }
+
+#[test]
+fn info_prints_the_estimate_for_patchs_defaults() {
+    let out = std::process::Command::new(bin())
+        .args(["info", "--model", fixture("tiny-llama").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("memory "))
+        .unwrap_or_else(|| panic!("no memory line: {text}"));
+    // The same number the API gives for patch's defaults.
+    let lm = load(&fixture("tiny-llama"));
+    let s = spec(Receiver::resid_post(3), 4, 0);
+    let data = DataShape {
+        n_prompts: 100,
+        seq_len: 32,
+        first_diff: 0,
+    };
+    let e = estimate(&ModelShape::of(&lm.model), &s, data, CPU)[0];
+    let want = format!("~{} peak for patch's defaults", memory::gib(e.peak()));
+    assert!(line.contains(&want), "{line:?} should hold {want:?}");
+    assert!(
+        line.ends_with(" free") && line.contains("GiB free"),
+        "{line}"
+    );
+}
