@@ -109,6 +109,18 @@ fn record_with(
     ld_contrast: f64,
     patched: impl Fn(usize, usize) -> f64,
 ) -> headhunt::results::RunRecord {
+    let receiver = headhunt::patching::Receiver::resid_post(common::tui::LAYERS - 1);
+    record_to(&receiver, ld_normal, ld_contrast, patched)
+}
+
+/// A record toward `receiver` with `patched` on every head of every layer, reachable or not
+/// (as the paper's files hold the contrast baseline on rows no sender of theirs reaches).
+fn record_to(
+    receiver: &headhunt::patching::Receiver,
+    ld_normal: f64,
+    ld_contrast: f64,
+    patched: impl Fn(usize, usize) -> f64,
+) -> headhunt::results::RunRecord {
     use common::tui::{HEADS, LAYERS};
     let mut m = headhunt::patching::PatchMatrix::new(LAYERS, HEADS, ld_normal, ld_contrast, 8);
     for l in 0..LAYERS {
@@ -117,7 +129,7 @@ fn record_with(
     headhunt::results::RunRecord::from_run(headhunt::results::RecordParts {
         matrix: &m,
         complete: true,
-        receiver: &headhunt::patching::Receiver::resid_post(LAYERS - 1),
+        receiver,
         begin_layer: 0,
         algorithm: headhunt::patching::Algorithm::Fast,
         batch_size: 4,
@@ -553,5 +565,319 @@ fn typing_after_a_refused_receiver_replaces_it() {
     app.on_key(key(KeyCode::End));
     app.on_key(key(KeyCode::Backspace));
     assert_eq!(app.input.as_ref().unwrap().buffer, "9.9.");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The help at 80×24 lays the heatmap's keys out in two columns: no entry is split between
+/// them (each description reads whole under its key), and every key stands at least two
+/// columns clear of the text before it.
+#[test]
+fn help_at_80x24_keeps_entries_whole_and_keys_clear_of_text() {
+    let dir = common::temp_dir("trips-help");
+    let mut app = loaded(setup(dir.clone()));
+    press(&mut app, "?");
+    let (_, table) = headhunt::tui::view::help_table(Screen::Heatmap);
+    let mut found = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let text = draw(&mut app, 80, 24);
+        let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+        for (i, (label, what)) in table.iter().enumerate() {
+            if let Some(got) = entry_text(&lines, label, what) {
+                assert_eq!(got, *what, "entry {label:?} is split or cut:\n{text}");
+                found.insert(i);
+            }
+        }
+        app.on_key(key(KeyCode::Char('j')));
+    }
+    let missing: Vec<_> = (0..table.len())
+        .filter(|i| !found.contains(i))
+        .map(|i| table[i])
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not shown whole: {missing:?}\n{}",
+        draw(&mut app, 80, 24)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The description under `label` as drawn: from the line where the label stands (two spaces
+/// or the border before it, two spaces after it) down its column until the next key or the
+/// box's end. `None` when the label's first line is not on screen.
+fn entry_text(lines: &[Vec<char>], label: &str, what: &str) -> Option<String> {
+    let label: Vec<char> = label.chars().collect();
+    let first_word = what.split(' ').next().unwrap();
+    for (y, line) in lines.iter().enumerate() {
+        for x in 0..line.len().saturating_sub(label.len()) {
+            if line[x..x + label.len()] != label[..] {
+                continue;
+            }
+            let clear_before = x >= 2 && line[x - 2..x].iter().all(|&c| c == ' ' || c == '│')
+                || x >= 1 && line[x - 1] == '│';
+            let rest: String = line[x + label.len()..].iter().collect();
+            let trimmed = rest.trim_start();
+            let gap = rest.len() - trimmed.len();
+            if !clear_before || gap < 2 || !trimmed.starts_with(first_word) {
+                continue;
+            }
+            let text_x = x + label.len() + gap;
+            let mut words = Vec::new();
+            for (k, l) in lines[y..].iter().enumerate() {
+                let key_part: String = l.get(x..text_x)?.iter().collect();
+                if key_part.contains('─') {
+                    // The box's end: a whole entry ends here, or it is scrolled, not shown.
+                    let got = words.join(" ");
+                    return (got == what).then_some(got);
+                }
+                if k > 0 && !key_part.trim().is_empty() {
+                    break;
+                }
+                let part: String = l[text_x..].iter().collect();
+                let part = part
+                    .split("   ")
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('│')
+                    .trim();
+                if part.is_empty() || part.starts_with('─') {
+                    break;
+                }
+                words.push(part.to_string());
+            }
+            return Some(words.join(" "));
+        }
+    }
+    None
+}
+
+/// Types `text` into the open prompt (replacing its pre-filled value) and confirms it.
+fn type_in(app: &mut App, text: &str) {
+    press(app, text);
+    app.on_key(key(KeyCode::Enter));
+}
+
+/// A begin-layer change is another run of the same receiver: its breadcrumb says where its
+/// senders start, so that the trail never shows one label twice.
+#[test]
+fn breadcrumbs_tell_a_begin_layer_change_apart() {
+    let dir = common::temp_dir("trips-crumbs");
+    let mut app = loaded(setup(dir.clone()));
+    press(&mut app, "b");
+    type_in(&mut app, "1");
+    assert_eq!(
+        app.breadcrumbs(),
+        vec!["resid_post 3", "resid_post 3 from L1"]
+    );
+    let text = draw(&mut app, 120, 40);
+    let title = text.lines().next().unwrap();
+    assert!(
+        title.contains("resid_post 3 → resid_post 3 from L1"),
+        "{title}"
+    );
+    // A result of the same receiver opened from a file is a crumb of its own too.
+    app.open_record(record_with(2.0, -1.0, |_, _| -0.9), dir.join("x.json"));
+    let crumbs = app.breadcrumbs();
+    assert_eq!(crumbs.last().unwrap(), "resid_post 3 (file)", "{crumbs:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A `z` crop is named in the legend (it is not a scroll: the layers cropped away are gone
+/// until `Z`), in full at 120 columns and short at 80.
+#[test]
+fn a_crop_is_named_in_the_legend() {
+    let dir = common::temp_dir("trips-crop");
+    let mut app = loaded(setup(dir.clone()));
+    app.open_record(
+        record_with(2.0, -1.0, |l, h| -1.0 + 0.1 * (l + h) as f64),
+        dir.join("x.json"),
+    );
+    assert!(!draw(&mut app, 120, 40).contains("cropped"));
+    press(&mut app, "z");
+    type_in(&mut app, "1-2");
+    assert_eq!(app.crop, Some((1, 2)));
+    let wide = draw(&mut app, 120, 40);
+    assert!(
+        wide.contains("cropped to layers 1..2 (Z uncrops)"),
+        "{wide}"
+    );
+    let narrow = draw(&mut app, 80, 24);
+    assert!(narrow.contains("1..2 (Z"), "{narrow}");
+    press(&mut app, "Z");
+    assert!(!draw(&mut app, 120, 40).contains("cropped"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A sender that cannot reach the receiver shows no patched value (a file holds the contrast
+/// baseline there, which would read as computed), and no effect beside the baselines; a
+/// reachable one still shows both.
+#[test]
+fn unreachable_cells_show_no_patched_value() {
+    let dir = common::temp_dir("trips-unreachable");
+    let mut app = loaded(setup(dir.clone()));
+    let receiver = headhunt::patching::Receiver::head(2, 1, headhunt::model::HeadInput::V);
+    let rec = record_to(&receiver, 2.0, -1.0, |l, _| -1.0 + 0.123 * l as f64);
+    app.open_record(rec, dir.join("x.json"));
+    app.cursor = (3, 0);
+    let text = draw(&mut app, 120, 40);
+    assert!(text.contains("cannot reach"), "{text}");
+    assert!(!text.contains("patched  "), "{text}");
+    assert!(!text.contains("− LD_c"), "{text}");
+    app.cursor = (1, 0);
+    let text = draw(&mut app, 120, 40);
+    assert!(text.contains("patched  -0.8770"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Before a head receiver runs, its senders' layers end below its own layer, as the count
+/// says: 4 heads × layers 0..=1 for head 2.1.v is 8 senders, "layers 0..=1".
+#[test]
+fn a_head_receivers_sender_layers_stop_below_it() {
+    let dir = common::temp_dir("trips-senders");
+    let mut app = loaded(setup(dir.clone()));
+    press(&mut app, ":");
+    type_in(&mut app, "2.1.v");
+    app.take_effects();
+    // The run is submitted; drop its state to draw the pending lines.
+    let text = draw(&mut app, 120, 40);
+    assert!(
+        text.contains("8 senders (layers 0..=1 × 4 heads)"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The data-loaded event (job `id`) of tiny-gemma2's addition data with `n` preview pairs of
+/// 40 tokens each, the contrast prompt's last token `END{i}`.
+fn data_with_previews(id: u64, n: usize) -> Event {
+    let pair = |i: usize| headhunt::worker::PairPreview {
+        index: i,
+        normal_tokens: (0..40).map(|t| format!("n{t}")).collect(),
+        contrast_tokens: (0..39)
+            .map(|t| format!("c{t}"))
+            .chain([format!("END{i}")])
+            .collect(),
+        normal_answer: "3".into(),
+        contrast_answer: "4".into(),
+    };
+    let spec = DataSpec::new(
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
+        TaskKind::Addition,
+    );
+    Event::DataLoaded {
+        id,
+        info: DataInfo {
+            spec,
+            n_examples: 8,
+            skipped: vec![],
+            multi_token_answers: vec![],
+        },
+        lengths: vec![40],
+        preview: (0..n).map(pair).collect(),
+    }
+}
+
+/// At 80×24 the setup's details do not fit: the contrast prompt is reached by scrolling
+/// (PgDn), and `n`/`p` show the other examples of the preview.
+#[test]
+fn the_setup_scrolls_to_the_contrast_prompt_and_shows_other_examples() {
+    let dir = common::temp_dir("trips-setup-scroll");
+    let mut app = App::new(setup(dir.clone()));
+    app.take_effects();
+    common::tui::model_loaded(&mut app);
+    app.on_worker(data_with_previews(2, 3));
+    press(&mut app, "m");
+    assert_eq!(app.screen, Screen::Setup);
+    app.viewport = (80, 24);
+    let first = draw(&mut app, 80, 24);
+    assert!(!first.contains("END0"), "{first}");
+    assert!(first.contains("example 1 of 3"), "{first}");
+    let mut text = first;
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::PageDown));
+        text = draw(&mut app, 80, 24);
+        if text.contains("END0") {
+            break;
+        }
+    }
+    assert!(
+        text.contains("END0"),
+        "PgDn reaches the contrast prompt's end:\n{text}"
+    );
+    press(&mut app, "n");
+    let text = draw(&mut app, 80, 24);
+    assert!(text.contains("example 2 of 3"), "{text}");
+    assert!(text.contains("END1"), "{text}");
+    press(&mut app, "pp");
+    assert!(draw(&mut app, 80, 24).contains("example 3 of 3"));
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::PageUp));
+    }
+    assert_eq!(app.setup_screen.scroll, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A failed load keeps what was typed in the form (the previous setup is loaded back under
+/// it), and the length-mismatch error advises the setup's own "skip mismatched" field, which
+/// the next `L` loads with the typed path.
+#[test]
+fn a_failed_setup_load_keeps_the_typed_path_and_advises_a_field_it_has() {
+    let dir = common::temp_dir("trips-setup-error");
+    let mut app = loaded(setup(dir.clone()));
+    app.take_effects();
+    let typed = dir.join("typed-mismatch.jsonl");
+    std::fs::copy(
+        common::fixture("tiny-gemma2").join("addition.jsonl"),
+        &typed,
+    )
+    .unwrap();
+    let typed_text = typed.display().to_string();
+    press(&mut app, "m");
+    press(&mut app, "jjjj");
+    app.on_key(key(KeyCode::Enter));
+    type_in(&mut app, &typed_text);
+    press(&mut app, "L");
+    let data_job = app
+        .take_effects()
+        .iter()
+        .find_map(|e| match e {
+            Effect::Submit(id, Job::LoadData(_)) => Some(*id),
+            _ => None,
+        })
+        .expect("a data load");
+    let error = headhunt::data::DataError::LengthMismatch {
+        file: typed_text.clone(),
+        lines: vec![3],
+        detail: "line 3: 9 vs 10 tokens".into(),
+    };
+    app.on_worker(Event::Error {
+        id: data_job,
+        message: error.to_string(),
+    });
+    app.viewport = (120, 40);
+    let text = draw(&mut app, 120, 40);
+    assert!(!text.contains("skip mismatched examples"), "{text}");
+    assert!(text.contains("skip mismatched to yes"), "{text}");
+    assert_eq!(app.setup_form().field(4), typed_text);
+    assert!(text.contains("typed-mismatch.jsonl"), "{text}");
+    // The field the error names is on the form: set it, and L loads the typed setup.
+    let row = headhunt::tui::app::SETUP_FIELDS
+        .iter()
+        .position(|f| *f == "skip mismatched")
+        .expect("a skip mismatched field");
+    press(&mut app, &"j".repeat(row - 4));
+    app.on_key(key(KeyCode::Enter));
+    type_in(&mut app, "yes");
+    app.take_effects();
+    press(&mut app, "L");
+    let spec = app
+        .take_effects()
+        .iter()
+        .find_map(|e| match e {
+            Effect::Submit(_, Job::LoadData(spec)) => Some(spec.clone()),
+            _ => None,
+        })
+        .expect("a data load");
+    assert_eq!(spec.file, typed);
+    assert!(spec.skip_mismatched, "{spec:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -75,14 +75,17 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
         ],
     },
     Binding {
-        label: "PgUp/Dn Home/End",
-        what: "jump",
+        label: "PgUp PgDn",
+        what: "8 cells up / down",
         keys: &[
             (KeyCode::PageUp, H::PageUp),
             (KeyCode::PageDown, H::PageDown),
-            (KeyCode::Home, H::Home),
-            (KeyCode::End, H::End),
         ],
+    },
+    Binding {
+        label: "Home End",
+        what: "the top layer's first head / the bottom layer's last",
+        keys: &[(KeyCode::Home, H::Home), (KeyCode::End, H::End)],
     },
     Binding {
         label: "r  R",
@@ -326,6 +329,10 @@ pub enum SetupAction {
     Down,
     Edit,
     Load,
+    ScrollUp,
+    ScrollDown,
+    NextExample,
+    PreviousExample,
     Help,
     Back,
 }
@@ -353,6 +360,19 @@ pub const SETUP: &[Binding<SetupAction>] = &[
         label: "L",
         what: "load the model and data with these settings",
         keys: &[(C('L'), Su::Load), (C('l'), Su::Load)],
+    },
+    Binding {
+        label: "PgUp PgDn",
+        what: "scroll the details (the error, the data, the example)",
+        keys: &[
+            (KeyCode::PageUp, Su::ScrollUp),
+            (KeyCode::PageDown, Su::ScrollDown),
+        ],
+    },
+    Binding {
+        label: "n  p",
+        what: "next / previous example prompt pair",
+        keys: &[(C('n'), Su::NextExample), (C('p'), Su::PreviousExample)],
     },
     Binding {
         label: "?",

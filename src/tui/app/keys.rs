@@ -356,7 +356,7 @@ impl App {
                 Ok(())
             }
             InputPurpose::SetupField(i) => {
-                self.setup.set_field(i, text)?;
+                self.set_setup_field(i, text)?;
                 self.set_status(Level::Info, "press L to load with the new setup");
                 Ok(())
             }

@@ -449,6 +449,7 @@ impl App {
         if self.load_error.is_some() {
             return;
         }
+        let message = self.keep_typed_setup(message);
         self.set_status(Level::Error, format!("could not load: {message}"));
         self.load_error = Some(message);
         match self.loaded_setup.clone() {
@@ -782,11 +783,24 @@ impl App {
             .collect()
     }
 
-    /// Labels of the breadcrumb trail.
+    /// Labels of the breadcrumb trail. A run from a begin layer above 0 says so (`from L2`),
+    /// and a result opened from a file says `(file)`: the same receiver from two begin
+    /// layers, or run here and opened, are two crumbs, and two equal labels side by side
+    /// would not tell them apart.
     pub fn breadcrumbs(&self) -> Vec<String> {
         self.trail
             .iter()
-            .map(|&i| self.runs[i].key.receiver.label())
+            .map(|&i| {
+                let slot = &self.runs[i];
+                let mut label = slot.key.receiver.label();
+                if slot.key.begin_layer > 0 {
+                    label.push_str(&format!(" from L{}", slot.key.begin_layer));
+                }
+                if matches!(slot.state, RunState::Opened(_)) {
+                    label.push_str(" (file)");
+                }
+                label
+            })
             .collect()
     }
 }

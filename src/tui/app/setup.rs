@@ -42,6 +42,7 @@ pub const SETUP_FIELDS: &[&str] = &[
     "algorithm",
     "paper setting",
     "paper nmax",
+    "skip mismatched",
 ];
 
 /// The parts of a path to one of the paper's addition files,
@@ -126,6 +127,12 @@ impl Setup {
             12 => self.algorithm.name().into(),
             13 => PaperAddition::parse(&self.data.data).map_or("-".into(), |p| p.setting),
             14 => PaperAddition::parse(&self.data.data).map_or("-".into(), |p| p.nmax.to_string()),
+            15 => if self.data.options.skip_mismatched {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
             _ => String::new(),
         }
     }
@@ -138,6 +145,14 @@ impl Setup {
             5..=8 => self.set_data_field(i, v),
             9..=12 => self.set_run_field(i, v),
             13 | 14 => self.set_paper_field(i, v),
+            15 => {
+                self.data.options.skip_mismatched = match v {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("skip mismatched: expected yes or no, got {v:?}")),
+                };
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -303,6 +318,24 @@ fn whole_number(name: &str, v: &str) -> Result<usize, String> {
 pub struct SetupScreen {
     /// The field under the cursor.
     pub row: usize,
+    /// Rows the details beside the form are scrolled down by (a long error or prompt pair
+    /// does not fit at 80×24).
+    pub scroll: usize,
+    /// Which of the data's preview pairs the details show.
+    pub example: usize,
+    /// The setup as typed when its load failed: the previous setup is loaded back (so a
+    /// typo never costs the model that was there), but the form keeps what was typed, to be
+    /// corrected rather than typed again. `L` loads it.
+    pub draft: Option<Setup>,
+}
+
+/// A setup load error as the setup screen can act on it: the data checks advise skipping
+/// mismatched examples, which this screen does with its own field.
+fn setup_words(message: String) -> String {
+    message.replace(
+        "(skip mismatched examples to go on without them)",
+        "(set the setup's skip mismatched to yes to go on without them)",
+    )
 }
 
 impl App {
@@ -322,13 +355,61 @@ impl App {
             }
             SetupAction::Edit => {
                 let i = self.setup_screen.row;
-                let initial = self.setup.field(i);
+                let initial = self.setup_form().field(i);
                 self.open_input(InputPurpose::SetupField(i), SETUP_FIELDS[i], initial);
             }
             // The loaded model and its runs stay until the new ones are in (a failed load goes
             // back to them). Stay here: an error is shown in full on this screen; once loaded,
             // the heatmap opens.
-            SetupAction::Load => self.load_setup(),
+            SetupAction::Load => {
+                if let Some(typed) = self.setup_screen.draft.take() {
+                    self.setup = typed;
+                }
+                self.setup_screen.scroll = 0;
+                self.load_setup()
+            }
+            SetupAction::ScrollUp => {
+                self.setup_screen.scroll = self.setup_screen.scroll.saturating_sub(SCROLL_STEP)
+            }
+            SetupAction::ScrollDown => {
+                let max = crate::tui::view::other::setup_max_scroll(self);
+                self.setup_screen.scroll = (self.setup_screen.scroll + SCROLL_STEP).min(max)
+            }
+            SetupAction::NextExample | SetupAction::PreviousExample => {
+                let n = self.data.as_ref().map_or(0, |d| d.preview.len());
+                let e = &mut self.setup_screen.example;
+                *e = match action {
+                    _ if n == 0 => 0,
+                    SetupAction::NextExample => (*e + 1) % n,
+                    _ => (*e + n - 1) % n,
+                };
+            }
         }
     }
+
+    /// The setup the form shows and edits: what was typed when its load failed, else the
+    /// setup in force.
+    pub fn setup_form(&self) -> &Setup {
+        self.setup_screen.draft.as_ref().unwrap_or(&self.setup)
+    }
+
+    /// Sets field `i` of the form (see [`App::setup_form`]) from text.
+    pub(super) fn set_setup_field(&mut self, i: usize, text: &str) -> Result<(), String> {
+        match self.setup_screen.draft.as_mut() {
+            Some(typed) => typed.set_field(i, text),
+            None => self.setup.set_field(i, text),
+        }
+    }
+
+    /// A load failed with `message`: the setup as typed stays in the form, the message is
+    /// put in this screen's words.
+    pub(super) fn keep_typed_setup(&mut self, message: String) -> String {
+        if self.loaded_setup.is_some() && self.setup_screen.draft.is_none() {
+            self.setup_screen.draft = Some(self.setup.clone());
+        }
+        setup_words(message)
+    }
 }
+
+/// Rows one PgUp / PgDn scrolls the setup's details by.
+const SCROLL_STEP: usize = 5;

@@ -462,21 +462,23 @@ pub fn legend(range: &ColorRange, color: ColorMode) -> Line<'static> {
 /// The legend's second line: what the glyphs mean and what is scrolled off. `marked`: some
 /// head is tagged or selected; cells then have a mark column (`orientation_and_width`) unless
 /// the grid is narrower than one such cell: there marked cells are underlined instead, and
-/// the legend says so (the readout names the cursor's group).
+/// the legend says so (the readout names the cursor's group). `crop`: the layers `z` kept,
+/// named first, since the layers cropped away are not scrolled off but gone from the view.
 pub fn legend_notes(
     too_wide: bool,
     marked: bool,
+    crop: Option<(usize, usize)>,
     rec: &RunRecord,
     g: &HeatmapGeometry,
     width: u16,
 ) -> Line<'static> {
     let dimmed = (0..rec.n_layers).any(|l| (0..rec.n_heads).any(|h| rec.holds_zero(l, h)));
-    let long = notes(too_wide, marked, dimmed, g, false);
+    let long = notes(too_wide, marked, crop, dimmed, g, false);
     let width = width as usize;
     if super::line_width(&long) <= width {
         return long;
     }
-    super::fit_line(notes(too_wide, marked, dimmed, g, true), width)
+    super::fit_line(notes(too_wide, marked, crop, dimmed, g, true), width)
 }
 
 /// The notes in full, or in their short forms (`short`) for a narrow legend; `dimmed`: some
@@ -484,11 +486,20 @@ pub fn legend_notes(
 fn notes(
     too_wide: bool,
     marked: bool,
+    crop: Option<(usize, usize)>,
     dimmed: bool,
     g: &HeatmapGeometry,
     short: bool,
 ) -> Line<'static> {
     let mut spans = Vec::new();
+    if let Some((lo, hi)) = crop {
+        let what = if short {
+            format!("crop L{lo}..{hi} (Z) ")
+        } else {
+            format!("cropped to layers {lo}..{hi} (Z uncrops) ")
+        };
+        spans.push(Span::styled(what, Style::default().fg(Color::Yellow)));
+    }
     if dimmed {
         let what = if short {
             "dim: CI holds 0 "
@@ -603,7 +614,10 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         )),
         r_line(rec, measure, l, h),
     ];
-    if let Some(p) = rec.patched(l, h) {
+    // An unreachable sender's stored patched value is only the contrast baseline copied
+    // (nothing was patched); printed, it would look computed.
+    let reachable = rec.receiver.reachable_from(l);
+    if let Some(p) = rec.patched(l, h).filter(|_| reachable) {
         lines.push(Line::from(format!("patched  {}", signed(p, 4))));
     }
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
@@ -611,7 +625,7 @@ pub fn draw_readout(buf: &mut Buffer, area: Rect, app: &App, rec: &RunRecord) {
         let x = rec.metric.short();
         // Labels in a column of 9, as the readout's other lines.
         let row = |label: String, v: f64| Line::from(format!("{label:<9}{}", signed(v, 4)));
-        if let Some(d) = crate::results::text::raw_effect(rec, l, h) {
+        if let Some(d) = crate::results::text::raw_effect(rec, l, h).filter(|_| reachable) {
             lines.push(row(format!("− {x}_c"), d));
         }
         lines.push(row(format!("{x}_n"), n));
@@ -812,7 +826,7 @@ mod tests {
             col_off: 0,
         };
         let text = |dimmed| {
-            notes(false, false, dimmed, &g, false)
+            notes(false, false, None, dimmed, &g, false)
                 .spans
                 .iter()
                 .map(|s| s.content.to_string())

@@ -201,10 +201,14 @@ fn pending_lines(app: &App, slot: &super::app::RunSlot, state_text: &str) -> Vec
             .eta(&spec)
             .map(|e| format!(", ETA ≈ {e:.2} s"))
             .unwrap_or_default();
+        // The senders' layers end below a head receiver's own layer (a head hears only
+        // layers below it), as `n_senders` counts them.
+        let layers = match spec.receiver.last_sender_layer() {
+            Some(last) => format!("layers {}..={last}", spec.begin_layer),
+            None => "no layer".to_string(),
+        };
         lines.push(Line::from(format!(
-            "{n} senders (layers {}..={} × {} heads){eta}",
-            spec.begin_layer,
-            spec.receiver.max_layer(),
+            "{n} senders ({layers} × {} heads){eta}",
             app.n_heads()
         )));
     }
@@ -307,6 +311,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         heatmap::legend_notes(
             too_wide,
             heatmap::any_marked(app),
+            app.crop.map(|_| app.layer_range_of(rec.n_layers)),
             rec,
             &geom,
             areas.legend.width,
@@ -393,54 +398,94 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
     }
 }
 
-/// The help box for a screen in `area`: its rows (a key, or blank on a description's
-/// continuation, and the text), wrapped to the column so that no description is cut. The key
-/// handler uses it too, so that scrolling stops where the last row shows.
+/// The help box for a screen in `area`: its columns of rows (a key, or blank on a
+/// description's continuation, and the text), wrapped to the column so that no description is
+/// cut. An entry is never split between columns, and columns are `HELP_GAP` apart so that one
+/// column's text never touches the next column's keys. The key handler uses the plan too, so
+/// that scrolling stops where the last row shows.
 pub struct HelpPlan {
     pub title: &'static str,
-    pub rows: Vec<(String, String)>,
-    pub cols: usize,
+    pub columns: Vec<Vec<(String, String)>>,
+    /// Rows of the longest column.
     pub per_col: usize,
     /// Rows shown per column.
     pub shown: usize,
     pub key_w: usize,
+    pub col_w: usize,
     pub width: u16,
 }
+
+/// Columns between two help columns.
+const HELP_GAP: usize = 3;
 
 pub fn help_plan(screen: Screen, area: Rect) -> HelpPlan {
     let (title, keys) = help_table(screen);
     let width = area.width.min(100);
-    // One column when the keys fit the height, else two side by side.
     let rows_avail = area.height.saturating_sub(2) as usize;
-    let cols = if keys.len() <= rows_avail || width < 60 {
-        1
-    } else {
-        2
-    };
+    // Two spaces between the longest key and its text.
     let key_w = keys
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0)
-        + 1;
-    let col_w = (width.saturating_sub(2) as usize / cols).max(key_w + 8);
-    let mut rows = Vec::new();
-    for (k, d) in keys {
-        for (i, part) in wrap_words(d, col_w - key_w).into_iter().enumerate() {
-            let key = if i == 0 { k.to_string() } else { String::new() };
-            rows.push((key, part));
-        }
-    }
-    let per_col = rows.len().div_ceil(cols);
+        + 2;
+    let inner = width.saturating_sub(2) as usize;
+    let entries = |col_w: usize| -> Vec<Vec<(String, String)>> {
+        keys.iter()
+            .map(|(k, d)| {
+                let parts = wrap_words(d, col_w.saturating_sub(key_w));
+                let key = |i: usize| if i == 0 { k.to_string() } else { String::new() };
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| (key(i), t))
+                    .collect()
+            })
+            .collect()
+    };
+    // One column when the keys fit the height (or the box is narrow), else two.
+    let one = entries(inner.max(key_w + 8));
+    let one_rows: usize = one.iter().map(Vec::len).sum();
+    let columns = if one_rows <= rows_avail || width < 60 {
+        vec![one.concat()]
+    } else {
+        let col_w = ((inner.saturating_sub(HELP_GAP)) / 2).max(key_w + 8);
+        split_in_two(entries(col_w))
+    };
+    let col_w = if columns.len() == 1 {
+        inner.max(key_w + 8)
+    } else {
+        ((inner.saturating_sub(HELP_GAP)) / 2).max(key_w + 8)
+    };
+    let per_col = columns.iter().map(Vec::len).max().unwrap_or(0);
     HelpPlan {
         title,
-        rows,
-        cols,
+        columns,
         per_col,
         shown: per_col.min(rows_avail),
         key_w,
+        col_w,
         width,
     }
+}
+
+/// Whole entries in two columns, split where the longer column is shortest.
+fn split_in_two(entries: Vec<Vec<(String, String)>>) -> Vec<Vec<(String, String)>> {
+    let total: usize = entries.iter().map(Vec::len).sum();
+    let mut best = (usize::MAX, 0);
+    let mut first = 0;
+    for k in 0..=entries.len() {
+        let longer = first.max(total - first);
+        if longer < best.0 {
+            best = (longer, k);
+        }
+        if k < entries.len() {
+            first += entries[k].len();
+        }
+    }
+    let mut left = entries;
+    let right = left.split_off(best.1);
+    vec![left.concat(), right.concat()]
 }
 
 /// `text` in lines of at most `w` characters, broken at spaces (a word longer than `w` is
@@ -510,10 +555,9 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
     }
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let col_w = inner.width / p.cols as u16;
     let key_w = p.key_w;
-    for (c, chunk) in p.rows.chunks(per_col.max(1)).enumerate() {
-        let lines: Vec<Line> = chunk
+    for (c, column) in p.columns.iter().enumerate() {
+        let lines: Vec<Line> = column
             .iter()
             .skip(scroll)
             .map(|(k, d)| {
@@ -528,10 +572,14 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
                 ])
             })
             .collect();
+        let x = inner.x + (c * (p.col_w + HELP_GAP)) as u16;
+        if x >= inner.right() {
+            break;
+        }
         let area = Rect {
-            x: inner.x + c as u16 * col_w,
+            x,
             y: inner.y,
-            width: col_w,
+            width: (p.col_w as u16).min(inner.right() - x),
             height: inner.height,
         };
         frame.render_widget(Paragraph::new(lines), area);

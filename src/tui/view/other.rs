@@ -14,7 +14,8 @@ use crate::tui::app::{App, EntryKind, Gallery, GalleryEntry, HeatmapGeometry, SE
 
 use super::heatmap;
 
-pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
+/// The setup form's area and the details' area beside or under it.
+fn setup_areas(area: Rect) -> (Rect, Rect, usize) {
     // Wide terminals: the form beside the details; narrow ones: the form in two columns above.
     let wide = area.width >= 90;
     let cols: usize = if wide { 1 } else { 2 };
@@ -24,6 +25,12 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         Layout::vertical([Constraint::Length(per_col as u16 + 2), Constraint::Min(0)]).areas(area)
     };
+    (form, info, cols)
+}
+
+pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
+    let (form, info, cols) = setup_areas(area);
+    let per_col = SETUP_FIELDS.len().div_ceil(cols);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" setup · Enter edits · L loads ");
@@ -40,9 +47,76 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(lines), r);
     }
+    let rows = setup_detail_rows(app, info.width);
+    let (shown, hint) = setup_detail_view(app, info, rows.len());
+    let scroll = app
+        .setup_screen
+        .scroll
+        .min(rows.len().saturating_sub(shown));
+    let mut lines: Vec<Line> = rows.into_iter().skip(scroll).take(shown).collect();
+    if let Some(h) = hint {
+        lines.push(super::fit_line(h, info.width as usize));
+    }
+    frame.render_widget(Paragraph::new(lines), info);
+}
+
+/// Rows of the details shown in `info`, and the hint line under them when the details do
+/// not fit or there is more than one example to show.
+fn setup_detail_view(app: &App, info: Rect, total: usize) -> (usize, Option<Line<'static>>) {
+    let n_examples = app.data.as_ref().map_or(0, |d| d.preview.len());
+    let shown = detail_rows_shown(app, info, total);
+    if shown == total && n_examples <= 1 {
+        return (total, None);
+    }
+    let scroll = app.setup_screen.scroll.min(total.saturating_sub(shown));
+    let mut parts = Vec::new();
+    if n_examples > 1 {
+        let at = app.setup_screen.example.min(n_examples - 1) + 1;
+        parts.push(format!("example {at} of {n_examples}: n/p another"));
+    }
+    let below = total.saturating_sub(scroll + shown);
+    match (scroll > 0, below > 0) {
+        (_, true) => parts.push(format!("{below} more rows ↓ PgDn")),
+        (true, false) => parts.push("↑ PgUp".into()),
+        _ => {}
+    }
+    let hint = Line::from(Span::styled(
+        parts.join(" · "),
+        Style::default().fg(Color::DarkGray),
+    ));
+    (shown, Some(hint))
+}
+
+/// The furthest the setup's details scroll at the terminal size `app.viewport`.
+pub fn setup_max_scroll(app: &App) -> usize {
+    let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
+    let Some(area) = super::main_area(full) else {
+        return 0;
+    };
+    let (_, info, _) = setup_areas(area);
+    let total = setup_detail_rows(app, info.width).len();
+    total.saturating_sub(detail_rows_shown(app, info, total))
+}
+
+/// Rows of the `total` detail rows that `info` shows at once: all of them when they fit and
+/// no hint line is needed, else all but the hint's row.
+fn detail_rows_shown(app: &App, info: Rect, total: usize) -> usize {
+    let n_examples = app.data.as_ref().map_or(0, |d| d.preview.len());
+    let h = info.height as usize;
+    if total <= h && n_examples <= 1 {
+        total
+    } else {
+        h.saturating_sub(1).min(total)
+    }
+}
+
+/// The setup's details (load state, model, data, example pair, baselines) as rows of at most
+/// `width` characters: wrapped here, so that the scroll and its bound count the same rows
+/// the screen draws.
+fn setup_detail_rows(app: &App, width: u16) -> Vec<Line<'static>> {
     let mut out = load_lines(app);
     if let Some(d) = &app.data {
-        out.extend(data_lines(d));
+        out.extend(data_lines(d, app.setup_screen.example));
     }
     if let Some(rec) = app.current_record() {
         if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
@@ -56,7 +130,47 @@ pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
             )));
         }
     }
-    frame.render_widget(Paragraph::new(out).wrap(Wrap { trim: false }), info);
+    out.into_iter()
+        .flat_map(|l| wrap_line(l, width as usize))
+        .collect()
+}
+
+/// `line` broken into rows of at most `width` characters, at a space in the row's second
+/// half where there is one, keeping each character's style.
+fn wrap_line(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
+    let chars: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    if width == 0 || chars.len() <= width {
+        return vec![line];
+    }
+    let mut rows = Vec::new();
+    let mut rest = &chars[..];
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(width);
+        if cut < rest.len() {
+            if let Some(sp) = rest[width / 2..cut].iter().rposition(|&(c, _)| c == ' ') {
+                cut = width / 2 + sp + 1;
+            }
+        }
+        rows.push(styled_row(&rest[..cut]));
+        rest = &rest[cut..];
+    }
+    rows
+}
+
+/// Characters with their styles as a line of spans (one per run of equal style).
+fn styled_row(chars: &[(char, Style)]) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for &(c, style) in chars {
+        match spans.last_mut() {
+            Some(last) if last.style == style => last.content.to_mut().push(c),
+            _ => spans.push(Span::styled(c.to_string(), style)),
+        }
+    }
+    Line::from(spans)
 }
 
 /// One field of the setup form in a column `col_w` wide.
@@ -67,7 +181,7 @@ fn setup_row(app: &App, i: usize, col_w: u16) -> Line<'static> {
         Style::default()
     };
     // Long values (paths) keep their end, which tells them apart.
-    let value = app.setup.field(i);
+    let value = app.setup_form().field(i);
     let room = (col_w as usize).saturating_sub(15);
     let n = value.chars().count();
     let value = if n > room && room > 1 {
@@ -93,6 +207,11 @@ fn load_lines(app: &App) -> Vec<Line<'static>> {
         if app.model.is_some() {
             out.push(Line::from("the previous model and data stay loaded"));
         }
+        if app.setup_screen.draft.is_some() {
+            out.push(Line::from(
+                "the form keeps what you typed: correct it, L loads it",
+            ));
+        }
         out.push(Line::from(""));
     } else if app.loading {
         out.push(Line::from(Span::styled(
@@ -110,8 +229,9 @@ fn load_lines(app: &App) -> Vec<Line<'static>> {
     out
 }
 
-/// The data loaded: what it is, its baselines, what tokenizing noticed, and one prompt pair.
-fn data_lines(d: &crate::tui::app::DataStatus) -> Vec<Line<'static>> {
+/// The data loaded: what it is, its baselines, what tokenizing noticed, and prompt pair
+/// `example` of the preview.
+fn data_lines(d: &crate::tui::app::DataStatus, example: usize) -> Vec<Line<'static>> {
     let mut out: Vec<Line> = Vec::new();
     let yellow = Style::default().fg(Color::Yellow);
     // Shots and offset only where the task uses them (never for prompt-pair files).
@@ -152,7 +272,10 @@ fn data_lines(d: &crate::tui::app::DataStatus) -> Vec<Line<'static>> {
             yellow,
         )));
     }
-    if let Some(p) = d.preview.first() {
+    if let Some(p) = d
+        .preview
+        .get(example.min(d.preview.len().saturating_sub(1)))
+    {
         out.extend(pair_lines(p));
     }
     out
@@ -501,7 +624,14 @@ fn grid_with_legend(
     );
     let lines = vec![
         super::fit_line(heatmap::legend(range, app.color), legend.width as usize),
-        heatmap::legend_notes(too_wide, false, rec, &g, legend.width),
+        heatmap::legend_notes(
+            too_wide,
+            false,
+            app.crop.map(|_| app.layer_range_of(rec.n_layers)),
+            rec,
+            &g,
+            legend.width,
+        ),
     ];
     frame.render_widget(Paragraph::new(lines), legend);
 }
