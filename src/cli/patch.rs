@@ -72,6 +72,32 @@ pub struct PatchArgs {
     /// receivers, and with `--shard` a share of them per array task.
     #[arg(long)]
     pub each: bool,
+    /// Refuse a sweep whose estimated peak exceeds this (`24GiB`, `512MiB`) on any device,
+    /// before its caches are made; default: what each device has free. On a shared box, leave
+    /// the others their part.
+    #[arg(long, value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+/// `24GiB`, `512MiB`, `1.5GiB`, `64KiB` or a number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return Err("expected a size such as 24GiB, 512MiB or a number of bytes".into()),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok((x * scale as f64) as u64),
+        _ => Err("expected a positive size such as 24GiB, 512MiB or a number of bytes".into()),
+    }
 }
 
 pub use crate::patching::DEFAULT_GPU_CHUNK_ROWS;
@@ -233,7 +259,7 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         None => spec.sender_layers(),
     };
     let honour = signals::Honour::start();
-    let (mut record, complete) = sweep(&copies, &data, &spec, &layers)?;
+    let (mut record, complete) = sweep(&copies, &data, &spec, &layers, a.max_memory)?;
     if let Some(s) = shard {
         mark_shard(&mut record, s, layers.clone(), &data.tok, &spec);
     }
@@ -304,6 +330,7 @@ pub(super) fn sweep(
     data: &Data,
     spec: &PatchSpec,
     layers: &[usize],
+    max_memory: Option<u64>,
 ) -> Result<(RunRecord, bool)> {
     let lm = &copies[0];
     announce(&data.tok, spec, lm.model.n_heads());
@@ -320,6 +347,7 @@ pub(super) fn sweep(
         baseline: None,
         metric: spec.metric,
     };
+    check_memory(copies, spec, data, max_memory)?;
     let models: Vec<&crate::model::Model> = copies.iter().map(|c| &c.model).collect();
     let outcome = patching::run_devices(&models, &data.tok.pairs, spec, layers, &mut obs)?;
     obs.bar.finish_and_clear();
@@ -338,6 +366,49 @@ pub(super) fn sweep(
     }
     record_devices(&mut record, copies);
     Ok((record, outcome.complete))
+}
+
+/// The sweep fits in what the devices have free, before its caches are made (not hours into
+/// it). The models are loaded already, so what is free now plus their weights is what the
+/// estimate, which counts the weights, is held to.
+fn check_memory(
+    copies: &[crate::model::LoadedModel],
+    spec: &PatchSpec,
+    data: &Data,
+    max_memory: Option<u64>,
+) -> Result<()> {
+    use crate::patching::memory::{self, DataShape, ModelShape, Placement};
+    let shape = ModelShape::of(&copies[0].model);
+    let on_cpu = copies[0].model.device.is_cpu();
+    let place = Placement {
+        devices: copies.len(),
+        split_layers: false,
+        on_cpu,
+    };
+    // CPU copies share the host's memory: every copy's weights are out of MemAvailable now.
+    let resident = shape.weight_bytes() * if on_cpu { copies.len() as u64 } else { 1 };
+    let available: Vec<(String, Option<u64>)> = copies
+        .iter()
+        .map(|c| {
+            let free = memory::available(&c.model.device).map(|f| f + resident);
+            let free = match (free, max_memory) {
+                (Some(f), Some(m)) => Some(f.min(m)),
+                (f, m) => f.or(m),
+            };
+            (crate::model::source::device_name(&c.model.device), free)
+        })
+        .collect();
+    let free_now = memory::available(&copies[0].model.device).map(|f| f + resident);
+    let capped = max_memory.is_some_and(|m| free_now.is_none_or(|f| m <= f));
+    memory::check(
+        &shape,
+        spec,
+        DataShape::of(&data.tok.pairs),
+        place,
+        &available,
+    )
+    .map_err(|e| anyhow::anyhow!(super::wording::memory(&e, capped)))?;
+    Ok(())
 }
 
 /// Puts a record (and its per-example files, with `npy` its matrices) on the report's files.

@@ -86,13 +86,14 @@ pub fn run(a: PatchArgs, shard: Option<Shard>) -> Result<Report> {
             break;
         }
         let spec = &specs[i];
-        let (record, complete) = match sweep(&copies, &data, spec, &spec.sender_layers()) {
-            Ok(x) => x,
-            Err(e) => {
-                r.error = Some(e.context(format!("receiver {}", spec.receiver.cli_text())));
-                break;
-            }
-        };
+        let (record, complete) =
+            match sweep(&copies, &data, spec, &spec.sender_layers(), a.max_memory) {
+                Ok(x) => x,
+                Err(e) => {
+                    r.error = Some(e.context(format!("receiver {}", spec.receiver.cli_text())));
+                    break;
+                }
+            };
         out!(r, "== receiver {} ==", spec.receiver.cli_text());
         report(&mut r, &record, &a);
         out!(r);
