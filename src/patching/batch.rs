@@ -129,6 +129,10 @@ pub struct Needs {
     pub resid_layers: std::ops::RangeInclusive<usize>,
     /// Layers whose full-length resid_pre and attention output are kept.
     pub full: Vec<usize>,
+    /// Whether MLP senders are swept: then the normal run's MLP outputs of the sender layers
+    /// (`z_layers`) are kept from `from` on as well (nothing otherwise: heads-only sweeps pay
+    /// no memory for them).
+    pub mlp: bool,
 }
 
 /// Activations of the normal and contrast runs of one batch.
@@ -149,6 +153,10 @@ pub struct BatchCache {
     /// for layers not kept).
     pub z_normal: Vec<Option<Tensor>>,
     pub z_contrast: Vec<Option<Tensor>>,
+    /// Per layer: the normal run's MLP output (TransformerLens' `hook_mlp_out`, after any
+    /// post-MLP norm) [B, T - from, D], what an MLP sender writes in pass 1; `None` unless
+    /// MLP senders are swept.
+    pub mlp_normal: Vec<Option<Tensor>>,
     /// Per layer, contrast run: resid_pre and the attention output added to the residual stream,
     /// [B, T - from, D] (fast algorithm only).
     pub resid_pre: Vec<Option<Tensor>>,
@@ -208,6 +216,10 @@ impl BatchCache {
     pub fn attn_out_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
         self.tail(&self.attn_out[l], "attention output", l, p0)
     }
+    /// The normal run's MLP output of layer `l` from position `p0` on: [B, T - p0, D].
+    pub fn mlp_normal_from(&self, l: usize, p0: usize) -> Result<Tensor, PatchError> {
+        self.tail(&self.mlp_normal[l], "MLP output (normal)", l, p0)
+    }
     /// Full-length contrast resid_pre of layer `l`.
     pub fn resid_pre_full(&self, l: usize) -> Result<&Tensor, PatchError> {
         self.full_resid_pre
@@ -230,52 +242,35 @@ impl BatchCache {
     }
 }
 
-/// The two cache passes. The fast algorithm (`needs` given) runs the normal and contrast
-/// prompts as one batch of 2B rows, keeps only what `needs` says (copied out while the forward
-/// runs, so the full activations never pile up) and reads only the two answer logits; the
-/// literal algorithm runs them separately, keeps every layer's full z and reads full logits, as
-/// TransformerLens' `run_with_cache` does.
+/// [`cache_batch_with`] for head senders only (MLP senders as `needs` says; the literal
+/// algorithm keeps no MLP outputs).
 pub fn cache_batch(
     model: &Model,
     batch: &Batch,
     needs: Option<&Needs>,
     metric: Metric,
 ) -> Result<BatchCache, PatchError> {
+    cache_batch_with(model, batch, needs, metric, needs.is_some_and(|n| n.mlp))
+}
+
+/// The two cache passes. The fast algorithm (`needs` given) runs the normal and contrast
+/// prompts as one batch of 2B rows, keeps only what `needs` says (copied out while the forward
+/// runs, so the full activations never pile up) and reads only the two answer logits; the
+/// literal algorithm runs them separately, keeps every layer's full z and reads full logits, as
+/// TransformerLens' `run_with_cache` does. With `mlp` (MLP senders swept) the normal run's MLP
+/// outputs are kept too (the fast algorithm: those of `needs.z_layers`).
+pub fn cache_batch_with(
+    model: &Model,
+    batch: &Batch,
+    needs: Option<&Needs>,
+    metric: Metric,
+    mlp: bool,
+) -> Result<BatchCache, PatchError> {
     let n = model.n_layers();
     let b = batch.size();
     let t = batch.len;
     let Some(needs) = needs else {
-        let names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
-        type Run = (Tensor, Vec<u32>, Vec<Option<Tensor>>);
-        // Each run's last-position logits [B, V], its top tokens and its z.
-        let run = |tokens: &Tensor| -> Result<Run, PatchError> {
-            let mut hooks = Hooks::capture(Capture::only(names.clone()));
-            let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
-            let logits = out.logits.as_ref().expect("full run");
-            let last = logits.narrow(1, t - 1, 1)?;
-            let top = crate::model::transformer::argmax_last(&last)?;
-            let z = (0..n)
-                .map(|l| hooks.cache.layer(l, HookPoint::Z).cloned())
-                .collect();
-            Ok((last.squeeze(1)?, top, z))
-        };
-        let (last_normal, top_normal, z_normal) = run(&batch.normal)?;
-        let (last_contrast, top_contrast, z_contrast) = run(&batch.contrast)?;
-        let readout = readout_of(metric, batch, &last_normal)?;
-        return Ok(BatchCache {
-            m_normal: readout.read_logits(&last_normal)?,
-            m_contrast: readout.read_logits(&last_contrast)?,
-            readout,
-            top_normal,
-            top_contrast,
-            from: 0,
-            z_normal,
-            z_contrast,
-            resid_pre: vec![None; n],
-            attn_out: vec![None; n],
-            full_resid_pre: Default::default(),
-            full_attn_out: Default::default(),
-        });
+        return cache_literal(model, batch, metric, mlp);
     };
     let from = needs.from.min(t - 1);
     let keep = t - from;
@@ -292,6 +287,7 @@ pub fn cache_batch(
         attn_out: vec![None; n],
         full_resid_pre: Default::default(),
         full_attn_out: Default::default(),
+        mlp_normal: vec![None; n],
     };
     let tokens = Tensor::cat(&[&batch.normal, &batch.contrast], 0)?;
     let out = {
@@ -311,6 +307,9 @@ pub fn cache_batch(
                     HookPoint::Z if needs.z_layers.contains(&l) => {
                         c.z_normal[l] = Some(trim(&x, (0, b))?);
                         c.z_contrast[l] = Some(trim(&x, (b, b))?);
+                    }
+                    HookPoint::MlpOut if mlp && needs.z_layers.contains(&l) => {
+                        c.mlp_normal[l] = Some(trim(&x, (0, b))?);
                     }
                     HookPoint::ResidPre | HookPoint::AttnOut => {
                         let (tail, full) = if p == HookPoint::ResidPre {
@@ -357,4 +356,57 @@ pub fn cache_batch(
     cache.top_normal = top[..b].to_vec();
     cache.top_contrast = top[b..].to_vec();
     Ok(cache)
+}
+
+/// The literal algorithm's cache passes: the normal and contrast prompts run separately with
+/// full logits, keeping every layer's full z (and, with `mlp`, the normal run's MLP outputs),
+/// as TransformerLens' `run_with_cache` does.
+fn cache_literal(
+    model: &Model,
+    batch: &Batch,
+    metric: Metric,
+    mlp: bool,
+) -> Result<BatchCache, PatchError> {
+    let n = model.n_layers();
+    let t = batch.len;
+    let mut names: Vec<HookName> = (0..n).map(|l| HookName::Layer(l, HookPoint::Z)).collect();
+    if mlp {
+        names.extend((0..n).map(|l| HookName::Layer(l, HookPoint::MlpOut)));
+    }
+    type Run = (Tensor, Vec<u32>, Vec<Option<Tensor>>, Vec<Option<Tensor>>);
+    // Each run's last-position logits [B, V], its top tokens, its z and its MLP outputs.
+    let run = |tokens: &Tensor| -> Result<Run, PatchError> {
+        let mut hooks = Hooks::capture(Capture::only(names.clone()));
+        let out = model.run(Start::Tokens(tokens), RunOptions::default(), &mut hooks)?;
+        let logits = out.logits.as_ref().expect("full run");
+        let last = logits.narrow(1, t - 1, 1)?;
+        let top = crate::model::transformer::argmax_last(&last)?;
+        let take = |p: HookPoint| -> Vec<Option<Tensor>> {
+            (0..n).map(|l| hooks.cache.layer(l, p).cloned()).collect()
+        };
+        Ok((
+            last.squeeze(1)?,
+            top,
+            take(HookPoint::Z),
+            take(HookPoint::MlpOut),
+        ))
+    };
+    let (last_normal, top_normal, z_normal, mlp_normal) = run(&batch.normal)?;
+    let (last_contrast, top_contrast, z_contrast, _) = run(&batch.contrast)?;
+    let readout = readout_of(metric, batch, &last_normal)?;
+    Ok(BatchCache {
+        m_normal: readout.read_logits(&last_normal)?,
+        m_contrast: readout.read_logits(&last_contrast)?,
+        readout,
+        top_normal,
+        top_contrast,
+        from: 0,
+        z_normal,
+        z_contrast,
+        mlp_normal,
+        resid_pre: vec![None; n],
+        attn_out: vec![None; n],
+        full_resid_pre: Default::default(),
+        full_attn_out: Default::default(),
+    })
 }

@@ -15,6 +15,8 @@
 //!   read once per chunk (what a GPU needs: far fewer, larger kernels). A chunk of one layer
 //!   streams rows one at a time.
 
+use std::collections::BTreeMap;
+
 use candle_core::Tensor;
 
 use crate::model::{BlockShape, HookName, Hooks, Model, RunOptions, Start};
@@ -22,6 +24,7 @@ use crate::model::{BlockShape, HookName, Hooks, Model, RunOptions, Start};
 use super::batch::{Batch, BatchCache, Needs};
 use super::metric::{repeat_rows, Readout};
 use super::receiver::{HeadReceiver, Receiver, ResidKind};
+use super::senders::{ChunkValues, Senders};
 use super::PatchError;
 
 type Result<T> = std::result::Result<T, PatchError>;
@@ -43,7 +46,7 @@ impl Stop {
     }
 }
 
-/// Shapes of one batch; `groups` = sender heads in the chunk (layers × heads).
+/// Shapes of one batch; `groups` = senders in the chunk (heads and MLPs of its layers).
 struct Dims {
     groups: usize,
     batch: usize,
@@ -80,19 +83,64 @@ fn cat(parts: Vec<Tensor>) -> Result<Tensor> {
     })
 }
 
-/// Pass 1 for every head of the sender layers `layers` (ascending) at positions `p0..len`,
-/// advancing all of them together: the patched residual stream at each stop, as
-/// [G, B * P, D] with G = layers × heads (rows ordered layer, head, prompt, position). Every
-/// stop must be at or after the last sender layer.
+/// The senders of one sender layer in pass 1: its H heads, its MLP, or both (rows of the
+/// heads first, then the MLP's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LayerRows {
+    layer: usize,
+    heads: bool,
+    mlp: bool,
+}
+
+impl LayerRows {
+    /// Row groups (senders) of this layer, for `n_heads` heads.
+    fn groups(self, n_heads: usize) -> usize {
+        usize::from(self.heads) * n_heads + usize::from(self.mlp)
+    }
+}
+
+/// The pass-1 state of layer `ls`'s MLP sender, resid_post [1, B * P, D] at positions
+/// `p0..len`: nothing before it changes and its attention is the contrast one, so it is the
+/// contrast resid_mid (resid_pre + attention output, also in a parallel block) plus the normal
+/// run's MLP output.
+fn mlp_start(cache: &BatchCache, ls: usize, p0: usize, b: usize, t: usize) -> Result<Tensor> {
+    let mid = (cache.resid_pre_from(ls, p0)? + cache.attn_out_from(ls, p0)?)?;
+    let post = (mid + cache.mlp_normal_from(ls, p0)?)?;
+    let d = post.dim(2)?;
+    Ok(post.reshape((1, b * (t - p0), d))?)
+}
+
+/// resid_post of layer `l` for row groups given as (resid_pre, resid_mid): the rest of the
+/// model's block (`block_after_mid`), the groups concatenated.
+fn block_posts(model: &Model, l: usize, groups: Vec<(Tensor, Tensor)>) -> Result<Tensor> {
+    Ok(match model.block_shape() {
+        // The MLP reads resid_mid: one call over every row group (fewer, larger kernels).
+        BlockShape::Sequential => {
+            let mid = cat(groups.into_iter().map(|(_, m)| m).collect())?;
+            model.block_after_mid(l, &mid, &mid)?
+        }
+        // The MLP reads resid_pre, which the new sender layer's heads share: per group.
+        BlockShape::Parallel => cat(groups
+            .iter()
+            .map(|(x, mid)| model.block_after_mid(l, mid, x))
+            .collect::<std::result::Result<Vec<_>, _>>()?)?,
+    })
+}
+
+/// Pass 1 for the senders of `senders` (ascending layers) at positions `p0..len`, advancing
+/// all of them together: the patched residual stream at each stop, as [G, B * P, D] with G =
+/// the senders' row groups (ordered layer, then heads, then MLP; rows within a group prompt,
+/// position). Every stop must be at or after the last sender layer, and no MLP sender's layer
+/// may be a resid_mid stop (the MLP writes after it: [`Receiver::mlp_reachable_from`]).
 ///
 /// Each layer's attention is frozen (the contrast output, the sender layer's with one head
 /// swapped); the rest of the block is the model's (`block_after_mid`): in a sequential block
 /// the MLP reads resid_mid, in a parallel one the block's input, so there a sender's change
-/// first reaches the MLP of the next layer.
+/// first reaches the MLP of the next layer. An MLP sender enters the chain after its own MLP.
 fn pass1(
     model: &Model,
     cache: &BatchCache,
-    layers: &[usize],
+    senders: &[LayerRows],
     p0: usize,
     stops: &[Stop],
     b: usize,
@@ -100,7 +148,7 @@ fn pass1(
 ) -> Result<Vec<Tensor>> {
     let d = model.cfg.d_model;
     let p = t - p0;
-    let first = layers[0];
+    let first = senders[0].layer;
     let last = stops
         .iter()
         .map(|s| s.layer())
@@ -118,14 +166,23 @@ fn pass1(
             let mid = x.broadcast_add(&a)?;
             groups.push((x, mid));
         }
-        if layers.contains(&l) {
+        let new = senders.iter().find(|s| s.layer == l);
+        if new.is_some_and(|s| s.heads) {
             groups.push(sender_start(model, cache, l, p0, b, t)?);
         }
-        if groups.is_empty() {
+        let mlp_post = match new.filter(|s| s.mlp) {
+            Some(_) => Some(mlp_start(cache, l, p0, b, t)?),
+            None => None,
+        };
+        if groups.is_empty() && mlp_post.is_none() {
             continue;
         }
-        let want_mid = stops.contains(&Stop::Mid(l));
-        if want_mid {
+        if stops.contains(&Stop::Mid(l)) {
+            if mlp_post.is_some() {
+                return Err(PatchError::Invalid(format!(
+                    "internal: the MLP sender of layer {l} cannot reach resid_mid {l}"
+                )));
+            }
             let mid = cat(groups.iter().map(|(_, m)| m.clone()).collect())?;
             for (i, want) in stops.iter().enumerate() {
                 if *want == Stop::Mid(l) {
@@ -136,18 +193,12 @@ fn pass1(
         if l == last && !stops.contains(&Stop::Post(last)) {
             break;
         }
-        let post = match model.block_shape() {
-            // The MLP reads resid_mid: one call over every row group (fewer, larger kernels).
-            BlockShape::Sequential => {
-                let mid = cat(groups.into_iter().map(|(_, m)| m).collect())?;
-                model.block_after_mid(l, &mid, &mid)?
-            }
-            // The MLP reads resid_pre, which the new sender layer's heads share: per group.
-            BlockShape::Parallel => cat(groups
-                .iter()
-                .map(|(x, mid)| model.block_after_mid(l, mid, x))
-                .collect::<std::result::Result<Vec<_>, _>>()?)?,
-        };
+        let mut posts = Vec::with_capacity(2);
+        if !groups.is_empty() {
+            posts.push(block_posts(model, l, groups)?);
+        }
+        posts.extend(mlp_post);
+        let post = cat(posts)?;
         for (i, want) in stops.iter().enumerate() {
             if *want == Stop::Post(l) {
                 out[i] = Some(post.clone());
@@ -222,7 +273,8 @@ fn resid_stop(receiver: &Receiver, n_layers: usize) -> (Stop, bool) {
     (stop, receiver.last_position_only(n_layers))
 }
 
-/// What the cache passes must keep for `receiver` and sender layers from `begin_layer`.
+/// What the cache passes must keep for `receiver` and sender layers from `begin_layer`, for
+/// head senders (set `mlp` for MLP senders: the sender layers' range is the same).
 pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usize) -> Needs {
     let n = model.n_layers();
     let max = receiver.max_layer();
@@ -243,6 +295,7 @@ pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usi
                 z_layers: begin_layer..=max,
                 resid_layers: begin_layer..=stop.layer(),
                 full,
+                mlp: false,
             }
         }
         Receiver::Heads { heads } => Needs {
@@ -250,6 +303,7 @@ pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usi
             z_layers: begin_layer..=max,
             resid_layers: begin_layer..=max,
             full: heads.iter().map(|h| h.layer).collect(),
+            mlp: false,
         },
     }
 }
@@ -276,46 +330,75 @@ pub fn sweep_chunk(
     receiver: &Receiver,
     layers: &[usize],
 ) -> Result<Vec<Vec<Vec<f32>>>> {
+    let v = sweep_chunk_senders(model, batch, cache, receiver, layers, Senders::Heads)?;
+    Ok(v.heads.expect("head senders asked for"))
+}
+
+/// The patched metric of each of the batch's prompts for the senders of `layers` (in the
+/// order given) that `senders` asks for: per layer and head [layer][head][prompt], per layer's
+/// MLP [layer][prompt]. A layer's MLP goes through pass 1 in the same batch as its heads (one
+/// more row group), all layers advancing together. The cache must hold the normal run's MLP
+/// outputs when MLP senders are asked for (`Needs::mlp`).
+pub fn sweep_chunk_senders(
+    model: &Model,
+    batch: &Batch,
+    cache: &BatchCache,
+    receiver: &Receiver,
+    layers: &[usize],
+    senders: Senders,
+) -> Result<ChunkValues> {
     let h = model.n_heads();
-    let mut by_layer: std::collections::BTreeMap<usize, Vec<Vec<f32>>> =
-        std::collections::BTreeMap::new();
-    // Senders that cannot reach the receiver: pass 2 reproduces the contrast run exactly.
-    let mut reachable: Vec<usize> = Vec::new();
+    let b = batch.size();
+    // Senders that cannot reach the receiver keep the contrast run's values: pass 2
+    // reproduces the contrast run exactly.
+    let mut heads: BTreeMap<usize, Vec<Vec<f32>>> = BTreeMap::new();
+    let mut mlp: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+    let mut rows: Vec<LayerRows> = Vec::new();
     for &l in layers {
-        if receiver.reachable_from(l) {
-            reachable.push(l);
-        } else {
-            by_layer.insert(l, vec![cache.m_contrast.clone(); h]);
+        heads.insert(l, vec![cache.m_contrast.clone(); h]);
+        mlp.insert(l, cache.m_contrast.clone());
+        let r = LayerRows {
+            layer: l,
+            heads: senders.heads() && receiver.reachable_from(l),
+            mlp: senders.mlp() && receiver.mlp_reachable_from(l),
+        };
+        if (r.heads || r.mlp) && !rows.iter().any(|x| x.layer == l) {
+            rows.push(r);
         }
     }
-    reachable.sort_unstable();
-    reachable.dedup();
+    rows.sort_unstable_by_key(|r| r.layer);
     // Sender layers see the same receivers when they lie between the same receiver layers.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for l in reachable {
-        let same = groups
-            .last()
-            .is_some_and(|g| affected(receiver, g[0]) == affected(receiver, l));
-        if same {
-            groups.last_mut().unwrap().push(l);
-        } else {
-            groups.push(vec![l]);
+    let mut groups: Vec<Vec<LayerRows>> = Vec::new();
+    for r in rows {
+        match groups.last_mut() {
+            Some(g) if affected(receiver, g[0].layer) == affected(receiver, r.layer) => g.push(r),
+            _ => groups.push(vec![r]),
         }
     }
     for g in groups {
         let m = sweep_reachable(model, batch, receiver, cache, &g)?;
-        let b = batch.size();
-        for (gi, &l) in g.iter().enumerate() {
-            let heads = (0..h)
-                .map(|hi| {
-                    let base = (gi * h + hi) * b;
-                    m[base..base + b].to_vec()
-                })
-                .collect();
-            by_layer.insert(l, heads);
+        let mut base = 0;
+        for r in g {
+            let mut next = |values: &[f32]| -> Vec<f32> {
+                base += b;
+                values[base - b..base].to_vec()
+            };
+            if r.heads {
+                heads.insert(r.layer, (0..h).map(|_| next(&m)).collect());
+            }
+            if r.mlp {
+                mlp.insert(r.layer, next(&m));
+            }
         }
     }
-    Ok(layers.iter().map(|l| by_layer[l].clone()).collect())
+    Ok(ChunkValues {
+        heads: senders
+            .heads()
+            .then(|| layers.iter().map(|l| heads[l].clone()).collect()),
+        mlp: senders
+            .mlp()
+            .then(|| layers.iter().map(|l| mlp[l].clone()).collect()),
+    })
 }
 
 /// The receiver heads a sender in `layer` reaches (all of a residual receiver: empty list).
@@ -324,16 +407,16 @@ fn affected(receiver: &Receiver, layer: usize) -> Vec<HeadReceiver> {
 }
 
 /// Per-row metric for the senders of `layers` (ascending, all reaching the same
-/// receivers), rows ordered layer, head, prompt.
+/// receivers), rows ordered layer, sender (heads, then MLP), prompt.
 fn sweep_reachable(
     model: &Model,
     batch: &Batch,
     receiver: &Receiver,
     cache: &BatchCache,
-    layers: &[usize],
+    layers: &[LayerRows],
 ) -> Result<Vec<f32>> {
     let n_layers = model.n_layers();
-    let g = layers.len() * model.n_heads();
+    let g: usize = layers.iter().map(|r| r.groups(model.n_heads())).sum();
     let dims = Dims {
         groups: g,
         batch: batch.size(),
@@ -383,7 +466,7 @@ fn sweep_reachable(
             }
         }
         Receiver::Heads { .. } => {
-            let affected = affected(receiver, layers[0]);
+            let affected = affected(receiver, layers[0].layer);
             let p0 = batch.first_diff;
             let stops: Vec<Stop> = affected.iter().map(|r| Stop::Post(r.layer - 1)).collect();
             let xs = pass1(model, cache, layers, p0, &stops, b, t)?;

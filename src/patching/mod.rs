@@ -20,6 +20,7 @@ pub mod parallel;
 pub mod receiver;
 pub mod reference;
 pub mod scan;
+pub mod senders;
 pub mod shard;
 pub mod sweep;
 
@@ -30,6 +31,7 @@ pub use matrix::PatchMatrix;
 pub use metric::Metric;
 pub use parallel::run_devices;
 pub use receiver::{HeadReceiver, Receiver, ResidKind};
+pub use senders::{ChunkValues, Senders};
 pub use shard::Shard;
 pub use sweep::{run, run_layers, run_with, Sweep};
 

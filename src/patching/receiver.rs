@@ -276,6 +276,18 @@ impl Receiver {
         }
     }
 
+    /// Whether the MLP of sender layer `layer` reaches the receiver: as the layer's heads do,
+    /// except that an MLP writes after resid_mid, so it cannot reach its own layer's resid_mid.
+    pub fn mlp_reachable_from(&self, layer: usize) -> bool {
+        match self {
+            Receiver::Resid {
+                kind: ResidKind::ResidMid,
+                ..
+            } => layer < self.max_layer(),
+            _ => self.reachable_from(layer),
+        }
+    }
+
     /// The highest sender layer that reaches the receiver, if any does (none for heads of
     /// layer 0 only, or `resid_pre:0`): where a begin layer is clamped to.
     pub fn last_sender_layer(&self) -> Option<usize> {
