@@ -9,9 +9,9 @@ use crate::results::HeadGroup;
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
-    /// Result files: one path-patching result (two with --compare or --diff), an attention
-    /// file (`headhunt attention --json`), or an fv / ablation / circuit result.
-    #[arg(required = true, num_args = 1..=2)]
+    /// Result files: one path-patching result (two or more with --compare, two with --diff),
+    /// an attention file (`headhunt attention --json`), or an fv / ablation / circuit result.
+    #[arg(required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// The figure to write, .svg or .png (default: beside the first file, named after it,
     /// as SVG).
@@ -91,6 +91,19 @@ fn default_out(a: &PlotArgs) -> PathBuf {
     let format = if a.png { Format::Png } else { Format::Svg };
     let first = &a.files[0];
     match a.files.get(1) {
+        Some(_) if a.compare && a.files.len() > 2 => {
+            let stems: Vec<String> = a
+                .files
+                .iter()
+                .map(|p| {
+                    p.file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string()
+                })
+                .collect();
+            first.with_file_name(format!("{}.{}", stems.join("_vs_"), format.extension()))
+        }
         Some(second) if a.compare || a.diff => {
             let stem = |p: &Path| {
                 p.file_stem()
@@ -115,8 +128,14 @@ pub fn run(a: PlotArgs) -> Result<super::output::Report> {
     if a.files.len() == 2 && !(a.compare || a.diff) {
         bail!("two files: pass --compare (side by side) or --diff (first minus second)");
     }
-    if (a.compare || a.diff) && a.files.len() != 2 {
-        bail!("--compare and --diff need two result files");
+    if a.diff && a.files.len() != 2 {
+        bail!("--diff needs two result files");
+    }
+    if a.files.len() > 2 && !a.compare {
+        bail!("{} files: pass --compare (side by side)", a.files.len());
+    }
+    if a.compare && a.files.len() < 2 {
+        bail!("--compare needs two or more result files");
     }
     let range =
         crate::plot::scale::parse_range(&a.range).map_err(|e| anyhow::anyhow!("--range {e}"))?;
@@ -244,6 +263,9 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
             .map(|g| parse_group(g))
             .collect::<Result<_>>()?,
     };
+    if a.compare && side_by_side(loaded) {
+        return side_figure(a, range, loaded);
+    }
     if loaded.len() == 2 {
         let (Plottable::PathPatching(x), Plottable::PathPatching(y)) = (&loaded[0], &loaded[1])
         else {
@@ -276,4 +298,39 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
         Plottable::Ablation(f) => Box::new(analysis::BarFigure::ablation(f)),
         Plottable::Circuit(f) => Box::new(analysis::BarFigure::minimality(f)),
     })
+}
+
+/// Whether `--compare` draws its results as panels of their own shapes (`plot::side`): more
+/// than two, or two of different shapes (two of one shape share one layout, `Heatmap::pair`).
+fn side_by_side(loaded: &[Plottable]) -> bool {
+    let shapes: Vec<(usize, usize)> = loaded
+        .iter()
+        .filter_map(|p| match p {
+            Plottable::PathPatching(r) => Some((r.n_layers, r.n_heads)),
+            _ => None,
+        })
+        .collect();
+    loaded.len() > 2 || shapes.windows(2).any(|w| w[0] != w[1])
+}
+
+/// `--compare` of results of any shapes: one panel each on a depth-normalized layer axis,
+/// headed with its model (from the record, else the file's folder).
+fn side_figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<dyn Figure>> {
+    let mut results = Vec::new();
+    for (p, file) in loaded.iter().zip(&a.files) {
+        let Plottable::PathPatching(r) = p else {
+            bail!("{}: --compare takes path-patching results", file.display());
+        };
+        let name = match &r.model {
+            Some(m) => plot::model_name(m),
+            None => file
+                .parent()
+                .and_then(|d| d.file_name())
+                .map_or_else(|| "?".into(), |d| d.to_string_lossy().to_string()),
+        };
+        results.push((&**r, name));
+    }
+    Ok(Box::new(crate::plot::side::SideBySide::new(
+        &results, range,
+    )?))
 }

@@ -46,21 +46,40 @@ pub struct TuiArgs {
     pub open: Option<PathBuf>,
 }
 
-/// `headhunt open FILE`: the explorer, opened on a saved result.
+/// `headhunt open FILE [FILE …]`: the explorer, opened on a saved result, or on several
+/// results side by side.
 #[derive(Args, Debug)]
 pub struct OpenArgs {
     /// A result file (`headhunt patch --out`, `s` in the explorer, the paper's results), or a
     /// head-groups file (`S` in the explorer): its groups and selection are applied to the
-    /// loaded model's heatmap when the shape matches.
-    pub file: PathBuf,
+    /// loaded model's heatmap when the shape matches. Two or more result files open side by
+    /// side, of any models and shapes, on a depth-normalized layer axis.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub tui: TuiArgs,
 }
 
 pub fn open(a: OpenArgs) -> Result<i32> {
     let mut tui = a.tui;
-    tui.open = Some(a.file);
-    run(tui)
+    let mut files = a.files;
+    if files.len() == 1 {
+        tui.open = files.pop();
+        return run(tui);
+    }
+    // Every file must be a result: an error before the full-screen view starts.
+    for p in &files {
+        match crate::results::SavedFile::load(p)? {
+            crate::results::SavedFile::Run(_) => {}
+            _ => bail!(
+                "{}: not a path-patching result (several files open side by side, results only)",
+                p.display()
+            ),
+        }
+    }
+    let mut setup = setup(tui)?;
+    setup.side_by_side = files;
+    run_setup(setup)
 }
 
 pub fn setup(a: TuiArgs) -> Result<Setup> {
@@ -134,6 +153,7 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         results_dir: a.results,
         gallery_dirs,
         open: a.open,
+        side_by_side: Vec::new(),
     })
 }
 
@@ -141,7 +161,11 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
 /// what is unsaved and end (exit status 128 + the signal, as `patch` does); a second one ends
 /// the process at once. (Ctrl-C typed in the explorer is a key, not a signal: it is `q`.)
 pub fn run(a: TuiArgs) -> Result<i32> {
-    let setup = setup(a)?;
+    run_setup(setup(a)?)
+}
+
+/// The explorer on `setup` (see [`run`]).
+fn run_setup(setup: Setup) -> Result<i32> {
     let _honour = super::signals::Honour::start();
     let hooks = crate::tui::SignalHooks {
         stopped: || super::signals::received().is_some(),

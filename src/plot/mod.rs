@@ -15,6 +15,7 @@ pub mod canvas;
 pub mod heatmap;
 pub mod number;
 pub mod scale;
+pub mod side;
 
 use std::path::{Path, PathBuf};
 

@@ -33,6 +33,7 @@ pub fn setup(model: &str, results: PathBuf) -> Setup {
         results_dir: results,
         gallery_dirs: vec![],
         open: None,
+        side_by_side: vec![],
     }
 }
 

@@ -31,6 +31,7 @@ mod gallery;
 mod input;
 mod keys;
 mod setup;
+mod side;
 
 pub use attention::AttentionView;
 pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
@@ -38,6 +39,7 @@ pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
 pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
+pub use side::{largest, SidePanel, SideView};
 
 /// Which full-screen view is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub enum Screen {
     Gallery,
     Compare,
     Circuit,
+    /// Results of any shapes side by side (`headhunt open A B …`).
+    Side,
 }
 
 /// What a text prompt is for.
@@ -228,6 +232,7 @@ pub struct App {
     pub color: ColorMode,
     pub setup: Setup,
     pub setup_screen: SetupScreen,
+    pub side: SideView,
     pub model: Option<ModelInfo>,
     pub data: Option<DataStatus>,
     pub runs: Vec<RunSlot>,
@@ -354,6 +359,7 @@ impl App {
             help_scroll: 0,
             color: ColorMode::detect(),
             setup_screen: SetupScreen::default(),
+            side: SideView::default(),
             model: None,
             data: None,
             runs: Vec::new(),
@@ -410,6 +416,10 @@ impl App {
         app.load_setup();
         if let Some(p) = app.setup.open.clone() {
             app.open_at_start(p);
+        }
+        if !app.setup.side_by_side.is_empty() {
+            let paths = app.setup.side_by_side.clone();
+            app.open_side_by_side(&paths);
         }
         app
     }

@@ -23,6 +23,8 @@ pub struct Setup {
     pub gallery_dirs: Vec<PathBuf>,
     /// A saved result to show at start (`headhunt open FILE`).
     pub open: Option<PathBuf>,
+    /// Results to show side by side at start (`headhunt open A B …`).
+    pub side_by_side: Vec<PathBuf>,
 }
 
 /// Labels of the setup form's editable fields, in order.

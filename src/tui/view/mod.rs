@@ -6,6 +6,7 @@ pub mod attention;
 pub mod circuit;
 pub mod heatmap;
 pub mod other;
+pub mod side;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -54,6 +55,7 @@ fn draw_screen(frame: &mut Frame, app: &App) {
         Screen::Gallery => other::gallery(frame, main, app),
         Screen::Compare => other::compare(frame, main, app),
         Screen::Circuit => circuit::draw(frame, main, app),
+        Screen::Side => side::draw(frame, main, app),
     }
     status_bar(frame, status, app);
     if let Some(input) = &app.input {
@@ -395,6 +397,7 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
         Screen::Gallery => ("gallery", keymap::help_lines(keymap::GALLERY)),
         Screen::Compare => ("compare", keymap::help_lines(keymap::COMPARE)),
         Screen::Circuit => ("circuit", keymap::help_lines(keymap::CIRCUIT)),
+        Screen::Side => ("side by side", keymap::help_lines(keymap::SIDE)),
     }
 }
 
