@@ -447,3 +447,47 @@ fn sigterm_during_a_sweep_saves_its_finished_rows() {
         rec.rows_computed
     );
 }
+
+/// `headhunt open A B C D` with the paper's four final-layer results: the four models side by
+/// side at 120×40, each on its own largest effect; Tab and k move the second panel's cursor
+/// only; q quits.
+#[test]
+fn open_the_four_paper_models_side_by_side() {
+    let fx = fixture("tiny-gemma2");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper/results");
+    let files: Vec<String> = [
+        "gemma_2_9b/resid_post_41.json",
+        "llama_2_7b/resid_post_31.json",
+        "llama_3_8b/resid_post_31.json",
+        "mistral_7b/resid_post_31.json",
+    ]
+    .iter()
+    .map(|f| root.join(f).display().to_string())
+    .collect();
+    let cmd = format!(
+        "{} open {} --model {} --data {} --results {}; echo EXIT=$?; sleep 60",
+        bin().display(),
+        files.join(" "),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        temp_dir("tmux-side").display()
+    );
+    let t = Tmux::start("side", &cmd, 120, 40);
+    let screen = t.wait_for("mistral_7b", 30);
+    for want in [
+        "gemma_2_9b",
+        "llama_2_7b",
+        "llama_3_8b",
+        "H39.7  r -27.08%",
+        "H29.16  r -39.29%",
+        "H26.2  r -28.86%",
+        "H30.4  r -29.86%",
+    ] {
+        assert!(screen.contains(want), "{want}: {screen}");
+    }
+    t.send(&["Tab", "k"]);
+    let screen = t.wait_for("H30.16  r +0.00%", 10);
+    assert!(screen.contains("H39.7  r -27.08%"), "{screen}");
+    t.send(&["q"]);
+    t.wait_for("EXIT=0", 10);
+}
