@@ -352,3 +352,48 @@ fn a_drill_down_level_runs_as_one_command_or_as_array_tasks() {
     args.extend(["--receiver", "2.1.q", "--out", path_str(&file)]);
     refused(&args, "into a folder");
 }
+
+#[test]
+fn merged_scan_shards_equal_the_unsharded_scan() {
+    for (i, kind) in ["heads", "resid"].iter().enumerate() {
+        let dir = temp_dir(&format!("scanshards{i}"));
+        let fx = fixture("tiny-llama");
+        let data = fx.join("addition.jsonl");
+        let scan = |out: &Path, extra: &[&str]| {
+            let mut args = vec![
+                "scan",
+                "--model",
+                path_str(&fx),
+                "--data",
+                path_str(&data),
+                "--kind",
+                kind,
+                "--quiet",
+                "--out",
+                path_str(out),
+            ];
+            args.extend_from_slice(extra);
+            let (code, err) = headhunt(&args, &[]);
+            assert_eq!(code, 0, "scan {kind} {extra:?}: {err}");
+        };
+        let whole = dir.join("whole.json");
+        scan(&whole, &[]);
+        for k in 0..3 {
+            let shard = format!("{k}/3");
+            scan(&dir.join(format!("parts/s{k}.json")), &["--shard", &shard]);
+        }
+        let merged = dir.join("merged.json");
+        let parts = dir.join("parts");
+        let (code, err) = headhunt(&["merge", path_str(&parts), "--out", path_str(&merged)], &[]);
+        assert_eq!(code, 0, "{err}");
+        assert_same(&whole, &merged);
+        // A scan part and a path-patching part do not merge.
+        let run = dir.join("run.json");
+        patch("tiny-llama", &run, &["--shard", "0/3"]);
+        let s0 = parts.join("s0.json");
+        refused(
+            &["merge", path_str(&s0), path_str(&run), "--out", path_str(&dir.join("x.json"))],
+            "a scan part among path-patching parts",
+        );
+    }
+}

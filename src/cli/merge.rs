@@ -8,8 +8,9 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 use super::output::{Output, Report};
-use crate::results::shard::{find_parts, merge};
+use crate::results::shard::{find_parts, merge, Mergeable, Part, Parts};
 use crate::results::text;
+use crate::results::RunRecord;
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -32,7 +33,23 @@ pub struct MergeArgs {
 
 pub fn run(a: MergeArgs) -> Result<Report> {
     let planned = super::patch::plan_out(Some(&a.out), PathBuf::new, a.force, false)?;
-    let parts = find_parts(&a.parts)?;
+    match find_parts(&a.parts)? {
+        Parts::Runs(parts) => {
+            let text =
+                |rec: &RunRecord| format!("{}\n\n{}\n", text::summary(rec), text::heatmap(rec));
+            finish(&a, planned, parts, text)
+        }
+        Parts::Scans(parts) => finish(&a, planned, parts, crate::results::scan::text),
+    }
+}
+
+/// Merges parts of one kind, refusing to write over one of them, and reports the result.
+fn finish<R: Mergeable + 'static>(
+    a: &MergeArgs,
+    planned: super::output::Planned,
+    parts: Vec<Part<R>>,
+    text: impl Fn(&R) -> String,
+) -> Result<Report> {
     if parts.is_empty() {
         bail!("no shard parts in {}", list(&a.parts));
     }
@@ -45,27 +62,21 @@ pub fn run(a: MergeArgs) -> Result<Report> {
         }
     }
     let n = parts.len();
-    let record = merge(parts, a.partial)?;
+    let mut record = merge(parts, a.partial)?;
     let mut r = Report::new();
     if !a.quiet {
-        r.push(&text::summary(&record));
-        out!(r);
-        r.push(&text::heatmap(&record));
+        r.push(&text(&record));
         out!(r);
     }
-    let state = if record.complete {
+    let rows = record.rows_computed().len();
+    let state = if record.rows_complete() {
         "complete"
     } else {
         "partial"
     };
-    out!(
-        r,
-        "merged {n} parts: {} sender rows, {state}",
-        record.rows_computed.len()
-    );
+    out!(r, "merged {n} parts: {rows} rows, {state}");
     let mut output = Output::new(planned, record.to_json().into_bytes());
-    let rec = record.clone();
-    output.companions = Some(Box::new(move |p: &Path| rec.per_example_files(p)));
+    output.companions = Some(Box::new(move |p: &Path| record.per_example_files(p)));
     r.save(output);
     Ok(r)
 }

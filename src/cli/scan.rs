@@ -47,6 +47,10 @@ pub struct ScanArgs {
     /// Do not print the table.
     #[arg(long)]
     pub quiet: bool,
+    /// Compute only shard K of N (`K/N`, K from 0) of the layers, split by cost, and save it as
+    /// a part for `headhunt merge`; `slurm` takes K and N from the Slurm array task.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 /// One of `names` by its name, or a one-line error naming the flag and what it takes.
@@ -134,6 +138,12 @@ impl Observer for Progress {
 
 pub fn run(a: ScanArgs) -> Result<Report> {
     let spec = spec_of(&a)?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(|s| crate::patching::Shard::parse(s, |k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--shard {e}"))?;
     let given = a
         .out
         .as_deref()
@@ -175,7 +185,16 @@ pub fn run(a: ScanArgs) -> Result<Report> {
         top_tokens: Vec::new(),
         not_finite: None,
     };
-    let outcome = scan::run(&lm.model, &tok.pairs, &spec, &mut progress)?;
+    let n_layers = lm.model.n_layers();
+    let layers: Vec<usize> = match shard {
+        Some(s) => {
+            let layers = scan::shard_layers(n_layers, s);
+            super::output::note(&format!("shard {}: layers {layers:?}", s.label()));
+            layers
+        }
+        None => (0..n_layers).rev().collect(),
+    };
+    let outcome = scan::run_layers(&lm.model, &tok.pairs, &spec, &layers, &mut progress)?;
     if let Some((n, c)) = progress.not_finite {
         bail!(
             "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
@@ -209,6 +228,18 @@ pub fn run(a: ScanArgs) -> Result<Report> {
     );
     record.warnings = checked.warnings;
     record.warnings.extend(baseline.and_then(|b| b.warning));
+    if let (Some(s), Some(model)) = (shard, record.model.as_ref()) {
+        let options = serde_json::json!({
+            "scan": spec.kind, "direction": spec.direction, "metric": spec.metric,
+        });
+        let fingerprint = crate::results::shard::fingerprint_of(model, &tok.pairs, options);
+        record.complete &= layers.len() == n_layers;
+        record.shard = Some(crate::results::shard::ShardInfo::new(
+            s,
+            layers.clone(),
+            fingerprint,
+        ));
+    }
     drop(honour);
     let mut r = Report::new();
     if !a.quiet {

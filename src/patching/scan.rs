@@ -281,6 +281,32 @@ pub fn run(
     spec: &ScanSpec,
     observer: &mut dyn Observer,
 ) -> Result<ScanOutcome, PatchError> {
+    let every: Vec<usize> = (0..model.n_layers()).rev().collect();
+    run_layers(model, pairs, spec, &every, observer)
+}
+
+/// The layers of shard `shard` of a scan of an `n_layers` model, from the last down: dealt
+/// by cost (a cell patched at layer l runs the layers from l to the end).
+pub fn shard_layers(n_layers: usize, shard: super::Shard) -> Vec<usize> {
+    let costs: Vec<f64> = (0..n_layers).map(|l| (n_layers - l) as f64 + 1.0).collect();
+    let mut mine = super::shard::deal(&costs, shard.count).swap_remove(shard.index);
+    mine.reverse();
+    mine
+}
+
+/// [`run`] of some layers only (a shard's), in the order given; the others stay `None`.
+pub fn run_layers(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    spec: &ScanSpec,
+    layers: &[usize],
+    observer: &mut dyn Observer,
+) -> Result<ScanOutcome, PatchError> {
+    if let Some(&l) = layers.iter().find(|&&l| l >= model.n_layers()) {
+        return Err(PatchError::Invalid(format!(
+            "scan layer {l} is not a layer of the model"
+        )));
+    }
     if spec.batch_size == 0 {
         return Err(SpecError::BatchSize { value: 0 }.into());
     }
@@ -325,7 +351,8 @@ pub fn run(
         scan_seconds: 0.0,
     };
     let scan_started = Instant::now();
-    for (done, l) in (0..n).rev().enumerate() {
+    let total = layers.len();
+    for (done, &l) in layers.iter().enumerate() {
         if observer.cancelled() {
             outcome.complete = false;
             break;
@@ -341,9 +368,9 @@ pub fn run(
             layer: l,
             patched: means,
             done: done + 1,
-            total: n,
+            total,
             elapsed,
-            eta: elapsed / (done + 1) as f64 * (n - done - 1) as f64,
+            eta: elapsed / (done + 1) as f64 * (total - done - 1) as f64,
         });
     }
     outcome.scan_seconds = scan_started.elapsed().as_secs_f64();

@@ -73,6 +73,9 @@ pub struct ScanRecord {
     /// Written as `.npy` beside the JSON, not in it.
     #[serde(skip)]
     pub per_example: Option<PerExample>,
+    /// A shard part (`scan --shard`): which shard of which scan; `merge` joins the parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::ShardInfo>,
 }
 
 /// What a record is made of besides the outcome.
@@ -150,6 +153,7 @@ impl ScanRecord {
                 sweep_seconds: o.scan_seconds,
             }),
             per_example,
+            shard: None,
         }
     }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::data::TokenizedPair;
 use crate::patching::{PatchSpec, Shard};
 
+use super::scan::ScanRecord;
 use super::{ModelInfo, PerExample, ResultsError, RunRecord};
 
 /// Which shard a part holds, and of what.
@@ -52,6 +53,22 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// shape are caught by the baselines, which every part records. Batch size, chunk rows and
 /// devices change only the schedule, so they are left out.
 pub fn fingerprint(model: &ModelInfo, pairs: &[TokenizedPair], spec: &PatchSpec) -> String {
+    let options = serde_json::json!({
+        "receiver": spec.receiver.label(),
+        "begin_layer": spec.begin_layer,
+        "algorithm": spec.algorithm,
+        "metric": spec.metric,
+    });
+    fingerprint_of(model, pairs, options)
+}
+
+/// The fingerprint of any sharded computation: the model's shape, the tokenized data and the
+/// options that change its numbers.
+pub fn fingerprint_of(
+    model: &ModelInfo,
+    pairs: &[TokenizedPair],
+    options: serde_json::Value,
+) -> String {
     let what = serde_json::json!({
         "model": {
             "family": model.family,
@@ -62,10 +79,7 @@ pub fn fingerprint(model: &ModelInfo, pairs: &[TokenizedPair], spec: &PatchSpec)
             "ignored_config_keys": model.ignored_config_keys,
         },
         "pairs": pairs,
-        "receiver": spec.receiver.label(),
-        "begin_layer": spec.begin_layer,
-        "algorithm": spec.algorithm,
-        "metric": spec.metric,
+        "options": options,
     });
     format!("fnv1a64:{:016x}", fnv1a64(what.to_string().as_bytes()))
 }
@@ -114,43 +128,92 @@ pub enum MergeError {
     Read(#[from] ResultsError),
 }
 
-/// A part as read: its path and record (per-example values included when present).
-pub struct Part {
-    pub path: PathBuf,
-    pub record: RunRecord,
+/// What a result must offer to be merged from shard parts: rows (sender layers, or a scan's
+/// layers) that each part computes some of, baselines every part shares, per-example values.
+pub trait Mergeable: Clone {
+    fn shard(&self) -> Option<&ShardInfo>;
+    /// (layers, columns) of its matrices.
+    fn shape(&self) -> (usize, usize);
+    fn n_examples(&self) -> usize;
+    /// The two baselines (means over examples), which every part of one computation shares.
+    fn baselines(&self) -> (f64, f64);
+    /// Every row the whole computation computes, and the split into `count` shards.
+    fn split(&self, count: usize) -> Vec<Vec<usize>>;
+    fn rows_computed(&mut self) -> &mut Vec<usize>;
+    fn per_example(&mut self) -> &mut Option<PerExample>;
+    /// Row `l` emptied (not computed).
+    fn clear_row(&mut self, l: usize);
+    /// Row `l` taken from `from`.
+    fn copy_row(&mut self, from: &Self, l: usize);
+    /// The merged whole: not a part, its time, the parts' warnings and timings.
+    fn finish(&mut self, parts: &[&Self]);
+    /// Whether every row of the whole is there (after [`Mergeable::finish`]).
+    fn rows_complete(&self) -> bool;
+    fn to_json(&self) -> String;
+    fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)>;
 }
 
-impl Part {
-    /// Reads a part file and its per-example `.npy` companions when they are there.
-    pub fn load(path: &Path) -> Result<Part, MergeError> {
-        let mut record = RunRecord::load(path)?;
-        record.per_example = read_per_example(path, &record)?;
-        Ok(Part {
-            path: path.to_path_buf(),
-            record,
-        })
-    }
+/// A part as read: its path and record (per-example values included when present).
+pub struct Part<R> {
+    pub path: PathBuf,
+    pub record: R,
+}
 
+impl<R: Mergeable> Part<R> {
     fn name(&self) -> String {
         self.path.display().to_string()
     }
 
     fn shard(&self) -> Result<&ShardInfo, MergeError> {
         self.record
-            .shard
-            .as_ref()
+            .shard()
             .ok_or_else(|| MergeError::NotAPart { path: self.name() })
     }
 }
 
+/// The parts of a list of files and folders, of either kind of result.
+pub enum Parts {
+    Runs(Vec<Part<RunRecord>>),
+    Scans(Vec<Part<ScanRecord>>),
+}
+
+/// A file read as a part of the kind its `format` says.
+enum Loaded {
+    Run(Part<RunRecord>),
+    Scan(Part<ScanRecord>),
+}
+
+fn load_part(path: &Path) -> Result<Loaded, MergeError> {
+    let value = super::read::read_json(path)?;
+    if super::read::format_of(&value, path)? == Some(super::scan::FORMAT) {
+        let mut r = ScanRecord::from_value(value, path)?;
+        let (l, c) = r.shape();
+        r.per_example = read_per_example(path, r.n_examples(), (l, c))?;
+        return Ok(Loaded::Scan(Part {
+            path: path.to_path_buf(),
+            record: r,
+        }));
+    }
+    let mut r = RunRecord::from_value(value, path)?;
+    let (l, c) = r.shape();
+    r.per_example = read_per_example(path, r.n_examples(), (l, c))?;
+    Ok(Loaded::Run(Part {
+        path: path.to_path_buf(),
+        record: r,
+    }))
+}
+
 /// The per-example values beside a result file, checked against its shape; `None` when the
-/// files are absent (a part saved without them still merges, without intervals' raw data).
-pub fn read_per_example(path: &Path, r: &RunRecord) -> Result<Option<PerExample>, MergeError> {
+/// files are absent (a part saved without them still merges, without them).
+pub fn read_per_example(
+    path: &Path,
+    n: usize,
+    (l, h): (usize, usize),
+) -> Result<Option<PerExample>, MergeError> {
     let [p, b] = super::per_example_paths(path);
     if !p.exists() && !b.exists() {
         return Ok(None);
     }
-    let n = r.data.as_ref().map(|d| d.n_examples).unwrap_or(0);
     let decode = |file: &Path, shape: &[usize]| -> Result<Vec<f64>, MergeError> {
         let bad = |why: String| MergeError::Bad {
             path: file.display().to_string(),
@@ -164,13 +227,12 @@ pub fn read_per_example(path: &Path, r: &RunRecord) -> Result<Option<PerExample>
         }
         Ok(data)
     };
-    let (l, h) = (r.n_layers, r.n_heads);
     let patched = decode(&p, &[n, l, h])?;
     let base = decode(&b, &[n, 2])?;
     let patched = patched
-        .chunks(l * h)
+        .chunks((l * h).max(1))
         .map(|ex| {
-            ex.chunks(h)
+            ex.chunks(h.max(1))
                 .map(|row| row.iter().map(|&x| x as f32).collect())
                 .collect()
         })
@@ -183,12 +245,13 @@ pub fn read_per_example(path: &Path, r: &RunRecord) -> Result<Option<PerExample>
 }
 
 /// The parts in a list of files and folders: a folder gives every `*.json` in it that is a
-/// shard part (other JSON files there, a merged result say, are left alone).
-pub fn find_parts(given: &[PathBuf]) -> Result<Vec<Part>, MergeError> {
-    let mut parts = Vec::new();
+/// shard part (other JSON files there, a merged result say, are left alone). Parts of runs and
+/// of scans do not mix.
+pub fn find_parts(given: &[PathBuf]) -> Result<Parts, MergeError> {
+    let mut loaded = Vec::new();
     for g in given {
         if !g.is_dir() {
-            parts.push(Part::load(g)?);
+            loaded.push(load_part(g)?);
             continue;
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(g)
@@ -198,33 +261,57 @@ pub fn find_parts(given: &[PathBuf]) -> Result<Vec<Part>, MergeError> {
             .collect();
         files.sort();
         for f in files {
-            let part = Part::load(&f)?;
-            if part.record.shard.is_some() {
-                parts.push(part);
+            // Other results in the folder (a merged one, say) are not parts.
+            if let Ok(part) = load_part(&f) {
+                let is_part = match &part {
+                    Loaded::Run(p) => p.record.shard().is_some(),
+                    Loaded::Scan(p) => p.record.shard().is_some(),
+                };
+                if is_part {
+                    loaded.push(part);
+                }
             }
         }
     }
-    Ok(parts)
+    let (mut runs, mut scans) = (Vec::new(), Vec::new());
+    for l in loaded {
+        match l {
+            Loaded::Run(p) => runs.push(p),
+            Loaded::Scan(p) => scans.push(p),
+        }
+    }
+    match (runs.is_empty(), scans.first()) {
+        (false, Some(s)) => Err(MergeError::Bad {
+            path: s.name(),
+            why: format!("a scan part among path-patching parts ({})", runs[0].name()),
+        }),
+        (_, Some(_)) => Ok(Parts::Scans(scans)),
+        _ => Ok(Parts::Runs(runs)),
+    }
 }
 
-/// Merges parts of one sweep. `partial`: missing shards are allowed (the result is then
-/// incomplete) instead of an error.
-pub fn merge(parts: Vec<Part>, partial: bool) -> Result<RunRecord, MergeError> {
+/// Merges parts of one computation. `partial`: missing shards (and parts stopped early) are
+/// allowed, and the result is then incomplete, instead of an error.
+pub fn merge<R: Mergeable>(parts: Vec<Part<R>>, partial: bool) -> Result<R, MergeError> {
     let first = parts.first().ok_or(MergeError::NoParts)?;
     let info = first.shard()?.clone();
-    let mut by_index: BTreeMap<usize, &Part> = BTreeMap::new();
+    let mut by_index: BTreeMap<usize, &Part<R>> = BTreeMap::new();
     for p in &parts {
         check_belongs(first, &info, p)?;
         let s = p.shard()?;
-        let lacking: Vec<usize> = (s.layers.iter())
-            .filter(|l| !p.record.rows_computed.contains(l))
+        let mut record = p.record.clone();
+        let done = record.rows_computed().clone();
+        let lacking: Vec<usize> = s
+            .layers
+            .iter()
+            .filter(|l| !done.contains(l))
             .copied()
             .collect();
         if !lacking.is_empty() && !partial {
             return Err(MergeError::Bad {
                 path: p.name(),
                 why: format!(
-                    "shard {} was stopped before sender layers {lacking:?}; run it again, or merge with --partial",
+                    "shard {} was stopped before layers {lacking:?}; run it again, or merge with --partial",
                     s.index
                 ),
             });
@@ -241,19 +328,26 @@ pub fn merge(parts: Vec<Part>, partial: bool) -> Result<RunRecord, MergeError> {
         .filter(|i| !by_index.contains_key(i))
         .collect();
     if !missing.is_empty() && !partial {
-        return Err(missing_error(&missing, &info, first));
+        return Err(missing_error(&missing, &info, &first.record));
     }
     let mut merged = first.record.clone();
-    clear_rows(&mut merged);
+    for &l in &info.layers {
+        merged.clear_row(l);
+    }
     for p in by_index.values() {
         copy_rows(&mut merged, p)?;
     }
-    finish(&mut merged, &parts);
+    let records: Vec<&R> = parts.iter().map(|p| &p.record).collect();
+    merged.finish(&records);
     Ok(merged)
 }
 
-/// The same sweep (fingerprint, shard count) and the same baselines as the first part.
-fn check_belongs(first: &Part, info: &ShardInfo, p: &Part) -> Result<(), MergeError> {
+/// The same computation (fingerprint, shard count) and the same baselines as the first part.
+fn check_belongs<R: Mergeable>(
+    first: &Part<R>,
+    info: &ShardInfo,
+    p: &Part<R>,
+) -> Result<(), MergeError> {
     let s = p.shard()?;
     if s.count != info.count {
         return Err(MergeError::Count {
@@ -272,12 +366,8 @@ fn check_belongs(first: &Part, info: &ShardInfo, p: &Part) -> Result<(), MergeEr
             that: info.fingerprint.clone(),
         });
     }
-    let (a, b) = (&p.record, &first.record);
-    for (what, x, y) in [
-        ("normal", a.normal_logit_diff, b.normal_logit_diff),
-        ("contrast", a.contrast_logit_diff, b.contrast_logit_diff),
-    ] {
-        let (x, y) = (x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN));
+    let (a, b) = (p.record.baselines(), first.record.baselines());
+    for (what, x, y) in [("normal", a.0, b.0), ("contrast", a.1, b.1)] {
         let same = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-4 * y.abs().max(1.0);
         if !same {
             return Err(MergeError::Baselines {
@@ -292,11 +382,11 @@ fn check_belongs(first: &Part, info: &ShardInfo, p: &Part) -> Result<(), MergeEr
     Ok(())
 }
 
-fn missing_error(missing: &[usize], info: &ShardInfo, first: &Part) -> MergeError {
-    let spec_layers = split_of(&first.record, info.count);
+fn missing_error<R: Mergeable>(missing: &[usize], info: &ShardInfo, first: &R) -> MergeError {
+    let split = first.split(info.count);
     let layers: Vec<usize> = missing
         .iter()
-        .flat_map(|&i| spec_layers.get(i).cloned().unwrap_or_default())
+        .flat_map(|&i| split.get(i).cloned().unwrap_or_default())
         .collect();
     let list = |v: &[usize]| {
         v.iter()
@@ -315,111 +405,203 @@ fn missing_error(missing: &[usize], info: &ShardInfo, first: &Part) -> MergeErro
     }
 }
 
-/// The split the parts were made with, recomputed from the first part's record.
-fn split_of(r: &RunRecord, count: usize) -> Vec<Vec<usize>> {
-    let spec = PatchSpec {
-        receiver: r.receiver.clone(),
-        begin_layer: r.begin_layer,
-        batch_size: r.batch_size.unwrap_or(1).max(1),
-        algorithm: r.algorithm.unwrap_or_default(),
-        chunk_rows: 0,
-        metric: r.metric,
-    };
-    crate::patching::shard::split(&spec, r.n_layers, count)
-}
-
-/// Empties the computed sender rows of the first part (rows no sender reaches stay: they are
-/// the same in every part).
-fn clear_rows(m: &mut RunRecord) {
-    let senders: Vec<usize> = m
-        .shard
-        .as_ref()
-        .map(|s| s.layers.clone())
-        .unwrap_or_default();
-    for l in senders {
-        m.relative[l] = None;
-        if let Some(p) = m.patched_logit_diff.as_mut() {
-            p[l] = None;
-        }
-        if let Some(ci) = m.relative_ci.as_mut() {
-            ci[l] = None;
-        }
-        if let Some(pe) = m.per_example.as_mut() {
-            pe.patched
-                .iter_mut()
-                .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
-        }
-        m.rows_computed.retain(|&x| x != l);
-    }
-}
-
-/// Copies a part's computed sender rows into the merged record.
-fn copy_rows(m: &mut RunRecord, p: &Part) -> Result<(), MergeError> {
-    let r = &p.record;
+/// Copies a part's computed rows into the merged record.
+fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
     let s = p.shard()?;
-    if (r.n_layers, r.n_heads) != (m.n_layers, m.n_heads) {
+    if p.record.shape() != m.shape() {
+        let ((a, b), (c, d)) = (p.record.shape(), m.shape());
         return Err(MergeError::Bad {
             path: p.name(),
-            why: format!(
-                "{}×{} heads, the first part {}×{}",
-                r.n_layers, r.n_heads, m.n_layers, m.n_heads
-            ),
+            why: format!("{a}×{b} cells, the first part {c}×{d}"),
         });
     }
-    for &l in s.layers.iter().filter(|l| r.rows_computed.contains(l)) {
-        if m.rows_computed.contains(&l) {
+    let mut from = p.record.clone();
+    let done = from.rows_computed().clone();
+    let from_pe = from.per_example().clone();
+    for &l in s.layers.iter().filter(|l| done.contains(l)) {
+        if m.rows_computed().contains(&l) {
             return Err(MergeError::Bad {
                 path: p.name(),
-                why: format!("sender layer {l} is in another part too (overlapping shards)"),
+                why: format!("layer {l} is in another part too (overlapping shards)"),
             });
         }
-        m.relative[l] = r.relative[l].clone();
-        if let (Some(to), Some(from)) = (m.patched_logit_diff.as_mut(), &r.patched_logit_diff) {
-            to[l] = from[l].clone();
+        m.copy_row(&from, l);
+        match (m.per_example().as_mut(), &from_pe) {
+            (Some(to), Some(f)) => {
+                for (t, x) in to.patched.iter_mut().zip(&f.patched) {
+                    t[l] = x[l].clone();
+                }
+            }
+            // One part without per-example values: the merged result has none either, rather
+            // than rows of NaN that read as not computed.
+            (Some(_), None) => *m.per_example() = None,
+            _ => {}
         }
-        if let (Some(to), Some(from)) = (m.relative_ci.as_mut(), &r.relative_ci) {
-            to[l] = from[l].clone();
-        }
-        copy_per_example(m, r, l);
-        m.rows_computed.push(l);
+        m.rows_computed().push(l);
     }
     Ok(())
 }
 
-fn copy_per_example(m: &mut RunRecord, r: &RunRecord, l: usize) {
-    match (m.per_example.as_mut(), &r.per_example) {
-        (Some(to), Some(from)) => {
-            for (t, f) in to.patched.iter_mut().zip(&from.patched) {
-                t[l] = f[l].clone();
-            }
+/// The parts' warnings, once each, after `warnings`.
+fn union_warnings(warnings: &mut Vec<String>, parts: &[&Vec<String>]) {
+    for w in parts.iter().flat_map(|p| p.iter()) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
         }
-        // One part without per-example values: the merged result has none either, rather
-        // than a file with rows of NaN that read as not computed.
-        (Some(_), None) => m.per_example = None,
-        _ => {}
     }
 }
 
-/// Completes the merged record: rows sorted, complete when every sender row is there, no
-/// shard, the parts' warnings (once each) and timings (sweep seconds summed: the compute
-/// spent).
-fn finish(m: &mut RunRecord, parts: &[Part]) {
-    m.rows_computed.sort_unstable();
-    let senders = split_of(m, 1).concat();
-    m.complete = senders.iter().all(|l| m.rows_computed.contains(l));
-    m.shard = None;
-    m.created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    for p in parts {
-        for w in &p.record.warnings {
-            if !m.warnings.contains(w) {
-                m.warnings.push(w.clone());
-            }
+/// The parts' timings: sweep seconds summed (the compute spent), the others' largest.
+fn merged_timing(t: &mut Option<super::Timing>, parts: &[Option<super::Timing>]) {
+    let Some(t) = t.as_mut() else { return };
+    let all: Vec<_> = parts.iter().flatten().collect();
+    t.sweep_seconds = all.iter().map(|t| t.sweep_seconds).sum();
+    t.cache_seconds = all.iter().map(|t| t.cache_seconds).fold(0.0, f64::max);
+    t.load_seconds = all.iter().map(|t| t.load_seconds).fold(0.0, f64::max);
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Mergeable for RunRecord {
+    fn shard(&self) -> Option<&ShardInfo> {
+        self.shard.as_ref()
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_layers, self.n_heads)
+    }
+    fn n_examples(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.n_examples)
+    }
+    fn baselines(&self) -> (f64, f64) {
+        let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+        (v(self.normal_logit_diff), v(self.contrast_logit_diff))
+    }
+    fn split(&self, count: usize) -> Vec<Vec<usize>> {
+        let spec = PatchSpec {
+            receiver: self.receiver.clone(),
+            begin_layer: self.begin_layer,
+            batch_size: self.batch_size.unwrap_or(1).max(1),
+            algorithm: self.algorithm.unwrap_or_default(),
+            chunk_rows: 0,
+            metric: self.metric,
+        };
+        crate::patching::shard::split(&spec, self.n_layers, count)
+    }
+    fn rows_computed(&mut self) -> &mut Vec<usize> {
+        &mut self.rows_computed
+    }
+    fn per_example(&mut self) -> &mut Option<PerExample> {
+        &mut self.per_example
+    }
+    fn clear_row(&mut self, l: usize) {
+        self.relative[l] = None;
+        if let Some(p) = self.patched_logit_diff.as_mut() {
+            p[l] = None;
+        }
+        if let Some(ci) = self.relative_ci.as_mut() {
+            ci[l] = None;
+        }
+        if let Some(pe) = self.per_example.as_mut() {
+            pe.patched
+                .iter_mut()
+                .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
+        }
+        self.rows_computed.retain(|&x| x != l);
+    }
+    fn copy_row(&mut self, from: &Self, l: usize) {
+        self.relative[l] = from.relative[l].clone();
+        if let (Some(to), Some(f)) = (self.patched_logit_diff.as_mut(), &from.patched_logit_diff) {
+            to[l] = f[l].clone();
+        }
+        if let (Some(to), Some(f)) = (self.relative_ci.as_mut(), &from.relative_ci) {
+            to[l] = f[l].clone();
         }
     }
-    if let Some(t) = m.timing.as_mut() {
-        let all: Vec<_> = parts.iter().filter_map(|p| p.record.timing).collect();
-        t.sweep_seconds = all.iter().map(|t| t.sweep_seconds).sum();
-        t.cache_seconds = all.iter().map(|t| t.cache_seconds).fold(0.0, f64::max);
-        t.load_seconds = all.iter().map(|t| t.load_seconds).fold(0.0, f64::max);
+    fn finish(&mut self, parts: &[&Self]) {
+        self.rows_computed.sort_unstable();
+        let senders = self.split(1).concat();
+        self.complete = senders.iter().all(|l| self.rows_computed.contains(l));
+        self.shard = None;
+        self.created = now();
+        let warnings: Vec<&Vec<String>> = parts.iter().map(|p| &p.warnings).collect();
+        union_warnings(&mut self.warnings, &warnings);
+        let timings: Vec<_> = parts.iter().map(|p| p.timing).collect();
+        merged_timing(&mut self.timing, &timings);
+    }
+    fn rows_complete(&self) -> bool {
+        self.complete
+    }
+    fn to_json(&self) -> String {
+        RunRecord::to_json(self)
+    }
+    fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        RunRecord::per_example_files(self, path)
+    }
+}
+
+impl Mergeable for ScanRecord {
+    fn shard(&self) -> Option<&ShardInfo> {
+        self.shard.as_ref()
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_layers, self.n_columns)
+    }
+    fn n_examples(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.n_examples)
+    }
+    fn baselines(&self) -> (f64, f64) {
+        (self.normal, self.contrast)
+    }
+    fn split(&self, count: usize) -> Vec<Vec<usize>> {
+        (0..count)
+            .map(|k| crate::patching::scan::shard_layers(self.n_layers, Shard { index: k, count }))
+            .collect()
+    }
+    fn rows_computed(&mut self) -> &mut Vec<usize> {
+        &mut self.rows_computed
+    }
+    fn per_example(&mut self) -> &mut Option<PerExample> {
+        &mut self.per_example
+    }
+    fn clear_row(&mut self, l: usize) {
+        self.relative[l] = None;
+        self.patched[l] = None;
+        if let Some(ci) = self.relative_ci.as_mut() {
+            ci[l] = None;
+        }
+        if let Some(pe) = self.per_example.as_mut() {
+            pe.patched
+                .iter_mut()
+                .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
+        }
+        self.rows_computed.retain(|&x| x != l);
+    }
+    fn copy_row(&mut self, from: &Self, l: usize) {
+        self.relative[l] = from.relative[l].clone();
+        self.patched[l] = from.patched[l].clone();
+        if let (Some(to), Some(f)) = (self.relative_ci.as_mut(), &from.relative_ci) {
+            to[l] = f[l].clone();
+        }
+    }
+    fn finish(&mut self, parts: &[&Self]) {
+        self.rows_computed.sort_unstable();
+        self.complete = self.rows_computed.len() == self.n_layers;
+        self.shard = None;
+        self.created = now();
+        let warnings: Vec<&Vec<String>> = parts.iter().map(|p| &p.warnings).collect();
+        union_warnings(&mut self.warnings, &warnings);
+        let timings: Vec<_> = parts.iter().map(|p| p.timing).collect();
+        merged_timing(&mut self.timing, &timings);
+    }
+    fn rows_complete(&self) -> bool {
+        self.complete
+    }
+    fn to_json(&self) -> String {
+        ScanRecord::to_json(self)
+    }
+    fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        ScanRecord::per_example_files(self, path)
     }
 }
