@@ -904,11 +904,9 @@ fn esc_never_quits_and_q_asks_when_groups_are_unsaved() {
     press(&mut app, "t");
     press(&mut app, "q");
     assert!(!app.quit, "q with an unsaved group");
-    assert!(
-        app.status.1.contains("head groups not saved"),
-        "{}",
-        app.status.1
-    );
+    let list = app.unsaved_list();
+    assert!(list[0].starts_with("head groups: "), "{list:?}");
+    assert!(app.status.1.contains("1 not saved"), "{}", app.status.1);
     press(&mut app, "q");
     assert!(app.quit);
 }
@@ -952,11 +950,11 @@ fn ctrl_c_asks_as_q_does_when_a_finished_run_is_unsaved() {
     finish_run(&mut app, id, &r);
     app.on_key(ctrl_c());
     assert!(!app.quit, "Ctrl-C dropped an unsaved finished run");
-    assert!(
-        app.status.1.contains("a finished run not saved"),
-        "{}",
-        app.status.1
+    assert_eq!(
+        app.unsaved_list(),
+        vec!["run resid_post 3 (finished, 4 rows)"]
     );
+    assert!(app.status.1.contains("1 not saved"), "{}", app.status.1);
     // Any other key stays; Ctrl-C (or q) right after the question quits.
     press(&mut app, "j");
     assert!(!app.quit && !app.confirm_quit);

@@ -148,9 +148,10 @@ fn run_drill_save_and_quit_in_a_real_terminal() {
     t.send(&["?"]);
     t.wait_for("keys: heatmap", 10);
     t.send(&["Escape"]);
-    // The resid_post run is not saved: q asks first.
+    // The resid_post run is not saved (it is off the breadcrumb trail's end): q asks first,
+    // naming it.
     t.send(&["q"]);
-    t.wait_for("not saved: q again quits", 10);
+    t.wait_for("• run resid_post 3 (finished, 4 rows)", 10);
     t.send(&["q"]);
     t.wait_for("EXIT=0", 10);
 
@@ -404,7 +405,7 @@ fn ctrl_c_asks_and_sigterm_saves_the_unsaved_run() {
     t.wait_for("done: resid_post 3", 30);
     // Ctrl-C is `q`: it asks first, and another key stays.
     t.send(&["C-c"]);
-    t.wait_for("a finished run not saved: q again quits", 10);
+    t.wait_for("1 not saved: a saves all and quits, q quits", 10);
     t.send(&["j"]);
     let (screen, files) = sigterm_and_saved(&t, &pid_file, &results);
     assert_eq!(
@@ -490,4 +491,46 @@ fn open_the_four_paper_models_side_by_side() {
     assert!(screen.contains("H39.7  r -27.08%"), "{screen}");
     t.send(&["q"]);
     t.wait_for("EXIT=0", 10);
+}
+
+/// Quit with unsaved work lists all of it (every run by its receiver, the groups) and `a`
+/// saves it all, then quits.
+#[test]
+fn quit_lists_everything_unsaved_and_a_saves_it_all() {
+    let fx = fixture("tiny-gemma2");
+    let results = temp_dir("tmux-saveall");
+    let cmd = format!(
+        "{} tui --model {} --data {} --results {}; echo EXIT=$?; sleep 60",
+        bin().display(),
+        fx.display(),
+        fx.join("addition.jsonl").display(),
+        results.display()
+    );
+    let t = Tmux::start("saveall", &cmd, 100, 30);
+    t.wait_for("baselines only", 30);
+    t.send(&["r"]);
+    t.wait_for("done: resid_post 3", 30);
+    t.send(&["j", "Enter"]);
+    t.wait_for("done: 3.1.v", 30);
+    t.send(&["t", "q"]);
+    let screen = t.wait_for("a saves all and quits", 10);
+    for want in [
+        "• run resid_post 3 (finished, 4 rows)",
+        "• run 3.1.v (finished, 3 rows)",
+        "• head groups: consolidation (1)",
+    ] {
+        assert!(screen.contains(want), "{want}: {screen}");
+    }
+    t.send(&["a"]);
+    t.wait_for("EXIT=0", 10);
+    let files: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(
+        files.len(),
+        2,
+        "both runs saved (the groups with them): {files:?}"
+    );
 }

@@ -18,7 +18,11 @@ impl App {
             if ctrl_c || key.code == KeyCode::Char('q') {
                 return self.quit_now();
             }
+            if key.code == KeyCode::Char('a') {
+                return self.save_before_exit();
+            }
             self.set_status(Level::Info, "");
+            return;
         }
         if ctrl_c {
             return self.request_quit();
@@ -78,16 +82,55 @@ impl App {
             .then_some("an analysis report")
     }
 
-    /// `q` or Ctrl-C: quits, or first asks when something would be lost.
-    pub(super) fn request_quit(&mut self) {
-        match self.unsaved() {
-            Some(what) => {
-                self.confirm_quit = true;
-                let msg = format!("{what} not saved: q again quits, any other key stays");
-                self.set_status(Level::Warn, msg);
+    /// Everything quitting now would lose, one line each: every finished run not saved (by
+    /// its receiver, as the breadcrumbs name it), the head groups, every analysis report.
+    /// The quit prompt lists them all, so that a run left off the breadcrumb trail is named
+    /// too, not only the first kind found.
+    pub fn unsaved_list(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, s) in self.runs.iter().enumerate() {
+            let rows = s.record.as_ref().map_or(0, |r| r.rows_computed.len());
+            let how = match s.state {
+                RunState::Done => "finished",
+                RunState::Cancelled => "cancelled",
+                _ => continue,
+            };
+            if s.saved_to.is_none() && rows > 0 {
+                out.push(format!("run {} ({how}, {rows} rows)", self.run_label(i)));
             }
-            None => self.quit_now(),
         }
+        let tagged: Vec<String> = (self.groups.iter())
+            .filter(|g| !g.heads.is_empty())
+            .map(|g| format!("{} ({})", g.name, g.heads.len()))
+            .collect();
+        if !tagged.is_empty() && !self.groups_saved {
+            out.push(format!("head groups: {}", tagged.join(", ")));
+        }
+        for tab in super::circuit::ReportTab::ALL {
+            if self
+                .circuit
+                .report(tab)
+                .is_some_and(|r| r.saved_to.is_none())
+            {
+                out.push(format!("{} report", tab.label()));
+            }
+        }
+        out
+    }
+
+    /// `q` or Ctrl-C: quits, or first asks when something would be lost, listing all of it
+    /// (the view draws the list; `a` saves it all and quits).
+    pub(super) fn request_quit(&mut self) {
+        let list = self.unsaved_list();
+        if list.is_empty() {
+            return self.quit_now();
+        }
+        self.confirm_quit = true;
+        let msg = format!(
+            "{} not saved: a saves all and quits, q quits, any other key stays",
+            list.len()
+        );
+        self.set_status(Level::Warn, msg);
     }
 
     pub(super) fn quit_now(&mut self) {

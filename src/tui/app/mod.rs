@@ -798,19 +798,19 @@ impl App {
     /// layers, or run here and opened, are two crumbs, and two equal labels side by side
     /// would not tell them apart.
     pub fn breadcrumbs(&self) -> Vec<String> {
-        self.trail
-            .iter()
-            .map(|&i| {
-                let slot = &self.runs[i];
-                let mut label = slot.key.receiver.label();
-                if slot.key.begin_layer > 0 {
-                    label.push_str(&format!(" from L{}", slot.key.begin_layer));
-                }
-                if matches!(slot.state, RunState::Opened(_)) {
-                    label.push_str(" (file)");
-                }
-                label
-            })
-            .collect()
+        self.trail.iter().map(|&i| self.run_label(i)).collect()
+    }
+
+    /// The label of run slot `i`, as the breadcrumbs and the quit prompt name it.
+    pub fn run_label(&self, i: usize) -> String {
+        let slot = &self.runs[i];
+        let mut label = slot.key.receiver.label();
+        if slot.key.begin_layer > 0 {
+            label.push_str(&format!(" from L{}", slot.key.begin_layer));
+        }
+        if matches!(slot.state, RunState::Opened(_)) {
+            label.push_str(" (file)");
+        }
+        label
     }
 }

@@ -104,6 +104,9 @@ fn draw_screen(frame: &mut Frame, app: &App) {
         // Over the whole screen: at 80×24 every key fits in one column.
         help(frame, area, app);
     }
+    if app.confirm_quit {
+        quit_prompt(frame, main, app);
+    }
 }
 
 fn title_line(frame: &mut Frame, area: Rect, app: &App) {
@@ -326,6 +329,44 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         frame.render_widget(block, right);
         heatmap::draw_readout(frame.buffer_mut(), inner, app, rec);
     }
+}
+
+/// The quit prompt over the screen: every unsaved thing (`App::unsaved_list`), one a line,
+/// and the keys that answer it.
+fn quit_prompt(frame: &mut Frame, area: Rect, app: &App) {
+    let list = app.unsaved_list();
+    let w = area.width.min(76);
+    let room = area.height.saturating_sub(4) as usize;
+    if w < 20 || room == 0 {
+        return;
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    let cut = list.len() > room;
+    let keep = if cut { room - 1 } else { list.len() };
+    for item in &list[..keep] {
+        lines.push(fit_line(Line::from(format!("• {item}")), w as usize - 2));
+    }
+    if cut {
+        lines.push(Line::from(format!("  +{} more", list.len() - keep)));
+    }
+    let keys = "a saves all and quits · q quits without saving · any other key stays";
+    lines.push(Line::from(Span::styled(
+        other::ellipsize(keys, w as usize - 2),
+        Style::default().fg(Color::Yellow),
+    )));
+    let h = lines.len() as u16 + 2;
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height.saturating_sub(h)) / 2,
+        width: w,
+        height: h.min(area.height),
+    };
+    frame.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::default().fg(Color::Yellow))
+        .title(" not saved ");
+    frame.render_widget(Paragraph::new(lines).block(block), r);
 }
 
 fn status_bar(frame: &mut Frame, area: Rect, app: &App) {
