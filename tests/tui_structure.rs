@@ -232,7 +232,7 @@ fn readmes_key_list_names_exactly_the_heatmap_tables_keys() {
         "README's heatmap keys differ from the table: missing {missing:?}, not in the table {extra:?}"
     );
     // The reading is not vacuous: a README row less is a key less.
-    let cut = readme.replacen("| `a` `w` `m` `C` |", "| `w` `m` `C` |", 1);
+    let cut = readme.replacen("| `a` `w` `L` `m` `C` |", "| `w` `L` `m` `C` |", 1);
     assert!(cut != readme, "the test's sample row is in README");
     assert!(!readme_heatmap_keys(&cut).contains(&crossterm::event::KeyCode::Char('a')));
 }

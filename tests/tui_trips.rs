@@ -881,3 +881,38 @@ fn a_failed_setup_load_keeps_the_typed_path_and_advises_a_field_it_has() {
     assert!(spec.skip_mismatched, "{spec:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `L` lists every run of the session with its state and whether it is saved, a run off the
+/// breadcrumb trail included; `Enter` shows the chosen one on the heatmap.
+#[test]
+fn the_session_run_list_names_every_run_and_opens_one() {
+    let dir = common::temp_dir("trips-runs");
+    let mut app = loaded(setup(dir.clone()));
+    // A drill-down, then back and another: the first drill-down leaves the trail.
+    press(&mut app, ":");
+    type_in(&mut app, "2.1.v");
+    press(&mut app, "[");
+    press(&mut app, ":");
+    type_in(&mut app, "3.0.q");
+    assert!(!app.breadcrumbs().contains(&"2.1.v".to_string()));
+    app.take_effects();
+    press(&mut app, "L");
+    assert_eq!(app.screen, Screen::Runs);
+    let text = draw(&mut app, 100, 30);
+    for want in ["resid_post 3", "2.1.v", "3.0.q", "not saved"] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    let row = (0..app.runs.len())
+        .find(|&i| app.run_label(i) == "2.1.v")
+        .unwrap();
+    while app.runs_row > row {
+        press(&mut app, "k");
+    }
+    while app.runs_row < row {
+        press(&mut app, "j");
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.screen, Screen::Heatmap);
+    assert_eq!(app.current().unwrap().key.receiver.label(), "2.1.v");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -48,6 +48,7 @@ pub enum HeatmapAction {
     SaveGroups,
     Figure,
     Gallery,
+    Runs,
     Setup,
     Circuit,
     Help,
@@ -189,6 +190,11 @@ pub const HEATMAP: &[Binding<HeatmapAction>] = &[
         label: "w",
         what: "gallery: open, compare, difference",
         keys: &[(C('w'), H::Gallery)],
+    },
+    Binding {
+        label: "L",
+        what: "this session's runs (each with its state and where it is saved)",
+        keys: &[(C('L'), H::Runs)],
     },
     Binding {
         label: "m",
@@ -503,6 +509,51 @@ pub const COMPARE: &[Binding<CompareAction>] = &[
             (KeyCode::Esc, CompareAction::Back),
             (C('q'), CompareAction::Back),
         ],
+    },
+];
+
+/// What the user asked for on the session's run list (`App::update_runs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunsAction {
+    Up,
+    Down,
+    Open,
+    Help,
+    Back,
+    Quit,
+}
+
+/// The run list's keys.
+pub const RUNS: &[Binding<RunsAction>] = &[
+    Binding {
+        label: "↑↓ jk",
+        what: "choose a run",
+        keys: &[
+            (KeyCode::Up, RunsAction::Up),
+            (C('k'), RunsAction::Up),
+            (KeyCode::Down, RunsAction::Down),
+            (C('j'), RunsAction::Down),
+        ],
+    },
+    Binding {
+        label: "Enter",
+        what: "show it on the heatmap (it joins the breadcrumbs)",
+        keys: &[(KeyCode::Enter, RunsAction::Open)],
+    },
+    Binding {
+        label: "?",
+        what: "this help",
+        keys: &[(C('?'), RunsAction::Help)],
+    },
+    Binding {
+        label: "Esc",
+        what: "back to the heatmap",
+        keys: &[(KeyCode::Esc, RunsAction::Back)],
+    },
+    Binding {
+        label: "q",
+        what: "quit (asks first if something is unsaved)",
+        keys: &[(C('q'), RunsAction::Quit)],
     },
 ];
 

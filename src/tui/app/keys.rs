@@ -50,6 +50,7 @@ impl App {
             Screen::Gallery => self.on_gallery_key(key),
             Screen::Circuit => self.on_circuit_key(key),
             Screen::Side => self.on_side_key(key),
+            Screen::Runs => self.on_runs_key(key),
             Screen::Compare => {
                 if let Some(action) = keymap::lookup(keymap::COMPARE, key.code) {
                     self.update_compare(action);
@@ -246,6 +247,7 @@ impl App {
             A::Figure => self.write_heatmap_figure(),
             A::Setup => self.screen = Screen::Setup,
             A::Gallery => self.open_gallery(),
+            A::Runs => self.open_runs(),
             A::Circuit => self.open_circuit(),
             _ => self.update_heatmap_marks(action),
         }

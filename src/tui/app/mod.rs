@@ -30,6 +30,7 @@ mod files;
 mod gallery;
 mod input;
 mod keys;
+mod runs;
 mod setup;
 mod side;
 
@@ -38,6 +39,7 @@ pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab,
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
+pub use runs::run_state_words;
 pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
 pub use side::{largest, SidePanel, SideView};
 
@@ -52,6 +54,8 @@ pub enum Screen {
     Circuit,
     /// Results of any shapes side by side (`headhunt open A B …`).
     Side,
+    /// The session's runs (`L`).
+    Runs,
 }
 
 /// What a text prompt is for.
@@ -233,6 +237,8 @@ pub struct App {
     pub setup: Setup,
     pub setup_screen: SetupScreen,
     pub side: SideView,
+    /// The run under the cursor of the session's run list (an index into `runs`).
+    pub runs_row: usize,
     pub model: Option<ModelInfo>,
     pub data: Option<DataStatus>,
     pub runs: Vec<RunSlot>,
@@ -360,6 +366,7 @@ impl App {
             color: ColorMode::detect(),
             setup_screen: SetupScreen::default(),
             side: SideView::default(),
+            runs_row: 0,
             model: None,
             data: None,
             runs: Vec::new(),

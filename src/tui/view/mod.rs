@@ -56,6 +56,7 @@ fn draw_screen(frame: &mut Frame, app: &App) {
         Screen::Compare => other::compare(frame, main, app),
         Screen::Circuit => circuit::draw(frame, main, app),
         Screen::Side => side::draw(frame, main, app),
+        Screen::Runs => other::runs(frame, main, app),
     }
     status_bar(frame, status, app);
     if let Some(input) = &app.input {
@@ -439,6 +440,7 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
         Screen::Compare => ("compare", keymap::help_lines(keymap::COMPARE)),
         Screen::Circuit => ("circuit", keymap::help_lines(keymap::CIRCUIT)),
         Screen::Side => ("side by side", keymap::help_lines(keymap::SIDE)),
+        Screen::Runs => ("runs", keymap::help_lines(keymap::RUNS)),
     }
 }
 
