@@ -206,3 +206,65 @@ fn data_longer_than_the_model_positions_is_an_error_event() {
         }
     }
 }
+
+/// The explorer's sweeps on a device list (`--device cpu,cpu`): a worker per copy, every row
+/// streamed, the numbers of one device, the devices recorded.
+#[test]
+fn a_device_list_runs_the_sweep_on_every_copy_with_the_same_numbers() {
+    let (tx, rx) = mpsc::channel();
+    let worker = Worker::spawn(tx);
+    let fx = fixture("tiny-gemma2");
+    let spec = DataSpec::new(fx.join("addition.jsonl"), TaskKind::Addition);
+    let mut request = cpu_model_request(fx.to_str().unwrap());
+    request.device = "cpu,cpu".into();
+    worker.submit(Job::LoadModel(request));
+    worker.submit(Job::LoadData(spec.clone()));
+    loop {
+        match next(&rx) {
+            Event::ModelLoaded { info, .. } => assert_eq!(info.device, "cpu,cpu"),
+            Event::Evaluated { .. } => break,
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    let patch = PatchSpec {
+        receiver: Receiver::parse_one("3.1.q").unwrap(),
+        begin_layer: 0,
+        batch_size: 3,
+        algorithm: Algorithm::Fast,
+        chunk_rows: 0,
+        metric: Default::default(),
+    };
+    let id = worker.submit(Job::Patch(patch.clone()));
+    let mut rows = Vec::new();
+    let record = loop {
+        match next(&rx) {
+            Event::Patch {
+                id: i,
+                event: PatchEvent::Row { layer, .. },
+            } if i == id => rows.push(layer),
+            Event::PatchDone { id: i, record } if i == id => break record,
+            Event::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    };
+    rows.sort_unstable();
+    assert_eq!(rows, vec![0, 1, 2], "every sender row streams, from either worker");
+    assert_eq!(record.model.as_ref().unwrap().device, "cpu,cpu");
+    let lm = headhunt::model::load(
+        fx.to_str().unwrap(),
+        None,
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap();
+    let pairs = headhunt::data::load_and_tokenize(&spec, &lm.tokenizer)
+        .unwrap()
+        .pairs;
+    let direct = patching::run(&lm.model, &pairs, &patch, &mut Silent).unwrap();
+    for l in 0..3 {
+        for h in 0..4 {
+            assert_eq!(record.patched(l, h).unwrap(), direct.matrix.patched[l][h]);
+        }
+    }
+}

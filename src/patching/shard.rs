@@ -193,11 +193,14 @@ mod tests {
             let max = costs.iter().cloned().fold(0.0, f64::max);
             assert!(max <= mean + biggest, "count {count}: {costs:?}");
         }
-        // By cost, not by count: the fast chain makes low layers dear, so the shard holding
-        // layer 0 holds fewer layers than the one holding the layers next to the receiver.
+        // By cost, not by count: the fast chain makes low layers dear, so the two halves of
+        // the layers by count differ far more in cost than the two shards do.
         let two = split(&s, 42, 2);
-        let with0 = two.iter().find(|p| p.contains(&0)).unwrap();
-        assert!(with0.len() < 21, "{two:?}");
+        let cost = |p: &[usize]| p.iter().map(|&l| s.layer_cost(l, 42)).sum::<f64>();
+        let (low, high): (Vec<usize>, Vec<usize>) = (0..42).partition(|&l| l < 21);
+        let by_count = (cost(&low) - cost(&high)).abs();
+        let by_cost = (cost(&two[0]) - cost(&two[1])).abs();
+        assert!(by_cost * 10.0 < by_count, "{two:?}: {by_cost} vs {by_count}");
     }
 
     #[test]

@@ -244,9 +244,22 @@ impl Drop for Worker {
     }
 }
 
+/// The devices of `cpu`, `cuda:1` or a list (`cuda:0,cuda:1`, `cpu,cpu`): one model copy each.
+fn device_list(text: &str) -> anyhow::Result<Vec<candle_core::Device>> {
+    text.split(',')
+        .map(|d| match d.trim() {
+            "" => anyhow::bail!("device {text:?}: an empty device in the list"),
+            d => Ok(crate::model::source::parse_device(d)?),
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct State {
     model: Option<LoadedModel>,
+    /// Copies of the model on the further devices of a device list (`cuda:0,cuda:1`): a sweep
+    /// runs a worker on each (`patching::run_devices`); everything else runs on `model`.
+    copies: Vec<LoadedModel>,
     model_request: Option<ModelRequest>,
     data: Option<(DataSpec, Tokenized)>,
     /// What the input check warned about the loaded data (results record it).
@@ -330,10 +343,11 @@ impl State {
             });
             return Ok(());
         }
-        let device = crate::model::source::parse_device(&r.device)?;
-        let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &device)?;
+        let devices = device_list(&r.device)?;
+        let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &devices[0])?;
         // Free the old model first: two big models may not fit at once.
         self.model = None;
+        self.copies.clear();
         let progress_sink = sink.clone_box();
         let what = format!("loading {}", r.model);
         let mut progress = move |done, total| {
@@ -348,16 +362,19 @@ impl State {
             tokenizer: r.tokenizer.clone(),
             allow_unknown_config_keys: r.allow_unknown_config_keys,
         };
-        let lm = crate::model::source::load_with_progress(
-            &r.model,
-            &opts,
-            &device,
-            dtype,
-            &mut progress,
-        )?;
+        let mut loaded = devices
+            .iter()
+            .map(|d| {
+                crate::model::source::load_with_progress(&r.model, &opts, d, dtype, &mut progress)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let lm = loaded.remove(0);
+        self.copies = loaded;
+        let mut info = ModelInfo::of(&lm);
+        info.device = r.device.clone();
         sink.send(Event::ModelLoaded {
             id,
-            info: ModelInfo::of(&lm),
+            info,
             seconds: lm.load_seconds,
             n_params: lm.model.n_params,
         });
@@ -447,8 +464,15 @@ impl State {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("no data loaded"))?;
         let mut obs = Forward { id, sink, cancel };
-        let outcome = patching::run(&lm.model, &tok.pairs, &spec, &mut obs)?;
+        let models: Vec<&crate::model::Model> = std::iter::once(&lm.model)
+            .chain(self.copies.iter().map(|c| &c.model))
+            .collect();
+        let layers = spec.sender_layers();
+        let outcome = patching::run_devices(&models, &tok.pairs, &spec, &layers, &mut obs)?;
         let mut record = RunRecord::of_sweep(&outcome, &spec, lm, data_spec, tok);
+        if let (Some(m), Some(r)) = (record.model.as_mut(), self.model_request.as_ref()) {
+            m.device = r.device.clone();
+        }
         record.warnings = self.data_warnings.clone();
         if !outcome.complete {
             sink.send(Event::Cancelled { id });
