@@ -130,14 +130,50 @@ pub fn render(fig: &dyn Figure, format: Format) -> Result<Vec<u8>, PlotError> {
     }
 }
 
-/// The SVG with [`MARK`] as its description, right after the opening `<svg …>` tag.
+/// The family name of the font embedded in every SVG (see [`marked_svg`]).
+pub const SVG_FONT: &str = "headhunt-dejavu-sans";
+
+/// The SVG with [`MARK`] as its description, right after the opening `<svg …>` tag, and
+/// the font its texts were measured in embedded as an `@font-face` (DejaVu Sans, base64):
+/// a viewer without DejaVu would otherwise draw them in another font, whose widths the
+/// layout did not measure (labels overlapping, titles cut).
 fn marked_svg(s: String) -> String {
     match s.find('>') {
         Some(i) if s.starts_with("<svg") => {
-            format!("{}\n<desc>{MARK}</desc>{}", &s[..=i], &s[i + 1..])
+            let face = format!(
+                "<defs><style>@font-face{{font-family:{SVG_FONT};src:url(data:font/ttf;base64,{}) format(\"truetype\");}}</style></defs>",
+                base64(dejavu::sans::regular())
+            );
+            let body = s[i + 1..].replace(
+                "font-family=\"sans-serif\"",
+                &format!("font-family=\"{SVG_FONT}, sans-serif\""),
+            );
+            format!("{}\n<desc>{MARK}</desc>{face}{body}", &s[..=i])
         }
         _ => s,
     }
+}
+
+/// Standard base64 (RFC 4648, with `=` padding) of `bytes`.
+pub fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
