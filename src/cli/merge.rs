@@ -68,12 +68,9 @@ fn finish<R: Mergeable + 'static>(
         r.push(&text(&record));
         out!(r);
     }
-    let rows = record.rows_computed().len();
-    let state = if record.rows_complete() {
-        "complete"
-    } else {
-        "partial"
-    };
+    let c = record.common();
+    let rows = c.rows_computed.len();
+    let state = if *c.complete { "complete" } else { "partial" };
     out!(r, "merged {n} parts: {rows} rows, {state}");
     let mut output = Output::new(planned, record.to_json().into_bytes());
     output.companions = Some(Box::new(move |p: &Path| record.per_example_files(p)));

@@ -137,20 +137,27 @@ pub trait Mergeable: Clone {
     fn n_examples(&self) -> usize;
     /// The two baselines (means over examples), which every part of one computation shares.
     fn baselines(&self) -> (f64, f64);
-    /// Every row the whole computation computes, and the split into `count` shards.
+    /// The rows of the whole computation split into `count` shards (one: every row).
     fn split(&self, count: usize) -> Vec<Vec<usize>>;
-    fn rows_computed(&mut self) -> &mut Vec<usize>;
-    fn per_example(&mut self) -> &mut Option<PerExample>;
+    /// The fields every mergeable result has, to be read and rewritten by the merge.
+    fn common(&mut self) -> Common<'_>;
     /// Row `l` emptied (not computed).
     fn clear_row(&mut self, l: usize);
     /// Row `l` taken from `from`.
     fn copy_row(&mut self, from: &Self, l: usize);
-    /// The merged whole: not a part, its time, the parts' warnings and timings.
-    fn finish(&mut self, parts: &[&Self]);
-    /// Whether every row of the whole is there (after [`Mergeable::finish`]).
-    fn rows_complete(&self) -> bool;
     fn to_json(&self) -> String;
     fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)>;
+}
+
+/// The fields of a result that the merge reads and rewrites, whatever the kind.
+pub struct Common<'a> {
+    pub rows_computed: &'a mut Vec<usize>,
+    pub complete: &'a mut bool,
+    pub created: &'a mut String,
+    pub warnings: &'a mut Vec<String>,
+    pub timing: &'a mut Option<super::Timing>,
+    pub shard: &'a mut Option<ShardInfo>,
+    pub per_example: &'a mut Option<PerExample>,
 }
 
 /// A part as read: its path and record (per-example values included when present).
@@ -300,7 +307,7 @@ pub fn merge<R: Mergeable>(parts: Vec<Part<R>>, partial: bool) -> Result<R, Merg
         check_belongs(first, &info, p)?;
         let s = p.shard()?;
         let mut record = p.record.clone();
-        let done = record.rows_computed().clone();
+        let done = record.common().rows_computed.clone();
         let lacking: Vec<usize> = s
             .layers
             .iter()
@@ -337,8 +344,8 @@ pub fn merge<R: Mergeable>(parts: Vec<Part<R>>, partial: bool) -> Result<R, Merg
     for p in by_index.values() {
         copy_rows(&mut merged, p)?;
     }
-    let records: Vec<&R> = parts.iter().map(|p| &p.record).collect();
-    merged.finish(&records);
+    let mut records: Vec<R> = parts.into_iter().map(|p| p.record).collect();
+    finish(&mut merged, &mut records);
     Ok(merged)
 }
 
@@ -416,17 +423,17 @@ fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
         });
     }
     let mut from = p.record.clone();
-    let done = from.rows_computed().clone();
-    let from_pe = from.per_example().clone();
+    let done = from.common().rows_computed.clone();
+    let from_pe = from.common().per_example.clone();
     for &l in s.layers.iter().filter(|l| done.contains(l)) {
-        if m.rows_computed().contains(&l) {
+        if m.common().rows_computed.contains(&l) {
             return Err(MergeError::Bad {
                 path: p.name(),
                 why: format!("layer {l} is in another part too (overlapping shards)"),
             });
         }
         m.copy_row(&from, l);
-        match (m.per_example().as_mut(), &from_pe) {
+        match (m.common().per_example.as_mut(), &from_pe) {
             (Some(to), Some(f)) => {
                 for (t, x) in to.patched.iter_mut().zip(&f.patched) {
                     t[l] = x[l].clone();
@@ -434,30 +441,41 @@ fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
             }
             // One part without per-example values: the merged result has none either, rather
             // than rows of NaN that read as not computed.
-            (Some(_), None) => *m.per_example() = None,
+            (Some(_), None) => *m.common().per_example = None,
             _ => {}
         }
-        m.rows_computed().push(l);
+        m.common().rows_computed.push(l);
     }
     Ok(())
 }
 
-/// The parts' warnings, once each, after `warnings`.
-fn union_warnings(warnings: &mut Vec<String>, parts: &[&Vec<String>]) {
-    for w in parts.iter().flat_map(|p| p.iter()) {
-        if !warnings.contains(w) {
-            warnings.push(w.clone());
+/// Completes the merged record: rows sorted, complete when every row of the whole is there,
+/// not a part, created now, the parts' warnings (once each) and timings (sweep seconds summed:
+/// the compute spent; the others' largest).
+fn finish<R: Mergeable>(m: &mut R, parts: &mut [R]) {
+    let all = m.split(1).concat();
+    let mut warnings = Vec::new();
+    let mut timings = Vec::new();
+    for p in parts.iter_mut() {
+        let c = p.common();
+        warnings.extend(c.warnings.iter().cloned());
+        timings.extend(*c.timing);
+    }
+    let c = m.common();
+    c.rows_computed.sort_unstable();
+    *c.complete = all.iter().all(|l| c.rows_computed.contains(l));
+    *c.shard = None;
+    *c.created = now();
+    for w in warnings {
+        if !c.warnings.contains(&w) {
+            c.warnings.push(w);
         }
     }
-}
-
-/// The parts' timings: sweep seconds summed (the compute spent), the others' largest.
-fn merged_timing(t: &mut Option<super::Timing>, parts: &[Option<super::Timing>]) {
-    let Some(t) = t.as_mut() else { return };
-    let all: Vec<_> = parts.iter().flatten().collect();
-    t.sweep_seconds = all.iter().map(|t| t.sweep_seconds).sum();
-    t.cache_seconds = all.iter().map(|t| t.cache_seconds).fold(0.0, f64::max);
-    t.load_seconds = all.iter().map(|t| t.load_seconds).fold(0.0, f64::max);
+    if let Some(t) = c.timing.as_mut() {
+        t.sweep_seconds = timings.iter().map(|t| t.sweep_seconds).sum();
+        t.cache_seconds = timings.iter().map(|t| t.cache_seconds).fold(0.0, f64::max);
+        t.load_seconds = timings.iter().map(|t| t.load_seconds).fold(0.0, f64::max);
+    }
 }
 
 fn now() -> String {
@@ -486,14 +504,20 @@ impl Mergeable for RunRecord {
             algorithm: self.algorithm.unwrap_or_default(),
             chunk_rows: 0,
             metric: self.metric,
+            senders: Default::default(),
         };
         crate::patching::shard::split(&spec, self.n_layers, count)
     }
-    fn rows_computed(&mut self) -> &mut Vec<usize> {
-        &mut self.rows_computed
-    }
-    fn per_example(&mut self) -> &mut Option<PerExample> {
-        &mut self.per_example
+    fn common(&mut self) -> Common<'_> {
+        Common {
+            rows_computed: &mut self.rows_computed,
+            complete: &mut self.complete,
+            created: &mut self.created,
+            warnings: &mut self.warnings,
+            timing: &mut self.timing,
+            shard: &mut self.shard,
+            per_example: &mut self.per_example,
+        }
     }
     fn clear_row(&mut self, l: usize) {
         self.relative[l] = None;
@@ -518,20 +542,6 @@ impl Mergeable for RunRecord {
         if let (Some(to), Some(f)) = (self.relative_ci.as_mut(), &from.relative_ci) {
             to[l] = f[l].clone();
         }
-    }
-    fn finish(&mut self, parts: &[&Self]) {
-        self.rows_computed.sort_unstable();
-        let senders = self.split(1).concat();
-        self.complete = senders.iter().all(|l| self.rows_computed.contains(l));
-        self.shard = None;
-        self.created = now();
-        let warnings: Vec<&Vec<String>> = parts.iter().map(|p| &p.warnings).collect();
-        union_warnings(&mut self.warnings, &warnings);
-        let timings: Vec<_> = parts.iter().map(|p| p.timing).collect();
-        merged_timing(&mut self.timing, &timings);
-    }
-    fn rows_complete(&self) -> bool {
-        self.complete
     }
     fn to_json(&self) -> String {
         RunRecord::to_json(self)
@@ -559,11 +569,16 @@ impl Mergeable for ScanRecord {
             .map(|k| crate::patching::scan::shard_layers(self.n_layers, Shard { index: k, count }))
             .collect()
     }
-    fn rows_computed(&mut self) -> &mut Vec<usize> {
-        &mut self.rows_computed
-    }
-    fn per_example(&mut self) -> &mut Option<PerExample> {
-        &mut self.per_example
+    fn common(&mut self) -> Common<'_> {
+        Common {
+            rows_computed: &mut self.rows_computed,
+            complete: &mut self.complete,
+            created: &mut self.created,
+            warnings: &mut self.warnings,
+            timing: &mut self.timing,
+            shard: &mut self.shard,
+            per_example: &mut self.per_example,
+        }
     }
     fn clear_row(&mut self, l: usize) {
         self.relative[l] = None;
@@ -584,19 +599,6 @@ impl Mergeable for ScanRecord {
         if let (Some(to), Some(f)) = (self.relative_ci.as_mut(), &from.relative_ci) {
             to[l] = f[l].clone();
         }
-    }
-    fn finish(&mut self, parts: &[&Self]) {
-        self.rows_computed.sort_unstable();
-        self.complete = self.rows_computed.len() == self.n_layers;
-        self.shard = None;
-        self.created = now();
-        let warnings: Vec<&Vec<String>> = parts.iter().map(|p| &p.warnings).collect();
-        union_warnings(&mut self.warnings, &warnings);
-        let timings: Vec<_> = parts.iter().map(|p| p.timing).collect();
-        merged_timing(&mut self.timing, &timings);
-    }
-    fn rows_complete(&self) -> bool {
-        self.complete
     }
     fn to_json(&self) -> String {
         ScanRecord::to_json(self)
