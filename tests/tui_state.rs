@@ -163,7 +163,7 @@ fn opens_on_the_last_layers_resid_post_and_runs_with_one_key() {
     let rec = app.current_record().unwrap();
     assert!((rec.r(2, 0).unwrap() - (-0.3)).abs() < 1e-12);
     assert!(
-        app.seconds_per_cost.is_some(),
+        !app.calibrations.is_empty(),
         "the run calibrates later ETAs"
     );
 }
@@ -1774,4 +1774,48 @@ fn the_comparison_scrolls_with_its_cursor_and_says_the_values_there() {
         text.lines().any(|l| l.starts_with("   0 ")),
         "layer 0 on screen: {text}"
     );
+}
+
+/// A finished sweep calibrates the ETA of the next sweep of its kind only: a head receiver
+/// runs every position, the last layer's resid_post only the last one, so the resid_post's
+/// seconds per unit of layer cost would put a head receiver's ETA far too low. Within a
+/// kind, the cache passes are a fixed part of the estimate, the sweep the part per cost.
+#[test]
+fn etas_are_calibrated_per_kind_with_the_cache_as_a_fixed_cost() {
+    let (mut app, _) = ready_app("eta");
+    press(&mut app, "r");
+    let (id, r) = submitted_patch(&mut app);
+    finish_run(&mut app, id, &r); // caches 0.01 s, sweep 0.02 s
+    let spec = |app: &App, text: &str| {
+        app.setup
+            .spec(Receiver::parse_many(&[text.to_string()]).unwrap(), 0)
+    };
+    let resid = spec(&app, "resid_post:3");
+    let cost = resid.total_cost(LAYERS);
+    let eta = app.eta(&resid).unwrap();
+    assert!((eta - (0.01 + 0.02)).abs() < 1e-12, "{eta}");
+    // Half the cost: the caches stay whole.
+    let head = spec(&app, "3.1.v");
+    let resid2 = spec(&app, "resid_post:2");
+    let eta2 = app.eta(&resid2);
+    assert!(!resid2.receiver.last_position_only(LAYERS));
+    assert_eq!(
+        eta2, None,
+        "another kind, and no evaluation measured yet: no ETA"
+    );
+    assert_eq!(
+        app.eta(&head),
+        None,
+        "a head receiver is not timed by resid_post's run"
+    );
+    // A head receiver's run calibrates head receivers.
+    app.cursor = (3, 1);
+    app.on_key(key(KeyCode::Enter));
+    let (id2, r2) = submitted_patch(&mut app);
+    finish_run(&mut app, id2, &r2);
+    let head_cost = head.total_cost(LAYERS);
+    let other = spec(&app, "2.0.v");
+    let want = 0.01 + 0.02 / head_cost * other.total_cost(LAYERS);
+    assert!((app.eta(&other).unwrap() - want).abs() < 1e-12);
+    assert!((app.eta(&resid).unwrap() - (0.01 + 0.02 / cost * cost)).abs() < 1e-12);
 }

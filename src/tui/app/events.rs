@@ -176,7 +176,17 @@ impl App {
             let spec = self.setup.spec(record.receiver.clone(), record.begin_layer);
             let cost = spec.total_cost(record.n_layers);
             if cost > 0.0 {
-                self.seconds_per_cost = Some((t.sweep_seconds + t.cache_seconds) / cost);
+                let c = Calibration {
+                    algorithm: spec.algorithm,
+                    last_position_only: spec.receiver.last_position_only(record.n_layers),
+                    cache_seconds: t.cache_seconds,
+                    seconds_per_cost: t.sweep_seconds / cost,
+                };
+                let same = |o: &Calibration| {
+                    (o.algorithm, o.last_position_only) == (c.algorithm, c.last_position_only)
+                };
+                self.calibrations.retain(|o| !same(o));
+                self.calibrations.push(c);
             }
         }
         let t = record.timing.unwrap_or_default();

@@ -224,6 +224,19 @@ pub(super) fn begin_for(receiver: &Receiver, begin_layer: usize) -> usize {
         .map_or(begin_layer, |last| begin_layer.min(last))
 }
 
+/// What a finished sweep measured, for the ETA of the next sweep of its kind: the same
+/// algorithm, and the same rule for positions (`Receiver::last_position_only`: a head
+/// receiver's sweep runs every position, the last layer's resid_post only the last one, so a
+/// unit of `PatchSpec::layer_cost` costs another time in each). The cache passes are a fixed
+/// cost per run, not one per unit of layer cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    pub algorithm: Algorithm,
+    pub last_position_only: bool,
+    pub cache_seconds: f64,
+    pub seconds_per_cost: f64,
+}
+
 /// A model's head groups and selection.
 type Marks = (Vec<HeadGroup>, BTreeSet<(usize, usize)>);
 
@@ -266,8 +279,9 @@ pub struct App {
     pub confirm_quit: bool,
     /// Whether the groups as they are now were saved (`S`, or with a run by `s`).
     pub groups_saved: bool,
-    /// Measured sweep seconds per unit of `PatchSpec::layer_cost`, for ETAs.
-    pub seconds_per_cost: Option<f64>,
+    /// What the last finished sweep of each kind measured, for the ETAs of the next ones of
+    /// that kind (see [`Calibration`]).
+    pub calibrations: Vec<Calibration>,
     /// The model whose groups and selection are in `groups` / `selected`, and those of other
     /// models, put aside (see `sync_context`).
     pub context: String,
@@ -407,7 +421,7 @@ impl App {
             quit: false,
             confirm_quit: false,
             groups_saved: true,
-            seconds_per_cost: None,
+            calibrations: Vec::new(),
             viewport: (80, 24),
             context: String::new(),
             stashed: Default::default(),
@@ -637,14 +651,18 @@ impl App {
         self.set_status(Level::Info, format!("running → {}", key.receiver));
     }
 
-    /// Estimated seconds for a sweep: from the last measured run, or before any run, roughly,
-    /// from the time the data's evaluation took (two forward passes over every example).
+    /// Estimated seconds for a sweep: from the last measured run of its kind ([`Calibration`]),
+    /// or before any, roughly, from the time the data's evaluation took (two forward passes
+    /// over every example, scaled by the positions the sweep runs).
     pub fn eta(&self, spec: &PatchSpec) -> Option<f64> {
         let m = self.model.as_ref()?;
         let n = m.n_layers;
         let cost = spec.total_cost(n);
-        if let Some(s) = self.seconds_per_cost {
-            return Some(s * cost);
+        let kind = (spec.algorithm, spec.receiver.last_position_only(n));
+        let measured =
+            (self.calibrations.iter()).find(|c| (c.algorithm, c.last_position_only) == kind);
+        if let Some(c) = measured {
+            return Some(c.cache_seconds + c.seconds_per_cost * cost);
         }
         let d = self.data.as_ref()?;
         let eval = d.eval.as_ref()?.seconds;
