@@ -166,3 +166,27 @@ fn the_layer_axis_is_depth_normalized() {
         assert_eq!(row_layers(0, rows, n)[0], 0);
     }
 }
+
+/// `F` on the side-by-side view writes its figure (.svg and .png) into the results folder,
+/// never beside the compared files, one panel per result.
+#[test]
+fn f_writes_the_side_by_side_figure_into_the_results_folder() {
+    let (mut app, dir) = side_app("side-figure", paper_finals());
+    press(&mut app, "F");
+    assert!(app.status.1.starts_with("figure: "), "{}", app.status.1);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].starts_with("side-gemma_2_9b") && names[0].ends_with(".png"),
+        "{names:?}"
+    );
+    let svg = std::fs::read_to_string(dir.join(&names[1])).unwrap();
+    for m in ["gemma_2_9b", "llama_2_7b", "llama_3_8b", "mistral_7b"] {
+        assert!(svg.contains(m), "{m}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
