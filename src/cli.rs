@@ -374,6 +374,7 @@ fn memory_line(m: &crate::model::Model) -> String {
         algorithm: crate::patching::Algorithm::Fast,
         chunk_rows: crate::patching::default_chunk_rows(on_cpu),
         metric: Default::default(),
+        senders: Default::default(),
     };
     let data = DataShape {
         n_prompts: 100,

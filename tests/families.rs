@@ -35,6 +35,7 @@ fn patched(
         algorithm,
         chunk_rows: 0,
         metric: Default::default(),
+        senders: Default::default(),
     };
     patching::run(&lm.model, pairs, &spec, &mut Silent)
         .unwrap()

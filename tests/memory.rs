@@ -17,6 +17,7 @@ fn spec(receiver: Receiver, batch_size: usize, chunk_rows: usize) -> PatchSpec {
         algorithm: Algorithm::Fast,
         chunk_rows,
         metric: Metric::default(),
+        senders: Default::default(),
     }
 }
 

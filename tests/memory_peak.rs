@@ -37,6 +37,7 @@ impl Run {
             algorithm: Algorithm::Fast,
             chunk_rows: self.chunk,
             metric: Metric::default(),
+            senders: Default::default(),
         }
     }
 

@@ -90,6 +90,7 @@ fn every_metric_per_example_matches_transformerlens() {
                         algorithm,
                         chunk_rows: 0,
                         metric,
+                        senders: Default::default(),
                     };
                     let out = patching::run(&lm.model, &pairs, &spec, &mut Silent).unwrap();
                     let d = max_diff(&out.matrix, &refs, key, metric.name());

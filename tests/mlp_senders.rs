@@ -265,38 +265,3 @@ fn fast_equals_literal_on_other_receivers() {
         }
     }
 }
-
-/// What MLP senders add to a sweep (the issue allows `heads,mlp` at most 1.2x heads only):
-/// the fast sweep of every sender layer on tiny-llama (8 heads: 9 row groups a layer instead
-/// of 8), best of 20, both kinds of receiver. Timing, so not run by default:
-/// `cargo test --release --test mlp_senders -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn cost_of_mlp_senders_beside_heads() {
-    let (lm, pairs) = load("tiny-llama");
-    let m = &lm.model;
-    let layers: Vec<usize> = (0..m.n_layers()).collect();
-    for text in ["resid_post:3", "2.1.q"] {
-        let receiver = Receiver::parse_many(&[text.to_string()]).unwrap();
-        let batch = make_batches(m, &pairs, 8).unwrap().remove(0);
-        let mut needs = fast::needs(m, &batch, &receiver, 0);
-        needs.mlp = true;
-        let cache = cache_batch_with(m, &batch, Some(&needs), Metric::LogitDiff, true).unwrap();
-        let time = |s: Senders| {
-            (0..20)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    fast::sweep_chunk_senders(m, &batch, &cache, &receiver, &layers, s).unwrap();
-                    t.elapsed().as_secs_f64()
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
-        let (h, hm) = (time(Senders::Heads), time(Senders::HeadsAndMlp));
-        eprintln!(
-            "{text}: heads {:.2} ms, heads,mlp {:.2} ms: {:.2}x",
-            h * 1e3,
-            hm * 1e3,
-            hm / h
-        );
-    }
-}

@@ -65,6 +65,7 @@ fn run(
         algorithm,
         chunk_rows: 0,
         metric: Default::default(),
+        senders: Default::default(),
     };
     patching::run(&lm.model, pairs, &spec, &mut Silent).unwrap()
 }
@@ -246,6 +247,7 @@ fn chunked_schedule_equals_streaming() {
                     algorithm: Algorithm::Fast,
                     chunk_rows,
                     metric: Default::default(),
+                    senders: Default::default(),
                 };
                 let out = patching::run(&lm.model, &pairs, &spec, &mut Silent).unwrap();
                 assert_eq!(out.matrix.computed, base.matrix.computed);
@@ -297,12 +299,18 @@ impl patching::Sweep for Known {
         _: &patching::batch::BatchCache,
         _: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<Vec<f32>>>, patching::PatchError> {
+        _: patching::Senders,
+    ) -> Result<patching::ChunkValues, patching::PatchError> {
         let b = batch.size();
-        Ok(layers
-            .iter()
-            .map(|&l| vec![vec![(l + 1) as f32; b]; model.n_heads()])
-            .collect())
+        Ok(patching::ChunkValues {
+            heads: Some(
+                layers
+                    .iter()
+                    .map(|&l| vec![vec![(l + 1) as f32; b]; model.n_heads()])
+                    .collect(),
+            ),
+            mlp: None,
+        })
     }
     fn layer_cost(&self, _: &PatchSpec, _: usize, _: usize) -> f64 {
         1.0
@@ -328,6 +336,7 @@ fn one_frame_runs_every_sweep() {
         algorithm,
         chunk_rows,
         metric: Default::default(),
+        senders: Default::default(),
     };
     let baselines = |rec: &Recorder| -> (f64, f64) {
         match rec.events[0] {
@@ -418,6 +427,7 @@ fn the_last_position_rule_is_one_for_chunks_and_the_sweep() {
             algorithm: Algorithm::Fast,
             chunk_rows: 2 * one_position,
             metric: Default::default(),
+            senders: Default::default(),
         };
         let widest = spec
             .chunks(&lm.model, &batches)

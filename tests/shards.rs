@@ -295,6 +295,7 @@ fn a_cancel_stops_every_worker_and_keeps_their_rows() {
         algorithm: Algorithm::Reference,
         chunk_rows: 0,
         metric: Metric::LogitDiff,
+        senders: Default::default(),
     };
     let layers = spec.sender_layers();
     let whole = patching::run(&lm.model, &pairs, &spec, &mut patching::Silent)

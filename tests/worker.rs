@@ -56,6 +56,7 @@ fn patch_job_streams_rows_and_matches_a_direct_run() {
         algorithm: Algorithm::Fast,
         chunk_rows: 0,
         metric: Default::default(),
+        senders: Default::default(),
     };
     let id = worker.submit(Job::Patch(patch.clone()));
     let mut rows = Vec::new();
@@ -150,6 +151,7 @@ fn cancelling_keeps_the_finished_rows() {
         algorithm: Algorithm::Reference,
         chunk_rows: 0,
         metric: Default::default(),
+        senders: Default::default(),
     }));
     let mut cancelled = false;
     let record = loop {
@@ -234,6 +236,7 @@ fn a_device_list_runs_the_sweep_on_every_copy_with_the_same_numbers() {
         algorithm: Algorithm::Fast,
         chunk_rows: 0,
         metric: Default::default(),
+        senders: Default::default(),
     };
     let id = worker.submit(Job::Patch(patch.clone()));
     let mut rows = Vec::new();

@@ -300,6 +300,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .chunk_rows
                 .unwrap_or(crate::patching::default_chunk_rows(model.device.is_cpu())),
             metric: Default::default(),
+            senders: Default::default(),
         };
         let fast_resid = spec(&resid, 0, Algorithm::Fast);
         // The fast resid sweep is the reference's yardstick (its ratio).

@@ -143,6 +143,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                             algorithm: Algorithm::Fast,
                             chunk_rows,
                             metric: Default::default(),
+                            senders: Default::default(),
                         },
                         &mut Silent,
                     )?;

@@ -77,6 +77,11 @@ pub struct PatchArgs {
     /// the others their part.
     #[arg(long, value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// Which senders to patch: `heads` (the paper's), `mlp` (each sender layer's MLP output,
+    /// `hook_mlp_out`) or `heads,mlp`. MLPs are saved as `mlp_relative` beside `relative`;
+    /// with `mlp` alone the head rows stay uncomputed (`null`).
+    #[arg(long, default_value = "heads")]
+    pub senders: String,
 }
 
 /// `24GiB`, `512MiB`, `1.5GiB`, `64KiB` or a number of bytes.
@@ -114,6 +119,12 @@ fn parse_metric(s: &str) -> Result<crate::patching::Metric, String> {
     })
 }
 
+/// `--senders`, checked (a one-line error naming the flag).
+pub(super) fn parse_senders(s: &str) -> Result<crate::patching::Senders> {
+    crate::patching::Senders::parse(s)
+        .ok_or_else(|| anyhow::anyhow!("--senders {s:?}: expected heads, mlp or heads,mlp"))
+}
+
 /// `--out` (or the first free default name), its per-example `.npy` files and with `npy` the
 /// matrices' `.npy` files, checked before any compute.
 pub(super) fn plan_out(
@@ -124,6 +135,8 @@ pub(super) fn plan_out(
 ) -> Result<Planned> {
     let companions = move |p: &Path| {
         let mut all = crate::results::per_example_paths(p).to_vec();
+        // Checked whatever the senders: a stale MLP file must never sit beside a new run.
+        all.push(crate::results::mlp_per_example_path(p));
         if npy {
             all.extend(crate::results::npy_paths(p));
         }
@@ -213,6 +226,7 @@ impl Observer for CliObserver<'_> {
 
 pub fn run(a: PatchArgs) -> Result<Report> {
     check_thresholds(a.hi, a.lo)?;
+    parse_senders(&a.senders)?;
     let shard = a
         .shard
         .as_deref()
@@ -293,6 +307,7 @@ pub(super) fn spec_of(
             .chunk_rows
             .unwrap_or(patching::default_chunk_rows(lm.model.device.is_cpu())),
         metric: a.metric,
+        senders: parse_senders(&a.senders)?,
     };
     spec.validate(&lm.model)?;
     check_reachable(&spec.receiver, a.begin_layer)?;
@@ -468,11 +483,15 @@ fn shard_name(path: PathBuf, shard: Option<Shard>) -> PathBuf {
 /// The notes on stderr before a sweep: skipped examples, multi-token answers, what runs.
 fn announce(tokenized: &Tokenized, spec: &PatchSpec, n_heads: usize) {
     note!(
-        "patching {} senders (layers {}..={} × {} heads) → {} on {} examples, {} algorithm",
+        "patching {} senders (layers {}..={} × {}) → {} on {} examples, {} algorithm",
         spec.n_senders(n_heads),
         spec.begin_layer,
         spec.receiver.max_layer(),
-        n_heads,
+        match spec.senders {
+            crate::patching::Senders::Heads => format!("{n_heads} heads"),
+            crate::patching::Senders::Mlp => "the MLP".to_string(),
+            crate::patching::Senders::HeadsAndMlp => format!("{n_heads} heads and the MLP"),
+        },
         spec.receiver,
         tokenized.pairs.len(),
         spec.algorithm.name()

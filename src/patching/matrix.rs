@@ -40,6 +40,23 @@ pub struct PatchMatrix {
     /// Per computed layer, the patched metric per [head][example] (the means are `patched`).
     #[serde(skip)]
     pub each: Vec<Option<Vec<Vec<f32>>>>,
+    /// The MLP senders' column, when the sweep patched MLPs (`Senders::mlp`); `None` for a
+    /// heads-only sweep, so its matrix is what it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpColumn>,
+}
+
+/// Patched values of each sender layer's MLP: one more column beside the heads.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MlpColumn {
+    /// Mean patched metric per layer; 0 where not computed, except layers in the sweep's range
+    /// whose MLP cannot reach the receiver, which hold LD_contrast (as `fill_unreached`).
+    pub patched: Vec<f64>,
+    /// Which layers' MLPs were computed.
+    pub computed: Vec<bool>,
+    /// Per computed layer, the patched metric per example.
+    #[serde(skip)]
+    pub each: Vec<Option<Vec<f32>>>,
 }
 
 /// One head and its score.
@@ -70,7 +87,62 @@ impl PatchMatrix {
             normal_each: Vec::new(),
             contrast_each: Vec::new(),
             each: vec![None; n_layers],
+            mlp: None,
         }
+    }
+
+    /// Adds the MLP column (nothing computed yet), with its unreachable layers from
+    /// `begin_layer` on filled with LD_contrast ([`Receiver::mlp_reachable_from`]: an MLP
+    /// writes after resid_mid, so a `resid_mid:L` receiver's layer L is one of them).
+    pub fn add_mlp(&mut self, receiver: &Receiver, begin_layer: usize) {
+        let mut c = MlpColumn {
+            patched: vec![0.0; self.n_layers],
+            computed: vec![false; self.n_layers],
+            each: vec![None; self.n_layers],
+        };
+        let top = receiver.max_layer().min(self.n_layers.saturating_sub(1));
+        for l in begin_layer..=top {
+            if !receiver.mlp_reachable_from(l) {
+                c.patched[l] = self.ld_contrast;
+            }
+        }
+        self.mlp = Some(c);
+    }
+
+    /// Layer `layer`'s MLP: its mean and per-example values. A matrix without the MLP column
+    /// gets one first (nothing else computed in it).
+    pub fn set_mlp(&mut self, layer: usize, mean: f64, each: Vec<f32>) {
+        let n = self.n_layers;
+        let c = self.mlp.get_or_insert_with(|| MlpColumn {
+            patched: vec![0.0; n],
+            computed: vec![false; n],
+            each: vec![None; n],
+        });
+        c.patched[layer] = mean;
+        c.computed[layer] = true;
+        c.each[layer] = Some(each);
+    }
+
+    /// r of each layer's MLP, masked as [`PatchMatrix::relative`] masks heads (with the MLP's
+    /// reachability); `None` without the MLP column, `None` cells not computed.
+    pub fn mlp_relative(
+        &self,
+        receiver: &Receiver,
+        begin_layer: usize,
+    ) -> Option<Vec<Option<f64>>> {
+        let c = self.mlp.as_ref()?;
+        let gap = self.gap();
+        Some(
+            (0..self.n_layers)
+                .map(|l| {
+                    let masked = l < begin_layer || !receiver.mlp_reachable_from(l);
+                    c.computed[l].then(|| match masked {
+                        true => 0.0,
+                        false => (c.patched[l] - self.ld_contrast) / gap,
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// Fills the rows of senders from `begin_layer` to the receiver's last layer that cannot

@@ -33,7 +33,7 @@ pub use parallel::run_devices;
 pub use receiver::{HeadReceiver, Receiver, ResidKind};
 pub use senders::{ChunkValues, Senders};
 pub use shard::Shard;
-pub use sweep::{run, run_layers, run_with, Sweep};
+pub use sweep::{run, run_layers, run_with, RowValues, Sweep};
 
 /// Which implementation computes the sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -86,6 +86,9 @@ pub struct PatchSpec {
     /// What the patched runs are scored by (default: the paper's logit difference).
     #[serde(default)]
     pub metric: Metric,
+    /// Which senders are patched: each sender layer's heads (the paper's), its MLP, or both.
+    #[serde(default)]
+    pub senders: Senders,
 }
 
 impl PatchSpec {
@@ -145,13 +148,18 @@ impl PatchSpec {
                 .unwrap_or(1)
         };
         let prompts = batches.iter().map(|b| b.size()).max().unwrap_or(1);
-        let per_layer = (model.n_heads() * prompts * positions).max(1);
+        let per_layer = (self.groups_per_layer(model.n_heads()) * prompts * positions).max(1);
         let k = (self.chunk_rows / per_layer).max(1);
         layers.chunks(k).map(|c| c.to_vec()).collect()
     }
 
+    /// Senders per sender layer (pass-1 row groups): its heads, its MLP, or both.
+    pub fn groups_per_layer(&self, n_heads: usize) -> usize {
+        usize::from(self.senders.heads()) * n_heads + usize::from(self.senders.mlp())
+    }
+
     pub fn n_senders(&self, n_heads: usize) -> usize {
-        self.sender_layers().len() * n_heads
+        self.sender_layers().len() * self.groups_per_layer(n_heads)
     }
 
     /// Relative cost of sender layer `l` (for progress and ETA): the algorithm's

@@ -16,15 +16,15 @@ use crate::data::TokenizedPair;
 use crate::model::Model;
 
 use super::batch;
-use super::sweep::{baselines_event, check_layers, new_matrix, Baselines, Rows, Work};
+use super::sweep::{baselines_event, check_layers, new_matrix, Baselines, RowValues, Rows, Work};
 use super::{Observer, PatchError, PatchOutcome, PatchSpec};
 
 /// What a worker tells the coordinator.
 enum Msg {
     /// Its caches are done (the baselines, and how long the caches took).
     Baselines(Box<Baselines>, f64),
-    /// A chunk of sender layers is done: per layer, [head][example].
-    Rows(Vec<usize>, Vec<Vec<Vec<f32>>>),
+    /// A chunk of sender layers is done: per layer, its senders' per-example values.
+    Rows(Vec<usize>, Vec<RowValues>),
     Failed(PatchError),
 }
 
@@ -163,7 +163,7 @@ struct Collect<'a> {
     matrix: Option<super::PatchMatrix>,
     rows: Option<Rows>,
     /// Rows that came before the baselines were announced (kept, reported after them).
-    early: Vec<(usize, Vec<Vec<f32>>)>,
+    early: Vec<(usize, RowValues)>,
     done: usize,
 }
 
@@ -233,7 +233,7 @@ impl<'a> Collect<'a> {
         }
     }
 
-    fn rows(&mut self, chunk: Vec<usize>, each: Vec<Vec<Vec<f32>>>, obs: &mut dyn Observer) {
+    fn rows(&mut self, chunk: Vec<usize>, each: Vec<RowValues>, obs: &mut dyn Observer) {
         for (l, e) in chunk.into_iter().zip(each) {
             if self.base.is_none() {
                 self.early.push((l, e));
@@ -243,7 +243,7 @@ impl<'a> Collect<'a> {
         }
     }
 
-    fn row(&mut self, layer: usize, each: Vec<Vec<f32>>, observer: &mut dyn Observer) {
+    fn row(&mut self, layer: usize, each: RowValues, observer: &mut dyn Observer) {
         let (Some(rows), Some(matrix)) = (self.rows.as_mut(), self.matrix.as_mut()) else {
             return;
         };

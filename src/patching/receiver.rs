@@ -480,6 +480,7 @@ mod tests {
             algorithm: Default::default(),
             chunk_rows: 0,
             metric: Default::default(),
+            senders: Default::default(),
         };
         // Heads of layer 3 cannot reach resid_pre of layer 3: row 3 is never computed.
         assert_eq!(spec("resid_pre:3", 0).sender_layers(), vec![2, 1, 0]);

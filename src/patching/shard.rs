@@ -164,6 +164,7 @@ mod tests {
             algorithm,
             chunk_rows: 0,
             metric: Metric::LogitDiff,
+            senders: Default::default(),
         }
     }
 

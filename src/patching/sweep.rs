@@ -12,6 +12,7 @@ use crate::data::TokenizedPair;
 use crate::model::Model;
 
 use super::batch::{self, Batch, BatchCache, Needs};
+use super::senders::{ChunkValues, Senders};
 use super::{
     fast, reference, Algorithm, Observer, PatchError, PatchEvent, PatchMatrix, PatchOutcome,
     PatchSpec, Receiver,
@@ -23,8 +24,10 @@ pub trait Sweep {
     /// logits (what the literal algorithm needs, as TransformerLens' `run_with_cache`).
     fn needs(&self, model: &Model, batch: &Batch, spec: &PatchSpec) -> Option<Needs>;
 
-    /// The patched metric of each of the batch's prompts, per sender layer of `layers` (in
-    /// the order given) and head: [layer][head][prompt].
+    /// The patched metric of each of the batch's prompts for the senders of `layers` (in the
+    /// order given) that `senders` asks for: [layer][head][prompt] for heads, [layer][prompt]
+    /// for MLPs; a kind not asked for is `None`. The cache holds the normal MLP outputs when
+    /// MLP senders are asked for (the schedule caches with `senders.mlp()`).
     fn sweep_chunk(
         &self,
         model: &Model,
@@ -32,7 +35,8 @@ pub trait Sweep {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError>;
+        senders: Senders,
+    ) -> Result<ChunkValues, PatchError>;
 
     /// Relative cost of sender layer `l` (for progress and ETAs).
     fn layer_cost(&self, spec: &PatchSpec, l: usize, n_layers: usize) -> f64;
@@ -69,11 +73,9 @@ impl Sweep for Literal {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
-        layers
-            .iter()
-            .map(|&l| reference::sweep_layer(model, batch, cache, receiver, l))
-            .collect()
+        senders: Senders,
+    ) -> Result<ChunkValues, PatchError> {
+        reference::sweep_chunk_senders(model, batch, cache, receiver, layers, senders)
     }
     /// Two full passes per sender, whatever its layer.
     fn layer_cost(&self, _: &PatchSpec, _: usize, _: usize) -> f64 {
@@ -86,7 +88,9 @@ impl Sweep for Literal {
 
 impl Sweep for Fast {
     fn needs(&self, model: &Model, batch: &Batch, spec: &PatchSpec) -> Option<Needs> {
-        Some(fast::needs(model, batch, &spec.receiver, spec.begin_layer))
+        let mut needs = fast::needs(model, batch, &spec.receiver, spec.begin_layer);
+        needs.mlp = spec.senders.mlp();
+        Some(needs)
     }
     fn sweep_chunk(
         &self,
@@ -95,8 +99,9 @@ impl Sweep for Fast {
         cache: &BatchCache,
         receiver: &Receiver,
         layers: &[usize],
-    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
-        fast::sweep_chunk(model, batch, cache, receiver, layers)
+        senders: Senders,
+    ) -> Result<ChunkValues, PatchError> {
+        fast::sweep_chunk_senders(model, batch, cache, receiver, layers, senders)
     }
     /// The MLP chain from `l` to the receiver, then the rest of the model (three passes per
     /// receiver head's layer onwards for a head receiver), then the readout.
@@ -188,19 +193,27 @@ impl Rows {
         }
     }
 
-    /// Row `layer` from its per-example values [head][example]. `at_end`: the rows are
-    /// reported once the whole sweep is done, which took that many seconds (no ETA).
+    /// Row `layer` from its per-example values (heads [head][example], MLP [example]).
+    /// `at_end`: the rows are reported once the whole sweep is done, which took that many
+    /// seconds (no ETA). The row event carries the heads' means (empty when only MLP senders
+    /// are swept: there is no head row to draw).
     pub(super) fn finish(
         &mut self,
         spec: &PatchSpec,
         matrix: &mut PatchMatrix,
         observer: &mut dyn Observer,
-        (layer, each): (usize, Vec<Vec<f32>>),
+        (layer, each): (usize, RowValues),
         at_end: Option<f64>,
     ) {
-        let row: Vec<f64> = each.iter().map(|v| mean(v)).collect();
-        matrix.set_row(layer, row.clone());
-        matrix.set_row_each(layer, each);
+        let mut row: Vec<f64> = Vec::new();
+        if let Some(heads) = each.heads {
+            row = heads.iter().map(|v| mean(v)).collect();
+            matrix.set_row(layer, row.clone());
+            matrix.set_row_each(layer, heads);
+        }
+        if let Some(mlp) = each.mlp {
+            matrix.set_mlp(layer, mean(&mlp), mlp);
+        }
         self.done_cost += spec.layer_cost(layer, self.n_layers);
         self.done += 1;
         let elapsed = at_end.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
@@ -223,18 +236,65 @@ impl Rows {
     }
 }
 
-/// Per-example values of a sender row [head][example], filled batch by batch.
-pub(super) fn empty_rows(n_heads: usize, n_examples: usize) -> Vec<Vec<f32>> {
-    vec![vec![f32::NAN; n_examples]; n_heads]
+/// Per-example values of one sender layer, by kind of sender: its heads [head][example], its
+/// MLP [example]; a kind not swept is `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowValues {
+    pub heads: Option<Vec<Vec<f32>>>,
+    pub mlp: Option<Vec<f32>>,
 }
 
-/// Puts one batch's values [head][prompt] at its examples' places in `each` [head][example].
-pub(super) fn scatter(each: &mut [Vec<f32>], batch: &Batch, values: Vec<Vec<f32>>) {
-    for (row, v) in each.iter_mut().zip(values) {
-        for (&ex, x) in batch.examples.iter().zip(v) {
-            row[ex] = x;
+/// Per-example values of a sender row, NaN until filled batch by batch.
+pub(super) fn empty_rows(n_heads: usize, n_examples: usize, senders: Senders) -> RowValues {
+    RowValues {
+        heads: senders
+            .heads()
+            .then(|| vec![vec![f32::NAN; n_examples]; n_heads]),
+        mlp: senders.mlp().then(|| vec![f32::NAN; n_examples]),
+    }
+}
+
+/// Puts one batch's values [prompt] at its examples' places in `row` [example].
+fn scatter_one(row: &mut [f32], batch: &Batch, values: Vec<f32>) {
+    for (&ex, x) in batch.examples.iter().zip(values) {
+        row[ex] = x;
+    }
+}
+
+/// Puts one chunk's values of one batch (as [`Sweep::sweep_chunk`] returns them) at their
+/// layers' and examples' places in `each` (one [`RowValues`] per layer of `chunk`, or per
+/// layer of the model when `by_layer`). A kind asked for but not returned is an error: a row
+/// must never be left NaN silently.
+pub(super) fn scatter(
+    each: &mut [RowValues],
+    chunk: &[usize],
+    by_layer: bool,
+    batch: &Batch,
+    values: ChunkValues,
+) -> Result<(), PatchError> {
+    let missing =
+        |kind: &str| PatchError::Invalid(format!("internal: the sweep returned no {kind} values"));
+    let slot = |i: usize| if by_layer { chunk[i] } else { i };
+    if each.first().is_some_and(|r| r.heads.is_some()) {
+        let heads = values.heads.ok_or_else(|| missing("head"))?;
+        for (i, v) in heads.into_iter().enumerate() {
+            let rows = each[slot(i)]
+                .heads
+                .as_mut()
+                .ok_or_else(|| missing("head"))?;
+            for (row, x) in rows.iter_mut().zip(v) {
+                scatter_one(row, batch, x);
+            }
         }
     }
+    if each.first().is_some_and(|r| r.mlp.is_some()) {
+        let mlp = values.mlp.ok_or_else(|| missing("MLP"))?;
+        for (i, v) in mlp.into_iter().enumerate() {
+            let row = each[slot(i)].mlp.as_mut().ok_or_else(|| missing("MLP"))?;
+            scatter_one(row, batch, v);
+        }
+    }
+    Ok(())
 }
 
 /// Runs path patching of `spec` over `pairs`.
@@ -333,26 +393,37 @@ impl Work<'_> {
             .iter()
             .map(|b| {
                 let needs = self.sweep.needs(model, b, self.spec);
-                batch::cache_batch(model, b, needs.as_ref(), self.spec.metric)
+                self.cache(model, b, needs.as_ref())
             })
             .collect()
     }
 
-    /// One chunk's per-example values over every batch: [layer of chunk][head][example].
+    /// One batch's cache, keeping the normal MLP outputs when MLP senders are swept.
+    pub(super) fn cache(
+        &self,
+        model: &Model,
+        b: &Batch,
+        needs: Option<&Needs>,
+    ) -> Result<BatchCache, PatchError> {
+        let mlp = self.spec.senders.mlp();
+        batch::cache_batch_with(model, b, needs, self.spec.metric, mlp)
+    }
+
+    /// One chunk's per-example values over every batch, one per layer of the chunk.
     pub(super) fn chunk_values(
         &self,
         model: &Model,
         caches: &[BatchCache],
         chunk: &[usize],
-    ) -> Result<Vec<Vec<Vec<f32>>>, PatchError> {
-        let mut each = vec![empty_rows(model.n_heads(), self.pairs.len()); chunk.len()];
+    ) -> Result<Vec<RowValues>, PatchError> {
+        let senders = self.spec.senders;
+        let empty = empty_rows(model.n_heads(), self.pairs.len(), senders);
+        let mut each = vec![empty; chunk.len()];
         for (b, c) in self.batches.iter().zip(caches) {
-            let values = self
-                .sweep
-                .sweep_chunk(model, b, c, &self.spec.receiver, chunk)?;
-            for (e, v) in each.iter_mut().zip(values) {
-                scatter(e, b, v);
-            }
+            let values =
+                self.sweep
+                    .sweep_chunk(model, b, c, &self.spec.receiver, chunk, senders)?;
+            scatter(&mut each, chunk, false, b, values)?;
         }
         Ok(each)
     }
@@ -384,6 +455,9 @@ pub(super) fn new_matrix(model: &Model, spec: &PatchSpec, base: &Baselines) -> P
     matrix.normal_each = base.normal.clone();
     matrix.contrast_each = base.contrast.clone();
     matrix.fill_unreached(&spec.receiver, spec.begin_layer);
+    if spec.senders.mlp() {
+        matrix.add_mlp(&spec.receiver, spec.begin_layer);
+    }
     matrix
 }
 
@@ -431,7 +505,8 @@ fn run_batch_outer(
 ) -> Result<PatchOutcome, PatchError> {
     let (n_layers, n_heads) = (model.n_layers(), model.n_heads());
     let chunks = w.chunks(model);
-    let mut each = vec![empty_rows(n_heads, w.pairs.len()); n_layers];
+    let senders = w.spec.senders;
+    let mut each = vec![empty_rows(n_heads, w.pairs.len(), senders); n_layers];
     let mut base = Baselines::new(w.pairs.len());
     let mut cache_seconds = 0.0;
     let mut complete = true;
@@ -442,16 +517,14 @@ fn run_batch_outer(
         }
         let t = Instant::now();
         let needs = w.sweep.needs(model, b, w.spec);
-        let cache = batch::cache_batch(model, b, needs.as_ref(), w.spec.metric)?;
+        let cache = w.cache(model, b, needs.as_ref())?;
         base.add(b, &cache);
         cache_seconds += t.elapsed().as_secs_f64();
         for chunk in &chunks {
             let values = w
                 .sweep
-                .sweep_chunk(model, b, &cache, &w.spec.receiver, chunk)?;
-            for (&l, v) in chunk.iter().zip(values) {
-                scatter(&mut each[l], b, v);
-            }
+                .sweep_chunk(model, b, &cache, &w.spec.receiver, chunk, senders)?;
+            scatter(&mut each, chunk, true, b, values)?;
         }
     }
     let mut matrix = new_matrix(model, w.spec, &base);

@@ -117,5 +117,10 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         bootstrap: None,
         per_example: None,
         shard: None,
+        senders: Default::default(),
+        mlp_relative: None,
+        mlp_patched_logit_diff: None,
+        mlp_relative_ci: None,
+        mlp_per_example: None,
     })
 }

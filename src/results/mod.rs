@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::DataSpec;
 use crate::model::{Family, ModelOrigin};
-use crate::patching::{Algorithm, Metric, PatchMatrix, Receiver};
+use crate::patching::{Algorithm, Metric, PatchMatrix, Receiver, Senders};
 
 pub use read::{read_json, SavedFile};
 pub use write::{preflight, write_atomic};
@@ -210,6 +210,32 @@ pub struct RunRecord {
     /// A shard part (`patch --shard`): which shard of which sweep; `merge` joins the parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<shard::ShardInfo>,
+    /// Which senders were patched (`patch --senders`); absent for the paper's heads only, so
+    /// such files are what they always were. With `mlp` alone the head rows are never
+    /// computed: `relative` and `patched_logit_diff` are all `null`, and `rows_computed` lists
+    /// the sender layers whose MLPs were.
+    #[serde(default, skip_serializing_if = "is_heads")]
+    pub senders: Senders,
+    /// r of each sender layer's MLP [layer], masked as `relative` is (with the MLP's
+    /// reachability); `null` where not computed, or where r is not a number (a computed
+    /// layer, listed in `rows_computed`: read back as NaN). Only with MLP senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp_relative: Option<Vec<Option<f64>>>,
+    /// Mean patched metric of each layer's MLP (named after the metric in the file, as
+    /// `patched_logit_diff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp_patched_logit_diff: Option<Vec<Option<f64>>>,
+    /// The 95% bootstrap interval of each MLP's r (as `relative_ci`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp_relative_ci: Option<Vec<Option<[Option<f64>; 2]>>>,
+    /// The MLPs' patched metric per [example][layer], NaN where not computed (written as
+    /// `STEM.mlp_per_example.npy`, not in the JSON).
+    #[serde(skip)]
+    pub mlp_per_example: Option<Vec<Vec<f32>>>,
+}
+
+fn is_heads(s: &Senders) -> bool {
+    *s == Senders::Heads
 }
 
 /// Intervals of r per [layer][head] (`[low, high]`), `None` rows not computed.
@@ -224,11 +250,31 @@ pub struct PerExample {
     pub contrast: Vec<f32>,
 }
 
+/// The MLPs' per-example values [example][layer] (NaN where not computed), or `None` for a
+/// matrix without the MLP column or without per-example values.
+fn mlp_per_example(m: &PatchMatrix) -> Option<Vec<Vec<f32>>> {
+    let c = m.mlp.as_ref()?;
+    if m.normal_each.is_empty() || c.each.iter().all(Option::is_none) {
+        return None;
+    }
+    let at = |l: usize, e: usize| c.each[l].as_ref().map_or(f32::NAN, |v| v[e]);
+    Some(
+        (0..m.normal_each.len())
+            .map(|e| (0..m.n_layers).map(|l| at(l, e)).collect())
+            .collect(),
+    )
+}
+
 impl PerExample {
     /// A sweep's per-example values ([example][layer][head], NaN in rows not computed), or
     /// `None` for a matrix that has none (one rebuilt from a run's events).
     pub fn of(m: &PatchMatrix) -> Option<PerExample> {
-        if m.normal_each.is_empty() || m.each.iter().all(Option::is_none) {
+        // A sweep of MLP senders alone keeps its baselines (and NaN heads) beside the MLPs'.
+        let no_mlp = m
+            .mlp
+            .as_ref()
+            .is_none_or(|c| c.each.iter().all(Option::is_none));
+        if m.normal_each.is_empty() || (m.each.iter().all(Option::is_none) && no_mlp) {
             return None;
         }
         let n = m.normal_each.len();
@@ -254,8 +300,8 @@ fn is_logit_diff(m: &Metric) -> bool {
     *m == Metric::LogitDiff
 }
 
-/// The three fields whose file names say the metric.
-const METRIC_FIELDS: [&str; 3] = ["normal", "contrast", "patched"];
+/// The fields whose file names say the metric.
+const METRIC_FIELDS: [&str; 4] = ["normal", "contrast", "patched", "mlp_patched"];
 
 /// Renames the metric's fields of a record's JSON between the in-memory names
 /// (`normal_logit_diff` ...) and the file's (`normal_kl` ...).
@@ -312,6 +358,7 @@ impl RunRecord {
         });
         record.baseline_accuracy =
             crate::patching::baseline::BaselineAccuracy::of(&tok.pairs, &outcome.top_tokens);
+        record.senders = spec.senders;
         record
     }
 
@@ -343,7 +390,9 @@ impl RunRecord {
             contrast_logit_diff: Some(m.ld_contrast),
             baseline_accuracy: None,
             warnings: Vec::new(),
-            rows_computed: (0..m.n_layers).filter(|&l| m.computed[l]).collect(),
+            rows_computed: (0..m.n_layers)
+                .filter(|&l| m.computed[l] || m.mlp.as_ref().is_some_and(|c| c.computed[l]))
+                .collect(),
             relative: rows(&rel),
             patched_logit_diff: Some(rows(&m.patched)),
             timing: Some(p.timing),
@@ -355,8 +404,53 @@ impl RunRecord {
             bootstrap: None,
             per_example: PerExample::of(m),
             shard: None,
+            senders: match m.mlp {
+                Some(_) => Senders::HeadsAndMlp,
+                None => Senders::Heads,
+            },
+            mlp_relative: m.mlp_relative(p.receiver, p.begin_layer),
+            mlp_patched_logit_diff: m.mlp.as_ref().map(|c| {
+                (0..m.n_layers)
+                    .map(|l| c.computed[l].then_some(c.patched[l]))
+                    .collect()
+            }),
+            mlp_relative_ci: None,
+            mlp_per_example: mlp_per_example(m),
         }
         .with_intervals(m, p.receiver, p.begin_layer)
+        .with_mlp_intervals(m, p.receiver, p.begin_layer)
+    }
+
+    /// Adds the bootstrap intervals of the MLPs' r (the heads' resampling, one column), masked
+    /// as `mlp_relative` is; none without per-example values.
+    fn with_mlp_intervals(mut self, m: &PatchMatrix, receiver: &Receiver, begin: usize) -> Self {
+        let (Some(c), Some(_)) = (&m.mlp, &self.mlp_per_example) else {
+            return self;
+        };
+        let b = crate::patching::bootstrap::Bootstrap::default();
+        let each: Vec<Option<Vec<Vec<f32>>>> =
+            c.each.iter().map(|e| e.clone().map(|v| vec![v])).collect();
+        let iv = b.intervals(&each, &m.normal_each, &m.contrast_each);
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let rows = iv
+            .into_iter()
+            .enumerate()
+            .map(|(l, row)| {
+                let masked = l < begin || !receiver.mlp_reachable_from(l);
+                let (lo, hi) = row?.into_iter().next()?;
+                Some(match masked {
+                    true => [Some(0.0), Some(0.0)],
+                    false => [finite(lo), finite(hi)],
+                })
+            })
+            .collect();
+        self.mlp_relative_ci = Some(rows);
+        self
+    }
+
+    /// r of layer `layer`'s MLP, `None` when the run has no MLP senders or it was not computed.
+    pub fn mlp_r(&self, layer: usize) -> Option<f64> {
+        *self.mlp_relative.as_ref()?.get(layer)?
     }
 
     /// Adds the bootstrap intervals of r from the matrix's per-example values (none without
@@ -442,7 +536,12 @@ impl RunRecord {
             self.contrast_logit_diff.unwrap_or(f64::NAN),
             self.data.as_ref().map_or(0, |d| d.n_examples),
         );
-        for &l in &self.rows_computed {
+        // A layer computed for its MLP alone (`--senders mlp`) has no head row.
+        for &l in self
+            .rows_computed
+            .iter()
+            .filter(|&&l| self.relative[l].is_some())
+        {
             let row = match &self.patched_logit_diff {
                 Some(p) => p[l].clone().unwrap_or_else(|| vec![0.0; self.n_heads]),
                 None => vec![0.0; self.n_heads],
@@ -514,13 +613,21 @@ impl RunRecord {
             .flat_map(|(&a, &b)| [a as f64, b as f64])
             .collect();
         let [p, b] = per_example_paths(path);
-        vec![
+        let mut files = vec![
             (
                 p,
                 npy::encode_f64(&patched, &[n, self.n_layers, self.n_heads]),
             ),
             (b, npy::encode_f64(&base, &[n, 2])),
-        ]
+        ];
+        if let Some(mlp) = &self.mlp_per_example {
+            let data: Vec<f64> = mlp.iter().flatten().map(|&x| x as f64).collect();
+            files.push((
+                mlp_per_example_path(path),
+                npy::encode_f64(&data, &[n, self.n_layers]),
+            ));
+        }
+        files
     }
 
     /// `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`, with their bytes;
@@ -564,8 +671,9 @@ impl RunRecord {
                 let mut value = value;
                 let metric = metric_of(&value, path)?;
                 rename_metric_fields(&mut value, metric, false);
-                let rec: RunRecord = read::typed(value, path, FORMAT)?;
+                let mut rec: RunRecord = read::typed(value, path, FORMAT)?;
                 rec.check().map_err(bad)?;
+                rec.nan_in_computed_mlp();
                 Ok(rec)
             }
             None if value.get("matrix").is_some() => {
@@ -617,12 +725,13 @@ impl RunRecord {
                     self.n_layers
                 ));
             }
-            if self.relative[l].is_none() {
+            if self.senders.heads() && self.relative[l].is_none() {
                 return Err(format!(
                     "field `rows_computed` lists layer {l} but `relative[{l}]` is null"
                 ));
             }
         }
+        self.check_mlp()?;
         self.receiver
             .validate(self.n_layers, self.n_heads)
             .map_err(|e| format!("field `receiver`: {e}"))?;
@@ -644,6 +753,62 @@ impl RunRecord {
         check_groups(&self.groups, shape)?;
         read::heads_inside(&self.selected, shape, "selected")?;
         check_baseline_accuracy(self.baseline_accuracy.as_ref())
+    }
+}
+
+impl RunRecord {
+    /// The MLP fields are there exactly when `senders` has MLPs, one value per layer.
+    fn check_mlp(&self) -> Result<(), String> {
+        let fields = [
+            ("mlp_relative", self.mlp_relative.as_ref().map(Vec::len)),
+            (
+                "mlp_patched_logit_diff",
+                self.mlp_patched_logit_diff.as_ref().map(Vec::len),
+            ),
+            (
+                "mlp_relative_ci",
+                self.mlp_relative_ci.as_ref().map(Vec::len),
+            ),
+        ];
+        for (field, len) in fields {
+            match len {
+                Some(_) if !self.senders.mlp() => {
+                    return Err(format!(
+                        "field `{field}` is given but `senders` is {} (no MLP senders)",
+                        self.senders.name()
+                    ))
+                }
+                Some(n) if n != self.n_layers => {
+                    return Err(format!(
+                        "field `{field}` has {n} values, expected n_layers = {}",
+                        self.n_layers
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if self.senders.mlp() && self.mlp_relative.is_none() {
+            return Err(format!(
+                "field `senders` is {} but `mlp_relative` is missing",
+                self.senders.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A computed MLP cell written `null` (r not a number) reads back as NaN, never as "not
+    /// computed".
+    fn nan_in_computed_mlp(&mut self) {
+        let rows = self.rows_computed.clone();
+        for v in [&mut self.mlp_relative, &mut self.mlp_patched_logit_diff]
+            .into_iter()
+            .flatten()
+        {
+            let n = v.len();
+            for &l in rows.iter().filter(|&&l| l < n) {
+                v[l].get_or_insert(f64::NAN);
+            }
+        }
     }
 }
 
@@ -730,6 +895,15 @@ pub fn per_example_paths(path: &Path) -> [PathBuf; 2] {
     let stem = path.with_extension("");
     ["per_example", "baselines"]
         .map(|suffix| PathBuf::from(format!("{}.{suffix}.npy", stem.display())))
+}
+
+/// Where a run with MLP senders keeps their per-example values: `STEM.mlp_per_example.npy`
+/// ([example, layer] float64, NaN where not computed), beside [`per_example_paths`]' files.
+pub fn mlp_per_example_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!(
+        "{}.mlp_per_example.npy",
+        path.with_extension("").display()
+    ))
 }
 
 /// The `.npy` companions of a result file: `STEM.relative.npy`, `STEM.patched_logit_diff.npy`.

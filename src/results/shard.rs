@@ -53,12 +53,16 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// shape are caught by the baselines, which every part records. Batch size, chunk rows and
 /// devices change only the schedule, so they are left out.
 pub fn fingerprint(model: &ModelInfo, pairs: &[TokenizedPair], spec: &PatchSpec) -> String {
-    let options = serde_json::json!({
+    let mut options = serde_json::json!({
         "receiver": spec.receiver.label(),
         "begin_layer": spec.begin_layer,
         "algorithm": spec.algorithm,
         "metric": spec.metric,
     });
+    // Only when not the default, so heads-only fingerprints are what they always were.
+    if spec.senders != crate::patching::Senders::Heads {
+        options["senders"] = serde_json::json!(spec.senders);
+    }
     fingerprint_of(model, pairs, options)
 }
 
@@ -204,10 +208,42 @@ fn load_part(path: &Path) -> Result<Loaded, MergeError> {
     let mut r = RunRecord::from_value(value, path)?;
     let (l, c) = r.shape();
     r.per_example = read_per_example(path, r.n_examples(), (l, c))?;
+    if r.senders.mlp() && r.per_example.is_some() {
+        r.mlp_per_example = read_mlp_per_example(path, r.n_examples(), l)?;
+    }
     Ok(Loaded::Run(Part {
         path: path.to_path_buf(),
         record: r,
     }))
+}
+
+/// The MLP senders' per-example values beside a result file ([example][layer]), checked
+/// against its shape; `None` when the file is absent (the merge then drops them, as it drops
+/// the heads' for a part without them).
+pub fn read_mlp_per_example(
+    path: &Path,
+    n: usize,
+    l: usize,
+) -> Result<Option<Vec<Vec<f32>>>, MergeError> {
+    let file = super::mlp_per_example_path(path);
+    if !file.exists() {
+        return Ok(None);
+    }
+    let bad = |why: String| MergeError::Bad {
+        path: file.display().to_string(),
+        why,
+    };
+    let bytes = super::read::read_bytes(&file)?;
+    let (data, got) =
+        super::npy::decode_f64(&bytes).ok_or_else(|| bad("not a float64 .npy file".into()))?;
+    if got != [n, l] {
+        return Err(bad(format!("shape {got:?}, expected {:?}", [n, l])));
+    }
+    Ok(Some(
+        data.chunks(l.max(1))
+            .map(|ex| ex.iter().map(|&x| x as f32).collect())
+            .collect(),
+    ))
 }
 
 /// The per-example values beside a result file, checked against its shape; `None` when the
@@ -504,7 +540,7 @@ impl Mergeable for RunRecord {
             algorithm: self.algorithm.unwrap_or_default(),
             chunk_rows: 0,
             metric: self.metric,
-            senders: Default::default(),
+            senders: self.senders,
         };
         crate::patching::shard::split(&spec, self.n_layers, count)
     }
@@ -532,6 +568,7 @@ impl Mergeable for RunRecord {
                 .iter_mut()
                 .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
         }
+        self.clear_mlp_row(l);
         self.rows_computed.retain(|&x| x != l);
     }
     fn copy_row(&mut self, from: &Self, l: usize) {
@@ -542,12 +579,56 @@ impl Mergeable for RunRecord {
         if let (Some(to), Some(f)) = (self.relative_ci.as_mut(), &from.relative_ci) {
             to[l] = f[l].clone();
         }
+        self.copy_mlp_row(from, l);
     }
     fn to_json(&self) -> String {
         RunRecord::to_json(self)
     }
     fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         RunRecord::per_example_files(self, path)
+    }
+}
+
+impl RunRecord {
+    /// Layer `l`'s MLP emptied (not computed), per-example values included.
+    fn clear_mlp_row(&mut self, l: usize) {
+        for v in [&mut self.mlp_relative, &mut self.mlp_patched_logit_diff]
+            .into_iter()
+            .flatten()
+        {
+            v[l] = None;
+        }
+        if let Some(ci) = self.mlp_relative_ci.as_mut() {
+            ci[l] = None;
+        }
+        if let Some(pe) = self.mlp_per_example.as_mut() {
+            pe.iter_mut().for_each(|ex| ex[l] = f32::NAN);
+        }
+    }
+
+    /// Layer `l`'s MLP taken from `from`; a part without MLP per-example values leaves the
+    /// merged record without them (rather than a column of NaN that reads as not computed).
+    fn copy_mlp_row(&mut self, from: &Self, l: usize) {
+        let pairs = [
+            (&mut self.mlp_relative, &from.mlp_relative),
+            (
+                &mut self.mlp_patched_logit_diff,
+                &from.mlp_patched_logit_diff,
+            ),
+        ];
+        for (to, f) in pairs {
+            if let (Some(to), Some(f)) = (to.as_mut(), f) {
+                to[l] = f[l];
+            }
+        }
+        if let (Some(to), Some(f)) = (self.mlp_relative_ci.as_mut(), &from.mlp_relative_ci) {
+            to[l] = f[l];
+        }
+        match (self.mlp_per_example.as_mut(), &from.mlp_per_example) {
+            (Some(to), Some(f)) => to.iter_mut().zip(f).for_each(|(t, x)| t[l] = x[l]),
+            (Some(_), None) => self.mlp_per_example = None,
+            _ => {}
+        }
     }
 }
 

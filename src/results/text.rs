@@ -179,21 +179,34 @@ pub fn heatmap(rec: &RunRecord) -> String {
             "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small)",
             7,
             |l, h| raw_effect(rec, l, h).map(|d| format!("{d:>+7.3}")),
+            |l| mlp_raw_effect(rec, l).map(|d| format!("{d:>+7.3}")),
         );
     }
-    grid(rec, "r = (patched - LD_c)/(LD_c - LD_n) in %", 6, |l, h| {
-        rec.r(l, h).map(|r| format!("{:>6.1}", 100.0 * r))
-    })
+    grid(
+        rec,
+        "r = (patched - LD_c)/(LD_c - LD_n) in %",
+        6,
+        |l, h| rec.r(l, h).map(|r| format!("{:>6.1}", 100.0 * r)),
+        |l| rec.mlp_r(l).map(|r| format!("{:>6.1}", 100.0 * r)),
+    )
+}
+
+/// patched - LD_c of layer `l`'s MLP, where its r is defined.
+fn mlp_raw_effect(rec: &RunRecord, l: usize) -> Option<f64> {
+    rec.mlp_r(l)?;
+    Some(rec.mlp_patched_logit_diff.as_ref()?[l]? - rec.contrast_logit_diff?)
 }
 
 /// A layer × head table, top row the last layer; `cell` gives a formatted value or `None` for
-/// a row that was not computed.
+/// a row that was not computed; a run with MLP senders gets their column (`mlp`) last.
 fn grid(
     rec: &RunRecord,
     title: &str,
     width: usize,
     cell: impl Fn(usize, usize) -> Option<String>,
+    mlp: impl Fn(usize) -> Option<String>,
 ) -> String {
+    let with_mlp = rec.mlp_relative.is_some();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -203,12 +216,18 @@ fn grid(
     for h in 0..rec.n_heads {
         let _ = write!(s, "{h:>width$}");
     }
+    if with_mlp {
+        let _ = write!(s, "  {:>width$}", "MLP");
+    }
     s.push('\n');
+    let dot = || format!("{:>width$}", "·");
     for l in (0..rec.n_layers).rev() {
         let _ = write!(s, "{l:>5}");
         for h in 0..rec.n_heads {
-            let c = cell(l, h).unwrap_or_else(|| format!("{:>width$}", "·"));
-            s.push_str(&c);
+            s.push_str(&cell(l, h).unwrap_or_else(dot));
+        }
+        if with_mlp {
+            let _ = write!(s, "  {}", mlp(l).unwrap_or_else(dot));
         }
         s.push('\n');
     }
@@ -243,10 +262,10 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
     let mut out = format!(
         "|r| > {}: {}\n{} < |r| <= {}: {}\n",
         t.hi,
-        heads_with_intervals(rec, &strong),
+        with_mlps(rec, &strong, |r| r > t.hi),
         t.lo,
         t.hi,
-        heads_with_intervals(rec, &weak)
+        with_mlps(rec, &weak, |r| r > t.lo && r <= t.hi)
     );
     if let Some(b) = rec.bootstrap.filter(|_| rec.relative_ci.is_some()) {
         let _ = writeln!(
@@ -258,6 +277,55 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
         );
     }
     out
+}
+
+/// A head list with the MLPs whose |r| passes `keep` merged in (`MLP 5 +12.0%`), layer-
+/// descending, a layer's MLP before its heads (it writes after them); the heads alone for a
+/// run without MLP senders.
+fn with_mlps(rec: &RunRecord, heads: &[HeadScore], keep: impl Fn(f64) -> bool) -> String {
+    let mlps: Vec<(usize, f64)> = (0..rec.n_layers)
+        .rev()
+        .filter_map(|l| rec.mlp_r(l).map(|r| (l, r)))
+        .filter(|&(_, r)| keep(r.abs()))
+        .collect();
+    if mlps.is_empty() {
+        return heads_with_intervals(rec, heads);
+    }
+    let mut items: Vec<(usize, bool, String)> = mlps
+        .iter()
+        .map(|&(l, r)| (l, true, mlp_with_interval(rec, l, r)))
+        .collect();
+    for s in heads {
+        let one = heads_with_intervals(rec, std::slice::from_ref(s));
+        items.push((s.layer, false, one));
+    }
+    // Stable: heads keep their head-descending order within a layer.
+    items.sort_by_key(|&(l, is_mlp, _)| (std::cmp::Reverse(l), !is_mlp));
+    let all: Vec<String> = items.into_iter().map(|(_, _, s)| s).collect();
+    all.join(", ")
+}
+
+/// `MLP 5 +12.0%`, with its bootstrap interval (and `?` when it holds 0) when the run has them.
+fn mlp_with_interval(rec: &RunRecord, l: usize, r: f64) -> String {
+    let iv = rec.mlp_relative_ci.as_ref().map(|ci| match ci.get(l) {
+        Some(Some([Some(lo), Some(hi)])) => (*lo, *hi),
+        _ => (f64::NAN, f64::NAN),
+    });
+    let Some((lo, hi)) = iv else {
+        return format!("MLP {l} {:+.1}%", 100.0 * r);
+    };
+    let masked = l < rec.begin_layer || !rec.receiver.mlp_reachable_from(l);
+    if lo.is_nan() || hi.is_nan() {
+        return format!("?MLP {l} {:+.1}% [?, ?]", 100.0 * r);
+    }
+    let noise = !masked && lo <= 0.0 && hi >= 0.0;
+    format!(
+        "{}MLP {l} {:+.1}% [{:+.1}, {:+.1}]",
+        if noise { "?" } else { "" },
+        100.0 * r,
+        100.0 * lo,
+        100.0 * hi
+    )
 }
 
 /// The head list with each head's bootstrap interval when the result has them, and `?` before

@@ -294,6 +294,7 @@ impl Setup {
             algorithm: self.algorithm,
             chunk_rows: self.chunk_rows(),
             metric: Default::default(),
+            senders: Default::default(),
         }
     }
 
