@@ -50,6 +50,8 @@ impl Run {
             self.chunk.to_string(),
             self.examples.to_string(),
         );
+        // Reaped by wait4 below (which also reads the child's own peak), not by Child::wait.
+        #[allow(clippy::zombie_processes)]
         let child = Command::new(bin())
             .arg("patch")
             .args(["--model", self.model.to_str().unwrap()])

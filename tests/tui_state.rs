@@ -1819,3 +1819,17 @@ fn etas_are_calibrated_per_kind_with_the_cache_as_a_fixed_cost() {
     assert!((app.eta(&other).unwrap() - want).abs() < 1e-12);
     assert!((app.eta(&resid).unwrap() - (0.01 + 0.02 / cost * cost)).abs() < 1e-12);
 }
+
+/// The setup takes a device list (a sweep worker per device); a list of CPUs streams rows as
+/// one CPU does, and a bad entry anywhere in the list is refused.
+#[test]
+fn setup_takes_a_device_list() {
+    let mut s = setup(common::temp_dir("devicelist"));
+    s.set_field(2, "cpu,cpu").unwrap();
+    assert_eq!(s.device, "cpu,cpu");
+    assert_eq!(s.chunk_rows(), 0, "CPU workers stream rows");
+    s.set_field(2, "cuda:0,cuda:1").unwrap();
+    assert_eq!(s.chunk_rows(), headhunt::patching::DEFAULT_GPU_CHUNK_ROWS);
+    let e = s.set_field(2, "cpu,gpu").unwrap_err();
+    assert!(e.contains("device") && e.contains("cpu,gpu"), "{e}");
+}

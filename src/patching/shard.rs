@@ -201,7 +201,10 @@ mod tests {
         let (low, high): (Vec<usize>, Vec<usize>) = (0..42).partition(|&l| l < 21);
         let by_count = (cost(&low) - cost(&high)).abs();
         let by_cost = (cost(&two[0]) - cost(&two[1])).abs();
-        assert!(by_cost * 10.0 < by_count, "{two:?}: {by_cost} vs {by_count}");
+        assert!(
+            by_cost * 10.0 < by_count,
+            "{two:?}: {by_cost} vs {by_count}"
+        );
     }
 
     #[test]

@@ -166,8 +166,11 @@ impl Setup {
             0 => self.model = v.to_string(),
             1 => self.tokenizer = (!v.is_empty()).then(|| PathBuf::from(v)),
             2 => {
-                if !(v == "cpu" || v == "cuda" || v.starts_with("cuda:")) {
-                    return Err(format!("device: expected cpu, cuda or cuda:N, got {v:?}"));
+                let one = |d: &str| d == "cpu" || d == "cuda" || d.starts_with("cuda:");
+                if !v.split(',').all(|d| one(d.trim())) {
+                    return Err(format!(
+                        "device: expected cpu, cuda or cuda:N, or a list of them (cuda:0,cuda:1), got {v:?}"
+                    ));
                 }
                 self.device = v.to_string()
             }
@@ -281,7 +284,8 @@ impl Setup {
     /// Streams sender layers one by one on CPU (rows appear as they finish); on a GPU lets
     /// them advance together in chunks (far faster there; rows arrive at the end).
     pub fn chunk_rows(&self) -> usize {
-        crate::patching::default_chunk_rows(self.device == "cpu")
+        // A list of CPU devices streams rows as one CPU does.
+        crate::patching::default_chunk_rows(self.device.split(',').all(|d| d.trim() == "cpu"))
     }
 
     /// The sweep these choices ask for, toward `receiver` from `begin_layer`: the one place the
