@@ -296,11 +296,17 @@ fn a_sweep_that_would_not_fit_is_refused_before_its_caches() {
     let out = dir.join("run.json");
     let (code, _, err) = patch(&["--max-memory", "1MiB", "--out", out.to_str().unwrap()]);
     one_line_error(code, &err, "allowed by --max-memory");
-    assert!(err.contains("needs about") && err.contains("weights"), "{err}");
+    assert!(
+        err.contains("needs about") && err.contains("weights"),
+        "{err}"
+    );
     assert!(!out.exists(), "nothing is saved by a refused sweep");
     let (code, _, err) = patch(&["--max-memory", "12XB"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--max-memory") && err.contains("24GiB"), "{err}");
+    assert!(
+        err.contains("--max-memory") && err.contains("24GiB"),
+        "{err}"
+    );
     // A cap the sweep fits in runs as before.
     let (code, _, err) = patch(&["--max-memory", "8GiB", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

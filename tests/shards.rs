@@ -217,7 +217,10 @@ fn parts_that_do_not_belong_together_are_refused() {
     let (a, b) = (path_str(&s0), path_str(&s2));
     refused(&["merge", a, b, "--out", o], "missing shard(s) 1 of 3");
     refused(&["merge", a, a, "--out", o], "shard 0 given twice");
-    refused(&["merge", a, path_str(&of4), "--out", o], "shard 1 of 4, but");
+    refused(
+        &["merge", a, path_str(&of4), "--out", o],
+        "shard 1 of 4, but",
+    );
     refused(
         &["merge", a, path_str(&kl), "--out", o],
         "from another sweep",
@@ -336,14 +339,27 @@ fn a_drill_down_level_runs_as_one_command_or_as_array_tasks() {
     }
     let fx = fixture("tiny-qwen2");
     let data = fx.join("addition.jsonl");
-    let base = ["patch", "--model", path_str(&fx), "--data", path_str(&data), "--each"];
+    let base = [
+        "patch",
+        "--model",
+        path_str(&fx),
+        "--data",
+        path_str(&data),
+        "--each",
+    ];
     let with = |extra: &[&'static str]| -> Vec<String> {
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
     let file = all.join("2.1.q.json");
     for (extra, needle) in [
-        (with(&["--receiver", "resid_post:2", "--out", "x"]), "--each runs head receivers"),
-        (with(&["--receiver", "2.1.q,2.1.q", "--out", "x"]), "given twice"),
+        (
+            with(&["--receiver", "resid_post:2", "--out", "x"]),
+            "--each runs head receivers",
+        ),
+        (
+            with(&["--receiver", "2.1.q,2.1.q", "--out", "x"]),
+            "given twice",
+        ),
         (with(&["--receiver", "2.1.q"]), "give --out DIR"),
     ] {
         let args: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -385,7 +401,10 @@ fn merged_scan_shards_equal_the_unsharded_scan() {
         }
         let merged = dir.join("merged.json");
         let parts = dir.join("parts");
-        let (code, err) = headhunt(&["merge", path_str(&parts), "--out", path_str(&merged)], &[]);
+        let (code, err) = headhunt(
+            &["merge", path_str(&parts), "--out", path_str(&merged)],
+            &[],
+        );
         assert_eq!(code, 0, "{err}");
         assert_same(&whole, &merged);
         // A scan part and a path-patching part do not merge.
@@ -393,7 +412,13 @@ fn merged_scan_shards_equal_the_unsharded_scan() {
         patch("tiny-llama", &run, &["--shard", "0/3"]);
         let s0 = parts.join("s0.json");
         refused(
-            &["merge", path_str(&s0), path_str(&run), "--out", path_str(&dir.join("x.json"))],
+            &[
+                "merge",
+                path_str(&s0),
+                path_str(&run),
+                "--out",
+                path_str(&dir.join("x.json")),
+            ],
             "a scan part among path-patching parts",
         );
     }

@@ -252,7 +252,11 @@ fn a_device_list_runs_the_sweep_on_every_copy_with_the_same_numbers() {
         }
     };
     rows.sort_unstable();
-    assert_eq!(rows, vec![0, 1, 2], "every sender row streams, from either worker");
+    assert_eq!(
+        rows,
+        vec![0, 1, 2],
+        "every sender row streams, from either worker"
+    );
     assert_eq!(record.model.as_ref().unwrap().device, "cpu,cpu");
     let lm = headhunt::model::load(
         fx.to_str().unwrap(),

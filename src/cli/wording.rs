@@ -161,6 +161,50 @@ fn swap_last(text: &str, from: &str, to: &str) -> String {
     }
 }
 
+/// A sweep that would not fit, with the flag that would make it fit; `capped`: the memory it
+/// was held to is `--max-memory`'s.
+pub fn memory(e: &crate::patching::memory::MemoryError, capped: bool) -> String {
+    use crate::patching::memory::Fit;
+    let est = &e.estimate;
+    let fit = match e.fit {
+        Some(Fit::BatchSize(b)) => format!("--batch-size {b} would need about {}", size(e.fit_peak)),
+        Some(Fit::ChunkRows(c)) => format!("--chunk-rows {c} would need about {}", size(e.fit_peak)),
+        Some(Fit::Devices(n)) => format!(
+            "the layers over {n} devices would need about {} each (--place layers is not built yet: use a larger device)",
+            size(e.fit_peak)
+        ),
+        None => "no --batch-size or --chunk-rows fits: use a device with more memory".into(),
+    };
+    let held = if capped {
+        "allowed by --max-memory"
+    } else {
+        "free"
+    };
+    format!(
+        "{}: the sweep needs about {} at its peak (weights {}, caches {}, working set {}, runtime {}), {} {held}; {fit}",
+        e.device,
+        size(est.peak()),
+        size(est.weights),
+        size(est.caches),
+        size(est.working),
+        size(est.runtime),
+        size(e.available)
+    )
+}
+
+/// Bytes in the unit that shows them: KiB below a MiB, MiB below a GiB (one decimal), GiB
+/// (two); never a rounded "0.00 GiB" for something that is not nothing.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes < 1 << 20 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else if bytes < 1 << 30 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,49 +258,5 @@ mod tests {
             n_heads: 16,
         };
         assert_eq!(cli_text(e.clone()), e.to_string());
-    }
-}
-
-/// A sweep that would not fit, with the flag that would make it fit; `capped`: the memory it
-/// was held to is `--max-memory`'s.
-pub fn memory(e: &crate::patching::memory::MemoryError, capped: bool) -> String {
-    use crate::patching::memory::Fit;
-    let est = &e.estimate;
-    let fit = match e.fit {
-        Some(Fit::BatchSize(b)) => format!("--batch-size {b} would need about {}", size(e.fit_peak)),
-        Some(Fit::ChunkRows(c)) => format!("--chunk-rows {c} would need about {}", size(e.fit_peak)),
-        Some(Fit::Devices(n)) => format!(
-            "the layers over {n} devices would need about {} each (--place layers is not built yet: use a larger device)",
-            size(e.fit_peak)
-        ),
-        None => "no --batch-size or --chunk-rows fits: use a device with more memory".into(),
-    };
-    let held = if capped {
-        "allowed by --max-memory"
-    } else {
-        "free"
-    };
-    format!(
-        "{}: the sweep needs about {} at its peak (weights {}, caches {}, working set {}, runtime {}), {} {held}; {fit}",
-        e.device,
-        size(est.peak()),
-        size(est.weights),
-        size(est.caches),
-        size(est.working),
-        size(est.runtime),
-        size(e.available)
-    )
-}
-
-/// Bytes in the unit that shows them: KiB below a MiB, MiB below a GiB (one decimal), GiB
-/// (two); never a rounded "0.00 GiB" for something that is not nothing.
-pub fn size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if bytes < 1 << 20 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else if bytes < 1 << 30 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else {
-        format!("{:.2} GiB", b / (1u64 << 30) as f64)
     }
 }

@@ -915,7 +915,7 @@ pub fn npy_paths(path: &Path) -> [PathBuf; 2] {
 
 /// Matrix rows whose cells may be NaN (r when LD_contrast == LD_normal, or a model that
 /// overflowed): JSON has no NaN, so such a cell is written `null` and read back as NaN.
-mod nan_cells {
+pub(crate) mod nan_cells {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     type Rows = Vec<Option<Vec<f64>>>;

@@ -59,10 +59,10 @@ pub struct ScanRecord {
     pub warnings: Vec<String>,
     pub rows_computed: Vec<usize>,
     /// r per [layer][column]; `null` rows were not computed, `null` cells are undefined.
-    #[serde(with = "cells")]
+    #[serde(with = "super::nan_cells")]
     pub relative: Vec<Option<Vec<f64>>>,
     /// Mean patched metric per [layer][column] (`patched_<metric>` in the file).
-    #[serde(with = "cells")]
+    #[serde(with = "super::nan_cells")]
     pub patched: Vec<Option<Vec<f64>>>,
     /// 95% bootstrap interval of r per [layer][column].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -467,30 +467,4 @@ fn largest(rec: &ScanRecord, n: usize) -> String {
         let _ = writeln!(s, "  {:<16} {:>7.1}% {iv}", name(l, c), 100.0 * r);
     }
     s
-}
-
-/// Rows whose cells may be NaN: written `null`, read back as NaN.
-mod cells {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    type Rows = Vec<Option<Vec<f64>>>;
-
-    pub fn serialize<S: Serializer>(rows: &Rows, s: S) -> Result<S::Ok, S::Error> {
-        let cells: Vec<Option<Vec<Option<f64>>>> = rows
-            .iter()
-            .map(|r| {
-                r.as_ref()
-                    .map(|r| r.iter().map(|&x| x.is_finite().then_some(x)).collect())
-            })
-            .collect();
-        cells.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rows, D::Error> {
-        let cells: Vec<Option<Vec<Option<f64>>>> = Vec::deserialize(d)?;
-        Ok(cells
-            .into_iter()
-            .map(|r| r.map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
-            .collect())
-    }
 }
