@@ -30,9 +30,10 @@ fn starting(lines: &[String], word: &str) -> usize {
 #[test]
 fn all_parts_by_default() {
     let lines = bench(&[]);
-    assert_eq!(starting(&lines, "fast "), 2, "{lines:#?}");
+    assert_eq!(starting(&lines, "fast "), 3, "{lines:#?}");
     assert_eq!(starting(&lines, "reference "), 1, "{lines:#?}");
-    assert_eq!(starting(&lines, "ratio "), 1, "{lines:#?}");
+    // reference / fast, and heads,mlp / heads
+    assert_eq!(starting(&lines, "ratio "), 2, "{lines:#?}");
     assert_eq!(starting(&lines, "circuit "), 1, "{lines:#?}");
     // the circuit line names its circuit and gives a faithfulness
     let c = lines.iter().find(|l| l.starts_with("circuit ")).unwrap();
@@ -56,4 +57,21 @@ fn only_leaves_the_rest_out() {
     assert_eq!(starting(&lines, "circuit "), 0, "{lines:#?}");
     let lines = bench(&["--only", "reference", "--no-reference"]);
     assert_eq!(starting(&lines, "reference "), 0, "{lines:#?}");
+}
+
+#[test]
+fn mlp_senders_are_timed_beside_heads_only() {
+    let lines = bench(&["--only", "resid,mlp"]);
+    let mlp = lines
+        .iter()
+        .find(|l| l.starts_with("fast ") && l.contains("heads and MLPs"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    // tiny-llama: 4 layers of 8 heads and an MLP each.
+    assert!(mlp.contains("36 senders"), "{mlp}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ratio ") && l.contains("heads,mlp / heads")),
+        "{lines:#?}"
+    );
 }

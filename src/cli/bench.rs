@@ -81,6 +81,9 @@ pub enum Part {
     Reference,
     /// One circuit evaluation F(C).
     Circuit,
+    /// The fast sweep to the last layer's resid_post with heads and MLPs as senders
+    /// (`--senders heads,mlp`), and its ratio to heads only.
+    Mlp,
 }
 
 impl BenchArgs {
@@ -331,6 +334,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 hs - hcache,
                 fast_head.n_senders(n_heads)
             );
+        }
+        if a.wants(Part::Mlp) {
+            let with_mlp = PatchSpec {
+                senders: crate::patching::Senders::HeadsAndMlp,
+                ..fast_resid.clone()
+            };
+            let (ms, mcache) = time_fast(&model, &pairs, &with_mlp, a.repeat)?;
+            println!(
+                "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders: heads and MLPs)",
+                resid.label(),
+                ms,
+                mcache,
+                ms - mcache,
+                with_mlp.n_senders(n_heads)
+            );
+            if let Some(s) = fast_s {
+                println!(
+                    "ratio       heads,mlp / heads, {}: {:.2}x",
+                    resid.label(),
+                    ms / s
+                );
+            }
         }
         if a.wants(Part::Reference) {
             let reference = spec(&resid, n_layers - ref_layers, Algorithm::Reference);
