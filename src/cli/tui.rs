@@ -53,7 +53,8 @@ pub struct OpenArgs {
     /// A result file (`headhunt patch --out`, `s` in the explorer, the paper's results), or a
     /// head-groups file (`S` in the explorer): its groups and selection are applied to the
     /// loaded model's heatmap when the shape matches. Two or more result files open side by
-    /// side, of any models and shapes, on a depth-normalized layer axis.
+    /// side, of any models and shapes, on a depth-normalized layer axis. A folder of shard
+    /// parts (`patch --shard`) opens merged, and fills in as more parts land.
     #[arg(required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -131,8 +132,11 @@ pub fn setup(a: TuiArgs) -> Result<Setup> {
         bail!("--batch-size 0: expected at least 1");
     }
     // A file that cannot be opened is an error before the full-screen view starts.
-    if let Some(p) = &a.open {
-        crate::results::SavedFile::load(p)?;
+    // A folder holds shard parts (it may hold none yet: an array job that has not started).
+    match &a.open {
+        Some(p) if p.is_dir() => drop(crate::results::shard::find_parts(std::slice::from_ref(p))?),
+        Some(p) => drop(crate::results::SavedFile::load(p)?),
+        None => {}
     }
     let mut gallery_dirs = Vec::new();
     let paper = crate::demo::locate("data/paper/results");

@@ -129,7 +129,7 @@ async fn event_loop(
                     app.on_worker(we);
                 }
             },
-            _ = tick.tick() => {}
+            _ = tick.tick() => app.on_tick(),
         }
     }
     Ok(None)

@@ -25,6 +25,9 @@ impl App {
     /// `headhunt open FILE`: a run opens at once on the heatmap, an analysis on the circuit
     /// screen; a groups file waits for the model, whose heatmap it applies to.
     pub(super) fn open_at_start(&mut self, path: PathBuf) {
+        if path.is_dir() {
+            return self.open_parts(path);
+        }
         match SavedFile::load(&path) {
             Ok(SavedFile::Analysis(f)) => self.open_analysis(*f, path),
             Ok(SavedFile::Groups(file)) => self.pending_groups = Some((*file, path)),

@@ -30,6 +30,7 @@ mod files;
 mod gallery;
 mod input;
 mod keys;
+mod parts;
 mod runs;
 mod setup;
 mod side;
@@ -300,6 +301,8 @@ pub struct App {
     loaded_setup: Option<Setup>,
     /// A groups file opened at start, applied once the model's heatmap is there.
     pending_groups: Option<(GroupsFile, PathBuf)>,
+    /// A folder of shard parts opened at start, merged again as parts land.
+    watching: Option<parts::Watch>,
     next_job: JobId,
 }
 
@@ -431,6 +434,7 @@ impl App {
             failed_load_jobs: Vec::new(),
             loaded_setup: None,
             pending_groups: None,
+            watching: None,
             next_job: 1,
             setup,
         };
