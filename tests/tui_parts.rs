@@ -21,7 +21,11 @@ fn patch(out: &Path, extra: &[&str]) {
         .args(extra)
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 /// Waits past the explorer's once-a-second look at the folder, then ticks.
@@ -45,20 +49,42 @@ fn a_folder_of_parts_fills_in_as_shards_land() {
     let mut app = App::new(s);
     app.take_effects();
     assert_eq!(app.screen, Screen::Heatmap, "{}", app.status.1);
-    assert!(app.status.1.contains("1 of 3 shards merged"), "{}", app.status.1);
+    assert!(
+        app.status.1.contains("1 of 3 shards merged"),
+        "{}",
+        app.status.1
+    );
     let first = app.current_record().unwrap().clone();
-    assert!(!first.complete && first.rows_computed.len() < 4, "{:?}", first.rows_computed);
+    assert!(
+        !first.complete && first.rows_computed.len() < 4,
+        "{:?}",
+        first.rows_computed
+    );
     // Nothing changed: nothing is merged again.
     tick_after_a_second(&mut app);
-    assert_eq!(app.current_record().unwrap().rows_computed, first.rows_computed);
+    assert_eq!(
+        app.current_record().unwrap().rows_computed,
+        first.rows_computed
+    );
     patch(&parts.join("shard-0.json"), &["--shard", "0/3"]);
     patch(&parts.join("shard-1.json"), &["--shard", "1/3"]);
     tick_after_a_second(&mut app);
-    assert!(app.status.1.contains("3 of 3 shards merged, all in"), "{}", app.status.1);
+    assert!(
+        app.status.1.contains("3 of 3 shards merged, all in"),
+        "{}",
+        app.status.1
+    );
     let rec = app.current_record().unwrap();
     let want = RunRecord::load(&whole).unwrap();
     assert!(rec.complete);
     assert_eq!(rec.rows_computed, want.rows_computed);
-    assert_eq!(rec.relative, want.relative, "the heatmap is the unsharded run's");
-    assert_eq!(app.runs.len(), 1, "merged in place of the opened run, not beside it");
+    assert_eq!(
+        rec.relative, want.relative,
+        "the heatmap is the unsharded run's"
+    );
+    assert_eq!(
+        app.runs.len(),
+        1,
+        "merged in place of the opened run, not beside it"
+    );
 }
