@@ -209,3 +209,25 @@ fn info_prints_the_estimate_for_patchs_defaults() {
         "{line}"
     );
 }
+
+/// MLP senders keep the normal run's MLP output of every sender layer at the kept positions:
+/// one d_model vector per layer, position and prompt more than heads only.
+#[test]
+fn mlp_senders_count_their_caches() {
+    let shape = gemma_9b();
+    let data = DataShape {
+        n_prompts: 100,
+        seq_len: 40,
+        first_diff: 8,
+    };
+    let last = spec(Receiver::resid_post(41), 4, 0);
+    let with_mlp = PatchSpec {
+        senders: headhunt::patching::Senders::HeadsAndMlp,
+        ..last.clone()
+    };
+    let heads = estimate(&shape, &last, data, CPU)[0].caches;
+    let both = estimate(&shape, &with_mlp, data, CPU)[0].caches;
+    // resid_post of the last layer keeps the last position only: 42 layers × 1 position.
+    let extra = 100 * 42 * 3584 * 2;
+    assert_eq!(both - heads, extra as u64, "{heads} {both}");
+}

@@ -283,8 +283,14 @@ fn cache_per_prompt(shape: &ModelShape, spec: &PatchSpec, data: DataShape) -> u6
             0
         };
     if spec.algorithm == Algorithm::Reference {
-        // Every layer's full z of both runs.
-        return 2 * (shape.n_layers * t * h * dh) as u64 * s + readout;
+        // Every layer's full z of both runs (and with MLP senders every layer's normal MLP
+        // output).
+        let mlp = if spec.senders.mlp() {
+            shape.n_layers * t * d
+        } else {
+            0
+        };
+        return (2 * shape.n_layers * t * h * dh + mlp) as u64 * s + readout;
     }
     let max = spec.receiver.max_layer();
     let (p, at_end) = kept_positions(shape, spec, data);
@@ -310,7 +316,13 @@ fn cache_per_prompt(shape: &ModelShape, spec: &PatchSpec, data: DataShape) -> u6
     let z = 2 * z_layers * p * h * dh;
     let resid = 2 * resid_layers * p * d;
     let full = 2 * full_layers * t * d;
-    (z + resid + full) as u64 * s + readout
+    // MLP senders: the normal run's MLP output of every sender layer.
+    let mlp = if spec.senders.mlp() {
+        z_layers * p * d
+    } else {
+        0
+    };
+    (z + resid + full + mlp) as u64 * s + readout
 }
 
 /// The working set of one forward pass of `rows` prompts of `t` tokens through one layer:
