@@ -266,6 +266,24 @@ fn mlp_per_example(m: &PatchMatrix) -> Option<Vec<Vec<f32>>> {
 }
 
 impl PerExample {
+    /// `STEM.per_example.npy` ([example, layer, column]) and
+    /// `STEM.baselines.npy` ([example, 2]: normal, contrast) beside `path`, with their bytes:
+    /// the one writer for path-patching runs and scans.
+    pub fn files(&self, path: &Path, (layers, columns): (usize, usize)) -> Vec<(PathBuf, Vec<u8>)> {
+        let n = self.normal.len();
+        let patched: Vec<f64> = (self.patched.iter().flatten().flatten())
+            .map(|&x| x as f64)
+            .collect();
+        let base: Vec<f64> = (self.normal.iter().zip(&self.contrast))
+            .flat_map(|(&a, &b)| [a as f64, b as f64])
+            .collect();
+        let [p, b] = per_example_paths(path);
+        vec![
+            (p, npy::encode_f64(&patched, &[n, layers, columns])),
+            (b, npy::encode_f64(&base, &[n, 2])),
+        ]
+    }
+
     /// A sweep's per-example values ([example][layer][head], NaN in rows not computed), or
     /// `None` for a matrix that has none (one rebuilt from a run's events).
     pub fn of(m: &PatchMatrix) -> Option<PerExample> {
@@ -599,27 +617,7 @@ impl RunRecord {
             return Vec::new();
         };
         let n = pe.normal.len();
-        let patched: Vec<f64> = pe
-            .patched
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|&x| x as f64)
-            .collect();
-        let base: Vec<f64> = pe
-            .normal
-            .iter()
-            .zip(&pe.contrast)
-            .flat_map(|(&a, &b)| [a as f64, b as f64])
-            .collect();
-        let [p, b] = per_example_paths(path);
-        let mut files = vec![
-            (
-                p,
-                npy::encode_f64(&patched, &[n, self.n_layers, self.n_heads]),
-            ),
-            (b, npy::encode_f64(&base, &[n, 2])),
-        ];
+        let mut files = pe.files(path, (self.n_layers, self.n_heads));
         if let Some(mlp) = &self.mlp_per_example {
             let data: Vec<f64> = mlp.iter().flatten().map(|&x| x as f64).collect();
             files.push((

@@ -180,31 +180,10 @@ impl ScanRecord {
 
     /// The per-example files beside `path` (`results::per_example_paths`) with their bytes.
     pub fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        let Some(pe) = &self.per_example else {
-            return Vec::new();
-        };
-        let n = pe.normal.len();
-        let patched: Vec<f64> = pe
-            .patched
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|&x| x as f64)
-            .collect();
-        let base: Vec<f64> = pe
-            .normal
-            .iter()
-            .zip(&pe.contrast)
-            .flat_map(|(&a, &b)| [a as f64, b as f64])
-            .collect();
-        let [p, b] = super::per_example_paths(path);
-        vec![
-            (
-                p,
-                super::npy::encode_f64(&patched, &[n, self.n_layers, self.n_columns]),
-            ),
-            (b, super::npy::encode_f64(&base, &[n, 2])),
-        ]
+        match &self.per_example {
+            Some(pe) => pe.files(path, (self.n_layers, self.n_columns)),
+            None => Vec::new(),
+        }
     }
 
     /// Reads and checks a scan file.
