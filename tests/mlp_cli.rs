@@ -21,23 +21,9 @@ fn headhunt(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `patch` on a fixture with its addition data (the references' data), quiet, to `out`.
+/// `patch` on a fixture with its addition data, quiet, to `out`.
 fn patch(fx: &str, out: &Path, extra: &[&str]) {
-    let dir = fixture(fx);
-    let data = dir.join("addition.jsonl");
-    let mut args = vec![
-        "patch",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let (code, _, err) = headhunt(&args);
-    assert_eq!(code, 0, "patch {extra:?}: {err}");
+    patch_fixture(fx, out, extra);
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -37,21 +37,7 @@ fn headhunt(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
 
 /// `patch` on a fixture with its addition data, quiet, to `out`.
 fn patch(fx: &str, out: &Path, extra: &[&str]) {
-    let dir = fixture(fx);
-    let data = dir.join("addition.jsonl");
-    let mut args = vec![
-        "patch",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let (code, err) = headhunt(&args, &[]);
-    assert_eq!(code, 0, "patch {extra:?}: {err}");
+    patch_fixture(fx, out, extra);
 }
 
 /// The result file as JSON without what differs between any two runs (time, timing, the

@@ -5,27 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use headhunt::results::RunRecord;
 use headhunt::tui::app::{App, Screen};
 
 /// `headhunt patch` of tiny-llama's addition data to `out` with `extra`.
 fn patch(out: &Path, extra: &[&str]) {
-    let fx = common::fixture("tiny-llama");
-    let status = Command::new(common::bin())
-        .arg("patch")
-        .args(["--model", fx.to_str().unwrap()])
-        .args(["--data", fx.join("addition.jsonl").to_str().unwrap()])
-        .args(["--quiet", "--out", out.to_str().unwrap()])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    common::patch_fixture("tiny-llama", out, extra);
 }
 
 /// Waits past the explorer's once-a-second look at the folder, then ticks.

@@ -811,10 +811,17 @@ impl RunRecord {
 }
 
 /// `rows` has one row per layer, each null or of one value per head.
-fn check_rows(
+fn check_rows(rows: &[Option<Vec<f64>>], shape: (usize, usize), field: &str) -> Result<(), String> {
+    check_rows_of(rows, shape, field, "n_heads")
+}
+
+/// `rows` has one row per layer, each null or of `n_columns` values (`columns` names them in
+/// the message: `n_heads`, a scan's `n_columns`).
+pub(crate) fn check_rows_of(
     rows: &[Option<Vec<f64>>],
     (n_layers, n_heads): (usize, usize),
     field: &str,
+    columns: &str,
 ) -> Result<(), String> {
     if rows.len() != n_layers {
         return Err(format!(
@@ -825,7 +832,7 @@ fn check_rows(
     for (l, row) in rows.iter().enumerate() {
         if let Some(r) = row.as_ref().filter(|r| r.len() != n_heads) {
             return Err(format!(
-                "field `{field}[{l}]` has {} values, expected n_heads = {n_heads}",
+                "field `{field}[{l}]` has {} values, expected {columns} = {n_heads}",
                 r.len()
             ));
         }

@@ -250,8 +250,8 @@ impl ScanRecord {
             ));
         }
         let shape = (self.n_layers, self.n_columns);
-        rows_of_shape(&self.relative, shape, "relative")?;
-        rows_of_shape(&self.patched, shape, "patched")?;
+        super::check_rows_of(&self.relative, shape, "relative", "n_columns")?;
+        super::check_rows_of(&self.patched, shape, "patched", "n_columns")?;
         if let Some(ci) = &self.relative_ci {
             if ci.len() != self.n_layers || ci.iter().flatten().any(|r| r.len() != self.n_columns) {
                 return Err(format!(
@@ -291,30 +291,6 @@ impl ScanRecord {
             ));
         }
         super::check_baseline_accuracy(self.baseline_accuracy.as_ref())
-    }
-}
-
-fn rows_of_shape(
-    rows: &[Option<Vec<f64>>],
-    (n_layers, n_columns): (usize, usize),
-    field: &str,
-) -> Result<(), String> {
-    if rows.len() != n_layers {
-        return Err(format!(
-            "field `{field}` has {} rows, expected n_layers = {n_layers}",
-            rows.len()
-        ));
-    }
-    match rows
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.as_ref().is_some_and(|r| r.len() != n_columns))
-    {
-        Some((l, r)) => Err(format!(
-            "field `{field}[{l}]` has {} values, expected n_columns = {n_columns}",
-            r.as_ref().map_or(0, Vec::len)
-        )),
-        None => Ok(()),
     }
 }
 

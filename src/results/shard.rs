@@ -145,7 +145,10 @@ pub trait Mergeable: Clone {
     fn split(&self, count: usize) -> Vec<Vec<usize>>;
     /// The fields every mergeable result has, to be read and rewritten by the merge.
     fn common(&mut self) -> Common<'_>;
-    /// Row `l` emptied (not computed).
+    /// The rows computed and the per-example values, read-only (a part is only read).
+    fn done(&self) -> (&[usize], Option<&PerExample>);
+    /// Row `l` of the kind's own matrices emptied (the shared per-example values and
+    /// `rows_computed` are the merge's, [`clear_row`]).
     fn clear_row(&mut self, l: usize);
     /// Row `l` taken from `from`.
     fn copy_row(&mut self, from: &Self, l: usize);
@@ -342,8 +345,7 @@ pub fn merge<R: Mergeable>(parts: Vec<Part<R>>, partial: bool) -> Result<R, Merg
     for p in &parts {
         check_belongs(first, &info, p)?;
         let s = p.shard()?;
-        let mut record = p.record.clone();
-        let done = record.common().rows_computed.clone();
+        let (done, _) = p.record.done();
         let lacking: Vec<usize> = s
             .layers
             .iter()
@@ -375,7 +377,7 @@ pub fn merge<R: Mergeable>(parts: Vec<Part<R>>, partial: bool) -> Result<R, Merg
     }
     let mut merged = first.record.clone();
     for &l in &info.layers {
-        merged.clear_row(l);
+        clear_row(&mut merged, l);
     }
     for p in by_index.values() {
         copy_rows(&mut merged, p)?;
@@ -448,6 +450,18 @@ fn missing_error<R: Mergeable>(missing: &[usize], info: &ShardInfo, first: &R) -
     }
 }
 
+/// Row `l` emptied (not computed): the kind's matrices, the per-example values, the row list.
+fn clear_row<R: Mergeable>(m: &mut R, l: usize) {
+    m.clear_row(l);
+    let c = m.common();
+    if let Some(pe) = c.per_example.as_mut() {
+        for ex in &mut pe.patched {
+            ex[l] = vec![f32::NAN; ex[l].len()];
+        }
+    }
+    c.rows_computed.retain(|&x| x != l);
+}
+
 /// Copies a part's computed rows into the merged record.
 fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
     let s = p.shard()?;
@@ -458,9 +472,8 @@ fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
             why: format!("{a}×{b} cells, the first part {c}×{d}"),
         });
     }
-    let mut from = p.record.clone();
-    let done = from.common().rows_computed.clone();
-    let from_pe = from.common().per_example.clone();
+    let from = &p.record;
+    let (done, from_pe) = from.done();
     for &l in s.layers.iter().filter(|l| done.contains(l)) {
         if m.common().rows_computed.contains(&l) {
             return Err(MergeError::Bad {
@@ -468,8 +481,8 @@ fn copy_rows<R: Mergeable>(m: &mut R, p: &Part<R>) -> Result<(), MergeError> {
                 why: format!("layer {l} is in another part too (overlapping shards)"),
             });
         }
-        m.copy_row(&from, l);
-        match (m.common().per_example.as_mut(), &from_pe) {
+        m.copy_row(from, l);
+        match (m.common().per_example.as_mut(), from_pe) {
             (Some(to), Some(f)) => {
                 for (t, x) in to.patched.iter_mut().zip(&f.patched) {
                     t[l] = x[l].clone();
@@ -555,6 +568,9 @@ impl Mergeable for RunRecord {
             per_example: &mut self.per_example,
         }
     }
+    fn done(&self) -> (&[usize], Option<&PerExample>) {
+        (&self.rows_computed, self.per_example.as_ref())
+    }
     fn clear_row(&mut self, l: usize) {
         self.relative[l] = None;
         if let Some(p) = self.patched_logit_diff.as_mut() {
@@ -563,13 +579,7 @@ impl Mergeable for RunRecord {
         if let Some(ci) = self.relative_ci.as_mut() {
             ci[l] = None;
         }
-        if let Some(pe) = self.per_example.as_mut() {
-            pe.patched
-                .iter_mut()
-                .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
-        }
         self.clear_mlp_row(l);
-        self.rows_computed.retain(|&x| x != l);
     }
     fn copy_row(&mut self, from: &Self, l: usize) {
         self.relative[l] = from.relative[l].clone();
@@ -661,18 +671,15 @@ impl Mergeable for ScanRecord {
             per_example: &mut self.per_example,
         }
     }
+    fn done(&self) -> (&[usize], Option<&PerExample>) {
+        (&self.rows_computed, self.per_example.as_ref())
+    }
     fn clear_row(&mut self, l: usize) {
         self.relative[l] = None;
         self.patched[l] = None;
         if let Some(ci) = self.relative_ci.as_mut() {
             ci[l] = None;
         }
-        if let Some(pe) = self.per_example.as_mut() {
-            pe.patched
-                .iter_mut()
-                .for_each(|ex| ex[l] = vec![f32::NAN; ex[l].len()]);
-        }
-        self.rows_computed.retain(|&x| x != l);
     }
     fn copy_row(&mut self, from: &Self, l: usize) {
         self.relative[l] = from.relative[l].clone();

@@ -140,3 +140,22 @@ pub fn assert_one_line_error(code: i32, err: &str, needles: &[&str]) {
         assert!(err.contains(n), "{err:?} should mention {n:?}");
     }
 }
+
+/// `headhunt patch` on fixture `fx` with its addition data, quiet, to `out` (with `extra`
+/// flags); fails the test, with its stderr, unless it succeeds.
+pub fn patch_fixture(fx: &str, out: &std::path::Path, extra: &[&str]) {
+    let dir = fixture(fx);
+    let result = std::process::Command::new(bin())
+        .arg("patch")
+        .args(["--model", dir.to_str().unwrap()])
+        .args(["--data", dir.join("addition.jsonl").to_str().unwrap()])
+        .args(["--quiet", "--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "patch {extra:?}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
