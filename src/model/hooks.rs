@@ -1,8 +1,8 @@
 //! Hook points with TransformerLens names, activation caches and patches.
 //!
 //! Shapes, as TransformerLens has them (B = batch, T = positions, H = query heads):
-//! - `hook_resid_pre`, `hook_attn_out`, `hook_resid_mid`, `hook_mlp_out`, `hook_resid_post`:
-//!   [B, T, d_model]
+//! - `hook_resid_pre`, `hook_attn_out`, `hook_resid_mid`, `hook_mlp_in`, `hook_mlp_out`,
+//!   `hook_resid_post`: [B, T, d_model]
 //! - `attn.hook_q`, `attn.hook_k`, `attn.hook_v`, `attn.hook_z`: [B, T, H, d_head]. k and v are
 //!   the *ungrouped* view of grouped-query attention: query head h sees its own copy of KV head
 //!   h / (H / n_kv_heads), so a patch of `hook_v` at head h changes what head h alone reads.
@@ -11,8 +11,8 @@
 //! - `logits`: [B, T, vocab]
 //!
 //! When a forward runs only the last position (`last_position_only`), the hooks of the last
-//! layer it runs see T = 1 for queries (q, z, pattern rows, attn_out, resid_mid, mlp_out,
-//! resid_post); k and v keep every position.
+//! layer it runs see T = 1 for queries (q, z, pattern rows, attn_out, resid_mid, mlp_in,
+//! mlp_out, resid_post); k and v keep every position.
 
 use candle_core::{DType, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,12 +31,15 @@ pub enum HookPoint {
     Z,
     AttnOut,
     ResidMid,
+    /// The MLP's input before its norm (TransformerLens' `hook_mlp_in`, with
+    /// `use_hook_mlp_in`): resid_mid in a sequential block, resid_pre in a parallel one.
+    MlpIn,
     MlpOut,
     ResidPost,
 }
 
 impl HookPoint {
-    pub const ALL: [HookPoint; 10] = [
+    pub const ALL: [HookPoint; 11] = [
         HookPoint::ResidPre,
         HookPoint::Q,
         HookPoint::K,
@@ -45,6 +48,7 @@ impl HookPoint {
         HookPoint::Z,
         HookPoint::AttnOut,
         HookPoint::ResidMid,
+        HookPoint::MlpIn,
         HookPoint::MlpOut,
         HookPoint::ResidPost,
     ];
@@ -60,6 +64,7 @@ impl HookPoint {
             HookPoint::Z => "attn.hook_z",
             HookPoint::AttnOut => "hook_attn_out",
             HookPoint::ResidMid => "hook_resid_mid",
+            HookPoint::MlpIn => "hook_mlp_in",
             HookPoint::MlpOut => "hook_mlp_out",
             HookPoint::ResidPost => "hook_resid_post",
         }

@@ -633,7 +633,8 @@ impl Model {
         let x_rows = if last_only { x.narrow(1, t - 1, 1)? } else { x };
         let mid = (&x_rows + a)?;
         let mid = hooks.run(HookName::Layer(l, HookPoint::ResidMid), mid)?;
-        let m = self.mlp(l, self.mlp_input(&mid, &x_rows))?;
+        let m_in = self.mlp_input(&mid, &x_rows).clone();
+        let m = self.mlp(l, &hooks.run(HookName::Layer(l, HookPoint::MlpIn), m_in)?)?;
         let m = hooks.run(HookName::Layer(l, HookPoint::MlpOut), m)?;
         let post = (mid + m)?;
         hooks.run(HookName::Layer(l, HookPoint::ResidPost), post)
