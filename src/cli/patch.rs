@@ -22,9 +22,10 @@ pub struct PatchArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Receiver: `resid_post:LAYER` (also resid_pre, resid_mid; several layers as `resid_post:3,5`)
-    /// or a head's input `LAYER.HEAD.q|k|v`; repeat for several heads, or separate them by
-    /// commas (`39.7.v,39.12.q`). Default: the last layer's resid_post.
+    /// Receiver: `resid_post:LAYER` (also resid_pre, resid_mid; several layers as `resid_post:3,5`),
+    /// a layer's MLP input `mlp_in:LAYER`, or a head's input `LAYER.HEAD.q|k|v`; repeat for
+    /// several heads, or separate them by commas (`39.7.v,39.12.q`). Default: the last layer's
+    /// resid_post.
     #[arg(long = "receiver", short = 'r')]
     pub receivers: Vec<String>,
     /// First sender layer.
@@ -299,7 +300,7 @@ pub(super) fn spec_of(
     lm: &crate::model::LoadedModel,
 ) -> Result<PatchSpec> {
     let spec = PatchSpec {
-        receiver,
+        receiver: receiver.for_block(lm.model.block_shape()),
         begin_layer: a.begin_layer,
         batch_size: a.batch_size,
         algorithm: a.algorithm,

@@ -46,7 +46,7 @@ impl SpecField {
 
 /// The receiver notation, for messages about a value that does not parse.
 pub const RECEIVER_SYNTAX: &str =
-    "resid_pre|resid_mid|resid_post:LAYER[,LAYER...] or LAYER.HEAD.q|k|v";
+    "resid_pre|resid_mid|resid_post:LAYER[,LAYER...], mlp_in:LAYER or LAYER.HEAD.q|k|v";
 
 /// What is wrong with a patching request: the field, the value and the allowed range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

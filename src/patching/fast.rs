@@ -305,6 +305,22 @@ pub fn needs(model: &Model, batch: &Batch, receiver: &Receiver, begin_layer: usi
             full: heads.iter().map(|h| h.layer).collect(),
             mlp: false,
         },
+        // Pass 2 adds the patched MLP output to the contrast resid_mid of the receiver layer
+        // (kept from `from` on), then runs on from the next layer's full contrast resid_pre.
+        Receiver::MlpIn { layer, .. } => {
+            let at_end = receiver.last_position_only(n);
+            Needs {
+                from: if at_end {
+                    batch.len - 1
+                } else {
+                    batch.first_diff
+                },
+                z_layers: begin_layer..=max,
+                resid_layers: begin_layer..=max,
+                full: if at_end { Vec::new() } else { vec![layer + 1] },
+                mlp: false,
+            }
+        }
     }
 }
 
@@ -491,7 +507,56 @@ fn sweep_reachable(
                 }));
             finish(model, start, resid, &readout, &mut hooks)?
         }
+        Receiver::MlpIn { layer, parallel } => mlp_in_pass2(
+            model,
+            batch,
+            cache,
+            layers,
+            (*layer, *parallel),
+            &readout,
+            &dims,
+        )?,
     })
+}
+
+/// Pass 1 and 2 for an `mlp_in:L` receiver. Pass 1 stops where the MLP reads: resid_mid of
+/// L (sequential block) or resid_pre of L, the resid_post of L - 1 (parallel block). Pass 2
+/// is the contrast run with only the MLP's input replaced: the residual stream after L is the
+/// contrast resid_mid of L plus the MLP of the patched input, at the positions pass 1 ran;
+/// the last layer's needs only the last position and the readout.
+fn mlp_in_pass2(
+    model: &Model,
+    batch: &Batch,
+    cache: &BatchCache,
+    layers: &[LayerRows],
+    (l, parallel): (usize, bool),
+    readout: &Readout,
+    dims: &Dims,
+) -> Result<Vec<f32>> {
+    let (g, b, t, d) = (dims.groups, dims.batch, dims.len, dims.d_model);
+    if parallel != (model.block_shape() == BlockShape::Parallel) {
+        return Err(PatchError::Invalid(format!(
+            "receiver mlp_in:{l} was set up for another block shape than the model's"
+        )));
+    }
+    let at_end = l + 1 == model.n_layers();
+    let p0 = if at_end { t - 1 } else { batch.first_diff };
+    let stop = match parallel {
+        true => Stop::Post(l.checked_sub(1).ok_or_else(|| {
+            PatchError::Invalid("internal: no sender reaches mlp_in:0 of a parallel block".into())
+        })?),
+        false => Stop::Mid(l),
+    };
+    let x = pass1(model, cache, layers, p0, &[stop], b, t)?.remove(0);
+    let mid = (cache.resid_pre_from(l, p0)? + cache.attn_out_from(l, p0)?)?;
+    let post = mid
+        .reshape((1, b * (t - p0), d))?
+        .broadcast_add(&model.mlp(l, &x)?)?;
+    if at_end {
+        return Ok(readout.read(model, &post.reshape((g * b, d))?)?);
+    }
+    let full = assemble(cache.resid_pre_full(l + 1)?, &post, p0, dims)?;
+    finish(model, l + 1, full, readout, &mut Hooks::none())
 }
 
 /// `live` [N, T', H, dh] with head `head` replaced by the last T' positions of `value`

@@ -262,8 +262,7 @@ pub fn caches(shape: &ModelShape, spec: &PatchSpec, data: DataShape) -> u64 {
 
 /// Positions the fast algorithm keeps per prompt, and whether only the last one matters.
 fn kept_positions(shape: &ModelShape, spec: &PatchSpec, data: DataShape) -> (usize, bool) {
-    let at_end = matches!(spec.receiver, Receiver::Resid { .. })
-        && spec.receiver.last_position_only(shape.n_layers);
+    let at_end = spec.receiver.last_position_only(shape.n_layers);
     let t = data.seq_len.max(1);
     match at_end {
         true => (1, true),
@@ -300,12 +299,12 @@ fn cache_per_prompt(shape: &ModelShape, spec: &PatchSpec, data: DataShape) -> u6
             ResidKind::ResidPre => max.saturating_sub(1),
             ResidKind::ResidMid | ResidKind::ResidPost => max,
         },
-        Receiver::Heads { .. } => max,
+        Receiver::Heads { .. } | Receiver::MlpIn { .. } => max,
     };
     let resid_layers = (stop + 1).saturating_sub(spec.begin_layer);
     let full_layers = match &spec.receiver {
         _ if at_end => 0,
-        Receiver::Resid { .. } => 1,
+        Receiver::Resid { .. } | Receiver::MlpIn { .. } => 1,
         Receiver::Heads { heads } => {
             let mut layers: Vec<usize> = heads.iter().map(|x| x.layer).collect();
             layers.sort_unstable();

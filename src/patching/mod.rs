@@ -95,6 +95,13 @@ impl PatchSpec {
     /// Checks the spec against the model.
     pub fn validate(&self, model: &Model) -> Result<(), PatchError> {
         self.receiver.validate(model.n_layers(), model.n_heads())?;
+        if self.receiver != self.receiver.clone().for_block(model.block_shape()) {
+            return Err(PatchError::Invalid(format!(
+                "receiver {}: set up for another block shape than the model's \
+                 (Receiver::for_block was not called)",
+                self.receiver.cli_text()
+            )));
+        }
         if self.batch_size == 0 {
             return Err(SpecError::BatchSize { value: 0 }.into());
         }

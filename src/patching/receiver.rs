@@ -1,9 +1,9 @@
-//! Receivers: where the sender heads' effect is read — the residual stream at some layers, or
-//! one or more heads' q/k/v inputs.
+//! Receivers: where the sender heads' effect is read — the residual stream at some layers, one
+//! or more heads' q/k/v inputs, or one layer's MLP input.
 
 use std::fmt;
 
-use crate::model::{HeadInput, HookPoint};
+use crate::model::{BlockShape, HeadInput, HookPoint};
 
 use super::SpecError;
 
@@ -70,6 +70,15 @@ pub enum Receiver {
     Resid { kind: ResidKind, layers: Vec<usize> },
     /// One or more heads, each with its own patched input.
     Heads { heads: Vec<HeadReceiver> },
+    /// The input of one layer's MLP (TransformerLens' `blocks.L.hook_mlp_in`): resid_mid in a
+    /// sequential block, resid_pre in a parallel one (`parallel`, set from the model by
+    /// [`Receiver::for_block`], since which heads reach it depends on it). Pass 2 replaces
+    /// only what the MLP reads; the residual stream itself stays the contrast run's.
+    MlpIn {
+        layer: usize,
+        #[serde(default)]
+        parallel: bool,
+    },
 }
 
 impl Receiver {
@@ -85,12 +94,36 @@ impl Receiver {
         }
     }
 
-    /// Parses one receiver value: `resid_post:41`, `resid_pre:3,5`, or `39.7.v`.
+    /// An `mlp_in:L` receiver for a sequential block (see [`Receiver::for_block`]).
+    pub fn mlp_in(layer: usize) -> Self {
+        Receiver::MlpIn {
+            layer,
+            parallel: false,
+        }
+    }
+
+    /// The receiver for a model of block shape `shape`: an `mlp_in` receiver learns whether
+    /// its MLP reads resid_pre (parallel) or resid_mid (sequential); others are unchanged.
+    pub fn for_block(mut self, shape: BlockShape) -> Self {
+        if let Receiver::MlpIn { parallel, .. } = &mut self {
+            *parallel = shape == BlockShape::Parallel;
+        }
+        self
+    }
+
+    /// Parses one receiver value: `resid_post:41`, `resid_pre:3,5`, `mlp_in:12` or `39.7.v`.
     pub fn parse_one(s: &str) -> Result<Self, SpecError> {
         let bad = |why: &'static str| SpecError::ReceiverSyntax {
             text: s.to_string(),
             why,
         };
+        if let Some(layer) = s.strip_prefix("mlp_in:") {
+            let layer = layer
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| bad("mlp_in takes one layer number"))?;
+            return Ok(Receiver::mlp_in(layer));
+        }
         if let Some((kind, layers)) = s.split_once(':') {
             let kind = ResidKind::parse(kind).ok_or_else(|| bad("unknown residual stream"))?;
             let layers = layers
@@ -148,6 +181,7 @@ impl Receiver {
                     h1.extend(h2);
                     Receiver::Heads { heads: h1 }
                 }
+                (Some(a @ Receiver::MlpIn { .. }), b @ Receiver::MlpIn { .. }) if a == b => a,
                 _ => return Err(SpecError::ReceiverMixed),
             });
         }
@@ -157,7 +191,8 @@ impl Receiver {
     }
 
     /// Parses the receiver notation of the reference fixtures' `expected.json`:
-    /// `["resid", ["resid_post", [L, ...]]]` or `["heads", [[L, H, "v"], ...]]`.
+    /// `["resid", ["resid_post", [L, ...]]]`, `["heads", [[L, H, "v"], ...]]` or
+    /// `["mlp_in", L]`.
     pub fn from_fixture_json(v: &serde_json::Value) -> Option<Self> {
         let mut r = match v.get(0)?.as_str()? {
             "resid" => Receiver::Resid {
@@ -181,6 +216,7 @@ impl Receiver {
                     })
                     .collect::<Option<_>>()?,
             },
+            "mlp_in" => Receiver::mlp_in(v[1].as_u64()? as usize),
             _ => return None,
         };
         r.normalize();
@@ -198,6 +234,7 @@ impl Receiver {
                 heads.sort_unstable();
                 heads.dedup();
             }
+            Receiver::MlpIn { .. } => {}
         }
     }
 
@@ -206,6 +243,7 @@ impl Receiver {
         match self {
             Receiver::Resid { layers, .. } => layers.iter().copied().max().unwrap_or(0),
             Receiver::Heads { heads } => heads.iter().map(|h| h.layer).max().unwrap_or(0),
+            Receiver::MlpIn { layer, .. } => *layer,
         }
     }
 
@@ -213,14 +251,15 @@ impl Receiver {
     /// after the last layer's attention (its `resid_mid` or `resid_post`), where everything left
     /// is per position and only the last one enters the metric. `resid_pre` of the last layer
     /// feeds that layer's attention, which reads every position; head receivers read keys and
-    /// values at every position. The one rule the fast sweep, chunk sizing and the explorer's
-    /// estimate use.
+    /// values at every position. The last layer's MLP input is read per position too. The one
+    /// rule the fast sweep, chunk sizing and the explorer's estimate use.
     pub fn last_position_only(&self, n_layers: usize) -> bool {
         match self {
             Receiver::Resid { kind, .. } => {
                 *kind != ResidKind::ResidPre && self.max_layer() + 1 == n_layers
             }
             Receiver::Heads { .. } => false,
+            Receiver::MlpIn { layer, .. } => layer + 1 == n_layers,
         }
     }
 
@@ -259,31 +298,44 @@ impl Receiver {
                     }
                 }
             }
+            Receiver::MlpIn { layer, .. } => {
+                if *layer >= n_layers {
+                    return Err(SpecError::ReceiverLayer {
+                        receiver: self.cli_text(),
+                        n_layers,
+                    });
+                }
+            }
         }
         Ok(())
     }
 
-    /// Whether a sender in `layer` can reach the receiver at all. Senders in the receiver's
-    /// layer reach resid_mid and resid_post of that layer, not resid_pre nor a head's input.
+    /// Whether a head sender in `layer` can reach the receiver at all. Senders in the
+    /// receiver's layer reach resid_mid and resid_post of that layer, not resid_pre nor a
+    /// head's input; they reach their layer's MLP input in a sequential block (it is
+    /// resid_mid), not in a parallel one (it is resid_pre, read beside the attention).
     pub fn reachable_from(&self, layer: usize) -> bool {
         match self {
             Receiver::Resid {
                 kind: ResidKind::ResidPre,
                 ..
             }
-            | Receiver::Heads { .. } => layer < self.max_layer(),
-            Receiver::Resid { .. } => layer <= self.max_layer(),
+            | Receiver::Heads { .. }
+            | Receiver::MlpIn { parallel: true, .. } => layer < self.max_layer(),
+            Receiver::Resid { .. } | Receiver::MlpIn { .. } => layer <= self.max_layer(),
         }
     }
 
     /// Whether the MLP of sender layer `layer` reaches the receiver: as the layer's heads do,
-    /// except that an MLP writes after resid_mid, so it cannot reach its own layer's resid_mid.
+    /// except that an MLP writes after resid_mid, so it cannot reach its own layer's resid_mid
+    /// nor its own input.
     pub fn mlp_reachable_from(&self, layer: usize) -> bool {
         match self {
             Receiver::Resid {
                 kind: ResidKind::ResidMid,
                 ..
-            } => layer < self.max_layer(),
+            }
+            | Receiver::MlpIn { .. } => layer < self.max_layer(),
             _ => self.reachable_from(layer),
         }
     }
@@ -305,19 +357,19 @@ impl Receiver {
     /// residual receiver, which is reached as a whole: see [`Receiver::reachable_from`]).
     pub fn heads_reached_from(&self, layer: usize) -> Vec<HeadReceiver> {
         match self {
-            Receiver::Resid { .. } => Vec::new(),
+            Receiver::Resid { .. } | Receiver::MlpIn { .. } => Vec::new(),
             Receiver::Heads { heads } => {
                 heads.iter().copied().filter(|r| r.layer > layer).collect()
             }
         }
     }
 
-    /// Short label: `resid_post 41`, `39.7.v`, `39.7.v + 40.2.k`.
+    /// Short label: `resid_post 41`, `mlp_in 12`, `39.7.v`, `39.7.v + 40.2.k`.
     pub fn label(&self) -> String {
         self.joined(" ", " + ")
     }
 
-    /// As `--receiver` values take it: `resid_post:41`, `39.7.v 40.2.k`.
+    /// As `--receiver` values take it: `resid_post:41`, `mlp_in:12`, `39.7.v 40.2.k`.
     pub fn cli_text(&self) -> String {
         self.joined(":", " ")
     }
@@ -333,10 +385,11 @@ impl Receiver {
                 .map(|h| h.to_string())
                 .collect::<Vec<_>>()
                 .join(head_sep),
+            Receiver::MlpIn { layer, .. } => format!("mlp_in{kind_sep}{layer}"),
         }
     }
 
-    /// A file-name-friendly slug: `resid_post_41`, `h39_7_v`.
+    /// A file-name-friendly slug: `resid_post_41`, `mlp_in_12`, `h39_7_v`.
     pub fn slug(&self) -> String {
         match self {
             Receiver::Resid { kind, layers } => format!(
@@ -353,6 +406,7 @@ impl Receiver {
                 .map(|h| format!("h{}_{}_{}", h.layer, h.head, h.input.letter()))
                 .collect::<Vec<_>>()
                 .join("+"),
+            Receiver::MlpIn { layer, .. } => format!("mlp_in_{layer}"),
         }
     }
 }

@@ -27,6 +27,7 @@ fn receiver_hooks(receiver: &Receiver) -> Vec<HookName> {
             .iter()
             .map(|h| HookName::Layer(h.layer, h.input.hook_point()))
             .collect(),
+        Receiver::MlpIn { layer, .. } => vec![HookName::Layer(*layer, HookPoint::MlpIn)],
     }
 }
 
@@ -80,6 +81,11 @@ fn pass2(
                 let name = HookName::Layer(h.layer, h.input.hook_point());
                 p2.patches
                     .push(Patch::heads(name, take(name)?, vec![h.head]));
+            }
+        }
+        Receiver::MlpIn { .. } => {
+            for name in receiver_hooks(receiver) {
+                p2.patches.push(Patch::whole(name, take(name)?));
             }
         }
     }

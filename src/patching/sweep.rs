@@ -109,7 +109,7 @@ impl Sweep for Fast {
         let max = spec.receiver.max_layer();
         let chain = (max + 1).saturating_sub(l) as f64;
         let tail = match &spec.receiver {
-            Receiver::Resid { .. } => (n_layers - 1 - max) as f64,
+            Receiver::Resid { .. } | Receiver::MlpIn { .. } => (n_layers - 1 - max) as f64,
             Receiver::Heads { heads } => {
                 (n_layers - heads.iter().map(|h| h.layer).min().unwrap_or(0)) as f64 * 3.0
             }
