@@ -239,3 +239,99 @@ fn the_scanner_sees_uses_and_cycles() {
         "the scan found no modules"
     );
 }
+
+/// The explorer's own layers, lowest first: the key tables, colours and layout (pure
+/// functions of sizes and data) under the state (`app`), and the state under the drawing
+/// (`view`). A file may use its own layer and those below it, never one above: the state
+/// computes where things are before anything is drawn, and the view only reads it. Every
+/// module of `src/tui` must be listed here, so that a new one is placed on purpose.
+const TUI_LAYERS: &[&[&str]] = &[&["color", "keymap", "layout"], &["app"], &["view"]];
+
+/// The `tui` submodules that `s` names: through `crate::tui::X`, `crate::tui::{X, ..}` or a
+/// `super::` chain that resolves inside `tui`.
+fn tui_uses(s: &Source) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut add_group = |rest: &str| {
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                found.insert(ident(item.trim()).to_string());
+            }
+        } else {
+            found.insert(ident(rest).to_string());
+        }
+    };
+    for (i, _) in s.code.match_indices("crate::tui::") {
+        let before = s.code[..i].chars().next_back();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            add_group(&s.code[i + "crate::tui::".len()..]);
+        }
+    }
+    for (i, _) in s.code.match_indices("super::") {
+        let before = s.code[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let mut depth = 0;
+        let mut rest = &s.code[i..];
+        while let Some(r) = rest.strip_prefix("super::") {
+            depth += 1;
+            rest = r;
+        }
+        // From tui::a::b, `super` is tui::a; a chain that lands on `tui` itself names a
+        // submodule of it.
+        if s.module.len() == depth + 1 && s.module[0] == "tui" {
+            add_group(rest);
+        }
+    }
+    found.retain(|m| !m.is_empty() && m != "self");
+    found
+}
+
+/// The layer of a `tui` submodule, if it is listed.
+fn tui_layer(module: &str) -> Option<usize> {
+    TUI_LAYERS.iter().position(|l| l.contains(&module))
+}
+
+#[test]
+fn explorer_layers_point_one_way() {
+    let mut offences = Vec::new();
+    for s in sources() {
+        if s.module.first().map(String::as_str) != Some("tui") || s.module.len() < 2 {
+            continue;
+        }
+        let rel = s.path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let own = &s.module[1];
+        let Some(layer) = tui_layer(own) else {
+            offences.push(format!("{}: tui::{own} is in no layer", rel.display()));
+            continue;
+        };
+        for used in tui_uses(&s) {
+            if tui_layer(&used).is_some_and(|l| l > layer) {
+                offences.push(format!("{}: tui::{own} uses tui::{used}", rel.display()));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "the explorer's state must not reach into its drawing:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// The explorer's scanner sees each way of naming a sibling module.
+#[test]
+fn the_tui_scanner_sees_state_reaching_into_the_view() {
+    let s = Source {
+        path: PathBuf::from("src/tui/app/gallery.rs"),
+        top: Some("tui".into()),
+        module: vec!["tui".into(), "app".into(), "gallery".into()],
+        code: strip_comments(
+            "// crate::tui::keymap\nuse crate::tui::{color, view}; fn f() { crate::tui::layout::plan(); super::super::view::x(); super::files::y(); }",
+        ),
+    };
+    let expected: BTreeSet<String> = ["color", "view", "layout"].map(String::from).into();
+    assert_eq!(tui_uses(&s), expected);
+    assert_eq!(tui_layer("app"), Some(1));
+    assert!(tui_layer("view") > tui_layer("app"));
+}

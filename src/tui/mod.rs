@@ -22,6 +22,7 @@
 pub mod app;
 pub mod color;
 pub mod keymap;
+pub mod layout;
 pub mod view;
 
 use std::io::stdout;

@@ -94,7 +94,7 @@ impl App {
         let mut best: Option<((usize, usize), f64)> = None;
         for l in 0..rec.n_layers {
             for h in 0..rec.n_heads {
-                let v = crate::tui::view::heatmap::shown_value(rec, measure, l, h);
+                let v = crate::tui::layout::shown_value(rec, measure, l, h);
                 if let Some(v) = v.map(f64::abs) {
                     if best.is_none_or(|(_, b)| v > b) {
                         best = Some(((l, h), v));

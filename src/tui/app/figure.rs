@@ -24,7 +24,7 @@ impl App {
     /// force (auto with its floor, or fixed), the crop and the orientation.
     pub fn heatmap_figure_options(&self, rec: &RunRecord) -> HeatmapOptions {
         let layers = self.layer_range();
-        let c = crate::tui::view::heatmap::color_range(rec, self.range, layers);
+        let c = crate::tui::layout::color_range(rec, self.range, layers);
         HeatmapOptions {
             range: Some(c.measure.shown(c.range)),
             crop: self.crop.map(|_| layers),
@@ -78,7 +78,8 @@ impl App {
         };
         // The range on screen, in the figure's unit; where the figure's unit is not the
         // screen's (one side ill-conditioned), the figure's own auto range.
-        let c = crate::tui::view::other::compare_range(self, a, b, g.diff);
+        let layers = self.layer_range_of(a.n_layers);
+        let c = crate::tui::layout::compare_range((a, b), g.diff, self.range, layers);
         let figure_raw = crate::plot::heatmap::Quantity::of(&[a, b])
             == crate::plot::heatmap::Quantity::RawLogits;
         let range =

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::tui::keymap::{self, CompareAction, GalleryAction};
+use crate::tui::layout;
+use ratatui::layout::Rect;
 
 /// One saved result in the gallery.
 pub struct GalleryEntry {
@@ -131,7 +133,16 @@ impl App {
     /// Whether the comparison puts layers on rows (its own layout, at the terminal size):
     /// what its keys and its figure (`F`) follow.
     pub fn compare_layers_as_rows(&self) -> bool {
-        crate::tui::view::other::compare_geometry(self).is_some_and(|g| g.layers_as_rows)
+        self.compare_geometry().is_some_and(|g| g.layers_as_rows)
+    }
+
+    /// Where the comparison's cells are at the terminal size, scrolled to its cursor.
+    pub fn compare_geometry(&self) -> Option<HeatmapGeometry> {
+        let (_, a, _, _) = self.gallery.compared()?;
+        let full = Rect::new(0, 0, self.viewport.0, self.viewport.1);
+        let [_, grid, _] = layout::compare_panels(layout::main_area(full)?, self.gallery.diff)[0];
+        let view = self.grid_view(a, self.compare_shows_marks());
+        layout::plan(a, grid, Some(self.gallery.cursor), view)
     }
 
     pub(super) fn on_gallery_key(&mut self, key: KeyEvent) {

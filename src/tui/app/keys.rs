@@ -149,7 +149,7 @@ impl App {
     /// A heatmap key: looked up in the heatmap's key table (the one `?` prints), then done.
     /// Keys while the help is open: it scrolls (it is cut on small terminals) and closes.
     fn on_help_key(&mut self, key: KeyEvent) {
-        let max = crate::tui::view::help_max_scroll(self.screen, self.viewport);
+        let max = crate::tui::layout::help_max_scroll(help_table(self.screen), self.viewport);
         let page = (self.viewport.1 as usize).saturating_sub(3).max(1);
         let s = self.help_scroll.min(max);
         self.help_scroll = match key.code {

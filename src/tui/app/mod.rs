@@ -20,6 +20,7 @@ use crate::worker::{
 };
 
 use super::color::ColorMode;
+use super::layout::GridView;
 
 mod attention;
 mod circuit;
@@ -33,8 +34,10 @@ mod keys;
 mod parts;
 mod runs;
 mod setup;
+mod setup_details;
 mod side;
 
+pub use super::layout::{HeatmapGeometry, Orientation, RangeMode};
 pub use attention::AttentionView;
 pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
@@ -42,6 +45,7 @@ pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
 pub use runs::run_state_words;
 pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
+pub use setup_details::{data_words, detail_rows_shown, setup_detail_rows, setup_max_scroll};
 pub use side::{largest, SidePanel, SideView};
 
 /// Which full-screen view is shown.
@@ -91,24 +95,6 @@ pub enum Effect {
     Submit(JobId, Job),
     Cancel,
     Quit,
-}
-
-/// Colour range of the heatmap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeMode {
-    /// ± the largest |r| shown.
-    Auto,
-    /// ±20%, as the paper's cropped figures.
-    Fixed20,
-}
-
-/// How layers and heads map to the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Orientation {
-    /// Whichever fits the terminal (layers as columns, like the paper, when it fits).
-    Auto,
-    LayersAsRows,
-    LayersAsColumns,
 }
 
 /// A run the explorer knows: its receiver and begin layer, and its (possibly partial) result.
@@ -204,6 +190,30 @@ pub struct JobStatus {
     pub id: JobId,
     pub what: String,
     pub started: Instant,
+}
+
+/// The help screen's title and lines for a screen, read from its key table.
+pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static str)>) {
+    match screen {
+        Screen::Heatmap => {
+            let mut lines = super::keymap::help_lines(super::keymap::HEATMAP);
+            lines.extend_from_slice(super::keymap::HEATMAP_NOTES);
+            ("heatmap", lines)
+        }
+        Screen::Attention => (
+            "attention",
+            super::keymap::help_lines(super::keymap::ATTENTION),
+        ),
+        Screen::Setup => ("setup", super::keymap::help_lines(super::keymap::SETUP)),
+        Screen::Gallery => ("gallery", super::keymap::help_lines(super::keymap::GALLERY)),
+        Screen::Compare => ("compare", super::keymap::help_lines(super::keymap::COMPARE)),
+        Screen::Circuit => ("circuit", super::keymap::help_lines(super::keymap::CIRCUIT)),
+        Screen::Side => (
+            "side by side",
+            super::keymap::help_lines(super::keymap::SIDE),
+        ),
+        Screen::Runs => ("runs", super::keymap::help_lines(super::keymap::RUNS)),
+    }
 }
 
 /// Default head groups, after the paper's circuit.
@@ -331,46 +341,6 @@ pub fn step_cursor(
     let l = (cursor.0 as isize + d_layer).clamp(lo.min(hi) as isize, hi as isize) as usize;
     let h = (cursor.1 as isize + d_head).clamp(0, n_heads as isize - 1) as usize;
     (l, h)
-}
-
-/// Where the heatmap's cells are on screen (computed from the state and the terminal size by
-/// `view::heatmap::plan`, the same for drawing, keys and the mouse).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeatmapGeometry {
-    pub x: u16,
-    pub y: u16,
-    pub cell_w: u16,
-    pub layers_as_rows: bool,
-    /// Layers / heads shown, in screen order along each axis.
-    pub n_rows: u16,
-    pub n_cols: u16,
-    /// Index (layer or head) of the first row and first column.
-    pub row_first: usize,
-    pub col_first: usize,
-    /// Rows count down (top = highest layer).
-    pub rows_descending: bool,
-    /// Rows / columns in all (shown or scrolled off), and how many are scrolled off before.
-    pub rows_total: u16,
-    pub cols_total: u16,
-    pub row_off: u16,
-    pub col_off: u16,
-}
-
-impl HeatmapGeometry {
-    /// (layer, head) of the cell at screen row `r`, column `c` of the grid.
-    pub fn cell_at(&self, r: usize, c: usize) -> (usize, usize) {
-        let row = if self.rows_descending {
-            self.row_first - r
-        } else {
-            self.row_first + r
-        };
-        let col = self.col_first + c;
-        if self.layers_as_rows {
-            (row, col)
-        } else {
-            (col, row)
-        }
-    }
 }
 
 impl App {
@@ -742,8 +712,28 @@ impl App {
         }
         let rec = self.current_record()?;
         let full = ratatui::layout::Rect::new(0, 0, self.viewport.0, self.viewport.1);
-        let areas = crate::tui::view::heatmap_areas(full)?;
-        crate::tui::view::heatmap::plan(self, rec, areas.grid, Some(self.cursor), true)
+        let areas = super::layout::heatmap_areas(full)?;
+        super::layout::plan(
+            rec,
+            areas.grid,
+            Some(self.cursor),
+            self.grid_view(rec, true),
+        )
+    }
+
+    /// How a grid of `rec` is laid out in this view: its orientation, the crop's layers of
+    /// it, and whether marks are drawn on it (`marks`: they are this model's).
+    pub fn grid_view(&self, rec: &RunRecord, marks: bool) -> GridView {
+        GridView {
+            orientation: self.orientation,
+            layers: self.layer_range_of(rec.n_layers),
+            marked: marks && self.any_marked(),
+        }
+    }
+
+    /// Whether some head is tagged into a group or selected, so that cells need a mark column.
+    pub fn any_marked(&self) -> bool {
+        !self.selected.is_empty() || self.groups.iter().any(|g| !g.heads.is_empty())
     }
 
     // ----- keys -----

@@ -379,7 +379,7 @@ impl App {
                 self.setup_screen.scroll = self.setup_screen.scroll.saturating_sub(SCROLL_STEP)
             }
             SetupAction::ScrollDown => {
-                let max = crate::tui::view::other::setup_max_scroll(self);
+                let max = setup_max_scroll(self);
                 self.setup_screen.scroll = (self.setup_screen.scroll + SCROLL_STEP).min(max)
             }
             SetupAction::NextExample | SetupAction::PreviousExample => {

@@ -12,10 +12,16 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::patching::matrix::{HeadScore, PatchMatrix};
 use crate::plot::number::{fixed, signed};
-use crate::results::text::{cell_measure, cell_value, CellMeasure};
+use crate::results::text::{cell_measure, CellMeasure};
 use crate::results::RunRecord;
-use crate::tui::app::{App, HeatmapGeometry, Orientation, RangeMode, RunState};
+use crate::tui::app::{App, RunState};
+use crate::tui::layout::{HeatmapGeometry, RangeMode};
+
 use crate::tui::color::{contrast_text, diverging, ColorMode};
+pub use crate::tui::layout::{
+    cell_parts, color_range, largest_value, shown_value, ColorRange, AUTO_FLOOR_R, AUTO_FLOOR_RAW,
+    MARKED_CELL_W, NUMBER_CELL_W,
+};
 
 /// Colours of the head groups, in order.
 pub const GROUP_COLORS: [Color; 6] = [
@@ -33,78 +39,6 @@ pub const GROUP_MARKS: [&str; 6] = ["●", "■", "◆", "★", "✚", "✱"];
 /// Drawn instead of a number that does not fit its cell (the legend says so).
 pub const TOO_WIDE_POS: &str = "▲";
 pub const TOO_WIDE_NEG: &str = "▼";
-
-/// The smallest auto colour range: r (fraction) and raw effects (logits). Below it, noise
-/// would be drawn as saturated as a real effect.
-pub const AUTO_FLOOR_R: f64 = 0.05;
-pub const AUTO_FLOOR_RAW: f64 = 0.5;
-
-/// The colour range in force, and why.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ColorRange {
-    /// Colours saturate at ±range (fraction for r, logits for raw effects).
-    pub range: f64,
-    pub mode: RangeMode,
-    pub measure: CellMeasure,
-    /// The largest |value| shown (before the floor).
-    pub largest: f64,
-}
-
-impl ColorRange {
-    /// One range for several grids (side by side: equal colours mean equal values).
-    pub fn max(self, other: ColorRange) -> ColorRange {
-        ColorRange {
-            range: self.range.max(other.range),
-            largest: self.largest.max(other.largest),
-            ..self
-        }
-    }
-
-    fn floor(&self) -> f64 {
-        match self.measure {
-            CellMeasure::R => AUTO_FLOOR_R,
-            CellMeasure::RawEffect => AUTO_FLOOR_RAW,
-        }
-    }
-}
-
-/// The largest |value| of `rec` in `layers`, under its measure.
-pub fn largest_value(rec: &RunRecord, layers: (usize, usize)) -> f64 {
-    let measure = cell_measure(rec);
-    let mut m: f64 = 0.0;
-    for l in layers.0..=layers.1.min(rec.n_layers.saturating_sub(1)) {
-        for h in 0..rec.n_heads {
-            if let Some(v) = shown_value(rec, measure, l, h) {
-                m = m.max(v.abs());
-            }
-        }
-    }
-    m
-}
-
-/// Colour range of a record: ± the largest |value| shown (never below the floor), or fixed.
-pub fn color_range(rec: &RunRecord, mode: RangeMode, layers: (usize, usize)) -> ColorRange {
-    let measure = cell_measure(rec);
-    let largest = largest_value(rec, layers);
-    let mut c = ColorRange {
-        range: 0.0,
-        mode,
-        measure,
-        largest,
-    };
-    c.range = match (mode, measure) {
-        (RangeMode::Fixed20, CellMeasure::R) => 0.2,
-        (RangeMode::Fixed20, CellMeasure::RawEffect) => 1.0,
-        (RangeMode::Auto, _) => largest.max(c.floor()),
-    };
-    c
-}
-
-/// The value a cell shows, if any: senders that cannot reach the receiver carry no
-/// information and are drawn like rows that were not computed, never as a computed 0.
-pub fn shown_value(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> Option<f64> {
-    cell_value(rec, measure, l, h).filter(|v| v.is_finite() && rec.receiver.reachable_from(l))
-}
 
 /// Decimals a cell `tw` characters wide prints (one precision per grid).
 pub fn cell_decimals(measure: CellMeasure, tw: usize) -> usize {
@@ -133,17 +67,6 @@ pub fn cell_text(value: f64, measure: CellMeasure, tw: usize) -> String {
     }
 }
 
-/// Characters of a cell `cw` wide: (leading gap, number width, trailing mark). Cells of 4 or
-/// more keep a gap before the number and a column for the group / selection mark after it,
-/// so a mark never runs into the next cell's number.
-pub fn cell_parts(cw: u16) -> (u16, u16, u16) {
-    match cw {
-        0..=2 => (0, cw, 0),
-        3 => (1, 2, 0),
-        _ => (1, cw - 2, 1),
-    }
-}
-
 /// A threshold as a label: exactly the value applied (thresholds move in steps of 0.1%).
 pub fn pct_label(x: f64) -> String {
     let tenths = (x * 1000.0).round() / 10.0;
@@ -152,120 +75,6 @@ pub fn pct_label(x: f64) -> String {
     } else {
         format!("{}%", fixed(tenths, 1))
     }
-}
-
-/// Width of the row labels left of the grid.
-const LABEL_W: u16 = 5;
-
-/// The narrowest cell with a column for a group or selection mark (`cell_parts`).
-pub const MARKED_CELL_W: u16 = 4;
-
-/// The narrowest cell that prints a number (a gap and two characters, `cell_parts`):
-/// narrower cells would be colour only, so a grid that large scrolls instead.
-pub const NUMBER_CELL_W: u16 = 3;
-
-/// Whether some head is tagged into a group or selected, so that cells need a mark column.
-pub fn any_marked(app: &App) -> bool {
-    !app.selected.is_empty() || app.groups.iter().any(|g| !g.heads.is_empty())
-}
-
-/// Orientation and cell width for `area`. In Auto: the orientation whose cells print the
-/// most precision, then the one that needs no scrolling, then layers as columns (the paper's).
-/// Cells are at least `NUMBER_CELL_W` wide, so that every cell prints its number (a 32×32
-/// grid at 80×24 scrolls, with arrows, instead of drawing colour-only cells). Once a head is
-/// marked, at least `MARKED_CELL_W`, so that every group shows its own mark and not only a
-/// colour: a 3-column cell prints the same two characters as a 4-column one, minus the mark.
-/// The orientation is chosen on the unwidened cells and as if nothing were marked, so that
-/// tagging a head never turns the grid. (Only a grid narrower than one cell has narrower
-/// cells.)
-fn orientation_and_width(
-    app: &App,
-    area: Rect,
-    n_layers: usize,
-    n_heads: usize,
-    marked: bool,
-) -> (bool, u16) {
-    let width = area.width.saturating_sub(LABEL_W) as usize;
-    let height = area.height.saturating_sub(1) as usize; // header row
-    let w = |n: usize| (width / n.max(1)).clamp(1, 7) as u16;
-    let (layers_as_rows, cw) = match app.orientation {
-        Orientation::LayersAsColumns => (false, w(n_layers)),
-        Orientation::LayersAsRows => (true, w(n_heads)),
-        Orientation::Auto => {
-            let (cols_w, rows_w) = (w(n_layers), w(n_heads));
-            let score = |cw: u16, fits: bool| (cell_parts(cw).1, fits);
-            if score(rows_w, n_layers <= height) > score(cols_w, n_heads <= height) {
-                (true, rows_w)
-            } else {
-                (false, cols_w)
-            }
-        }
-    };
-    let least = if marked { MARKED_CELL_W } else { NUMBER_CELL_W };
-    if width >= least as usize {
-        (layers_as_rows, cw.max(least))
-    } else {
-        (layers_as_rows, cw)
-    }
-}
-
-/// Where the cells of `rec` go in `area`: orientation, cell width, and the scroll position
-/// that keeps `cursor` on screen. `None` when the area is too small for a grid.
-/// `marks`: whether the view's groups and selection are drawn on `rec` (they are the
-/// model's they were tagged on: a comparison of another model's results draws none).
-pub fn plan(
-    app: &App,
-    rec: &RunRecord,
-    area: Rect,
-    cursor: Option<(usize, usize)>,
-    marks: bool,
-) -> Option<HeatmapGeometry> {
-    if area.width < 8 || area.height < 3 || rec.n_layers == 0 || rec.n_heads == 0 {
-        return None;
-    }
-    let (lo, hi) = app.layer_range_of(rec.n_layers);
-    let n_layers = hi - lo + 1;
-    let marked = marks && any_marked(app);
-    let (layers_as_rows, cw) = orientation_and_width(app, area, n_layers, rec.n_heads, marked);
-    let avail_rows = area.height.saturating_sub(1) as usize;
-    let avail_cols = (area.width.saturating_sub(LABEL_W) / cw.max(1)) as usize;
-    let (rows_total, cols_total) = if layers_as_rows {
-        (n_layers, rec.n_heads)
-    } else {
-        (rec.n_heads, n_layers)
-    };
-    let (n_rows, n_cols) = (rows_total.min(avail_rows), cols_total.min(avail_cols));
-    // Rows: layers descending (top = last layer) or heads ascending.
-    let (cur_row, cur_col) = match cursor {
-        Some((l, h)) if layers_as_rows => (hi.saturating_sub(l), h),
-        Some((l, h)) => (h, l.saturating_sub(lo)),
-        None => (0, 0),
-    };
-    let off = |cur: usize, n: usize| if cur >= n { cur + 1 - n } else { 0 };
-    let (row_off, col_off) = (off(cur_row, n_rows), off(cur_col, n_cols));
-    Some(HeatmapGeometry {
-        x: area.x + LABEL_W,
-        y: area.y + 1,
-        cell_w: cw,
-        layers_as_rows,
-        n_rows: n_rows as u16,
-        n_cols: n_cols as u16,
-        row_first: if layers_as_rows {
-            hi - row_off
-        } else {
-            row_off
-        },
-        col_first: if layers_as_rows {
-            col_off
-        } else {
-            lo + col_off
-        },
-        rows_descending: layers_as_rows,
-        rows_total: rows_total as u16,
-        cols_total: cols_total as u16,
-        row_off: row_off as u16,
-        col_off: col_off as u16,
-    })
 }
 
 /// Draws the axis labels, with arrows where rows or columns are scrolled off.

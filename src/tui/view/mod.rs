@@ -14,8 +14,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 use ratatui::Frame;
 
+pub use super::app::{data_words, help_table};
+pub use super::layout::{heatmap_areas, help_plan, main_area, HeatmapAreas, HelpPlan};
+
 use super::app::{App, Level, Screen};
-use super::keymap;
+use super::layout::{self, wrap_words, HELP_GAP};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -148,53 +151,6 @@ fn title_line(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-/// The parts of the heatmap screen: info line, grid, legend, and the readout on the right
-/// (when the terminal is wide enough).
-pub struct HeatmapAreas {
-    pub info: Rect,
-    pub grid: Rect,
-    pub legend: Rect,
-    pub side: Option<Rect>,
-}
-
-/// The screen without its title line and status bar.
-pub fn main_area(full: Rect) -> Option<Rect> {
-    if full.width < 4 || full.height < 2 {
-        return None;
-    }
-    let [_, main, _] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(full);
-    Some(main)
-}
-
-/// The heatmap screen's layout for a terminal of `full` size.
-pub fn heatmap_areas(full: Rect) -> Option<HeatmapAreas> {
-    let area = main_area(full)?;
-    let side = if area.width >= 64 {
-        30.min(area.width / 3)
-    } else {
-        0
-    };
-    let [left, right] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(side)]).areas(area);
-    let [info, grid, legend] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(2),
-    ])
-    .areas(left);
-    Some(HeatmapAreas {
-        info,
-        grid,
-        legend,
-        side: (side > 0).then_some(right),
-    })
-}
-
 /// Before a record exists: what would run, and how to start it.
 fn pending_lines(app: &App, slot: &super::app::RunSlot, state_text: &str) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(format!(
@@ -239,16 +195,27 @@ fn pending_lines(app: &App, slot: &super::app::RunSlot, state_text: &str) -> Vec
     lines
 }
 
-/// "N examples, S shots, offset +K" — shots and offset only for tasks that use them.
-pub fn data_words(d: &crate::results::DataInfo) -> String {
-    if d.spec.task == crate::data::TaskKind::Pairs {
-        format!("{} prompt pairs", d.n_examples)
-    } else {
-        format!(
-            "{} examples, {} shots, offset {:+}",
-            d.n_examples, d.spec.shots, d.spec.offset
-        )
-    }
+/// The heatmap's line above the grid: receiver, begin layer, state, examples, what Enter does.
+fn info_line(app: &App, rec: &crate::results::RunRecord, state_text: &str) -> Line<'static> {
+    let examples = rec
+        .data
+        .as_ref()
+        .map(|d| format!(" · {} ex", d.n_examples))
+        .unwrap_or_default();
+    let drill = format!("Enter drills into {}", app.drill_input.letter());
+    Line::from(vec![
+        Span::styled(
+            format!("{} ", rec.receiver_label),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            format!(
+                "· senders from layer {} · {state_text}{examples} · {drill}",
+                rec.begin_layer
+            ),
+            Style::default().fg(Color::Gray),
+        ),
+    ])
 }
 
 fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
@@ -271,31 +238,14 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
         return;
     };
-    let examples = rec
-        .data
-        .as_ref()
-        .map(|d| format!(" · {} ex", d.n_examples))
-        .unwrap_or_default();
-    let drill = format!("Enter drills into {}", app.drill_input.letter());
-    let info = Line::from(vec![
-        Span::styled(
-            format!("{} ", rec.receiver_label),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::styled(
-            format!(
-                "· senders from layer {} · {state_text}{examples} · {drill}",
-                rec.begin_layer
-            ),
-            Style::default().fg(Color::Gray),
-        ),
-    ]);
+    let info = info_line(app, rec, &state_text);
     frame.render_widget(
         Paragraph::new(fit_line(info, areas.info.width as usize)),
         areas.info,
     );
-    let range = heatmap::color_range(rec, app.range, app.layer_range());
-    let Some(geom) = heatmap::plan(app, rec, areas.grid, Some(app.cursor), true) else {
+    let range = layout::color_range(rec, app.range, app.layer_range());
+    let Some(geom) = layout::plan(rec, areas.grid, Some(app.cursor), app.grid_view(rec, true))
+    else {
         return;
     };
     let too_wide = heatmap::draw_heatmap(
@@ -316,7 +266,7 @@ fn heatmap_screen(frame: &mut Frame, full: Rect, app: &App) {
         ),
         heatmap::legend_notes(
             too_wide,
-            heatmap::any_marked(app),
+            app.any_marked(),
             app.crop.map(|_| app.layer_range_of(rec.n_layers)),
             rec,
             &geom,
@@ -426,156 +376,11 @@ fn status_bar(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-/// The help screen's title and lines for a screen, read from its key table.
-pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static str)>) {
-    match screen {
-        Screen::Heatmap => {
-            let mut lines = keymap::help_lines(keymap::HEATMAP);
-            lines.extend_from_slice(keymap::HEATMAP_NOTES);
-            ("heatmap", lines)
-        }
-        Screen::Attention => ("attention", keymap::help_lines(keymap::ATTENTION)),
-        Screen::Setup => ("setup", keymap::help_lines(keymap::SETUP)),
-        Screen::Gallery => ("gallery", keymap::help_lines(keymap::GALLERY)),
-        Screen::Compare => ("compare", keymap::help_lines(keymap::COMPARE)),
-        Screen::Circuit => ("circuit", keymap::help_lines(keymap::CIRCUIT)),
-        Screen::Side => ("side by side", keymap::help_lines(keymap::SIDE)),
-        Screen::Runs => ("runs", keymap::help_lines(keymap::RUNS)),
-    }
-}
-
-/// The help box for a screen in `area`: its columns of rows (a key, or blank on a
-/// description's continuation, and the text), wrapped to the column so that no description is
-/// cut. An entry is never split between columns, and columns are `HELP_GAP` apart so that one
-/// column's text never touches the next column's keys. The key handler uses the plan too, so
-/// that scrolling stops where the last row shows.
-pub struct HelpPlan {
-    pub title: &'static str,
-    pub columns: Vec<Vec<(String, String)>>,
-    /// Rows of the longest column.
-    pub per_col: usize,
-    /// Rows shown per column.
-    pub shown: usize,
-    pub key_w: usize,
-    pub col_w: usize,
-    pub width: u16,
-}
-
-/// Columns between two help columns.
-const HELP_GAP: usize = 3;
-
-pub fn help_plan(screen: Screen, area: Rect) -> HelpPlan {
-    let (title, keys) = help_table(screen);
-    let width = area.width.min(100);
-    let rows_avail = area.height.saturating_sub(2) as usize;
-    // Two spaces between the longest key and its text.
-    let key_w = keys
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0)
-        + 2;
-    let inner = width.saturating_sub(2) as usize;
-    let entries = |col_w: usize| -> Vec<Vec<(String, String)>> {
-        keys.iter()
-            .map(|(k, d)| {
-                let parts = wrap_words(d, col_w.saturating_sub(key_w));
-                let key = |i: usize| if i == 0 { k.to_string() } else { String::new() };
-                parts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, t)| (key(i), t))
-                    .collect()
-            })
-            .collect()
-    };
-    // One column when the keys fit the height (or the box is narrow), else two.
-    let one = entries(inner.max(key_w + 8));
-    let one_rows: usize = one.iter().map(Vec::len).sum();
-    let columns = if one_rows <= rows_avail || width < 60 {
-        vec![one.concat()]
-    } else {
-        let col_w = ((inner.saturating_sub(HELP_GAP)) / 2).max(key_w + 8);
-        split_in_two(entries(col_w))
-    };
-    let col_w = if columns.len() == 1 {
-        inner.max(key_w + 8)
-    } else {
-        ((inner.saturating_sub(HELP_GAP)) / 2).max(key_w + 8)
-    };
-    let per_col = columns.iter().map(Vec::len).max().unwrap_or(0);
-    HelpPlan {
-        title,
-        columns,
-        per_col,
-        shown: per_col.min(rows_avail),
-        key_w,
-        col_w,
-        width,
-    }
-}
-
-/// Whole entries in two columns, split where the longer column is shortest.
-fn split_in_two(entries: Vec<Vec<(String, String)>>) -> Vec<Vec<(String, String)>> {
-    let total: usize = entries.iter().map(Vec::len).sum();
-    let mut best = (usize::MAX, 0);
-    let mut first = 0;
-    for k in 0..=entries.len() {
-        let longer = first.max(total - first);
-        if longer < best.0 {
-            best = (longer, k);
-        }
-        if k < entries.len() {
-            first += entries[k].len();
-        }
-    }
-    let mut left = entries;
-    let right = left.split_off(best.1);
-    vec![left.concat(), right.concat()]
-}
-
-/// `text` in lines of at most `w` characters, broken at spaces (a word longer than `w` is
-/// broken inside).
-fn wrap_words(text: &str, w: usize) -> Vec<String> {
-    let w = w.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let mut word = word.to_string();
-        while word.chars().count() > w {
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            let head: String = word.chars().take(w).collect();
-            word = word.chars().skip(w).collect();
-            lines.push(head);
-        }
-        let n = line.chars().count();
-        if n > 0 && n + 1 + word.chars().count() > w {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(&word);
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-/// The furthest the help can scroll on `screen` at the terminal size `viewport`.
-pub fn help_max_scroll(screen: Screen, viewport: (u16, u16)) -> usize {
-    let p = help_plan(screen, Rect::new(0, 0, viewport.0, viewport.1));
-    p.per_col.saturating_sub(p.shown)
-}
-
 fn help(frame: &mut Frame, area: Rect, app: &App) {
     if area.width.min(100) < 12 || area.height < 3 {
         return;
     }
-    let p = help_plan(app.screen, area);
+    let p = help_plan(help_table(app.screen), area);
     let (w, shown, per_col) = (p.width, p.shown, p.per_col);
     let scroll = app.help_scroll.min(per_col - shown);
     let h = (shown as u16 + 2).min(area.height);

@@ -7,29 +7,15 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::model::tokenizer::printable;
-use crate::plot::number::signed;
 use crate::results::RunRecord;
-use crate::tui::app::{App, EntryKind, Gallery, GalleryEntry, HeatmapGeometry, SETUP_FIELDS};
+use crate::tui::app::{detail_rows_shown, setup_detail_rows};
+use crate::tui::app::{App, EntryKind, Gallery, GalleryEntry, SETUP_FIELDS};
+use crate::tui::layout::{self, compare_panels, difference, ColorRange};
 
 use super::heatmap;
 
-/// The setup form's area and the details' area beside or under it.
-fn setup_areas(area: Rect) -> (Rect, Rect, usize) {
-    // Wide terminals: the form beside the details; narrow ones: the form in two columns above.
-    let wide = area.width >= 90;
-    let cols: usize = if wide { 1 } else { 2 };
-    let per_col = SETUP_FIELDS.len().div_ceil(cols);
-    let [form, info] = if wide {
-        Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area)
-    } else {
-        Layout::vertical([Constraint::Length(per_col as u16 + 2), Constraint::Min(0)]).areas(area)
-    };
-    (form, info, cols)
-}
-
 pub fn setup(frame: &mut Frame, area: Rect, app: &App) {
-    let (form, info, cols) = setup_areas(area);
+    let (form, info, cols) = layout::setup_areas(area, SETUP_FIELDS.len());
     let per_col = SETUP_FIELDS.len().div_ceil(cols);
     let block = Block::default()
         .borders(Borders::ALL)
@@ -87,92 +73,6 @@ fn setup_detail_view(app: &App, info: Rect, total: usize) -> (usize, Option<Line
     (shown, Some(hint))
 }
 
-/// The furthest the setup's details scroll at the terminal size `app.viewport`.
-pub fn setup_max_scroll(app: &App) -> usize {
-    let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
-    let Some(area) = super::main_area(full) else {
-        return 0;
-    };
-    let (_, info, _) = setup_areas(area);
-    let total = setup_detail_rows(app, info.width).len();
-    total.saturating_sub(detail_rows_shown(app, info, total))
-}
-
-/// Rows of the `total` detail rows that `info` shows at once: all of them when they fit and
-/// no hint line is needed, else all but the hint's row.
-fn detail_rows_shown(app: &App, info: Rect, total: usize) -> usize {
-    let n_examples = app.data.as_ref().map_or(0, |d| d.preview.len());
-    let h = info.height as usize;
-    if total <= h && n_examples <= 1 {
-        total
-    } else {
-        h.saturating_sub(1).min(total)
-    }
-}
-
-/// The setup's details (load state, model, data, example pair, baselines) as rows of at most
-/// `width` characters: wrapped here, so that the scroll and its bound count the same rows
-/// the screen draws.
-fn setup_detail_rows(app: &App, width: u16) -> Vec<Line<'static>> {
-    let mut out = load_lines(app);
-    if let Some(d) = &app.data {
-        out.extend(data_lines(d, app.setup_screen.example));
-    }
-    if let Some(rec) = app.current_record() {
-        if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
-            out.push(Line::from(""));
-            let x = rec.metric.short();
-            out.push(Line::from(format!(
-                "baselines  {x}_normal {}  {x}_contrast {}  gap {}",
-                signed(n, 4),
-                signed(c, 4),
-                signed(c - n, 4)
-            )));
-        }
-    }
-    out.into_iter()
-        .flat_map(|l| wrap_line(l, width as usize))
-        .collect()
-}
-
-/// `line` broken into rows of at most `width` characters, at a space in the row's second
-/// half where there is one, keeping each character's style.
-fn wrap_line(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
-    let chars: Vec<(char, Style)> = line
-        .spans
-        .iter()
-        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
-        .collect();
-    if width == 0 || chars.len() <= width {
-        return vec![line];
-    }
-    let mut rows = Vec::new();
-    let mut rest = &chars[..];
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(width);
-        if cut < rest.len() {
-            if let Some(sp) = rest[width / 2..cut].iter().rposition(|&(c, _)| c == ' ') {
-                cut = width / 2 + sp + 1;
-            }
-        }
-        rows.push(styled_row(&rest[..cut]));
-        rest = &rest[cut..];
-    }
-    rows
-}
-
-/// Characters with their styles as a line of spans (one per run of equal style).
-fn styled_row(chars: &[(char, Style)]) -> Line<'static> {
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    for &(c, style) in chars {
-        match spans.last_mut() {
-            Some(last) if last.style == style => last.content.to_mut().push(c),
-            _ => spans.push(Span::styled(c.to_string(), style)),
-        }
-    }
-    Line::from(spans)
-}
-
 /// One field of the setup form in a column `col_w` wide.
 fn setup_row(app: &App, i: usize, col_w: u16) -> Line<'static> {
     let style = if i == app.setup_screen.row {
@@ -193,123 +93,6 @@ fn setup_row(app: &App, i: usize, col_w: u16) -> Line<'static> {
         format!("{:<13} {value}", SETUP_FIELDS[i]),
         style,
     ))
-}
-
-/// The load's state (its error in full) and the model loaded.
-fn load_lines(app: &App) -> Vec<Line<'static>> {
-    let mut out: Vec<Line> = Vec::new();
-    if let Some(e) = &app.load_error {
-        let red = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
-        out.push(Line::from(Span::styled(
-            format!("could not load: {e}"),
-            red,
-        )));
-        if app.model.is_some() {
-            out.push(Line::from("the previous model and data stay loaded"));
-        }
-        if app.setup_screen.draft.is_some() {
-            out.push(Line::from(
-                "the form keeps what you typed: correct it, L loads it",
-            ));
-        }
-        out.push(Line::from(""));
-    } else if app.loading {
-        out.push(Line::from(Span::styled(
-            "loading the model and data…",
-            Style::default().fg(Color::Yellow),
-        )));
-    }
-    match &app.model {
-        Some(m) => out.push(Line::from(format!(
-            "model  {} · {} · {} layers × {} heads ({} kv) · d_model {} · {} on {}",
-            m.label, m.family, m.n_layers, m.n_heads, m.n_kv_heads, m.d_model, m.dtype, m.device
-        ))),
-        None => out.push(Line::from("model  (loading or not loaded)")),
-    }
-    out
-}
-
-/// The data loaded: what it is, its baselines, what tokenizing noticed, and prompt pair
-/// `example` of the preview.
-fn data_lines(d: &crate::tui::app::DataStatus, example: usize) -> Vec<Line<'static>> {
-    let mut out: Vec<Line> = Vec::new();
-    let yellow = Style::default().fg(Color::Yellow);
-    // Shots and offset only where the task uses them (never for prompt-pair files).
-    out.push(Line::from(format!(
-        "data   {} · {} · {} · lengths {:?}",
-        d.info.spec.file.display(),
-        d.info.spec.task,
-        super::data_words(&d.info).replace(", ", " · "),
-        d.lengths
-    )));
-    match &d.eval {
-        Some(e) => {
-            out.push(Line::from(format!("       {}", e.summary())));
-            for w in &e.warnings {
-                out.push(Line::from(Span::styled(format!("       ⚠ {w}"), yellow)));
-            }
-        }
-        None => out.push(Line::from(Span::styled(
-            "       measuring baselines and accuracy…",
-            Style::default().fg(Color::DarkGray),
-        ))),
-    }
-    if !d.info.skipped.is_empty() {
-        out.push(Line::from(Span::styled(
-            format!(
-                "       {} examples skipped: normal and contrast lengths differ",
-                d.info.skipped.len()
-            ),
-            yellow,
-        )));
-    }
-    if !d.info.multi_token_answers.is_empty() {
-        out.push(Line::from(Span::styled(
-            format!(
-                "       {} examples have multi-token answers",
-                d.info.multi_token_answers.len()
-            ),
-            yellow,
-        )));
-    }
-    if let Some(p) = d
-        .preview
-        .get(example.min(d.preview.len().saturating_sub(1)))
-    {
-        out.extend(pair_lines(p));
-    }
-    out
-}
-
-/// A prompt pair as its tokens, with the answers.
-fn pair_lines(p: &crate::worker::PairPreview) -> Vec<Line<'static>> {
-    let bold = Style::default().add_modifier(Modifier::BOLD);
-    let toks = |t: &[String]| {
-        t.iter()
-            .map(|s| format!("[{}]", printable(s)))
-            .collect::<String>()
-    };
-    vec![
-        Line::from(""),
-        Line::from(Span::styled(
-            format!("example {} (line {})", p.index, p.index + 1),
-            bold,
-        )),
-        Line::from(format!(
-            "normal   {} → {:?}",
-            toks(&p.normal_tokens),
-            printable(&p.normal_answer)
-        )),
-        Line::from(format!(
-            "contrast {} → {:?}",
-            toks(&p.contrast_tokens),
-            printable(&p.contrast_answer)
-        )),
-        Line::from(Span::styled(
-            format!("{} tokens", p.contrast_tokens.len()),
-            Style::default().fg(Color::DarkGray),
-        )),
-    ]
 }
 
 pub fn gallery(frame: &mut Frame, area: Rect, app: &App) {
@@ -489,62 +272,10 @@ pub fn gallery_lines<'a>(
         .collect()
 }
 
-/// r of `a` minus r of `b`, where both were computed.
-fn difference(a: &RunRecord, b: &RunRecord) -> RunRecord {
-    let mut d = a.clone();
-    d.relative = (0..a.n_layers)
-        .map(|l| match (&a.relative[l], &b.relative[l]) {
-            (Some(x), Some(y)) => Some(x.iter().zip(y).map(|(p, q)| p - q).collect()),
-            _ => None,
-        })
-        .collect();
-    d.patched_logit_diff = None;
-    d.rows_computed = (0..a.n_layers)
-        .filter(|&l| d.relative[l].is_some())
-        .collect();
-    d.receiver_label = format!("{} − {}", a.receiver_label, b.receiver_label);
-    d
-}
-
-/// The comparison's panels, (title, grid, legend) each: the difference's one, or one per
-/// side. Both sides have one shape, so one layout: the keys read it (`compare_geometry`).
-fn compare_panels(area: Rect, diff: bool) -> Vec<[Rect; 3]> {
-    let split = |r: Rect| {
-        Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Min(0),
-            Constraint::Length(2),
-        ])
-        .areas(r)
-    };
-    if diff {
-        vec![split(area)]
-    } else {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(area);
-        vec![split(left), split(right)]
-    }
-}
-
-/// Where the comparison's cells are at the terminal size, scrolled to its cursor.
-pub fn compare_geometry(app: &App) -> Option<HeatmapGeometry> {
-    let (_, a, _, _) = app.gallery.compared()?;
-    let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
-    let [_, grid, _] = compare_panels(super::main_area(full)?, app.gallery.diff)[0];
-    heatmap::plan(
-        app,
-        a,
-        grid,
-        Some(app.gallery.cursor),
-        app.compare_shows_marks(),
-    )
-}
-
 /// The value of `rec` at the comparison's cursor, as its cells print it (for the titles).
-fn at_cursor(app: &App, rec: &RunRecord, range: &heatmap::ColorRange) -> String {
+fn at_cursor(app: &App, rec: &RunRecord, range: &ColorRange) -> String {
     let (l, h) = app.gallery.cursor;
-    match heatmap::shown_value(rec, range.measure, l, h) {
+    match layout::shown_value(rec, range.measure, l, h) {
         Some(v) => format!(
             "{l}.{h} {}{}",
             crate::plot::number::fixed(range.measure.shown(v), 2),
@@ -559,7 +290,8 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
     let Some((m, a, e, b)) = g.compared() else {
         return;
     };
-    let range = compare_range(app, a, b, g.diff);
+    let layers = app.layer_range_of(a.n_layers);
+    let range = layout::compare_range((a, b), g.diff, app.range, layers);
     let d;
     // The value at the cursor first: it is what changes, and the file name may be cut.
     let shown: Vec<(&RunRecord, String)> = if g.diff {
@@ -585,18 +317,6 @@ pub fn compare(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-/// The colour range the comparison is drawn with: the difference's own, or one range for
-/// both sides so that equal colours mean equal r. `F` draws its figure with the same range,
-/// so the file shows what the screen showed.
-pub fn compare_range(app: &App, a: &RunRecord, b: &RunRecord, diff: bool) -> heatmap::ColorRange {
-    let layers = app.layer_range_of(a.n_layers);
-    if diff {
-        heatmap::color_range(&difference(a, b), app.range, layers)
-    } else {
-        heatmap::color_range(a, app.range, layers).max(heatmap::color_range(b, app.range, layers))
-    }
-}
-
 /// A heatmap with the comparison's cursor (scrolled to it), and its two-line legend.
 fn grid_with_legend(
     frame: &mut Frame,
@@ -604,11 +324,11 @@ fn grid_with_legend(
     legend: Rect,
     app: &App,
     rec: &RunRecord,
-    range: &heatmap::ColorRange,
+    range: &ColorRange,
 ) {
     let cursor = Some(app.gallery.cursor);
     let marks = app.compare_shows_marks();
-    let Some(g) = heatmap::plan(app, rec, grid, cursor, marks) else {
+    let Some(g) = layout::plan(rec, grid, cursor, app.grid_view(rec, marks)) else {
         return;
     };
     let too_wide = heatmap::draw_heatmap(
