@@ -667,6 +667,7 @@ fn foreign_file(path: &Path) {
             baseline_accuracy: None,
             warnings: Vec::new(),
         },
+        metric: Default::default(),
         groups: vec![GroupRecord {
             name: "fi".into(),
             heads: vec![(3, 1)],

@@ -53,6 +53,7 @@ fn fixture_circuit_file(path: &Path) {
             baseline_accuracy: None,
             warnings: Vec::new(),
         },
+        metric: Default::default(),
         groups: vec![GroupRecord {
             name: "fi".into(),
             heads: vec![(3, 1)],

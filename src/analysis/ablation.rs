@@ -6,6 +6,14 @@
 //! argmax over the task's answer tokens (the ten digits for addition) at each answer position;
 //! an example is right when every position is. For a single-token answer that is the argmax over
 //! the digits at the last prompt position. The full-vocabulary argmax is counted beside it.
+//!
+//! The ablated run is scored by a [`Metric`] through path patching's one [`Readout`] (the
+//! paper's logit difference by default). The run is teacher-forced on the normal answer, so
+//! `logprob` and `prob` score an answer of several tokens in full: Σ_j log p(token_j | contrast
+//! prompt, tokens_<j), every position of prompt + answer patched from the normal run on normal
+//! prompt + the same answer tokens (TransformerLens' hooks on the two equally long sequences).
+//! The logit difference and KL read the answer position (the prompt's last), KL against the
+//! unpatched normal run's distribution there.
 
 use candle_core::{DType, Tensor, D};
 
@@ -15,12 +23,15 @@ use super::{check_count, AnalysisError, Head};
 use crate::data::pyrandom::PyRandom as Random;
 use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, Patch, RunOptions, Start};
+use crate::patching::metric::{Metric, Readout};
 
 /// The figures of one ablation run (means over the examples).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AblationRun {
     pub heads: Vec<Head>,
-    /// logit[normal answer] − logit[contrast answer] at the last prompt position.
+    /// The ablator's metric (named for the default, the logit difference: logit[normal
+    /// answer] − logit[contrast answer] at the last prompt position; result files name it
+    /// after the metric).
     pub logit_diff: f64,
     /// Contrast prompts on which the model gives the normal answer (the paper's `orig_acc`).
     pub acc_normal_answer: f64,
@@ -40,7 +51,10 @@ struct Prepared {
     /// Contrast prompt + the contrast answer's tokens but its last; `None` for one-token
     /// answers (the same tokens as `with_normal`).
     with_contrast: Option<Tensor>,
-    answers: Tensor,
+    /// The metric with its answers and (KL) the normal run's distribution.
+    readout: Readout,
+    /// [B, k] the normal answer's tokens, what `logprob` and `prob` sum over.
+    forced: Tensor,
     target_normal: Vec<Vec<u32>>,
     target_contrast: Vec<Vec<u32>>,
     /// z of every layer on the normal prompt + normal answer (the paper's base cache).
@@ -50,6 +64,8 @@ struct Prepared {
 /// Ablates head sets on fixed examples; the normal-run caches are computed once.
 pub struct Ablator<'a> {
     model: &'a Model,
+    /// What `logit_diff` of every run holds.
+    pub metric: Metric,
     n: usize,
     /// The answer tokens the restricted argmax ranges over; `None`: the full vocabulary.
     answer_set: Option<Vec<u32>>,
@@ -73,14 +89,33 @@ fn extend(ids: &[u32], tail: &[u32]) -> Vec<u32> {
 }
 
 impl<'a> Ablator<'a> {
-    /// `roles` give the answers' tokens for teacher forcing (without them every answer is its
-    /// one metric token); `answer_set` the tokens the restricted accuracy ranges over.
+    /// [`Ablator::with_metric`] by the logit difference (the paper's).
     pub fn new(
         model: &'a Model,
         pairs: &'a [TokenizedPair],
         roles: Option<&[TokenRoles]>,
         answer_set: Option<Vec<u32>>,
         batch_size: usize,
+    ) -> Result<Self, AnalysisError> {
+        Self::with_metric(
+            model,
+            pairs,
+            roles,
+            answer_set,
+            batch_size,
+            Metric::LogitDiff,
+        )
+    }
+
+    /// `roles` give the answers' tokens for teacher forcing (without them every answer is its
+    /// one metric token); `answer_set` the tokens the restricted accuracy ranges over.
+    pub fn with_metric(
+        model: &'a Model,
+        pairs: &'a [TokenizedPair],
+        roles: Option<&[TokenRoles]>,
+        answer_set: Option<Vec<u32>>,
+        batch_size: usize,
+        metric: Metric,
     ) -> Result<Self, AnalysisError> {
         check_lengths(pairs)?;
         let t: Vec<(Vec<u32>, Vec<u32>)> = (0..pairs.len())
@@ -110,7 +145,10 @@ impl<'a> Ablator<'a> {
                 model.tokens_tensor(&rows.iter().map(|&i| f(i)).collect::<Vec<_>>())
             };
             let normal = seq(&|i| extend(&pairs[i].normal_ids, &t[i].0))?;
-            let (_, z_normal) = forward(model, &normal, k == 1, true)?;
+            let (logits, z_normal) = forward(model, &normal, k == 1, true)?;
+            let at = if k == 1 { 0 } else { len - 1 };
+            let normal_last = super::last_position(&logits.narrow(1, at, 1)?)?;
+            let target_normal: Vec<Vec<u32>> = rows.iter().map(|&i| t[i].0.clone()).collect();
             batches.push(Prepared {
                 len,
                 with_normal: seq(&|i| extend(&pairs[i].contrast_ids, &t[i].0))?,
@@ -119,8 +157,9 @@ impl<'a> Ablator<'a> {
                 } else {
                     None
                 },
-                answers: answers_tensor(model, &sel)?,
-                target_normal: rows.iter().map(|&i| t[i].0.clone()).collect(),
+                readout: Readout::of_rows(metric, answers_tensor(model, &sel)?, &normal_last)?,
+                forced: Tensor::new(target_normal.clone(), &model.device)?,
+                target_normal,
                 target_contrast: rows.iter().map(|&i| t[i].1.clone()).collect(),
                 z_normal,
                 rows,
@@ -128,6 +167,7 @@ impl<'a> Ablator<'a> {
         }
         Ok(Ablator {
             model,
+            metric,
             n: pairs.len(),
             answer_set,
             batches,
@@ -199,8 +239,12 @@ impl<'a> Ablator<'a> {
         for b in &self.batches {
             let logits = self.run(b, &b.with_normal, heads)?;
             let at = if logits.dim(1)? == 1 { 0 } else { b.len - 1 };
-            ld += super::logit_diffs(&logits.narrow(1, at, 1)?, &b.answers)?
+            let k = b.forced.dim(1)?;
+            ld += b
+                .readout
+                .read_forced(&logits.narrow(1, at, k)?, &b.forced)?
                 .iter()
+                .map(|&x| x as f64)
                 .sum::<f64>();
             let on_normal = self.correct(b, &logits, &b.target_normal)?;
             let logits_c = match &b.with_contrast {

@@ -1,11 +1,15 @@
-//! Circuit evaluation (`ALGORITHMS.md` §4): F(X) is the mean logit difference of the contrast
+//! Circuit evaluation (`ALGORITHMS.md` §4): F(X) is the mean metric (the paper's: the logit
+//! difference; or any [`Metric`], read by path patching's one [`Readout`]) of the contrast
 //! run in which every head's z outside X (head not in a group, or position not in its group's
 //! set) is replaced by the normal run's z of the same example. MLPs, norms and embeddings run
-//! live. M, every head at every position, gives F(M) = LD_contrast.
+//! live. M, every head at every position, gives F(M) = M_contrast.
 //!
-//! Faithfulness (F(C) − LD_n)/(LD_c − LD_n); completeness of knock-out sets K: F(C\K), F(M\K)
+//! Faithfulness (F(C) − M_n)/(M_c − M_n); completeness of knock-out sets K: F(C\K), F(M\K)
 //! and |F(C\K) − F(M\K)|; minimality |F(C\K_v) − F(C\(K_v ∪ {v}))|; the paper's greedy search
 //! for the K with the largest completeness gap.
+//!
+//! Every metric reads the last prompt position (the answer token the data's rule picks, as
+//! `patch` does): KL against the unpatched normal run's distribution there.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +18,11 @@ use candle_core::Tensor;
 
 use super::positions::PositionSet;
 use super::{answers_tensor, check_heads, check_lengths, forward, group_batches, invalid};
-use super::{check_count, check_distinct, head_label, logit_diffs, AnalysisError, Head};
+use super::{check_count, check_distinct, head_label, last_position, AnalysisError, Head};
 use crate::data::pyrandom::PyRandom as Random;
 use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, RunOptions, Start};
+use crate::patching::metric::{Metric, Readout};
 
 /// Heads kept live at a set of positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +121,8 @@ impl Circuit {
 struct Prepared {
     rows: Vec<usize>,
     contrast: Tensor,
-    answers: Tensor,
+    /// The metric with its answers and (KL) the normal run's distribution.
+    readout: Readout,
     z_normal: Vec<Tensor>,
 }
 
@@ -127,6 +133,10 @@ pub struct Evaluator<'a> {
     pairs: &'a [TokenizedPair],
     roles: Option<&'a [TokenRoles]>,
     batches: Vec<Prepared>,
+    /// What F and the baselines are: the logit difference unless asked otherwise.
+    pub metric: Metric,
+    /// The baselines M_normal and M_contrast in `metric` (named for the logit difference,
+    /// the paper's and the default).
     pub ld_normal: f64,
     pub ld_contrast: f64,
     /// Circuit forward passes run so far (one per batch per F).
@@ -134,13 +144,24 @@ pub struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    /// Runs the normal prompts (caching z) and the contrast prompts (for LD_contrast).
-    /// `roles` (aligned with `pairs`) are needed by `@answers` groups only.
+    /// [`Evaluator::with_metric`] by the logit difference (the paper's).
     pub fn new(
         model: &'a Model,
         pairs: &'a [TokenizedPair],
         roles: Option<&'a [TokenRoles]>,
         batch_size: usize,
+    ) -> Result<Self, AnalysisError> {
+        Self::with_metric(model, pairs, roles, batch_size, Metric::LogitDiff)
+    }
+
+    /// Runs the normal prompts (caching z) and the contrast prompts (for M_contrast).
+    /// `roles` (aligned with `pairs`) are needed by `@answers` groups only.
+    pub fn with_metric(
+        model: &'a Model,
+        pairs: &'a [TokenizedPair],
+        roles: Option<&'a [TokenRoles]>,
+        batch_size: usize,
+        metric: Metric,
     ) -> Result<Self, AnalysisError> {
         check_lengths(pairs)?;
         if roles.is_some_and(|r| r.len() != pairs.len()) {
@@ -157,13 +178,15 @@ impl<'a> Evaluator<'a> {
             let contrast = model.tokens_tensor(&contrast)?;
             let answers = answers_tensor(model, &sel)?;
             let (logits, z_normal) = forward(model, &normal, true, true)?;
-            ln += logit_diffs(&logits, &answers)?.iter().sum::<f64>();
+            let last = last_position(&logits)?;
+            let readout = Readout::of_rows(metric, answers, &last)?;
+            ln += sum(&readout.read_logits(&last)?);
             let (logits, _) = forward(model, &contrast, true, false)?;
-            lc += logit_diffs(&logits, &answers)?.iter().sum::<f64>();
+            lc += sum(&readout.read_logits(&last_position(&logits)?)?);
             batches.push(Prepared {
                 rows,
                 contrast,
-                answers,
+                readout,
                 z_normal,
             });
         }
@@ -173,6 +196,7 @@ impl<'a> Evaluator<'a> {
             pairs,
             roles,
             batches,
+            metric,
             ld_normal: ln / n,
             ld_contrast: lc / n,
             evaluations: 0,
@@ -257,8 +281,7 @@ impl<'a> Evaluator<'a> {
             .collect()
     }
 
-    /// F(X): the mean logit difference of the contrast run with z outside `c` from the normal
-    /// run.
+    /// F(X): the mean metric of the contrast run with z outside `c` from the normal run.
     pub fn f(&mut self, c: &Circuit) -> Result<f64, AnalysisError> {
         for g in &c.groups {
             check_heads(self.model, &g.heads)?;
@@ -288,13 +311,13 @@ impl<'a> Evaluator<'a> {
                 &mut hooks,
             )?;
             let logits = out.logits.expect("a full run has logits");
-            sum += logit_diffs(&logits, &b.answers)?.iter().sum::<f64>();
+            sum += self::sum(&b.readout.read_logits(&last_position(&logits)?)?);
             self.evaluations += 1;
         }
         Ok(sum / self.pairs.len() as f64)
     }
 
-    /// (F(X) − LD_n)/(LD_c − LD_n).
+    /// (F(X) − M_n)/(M_c − M_n).
     pub fn faithfulness(&self, f: f64) -> f64 {
         (f - self.ld_normal) / (self.ld_contrast - self.ld_normal)
     }
@@ -334,6 +357,11 @@ impl<'a> Evaluator<'a> {
             value: (a - b).abs(),
         })
     }
+}
+
+/// The sum of per-row metric values, in f64.
+fn sum(values: &[f32]) -> f64 {
+    values.iter().map(|&x| x as f64).sum()
 }
 
 /// A knock-out set and its two scores.

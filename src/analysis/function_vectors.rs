@@ -3,6 +3,11 @@
 //! last position of naive prompts `"{i-1}={i-1}\n{i}="`, and Δ[i][j] is the change of digit
 //! j's logit at the last position. The paper's previous-token variant takes the mean over the
 //! demonstration answers (`source` = `@answers`) and adds at position −4.
+//!
+//! `metric` says what Δ is the change of: the read-out token's logit (`logit-diff`, the
+//! default and the paper's: Δ is a difference of logits), its log-probability (`logprob`) or
+//! its probability (`prob`), through path patching's `log_softmax`. `kl` is refused: it is one
+//! number per prompt, not one per read-out token.
 
 use candle_core::{DType, Tensor};
 
@@ -10,6 +15,7 @@ use super::positions::PositionSet;
 use super::{check_heads, forward, group_batches, head_label, invalid, AnalysisError, Head};
 use crate::data::{TokenRoles, TokenizedPair};
 use crate::model::{HookName, HookPoint, Hooks, Model, RunOptions, Start, Tokenizer};
+use crate::patching::metric::{log_softmax, Metric};
 
 /// The paper's naive prompts `"{(i-1)%10}={(i-1)%10}\n{i}="`, i = 0..9.
 pub fn paper_naive_prompts() -> Vec<String> {
@@ -38,6 +44,8 @@ pub struct FvOptions {
     /// The tokens whose logits Δ reads (their texts; each must be one token). Empty: the ten
     /// digits, which only the paper's addition answers (see [`readout_tokens`]).
     pub readout: Vec<String>,
+    /// What Δ is the change of (see the module's doc): the logit by default.
+    pub metric: Metric,
 }
 
 impl Default for FvOptions {
@@ -49,12 +57,23 @@ impl Default for FvOptions {
             batch_size: 8,
             centered: true,
             readout: Vec::new(),
+            metric: Metric::LogitDiff,
         }
     }
 }
 
 impl FvOptions {
     /// The columns of Δ: the read-out texts, or the digits `0`..`9`.
+    /// Fails on a metric Δ cannot be read in: KL is one value per prompt, not per token.
+    pub fn check_metric(&self) -> Result<(), AnalysisError> {
+        if self.metric == Metric::Kl {
+            return Err(invalid(
+                "function vectors read each read-out token's change; the metric kl is one number per prompt: use logit-diff (the logit), logprob or prob",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn labels(&self) -> Vec<String> {
         if self.readout.is_empty() {
             (0..10).map(|d| d.to_string()).collect()
@@ -187,7 +206,7 @@ fn naive_logits(
     add: &[(Head, &[f64])],
     add_at: i64,
     batch_size: usize,
-    centered: bool,
+    (centered, metric): (bool, Metric),
 ) -> Result<Vec<Vec<f64>>, AnalysisError> {
     let centered = centered && model.cfg.final_softcap.is_none();
     let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
@@ -240,8 +259,11 @@ fn naive_logits(
             .logits
             .expect("a full run has logits");
         let mut last = super::last_position(&logits)?;
-        if centered {
-            last = last.broadcast_sub(&last.mean_keepdim(1)?)?;
+        match metric {
+            Metric::Logprob => last = log_softmax(&last)?,
+            Metric::Prob => last = log_softmax(&last)?.exp()?,
+            _ if centered => last = last.broadcast_sub(&last.mean_keepdim(1)?)?,
+            _ => {}
         }
         let last = last.index_select(&ids, 1)?;
         for (bi, row) in last.to_vec2::<f32>()?.into_iter().enumerate() {
@@ -295,6 +317,7 @@ pub fn deltas_with(
     step: &mut dyn FnMut() -> bool,
 ) -> Result<(FvResult, bool), AnalysisError> {
     check_heads(model, heads)?;
+    opts.check_metric()?;
     let d = model.cfg.d_head;
     if heads.is_empty() || fv.len() != heads.len() || fv.iter().any(|v| v.len() != d) {
         return Err(invalid(format!(
@@ -316,7 +339,7 @@ pub fn deltas_with(
             add,
             opts.add_at,
             opts.batch_size,
-            opts.centered,
+            (opts.centered, opts.metric),
         )
     };
     let baseline = logits(&[])?;

@@ -49,6 +49,17 @@ impl From<candle_core::Error> for AnalysisError {
     }
 }
 
+/// The metric readout is path patching's (`patching::metric`): its errors are the model's, or
+/// an internal invariant.
+impl From<crate::patching::PatchError> for AnalysisError {
+    fn from(e: crate::patching::PatchError) -> Self {
+        match e {
+            crate::patching::PatchError::Model(m) => AnalysisError::Model(m),
+            other => AnalysisError::Invalid(other.to_string()),
+        }
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> AnalysisError {
     AnalysisError::Invalid(msg.into())
 }
@@ -170,14 +181,6 @@ pub(crate) fn answers_tensor(
         .flat_map(|p| [p.normal_answer, p.contrast_answer])
         .collect();
     Ok(Tensor::from_vec(ids, (pairs.len(), 2), &model.device)?)
-}
-
-/// Per-row logit[normal answer] − logit[contrast answer] at the last position of logits
-/// [B, T, V].
-pub(crate) fn logit_diffs(logits: &Tensor, answers: &Tensor) -> Result<Vec<f64>, AnalysisError> {
-    let last = last_position(logits)?;
-    let picked = last.gather(&answers.contiguous()?, 1)?.to_vec2::<f32>()?;
-    Ok(picked.iter().map(|r| r[0] as f64 - r[1] as f64).collect())
 }
 
 /// Logits [B, T, V] → f32 [B, V] of the last position.

@@ -13,6 +13,7 @@ use super::{signals, DataArgs, ModelArgs};
 use crate::analysis::ablation::{random_groups, task_answer_tokens, AblationRun, Ablator};
 use crate::analysis::mean_std;
 use crate::analysis::report::AblationReport;
+use crate::patching::Metric;
 use crate::results::analysis::{AblationFile, AnalysisFile};
 
 #[derive(Args, Debug)]
@@ -33,6 +34,10 @@ pub struct AblateArgs {
     /// Prompts per forward pass (any value gives the same numbers).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// What the ablated run is scored by: logit-diff (the paper's) or kl at the last prompt
+    /// position, or logprob / prob of the normal answer, teacher-forced over all its tokens.
+    #[arg(long, default_value = "logit-diff", value_parser = super::circuit::parse_metric)]
+    pub metric: Metric,
     /// Write the result as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -60,7 +65,8 @@ pub fn run(a: AblateArgs) -> Result<Report> {
     // The random groups are drawn up front: their count is checked before the model loads.
     let given = heads_flag("--heads", &a.heads, ',', None)?;
     crate::analysis::ablation::check_random_groups(a.random_groups, given.len())?;
-    let inp = Inputs::load(&a.model, &a.data)?;
+    let whole = matches!(a.metric, Metric::Logprob | Metric::Prob).then_some(a.metric);
+    let inp = Inputs::load_scoring(&a.model, &a.data, whole)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
     let (answer_set, digits) = task_answer_tokens(
@@ -73,12 +79,13 @@ pub fn run(a: AblateArgs) -> Result<Report> {
     let mut o = Report::new();
     let _honour = signals::Honour::start();
     let started = std::time::Instant::now();
-    let ab = Ablator::new(
+    let ab = Ablator::with_metric(
         &lm.model,
         &inp.tok.pairs,
         Some(&inp.roles),
         digits.clone(),
         a.batch_size,
+        a.metric,
     )
     .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
     let base = ab.ablate(&[])?;
@@ -98,7 +105,7 @@ pub fn run(a: AblateArgs) -> Result<Report> {
         o,
         "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}",
         "heads patched from the normal run",
-        "LD",
+        a.metric.short(),
         "normal",
         "contr.",
         "n full",
@@ -127,10 +134,11 @@ pub fn run(a: AblateArgs) -> Result<Report> {
         let (mn, sn) = mean_std(&pick(|r| r.acc_normal_answer));
         let (ml, sl) = mean_std(&pick(|r| r.logit_diff));
         out!(o,
-            "random groups ({} × {} heads, seed {}): LD {ml:+.4} ± {sl:.4}, normal answer {mn:.3} ± {sn:.3}, contrast answer {m:.3} ± {s:.3} (mean ± population std)",
+            "random groups ({} × {} heads, seed {}): {} {ml:+.4} ± {sl:.4}, normal answer {mn:.3} ± {sn:.3}, contrast answer {m:.3} ± {s:.3} (mean ± population std)",
             runs.len(),
             heads.len(),
-            a.seed
+            a.seed,
+            a.metric.short()
         );
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -151,7 +159,8 @@ pub fn run(a: AblateArgs) -> Result<Report> {
         answer_set,
         complete: stopped.is_none(),
     };
-    let file = AblationFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
+    let mut file = AblationFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
+    file.metric = a.metric;
     save_json(&mut o, json, &AnalysisFile::Ablation(file));
     o.stopped = stopped;
     Ok(o)

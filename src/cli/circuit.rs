@@ -15,6 +15,7 @@ use crate::analysis::report::CircuitReport;
 use crate::analysis::{check_heads, head_label, parse_heads, Head};
 use crate::data::{DataSpec, TokenRoles, Tokenized};
 use crate::model::LoadedModel;
+use crate::patching::Metric;
 use crate::results::analysis::{AnalysisFile, CircuitFile, Meta};
 use crate::results::{DataInfo, ModelInfo};
 
@@ -56,6 +57,10 @@ pub struct CircuitArgs {
     /// Prompts per forward pass (any value gives the same numbers).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// What F(X) and the baselines are, at the last prompt position: logit-diff (the
+    /// paper's), logprob or prob of the normal answer, or kl (KL(normal run ‖ run)).
+    #[arg(long, default_value = "logit-diff", value_parser = parse_metric)]
+    pub metric: Metric,
     /// Write the result as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -63,6 +68,18 @@ pub struct CircuitArgs {
     #[arg(long)]
     pub force: bool,
 }
+
+/// `--metric`: one of the four metrics' names (`circuit`, `ablate`, `fv`).
+pub fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+/// How the input check's warning about answers of several tokens begins after the count
+/// (`data::checks`), to replace it where the metric scores those answers in full.
+const MULTI_TOKEN_WARNING: &str = "have answers of several tokens; the metric reads the";
 
 /// A model with its data, tokenized, and the token roles of every example.
 pub struct Inputs {
@@ -76,17 +93,49 @@ pub struct Inputs {
 
 impl Inputs {
     pub fn load(model: &ModelArgs, data: &DataArgs) -> Result<Inputs> {
+        Self::load_scoring(model, data, None)
+    }
+
+    /// [`Inputs::load`] for a command whose `metric` may score every token of the normal
+    /// answer (`ablate --metric logprob|prob`, teacher-forced): where it does for every
+    /// example with an answer of several tokens, the input check's warning that the metric
+    /// reads one token of each is not true, so a note saying how it is scored replaces it.
+    pub fn load_scoring(
+        model: &ModelArgs,
+        data: &DataArgs,
+        whole_answer: Option<Metric>,
+    ) -> Result<Inputs> {
         let lm = model.load()?;
         let spec = data.spec()?;
-        let checked = super::checks::load_checked(&lm, &spec)?;
+        let checked = crate::data::checks::load_checked(&lm, &spec, &super::checks::WORDS)?;
         let tok = checked.tok;
         let roles = crate::data::token_roles(&spec, &lm.tokenizer, &tok)?;
+        let full = |i: &usize| {
+            let at = tok.pairs.iter().position(|p| p.index == *i);
+            at.and_then(|k| roles[k].normal_continuation.as_ref())
+                .is_some_and(|c| c.len() > 1)
+        };
+        let in_full = whole_answer.filter(|_| tok.multi_token_answers.iter().all(full));
+        let mut warnings = Vec::new();
+        for w in checked.warnings {
+            match in_full {
+                Some(m) if w.contains(MULTI_TOKEN_WARNING) => super::output::note(&format!(
+                    "{} of {} examples have answers of several tokens; {m} scores every token of each normal answer (teacher-forced)",
+                    tok.multi_token_answers.len(),
+                    tok.pairs.len()
+                )),
+                _ => {
+                    super::output::note(&format!("warning: {w}"));
+                    warnings.push(w);
+                }
+            }
+        }
         Ok(Inputs {
             lm,
             spec,
             tok,
             roles,
-            warnings: checked.warnings,
+            warnings,
         })
     }
 
@@ -237,8 +286,14 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
     let mut r = Report::new();
     let _honour = signals::Honour::start();
     let started = std::time::Instant::now();
-    let mut ev = Evaluator::new(&lm.model, &inp.tok.pairs, Some(&inp.roles), a.batch_size)
-        .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
+    let mut ev = Evaluator::with_metric(
+        &lm.model,
+        &inp.tok.pairs,
+        Some(&inp.roles),
+        a.batch_size,
+        a.metric,
+    )
+    .map_err(|e| anyhow!("--batch-size {}: {e}", a.batch_size))?;
     let warnings = ev.validate(&circuit)?;
     for w in &warnings {
         super::output::note(&format!("warning: {w}"));
@@ -247,12 +302,28 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
     let f_m = ev.f(&Circuit::complete(&lm.model))?;
     let faith = ev.faithfulness(f_c);
     out!(r, "{}", inp.describe());
+    let x = a.metric.short();
+    if a.metric != Metric::LogitDiff {
+        out!(
+            r,
+            "metric      {} at the last prompt position (F and the baselines)",
+            a.metric
+        );
+    }
     out!(
         r,
-        "baselines   LD_normal {:+.4}   LD_contrast {:+.4}",
+        "baselines   {x}_normal {:+.4}   {x}_contrast {:+.4}",
         ev.ld_normal,
         ev.ld_contrast
     );
+    if a.metric.ill_conditioned(ev.ld_normal, ev.ld_contrast) {
+        super::output::note(&format!(
+            "warning: {x}_contrast − {x}_normal is {:+.4} {}, below {}: faithfulness divides by it and is ill-conditioned",
+            ev.ld_contrast - ev.ld_normal,
+            a.metric.unit(),
+            a.metric.small_gap()
+        ));
+    }
     let gw = width(circuit.groups.iter().map(|g| fmt_heads(&g.heads)), 24);
     for g in &circuit.groups {
         out!(
@@ -265,7 +336,7 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
     }
     out!(
         r,
-        "F(C)        {f_c:+.4}   faithfulness {faith:.4}   F(M) {f_m:+.4} (= LD_contrast{})",
+        "F(C)        {f_c:+.4}   faithfulness {faith:.4}   F(M) {f_m:+.4} (= {x}_contrast{})",
         if (f_m - ev.ld_contrast).abs() < 1e-4 {
             ""
         } else {
@@ -309,7 +380,8 @@ pub fn run(a: CircuitArgs) -> Result<Report> {
         greedy,
         warnings,
     };
-    let file = CircuitFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
+    let mut file = CircuitFile::new(&inp.meta(a.batch_size, seconds, &baseline), &report);
+    file.metric = a.metric;
     save_json(&mut r, json, &AnalysisFile::Circuit(file));
     r.stopped = stopped;
     Ok(r)

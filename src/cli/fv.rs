@@ -48,6 +48,11 @@ pub struct FvArgs {
     pub no_center: bool,
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// What Δ is the change of: logit-diff (each read-out token's logit, the paper's),
+    /// logprob or prob (its log-probability, probability); kl is refused (one value per
+    /// prompt, not per token).
+    #[arg(long, default_value = "logit-diff", value_parser = super::circuit::parse_metric)]
+    pub metric: crate::patching::Metric,
     /// Write the result as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -60,6 +65,13 @@ pub struct FvArgs {
 /// finished yet); once it is done the result is saved before anything is printed.
 pub fn run(a: FvArgs) -> Result<Report> {
     let json = plan_json(a.json.as_deref(), a.force)?;
+    let probe = FvOptions {
+        metric: a.metric,
+        ..FvOptions::default()
+    };
+    probe
+        .check_metric()
+        .map_err(|e| anyhow!("--metric {}: {e}", a.metric))?;
     let inp = Inputs::load(&a.model, &a.data)?;
     let lm = &inp.lm;
     let heads = heads_flag("--heads", &a.heads, ',', Some(lm))?;
@@ -70,6 +82,7 @@ pub fn run(a: FvArgs) -> Result<Report> {
         batch_size: a.batch_size,
         centered: !a.no_center,
         readout: a.readout.iter().map(|t| t.replace("\\n", "\n")).collect(),
+        metric: a.metric,
         ..FvOptions::default()
     };
     if !a.naive_prompts.is_empty() {
@@ -104,8 +117,13 @@ pub fn run(a: FvArgs) -> Result<Report> {
     )?;
     let mut o = Report::new();
     out!(o, "{}", inp.describe());
+    let what = match a.metric {
+        crate::patching::Metric::Logprob => "log-probability",
+        crate::patching::Metric::Prob => "probability",
+        _ => "logit",
+    };
     out!(o,
-        "FV = mean contrast z over @{}, added at position {}; Δ = change of each read-out token's logit (rows: naive prompt, columns: read-out token)",
+        "FV = mean contrast z over @{}, added at position {}; Δ = change of each read-out token's {what} (rows: naive prompt, columns: read-out token)",
         opts.source, opts.add_at
     );
     // The prompt column as wide as the longest prompt, so the grid's columns stay aligned.

@@ -172,6 +172,49 @@ impl Readout {
     }
 }
 
+impl Readout {
+    /// The readout of rows whose unpatched normal run gave `normal_last` [R, V] (its
+    /// last-position logits): what the circuit analyses score by, so that they read every
+    /// metric exactly as path patching does.
+    pub fn of_rows(
+        metric: Metric,
+        answers: Tensor,
+        normal_last: &Tensor,
+    ) -> Result<Readout, PatchError> {
+        let reference = match metric {
+            Metric::Kl => Some(log_softmax(&normal_last.to_dtype(DType::F32)?)?),
+            _ => None,
+        };
+        Ok(Readout {
+            metric,
+            answers,
+            reference,
+        })
+    }
+
+    /// Per-row metric of a teacher-forced run: `logits` [R, k, V] at the k positions that
+    /// predict the normal answer's tokens `targets` [R, k] (the prompt's last position, then
+    /// each appended answer token but the last). `logprob` is Σ_j log p(target_j | prompt,
+    /// target_<j), `prob` its exponential, so an answer of several tokens is scored in full;
+    /// the logit difference and KL read the first of the k positions (the answer position,
+    /// where the normal and contrast answers compete). With k = 1 this is [`Readout::read_logits`].
+    pub fn read_forced(&self, logits: &Tensor, targets: &Tensor) -> Result<Vec<f32>, PatchError> {
+        let first = logits.narrow(1, 0, 1)?.squeeze(1)?;
+        if !matches!(self.metric, Metric::Logprob | Metric::Prob) || logits.dim(1)? == 1 {
+            return self.read_logits(&first);
+        }
+        let lp = log_softmax(&logits.to_dtype(DType::F32)?.contiguous()?)?;
+        let picked = lp.gather(&targets.unsqueeze(2)?.contiguous()?, 2)?; // [R, k, 1]
+        let sum = picked.sum(1)?.flatten_all()?;
+        let sum = if self.metric == Metric::Prob {
+            sum.exp()?
+        } else {
+            sum
+        };
+        Ok(sum.to_vec1()?)
+    }
+}
+
 /// log_softmax over the vocabulary, computed in f32 with the maximum subtracted.
 pub fn log_softmax(logits: &Tensor) -> Result<Tensor, PatchError> {
     let max = logits.max_keepdim(D::Minus1)?;

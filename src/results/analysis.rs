@@ -15,6 +15,7 @@ use crate::analysis::function_vectors::paper_naive_prompts;
 use crate::analysis::mean_std;
 use crate::analysis::report::{AblationReport, AnalysisReport, CircuitReport, FvReport};
 use crate::analysis::Head;
+use crate::patching::Metric;
 
 pub const CIRCUIT_FORMAT: &str = "headhunt-circuit";
 pub const ABLATION_FORMAT: &str = "headhunt-ablation";
@@ -30,6 +31,10 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 
 fn yes() -> bool {
     true
+}
+
+fn is_logit_diff(m: &Metric) -> bool {
+    *m == Metric::LogitDiff
 }
 
 /// What every analysis file has: the header, the model and data, and how it ran.
@@ -101,6 +106,11 @@ pub struct GroupRecord {
 pub struct CircuitFile {
     #[serde(flatten)]
     pub common: Common,
+    /// What F and the baselines are; absent for the logit difference (the paper's), else
+    /// the baselines are named after it in the file (`normal_kl`, `contrast_kl`; see
+    /// [`metric_names`]).
+    #[serde(default, skip_serializing_if = "is_logit_diff")]
+    pub metric: Metric,
     pub groups: Vec<GroupRecord>,
     #[serde(rename = "LD_normal", deserialize_with = "nan_if_null")]
     pub ld_normal: f64,
@@ -152,6 +162,10 @@ pub struct RandomGroups {
 pub struct AblationFile {
     #[serde(flatten)]
     pub common: Common,
+    /// What `logit_diff` of every run is; absent for the logit difference, else those fields
+    /// are named after it in the file (`kl` ...; see [`metric_names`]).
+    #[serde(default, skip_serializing_if = "is_logit_diff")]
+    pub metric: Metric,
     /// What the restricted accuracy's argmax runs over (`AnswerSet::describe`): `digits`,
     /// `data answers (N tokens)` or `full vocabulary`.
     pub answer_tokens: String,
@@ -181,6 +195,10 @@ pub struct Shift {
 pub struct FvFile {
     #[serde(flatten)]
     pub common: Common,
+    /// What the grids hold: absent for the read-out tokens' logits (`logit-diff`), else
+    /// `logprob` or `prob`, and `baseline` and `delta` are named after it (`delta_logprob`).
+    #[serde(default, skip_serializing_if = "is_logit_diff")]
+    pub metric: Metric,
     pub heads: Vec<Head>,
     pub naive_prompts: Vec<String>,
     pub digits: Vec<String>,
@@ -239,6 +257,8 @@ impl CircuitFile {
                 c.warnings.extend(r.warnings.iter().cloned());
                 c
             },
+            // The explorer scores by the logit difference; the CLI sets its --metric.
+            metric: Metric::LogitDiff,
             groups,
             ld_normal: r.ld_normal,
             ld_contrast: r.ld_contrast,
@@ -269,6 +289,7 @@ impl AblationFile {
         let h = &r.heads;
         AblationFile {
             common: meta.common(ABLATION_FORMAT, r.complete),
+            metric: Metric::LogitDiff,
             answer_tokens: r.answer_set.describe(),
             heads: h.heads.clone(),
             logit_diff: h.logit_diff,
@@ -298,6 +319,7 @@ impl FvFile {
         });
         FvFile {
             common: meta.common(FV_FORMAT, r.complete),
+            metric: o.metric,
             heads: res.heads.clone(),
             naive_prompts: o.naive_prompts.clone(),
             digits: o.labels(),
@@ -365,13 +387,24 @@ impl AnalysisFile {
         }
     }
 
+    /// The metric its values are in.
+    pub fn metric(&self) -> Metric {
+        match self {
+            AnalysisFile::Circuit(f) => f.metric,
+            AnalysisFile::Ablation(f) => f.metric,
+            AnalysisFile::Fv(f) => f.metric,
+        }
+    }
+
     pub fn to_json(&self) -> String {
-        let text = match self {
-            AnalysisFile::Circuit(f) => serde_json::to_string_pretty(f),
-            AnalysisFile::Ablation(f) => serde_json::to_string_pretty(f),
-            AnalysisFile::Fv(f) => serde_json::to_string_pretty(f),
+        let value = match self {
+            AnalysisFile::Circuit(f) => serde_json::to_value(f),
+            AnalysisFile::Ablation(f) => serde_json::to_value(f),
+            AnalysisFile::Fv(f) => serde_json::to_value(f),
         };
-        text.expect("analysis records serialize") + "\n"
+        let mut value = value.expect("analysis records serialize");
+        rename_metric_fields(&mut value, self.kind(), self.metric(), true);
+        serde_json::to_string_pretty(&value).expect("analysis records serialize") + "\n"
     }
 
     /// The same analysis, whenever it was written: equal but for `created`.
@@ -417,6 +450,14 @@ impl AnalysisFile {
         // The header is flattened into each kind: read on its own, its fields keep their names.
         read::typed_part::<Common>(&value, "", path, &format)?;
         read::typed_data(&value, path, &format)?;
+        let mut value = value;
+        let kind = match format.as_str() {
+            CIRCUIT_FORMAT => "circuit",
+            ABLATION_FORMAT => "ablation",
+            _ => "fv",
+        };
+        let metric = metric_of(&value, kind).map_err(bad)?;
+        rename_metric_fields(&mut value, kind, metric, false);
         let file = match format.as_str() {
             CIRCUIT_FORMAT => AnalysisFile::Circuit(read::typed(value, path, &format)?),
             ABLATION_FORMAT => AnalysisFile::Ablation(read::typed(value, path, &format)?),
@@ -442,6 +483,102 @@ impl AnalysisFile {
             }
         }
     }
+}
+
+/// Where an analysis file names its metric: (the object's path, the field's in-memory
+/// name, its name in the file for `m`). The logit difference keeps the names the files had
+/// before other metrics (`LD_normal`, `logit_diff`); another metric's are named after it, so
+/// a reader that knows only the logit difference cannot mistake them for it.
+pub fn metric_names(kind: &str, m: Metric) -> Vec<(&'static [&'static str], &'static str, String)> {
+    let ld = m == Metric::LogitDiff;
+    let named = |mem: &'static str, prefix: &str| {
+        if ld {
+            mem.to_string()
+        } else {
+            format!("{prefix}{}", m.key())
+        }
+    };
+    match kind {
+        "circuit" => vec![
+            (&[][..], "LD_normal", named("LD_normal", "normal_")),
+            (&[][..], "LD_contrast", named("LD_contrast", "contrast_")),
+        ],
+        "ablation" => vec![
+            (&[][..], "logit_diff", named("logit_diff", "")),
+            (&["baseline"][..], "logit_diff", named("logit_diff", "")),
+            (
+                &["random_groups"][..],
+                "logit_diff",
+                named("logit_diff", ""),
+            ),
+        ],
+        _ => vec![
+            (&[][..], "baseline", named("baseline", "baseline_")),
+            (&[][..], "delta", named("delta", "delta_")),
+        ],
+    }
+}
+
+fn object_at<'v>(
+    v: &'v mut serde_json::Value,
+    path: &[&str],
+) -> Option<&'v mut serde_json::Map<String, serde_json::Value>> {
+    let mut v = v;
+    for p in path {
+        v = v.get_mut(*p)?;
+    }
+    v.as_object_mut()
+}
+
+/// Renames the metric's fields between the in-memory names and the file's (`to_file`) or back.
+fn rename_metric_fields(v: &mut serde_json::Value, kind: &str, metric: Metric, to_file: bool) {
+    for (path, mem, file) in metric_names(kind, metric) {
+        let Some(map) = object_at(v, path) else {
+            continue;
+        };
+        let (from, to) = if to_file {
+            (mem.to_string(), file)
+        } else {
+            (file, mem.to_string())
+        };
+        if let Some(x) = map.remove(&from) {
+            map.insert(to, x);
+        }
+    }
+}
+
+/// The file's `metric` (absent: the logit difference), and no field named after another
+/// metric: such a file says one thing in its `metric` and another in its names, so it is
+/// refused rather than read as either.
+fn metric_of(value: &serde_json::Value, kind: &str) -> Result<Metric, String> {
+    let metric = match value.get("metric") {
+        None => Metric::LogitDiff,
+        Some(serde_json::Value::String(s)) => Metric::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "field `metric` is {s:?}, expected one of {}",
+                known.join(", ")
+            )
+        })?,
+        Some(other) => return Err(format!("field `metric` is {other}, expected a string")),
+    };
+    let own = metric_names(kind, metric);
+    for m in Metric::ALL.into_iter().filter(|&m| m != metric) {
+        for ((path, _, name), (_, _, mine)) in metric_names(kind, m).into_iter().zip(&own) {
+            let mut at = value;
+            for p in path {
+                at = at.get(*p).unwrap_or(&serde_json::Value::Null);
+            }
+            if name != *mine && at.get(&name).is_some() {
+                let field: Vec<&str> = path.iter().copied().chain([name.as_str()]).collect();
+                return Err(format!(
+                    "field `{}` is of the metric {m}, but the file's `metric` is {metric}",
+                    field.join(".")
+                ));
+            }
+        }
+    }
+    Ok(metric)
 }
 
 fn check_circuit(f: &CircuitFile, shape: (usize, usize)) -> Result<(), String> {
