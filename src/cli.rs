@@ -107,9 +107,15 @@ pub struct ModelArgs {
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// cpu, cuda or cuda:N; `patch` also takes a list (`cuda:0,cuda:1`, `cpu,cpu`): one copy
-    /// of the model per device, sender layers handed to whichever is free.
+    /// of the model per device, sender layers handed to whichever is free. With `--place
+    /// layers` a list holds one model, its layers split over the devices.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// How a list of devices holds the model: `copies` (one whole copy per device), `layers`
+    /// (one copy, its layers split over all of them, for a model larger than one device), or
+    /// `layers:N` (one copy per group of N devices, its layers split within the group).
+    #[arg(long, default_value = "copies")]
+    pub place: String,
     /// f32, bf16 or f16 (default: f32 on cpu, bf16 on cuda).
     #[arg(long)]
     pub dtype: Option<String>,
@@ -120,34 +126,67 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model on the one device of `--device` (a list of devices is for the commands that
-    /// run on several: [`ModelArgs::load_each`]).
+    /// The model on the one device of `--device`, or placed over its list with `--place
+    /// layers` (several copies are for the commands that run on several: [`ModelArgs::load_each`]).
     pub fn load(&self) -> Result<crate::model::LoadedModel> {
-        if self.device.contains(',') {
+        let groups = self.device_groups()?;
+        if groups.len() > 1 {
             anyhow::bail!(
-                "--device {}: this command runs on one device; several (a list) are for patch",
+                "--device {}: this command runs one model; several copies (a list) are for patch, and --place layers puts one model over the list",
                 self.device
             );
         }
-        self.load_on(&self.device)
+        self.load_on(&groups[0])
     }
 
-    /// One copy of the model per device of `--device` (`cpu`, `cuda:0,cuda:1`, `cpu,cpu`), each
-    /// loaded from the same source: one sweep's workers.
+    /// One copy of the model per device of `--device` (`cpu`, `cuda:0,cuda:1`, `cpu,cpu`), or per
+    /// group of devices with `--place layers[:N]`, each loaded from the same source: one
+    /// sweep's workers.
     pub fn load_each(&self) -> Result<Vec<crate::model::LoadedModel>> {
-        let devices: Vec<&str> = self.device.split(',').map(str::trim).collect();
+        self.device_groups()?
+            .iter()
+            .map(|g| self.load_on(g))
+            .collect()
+    }
+
+    /// The devices of each model copy: `--device` split by `--place`.
+    fn device_groups(&self) -> Result<Vec<Vec<String>>> {
+        let devices: Vec<String> = self
+            .device
+            .split(',')
+            .map(|d| d.trim().to_string())
+            .collect();
         if devices.iter().any(|d| d.is_empty()) {
             anyhow::bail!(
                 "--device {:?}: an empty device in the list (expected cpu, cuda or cuda:N, separated by commas)",
                 self.device
             );
         }
-        devices.iter().map(|d| self.load_on(d)).collect()
+        let per = match self.place.as_str() {
+            "copies" => 1,
+            "layers" => devices.len(),
+            other => match other.strip_prefix("layers:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n >= 1 && devices.len() % n == 0 => n,
+                Some(Ok(n)) => anyhow::bail!(
+                    "--place {other}: groups of {n} do not divide the {} devices of --device {}",
+                    devices.len(),
+                    self.device
+                ),
+                _ => anyhow::bail!(
+                    "--place {other:?}: expected copies, layers or layers:N (devices per model copy)"
+                ),
+            },
+        };
+        Ok(devices.chunks(per).map(<[String]>::to_vec).collect())
     }
 
-    fn load_on(&self, device: &str) -> Result<crate::model::LoadedModel> {
-        let device = parse_device(device)?;
-        let dtype = parse_dtype(self.dtype.as_deref(), &device)?;
+    fn load_on(&self, group: &[String]) -> Result<crate::model::LoadedModel> {
+        let devices = group
+            .iter()
+            .map(|d| Ok(parse_device(d)?))
+            .collect::<Result<Vec<_>>>()?;
+        let device = &devices[0];
+        let dtype = parse_dtype(self.dtype.as_deref(), device)?;
         let tokenizer = match &self.tokenizer {
             // A model folder given for its tokenizer: use the tokenizer.json in it.
             Some(t) if t.is_dir() => {
@@ -169,7 +208,7 @@ impl ModelArgs {
         let lm = crate::model::source::load_with_progress(
             &self.model,
             &opts,
-            &device,
+            &devices,
             dtype,
             &mut |_, _| {},
         )?;
@@ -311,6 +350,9 @@ fn info(a: InfoArgs) -> Result<output::Report> {
             .unwrap_or_default()
     );
     out!(r, "device      {}", a.model.device);
+    if m.device_map().is_split() {
+        out!(r, "placement   {}", placement_line(m));
+    }
     out!(
         r,
         "parameters  {} ({:.2} M)",
@@ -361,6 +403,23 @@ fn info(a: InfoArgs) -> Result<output::Report> {
     Ok(r)
 }
 
+/// Which layers each device of a placed model holds, and its weights (`layers 0-13 on cuda
+/// (4.10 GiB, with the embeddings), 14-27 on cuda (3.80 GiB)`).
+fn placement_line(m: &crate::model::Model) -> String {
+    use crate::patching::memory::{gib, ModelShape};
+    let map = m.device_map();
+    let bytes = ModelShape::of(m).split_weight_bytes(map.devices().len());
+    map.ranges()
+        .iter()
+        .map(|&(d, first, last)| {
+            let name = crate::model::source::device_name(&map.devices()[d]);
+            let with = if d == 0 { ", with the embeddings" } else { "" };
+            format!("layers {first}-{last} on {name} ({}{with})", gib(bytes[d]))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The estimated peak of `headhunt patch` with its defaults on this device (the last layer's
 /// resid_post, batch 4, the fast algorithm) over 100 prompts of 32 tokens (the paper's dataset
 /// at 4 shots is about that), and what the device has free: whether a sweep fits, before one.
@@ -381,20 +440,34 @@ fn memory_line(m: &crate::model::Model) -> String {
         seq_len: 32,
         first_diff: 0,
     };
+    let devices = m.device_map().devices();
+    let split = !on_cpu && devices.len() > 1;
     let place = Placement {
-        devices: 1,
-        split_layers: false,
+        devices: if split { devices.len() } else { 1 },
+        split_layers: split,
         on_cpu,
     };
-    let e = memory::estimate(&ModelShape::of(m), &spec, data, place)[0];
-    let free = memory::available(&m.device).map_or("unknown".into(), gib);
-    format!(
-        "~{} peak for patch's defaults (100 prompts of 32 tokens; weights {}, caches {}, working {}); {free} free",
-        gib(e.peak()),
-        gib(e.weights),
-        gib(e.caches),
-        gib(e.working)
-    )
+    let estimates = memory::estimate(&ModelShape::of(m), &spec, data, place);
+    let line = |e: &memory::Estimate, d: &candle_core::Device| {
+        let free = memory::available(d).map_or("unknown".into(), gib);
+        format!(
+            "~{} peak for patch's defaults (100 prompts of 32 tokens; weights {}, caches {}, working {}); {free} free",
+            gib(e.peak()),
+            gib(e.weights),
+            gib(e.caches),
+            gib(e.working)
+        )
+    };
+    match split {
+        false => line(&estimates[0], &m.device),
+        true => estimates
+            .iter()
+            .zip(devices)
+            .enumerate()
+            .map(|(i, (e, d))| format!("device {i}: {}", line(e, d)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 /// "0,2,4,...": at most 12 items, then an ellipsis and the count.

@@ -68,6 +68,7 @@ fn gemma_9b() -> ModelShape {
         dtype_bytes: 2,
         source_bytes: None,
         source_bits: 16.0,
+        global_params: 256000 * 3584 + 3584, // tied embeddings
     }
 }
 
@@ -108,7 +109,8 @@ fn the_estimate_follows_the_settings() {
     let p = streamed;
     let sweep = p.weights + p.caches + p.working;
     assert_eq!(p.peak(), sweep.max(p.weights + p.loading) + p.runtime);
-    // Layers split over 4 GPUs: each holds about a quarter of the weights and caches.
+    // Layers split over 4 GPUs: each holds about a quarter of the weights; the caches stay on
+    // the first device, where a placed model returns every result.
     let gpu = Placement {
         devices: 4,
         split_layers: true,
@@ -117,6 +119,20 @@ fn the_estimate_follows_the_settings() {
     let split = estimate(&shape, &spec(head, 4, 0), data, gpu);
     assert_eq!(split.len(), 4);
     assert!(split[0].weights < streamed.weights / 2 && split[0].loading == 0);
+    let quarter = streamed.weights / 4;
+    for e in &split {
+        assert!(
+            e.weights.abs_diff(quarter) < quarter / 10,
+            "{e:?} vs {quarter}"
+        );
+    }
+    assert_eq!(split[0].caches, streamed.caches);
+    assert!(split[1..].iter().all(|e| e.caches == 0));
+    assert_eq!(
+        split.iter().map(|e| e.weights).sum::<u64>(),
+        streamed.weights,
+        "every weight is on one device"
+    );
 }
 
 #[test]
@@ -167,8 +183,16 @@ fn a_sweep_too_large_is_refused_with_a_setting_that_fits() {
         split_layers: false,
         on_cpu: false,
     };
-    let e = check(&shape, &s, data, gpu, &[("cuda:0".into(), Some(tiny))]).unwrap_err();
+    // A placed model keeps the caches on its first device: more devices help where the
+    // weights are what does not fit (a few prompts), not the caches.
+    let few = DataShape {
+        n_prompts: 8,
+        ..data
+    };
+    let e = check(&shape, &s, few, gpu, &[("cuda:0".into(), Some(tiny))]).unwrap_err();
     assert!(matches!(e.fit, Some(Fit::Devices(n)) if n >= 3), "{e}");
+    let e = check(&shape, &s, data, gpu, &[("cuda:0".into(), Some(tiny))]).unwrap_err();
+    assert_eq!(e.fit, None, "54 GiB of caches stay on the first device: {e}");
 }
 
 #[test]

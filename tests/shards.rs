@@ -409,3 +409,171 @@ fn merged_scan_shards_equal_the_unsharded_scan() {
         );
     }
 }
+
+/// `--place layers`: one model, its layers split over the devices (pipeline placement). Over two
+/// CPU devices the same code runs as over two GPUs — every layer op takes its inputs to the
+/// layer's device and brings results home — and the numbers equal one device's, bit for bit.
+#[test]
+fn layers_placed_over_two_cpu_devices_equal_one_device() {
+    let cases: [(&str, &[&str]); 4] = [
+        ("tiny-llama", &["--receiver", "resid_post:3"]),
+        (
+            "tiny-mistral",
+            &["--receiver", "2.0.q", "--algorithm", "reference"],
+        ),
+        ("tiny-pythia", &["--senders", "heads,mlp", "--metric", "kl"]),
+        (
+            "tiny-gemma2",
+            &["--receiver", "3.1.v", "--chunk-rows", "64"],
+        ),
+    ];
+    for (i, (fx, extra)) in cases.iter().enumerate() {
+        let dir = temp_dir(&format!("placed{i}"));
+        let (one, placed) = (dir.join("one.json"), dir.join("placed.json"));
+        patch(fx, &one, extra);
+        let mut args = extra.to_vec();
+        args.extend(["--device", "cpu,cpu", "--place", "layers"]);
+        patch(fx, &placed, &args);
+        assert_same(&one, &placed);
+        let rec = headhunt::results::RunRecord::load(&placed).unwrap();
+        assert_eq!(
+            rec.model.unwrap().device,
+            "cpu+cpu",
+            "{fx}: one model on two devices"
+        );
+    }
+}
+
+/// `--place layers:2` over four devices: two copies (workers), each over two devices.
+#[test]
+fn groups_of_placed_devices_are_workers() {
+    let dir = temp_dir("placedgroups");
+    let (one, groups) = (dir.join("one.json"), dir.join("groups.json"));
+    patch("tiny-llama", &one, &[]);
+    patch(
+        "tiny-llama",
+        &groups,
+        &["--device", "cpu,cpu,cpu,cpu", "--place", "layers:2"],
+    );
+    assert_same(&one, &groups);
+    let rec = headhunt::results::RunRecord::load(&groups).unwrap();
+    assert_eq!(rec.model.unwrap().device, "cpu+cpu,cpu+cpu");
+}
+
+/// The engine itself: a model placed over three devices keeps its layers where the map says,
+/// and its forward pass, hooks included, equals the one-device model's.
+#[test]
+fn a_placed_model_runs_like_one_on_a_single_device() {
+    use headhunt::model::{Capture, HookName, HookPoint, Hooks, RunOptions, Start};
+    let dir = fixture("tiny-llama");
+    let opts = model::source::LoadOptions::default();
+    let load = |devices: &[Device]| {
+        model::source::load_with_progress(
+            dir.to_str().unwrap(),
+            &opts,
+            devices,
+            DType::F32,
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
+    let one = load(&[Device::Cpu]);
+    let placed = load(&[Device::Cpu, Device::Cpu, Device::Cpu]);
+    let map = placed.model.device_map();
+    assert_eq!(map.devices().len(), 3);
+    let ranges = map.ranges();
+    assert_eq!(ranges.len(), 3, "{ranges:?}");
+    assert_eq!(
+        (ranges[0].1, ranges[2].2),
+        (0, 3),
+        "every layer placed: {ranges:?}"
+    );
+    assert!(!one.model.device_map().is_split());
+    let ids = one.tokenizer.encode("1+1=3\n2+2=5\n3+3=").unwrap();
+    let run = |lm: &model::LoadedModel| {
+        let tokens = lm.model.tokens_tensor(&[ids.clone()]).unwrap();
+        let hook = HookName::Layer(2, HookPoint::Z);
+        let mut hooks = Hooks::capture(Capture::only([hook]));
+        let out = lm
+            .model
+            .run(Start::Tokens(&tokens), RunOptions::default(), &mut hooks)
+            .unwrap();
+        let z = hooks.cache.get(hook).unwrap().clone();
+        (flat(&out.logits.unwrap()), flat(&z))
+    };
+    assert_eq!(run(&one), run(&placed));
+}
+
+#[test]
+fn a_placement_that_cannot_be_made_is_one_clear_error() {
+    let fx = fixture("tiny-mistral");
+    let model = path_str(&fx);
+    for (args, needles) in [
+        (
+            vec![
+                "info", "--model", model, "--device", "cpu,cpu", "--place", "layers:3",
+            ],
+            vec!["--place layers:3", "do not divide the 2 devices"],
+        ),
+        (
+            vec![
+                "info", "--model", model, "--device", "cpu,cpu", "--place", "rows",
+            ],
+            vec!["--place", "copies, layers or layers:N"],
+        ),
+        (
+            vec![
+                "info",
+                "--model",
+                model,
+                "--device",
+                "cpu,cpu,cpu,cpu",
+                "--place",
+                "layers",
+            ],
+            vec!["3 layers over 4 devices"],
+        ),
+        (
+            vec!["info", "--model", model, "--device", "cpu,cpu"],
+            vec!["--device cpu,cpu", "--place layers"],
+        ),
+    ] {
+        let (code, err) = headhunt(&args, &[]);
+        assert_one_line_error(code, &err, &needles);
+    }
+}
+
+/// `info` on a placed model says which layers each device holds and each device's share of
+/// the memory.
+#[test]
+fn info_prints_the_placement() {
+    let fx = fixture("tiny-llama");
+    let out = Command::new(bin())
+        .args([
+            "info",
+            "--model",
+            path_str(&fx),
+            "--device",
+            "cpu,cpu",
+            "--place",
+            "layers",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("placement"))
+        .unwrap_or_else(|| panic!("no placement line: {text}"));
+    assert!(
+        line.contains("layers 0-")
+            && line.contains("-3 on cpu")
+            && line.contains("with the embeddings"),
+        "{line}"
+    );
+}

@@ -26,8 +26,12 @@ pub struct BenchArgs {
     pub layers: Option<usize>,
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// cpu, cuda or cuda:N; a list (`cuda:0,cuda:1`) with `--place layers`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// `layers`: the model's layers split over the devices of `--device` (pipeline placement).
+    #[arg(long)]
+    pub place: Option<String>,
     #[arg(long)]
     pub dtype: Option<String>,
     /// Prompt pairs to patch on (default: synthetic pairs of the paper's 4-shot length, 29 tokens).
@@ -124,6 +128,7 @@ fn synthetic_pairs(vocab: usize, bos: u32, shots: usize, n: usize) -> Vec<Tokeni
                 contrast_answer: next(vocab),
                 normal_output: String::new(),
                 contrast_output: String::new(),
+                positions: None,
             }
         })
         .collect()
@@ -132,15 +137,21 @@ fn synthetic_pairs(vocab: usize, bos: u32, shots: usize, n: usize) -> Vec<Tokeni
 /// Peak memory while measuring: device memory in use on CUDA (sampled), the process's peak
 /// resident set on CPU.
 struct PeakMemory {
+    /// One sampler per device a placed model uses (one for a model on one GPU).
     #[cfg(feature = "cuda")]
-    sampler: Option<crate::model::cuda_memory::PeakSampler>,
+    samplers: Vec<crate::model::cuda_memory::PeakSampler>,
 }
 
 impl PeakMemory {
     fn start(_model: &Model) -> Self {
         PeakMemory {
             #[cfg(feature = "cuda")]
-            sampler: crate::model::cuda_memory::PeakSampler::start(&_model.device),
+            samplers: _model
+                .device_map()
+                .devices()
+                .iter()
+                .filter_map(crate::model::cuda_memory::PeakSampler::start)
+                .collect(),
         }
     }
 
@@ -148,12 +159,31 @@ impl PeakMemory {
         let weights =
             model.n_params as f64 * model.dtype.size_in_bytes() as f64 / (1u64 << 30) as f64;
         #[cfg(feature = "cuda")]
-        if let Some(s) = self.sampler {
-            let peak = s.finish() as f64 / (1u64 << 30) as f64;
-            return format!(
-                "{peak:.2} GiB peak on the device (weights {weights:.2} GiB, so weights + {:.2} GiB)",
-                peak - weights
-            );
+        if !self.samplers.is_empty() {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            let split = crate::patching::memory::ModelShape::of(model)
+                .split_weight_bytes(self.samplers.len());
+            let one = self.samplers.len() == 1;
+            let parts: Vec<String> = self
+                .samplers
+                .into_iter()
+                .zip(split)
+                .enumerate()
+                .map(|(i, (s, w))| {
+                    let peak = gib(s.finish() as u64);
+                    let on = if one {
+                        "the device".to_string()
+                    } else {
+                        format!("device {i}")
+                    };
+                    format!(
+                        "{peak:.2} GiB peak on {on} (weights {:.2} GiB, so weights + {:.2} GiB)",
+                        gib(w),
+                        peak - gib(w)
+                    )
+                })
+                .collect();
+            return parts.join("; ");
         }
         format!("{}, weights {weights:.2} GiB", cpu_peak())
     }
@@ -174,7 +204,9 @@ fn cpu_peak() -> String {
 }
 
 fn sync(model: &Model) -> Result<()> {
-    model.device.synchronize()?;
+    for d in model.device_map().devices() {
+        d.synchronize()?;
+    }
     Ok(())
 }
 
@@ -199,19 +231,44 @@ fn time_fast(
     Ok(best)
 }
 
+/// The devices of `--device`: one, or a list placed with `--place layers`.
+fn bench_devices(a: &BenchArgs) -> Result<Vec<candle_core::Device>> {
+    let names: Vec<&str> = a.device.split(',').map(str::trim).collect();
+    match a.place.as_deref() {
+        None if names.len() > 1 => bail!(
+            "--device {}: bench times one model; --place layers splits its layers over the list",
+            a.device
+        ),
+        None | Some("layers") => {}
+        Some(other) => bail!("--place {other:?}: bench takes layers (one model over the devices)"),
+    }
+    names.iter().map(|d| Ok(parse_device(d)?)).collect()
+}
+
 pub fn run(a: BenchArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let devices = bench_devices(&a)?;
+    let device = devices[0].clone();
     let dtype = parse_dtype(a.dtype.as_deref(), &device)?;
     let started = Instant::now();
     let (model, tokenizer, label) = match (&a.model, &a.random_weights) {
         (Some(m), _) => {
-            let lm = crate::model::load(m, a.tokenizer.as_deref(), &device, dtype)?;
+            let opts = crate::model::source::LoadOptions {
+                tokenizer: a.tokenizer.clone(),
+                allow_unknown_config_keys: false,
+            };
+            let lm = crate::model::source::load_with_progress(
+                m,
+                &opts,
+                &devices,
+                dtype,
+                &mut |_, _| {},
+            )?;
             (lm.model, Some(lm.tokenizer), lm.origin.label())
         }
         (None, Some(arch)) => {
             let cfg = preset(arch, a.layers)?;
             (
-                Model::random(cfg, &device, dtype)?,
+                Model::random_placed(cfg, &devices, dtype)?,
                 None,
                 format!("{arch} (random weights)"),
             )
@@ -273,6 +330,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         dtype_name(dtype),
         device_name(&device)
     );
+    if model.device_map().is_split() {
+        println!("placement   {}", super::placement_line(&model));
+    }
     println!("load/init   {load_s:.2} s");
     let mut sizes = vec![a.examples];
     if a.large > 0 && a.large != a.examples {

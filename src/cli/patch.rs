@@ -396,24 +396,32 @@ fn check_memory(
     use crate::patching::memory::{self, DataShape, ModelShape, Placement};
     let shape = ModelShape::of(&copies[0].model);
     let on_cpu = copies[0].model.device.is_cpu();
+    // On the host a placement changes nothing (one pool holds every layer); on GPUs each
+    // device of a copy's group holds its layers, the first the caches too.
+    let group = copies[0].model.device_map().devices().len();
     let place = Placement {
-        devices: copies.len(),
-        split_layers: false,
+        devices: if on_cpu { copies.len() } else { group },
+        split_layers: !on_cpu && group > 1,
         on_cpu,
     };
     // CPU copies share the host's memory: every copy's weights are out of MemAvailable now.
-    let resident = shape.weight_bytes() * if on_cpu { copies.len() as u64 } else { 1 };
+    let resident = |d: &candle_core::Device| match on_cpu {
+        true => shape.weight_bytes() * copies.len() as u64,
+        false => weights_on(copies, d),
+    };
     let available: Vec<(String, Option<u64>)> = copies
         .iter()
-        .map(|c| {
-            let free = memory::available(&c.model.device).map(|f| f + resident);
+        .flat_map(|c| c.model.device_map().devices().iter())
+        .map(|d| {
+            let free = memory::available(d).map(|f| f + resident(d));
             let free = match (free, max_memory) {
                 (Some(f), Some(m)) => Some(f.min(m)),
                 (f, m) => f.or(m),
             };
-            (crate::model::source::device_name(&c.model.device), free)
+            (crate::model::source::device_name(d), free)
         })
         .collect();
+    let resident = resident(&copies[0].model.device);
     let free_now = memory::available(&copies[0].model.device).map(|f| f + resident);
     let capped = max_memory.is_some_and(|m| free_now.is_none_or(|f| m <= f));
     memory::check(
@@ -425,6 +433,25 @@ fn check_memory(
     )
     .map_err(|e| anyhow::anyhow!(super::wording::memory(&e, capped)))?;
     Ok(())
+}
+
+/// Bytes of weights the copies hold on device `d` now (a GPU's free memory is what is left
+/// after them).
+fn weights_on(copies: &[crate::model::LoadedModel], d: &candle_core::Device) -> u64 {
+    use crate::patching::memory::ModelShape;
+    copies
+        .iter()
+        .map(|c| {
+            let map = c.model.device_map();
+            let split = ModelShape::of(&c.model).split_weight_bytes(map.devices().len());
+            map.devices()
+                .iter()
+                .zip(split)
+                .filter(|(x, _)| x.same_device(d))
+                .map(|(_, b)| b)
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// Puts a record (and its per-example files, with `npy` its matrices) on the report's files.
@@ -445,7 +472,7 @@ pub(super) fn save(r: &mut Report, planned: Planned, record: &RunRecord, npy: bo
 fn record_devices(record: &mut RunRecord, copies: &[crate::model::LoadedModel]) {
     let devices: Vec<String> = copies
         .iter()
-        .map(|c| crate::model::source::device_name(&c.model.device))
+        .map(|c| crate::model::source::devices_label(&c.model))
         .collect();
     if let Some(m) = record.model.as_mut() {
         m.device = devices.join(",");

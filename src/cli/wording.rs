@@ -170,7 +170,7 @@ pub fn memory(e: &crate::patching::memory::MemoryError, capped: bool) -> String 
         Some(Fit::BatchSize(b)) => format!("--batch-size {b} would need about {}", size(e.fit_peak)),
         Some(Fit::ChunkRows(c)) => format!("--chunk-rows {c} would need about {}", size(e.fit_peak)),
         Some(Fit::Devices(n)) => format!(
-            "the layers over {n} devices would need about {} each (--place layers is not built yet: use a larger device)",
+            "the layers over {n} devices would need about {} each (--device with {n} GPUs and --place layers)",
             size(e.fit_peak)
         ),
         None => "no --batch-size or --chunk-rows fits: use a device with more memory".into(),

@@ -642,6 +642,34 @@ impl ModelConfig {
             .map(Some)
     }
 
+    /// Parameters of one decoder block and of everything outside the blocks (embedding,
+    /// unembedding unless tied, learned positions, final norm), counted from the config's
+    /// matrices: the memory estimate and the layer placement both weigh the weights by them.
+    pub fn param_counts(&self) -> (usize, usize) {
+        let (d, h, kv, dh) = (self.d_model, self.n_heads, self.n_kv_heads, self.d_head);
+        let layer_norm = matches!(self.norm_kind, NormKind::Layer);
+        // A norm's weight (and a LayerNorm's bias).
+        let norm = |width: usize| width * if layer_norm { 2 } else { 1 };
+        let attn = d * (h + 2 * kv) * dh
+            + h * dh * d
+            + if self.qkv_bias { (h + 2 * kv) * dh } else { 0 }
+            + if self.o_bias { d } else { 0 }
+            + if self.qk_norm { 2 * norm(dh) } else { 0 };
+        let mlp = d * self.d_mlp * if self.gated_mlp { 3 } else { 2 }
+            + if self.mlp_bias { self.d_mlp + d } else { 0 };
+        let norms = norm(d) * if self.sandwich_norms { 4 } else { 2 };
+        let embed = self.vocab_size * d;
+        let globals = embed
+            + if self.tie_embeddings { 0 } else { embed }
+            + if self.pos_embed {
+                self.max_position_embeddings * d
+            } else {
+                0
+            }
+            + norm(d);
+        (attn + mlp + norms, globals)
+    }
+
     /// The most tokens a prompt may have: `max_position_embeddings`, or for dynamic NTK rope
     /// (whose point is to run past it) `factor` times it.
     pub fn max_positions(&self) -> usize {

@@ -666,14 +666,20 @@ pub fn load(
         tokenizer: tokenizer.map(Path::to_path_buf),
         allow_unknown_config_keys: false,
     };
-    load_with_progress(path, &opts, device, dtype, &mut |_, _| {})
+    load_with_progress(
+        path,
+        &opts,
+        std::slice::from_ref(device),
+        dtype,
+        &mut |_, _| {},
+    )
 }
 
 /// [`load`], calling `progress(layers loaded, layers)` as the layers load.
 pub fn load_with_progress(
     path: &Path,
     opts: &super::source::LoadOptions,
-    device: &Device,
+    devices: &[Device],
     dtype: DType,
     progress: super::transformer::LoadProgress,
 ) -> Result<(Model, Tokenizer), ModelError> {
@@ -706,7 +712,7 @@ pub fn load_with_progress(
     let source = GgufSource::new(file, &cfg);
     let family = cfg.family;
     let model =
-        Model::load_with_progress(cfg, &source, device, dtype, progress).map_err(|e| match e {
+        Model::load_placed(cfg, &source, devices, dtype, progress).map_err(|e| match e {
             ModelError::MissingTensor { name, .. } => ModelError::Gguf {
                 file: path.display().to_string(),
                 msg: match gguf_name(&name, family) {

@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod gguf_vocab;
 pub mod hooks;
 pub mod ops;
+pub mod placement;
 pub mod presets;
 pub mod rope;
 pub mod source;
@@ -20,6 +21,7 @@ pub mod weights;
 
 pub use config::{BlockShape, Family, ModelConfig, NormKind};
 pub use error::ModelError;
+pub use placement::DeviceMap;
 pub use hooks::{ActivationCache, Capture, HookName, HookPoint, Hooks, Patch};
 pub use source::{load, LoadedModel, ModelOrigin};
 pub use tokenizer::Tokenizer;

@@ -156,6 +156,18 @@ pub fn device_name(d: &Device) -> String {
     }
 }
 
+/// The devices a model lives on: `cpu`, or a placed model's devices joined by `+`
+/// (`cuda+cuda`), as results record them.
+pub fn devices_label(model: &Model) -> String {
+    let names: Vec<String> = model
+        .device_map()
+        .devices()
+        .iter()
+        .map(device_name)
+        .collect();
+    names.join("+")
+}
+
 /// Looks like `org/name` or `org/name@revision` (and is not an existing path).
 fn parse_hub_id(spec: &str) -> Option<(String, String)> {
     let (id, rev) = match spec.split_once('@') {
@@ -430,7 +442,13 @@ pub fn load(
         tokenizer: tokenizer.map(Path::to_path_buf),
         allow_unknown_config_keys: false,
     };
-    load_with_progress(spec, &opts, device, dtype, &mut |_, _| {})
+    load_with_progress(
+        spec,
+        &opts,
+        std::slice::from_ref(device),
+        dtype,
+        &mut |_, _| {},
+    )
 }
 
 /// [`load`] with options, calling `progress(layers loaded, layers)` as the layers load (the
@@ -440,7 +458,7 @@ pub fn load(
 pub fn load_with_progress(
     spec: &str,
     opts: &LoadOptions,
-    device: &Device,
+    devices: &[Device],
     dtype: DType,
     progress: super::transformer::LoadProgress,
 ) -> Result<LoadedModel, ModelError> {
@@ -450,7 +468,7 @@ pub fn load_with_progress(
         || (Path::new(spec).is_file() && super::gguf::is_gguf(Path::new(spec)))
     {
         let (model, tok) =
-            super::gguf::load_with_progress(Path::new(spec), opts, device, dtype, progress)?;
+            super::gguf::load_with_progress(Path::new(spec), opts, devices, dtype, progress)?;
         return Ok(LoadedModel {
             model,
             tokenizer: tok,
@@ -479,7 +497,7 @@ pub fn load_with_progress(
     let tokenizer = Tokenizer::from_file(&tok_path)?;
     check_tokenizer(&cfg, &tokenizer, &files.config.display().to_string())?;
     let source = SafetensorsSource::open(&files.weights)?;
-    let model = Model::load_with_progress(cfg, &source, device, dtype, progress)?;
+    let model = Model::load_placed(cfg, &source, devices, dtype, progress)?;
     Ok(LoadedModel {
         model,
         tokenizer,

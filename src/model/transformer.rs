@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::config::{Activation, BlockShape, ModelConfig};
 use super::hooks::{HookName, HookPoint, Hooks};
+use super::placement::DeviceMap;
 use super::weights::{TensorSource, WeightLoader};
 use super::ModelError;
 
@@ -175,12 +176,15 @@ pub type LoadProgress<'a> = &'a mut dyn FnMut(usize, usize);
 enum AuxKey {
     /// cos (true) or sin table of the layer kind (`local` rope), positions `start..start+len`.
     Rope {
+        /// Index of the device it lives on (a placed model's layers sit on several).
+        device: usize,
         cos: bool,
         local: bool,
         start: usize,
         len: usize,
     },
     Mask {
+        device: usize,
         window: Option<usize>,
         q_start: usize,
         tq: usize,
@@ -192,6 +196,8 @@ enum AuxKey {
 /// A loaded model: config, weights and the forward pass.
 pub struct Model {
     pub cfg: ModelConfig,
+    /// The home device: the embedding's and unembedding's, and where every operation takes its
+    /// inputs and returns its results (all layers too, unless placed over several devices).
     pub device: Device,
     pub dtype: DType,
     pub n_params: usize,
@@ -199,6 +205,7 @@ pub struct Model {
     pub quantization: Option<String>,
     globals: Globals,
     layers: Vec<Layer>,
+    map: DeviceMap,
     /// Rotary tables and attention masks already built, by their parameters: they would
     /// otherwise be rebuilt on the host and copied to the device in every layer of every pass.
     aux: std::sync::Mutex<std::collections::HashMap<AuxKey, Tensor>>,
@@ -237,23 +244,69 @@ impl Model {
         dtype: DType,
         progress: LoadProgress,
     ) -> Result<Self> {
-        Self::build(cfg, WeightLoader::new(source, device, dtype), progress)
+        Self::load_placed(cfg, source, std::slice::from_ref(device), dtype, progress)
+    }
+
+    /// [`Model::load_with_progress`] with the layers split over `devices` (pipeline placement,
+    /// [`DeviceMap::split`]); one device places everything on it.
+    pub fn load_placed(
+        cfg: ModelConfig,
+        source: &dyn TensorSource,
+        devices: &[Device],
+        dtype: DType,
+        progress: LoadProgress,
+    ) -> Result<Self> {
+        let map = Self::place_layers(&cfg, devices)?;
+        Self::build(
+            cfg,
+            WeightLoader::new(source, map.home(), dtype),
+            map,
+            progress,
+        )
+    }
+
+    /// A model of `cfg`'s shape with random weights, its layers split over `devices`.
+    pub fn random_placed(cfg: ModelConfig, devices: &[Device], dtype: DType) -> Result<Self> {
+        let map = Self::place_layers(&cfg, devices)?;
+        let w = WeightLoader::random(map.home(), dtype);
+        Self::build(cfg, w, map, &mut |_, _| {})
+    }
+
+    /// Layers over `devices`, balanced by weight bytes: the home device's share is smaller by
+    /// the embedding and unembedding it holds too.
+    fn place_layers(cfg: &ModelConfig, devices: &[Device]) -> Result<DeviceMap> {
+        match devices {
+            [] => Err(ModelError::Invalid("no device to load the model on".into())),
+            [one] => Ok(DeviceMap::single(one, cfg.n_layers)),
+            many => {
+                let (per_layer, globals) = cfg.param_counts();
+                DeviceMap::split(many, cfg.n_layers, globals as f64 / per_layer.max(1) as f64)
+            }
+        }
     }
 
     /// A model of `cfg`'s shape with random weights (for benchmarks).
     pub fn random(cfg: ModelConfig, device: &Device, dtype: DType) -> Result<Self> {
-        Self::build(cfg, WeightLoader::random(device, dtype), &mut |_, _| {})
+        Self::random_placed(cfg, std::slice::from_ref(device), dtype)
     }
 
     /// The family's loader reads the tensors under its checkpoint names.
-    fn build(cfg: ModelConfig, mut w: WeightLoader, progress: LoadProgress) -> Result<Self> {
+    /// Each layer's weights load straight onto its device (never all on the first one).
+    fn build(
+        cfg: ModelConfig,
+        mut w: WeightLoader,
+        map: DeviceMap,
+        progress: LoadProgress,
+    ) -> Result<Self> {
         let def = cfg.family.def();
         let mut layers = Vec::with_capacity(cfg.n_layers);
         let globals = def.globals(&mut w, &cfg)?;
         for l in 0..cfg.n_layers {
+            w.device = map.layer(l).clone();
             layers.push(def.layer(&mut w, &cfg, l)?);
             progress(l + 1, cfg.n_layers);
         }
+        w.device = map.home().clone();
         if !w.random {
             let layers = (cfg.n_layers, def.layers_key());
             super::weights::check_unused(w.source, &w.used, layers, cfg.tie_embeddings)?;
@@ -266,6 +319,7 @@ impl Model {
             dtype: w.dtype,
             globals,
             layers,
+            map,
             aux: Default::default(),
         })
     }
@@ -340,6 +394,7 @@ impl Model {
         let local = !std::ptr::eq(rope, &self.cfg.rope_global);
         let table = |cos: bool| -> Result<Tensor> {
             let key = AuxKey::Rope {
+                device: self.map.layer_index(l),
                 cos,
                 local,
                 start,
@@ -363,7 +418,7 @@ impl Model {
                         });
                     }
                 }
-                Ok(Tensor::from_vec(v, (len, half), &self.device)?.to_dtype(self.dtype)?)
+                Ok(Tensor::from_vec(v, (len, half), self.map.layer(l))?.to_dtype(self.dtype)?)
             })
         };
         Ok((table(true)?, table(false)?))
@@ -403,18 +458,54 @@ impl Model {
             .reshape((b, t, n_kv * g, dh))?)
     }
 
+    /// How the layers are placed over devices.
+    pub fn device_map(&self) -> &DeviceMap {
+        &self.map
+    }
+
+    /// `x` on layer `l`'s device: a no-op (a shared handle) unless the model is placed over
+    /// several devices and `l` lives away from home.
+    fn at(&self, l: usize, x: &Tensor) -> Result<Tensor> {
+        Ok(x.to_device(self.map.layer(l))?)
+    }
+
+    /// `x` on the home device, where the public operations return everything: the algorithms'
+    /// caches then never mix devices.
+    fn home(&self, x: Tensor) -> Result<Tensor> {
+        Ok(x.to_device(&self.device)?)
+    }
+
+    /// Runs the hooks of `name` in layer `l` on `t`. Hooks see (and captures keep) home tensors
+    /// whatever device the layer is on, and what they return goes back to the layer's device;
+    /// nothing moves where nothing is hooked.
+    fn hook(&self, l: usize, hooks: &mut Hooks, name: HookName, t: Tensor) -> Result<Tensor> {
+        if self.map.layer_index(l) == 0 {
+            return hooks.run(name, t);
+        }
+        if !hooks.active(name) {
+            return Ok(t);
+        }
+        let out = hooks.run(name, self.home(t)?)?;
+        self.at(l, &out)
+    }
+
     /// The attention input (normed residual) of layer `l`.
     pub fn attn_norm_input(&self, l: usize, x: &Tensor) -> Result<Tensor> {
-        self.layers[l].attn_norm.forward(x)
+        self.home(self.layers[l].attn_norm.forward(&self.at(l, x)?)?)
     }
 
     /// q (rows of `h`), ungrouped k and v of layer `l` from its normed input: [B, T, H, dh] each.
     pub fn qkv(&self, l: usize, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let layer = &self.layers[l];
-        let q = self.split_heads(&layer.q.forward(h)?, self.cfg.n_heads)?;
-        let k = self.split_heads(&layer.k.forward(h)?, self.cfg.n_kv_heads)?;
-        let v = self.split_heads(&layer.v.forward(h)?, self.cfg.n_kv_heads)?;
-        Ok((q, self.ungroup(&k)?, self.ungroup(&v)?))
+        let h = self.at(l, h)?;
+        let q = self.split_heads(&layer.q.forward(&h)?, self.cfg.n_heads)?;
+        let k = self.split_heads(&layer.k.forward(&h)?, self.cfg.n_kv_heads)?;
+        let v = self.split_heads(&layer.v.forward(&h)?, self.cfg.n_kv_heads)?;
+        Ok((
+            self.home(q)?,
+            self.home(self.ungroup(&k)?)?,
+            self.home(self.ungroup(&v)?)?,
+        ))
     }
 
     /// One head's q, k or v input from the normed residual `h` [.., D] → [.., dh]: the ungrouped
@@ -427,41 +518,22 @@ impl Model {
             HeadInput::K => layer.k.rows((head / self.cfg.group_size()) * dh, dh)?,
             HeadInput::V => layer.v.rows((head / self.cfg.group_size()) * dh, dh)?,
         };
-        proj.forward(h)
+        self.home(proj.forward(&self.at(l, h)?)?)
     }
 
     /// Additive attention mask [Tq, Tk] for queries at positions `q_start..q_start+Tq`.
     fn mask(&self, l: usize, q_start: usize, tq: usize, tk: usize, dtype: DType) -> Result<Tensor> {
         let window = self.cfg.window_for_layer(l);
         let key = AuxKey::Mask {
+            device: self.map.layer_index(l),
             window,
             q_start,
             tq,
             tk,
             dtype,
         };
-        self.aux(key, || self.build_mask(window, q_start, tq, tk, dtype))
-    }
-
-    fn build_mask(
-        &self,
-        window: Option<usize>,
-        q_start: usize,
-        tq: usize,
-        tk: usize,
-        dtype: DType,
-    ) -> Result<Tensor> {
-        let mut m = vec![0f32; tq * tk];
-        for i in 0..tq {
-            let qp = q_start + i;
-            for j in 0..tk {
-                let allowed = j <= qp && window.is_none_or(|w| qp - j < w);
-                if !allowed {
-                    m[i * tk + j] = f32::NEG_INFINITY;
-                }
-            }
-        }
-        Ok(Tensor::from_vec(m, (tq, tk), &self.device)?.to_dtype(dtype)?)
+        let device = self.map.layer(l);
+        self.aux(key, || build_mask(device, window, q_start, tq, tk, dtype))
     }
 
     /// Attention probabilities [B, H, Tq, Tk] of layer `l`, for queries [B, Tq, H, dh] at
@@ -473,6 +545,12 @@ impl Model {
         k: &Tensor,
         q_start: usize,
     ) -> Result<Tensor> {
+        let p = self.pattern_here(l, &self.at(l, q)?, &self.at(l, k)?, q_start)?;
+        self.home(p)
+    }
+
+    /// [`Model::attention_pattern`] on the inputs' device (layer `l`'s).
+    fn pattern_here(&self, l: usize, q: &Tensor, k: &Tensor, q_start: usize) -> Result<Tensor> {
         let layer = &self.layers[l];
         let (_, tq, _, _) = q.dims4()?;
         let (_, tk, _, _) = k.dims4()?;
@@ -515,6 +593,11 @@ impl Model {
 
     /// Attention output before Gemma's post-attention norm: z W_O (+ b_O), [B, T, D].
     pub fn attn_out_pre_norm(&self, l: usize, z: &Tensor) -> Result<Tensor> {
+        self.home(self.out_pre_norm_here(l, &self.at(l, z)?)?)
+    }
+
+    /// [`Model::attn_out_pre_norm`] on the input's device (layer `l`'s).
+    fn out_pre_norm_here(&self, l: usize, z: &Tensor) -> Result<Tensor> {
         let (b, t, h, dh) = z.dims4()?;
         self.layers[l].o.forward(&z.reshape((b, t, h * dh))?)
     }
@@ -524,6 +607,7 @@ impl Model {
     /// returns [H, B·P, D] (rows ordered head, prompt, position). The swap happens before
     /// Gemma's post-attention norm, so the norm sees the whole swapped output.
     pub fn attn_out_head_swaps(&self, l: usize, z: &Tensor, z_new: &Tensor) -> Result<Tensor> {
+        let (z, z_new) = (&self.at(l, z)?, &self.at(l, z_new)?);
         let (b, p, h, dh) = z.dims4()?;
         let d = self.cfg.d_model;
         let dz = (z_new - z)?
@@ -536,8 +620,8 @@ impl Model {
             .permute((1, 2, 0))?
             .contiguous()?; // [H, dh, D]
         let delta = dz.matmul(&w_o)?; // [H, B*P, D]: each head's own swap
-        let o = self.attn_out_pre_norm(l, z)?.reshape((1, b * p, d))?;
-        self.attn_post(l, &delta.broadcast_add(&o)?)
+        let o = self.out_pre_norm_here(l, z)?.reshape((1, b * p, d))?;
+        self.home(self.attn_post(l, &delta.broadcast_add(&o)?)?)
     }
 
     /// The attention block's output as added to the residual stream (post-norm for Gemma).
@@ -551,6 +635,11 @@ impl Model {
     /// The MLP block's output for its input `x` (resid_mid in a sequential block, resid_pre in
     /// a parallel one): pre-norm, MLP, and Gemma's post-norm.
     pub fn mlp(&self, l: usize, x: &Tensor) -> Result<Tensor> {
+        self.home(self.mlp_here(l, &self.at(l, x)?)?)
+    }
+
+    /// [`Model::mlp`] on the input's device (layer `l`'s).
+    fn mlp_here(&self, l: usize, x: &Tensor) -> Result<Tensor> {
         let layer = &self.layers[l];
         let h = layer.mlp_norm.forward(x)?;
         let act = |g: &Tensor| -> Result<Tensor> {
@@ -574,7 +663,7 @@ impl Model {
 
     /// Full logits from the final residual stream [.., D] → [.., vocab].
     pub fn unembed(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.globals.final_norm.forward(x)?;
+        let h = self.globals.final_norm.forward(&self.home(x.clone())?)?;
         let logits = Proj {
             w: self.globals.unembed.clone(),
             b: None,
@@ -591,7 +680,8 @@ impl Model {
     /// vocabulary.
     pub fn answer_logits(&self, x: &Tensor, ids: &Tensor) -> Result<Tensor> {
         let (n, k) = ids.dims2()?;
-        let h = self.globals.final_norm.forward(x)?; // [N, D]
+        let ids = &self.home(ids.clone())?;
+        let h = self.globals.final_norm.forward(&self.home(x.clone())?)?; // [N, D]
         let w = self
             .globals
             .unembed
@@ -608,9 +698,22 @@ impl Model {
     /// Runs one block with hooks. `x` is resid_pre [B, T, D]; with `last_only` only the last
     /// position's output is computed ([B, 1, D]).
     pub fn block(&self, l: usize, x: Tensor, last_only: bool, hooks: &mut Hooks) -> Result<Tensor> {
-        let x = hooks.run(HookName::Layer(l, HookPoint::ResidPre), x)?;
+        let out = self.block_here(l, self.at(l, &x)?, last_only, hooks)?;
+        self.home(out)
+    }
+
+    /// [`Model::block`] on layer `l`'s device, where `x` already is: a forward pass moves the
+    /// residual stream only where the next layer lives elsewhere.
+    fn block_here(
+        &self,
+        l: usize,
+        x: Tensor,
+        last_only: bool,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        let x = self.hook(l, hooks, HookName::Layer(l, HookPoint::ResidPre), x)?;
         let (_, t, _) = x.dims3()?;
-        let h = self.attn_norm_input(l, &x)?;
+        let h = self.layers[l].attn_norm.forward(&x)?;
         let q_start = if last_only { t - 1 } else { 0 };
         let h_q = if last_only {
             h.narrow(1, t - 1, 1)?
@@ -619,25 +722,28 @@ impl Model {
         };
         let layer = &self.layers[l];
         let q = self.split_heads(&layer.q.forward(&h_q)?, self.cfg.n_heads)?;
-        let q = hooks.run(HookName::Layer(l, HookPoint::Q), q)?;
+        let q = self.hook(l, hooks, HookName::Layer(l, HookPoint::Q), q)?;
         let k = self.ungroup(&self.split_heads(&layer.k.forward(&h)?, self.cfg.n_kv_heads)?)?;
-        let k = hooks.run(HookName::Layer(l, HookPoint::K), k)?;
+        let k = self.hook(l, hooks, HookName::Layer(l, HookPoint::K), k)?;
         let v = self.ungroup(&self.split_heads(&layer.v.forward(&h)?, self.cfg.n_kv_heads)?)?;
-        let v = hooks.run(HookName::Layer(l, HookPoint::V), v)?;
-        let pattern = self.attention_pattern(l, &q, &k, q_start)?;
-        let pattern = hooks.run(HookName::Layer(l, HookPoint::Pattern), pattern)?;
+        let v = self.hook(l, hooks, HookName::Layer(l, HookPoint::V), v)?;
+        let pattern = self.pattern_here(l, &q, &k, q_start)?;
+        let pattern = self.hook(l, hooks, HookName::Layer(l, HookPoint::Pattern), pattern)?;
         let z = self.attention_z(&pattern, &v)?;
-        let z = hooks.run(HookName::Layer(l, HookPoint::Z), z)?;
-        let a = self.attn_post(l, &self.attn_out_pre_norm(l, &z)?)?;
-        let a = hooks.run(HookName::Layer(l, HookPoint::AttnOut), a)?;
+        let z = self.hook(l, hooks, HookName::Layer(l, HookPoint::Z), z)?;
+        let a = self.attn_post(l, &self.out_pre_norm_here(l, &z)?)?;
+        let a = self.hook(l, hooks, HookName::Layer(l, HookPoint::AttnOut), a)?;
         let x_rows = if last_only { x.narrow(1, t - 1, 1)? } else { x };
         let mid = (&x_rows + a)?;
-        let mid = hooks.run(HookName::Layer(l, HookPoint::ResidMid), mid)?;
+        let mid = self.hook(l, hooks, HookName::Layer(l, HookPoint::ResidMid), mid)?;
         let m_in = self.mlp_input(&mid, &x_rows).clone();
-        let m = self.mlp(l, &hooks.run(HookName::Layer(l, HookPoint::MlpIn), m_in)?)?;
-        let m = hooks.run(HookName::Layer(l, HookPoint::MlpOut), m)?;
+        let m = self.mlp(
+            l,
+            &self.hook(l, hooks, HookName::Layer(l, HookPoint::MlpIn), m_in)?,
+        )?;
+        let m = self.hook(l, hooks, HookName::Layer(l, HookPoint::MlpOut), m)?;
         let post = (mid + m)?;
-        hooks.run(HookName::Layer(l, HookPoint::ResidPost), post)
+        self.hook(l, hooks, HookName::Layer(l, HookPoint::ResidPost), post)
     }
 
     /// What the MLP reads, given the block's resid_mid and its input (resid_pre): the family's
@@ -658,7 +764,9 @@ impl Model {
     /// which only a parallel block's MLP reads. Shapes broadcast: a shared `pre` [1, N, D] with
     /// per-head `mid` [H, N, D] gives [H, N, D], and a parallel block's MLP then runs once.
     pub fn block_after_mid(&self, l: usize, mid: &Tensor, pre: &Tensor) -> Result<Tensor> {
-        Ok(mid.broadcast_add(&self.mlp(l, self.mlp_input(mid, pre))?)?)
+        let (mid, pre) = (&self.at(l, mid)?, &self.at(l, pre)?);
+        let out = mid.broadcast_add(&self.mlp_here(l, self.mlp_input(mid, pre))?)?;
+        self.home(out)
     }
 
     /// The general forward pass: from tokens or from a layer's resid_pre, to the logits or to a
@@ -676,8 +784,10 @@ impl Model {
             )));
         }
         for l in first..=last {
-            x = self.block(l, x, opts.last_position_only && l == last, hooks)?;
+            let here = self.at(l, &x)?;
+            x = self.block_here(l, here, opts.last_position_only && l == last, hooks)?;
         }
+        let x = self.home(x)?;
         let logits = if opts.stop_after.is_none() {
             let logits = self.unembed(&x)?;
             Some(hooks.run(HookName::Logits, logits)?)
@@ -725,4 +835,26 @@ pub fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
 pub fn argmax_last(x: &Tensor) -> Result<Vec<u32>> {
     let a = x.argmax(D::Minus1)?.flatten_all()?;
     Ok(a.to_vec1::<u32>()?)
+}
+
+/// The additive causal (and sliding-window) mask [Tq, Tk] on `device`.
+fn build_mask(
+    device: &Device,
+    window: Option<usize>,
+    q_start: usize,
+    tq: usize,
+    tk: usize,
+    dtype: DType,
+) -> Result<Tensor> {
+    let mut m = vec![0f32; tq * tk];
+    for i in 0..tq {
+        let qp = q_start + i;
+        for j in 0..tk {
+            let allowed = j <= qp && window.is_none_or(|w| qp - j < w);
+            if !allowed {
+                m[i * tk + j] = f32::NEG_INFINITY;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (tq, tk), device)?.to_dtype(dtype)?)
 }

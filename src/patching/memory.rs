@@ -49,6 +49,9 @@ pub struct ModelShape {
     pub source_bytes: Option<u64>,
     /// Bits per parameter in the checkpoint (GGUF quantization, or the checkpoint's dtype).
     pub source_bits: f64,
+    /// Parameters outside the blocks (embedding, unembedding, final norm): a layer placement
+    /// keeps them on the first device.
+    pub global_params: u64,
 }
 
 impl ModelShape {
@@ -74,6 +77,7 @@ impl ModelShape {
             dtype_bytes,
             source_bytes: None,
             source_bits,
+            global_params: c.param_counts().1 as u64,
         }
     }
 
@@ -82,27 +86,8 @@ impl ModelShape {
     /// equal on every fixture), `dtype_bytes` the dtype it will load in.
     pub fn of_config(c: &ModelConfig, dtype_bytes: u64, source_bytes: Option<u64>) -> Self {
         let (d, h, kv, dh) = (c.d_model, c.n_heads, c.n_kv_heads, c.d_head);
-        let layer_norm = matches!(c.norm_kind, crate::model::config::NormKind::Layer);
-        // A norm's weight (and a LayerNorm's bias).
-        let norm = |width: usize| width * if layer_norm { 2 } else { 1 };
-        let attn = d * (h + 2 * kv) * dh
-            + h * dh * d
-            + if c.qkv_bias { (h + 2 * kv) * dh } else { 0 }
-            + if c.o_bias { d } else { 0 }
-            + if c.qk_norm { 2 * norm(dh) } else { 0 };
-        let mlp = d * c.d_mlp * if c.gated_mlp { 3 } else { 2 }
-            + if c.mlp_bias { c.d_mlp + d } else { 0 };
-        let norms = norm(d) * if c.sandwich_norms { 4 } else { 2 };
-        let embed = c.vocab_size * d;
-        let n_params = c.n_layers * (attn + mlp + norms)
-            + embed
-            + if c.tie_embeddings { 0 } else { embed }
-            + if c.pos_embed {
-                c.max_position_embeddings * d
-            } else {
-                0
-            }
-            + norm(d);
+        let (per_layer, globals) = c.param_counts();
+        let n_params = c.n_layers * per_layer + globals;
         let source_bits = c
             .checkpoint_dtype
             .as_deref()
@@ -120,12 +105,38 @@ impl ModelShape {
             dtype_bytes,
             source_bytes,
             source_bits,
+            global_params: globals as u64,
         }
     }
 
     /// Bytes of one copy of the weights on the device.
     pub fn weight_bytes(&self) -> u64 {
         self.n_params * self.dtype_bytes
+    }
+
+    /// Bytes of each device's weights when the layers are split over `devices` as a load
+    /// places them ([`crate::model::placement::split_counts`]): the first device also holds the
+    /// embedding and unembedding.
+    pub fn split_weight_bytes(&self, devices: usize) -> Vec<u64> {
+        let globals = self.global_params.min(self.n_params);
+        let in_layers = (self.n_params - globals) as u128;
+        let n = self.n_layers.max(1);
+        let counts = crate::model::placement::split_counts(
+            n,
+            devices.clamp(1, n),
+            globals as f64 * n as f64 / in_layers.max(1) as f64,
+        );
+        // Layers `a..b` hold params in_layers·b/n − in_layers·a/n: the parts sum exactly.
+        let upto = |layers: usize| (in_layers * layers as u128 / n as u128) as u64;
+        let mut first = 0;
+        (0..devices)
+            .map(|d| {
+                let last = first + counts.get(d).copied().unwrap_or(0);
+                let params = upto(last) - upto(first) + if d == 0 { globals } else { 0 };
+                first = last;
+                params * self.dtype_bytes
+            })
+            .collect()
     }
 
     fn source(&self) -> u64 {
@@ -219,29 +230,35 @@ pub fn estimate(
     place: Placement,
 ) -> Vec<Estimate> {
     let devices = place.devices.max(1);
-    let share = |bytes: u64| match place.split_layers {
-        // Each device holds its layers' part (the embedding and unembedding at the ends).
-        true => bytes.div_ceil(devices as u64),
-        false => bytes,
+    let runtime = if place.on_cpu {
+        CPU_RUNTIME_BYTES + shape.vocab as u64 * TOKENIZER_BYTES_PER_TOKEN
+    } else {
+        CUDA_RUNTIME_BYTES
     };
-    let embed = (shape.vocab * shape.d_model) as u64 * shape.dtype_bytes;
-    let weights = share(shape.weight_bytes()) + if place.split_layers { embed } else { 0 };
     let one = Estimate {
-        weights,
-        loading: if place.on_cpu {
-            share(shape.source())
-        } else {
-            0
-        },
-        caches: share(caches(shape, spec, data)),
+        weights: shape.weight_bytes(),
+        loading: if place.on_cpu { shape.source() } else { 0 },
+        caches: caches(shape, spec, data),
         working: working(shape, spec, data),
-        runtime: if place.on_cpu {
-            CPU_RUNTIME_BYTES + shape.vocab as u64 * TOKENIZER_BYTES_PER_TOKEN
-        } else {
-            CUDA_RUNTIME_BYTES
-        },
+        runtime,
     };
-    vec![one; devices]
+    if !place.split_layers {
+        return vec![one; devices];
+    }
+    // A placed model keeps its caches and every operation's results on the first device
+    // (`model::placement`); the others hold their layers and one layer's working set.
+    let total = shape.weight_bytes().max(1);
+    shape
+        .split_weight_bytes(devices)
+        .into_iter()
+        .enumerate()
+        .map(|(d, weights)| Estimate {
+            weights,
+            loading: (one.loading as u128 * weights as u128 / total as u128) as u64,
+            caches: if d == 0 { one.caches } else { 0 },
+            ..one
+        })
+        .collect()
 }
 
 /// Whether every batch's caches stay alive for the whole sweep (sender layers outside, as

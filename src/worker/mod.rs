@@ -365,7 +365,13 @@ impl State {
         let mut loaded = devices
             .iter()
             .map(|d| {
-                crate::model::source::load_with_progress(&r.model, &opts, d, dtype, &mut progress)
+                crate::model::source::load_with_progress(
+                    &r.model,
+                    &opts,
+                    std::slice::from_ref(d),
+                    dtype,
+                    &mut progress,
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let lm = loaded.remove(0);
