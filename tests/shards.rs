@@ -444,6 +444,29 @@ fn layers_placed_over_two_cpu_devices_equal_one_device() {
     }
 }
 
+/// A command that runs one model (here `scan`) takes a device list with `--place layers`.
+#[test]
+fn a_scan_on_a_placed_model_equals_one_device() {
+    let fx = fixture("tiny-llama");
+    let data = fx.join("addition.jsonl");
+    let dir = temp_dir("placedscan");
+    let (one, placed) = (dir.join("one.json"), dir.join("placed.json"));
+    for (out, devices) in [
+        (&one, &["--device", "cpu"][..]),
+        (&placed, &["--device", "cpu,cpu", "--place", "layers"][..]),
+    ] {
+        let mut args = vec!["scan", "--kind", "heads", "--model", path_str(&fx)];
+        args.extend(["--data", path_str(&data), "--quiet", "--out", path_str(out)]);
+        args.extend(devices);
+        let (code, err) = headhunt(&args, &[]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_same(&one, &placed);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&placed).unwrap()).unwrap();
+    assert_eq!(v["model"]["device"], "cpu+cpu");
+}
+
 /// `--place layers:2` over four devices: two copies (workers), each over two devices.
 #[test]
 fn groups_of_placed_devices_are_workers() {

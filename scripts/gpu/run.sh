@@ -15,6 +15,23 @@ echo "== correctness: cuda f32 against the fixtures (tolerance 1e-4)"
 $H check --fixtures .gpu/fixtures --device cuda --dtype f32
 echo "== correctness: cuda bf16 (reported)"
 $H check --fixtures .gpu/fixtures --device cuda --dtype bf16
+echo "== --place layers on one card: cuda:0,cuda:0 (two device handles: every layer op moves its tensors) and cuda:0,cpu, against cuda (f32)"
+for fx in tiny-llama tiny-pythia tiny-gemma2; do
+  P="$H patch --model .gpu/fixtures/$fx --data .gpu/fixtures/$fx/addition.jsonl --dtype f32 --quiet --force"
+  $P --device cuda --out "$OUT/place-$fx-one.json"
+  $P --device cuda:0,cuda:0 --place layers --out "$OUT/place-$fx-two.json"
+  $P --device cuda:0,cpu --place layers --out "$OUT/place-$fx-cpu.json"
+  python3 - "$OUT/place-$fx-one.json" "$OUT/place-$fx-two.json" "$OUT/place-$fx-cpu.json" <<'PY'
+import json, sys
+def flat(p):
+    r = json.load(open(p))["relative"]
+    return [x for row in r if row for x in row if x is not None]
+one = flat(sys.argv[1])
+for other in sys.argv[2:]:
+    d = max(abs(a - b) for a, b in zip(one, flat(other)))
+    print(f"{other}: max |r - r(cuda)| = {d:.3g}", "ok" if d < 1e-4 else "MISMATCH")
+PY
+done
 echo "== headhunt bench: gemma-2-9b shape, bf16, 12 and 100 prompts"
 $H bench --random-weights gemma-2-9b --device cuda --dtype bf16 --examples 12 --large 100 --head-receiver 39.7.v --reference-layers 2 --repeat 3
 echo "== circuit evaluation F(C), gemma-2-9b shape, bf16, 16 shots, 100 prompts (target: <= 1 s; the paper's notebook: 75 s)"

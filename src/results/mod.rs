@@ -91,7 +91,7 @@ impl ModelInfo {
             d_mlp: c.d_mlp,
             vocab_size: c.vocab_size,
             dtype: crate::model::source::dtype_name(lm.model.dtype).into(),
-            device: crate::model::source::device_name(&lm.model.device),
+            device: crate::model::source::devices_label(&lm.model),
             quantization: lm.model.quantization.clone(),
             ignored_config_keys: c.ignored_keys.clone(),
         }
