@@ -81,6 +81,40 @@ pub fn parse_metric(s: &str) -> Result<Metric, String> {
 /// (`data::checks`), to replace it where the metric scores those answers in full.
 const MULTI_TOKEN_WARNING: &str = "have answers of several tokens; the metric reads the";
 
+/// The input check's `warnings`, printed and returned (for the result file), except the one
+/// that the metric reads one token of each answer of several tokens when `whole_answer`
+/// scores every such example's normal answer in full (teacher-forced, its tokens known from
+/// `roles`): a note saying how they are scored is printed instead.
+pub fn input_warnings(
+    warnings: Vec<String>,
+    tok: &Tokenized,
+    roles: Option<&[TokenRoles]>,
+    whole_answer: Option<Metric>,
+) -> Vec<String> {
+    let full = |i: &usize| {
+        let at = tok.pairs.iter().position(|p| p.index == *i);
+        at.zip(roles)
+            .and_then(|(k, r)| r[k].normal_continuation.as_ref())
+            .is_some_and(|c| c.len() > 1)
+    };
+    let in_full = whole_answer.filter(|_| tok.multi_token_answers.iter().all(full));
+    let mut kept = Vec::new();
+    for w in warnings {
+        match in_full {
+            Some(m) if w.contains(MULTI_TOKEN_WARNING) => super::output::note(&format!(
+                "{} of {} examples have answers of several tokens; {m} scores every token of each normal answer (teacher-forced)",
+                tok.multi_token_answers.len(),
+                tok.pairs.len()
+            )),
+            _ => {
+                super::output::note(&format!("warning: {w}"));
+                kept.push(w);
+            }
+        }
+    }
+    kept
+}
+
 /// A model with its data, tokenized, and the token roles of every example.
 pub struct Inputs {
     pub lm: LoadedModel,
@@ -110,26 +144,7 @@ impl Inputs {
         let checked = crate::data::checks::load_checked(&lm, &spec, &super::checks::WORDS)?;
         let tok = checked.tok;
         let roles = crate::data::token_roles(&spec, &lm.tokenizer, &tok)?;
-        let full = |i: &usize| {
-            let at = tok.pairs.iter().position(|p| p.index == *i);
-            at.and_then(|k| roles[k].normal_continuation.as_ref())
-                .is_some_and(|c| c.len() > 1)
-        };
-        let in_full = whole_answer.filter(|_| tok.multi_token_answers.iter().all(full));
-        let mut warnings = Vec::new();
-        for w in checked.warnings {
-            match in_full {
-                Some(m) if w.contains(MULTI_TOKEN_WARNING) => super::output::note(&format!(
-                    "{} of {} examples have answers of several tokens; {m} scores every token of each normal answer (teacher-forced)",
-                    tok.multi_token_answers.len(),
-                    tok.pairs.len()
-                )),
-                _ => {
-                    super::output::note(&format!("warning: {w}"));
-                    warnings.push(w);
-                }
-            }
-        }
+        let warnings = input_warnings(checked.warnings, &tok, Some(&roles), whole_answer);
         Ok(Inputs {
             lm,
             spec,

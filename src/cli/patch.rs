@@ -264,7 +264,7 @@ pub fn run(a: PatchArgs) -> Result<Report> {
             a.npy,
         )?,
     };
-    let data = Data::load(lm, data_spec)?;
+    let data = Data::load(lm, data_spec, a.metric)?;
     let layers = match shard {
         Some(s) => {
             let layers = s.layers(&spec, lm.model.n_layers());
@@ -320,21 +320,38 @@ pub(super) struct Data {
     pub spec: crate::data::DataSpec,
     pub tok: Tokenized,
     pub warnings: Vec<String>,
+    /// The token roles, for a metric that scores answers of several tokens in full
+    /// (`patching::forced`); `None` for the others.
+    pub roles: Option<Vec<crate::data::TokenRoles>>,
 }
 
 impl Data {
+    /// The examples, checked; `metric` says whether the answers' tokens are needed (the
+    /// warning that the metric reads one token of each is then replaced where it does not).
     pub(super) fn load(
         lm: &crate::model::LoadedModel,
         spec: crate::data::DataSpec,
+        metric: crate::patching::Metric,
     ) -> Result<Data> {
-        let checked = super::checks::load_checked(lm, &spec)?;
+        let checked = crate::data::checks::load_checked(lm, &spec, &super::checks::WORDS)?;
+        let whole = patching::forced::scores_whole_answers(metric);
+        let roles = whole
+            .then(|| crate::data::token_roles(&spec, &lm.tokenizer, &checked.tok))
+            .transpose()?;
+        let warnings = super::circuit::input_warnings(
+            checked.warnings,
+            &checked.tok,
+            roles.as_deref(),
+            whole.then_some(metric),
+        );
         if checked.tok.pairs.is_empty() {
             bail!("{}: no examples left to patch", spec.file.display());
         }
         Ok(Data {
             spec,
             tok: checked.tok,
-            warnings: checked.warnings,
+            warnings,
+            roles,
         })
     }
 }
@@ -365,7 +382,15 @@ pub(super) fn sweep(
     };
     check_memory(copies, spec, data, max_memory)?;
     let models: Vec<&crate::model::Model> = copies.iter().map(|c| &c.model).collect();
-    let outcome = patching::run_devices(&models, &data.tok.pairs, spec, layers, &mut obs)?;
+    // Answers of several tokens scored in full (logprob, prob) run teacher-forced.
+    let (outcome, forced) = patching::forced::run_devices(
+        &models,
+        &data.tok.pairs,
+        data.roles.as_deref(),
+        spec,
+        layers,
+        &mut obs,
+    )?;
     obs.bar.finish_and_clear();
     if let Some((n, c)) = obs.not_finite {
         bail!(
@@ -376,6 +401,7 @@ pub(super) fn sweep(
     }
     let mut record = RunRecord::of_sweep(&outcome, spec, lm, &data.spec, &data.tok);
     record.warnings = data.warnings.clone();
+    record.warnings.extend(forced);
     // The unpatched runs' top tokens came with the caches: no extra pass.
     if let Some(b) = obs.baseline.take() {
         record.warnings.extend(b.warning);

@@ -77,7 +77,7 @@ pub fn run(a: PatchArgs, shard: Option<Shard>) -> Result<Report> {
             )
         })
         .collect::<Result<Vec<Planned>>>()?;
-    let data = Data::load(lm, a.data.spec()?)?;
+    let data = Data::load(lm, a.data.spec()?, a.metric)?;
     let mut r = Report::new();
     let honour = signals::Honour::start();
     for (&i, planned) in mine.iter().zip(planned) {

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod bootstrap;
 mod error;
 pub mod fast;
+pub mod forced;
 pub mod matrix;
 pub mod memory;
 pub mod metric;
