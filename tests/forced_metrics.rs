@@ -125,6 +125,14 @@ fn single_token_metrics_are_not_teacher_forced() {
     }
     let plan = forced::Forced::plan(&tok.pairs, &roles, Metric::Logprob).unwrap();
     assert_eq!((plan.pairs.len(), plan.several), (16, 8));
+    // What the memory estimate counts: the prefixes the engine runs.
+    let run = forced::engine_pairs(&tok.pairs, Some(&roles), Metric::Prob);
+    assert_eq!(run.len(), 16);
+    assert_eq!(run[1].normal_ids.len(), tok.pairs[0].normal_ids.len() + 1);
+    assert_eq!(
+        forced::engine_pairs(&tok.pairs, Some(&roles), Metric::Kl).len(),
+        8
+    );
 }
 
 /// The command line: no warning that the metric reads one token, a note saying it scores

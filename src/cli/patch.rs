@@ -453,7 +453,12 @@ fn check_memory(
     memory::check(
         &shape,
         spec,
-        DataShape::of(&data.tok.pairs),
+        // Teacher-forced sweeps run more and longer prompts (patching::forced).
+        DataShape::of(&patching::forced::engine_pairs(
+            &data.tok.pairs,
+            data.roles.as_deref(),
+            spec.metric,
+        )),
         place,
         &available,
     )

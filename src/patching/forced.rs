@@ -243,6 +243,19 @@ pub fn scores_whole_answers(metric: Metric) -> bool {
     matches!(metric, Metric::Logprob | Metric::Prob)
 }
 
+/// The examples the engine runs for `pairs`: the prefixes where [`run_devices`] teacher-forces
+/// (more and longer prompts, what the memory estimate must count), else `pairs` themselves.
+pub fn engine_pairs<'p>(
+    pairs: &'p [TokenizedPair],
+    roles: Option<&[TokenRoles]>,
+    metric: Metric,
+) -> std::borrow::Cow<'p, [TokenizedPair]> {
+    match roles.and_then(|r| Forced::plan(pairs, r, metric)) {
+        Some(f) => std::borrow::Cow::Owned(f.pairs),
+        None => std::borrow::Cow::Borrowed(pairs),
+    }
+}
+
 /// [`super::run_devices`] of `pairs`, teacher-forced where `spec.metric` scores answers of
 /// several tokens in full and `roles` (aligned with `pairs`) give their tokens: the outcome is
 /// that of the examples given, with the line the result records about it.
