@@ -1,7 +1,8 @@
 //! The explorer's structure: every key table entry dispatches, the help reads the tables, and
 //! no function in src/tui grows past what can be read at once.
 
-use headhunt::tui::app::Screen;
+use headhunt::tui::app::screens::runs::RunsScreen;
+use headhunt::tui::app::{Component, Screen};
 use headhunt::tui::keymap::{self, Binding, ATTENTION, COMPARE, GALLERY, HEATMAP, SETUP};
 use headhunt::tui::view::help_table;
 
@@ -46,6 +47,7 @@ fn every_key_of_every_table_dispatches_to_its_table_action() {
     assert!(check_dispatch("setup", SETUP) >= 8);
     assert!(check_dispatch("gallery", GALLERY) >= 11);
     assert!(check_dispatch("compare", COMPARE) >= 4);
+    assert!(check_dispatch("runs", RunsScreen::KEYS) >= 8);
 }
 
 #[test]
@@ -55,6 +57,7 @@ fn every_screens_help_comes_from_its_table() {
     check_help(Screen::Setup, SETUP, &[]);
     check_help(Screen::Gallery, GALLERY, &[]);
     check_help(Screen::Compare, COMPARE, &[]);
+    check_help(Screen::Runs, RunsScreen::KEYS, &[]);
 }
 
 /// A shadowed key is caught: the check is not vacuous.

@@ -906,10 +906,10 @@ fn the_session_run_list_names_every_run_and_opens_one() {
     let row = (0..app.runs.len())
         .find(|&i| app.run_label(i) == "2.1.v")
         .unwrap();
-    while app.runs_row > row {
+    while app.screens.runs.row > row {
         press(&mut app, "k");
     }
-    while app.runs_row < row {
+    while app.screens.runs.row < row {
         press(&mut app, "j");
     }
     app.on_key(key(KeyCode::Enter));

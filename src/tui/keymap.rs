@@ -512,51 +512,6 @@ pub const COMPARE: &[Binding<CompareAction>] = &[
     },
 ];
 
-/// What the user asked for on the session's run list (`App::update_runs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunsAction {
-    Up,
-    Down,
-    Open,
-    Help,
-    Back,
-    Quit,
-}
-
-/// The run list's keys.
-pub const RUNS: &[Binding<RunsAction>] = &[
-    Binding {
-        label: "↑↓ jk",
-        what: "choose a run",
-        keys: &[
-            (KeyCode::Up, RunsAction::Up),
-            (C('k'), RunsAction::Up),
-            (KeyCode::Down, RunsAction::Down),
-            (C('j'), RunsAction::Down),
-        ],
-    },
-    Binding {
-        label: "Enter",
-        what: "show it on the heatmap (it joins the breadcrumbs)",
-        keys: &[(KeyCode::Enter, RunsAction::Open)],
-    },
-    Binding {
-        label: "?",
-        what: "this help",
-        keys: &[(C('?'), RunsAction::Help)],
-    },
-    Binding {
-        label: "Esc",
-        what: "back to the heatmap",
-        keys: &[(KeyCode::Esc, RunsAction::Back)],
-    },
-    Binding {
-        label: "q",
-        what: "quit (asks first if something is unsaved)",
-        keys: &[(C('q'), RunsAction::Quit)],
-    },
-];
-
 /// What the user asked for on the side-by-side view (`App::update_side`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SideAction {

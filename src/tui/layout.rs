@@ -514,3 +514,31 @@ pub fn compare_range(
         color_range(a, mode, layers).max(color_range(b, mode, layers))
     }
 }
+
+/// The text of `s` in at most `w` characters: whole, or cut with a final `…` so that a cut
+/// is never silent.
+pub fn ellipsize(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else if w == 0 {
+        String::new()
+    } else {
+        let mut t: String = s.chars().take(w - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The text of `s` in at most `w` characters: whole, or its start and its end with `…`
+/// between them.
+pub fn ellipsize_middle(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w || w < 3 {
+        return ellipsize(s, w);
+    }
+    let head = (w - 1) / 2;
+    let tail = w - 1 - head;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
+}

@@ -2,22 +2,23 @@
 //! thread; this loop only moves keys, mouse events and worker events into the `App` state and
 //! redraws, so the UI stays responsive while a sweep runs.
 //!
-//! Keys flow one way: key → action → state → draw. Each screen has ONE key table in
-//! `keymap` (`Binding { label, what, keys: [(KeyCode, Action)] }`); the `?` help prints it
-//! (`view::help_table`) and the dispatch looks the key up in it (`keymap::lookup`), so the two
+//! Keys flow one way: key → action → state → draw. Each screen has ONE key table
+//! (`Binding { label, what, keys: [(KeyCode, Action)] }`); the `?` help prints it
+//! (`app::help_table`) and the dispatch looks the key up in it (`keymap::lookup`), so the two
 //! cannot drift (`tests/tui_structure.rs` checks that every key reaches its own action and
-//! that the help lines are the table's). The action then changes `App` in `update_*`, which
-//! may queue `Effect`s for the loop (work for the worker, quit); the view only reads `App`.
-//! Every screen has its table and its `update_*` (heatmap, attention, setup, gallery,
-//! compare, circuit); only the text prompts' editing keys (`app/input.rs`, readline's) and the help
-//! overlay's scrolling are matched by hand.
+//! that the help lines are the table's). The action then changes the state, which may queue
+//! `Effect`s for the loop (work for the worker, quit); drawing only reads the state.
 //!
-//! How to add a screen: (1) its state in its own struct and file (`app/NAME.rs`), a field of
-//! `App`; (2) an action enum and a `Binding` table in `keymap` (or its own file), with its
-//! `update_NAME(&mut self, action)`; (3) its draw function in `view/NAME.rs`, reading `&App`
-//! only; (4) one registration line each in `Screen`, `App::on_key`'s screen match,
-//! `view::help_table` and the view's screen match (and `App::on_worker` if it gets worker
-//! events). Keep every function under 80 lines (the structure test scans src/tui).
+//! Layers, lowest first (`tests/layering.rs`): `keymap`, `color` and `layout` (where things
+//! go on screen, computed before drawing), then `app` (the state: the shared `Session`, and
+//! the screens' components in `app/screens/`, each with its state, key table, update and
+//! draw, listed once in `screens::registry!`), then `view` (the frame: title line, status bar,
+//! overlays, and the screens not yet moved into components). The state never uses the view.
+//!
+//! How to add a screen: one file `app/screens/NAME.rs` with its state struct, its `Action`
+//! enum and key table, and `impl Component` (update, draw, and on_open / on_worker_event if
+//! it needs them), plus one line in `screens::registry!`. Keep every function under 80 lines
+//! (the structure test scans src/tui).
 
 pub mod app;
 pub mod color;

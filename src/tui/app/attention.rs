@@ -19,7 +19,7 @@ pub struct AttentionView {
     pub waiting: Option<JobId>,
 }
 
-impl App {
+impl Session {
     pub(super) fn open_attention(&mut self) {
         if self.model.is_none() || self.data.is_none() {
             self.set_status(Level::Warn, "model and data are still loading");

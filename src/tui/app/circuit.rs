@@ -134,7 +134,7 @@ impl CircuitView {
     }
 }
 
-impl App {
+impl Session {
     /// Opens the circuit screen on the heatmap's tagged groups (positions kept by name).
     pub fn open_circuit(&mut self) {
         let c = &mut self.circuit;

@@ -41,7 +41,7 @@ pub fn record_data_words(rec: &RunRecord) -> String {
         .unwrap_or_default()
 }
 
-impl App {
+impl Session {
     /// Whether the slot shows a result the loaded model did not (and cannot) compute.
     pub fn is_foreign(&self, slot: &RunSlot) -> bool {
         let Some(rec) = &slot.record else {

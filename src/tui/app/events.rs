@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl App {
+impl Session {
     pub fn on_worker(&mut self, e: Event) {
         match e {
             Event::Started { id, what } => {

@@ -8,7 +8,7 @@ use crate::plot::heatmap::HeatmapOptions;
 use crate::plot::Figure;
 use crate::results::text::CellMeasure;
 
-impl App {
+impl Session {
     /// The saved JSON of the current run, saving it first (as `s` does) when it is not saved
     /// yet. `None` when it cannot be saved (nothing run, still running: `save_current` says
     /// why in the status line).

@@ -3,7 +3,7 @@
 use super::*;
 use crate::results::SavedFile;
 
-impl App {
+impl Session {
     pub fn open_gallery(&mut self) {
         let mut dirs = vec![self.setup.results_dir.clone()];
         dirs.extend(self.setup.gallery_dirs.iter().cloned());
@@ -128,7 +128,7 @@ impl App {
         }
         self.screen = Screen::Heatmap;
         // Start where the largest effect is (the scroll follows the cursor).
-        if let Some(c) = App::largest_cell(&rec) {
+        if let Some(c) = Session::largest_cell(&rec) {
             self.cursor = c;
         }
         self.clamp_cursor();

@@ -93,7 +93,7 @@ impl Gallery {
     }
 }
 
-impl App {
+impl Session {
     pub fn update_compare(&mut self, action: CompareAction) {
         let [up, down, left, right] = arrow_steps(self.compare_layers_as_rows());
         match action {
@@ -186,7 +186,7 @@ impl App {
         let (level, msg) = match (&a.record, &b.record) {
             (Ok(a), Ok(b)) if a.n_layers == b.n_layers && a.n_heads == b.n_heads => {
                 let top = (a.n_layers.saturating_sub(1), 0);
-                self.gallery.cursor = App::largest_cell(a).unwrap_or(top);
+                self.gallery.cursor = Session::largest_cell(a).unwrap_or(top);
                 self.gallery.diff = diff;
                 self.screen = Screen::Compare;
                 return;

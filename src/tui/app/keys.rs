@@ -5,44 +5,53 @@
 use super::*;
 use crate::tui::keymap::{self, HeatmapAction};
 
-impl App {
-    pub fn on_key(&mut self, key: KeyEvent) {
+impl Session {
+    /// What a key does before it reaches the screen: the quit prompt, Ctrl-C, a text
+    /// prompt and the help take it first. Returns whether the key is left for the screen.
+    pub(super) fn on_key_first(&mut self, key: KeyEvent) -> bool {
         if key.kind == crossterm::event::KeyEventKind::Release {
-            return;
+            return false;
         }
         // In raw mode Ctrl-C is a key, not a signal: on every screen, even in a prompt, it is
         // `q` (asks first when something is unsaved; pressed again, quits).
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if std::mem::take(&mut self.confirm_quit) {
-            if ctrl_c || key.code == KeyCode::Char('q') {
-                return self.quit_now();
+            match key.code {
+                _ if ctrl_c => self.quit_now(),
+                KeyCode::Char('q') => self.quit_now(),
+                KeyCode::Char('a') => self.save_before_exit(),
+                _ => self.set_status(Level::Info, ""),
             }
-            if key.code == KeyCode::Char('a') {
-                return self.save_before_exit();
-            }
-            self.set_status(Level::Info, "");
-            return;
+            return false;
         }
         if ctrl_c {
-            return self.request_quit();
+            self.request_quit();
+            return false;
         }
         if self.input.is_some() {
             self.on_input_key(key);
-            return;
+            return false;
         }
         if self.help {
-            return self.on_help_key(key);
+            self.on_help_key(key);
+            return false;
         }
         // Every table has `?` (its help lists it); caught here too, so that a screen added
         // later opens its help even before its table has the key.
         if key.code == KeyCode::Char('?') {
-            return self.open_help();
+            self.open_help();
+            return false;
         }
         // A message belongs to the action that set it: the next key's action replaces it.
         if !self.loading {
             self.set_status(Level::Info, "");
         }
+        true
+    }
+
+    /// A key on a screen that is not a component yet (`screens::registry!`'s `legacy`).
+    pub(super) fn on_legacy_screen_key(&mut self, key: KeyEvent) {
         match self.screen {
             Screen::Heatmap => self.on_heatmap_key(key),
             Screen::Attention => self.on_attention_key(key),
@@ -50,12 +59,12 @@ impl App {
             Screen::Gallery => self.on_gallery_key(key),
             Screen::Circuit => self.on_circuit_key(key),
             Screen::Side => self.on_side_key(key),
-            Screen::Runs => self.on_runs_key(key),
             Screen::Compare => {
                 if let Some(action) = keymap::lookup(keymap::COMPARE, key.code) {
                     self.update_compare(action);
                 }
             }
+            _ => {}
         }
     }
 
@@ -247,7 +256,7 @@ impl App {
             A::Figure => self.write_heatmap_figure(),
             A::Setup => self.screen = Screen::Setup,
             A::Gallery => self.open_gallery(),
-            A::Runs => self.open_runs(),
+            A::Runs => self.screen = Screen::Runs,
             A::Circuit => self.open_circuit(),
             _ => self.update_heatmap_marks(action),
         }

@@ -26,13 +26,14 @@ mod attention;
 mod circuit;
 mod context;
 mod events;
+mod explorer;
 mod figure;
 mod files;
 mod gallery;
 mod input;
 mod keys;
 mod parts;
-mod runs;
+pub mod screens;
 mod setup;
 mod setup_details;
 mod side;
@@ -41,27 +42,14 @@ pub use super::layout::{HeatmapGeometry, Orientation, RangeMode};
 pub use attention::AttentionView;
 pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
+pub use explorer::App;
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
-pub use runs::run_state_words;
+pub use screens::runs::run_state_words;
+pub use screens::{AnyScreen, Component, Screen, Screens};
 pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
 pub use setup_details::{data_words, detail_rows_shown, setup_detail_rows, setup_max_scroll};
 pub use side::{largest, SidePanel, SideView};
-
-/// Which full-screen view is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Heatmap,
-    Attention,
-    Setup,
-    Gallery,
-    Compare,
-    Circuit,
-    /// Results of any shapes side by side (`headhunt open A B …`).
-    Side,
-    /// The session's runs (`L`).
-    Runs,
-}
 
 /// What a text prompt is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +200,7 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
             "side by side",
             super::keymap::help_lines(super::keymap::SIDE),
         ),
-        Screen::Runs => ("runs", super::keymap::help_lines(super::keymap::RUNS)),
+        _ => Screens::help(screen).expect("a screen is either legacy or a component"),
     }
 }
 
@@ -251,7 +239,11 @@ pub struct Calibration {
 /// A model's head groups and selection.
 type Marks = (Vec<HeadGroup>, BTreeSet<(usize, usize)>);
 
-pub struct App {
+/// What every screen shares: the model and data loaded, the runs and the breadcrumbs, the
+/// head groups, the jobs on the worker (queued as `Effect`s), the status line, and which
+/// screen is on show. A screen's own state is not here but in its component
+/// (`screens`), which reads and changes the session.
+pub struct Session {
     pub screen: Screen,
     pub input: Option<Input>,
     pub help: bool,
@@ -261,8 +253,6 @@ pub struct App {
     pub setup: Setup,
     pub setup_screen: SetupScreen,
     pub side: SideView,
-    /// The run under the cursor of the session's run list (an index into `runs`).
-    pub runs_row: usize,
     pub model: Option<ModelInfo>,
     pub data: Option<DataStatus>,
     pub runs: Vec<RunSlot>,
@@ -343,9 +333,9 @@ pub fn step_cursor(
     (l, h)
 }
 
-impl App {
+impl Session {
     pub fn new(setup: Setup) -> Self {
-        let mut app = App {
+        let mut app = Session {
             screen: Screen::Heatmap,
             input: None,
             help: false,
@@ -353,7 +343,6 @@ impl App {
             color: ColorMode::detect(),
             setup_screen: SetupScreen::default(),
             side: SideView::default(),
-            runs_row: 0,
             model: None,
             data: None,
             runs: Vec::new(),

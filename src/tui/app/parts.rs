@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{App, Level, RunState};
+use super::{Level, RunState, Session};
 use crate::results::shard::{find_parts, merge, Parts};
 use crate::results::RunRecord;
 
@@ -59,7 +59,7 @@ fn merged(dir: &Path) -> Result<(RunRecord, usize, usize), String> {
     Ok((record, n, count))
 }
 
-impl App {
+impl Session {
     /// Opens a folder of shard parts and starts watching it.
     pub(super) fn open_parts(&mut self, dir: PathBuf) {
         match merged(&dir) {

@@ -345,7 +345,7 @@ fn setup_words(message: String) -> String {
     )
 }
 
-impl App {
+impl Session {
     pub(super) fn on_setup_key(&mut self, key: KeyEvent) {
         if let Some(action) = keymap::lookup(keymap::SETUP, key.code) {
             self.update_setup(action);

@@ -11,10 +11,10 @@ use crate::model::tokenizer::printable;
 use crate::plot::number::signed;
 use crate::tui::layout;
 
-use super::{App, DataStatus, SETUP_FIELDS};
+use super::{DataStatus, Session, SETUP_FIELDS};
 
 /// The furthest the setup's details scroll at the terminal size `app.viewport`.
-pub fn setup_max_scroll(app: &App) -> usize {
+pub fn setup_max_scroll(app: &Session) -> usize {
     let full = Rect::new(0, 0, app.viewport.0, app.viewport.1);
     let Some(area) = layout::main_area(full) else {
         return 0;
@@ -26,7 +26,7 @@ pub fn setup_max_scroll(app: &App) -> usize {
 
 /// Rows of the `total` detail rows that `info` shows at once: all of them when they fit and
 /// no hint line is needed, else all but the hint's row.
-pub fn detail_rows_shown(app: &App, info: Rect, total: usize) -> usize {
+pub fn detail_rows_shown(app: &Session, info: Rect, total: usize) -> usize {
     let n_examples = app.data.as_ref().map_or(0, |d| d.preview.len());
     let h = info.height as usize;
     if total <= h && n_examples <= 1 {
@@ -39,7 +39,7 @@ pub fn detail_rows_shown(app: &App, info: Rect, total: usize) -> usize {
 /// The setup's details (load state, model, data, example pair, baselines) as rows of at most
 /// `width` characters: wrapped here, so that the scroll and its bound count the same rows
 /// the screen draws.
-pub fn setup_detail_rows(app: &App, width: u16) -> Vec<Line<'static>> {
+pub fn setup_detail_rows(app: &Session, width: u16) -> Vec<Line<'static>> {
     let mut out = load_lines(app);
     if let Some(d) = &app.data {
         out.extend(data_lines(d, app.setup_screen.example));
@@ -100,7 +100,7 @@ fn styled_row(chars: &[(char, Style)]) -> Line<'static> {
 }
 
 /// The load's state (its error in full) and the model loaded.
-fn load_lines(app: &App) -> Vec<Line<'static>> {
+fn load_lines(app: &Session) -> Vec<Line<'static>> {
     let mut out: Vec<Line> = Vec::new();
     if let Some(e) = &app.load_error {
         let red = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);

@@ -73,7 +73,7 @@ pub struct SideView {
     pub focus: usize,
 }
 
-impl App {
+impl Session {
     /// Opens `paths` side by side; a file that is not a result is named in the status line
     /// and left out (the others open).
     pub fn open_side_by_side(&mut self, paths: &[PathBuf]) {

@@ -59,7 +59,9 @@ fn draw_screen(frame: &mut Frame, app: &App) {
         Screen::Compare => other::compare(frame, main, app),
         Screen::Circuit => circuit::draw(frame, main, app),
         Screen::Side => side::draw(frame, main, app),
-        Screen::Runs => other::runs(frame, main, app),
+        _ => {
+            app.draw_component(frame, main);
+        }
     }
     status_bar(frame, status, app);
     if let Some(input) = &app.input {

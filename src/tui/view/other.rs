@@ -11,6 +11,7 @@ use crate::results::RunRecord;
 use crate::tui::app::{detail_rows_shown, setup_detail_rows};
 use crate::tui::app::{App, EntryKind, Gallery, GalleryEntry, SETUP_FIELDS};
 use crate::tui::layout::{self, compare_panels, difference, ColorRange};
+pub use crate::tui::layout::{ellipsize, ellipsize_middle};
 
 use super::heatmap;
 
@@ -172,34 +173,6 @@ fn gallery_title(g: &Gallery, at: Option<usize>, n: usize, width: u16) -> String
     .unwrap_or_else(|| ellipsize(&format!(" {position} "), (width as usize).saturating_sub(2)))
 }
 
-/// The text of `s` in at most `w` characters: whole, or cut with a final `…` so that a cut
-/// is never silent.
-pub fn ellipsize(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        s.to_string()
-    } else if w == 0 {
-        String::new()
-    } else {
-        let mut t: String = s.chars().take(w - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// The text of `s` in at most `w` characters: whole, or its start and its end with `…`
-/// between them.
-pub fn ellipsize_middle(s: &str, w: usize) -> String {
-    let n = s.chars().count();
-    if n <= w || w < 3 {
-        return ellipsize(s, w);
-    }
-    let head = (w - 1) / 2;
-    let tail = w - 1 - head;
-    let start: String = s.chars().take(head).collect();
-    let end: String = s.chars().skip(n - tail).collect();
-    format!("{start}…{end}")
-}
-
 /// Gap between the gallery's columns.
 const GAP: usize = 2;
 /// Width each column is cut to, while the others still have more, before the time column is
@@ -354,52 +327,4 @@ fn grid_with_legend(
         ),
     ];
     frame.render_widget(Paragraph::new(lines), legend);
-}
-
-/// The session's runs, one a line: receiver (as the breadcrumbs name it), state and rows,
-/// and where it is saved; the current run marked `▶`, the chosen one reversed.
-pub fn runs(frame: &mut Frame, area: Rect, app: &App) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(" runs of this session · Enter shows one · Esc back ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let w = inner.width as usize;
-    let current = app.trail.get(app.trail_pos).copied();
-    let label_w = (0..app.runs.len())
-        .map(|i| app.run_label(i).chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(w / 3);
-    let first = app
-        .runs_row
-        .saturating_sub((inner.height as usize).saturating_sub(1));
-    let lines: Vec<Line> = (0..app.runs.len())
-        .skip(first)
-        .take(inner.height as usize)
-        .map(|i| {
-            let slot = &app.runs[i];
-            let saved = match (&slot.saved_to, &slot.state) {
-                (Some(p), _) => format!("saved {}", p.display()),
-                (None, crate::tui::app::RunState::Opened(p)) => p.display().to_string(),
-                (None, _) => "not saved".into(),
-            };
-            let mark = if Some(i) == current { "▶" } else { " " };
-            let label = ellipsize(&app.run_label(i), label_w);
-            let state = crate::tui::app::run_state_words(slot);
-            let text = format!("{mark} {label:<label_w$}  {state:<18}  {saved}");
-            let style = if i == app.runs_row {
-                Style::default().add_modifier(Modifier::REVERSED)
-            } else {
-                Style::default()
-            };
-            Line::from(Span::styled(ellipsize_middle(&text, w), style))
-        })
-        .collect();
-    let lines = if lines.is_empty() {
-        vec![Line::from("no runs yet: r runs the receiver on screen")]
-    } else {
-        lines
-    };
-    frame.render_widget(Paragraph::new(lines), inner);
 }
