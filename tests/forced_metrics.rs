@@ -172,3 +172,107 @@ fn patch_cli_scores_answers_in_full() {
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     assert!(err.contains(&format!("p_normal {got:+.4}")), "{err}");
 }
+
+/// The `heads` and `mlp` scans, both directions, scored in full against TransformerLens' scans
+/// of the whole sequences (`tests/data/scan/<fixture>.forced.json`, `make_scan_refs.py
+/// --forced`): every example's baselines and every cell's value within 1e-4.
+#[test]
+fn scans_of_answers_of_two_tokens_match_transformer_lens() {
+    use headhunt::patching::scan::{Direction, ScanKind, ScanSpec};
+    for name in ["tiny-llama", "tiny-pythia", "tiny-gpt2"] {
+        let lm = model::load(
+            fixture(name).to_str().unwrap(),
+            None,
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap();
+        let spec = DataSpec::new(two_digit(), TaskKind::Addition);
+        let tok = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
+        let roles = token_roles(&spec, &lm.tokenizer, &tok).unwrap();
+        let path = manifest().join(format!("tests/data/scan/{name}.forced.json"));
+        let refs: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let layers: Vec<usize> = (0..lm.model.n_layers()).rev().collect();
+        for kind in [ScanKind::Heads, ScanKind::Mlp] {
+            for direction in [Direction::Denoising, Direction::Noising] {
+                for metric in [Metric::Logprob, Metric::Prob] {
+                    let spec = ScanSpec {
+                        kind,
+                        direction,
+                        metric,
+                        batch_size: 3,
+                    };
+                    let (o, note) = forced::scan_layers(
+                        &lm.model,
+                        &tok.pairs,
+                        Some(&roles),
+                        &spec,
+                        &layers,
+                        &mut Silent,
+                    )
+                    .unwrap();
+                    let ctx = format!("{name} {kind} {direction} {metric}");
+                    assert!(note.is_some(), "{ctx}");
+                    assert_eq!(o.spec.metric, metric, "{ctx}");
+                    let base = &refs["baselines"][metric.name()];
+                    let mut worst = 0f64;
+                    for (mine, which) in
+                        [(&o.normal_each, "normal"), (&o.contrast_each, "contrast")]
+                    {
+                        assert_eq!(mine.len(), 8, "{ctx}");
+                        for (x, w) in mine.iter().zip(f64s(&base[which])) {
+                            worst = worst.max((*x as f64 - w).abs());
+                        }
+                    }
+                    let want =
+                        &refs["scans"][format!("{kind}.{direction}")]["patched"][metric.name()];
+                    for (l, row) in o.each.iter().enumerate() {
+                        for (c, cell) in row.as_ref().unwrap().iter().enumerate() {
+                            for (e, &x) in cell.iter().enumerate() {
+                                let w = want[e][l][c].as_f64().unwrap();
+                                worst = worst.max((x as f64 - w).abs());
+                            }
+                        }
+                    }
+                    assert!(worst < 1e-4, "{ctx}: max |diff| {worst:e}");
+                }
+            }
+        }
+    }
+}
+
+/// `scan --kind heads --metric logprob` drops the one-token warning and says how it scored;
+/// `--kind resid` (per position) keeps reading one token and keeps the warning.
+#[test]
+fn scan_cli_scores_answers_in_full_where_it_can() {
+    let dir = temp_dir("forced-scan-cli");
+    for (kind, full) in [("heads", true), ("resid", false)] {
+        let out = dir.join(format!("{kind}.json"));
+        let o = std::process::Command::new(bin())
+            .args(["scan", "--model"])
+            .arg(fixture("tiny-llama"))
+            .arg("--data")
+            .arg(two_digit())
+            .args([
+                "--shots", "4", "--offset", "1", "--metric", "logprob", "--kind", kind,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(
+            !err.contains("the metric reads the last token"),
+            full,
+            "{kind}: {err}"
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let warnings = v["warnings"].to_string();
+        assert_eq!(
+            warnings.contains("scored in full by logprob"),
+            full,
+            "{kind}: {warnings}"
+        );
+    }
+}

@@ -164,7 +164,18 @@ pub fn run(a: ScanArgs) -> Result<Report> {
             plan_out(None, || PathBuf::from("results").join(name), false)?
         }
     };
-    let checked = super::checks::load_checked(&lm, &data_spec)?;
+    let checked = crate::data::checks::load_checked(&lm, &data_spec, &super::checks::WORDS)?;
+    // Answers of several tokens scored in full (logprob, prob; heads and mlp scans).
+    let whole = crate::patching::forced::scan_scores_whole_answers(spec.kind, spec.metric);
+    let roles = whole
+        .then(|| crate::data::token_roles(&data_spec, &lm.tokenizer, &checked.tok))
+        .transpose()?;
+    let warnings = super::circuit::input_warnings(
+        checked.warnings,
+        &checked.tok,
+        roles.as_deref(),
+        whole.then_some(spec.metric),
+    );
     let tok = checked.tok;
     if tok.pairs.is_empty() {
         bail!("{}: no examples left to scan", data_spec.file.display());
@@ -194,7 +205,14 @@ pub fn run(a: ScanArgs) -> Result<Report> {
         }
         None => (0..n_layers).rev().collect(),
     };
-    let outcome = scan::run_layers(&lm.model, &tok.pairs, &spec, &layers, &mut progress)?;
+    let (outcome, forced) = crate::patching::forced::scan_layers(
+        &lm.model,
+        &tok.pairs,
+        roles.as_deref(),
+        &spec,
+        &layers,
+        &mut progress,
+    )?;
     if let Some((n, c)) = progress.not_finite {
         bail!(
             "the model's {} baselines are not finite (normal {n}, contrast {c}): its weights hold NaN or Inf, or {} overflows; nothing saved",
@@ -226,7 +244,8 @@ pub fn run(a: ScanArgs) -> Result<Report> {
             load_seconds: lm.load_seconds,
         },
     );
-    record.warnings = checked.warnings;
+    record.warnings = warnings;
+    record.warnings.extend(forced);
     record.warnings.extend(baseline.and_then(|b| b.warning));
     if let (Some(s), Some(model)) = (shard, record.model.as_ref()) {
         let options = serde_json::json!({

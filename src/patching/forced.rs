@@ -278,6 +278,49 @@ pub fn run_devices(
     Ok((o, Some(f.describe())))
 }
 
+/// [`super::scan::run_layers`] of `pairs`, teacher-forced as [`run_devices`] is, for the
+/// scans that patch every position (`heads`, `mlp`); a per-position scan's columns are the
+/// prompt's positions, which prefixes of several lengths do not share, so it reads one token
+/// (and its warning stays).
+pub fn scan_layers(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    roles: Option<&[TokenRoles]>,
+    spec: &super::scan::ScanSpec,
+    layers: &[usize],
+    observer: &mut dyn Observer,
+) -> Result<(super::scan::ScanOutcome, Option<String>), PatchError> {
+    let plan = roles
+        .filter(|_| !spec.kind.per_position())
+        .and_then(|r| Forced::plan(pairs, r, spec.metric));
+    let Some(f) = plan else {
+        let o = super::scan::run_layers(model, pairs, spec, layers, observer)?;
+        return Ok((o, None));
+    };
+    let exact = f.baselines(model, spec.batch_size)?;
+    let engine = super::scan::ScanSpec {
+        metric: Metric::Logprob,
+        ..*spec
+    };
+    let mut obs = f.observer(observer, exact);
+    let mut o = super::scan::run_layers(model, &f.pairs, &engine, layers, &mut obs)?;
+    o.normal_each = f.fold_each(&o.normal_each);
+    o.contrast_each = f.fold_each(&o.contrast_each);
+    for row in o.each.iter_mut().flatten() {
+        for cell in row.iter_mut() {
+            *cell = f.fold_each(cell);
+        }
+    }
+    o.top_tokens = f.firsts(&o.top_tokens);
+    o.spec = *spec;
+    Ok((o, Some(f.describe())))
+}
+
+/// Whether a scan of `kind` with `metric` scores answers of several tokens in full.
+pub fn scan_scores_whole_answers(kind: super::scan::ScanKind, metric: Metric) -> bool {
+    !kind.per_position() && scores_whole_answers(metric)
+}
+
 /// See [`Forced::observer`].
 pub struct FoldingObserver<'o> {
     forced: &'o Forced,
