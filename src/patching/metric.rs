@@ -278,6 +278,48 @@ mod tests {
     }
 
     #[test]
+    fn teacher_forced_logprob_sums_every_answer_token() {
+        let dev = &Device::Cpu;
+        let rows = [
+            [[1.0f32, 2.0, 0.5], [0.0, 1.0, 0.0]],
+            [[0.0, 0.0, 3.0], [2.0, 0.0, 0.0]],
+        ];
+        let logits = Tensor::new(&rows, dev).unwrap(); // [2 rows, 2 positions, 3]
+        let targets = Tensor::new(&[[1u32, 0], [2, 0]], dev).unwrap();
+        let lp = |row: &[f32; 3], i: usize| {
+            let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+            row[i] as f64 - z.ln()
+        };
+        let readout = |metric| Readout {
+            metric,
+            answers: Tensor::new(&[[1u32, 0], [2, 1]], dev).unwrap(),
+            reference: None,
+        };
+        let got = readout(Metric::Logprob)
+            .read_forced(&logits, &targets)
+            .unwrap();
+        for (r, t) in [(0, [1, 0]), (1, [2, 0])] {
+            let want = lp(&rows[r][0], t[0]) + lp(&rows[r][1], t[1]);
+            assert!((got[r] as f64 - want).abs() < 1e-6, "{got:?}");
+        }
+        let p = readout(Metric::Prob)
+            .read_forced(&logits, &targets)
+            .unwrap();
+        assert!((p[0] - got[0].exp()).abs() < 1e-6);
+        // The logit difference reads the answer position (the first) only.
+        let ld = readout(Metric::LogitDiff)
+            .read_forced(&logits, &targets)
+            .unwrap();
+        assert_eq!(ld, vec![1.0, 3.0]);
+        // One position: the answer token, as read_logits reads it.
+        let one = logits.narrow(1, 0, 1).unwrap();
+        let first = readout(Metric::Logprob)
+            .read_forced(&one, &targets.narrow(1, 0, 1).unwrap())
+            .unwrap();
+        assert!((first[1] as f64 - lp(&rows[1][0], 2)).abs() < 1e-6);
+    }
+
+    #[test]
     fn names_round_trip() {
         for m in Metric::ALL {
             assert_eq!(Metric::parse(m.name()), Some(m));
