@@ -411,3 +411,62 @@ fn function_vector_metrics_match_transformer_lens() {
         assert!(e.contains("the metric kl is one number per prompt"), "{e}");
     }
 }
+
+/// `fv --metric logprob` names its grids after the metric and `show` reads them back; the same
+/// grids under the logit's names with `metric: logprob` are refused; `--metric kl` is refused
+/// before any work.
+#[test]
+fn fv_files_name_their_metric() {
+    let dir = temp_dir("fv-metrics");
+    let f = fixture("tiny-llama");
+    let out = dir.join("fv.json");
+    let data = f.join("addition.jsonl");
+    let args = |metric: &str| -> Vec<String> {
+        [
+            "fv",
+            "--model",
+            f.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--heads",
+            "3.1,2.0",
+            "--metric",
+            metric,
+            "--json",
+            out.to_str().unwrap(),
+            "--force",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |metric: &str| {
+        let a = args(metric);
+        cli(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    };
+    let (code, _, err) = run("kl");
+    assert!(
+        code == 2 && err.contains("--metric kl: function vectors read each read-out token"),
+        "{err}"
+    );
+    let (code, _, err) = run("logprob");
+    assert_eq!(code, 0, "{err}");
+    let v = read(&out);
+    assert_eq!(v["metric"], "logprob");
+    assert!(
+        v.get("delta").is_none() && v.get("baseline").is_none(),
+        "{v}"
+    );
+    assert!(v["delta_logprob"]["3.1"].is_array() && v["baseline_logprob"].is_array());
+    let (_, _, err) = cli(&["show", out.to_str().unwrap()]);
+    assert!(err.contains("a fv result"), "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::write(&out, text.replace("\"delta_logprob\"", "\"delta\"")).unwrap();
+    let (_, _, err) = cli(&["show", out.to_str().unwrap()]);
+    assert!(
+        err.contains(
+            "field `delta` is of the metric logit-diff, but the file's `metric` is logprob"
+        ),
+        "{err}"
+    );
+}
