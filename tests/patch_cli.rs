@@ -98,7 +98,7 @@ fn saves_a_complete_result_and_prints_the_lists() {
     let text = std::fs::read_to_string(dir.join("run.csv")).unwrap();
     assert_eq!(text.lines().count(), 1 + 16);
     assert!(
-        text.starts_with("layer,head,r,patched_logit_diff\n3,0,"),
+        text.starts_with("layer,head,r,patched_logit_diff,r_low,r_high\n3,0,"),
         "{text}"
     );
     // An existing file is not overwritten without --force.

@@ -21,7 +21,8 @@ pub struct ShowArgs {
     /// Write the matrices as .npy beside the file.
     #[arg(long)]
     pub npy: bool,
-    /// Write the matrices as CSV (layer,head,r,patched_logit_diff) beside the file.
+    /// Write the matrices as CSV beside the file: one row per cell (layer, head or column, r,
+    /// the patched metric under its name, the interval's bounds; MLPs as head `mlp`).
     #[arg(long)]
     pub csv: bool,
     /// Overwrite existing .npy / .csv files.
@@ -69,17 +70,22 @@ pub fn run(a: ShowArgs) -> Result<Report> {
     Ok(r)
 }
 
-/// An activation-patching scan: its summary, table and largest cells. Its per-example values
-/// were written beside it by `headhunt scan`; `--npy` and `--csv` export a run's matrices.
+/// An activation-patching scan: its summary, table and largest cells, and with `--npy` /
+/// `--csv` its matrices (its per-example values were written beside it by `headhunt scan`).
 fn show_scan(a: &ShowArgs, value: serde_json::Value) -> Result<Report> {
     let rec = crate::results::scan::ScanRecord::from_value(value, &a.file)?;
-    if a.npy || a.csv {
-        anyhow::bail!(
-            "{}: --npy and --csv export path-patching runs; a scan's values are in the .per_example.npy and .baselines.npy written beside it",
-            a.file.display()
-        );
+    let mut files = Vec::new();
+    if a.npy {
+        files.extend(rec.npy_files(&a.file).into_iter().map(|f| ("--npy", f)));
+    }
+    if a.csv {
+        let csv = (a.file.with_extension("csv"), rec.to_csv().into_bytes());
+        files.push(("--csv", csv));
     }
     let mut r = Report::new();
+    for (flag, (path, bytes)) in files {
+        r.save(Output::new(Planned::given(flag, &path, a.force)?, bytes));
+    }
     r.push(&crate::results::scan::text(&rec));
     Ok(r)
 }
@@ -88,7 +94,7 @@ fn show_scan(a: &ShowArgs, value: serde_json::Value) -> Result<Report> {
 fn show_other(a: &ShowArgs, what: &str, summary: &str) -> Result<Report> {
     if a.npy || a.csv {
         anyhow::bail!(
-            "{}: {what} has no matrices: --npy and --csv export path-patching runs",
+            "{}: {what} has no matrices: --npy and --csv export path-patching runs and scans",
             a.file.display()
         );
     }

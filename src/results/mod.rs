@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod attention;
+pub mod export;
 pub mod groups;
 pub mod import;
 pub mod naming;
@@ -16,6 +17,8 @@ pub mod scan;
 pub mod shard;
 pub mod text;
 pub mod write;
+
+pub use export::npy_paths;
 
 use std::path::{Path, PathBuf};
 
@@ -589,27 +592,6 @@ impl RunRecord {
         write_atomic(path, self.to_json().as_bytes(), force)
     }
 
-    /// The matrices as CSV, one row per (layer, head): `layer,head,r,patched_logit_diff`
-    /// (empty fields where not computed), layers descending like the paper's lists.
-    pub fn to_csv(&self) -> String {
-        let mut s = String::from("layer,head,r,patched_logit_diff\n");
-        let cell = |v: Option<f64>| {
-            v.filter(|x| x.is_finite())
-                .map(|x| format!("{x}"))
-                .unwrap_or_default()
-        };
-        for l in (0..self.n_layers).rev() {
-            for h in 0..self.n_heads {
-                s.push_str(&format!(
-                    "{l},{h},{},{}\n",
-                    cell(self.r(l, h)),
-                    cell(self.patched(l, h))
-                ));
-            }
-        }
-        s
-    }
-
     /// The per-example files beside `path` ([`per_example_paths`]) with their bytes; none for
     /// a record without per-example values.
     pub fn per_example_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -626,27 +608,6 @@ impl RunRecord {
             ));
         }
         files
-    }
-
-    /// `STEM.relative.npy` and `STEM.patched_logit_diff.npy` beside `path`, with their bytes;
-    /// rows not computed are NaN.
-    pub fn npy_files(&self, path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        let encode = |rows: &[Option<Vec<f64>>]| {
-            let data: Vec<f64> = rows
-                .iter()
-                .flat_map(|r| match r {
-                    Some(v) => v.clone(),
-                    None => vec![f64::NAN; self.n_heads],
-                })
-                .collect();
-            npy::encode_f64(&data, &[self.n_layers, self.n_heads])
-        };
-        let [relative, patched] = npy_paths(path);
-        let mut out = vec![(relative, encode(&self.relative))];
-        if let Some(p) = &self.patched_logit_diff {
-            out.push((patched, encode(p)));
-        }
-        out
     }
 
     /// Loads a headhunt result file or one of the paper's result files.
@@ -909,13 +870,6 @@ pub fn mlp_per_example_path(path: &Path) -> PathBuf {
         "{}.mlp_per_example.npy",
         path.with_extension("").display()
     ))
-}
-
-/// The `.npy` companions of a result file: `STEM.relative.npy`, `STEM.patched_logit_diff.npy`.
-pub fn npy_paths(path: &Path) -> [PathBuf; 2] {
-    let stem = path.with_extension("");
-    ["relative", "patched_logit_diff"]
-        .map(|suffix| PathBuf::from(format!("{}.{suffix}.npy", stem.display())))
 }
 
 /// Matrix rows whose cells may be NaN (r when LD_contrast == LD_normal, or a model that
