@@ -49,7 +49,7 @@ fn side_app(tag: &str, files: Vec<PathBuf>) -> (App, PathBuf) {
 fn check_panels_on_screen(app: &mut App, w: u16, h: u16) -> usize {
     let text = common::tui::screen(app, w, h);
     let mut checked = 0;
-    for p in &app.side.panels {
+    for p in &app.screens.side.panels {
         if !text.contains(&format!(" {} ", p.model)) {
             continue;
         }
@@ -72,8 +72,9 @@ fn check_panels_on_screen(app: &mut App, w: u16, h: u16) -> usize {
 fn four_paper_models_side_by_side_at_120x40_each_cursor_its_files_value() {
     let (mut app, dir) = side_app("side-120", paper_finals());
     assert_eq!(app.screen, Screen::Side, "{}", app.status.1);
-    assert_eq!(app.side.panels.len(), 4);
+    assert_eq!(app.screens.side.panels.len(), 4);
     let shapes: Vec<(usize, usize)> = app
+        .screens
         .side
         .panels
         .iter()
@@ -88,7 +89,7 @@ fn four_paper_models_side_by_side_at_120x40_each_cursor_its_files_value() {
     }
     assert!(text.contains("largest |r|:"), "{text}");
     // The largest heads of each are listed with their file's values.
-    for p in &app.side.panels {
+    for p in &app.screens.side.panels {
         let (l, h, _) = headhunt::tui::app::largest(&p.record, 1)[0];
         let line = format!(
             "{l:>2}.{h:<2} {:>8}%",
@@ -97,10 +98,10 @@ fn four_paper_models_side_by_side_at_120x40_each_cursor_its_files_value() {
         assert!(text.contains(&line), "{}: {line}\n{text}", p.model);
     }
     // Moving one panel's cursor moves that panel only; every readout still equals its file.
-    let before: Vec<(usize, usize)> = app.side.panels.iter().map(|p| p.cursor).collect();
+    let before: Vec<(usize, usize)> = app.screens.side.panels.iter().map(|p| p.cursor).collect();
     app.on_key(key(KeyCode::Tab));
     press(&mut app, "jjlll");
-    let after: Vec<(usize, usize)> = app.side.panels.iter().map(|p| p.cursor).collect();
+    let after: Vec<(usize, usize)> = app.screens.side.panels.iter().map(|p| p.cursor).collect();
     assert_eq!(after[0], before[0]);
     assert_eq!(after[2..], before[2..]);
     assert_eq!(after[1], (before[1].0 - 2, (before[1].1 + 3).min(31)));
@@ -141,7 +142,7 @@ fn at_80x24_the_side_by_side_view_pages_between_the_models() {
 /// last layer on the top row and layer 0 on the bottom one, every layer in one band.
 #[test]
 fn the_layer_axis_is_depth_normalized() {
-    use headhunt::tui::view::side::row_layers;
+    use headhunt::tui::app::screens::side::row_layers;
     for n in [42, 32, 4] {
         let rows = 20;
         let mut seen = vec![0; n];

@@ -2,7 +2,7 @@
 //! no function in src/tui grows past what can be read at once.
 
 use headhunt::tui::app::screens::runs::RunsScreen;
-use headhunt::tui::app::{Component, Screen};
+use headhunt::tui::app::{Component, Screen, SideView};
 use headhunt::tui::keymap::{self, Binding, ATTENTION, COMPARE, GALLERY, HEATMAP, SETUP};
 use headhunt::tui::view::help_table;
 
@@ -48,6 +48,7 @@ fn every_key_of_every_table_dispatches_to_its_table_action() {
     assert!(check_dispatch("gallery", GALLERY) >= 11);
     assert!(check_dispatch("compare", COMPARE) >= 4);
     assert!(check_dispatch("runs", RunsScreen::KEYS) >= 8);
+    assert!(check_dispatch("side", SideView::KEYS) >= 8);
 }
 
 #[test]
@@ -58,6 +59,7 @@ fn every_screens_help_comes_from_its_table() {
     check_help(Screen::Gallery, GALLERY, &[]);
     check_help(Screen::Compare, COMPARE, &[]);
     check_help(Screen::Runs, RunsScreen::KEYS, &[]);
+    check_help(Screen::Side, SideView::KEYS, &[]);
 }
 
 /// A shadowed key is caught: the check is not vacuous.

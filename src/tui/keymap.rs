@@ -512,67 +512,6 @@ pub const COMPARE: &[Binding<CompareAction>] = &[
     },
 ];
 
-/// What the user asked for on the side-by-side view (`App::update_side`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SideAction {
-    Up,
-    Down,
-    Left,
-    Right,
-    Next,
-    Previous,
-    Figure,
-    Help,
-    Back,
-    Quit,
-}
-
-/// The side-by-side view's keys.
-pub const SIDE: &[Binding<SideAction>] = &[
-    Binding {
-        label: "hjkl ←↓↑→",
-        what: "move the focused panel's cursor (k/↑ a layer up)",
-        keys: &[
-            (C('h'), SideAction::Left),
-            (C('j'), SideAction::Down),
-            (C('k'), SideAction::Up),
-            (C('l'), SideAction::Right),
-            (KeyCode::Left, SideAction::Left),
-            (KeyCode::Down, SideAction::Down),
-            (KeyCode::Up, SideAction::Up),
-            (KeyCode::Right, SideAction::Right),
-        ],
-    },
-    Binding {
-        label: "Tab  S-Tab",
-        what: "next / previous panel (pages where not all fit)",
-        keys: &[
-            (KeyCode::Tab, SideAction::Next),
-            (KeyCode::BackTab, SideAction::Previous),
-        ],
-    },
-    Binding {
-        label: "F",
-        what: "figure of the panels side by side (.svg, .png) in the results folder",
-        keys: &[(C('F'), SideAction::Figure)],
-    },
-    Binding {
-        label: "?",
-        what: "this help",
-        keys: &[(C('?'), SideAction::Help)],
-    },
-    Binding {
-        label: "Esc",
-        what: "back to the heatmap",
-        keys: &[(KeyCode::Esc, SideAction::Back)],
-    },
-    Binding {
-        label: "q",
-        what: "quit (asks first if something is unsaved)",
-        keys: &[(C('q'), SideAction::Quit)],
-    },
-];
-
 /// What the user asked for on the circuit screen (`App::update_circuit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CircuitAction {

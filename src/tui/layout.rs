@@ -6,6 +6,7 @@
 //! state never calls into the drawing.
 
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
 
 use crate::results::text::{cell_measure, cell_value, CellMeasure};
 use crate::results::RunRecord;
@@ -541,4 +542,48 @@ pub fn ellipsize_middle(s: &str, w: usize) -> String {
     let start: String = s.chars().take(head).collect();
     let end: String = s.chars().skip(n - tail).collect();
     format!("{start}…{end}")
+}
+
+/// Characters of a line (the glyphs drawn are one column each).
+pub fn line_width(line: &Line) -> usize {
+    line.spans.iter().map(|s| s.content.chars().count()).sum()
+}
+
+/// `line` in at most `width` characters: whole, or cut with a final `…`, so that a title,
+/// status or legend never loses its end silently at the panel's edge.
+pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    if line_width(&line) <= width {
+        return line;
+    }
+    let mut left = width.saturating_sub(1);
+    let mut spans = Vec::new();
+    for s in line.spans {
+        let n = s.content.chars().count();
+        if n <= left {
+            left -= n;
+            spans.push(s);
+        } else {
+            let cut: String = s.content.chars().take(left).collect();
+            spans.push(Span::styled(format!("{cut}…"), s.style));
+            break;
+        }
+    }
+    Line::from(spans)
+}
+
+/// Lines for a panel `width` wide: a line of one span (prose) that is too wide wraps at
+/// spaces, in its style; any other (tables, bars, styled parts) ends in `…` where it is cut.
+pub fn fit_lines(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for l in lines {
+        if l.spans.len() == 1 && line_width(&l) > width {
+            let style = l.spans[0].style;
+            for part in wrap_words(&l.spans[0].content, width) {
+                out.push(Line::from(Span::styled(part, style)));
+            }
+        } else {
+            out.push(fit_line(l, width));
+        }
+    }
+    out
 }

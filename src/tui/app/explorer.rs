@@ -37,6 +37,10 @@ impl App {
             session: Session::new(setup),
             screens: Screens::default(),
         };
+        let paths = app.session.setup.side_by_side.clone();
+        if !paths.is_empty() {
+            app.screens.side.open(&paths, &mut app.session);
+        }
         app.opened(None);
         app
     }

@@ -58,7 +58,6 @@ impl Session {
             Screen::Setup => self.on_setup_key(key),
             Screen::Gallery => self.on_gallery_key(key),
             Screen::Circuit => self.on_circuit_key(key),
-            Screen::Side => self.on_side_key(key),
             Screen::Compare => {
                 if let Some(action) = keymap::lookup(keymap::COMPARE, key.code) {
                     self.update_compare(action);

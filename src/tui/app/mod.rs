@@ -36,7 +36,6 @@ mod parts;
 pub mod screens;
 mod setup;
 mod setup_details;
-mod side;
 
 pub use super::layout::{HeatmapGeometry, Orientation, RangeMode};
 pub use attention::AttentionView;
@@ -46,10 +45,10 @@ pub use explorer::App;
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
 pub use screens::runs::run_state_words;
+pub use screens::side::{largest, SidePanel, SideView};
 pub use screens::{AnyScreen, Component, Screen, Screens};
 pub use setup::{Setup, SetupScreen, SETUP_FIELDS};
 pub use setup_details::{data_words, detail_rows_shown, setup_detail_rows, setup_max_scroll};
-pub use side::{largest, SidePanel, SideView};
 
 /// What a text prompt is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,10 +195,6 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
         Screen::Gallery => ("gallery", super::keymap::help_lines(super::keymap::GALLERY)),
         Screen::Compare => ("compare", super::keymap::help_lines(super::keymap::COMPARE)),
         Screen::Circuit => ("circuit", super::keymap::help_lines(super::keymap::CIRCUIT)),
-        Screen::Side => (
-            "side by side",
-            super::keymap::help_lines(super::keymap::SIDE),
-        ),
         _ => Screens::help(screen).expect("a screen is either legacy or a component"),
     }
 }
@@ -252,7 +247,6 @@ pub struct Session {
     pub color: ColorMode,
     pub setup: Setup,
     pub setup_screen: SetupScreen,
-    pub side: SideView,
     pub model: Option<ModelInfo>,
     pub data: Option<DataStatus>,
     pub runs: Vec<RunSlot>,
@@ -342,7 +336,6 @@ impl Session {
             help_scroll: 0,
             color: ColorMode::detect(),
             setup_screen: SetupScreen::default(),
-            side: SideView::default(),
             model: None,
             data: None,
             runs: Vec::new(),
@@ -400,10 +393,6 @@ impl Session {
         app.load_setup();
         if let Some(p) = app.setup.open.clone() {
             app.open_at_start(p);
-        }
-        if !app.setup.side_by_side.is_empty() {
-            let paths = app.setup.side_by_side.clone();
-            app.open_side_by_side(&paths);
         }
         app
     }

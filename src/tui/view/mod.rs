@@ -6,7 +6,6 @@ pub mod attention;
 pub mod circuit;
 pub mod heatmap;
 pub mod other;
-pub mod side;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -15,10 +14,11 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 use ratatui::Frame;
 
 pub use super::app::{data_words, help_table};
+pub use super::layout::{fit_line, fit_lines, line_width};
 pub use super::layout::{heatmap_areas, help_plan, main_area, HeatmapAreas, HelpPlan};
 
 use super::app::{App, Level, Screen};
-use super::layout::{self, wrap_words, HELP_GAP};
+use super::layout::{self, HELP_GAP};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -58,7 +58,6 @@ fn draw_screen(frame: &mut Frame, app: &App) {
         Screen::Gallery => other::gallery(frame, main, app),
         Screen::Compare => other::compare(frame, main, app),
         Screen::Circuit => circuit::draw(frame, main, app),
-        Screen::Side => side::draw(frame, main, app),
         _ => {
             app.draw_component(frame, main);
         }
@@ -437,48 +436,4 @@ fn help(frame: &mut Frame, area: Rect, app: &App) {
         };
         frame.render_widget(Paragraph::new(lines), area);
     }
-}
-
-/// Characters of a line (the glyphs drawn are one column each).
-pub fn line_width(line: &Line) -> usize {
-    line.spans.iter().map(|s| s.content.chars().count()).sum()
-}
-
-/// `line` in at most `width` characters: whole, or cut with a final `…`, so that a title,
-/// status or legend never loses its end silently at the panel's edge.
-pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
-    if line_width(&line) <= width {
-        return line;
-    }
-    let mut left = width.saturating_sub(1);
-    let mut spans = Vec::new();
-    for s in line.spans {
-        let n = s.content.chars().count();
-        if n <= left {
-            left -= n;
-            spans.push(s);
-        } else {
-            let cut: String = s.content.chars().take(left).collect();
-            spans.push(Span::styled(format!("{cut}…"), s.style));
-            break;
-        }
-    }
-    Line::from(spans)
-}
-
-/// Lines for a panel `width` wide: a line of one span (prose) that is too wide wraps at
-/// spaces, in its style; any other (tables, bars, styled parts) ends in `…` where it is cut.
-pub fn fit_lines(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
-    let mut out = Vec::new();
-    for l in lines {
-        if l.spans.len() == 1 && line_width(&l) > width {
-            let style = l.spans[0].style;
-            for part in wrap_words(&l.spans[0].content, width) {
-                out.push(Line::from(Span::styled(part, style)));
-            }
-        } else {
-            out.push(fit_line(l, width));
-        }
-    }
-    out
 }

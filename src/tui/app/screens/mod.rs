@@ -20,6 +20,7 @@ use crate::tui::keymap::{self, Binding};
 use crate::worker::Event;
 
 pub mod runs;
+pub mod side;
 
 /// One screen of the explorer. `Action` is what its keys mean (one enum per screen), `KEYS`
 /// its key table; the rest of the explorer reaches it through the registry only.
@@ -140,6 +141,8 @@ registry! {
     components {
         /// The session's runs (`L`).
         Runs => runs: runs::RunsScreen,
+        /// Results of any shapes side by side (`headhunt open A B …`).
+        Side => side: side::SideView,
     }
     legacy {
         Heatmap,
@@ -148,7 +151,5 @@ registry! {
         Gallery,
         Compare,
         Circuit,
-        /// Results of any shapes side by side (`headhunt open A B …`).
-        Side,
     }
 }
