@@ -60,6 +60,14 @@ impl From<crate::patching::PatchError> for AnalysisError {
     }
 }
 
+/// Position sets are resolved in `data` (`data::positions`): their errors say what is wrong
+/// with the set or the example.
+impl From<crate::data::DataError> for AnalysisError {
+    fn from(e: crate::data::DataError) -> Self {
+        AnalysisError::Invalid(e.to_string())
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> AnalysisError {
     AnalysisError::Invalid(msg.into())
 }

@@ -32,6 +32,7 @@ mod error;
 pub mod generate;
 mod jsonl;
 mod options;
+pub mod positions;
 pub mod prompts;
 pub mod pyrandom;
 pub mod roles;
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 pub use error::{params_text, DataError};
 pub use jsonl::{base_from_file_name, cipher_shift, count_examples};
 pub use options::{DataFile, DataOptions, TaskChoice};
+pub use positions::{with_positions, PositionSet};
 pub use prompts::load_pairs;
 pub use roles::{token_roles, TokenRoles};
 pub use tokenize::{load_and_tokenize, tokenize_pairs, Tokenized};
@@ -95,6 +97,22 @@ pub struct TokenizedPair {
     pub normal_output: String,
     #[serde(default)]
     pub contrast_output: String,
+    /// Where path patching patches this example (`None`: everywhere, the paper's), resolved
+    /// from position sets on its contrast prompt. Carried on the pair so that every schedule
+    /// and device that batches pairs patches the same positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<PairPositions>,
+}
+
+/// Token positions (of the contrast prompt) of one example where path patching patches.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PairPositions {
+    /// Where the senders take the normal run's value (`None`: every position); elsewhere a
+    /// sender stays the contrast run's, frozen like every other head.
+    pub sender: Option<Vec<usize>>,
+    /// Per receiver part (`Receiver::parts`: each layer of a residual receiver, each head,
+    /// the one MLP input), where pass 2 writes pass 1's value (`None`: every position).
+    pub receiver: Vec<Option<Vec<usize>>>,
 }
 
 impl TokenizedPair {

@@ -208,6 +208,7 @@ pub fn tokenize_pairs(
             contrast_answer: ca,
             normal_output: p.normal_output.clone(),
             contrast_output: p.contrast_output.clone(),
+            positions: None,
         });
     }
     Ok(out)

@@ -201,6 +201,7 @@ mod tests {
             contrast_answer: c,
             normal_output: "Lisa".into(),
             contrast_output: "Mary".into(),
+            positions: None,
         }
     }
 

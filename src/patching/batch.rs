@@ -27,12 +27,100 @@ pub struct Batch {
     /// First position where any normal prompt differs from its contrast prompt: the sender's z
     /// is identical before it, so nothing before it changes.
     pub first_diff: usize,
+    /// Where senders and receivers are patched, per prompt (`None`: everywhere).
+    pub positions: Option<BatchPositions>,
+}
+
+/// The position sets of a batch's prompts: per prompt, the positions patched (a set that
+/// is every position is kept as `None`, so the plain path runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPositions {
+    /// [prompt] positions where the sender takes the normal run's value.
+    pub sender: Option<Vec<Vec<usize>>>,
+    /// Per receiver part, [prompt] positions where pass 2 writes pass 1's value.
+    pub receiver: Vec<Option<Vec<Vec<usize>>>>,
 }
 
 impl Batch {
     pub fn size(&self) -> usize {
         self.examples.len()
     }
+
+    /// The sender positions of each prompt, if restricted.
+    pub fn sender_positions(&self) -> Option<&Vec<Vec<usize>>> {
+        self.positions.as_ref().and_then(|p| p.sender.as_ref())
+    }
+
+    /// The positions of receiver part `i` of each prompt, if restricted.
+    pub fn receiver_positions(&self, i: usize) -> Option<&Vec<Vec<usize>>> {
+        self.positions
+            .as_ref()
+            .and_then(|p| p.receiver.get(i))
+            .and_then(|r| r.as_ref())
+    }
+
+    /// Whether any receiver part is restricted to some positions.
+    pub fn receiver_restricted(&self) -> bool {
+        self.positions
+            .as_ref()
+            .is_some_and(|p| p.receiver.iter().any(|r| r.is_some()))
+    }
+
+    /// A [rows, len - from] u8 mask of `positions`, the prompts repeated `groups` times (rows
+    /// ordered group, prompt), from position `from` on: for `where_cond`, which picks values
+    /// exactly (a product with a 0/1 mask would round).
+    pub fn mask(
+        &self,
+        model: &Model,
+        positions: &[Vec<usize>],
+        groups: usize,
+        from: usize,
+    ) -> Result<Tensor, PatchError> {
+        let p = self.len - from;
+        let mut m = vec![0u8; groups * positions.len() * p];
+        for g in 0..groups {
+            for (i, pos) in positions.iter().enumerate() {
+                for &x in pos.iter().filter(|&&x| x >= from && x < self.len) {
+                    m[(g * positions.len() + i) * p + x - from] = 1;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(
+            m,
+            (groups * positions.len(), p),
+            &model.device,
+        )?)
+    }
+}
+
+/// The batch's position sets from its pairs' ([`TokenizedPair::positions`]); a set holding
+/// every position of every prompt is no restriction.
+fn batch_positions(pairs: &[&TokenizedPair], len: usize) -> Option<BatchPositions> {
+    let all: Vec<usize> = (0..len).collect();
+    let parts = pairs
+        .iter()
+        .filter_map(|p| p.positions.as_ref())
+        .map(|p| p.receiver.len())
+        .max()?;
+    let column = |get: &dyn Fn(&crate::data::PairPositions) -> Option<Vec<usize>>| {
+        let per: Vec<Vec<usize>> = pairs
+            .iter()
+            .map(|p| {
+                let mut v = p.positions.as_ref().and_then(get).unwrap_or(all.clone());
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        per.iter().any(|v| *v != all).then_some(per)
+    };
+    Some(BatchPositions {
+        sender: column(&|p| p.sender.clone()),
+        receiver: (0..parts)
+            .map(|i| column(&|p| p.receiver.get(i).cloned().flatten()))
+            .collect(),
+    })
+    .filter(|b| b.sender.is_some() || b.receiver.iter().any(|r| r.is_some()))
 }
 
 /// Groups examples by token length (in order of first appearance) and cuts batches.
@@ -82,6 +170,7 @@ pub fn make_batches(
                 .map(|&i| pairs[i].first_difference())
                 .min()
                 .unwrap_or(0);
+            let of_chunk: Vec<&TokenizedPair> = chunk.iter().map(|&i| &pairs[i]).collect();
             batches.push(Batch {
                 examples: chunk.to_vec(),
                 normal: model.tokens_tensor(&normal)?,
@@ -89,6 +178,7 @@ pub fn make_batches(
                 answers: Tensor::from_vec(answers, (chunk.len(), 2), &model.device)?,
                 len,
                 first_diff: first_diff.min(len - 1),
+                positions: batch_positions(&of_chunk, len),
             });
         }
     }

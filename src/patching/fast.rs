@@ -60,16 +60,21 @@ struct Dims {
 /// position).
 fn sender_start(
     model: &Model,
+    batch: &Batch,
     cache: &BatchCache,
     ls: usize,
     p0: usize,
-    b: usize,
-    t: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let d = model.cfg.d_model;
+    let (d, b, t) = (model.cfg.d_model, batch.size(), batch.len);
     let p = t - p0;
     let z_c = cache.z_contrast_from(ls, p0)?;
-    let a = model.attn_out_head_swaps(ls, &z_c, &cache.z_normal_from(ls, p0)?)?;
+    let mut z_n = cache.z_normal_from(ls, p0)?;
+    // A sender restricted to some positions keeps the contrast z elsewhere.
+    if let Some(pos) = batch.sender_positions() {
+        let m = batch.mask(model, pos, 1, p0)?.reshape((b, p, 1, 1))?;
+        z_n = m.broadcast_as(z_n.shape())?.where_cond(&z_n, &z_c)?;
+    }
+    let a = model.attn_out_head_swaps(ls, &z_c, &z_n)?;
     let x0 = cache.resid_pre_from(ls, p0)?.reshape((1, b * p, d))?;
     let mid = x0.broadcast_add(&a)?;
     Ok((x0, mid))
@@ -102,10 +107,23 @@ impl LayerRows {
 /// The pass-1 state of layer `ls`'s MLP sender, resid_post [1, B * P, D] at positions
 /// `p0..len`: nothing before it changes and its attention is the contrast one, so it is the
 /// contrast resid_mid (resid_pre + attention output, also in a parallel block) plus the normal
-/// run's MLP output.
-fn mlp_start(cache: &BatchCache, ls: usize, p0: usize, b: usize, t: usize) -> Result<Tensor> {
-    let mid = (cache.resid_pre_from(ls, p0)? + cache.attn_out_from(ls, p0)?)?;
-    let post = (mid + cache.mlp_normal_from(ls, p0)?)?;
+/// run's MLP output; at positions outside a sender position set, the contrast MLP's.
+fn mlp_start(
+    model: &Model,
+    batch: &Batch,
+    cache: &BatchCache,
+    ls: usize,
+    p0: usize,
+) -> Result<Tensor> {
+    let (b, t) = (batch.size(), batch.len);
+    let pre = cache.resid_pre_from(ls, p0)?;
+    let mid = (&pre + cache.attn_out_from(ls, p0)?)?;
+    let mut post = (&mid + cache.mlp_normal_from(ls, p0)?)?;
+    if let Some(pos) = batch.sender_positions() {
+        let m = batch.mask(model, pos, 1, p0)?.reshape((b, t - p0, 1))?;
+        let contrast = model.block_after_mid(ls, &mid, &pre)?;
+        post = m.broadcast_as(post.shape())?.where_cond(&post, &contrast)?;
+    }
     let d = post.dim(2)?;
     Ok(post.reshape((1, b * (t - p0), d))?)
 }
@@ -139,14 +157,13 @@ fn block_posts(model: &Model, l: usize, groups: Vec<(Tensor, Tensor)>) -> Result
 /// first reaches the MLP of the next layer. An MLP sender enters the chain after its own MLP.
 fn pass1(
     model: &Model,
+    batch: &Batch,
     cache: &BatchCache,
     senders: &[LayerRows],
     p0: usize,
     stops: &[Stop],
-    b: usize,
-    t: usize,
 ) -> Result<Vec<Tensor>> {
-    let d = model.cfg.d_model;
+    let (d, b, t) = (model.cfg.d_model, batch.size(), batch.len);
     let p = t - p0;
     let first = senders[0].layer;
     let last = stops
@@ -168,10 +185,10 @@ fn pass1(
         }
         let new = senders.iter().find(|s| s.layer == l);
         if new.is_some_and(|s| s.heads) {
-            groups.push(sender_start(model, cache, l, p0, b, t)?);
+            groups.push(sender_start(model, batch, cache, l, p0)?);
         }
         let mlp_post = match new.filter(|s| s.mlp) {
-            Some(_) => Some(mlp_start(cache, l, p0, b, t)?),
+            Some(_) => Some(mlp_start(model, batch, cache, l, p0)?),
             None => None,
         };
         if groups.is_empty() && mlp_post.is_none() {
@@ -363,6 +380,13 @@ pub fn sweep_chunk_senders(
     layers: &[usize],
     senders: Senders,
 ) -> Result<ChunkValues> {
+    if !supports(receiver, batch) {
+        return Err(PatchError::Invalid(format!(
+            "the fast algorithm cannot patch receiver {} at a position set (several residual \
+             layers); the literal algorithm can (--algorithm reference)",
+            receiver.cli_text()
+        )));
+    }
     let h = model.n_heads();
     let b = batch.size();
     // Senders that cannot reach the receiver keep the contrast run's values: pass 2
@@ -431,7 +455,6 @@ fn sweep_reachable(
     cache: &BatchCache,
     layers: &[LayerRows],
 ) -> Result<Vec<f32>> {
-    let n_layers = model.n_layers();
     let g: usize = layers.iter().map(|r| r.groups(model.n_heads())).sum();
     let dims = Dims {
         groups: g,
@@ -439,100 +462,180 @@ fn sweep_reachable(
         len: batch.len,
         d_model: model.cfg.d_model,
     };
-    let (b, t) = (dims.batch, dims.len);
     let readout = cache.readout.repeated(g)?;
-    Ok(match receiver {
-        Receiver::Resid { .. } => {
-            let (stop, at_end) = resid_stop(receiver, n_layers);
-            // Everything after the last layer's attention is per position: only the last one
-            // enters the metric.
-            let p0 = if at_end { t - 1 } else { batch.first_diff };
-            let x = pass1(model, cache, layers, p0, &[stop], b, t)?.remove(0);
-            if at_end {
-                // Pass 2 from a replaced resid_mid: the rest of the contrast block (whose
-                // input is the contrast resid_pre; only a parallel block's MLP reads it).
-                let x = match stop {
-                    Stop::Mid(l) => {
-                        let pre = cache.resid_pre_from(l, p0)?.reshape((
-                            1,
-                            b * (t - p0),
-                            dims.d_model,
-                        ))?;
-                        model.block_after_mid(l, &x, &pre)?
-                    }
-                    Stop::Post(_) => x,
-                };
-                let rows = x.reshape((g * b, dims.d_model))?;
-                readout.read(model, &rows)?
-            } else {
-                let (prefix, next) = match stop {
-                    Stop::Post(l) => (cache.resid_pre_full(l + 1)?.clone(), l + 1),
-                    Stop::Mid(l) => ((cache.resid_pre_full(l)? + cache.attn_out_full(l)?)?, l + 1),
-                };
-                let mut full = assemble(&prefix, &x, p0, &dims)?;
-                if let Stop::Mid(l) = stop {
-                    let d = dims.d_model;
-                    let pre = cache.resid_pre_full(l)?.unsqueeze(0)?;
-                    let mid = full.reshape((g, b, t, d))?;
-                    full = model
-                        .block_after_mid(l, &mid, &pre)?
-                        .reshape((g * b, t, d))?;
+    let ctx = Pass2 {
+        model,
+        batch,
+        cache,
+        layers,
+        readout: &readout,
+        dims: &dims,
+    };
+    let mut values = match receiver {
+        Receiver::Resid { .. } => resid_pass2(&ctx, receiver)?,
+        Receiver::Heads { heads } => heads_pass2(&ctx, receiver, heads)?,
+        Receiver::MlpIn { layer, parallel } => mlp_in_pass2(&ctx, *layer, *parallel)?,
+    };
+    // A receiver read at the last position only, and not patched there, leaves the contrast
+    // run as it was.
+    if receiver.last_position_only(model.n_layers()) {
+        if let Some(pos) = batch.receiver_positions(0) {
+            for (i, v) in values.iter_mut().enumerate() {
+                let e = i % dims.batch;
+                if !pos[e].contains(&(dims.len - 1)) {
+                    *v = cache.m_contrast[e];
                 }
-                finish(model, next, full, &readout, &mut Hooks::none())?
             }
         }
-        Receiver::Heads { .. } => {
-            let affected = affected(receiver, layers[0].layer);
-            let p0 = batch.first_diff;
-            let stops: Vec<Stop> = affected.iter().map(|r| Stop::Post(r.layer - 1)).collect();
-            let xs = pass1(model, cache, layers, p0, &stops, b, t)?;
-            // Each receiver head's patched input, from pass 1's residual stream at its layer.
-            let mut inputs: Vec<(HeadReceiver, Tensor)> = Vec::new();
-            for (r, x) in affected.iter().zip(&xs) {
-                let full = assemble(cache.resid_pre_full(r.layer)?, x, p0, &dims)?;
-                let normed = model.attn_norm_input(r.layer, &full)?;
-                inputs.push((*r, model.head_input(r.layer, r.head, r.input, &normed)?));
+    }
+    Ok(values)
+}
+
+/// What every receiver's pass 2 works on.
+struct Pass2<'a> {
+    model: &'a Model,
+    batch: &'a Batch,
+    cache: &'a BatchCache,
+    layers: &'a [LayerRows],
+    readout: &'a Readout,
+    dims: &'a Dims,
+}
+
+impl Pass2<'_> {
+    /// `patched` [G, B * P, D] at positions `p0..len` where receiver part `part` is patched,
+    /// `contrast` [1, B * P, D] (the contrast run's value) elsewhere.
+    fn restrict(
+        &self,
+        part: usize,
+        patched: Tensor,
+        contrast: &Tensor,
+        p0: usize,
+    ) -> Result<Tensor> {
+        let Some(pos) = self.batch.receiver_positions(part) else {
+            return Ok(patched);
+        };
+        let Dims {
+            groups: g,
+            batch: b,
+            len: t,
+            ..
+        } = *self.dims;
+        let m = self
+            .batch
+            .mask(self.model, pos, g, p0)?
+            .reshape((g, b * (t - p0), 1))?;
+        let contrast = contrast.broadcast_as(patched.shape())?;
+        Ok(m.broadcast_as(patched.shape())?
+            .where_cond(&patched, &contrast)?)
+    }
+}
+
+/// Pass 1 and 2 for a residual receiver: pass 1 to the last receiver layer (replacing the
+/// residual stream at several layers is the same as at the last one, when every position is
+/// replaced; a position set there is refused: see [`supports`]), then the rest of the model.
+fn resid_pass2(ctx: &Pass2, receiver: &Receiver) -> Result<Vec<f32>> {
+    let Pass2 {
+        model,
+        batch,
+        cache,
+        layers,
+        readout,
+        dims,
+    } = *ctx;
+    let (g, b, t, d) = (dims.groups, dims.batch, dims.len, dims.d_model);
+    let (stop, at_end) = resid_stop(receiver, model.n_layers());
+    // Everything after the last layer's attention is per position: only the last one enters
+    // the metric.
+    let p0 = if at_end { t - 1 } else { batch.first_diff };
+    let x = pass1(model, batch, cache, layers, p0, &[stop])?.remove(0);
+    if at_end {
+        // Pass 2 from a replaced resid_mid: the rest of the contrast block (whose input is the
+        // contrast resid_pre; only a parallel block's MLP reads it).
+        let x = match stop {
+            Stop::Mid(l) => {
+                let pre = cache.resid_pre_from(l, p0)?.reshape((1, b * (t - p0), d))?;
+                model.block_after_mid(l, &x, &pre)?
             }
-            let start = affected.iter().map(|r| r.layer).min().expect("reachable");
-            let resid = repeat_rows(cache.resid_pre_full(start)?, g)?;
-            let mut hooks =
-                Hooks::none().with_callback(Box::new(move |name: HookName, live: Tensor| {
-                    let mut live = live;
-                    for (r, value) in &inputs {
-                        if name == HookName::Layer(r.layer, r.input.hook_point()) {
-                            live = replace_head(&live, r.head, value)?;
-                        }
-                    }
-                    Ok(live)
-                }));
-            finish(model, start, resid, &readout, &mut hooks)?
+            Stop::Post(_) => x,
+        };
+        return Ok(readout.read(model, &x.reshape((g * b, d))?)?);
+    }
+    let (prefix, next) = match stop {
+        Stop::Post(l) => (cache.resid_pre_full(l + 1)?.clone(), l + 1),
+        Stop::Mid(l) => ((cache.resid_pre_full(l)? + cache.attn_out_full(l)?)?, l + 1),
+    };
+    let tail = prefix
+        .narrow(1, p0, t - p0)?
+        .reshape((1, b * (t - p0), d))?;
+    let x = ctx.restrict(receiver.parts() - 1, x, &tail, p0)?;
+    let mut full = assemble(&prefix, &x, p0, dims)?;
+    if let Stop::Mid(l) = stop {
+        let pre = cache.resid_pre_full(l)?.unsqueeze(0)?;
+        let mid = full.reshape((g, b, t, d))?;
+        full = model
+            .block_after_mid(l, &mid, &pre)?
+            .reshape((g * b, t, d))?;
+    }
+    finish(model, next, full, readout, &mut Hooks::none())
+}
+
+/// Pass 1 and 2 for head receivers: each receiver head's patched input from pass 1's residual
+/// stream at its layer, written into pass 2 (from the earliest receiver layer) at its
+/// positions; the other heads, and other positions, keep the live values.
+fn heads_pass2(ctx: &Pass2, receiver: &Receiver, all: &[HeadReceiver]) -> Result<Vec<f32>> {
+    let Pass2 {
+        model,
+        batch,
+        cache,
+        layers,
+        readout,
+        dims,
+    } = *ctx;
+    let affected = affected(receiver, layers[0].layer);
+    let p0 = batch.first_diff;
+    let stops: Vec<Stop> = affected.iter().map(|r| Stop::Post(r.layer - 1)).collect();
+    let xs = pass1(model, batch, cache, layers, p0, &stops)?;
+    // (receiver, its patched input [G*B, T, dh], its position mask [G*B, T] if restricted)
+    let mut inputs: Vec<(HeadReceiver, Tensor, Option<Tensor>)> = Vec::new();
+    for (r, x) in affected.iter().zip(&xs) {
+        let full = assemble(cache.resid_pre_full(r.layer)?, x, p0, dims)?;
+        let normed = model.attn_norm_input(r.layer, &full)?;
+        let value = model.head_input(r.layer, r.head, r.input, &normed)?;
+        let part = all.iter().position(|h| h == r).expect("a receiver head");
+        let mask = match batch.receiver_positions(part) {
+            Some(pos) => Some(batch.mask(model, pos, dims.groups, 0)?),
+            None => None,
+        };
+        inputs.push((*r, value, mask));
+    }
+    let start = affected.iter().map(|r| r.layer).min().expect("reachable");
+    let resid = repeat_rows(cache.resid_pre_full(start)?, dims.groups)?;
+    let mut hooks = Hooks::none().with_callback(Box::new(move |name: HookName, live: Tensor| {
+        let mut live = live;
+        for (r, value, mask) in &inputs {
+            if name == HookName::Layer(r.layer, r.input.hook_point()) {
+                live = replace_head(&live, r.head, value, mask.as_ref())?;
+            }
         }
-        Receiver::MlpIn { layer, parallel } => mlp_in_pass2(
-            model,
-            batch,
-            cache,
-            layers,
-            (*layer, *parallel),
-            &readout,
-            &dims,
-        )?,
-    })
+        Ok(live)
+    }));
+    finish(model, start, resid, readout, &mut hooks)
 }
 
 /// Pass 1 and 2 for an `mlp_in:L` receiver. Pass 1 stops where the MLP reads: resid_mid of
 /// L (sequential block) or resid_pre of L, the resid_post of L - 1 (parallel block). Pass 2
-/// is the contrast run with only the MLP's input replaced: the residual stream after L is the
-/// contrast resid_mid of L plus the MLP of the patched input, at the positions pass 1 ran;
-/// the last layer's needs only the last position and the readout.
-fn mlp_in_pass2(
-    model: &Model,
-    batch: &Batch,
-    cache: &BatchCache,
-    layers: &[LayerRows],
-    (l, parallel): (usize, bool),
-    readout: &Readout,
-    dims: &Dims,
-) -> Result<Vec<f32>> {
+/// is the contrast run with only the MLP's input replaced (at its positions): the residual
+/// stream after L is the contrast resid_mid of L plus the MLP of the patched input, at the
+/// positions pass 1 ran; the last layer's needs only the last position and the readout.
+fn mlp_in_pass2(ctx: &Pass2, l: usize, parallel: bool) -> Result<Vec<f32>> {
+    let Pass2 {
+        model,
+        batch,
+        cache,
+        layers,
+        readout,
+        dims,
+    } = *ctx;
     let (g, b, t, d) = (dims.groups, dims.batch, dims.len, dims.d_model);
     if parallel != (model.block_shape() == BlockShape::Parallel) {
         return Err(PatchError::Invalid(format!(
@@ -547,16 +650,25 @@ fn mlp_in_pass2(
         })?),
         false => Stop::Mid(l),
     };
-    let x = pass1(model, cache, layers, p0, &[stop], b, t)?.remove(0);
-    let mid = (cache.resid_pre_from(l, p0)? + cache.attn_out_from(l, p0)?)?;
-    let post = mid
-        .reshape((1, b * (t - p0), d))?
-        .broadcast_add(&model.mlp(l, &x)?)?;
+    let x = pass1(model, batch, cache, layers, p0, &[stop])?.remove(0);
+    let pre = cache.resid_pre_from(l, p0)?.reshape((1, b * (t - p0), d))?;
+    let mid = (&pre + cache.attn_out_from(l, p0)?.reshape((1, b * (t - p0), d))?)?;
+    let x = ctx.restrict(0, x, if parallel { &pre } else { &mid }, p0)?;
+    let post = mid.broadcast_add(&model.mlp(l, &x)?)?;
     if at_end {
         return Ok(readout.read(model, &post.reshape((g * b, d))?)?);
     }
     let full = assemble(cache.resid_pre_full(l + 1)?, &post, p0, dims)?;
     finish(model, l + 1, full, readout, &mut Hooks::none())
+}
+
+/// Whether the fast algorithm computes `receiver` with the position sets of `batch` exactly:
+/// all but a residual receiver at several layers restricted to some positions (there pass 2's
+/// earlier replacements reach the later layer's other positions through attention, so the
+/// last layer alone does not stand for them). The literal algorithm computes every case.
+pub fn supports(receiver: &Receiver, batch: &Batch) -> bool {
+    !(matches!(receiver, Receiver::Resid { layers, .. } if layers.len() > 1)
+        && batch.receiver_restricted())
 }
 
 /// `live` [N, T', H, dh] with head `head` replaced by the last T' positions of `value`
@@ -565,13 +677,23 @@ fn replace_head(
     live: &Tensor,
     head: usize,
     value: &Tensor,
+    mask: Option<&Tensor>,
 ) -> std::result::Result<Tensor, crate::model::ModelError> {
     let n_heads = live.dim(2)?;
     let (t_live, t) = (live.dim(1)?, value.dim(1)?);
-    let value = value
+    let mut value = value
         .narrow(1, t - t_live, t_live)?
         .unsqueeze(2)?
         .to_dtype(live.dtype())?;
+    // Restricted to some positions: the live value elsewhere.
+    if let Some(m) = mask {
+        let m = m
+            .narrow(1, t - t_live, t_live)?
+            .unsqueeze(2)?
+            .unsqueeze(3)?;
+        let own = live.narrow(2, head, 1)?;
+        value = m.broadcast_as(own.shape())?.where_cond(&value, &own)?;
+    }
     let mut parts: Vec<Tensor> = Vec::with_capacity(3);
     if head > 0 {
         parts.push(live.narrow(2, 0, head)?);

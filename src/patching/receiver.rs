@@ -190,6 +190,94 @@ impl Receiver {
         Ok(r)
     }
 
+    /// Parses receiver values that may carry a position set each (`39.7.q@last`,
+    /// `resid_post:20@pos:9`, `mlp_in:12@role:S2`): the receiver, and per part
+    /// ([`Receiver::parts`], in its sorted order) the set's text, `None` where none was given
+    /// (every position). The sets are parsed against the data later
+    /// (`data::PositionSet::parse`).
+    pub fn parse_positioned(values: &[String]) -> Result<(Self, Vec<Option<String>>), SpecError> {
+        let mut bare: Vec<String> = Vec::new();
+        // (receiver of one value, its set)
+        let mut given: Vec<(Receiver, Option<String>)> = Vec::new();
+        for v in values.iter().flat_map(|v| split_values(v)) {
+            let (text, set) = match v.split_once('@') {
+                Some((t, s)) => (t.to_string(), Some(s.to_string())),
+                None => (v.clone(), None),
+            };
+            given.push((Receiver::parse_one(&text)?, set));
+            bare.push(text);
+        }
+        let receiver = Receiver::parse_many(&bare)?;
+        let keys = receiver.part_keys();
+        let mut sets: Vec<Option<String>> = vec![None; keys.len()];
+        let mut seen = vec![false; keys.len()];
+        for (r, set) in given {
+            for key in r.part_keys() {
+                let i = keys
+                    .iter()
+                    .position(|k| *k == key)
+                    .expect("a part of the whole");
+                if seen[i] && sets[i] != set {
+                    return Err(SpecError::ReceiverSyntax {
+                        text: key,
+                        why: "given twice with different position sets",
+                    });
+                }
+                seen[i] = true;
+                sets[i] = set.clone();
+            }
+        }
+        Ok((receiver, sets))
+    }
+
+    /// One text per part, as `--receiver` names it: `resid_post:3`, `39.7.q`, `mlp_in:12`.
+    fn part_keys(&self) -> Vec<String> {
+        match self {
+            Receiver::Resid { kind, layers } => layers
+                .iter()
+                .map(|l| format!("{}:{l}", kind.name()))
+                .collect(),
+            Receiver::Heads { heads } => heads.iter().map(|h| h.to_string()).collect(),
+            Receiver::MlpIn { .. } => vec![self.cli_text()],
+        }
+    }
+
+    /// The receiver as `--receiver` values take it with each part's position set
+    /// (`39.7.q@last 40.2.k`, `resid_post:20@pos:9`); parts without one are written bare.
+    pub fn positioned_text(&self, sets: &[Option<String>]) -> String {
+        if sets.iter().all(|s| s.is_none()) {
+            return self.cli_text();
+        }
+        self.part_keys()
+            .iter()
+            .zip(sets.iter().chain(std::iter::repeat(&None)))
+            .map(|(k, s)| match s {
+                Some(s) => format!("{k}@{s}"),
+                None => k.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// [`Receiver::slug`] with the position sets, filesystem-safe: `h39_7_q_at_last`.
+    pub fn positioned_slug(&self, sets: &[Option<String>]) -> String {
+        if sets.iter().all(|s| s.is_none()) {
+            return self.slug();
+        }
+        let text = self.positioned_text(sets).replace('@', "_at_");
+        let safe: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        safe.trim_matches('_').to_string()
+    }
+
     /// Parses the receiver notation of the reference fixtures' `expected.json`:
     /// `["resid", ["resid_post", [L, ...]]]`, `["heads", [[L, H, "v"], ...]]` or
     /// `["mlp_in", L]`.
@@ -235,6 +323,16 @@ impl Receiver {
                 heads.dedup();
             }
             Receiver::MlpIn { .. } => {}
+        }
+    }
+
+    /// How many parts the receiver has, each with its own position set in pass 2: a residual
+    /// receiver's layers, the heads (in their sorted order), the one MLP input.
+    pub fn parts(&self) -> usize {
+        match self {
+            Receiver::Resid { layers, .. } => layers.len(),
+            Receiver::Heads { heads } => heads.len(),
+            Receiver::MlpIn { .. } => 1,
         }
     }
 
@@ -420,8 +518,12 @@ fn split_values(text: &str) -> Vec<String> {
             continue;
         }
         let bare_layer = part.chars().all(|c| c.is_ascii_digit());
+        // A position set's list (`@pos:9,-1`, `@role:IO,S1`) goes on too.
+        let set_item = !part.contains(['.', ':', '@']);
         match out.last_mut() {
-            Some(last) if bare_layer && last.contains(':') => {
+            Some(last)
+                if (bare_layer && last.contains(':')) || (set_item && last.contains('@')) =>
+            {
                 last.push(',');
                 last.push_str(part);
             }

@@ -16,7 +16,7 @@ use super::receiver::Receiver;
 use super::senders::{ChunkValues, Senders};
 use super::PatchError;
 
-/// Hook names of the receiver's inputs.
+/// Hook names of the receiver's inputs, one per receiver part ([`Receiver::parts`]).
 fn receiver_hooks(receiver: &Receiver) -> Vec<HookName> {
     match receiver {
         Receiver::Resid { kind, layers } => layers
@@ -38,20 +38,34 @@ fn pass1(
     batch: &Batch,
     cache: &BatchCache,
     receiver: &Receiver,
-    extra: Patch,
+    extra: Vec<Patch>,
 ) -> Result<ActivationCache, PatchError> {
     let mut p1 = Hooks::capture(Capture::only(receiver_hooks(receiver)));
     for l in 0..model.n_layers() {
         let z = HookName::Layer(l, HookPoint::Z);
         p1.patches.push(Patch::whole(z, cache.z_full(false, l)?));
     }
-    p1.patches.push(extra);
+    p1.patches.extend(extra);
     model.run(
         Start::Tokens(&batch.contrast),
         RunOptions::default(),
         &mut p1,
     )?;
     Ok(p1.cache)
+}
+
+/// `patch` as it applies at some positions of each prompt (`None`: everywhere): one patch
+/// per prompt, of that prompt's row and positions.
+fn at_positions(patch: Patch, positions: Option<&Vec<Vec<usize>>>) -> Vec<Patch> {
+    match positions {
+        None => vec![patch],
+        Some(per) => per
+            .iter()
+            .enumerate()
+            .filter(|(_, pos)| !pos.is_empty())
+            .map(|(i, pos)| patch.clone().with_rows(vec![i]).with_positions(pos.clone()))
+            .collect(),
+    }
 }
 
 /// Pass 2: a clean contrast run with only the receiver's input replaced by pass 1's; the
@@ -69,25 +83,17 @@ fn pass2(
             .cloned()
             .ok_or_else(|| PatchError::Invalid(format!("internal: pass 1 did not record {name}")))
     };
-    match receiver {
-        Receiver::Resid { kind, layers } => {
-            for &l in layers {
-                let name = HookName::Layer(l, kind.hook_point());
-                p2.patches.push(Patch::whole(name, take(name)?));
-            }
-        }
-        Receiver::Heads { heads } => {
-            for h in heads {
-                let name = HookName::Layer(h.layer, h.input.hook_point());
-                p2.patches
-                    .push(Patch::heads(name, take(name)?, vec![h.head]));
-            }
-        }
-        Receiver::MlpIn { .. } => {
-            for name in receiver_hooks(receiver) {
-                p2.patches.push(Patch::whole(name, take(name)?));
-            }
-        }
+    let heads: Vec<Option<usize>> = match receiver {
+        Receiver::Heads { heads } => heads.iter().map(|h| Some(h.head)).collect(),
+        _ => vec![None; receiver.parts()],
+    };
+    for (i, (name, head)) in receiver_hooks(receiver).into_iter().zip(heads).enumerate() {
+        let patch = match head {
+            Some(h) => Patch::heads(name, take(name)?, vec![h]),
+            None => Patch::whole(name, take(name)?),
+        };
+        p2.patches
+            .extend(at_positions(patch, batch.receiver_positions(i)));
     }
     let out = model.run(
         Start::Tokens(&batch.contrast),
@@ -112,6 +118,7 @@ pub fn sweep_layer(
     (0..model.n_heads())
         .map(|hs| {
             let sender = Patch::heads(z, cache.z_full(true, ls)?, vec![hs]);
+            let sender = at_positions(sender, batch.sender_positions());
             let p1 = pass1(model, batch, cache, receiver, sender)?;
             pass2(model, batch, cache, receiver, &p1)
         })
@@ -135,6 +142,7 @@ pub fn sweep_mlp_layer(
         ))
     })?;
     let sender = Patch::whole(HookName::Layer(ls, HookPoint::MlpOut), normal);
+    let sender = at_positions(sender, batch.sender_positions());
     let p1 = pass1(model, batch, cache, receiver, sender)?;
     pass2(model, batch, cache, receiver, &p1)
 }
