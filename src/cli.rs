@@ -108,7 +108,8 @@ pub struct ModelArgs {
     pub tokenizer: Option<PathBuf>,
     /// cpu, cuda or cuda:N; `patch` also takes a list (`cuda:0,cuda:1`, `cpu,cpu`): one copy
     /// of the model per device, sender layers handed to whichever is free. With `--place
-    /// layers` a list holds one model, its layers split over the devices.
+    /// layers` a list holds one model, its layers split over the devices; `cuda:0+cuda:1`
+    /// says the same per copy (`cuda:0+cuda:1,cuda:2+cuda:3`: two copies over two cards each).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// How a list of devices holds the model: `copies` (one whole copy per device), `layers`
@@ -149,8 +150,21 @@ impl ModelArgs {
             .collect()
     }
 
-    /// The devices of each model copy: `--device` split by `--place`.
+    /// The devices of each model copy: `--device` split by `--place`, or by its own `+`
+    /// groups (`cuda:0+cuda:1,cuda:2+cuda:3`, as results record placed models).
     fn device_groups(&self) -> Result<Vec<Vec<String>>> {
+        if self.device.contains('+') {
+            if self.place != "copies" {
+                anyhow::bail!(
+                    "--device {}: `+` already places each model over its devices; leave out --place {}",
+                    self.device,
+                    self.place
+                );
+            }
+            crate::model::source::parse_device_groups(&self.device)?;
+            let group = |g: &str| g.split('+').map(|d| d.trim().to_string()).collect();
+            return Ok(self.device.split(',').map(group).collect());
+        }
         let devices: Vec<String> = self
             .device
             .split(',')

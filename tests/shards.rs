@@ -483,6 +483,33 @@ fn groups_of_placed_devices_are_workers() {
     assert_eq!(rec.model.unwrap().device, "cpu+cpu,cpu+cpu");
 }
 
+/// `cpu+cpu,cpu+cpu` says what `--place layers:2` does (and what results record); `+` with
+/// `--place` is refused.
+#[test]
+fn plus_groups_are_placed_copies() {
+    let dir = temp_dir("plusgroups");
+    let (one, plus) = (dir.join("one.json"), dir.join("plus.json"));
+    patch("tiny-qwen2", &one, &[]);
+    patch("tiny-qwen2", &plus, &["--device", "cpu+cpu,cpu+cpu"]);
+    assert_same(&one, &plus);
+    let rec = headhunt::results::RunRecord::load(&plus).unwrap();
+    assert_eq!(rec.model.unwrap().device, "cpu+cpu,cpu+cpu");
+    let fx = fixture("tiny-qwen2");
+    let args = [
+        "info",
+        "--model",
+        path_str(&fx),
+        "--device",
+        "cpu+cpu",
+        "--place",
+        "layers",
+    ];
+    let (code, err) = headhunt(&args, &[]);
+    assert_one_line_error(code, &err, &["`+` already places", "--place layers"]);
+    let (code, err) = headhunt(&["info", "--model", path_str(&fx), "--device", "cpu+"], &[]);
+    assert_one_line_error(code, &err, &["an empty device"]);
+}
+
 /// The engine itself: a model placed over three devices keeps its layers where the map says,
 /// and its forward pass, hooks included, equals the one-device model's.
 #[test]

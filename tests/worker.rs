@@ -210,20 +210,27 @@ fn data_longer_than_the_model_positions_is_an_error_event() {
 }
 
 /// The explorer's sweeps on a device list (`--device cpu,cpu`): a worker per copy, every row
-/// streamed, the numbers of one device, the devices recorded.
+/// streamed, the numbers of one device, the devices recorded; `cpu+cpu` places one model over
+/// two devices, `cpu+cpu,cpu` adds a copy on a third.
 #[test]
 fn a_device_list_runs_the_sweep_on_every_copy_with_the_same_numbers() {
+    for devices in ["cpu,cpu", "cpu+cpu", "cpu+cpu,cpu"] {
+        sweep_on(devices);
+    }
+}
+
+fn sweep_on(devices: &str) {
     let (tx, rx) = mpsc::channel();
     let worker = Worker::spawn(tx);
     let fx = fixture("tiny-gemma2");
     let spec = DataSpec::new(fx.join("addition.jsonl"), TaskKind::Addition);
     let mut request = cpu_model_request(fx.to_str().unwrap());
-    request.device = "cpu,cpu".into();
+    request.device = devices.into();
     worker.submit(Job::LoadModel(request));
     worker.submit(Job::LoadData(spec.clone()));
     loop {
         match next(&rx) {
-            Event::ModelLoaded { info, .. } => assert_eq!(info.device, "cpu,cpu"),
+            Event::ModelLoaded { info, .. } => assert_eq!(info.device, devices),
             Event::Evaluated { .. } => break,
             Event::Error { message, .. } => panic!("{message}"),
             _ => {}
@@ -257,7 +264,7 @@ fn a_device_list_runs_the_sweep_on_every_copy_with_the_same_numbers() {
         vec![0, 1, 2],
         "every sender row streams, from either worker"
     );
-    assert_eq!(record.model.as_ref().unwrap().device, "cpu,cpu");
+    assert_eq!(record.model.as_ref().unwrap().device, devices);
     let lm = headhunt::model::load(
         fx.to_str().unwrap(),
         None,

@@ -81,6 +81,25 @@ impl LoadedModel {
     }
 }
 
+/// Parses a device list: copies separated by `,`, each one device or several joined by `+`
+/// (one model with its layers placed over them, as results record it): `cpu`, `cuda:0,cuda:1`
+/// (two copies), `cuda:0+cuda:1` (one model over two cards), `cuda:0+cuda:1,cuda:2+cuda:3`.
+pub fn parse_device_groups(text: &str) -> Result<Vec<Vec<Device>>, ModelError> {
+    text.split(',')
+        .map(|group| {
+            group
+                .split('+')
+                .map(|d| match d.trim() {
+                    "" => Err(ModelError::Invalid(format!(
+                        "device {text:?}: an empty device in the list (expected cpu, cuda or cuda:N, copies separated by `,`, one model's devices joined by `+`)"
+                    ))),
+                    d => parse_device(d),
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Parses `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device, ModelError> {
     match s {

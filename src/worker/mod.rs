@@ -244,16 +244,6 @@ impl Drop for Worker {
     }
 }
 
-/// The devices of `cpu`, `cuda:1` or a list (`cuda:0,cuda:1`, `cpu,cpu`): one model copy each.
-fn device_list(text: &str) -> anyhow::Result<Vec<candle_core::Device>> {
-    text.split(',')
-        .map(|d| match d.trim() {
-            "" => anyhow::bail!("device {text:?}: an empty device in the list"),
-            d => Ok(crate::model::source::parse_device(d)?),
-        })
-        .collect()
-}
-
 #[derive(Default)]
 struct State {
     model: Option<LoadedModel>,
@@ -343,8 +333,9 @@ impl State {
             });
             return Ok(());
         }
-        let devices = device_list(&r.device)?;
-        let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &devices[0])?;
+        // `cuda:0,cuda:1`: a copy on each; `cuda:0+cuda:1`: one model placed over both.
+        let groups = crate::model::source::parse_device_groups(&r.device)?;
+        let dtype = crate::model::source::parse_dtype(r.dtype.as_deref(), &groups[0][0])?;
         // Free the old model first: two big models may not fit at once.
         self.model = None;
         self.copies.clear();
@@ -362,16 +353,10 @@ impl State {
             tokenizer: r.tokenizer.clone(),
             allow_unknown_config_keys: r.allow_unknown_config_keys,
         };
-        let mut loaded = devices
+        let mut loaded = groups
             .iter()
-            .map(|d| {
-                crate::model::source::load_with_progress(
-                    &r.model,
-                    &opts,
-                    std::slice::from_ref(d),
-                    dtype,
-                    &mut progress,
-                )
+            .map(|g| {
+                crate::model::source::load_with_progress(&r.model, &opts, g, dtype, &mut progress)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let lm = loaded.remove(0);
