@@ -1827,6 +1827,12 @@ fn setup_takes_a_device_list() {
     let mut s = setup(common::temp_dir("devicelist"));
     s.set_field(2, "cpu,cpu").unwrap();
     assert_eq!(s.device, "cpu,cpu");
+    s.set_field(2, "cpu+cpu,cpu").unwrap();
+    assert_eq!(
+        s.device, "cpu+cpu,cpu",
+        "one model over two devices, and a copy"
+    );
+    assert!(s.set_field(2, "cpu+gpu").is_err());
     assert_eq!(s.chunk_rows(), 0, "CPU workers stream rows");
     s.set_field(2, "cuda:0,cuda:1").unwrap();
     assert_eq!(s.chunk_rows(), headhunt::patching::DEFAULT_GPU_CHUNK_ROWS);

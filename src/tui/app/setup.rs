@@ -167,9 +167,10 @@ impl Setup {
             1 => self.tokenizer = (!v.is_empty()).then(|| PathBuf::from(v)),
             2 => {
                 let one = |d: &str| d == "cpu" || d == "cuda" || d.starts_with("cuda:");
-                if !v.split(',').all(|d| one(d.trim())) {
+                // `,` separates model copies, `+` one model's devices (layers placed over them).
+                if !v.split([',', '+']).all(|d| one(d.trim())) {
                     return Err(format!(
-                        "device: expected cpu, cuda or cuda:N, or a list of them (cuda:0,cuda:1), got {v:?}"
+                        "device: expected cpu, cuda or cuda:N, or a list of them (cuda:0,cuda:1: a copy on each; cuda:0+cuda:1: one model over both), got {v:?}"
                     ));
                 }
                 self.device = v.to_string()
@@ -285,7 +286,9 @@ impl Setup {
     /// them advance together in chunks (far faster there; rows arrive at the end).
     pub fn chunk_rows(&self) -> usize {
         // A list of CPU devices streams rows as one CPU does.
-        crate::patching::default_chunk_rows(self.device.split(',').all(|d| d.trim() == "cpu"))
+        crate::patching::default_chunk_rows(
+            self.device.split([',', '+']).all(|d| d.trim() == "cpu"),
+        )
     }
 
     /// The sweep these choices ask for, toward `receiver` from `begin_layer`: the one place the
