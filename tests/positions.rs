@@ -195,3 +195,153 @@ fn ignoring_the_positions_is_caught() {
         }
     }
 }
+
+/// A fresh directory for this test's files.
+fn temp_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "headhunt-positions-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A prompt-pair file whose lines name roles: `"roles"` as token spans, `"role_chars"` as
+/// character spans (BOS comes first in these tokenizers, so character 3 is token 4).
+fn pairs_file(dir: &std::path::Path, lines: &[&str]) -> DataSpec {
+    let path = dir.join("pairs.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    DataSpec::new(path, TaskKind::Pairs)
+}
+
+const LINE_1: &str = r#"{"normal_input": "1+2=3\n2+2=", "normal_output": "4", "contrast_input": "1+2=4\n2+2=", "contrast_output": "5", "roles": {"A": [1, 2]}, "role_chars": {"EQ": [3, 4], "B": {"normal": [6, 7], "contrast": [6, 7]}}}"#;
+const LINE_2: &str = r#"{"normal_input": "3+1=4\n1+1=", "normal_output": "2", "contrast_input": "3+1=5\n1+1=", "contrast_output": "3", "roles": {"A": [3, 4]}, "role_chars": {"EQ": [9, 10], "B": {"normal": [6, 7], "contrast": [6, 7]}}}"#;
+
+fn resolve_on(
+    spec: &DataSpec,
+    lm: &model::LoadedModel,
+    set: &str,
+) -> Result<Vec<Vec<usize>>, String> {
+    let tok = data::load_and_tokenize(spec, &lm.tokenizer).map_err(|e| e.to_string())?;
+    let roles = data::token_roles(spec, &lm.tokenizer, &tok).map_err(|e| e.to_string())?;
+    let set = PositionSet::parse(set, &lm.tokenizer).map_err(|e| e.to_string())?;
+    tok.pairs
+        .iter()
+        .zip(&roles)
+        .map(|(p, r)| set.resolve(p, Some(r)).map_err(|e| e.to_string()))
+        .collect()
+}
+
+#[test]
+fn roles_come_from_prompt_pair_lines() {
+    let f = load("tiny-llama");
+    let dir = temp_dir();
+    let spec = pairs_file(&dir, &[LINE_1, LINE_2]);
+    assert_eq!(
+        resolve_on(&spec, &f.lm, "role:A").unwrap(),
+        vec![vec![1], vec![3]]
+    );
+    assert_eq!(
+        resolve_on(&spec, &f.lm, "role:EQ").unwrap(),
+        vec![vec![4], vec![10]]
+    );
+    assert_eq!(
+        resolve_on(&spec, &f.lm, "role:A,EQ").unwrap(),
+        vec![vec![1, 4], vec![3, 10]]
+    );
+    assert_eq!(
+        resolve_on(&spec, &f.lm, "role:B").unwrap(),
+        vec![vec![7], vec![7]]
+    );
+    assert_eq!(
+        resolve_on(&spec, &f.lm, "pos:-1,0").unwrap(),
+        vec![vec![0, 10], vec![0, 10]]
+    );
+    // Prompt pairs have no demonstration answers unless a line names them.
+    let e = resolve_on(&spec, &f.lm, "@answers").unwrap_err();
+    assert!(
+        e.contains("@answers: example 1 has no known demonstration answers"),
+        "{e}"
+    );
+    let e = resolve_on(&spec, &f.lm, "role:IO").unwrap_err();
+    assert!(e.contains("no role \"IO\" (its roles: A, B, EQ)"), "{e}");
+    // The paper's tasks: answers and `=` (every `=` of the contrast prompt).
+    let eq = resolve_on(&f.spec, &f.lm, "role:=").unwrap();
+    assert_eq!(eq[0], vec![4, 10, 16, 22, 28]);
+    assert_eq!(
+        resolve_on(&f.spec, &f.lm, "answers").unwrap()[0],
+        vec![5, 11, 17, 23]
+    );
+}
+
+/// A role whose spans cover a different number of tokens in the two prompts, or a span
+/// outside the prompt, is a one-line error naming the file, the line and the field.
+#[test]
+fn misaligned_role_spans_are_refused() {
+    let f = load("tiny-llama");
+    let dir = temp_dir();
+    let bad = LINE_2.replace(r#""normal": [6, 7]"#, r#""normal": [6, 8]"#);
+    let spec = pairs_file(&dir, &[LINE_1, &bad]);
+    let e = resolve_on(&spec, &f.lm, "role:B").unwrap_err();
+    assert!(!e.contains('\n'), "{e}");
+    assert!(
+        e.contains("pairs.jsonl:2:") && e.contains("field `role_chars.B`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("2 token(s) in the normal prompt and 1 in the contrast"),
+        "{e}"
+    );
+    let bad = LINE_1.replace(r#""A": [1, 2]"#, r#""A": [5, 40]"#);
+    let spec = pairs_file(&dir, &[&bad]);
+    let e = resolve_on(&spec, &f.lm, "role:A").unwrap_err();
+    assert!(
+        e.contains("pairs.jsonl:1:") && e.contains("field `roles.A`"),
+        "{e}"
+    );
+}
+
+/// Roles from the data drive both algorithms to the same numbers (senders at one role,
+/// receivers at another), and change them.
+#[test]
+fn fast_equals_literal_on_data_roles() {
+    let f = load("tiny-llama");
+    let dir = temp_dir();
+    let spec = pairs_file(&dir, &[LINE_1, LINE_2]);
+    let m = &f.lm.model;
+    let tok = data::load_and_tokenize(&spec, &f.lm.tokenizer).unwrap();
+    let roles = data::token_roles(&spec, &f.lm.tokenizer, &tok).unwrap();
+    let p = |s: &str| PositionSet::parse(s, &f.lm.tokenizer).unwrap();
+    for (text, sender, set) in [
+        ("resid_post:1", Some("role:A,EQ"), Some("role:EQ,B")),
+        ("mlp_in:1", Some("role:B"), Some("last")),
+        ("2.1.k", None, Some("role:A,EQ")),
+    ] {
+        let r = Receiver::parse_one(text)
+            .unwrap()
+            .for_block(m.block_shape());
+        let sets = vec![set.map(p)];
+        let pairs =
+            data::with_positions(&tok.pairs, &roles, sender.map(p).as_ref(), &sets).unwrap();
+        let s = Senders::HeadsAndMlp;
+        let fast = sweep(m, &pairs, &r, s, Metric::LogitDiff, true);
+        let lit = sweep(m, &pairs, &r, s, Metric::LogitDiff, false);
+        let plain = sweep(m, &tok.pairs, &r, s, Metric::LogitDiff, true);
+        let (mut worst, mut moved) = (0f32, 0f32);
+        for ((fe, le), pe) in fast.iter().zip(&lit).zip(&plain) {
+            for (((fm, fh), (lm, lh)), (pm, ph)) in fe.iter().zip(le).zip(pe) {
+                worst = worst
+                    .max((fm.unwrap() - lm.unwrap()).abs())
+                    .max(max_abs_diff(fh, lh));
+                moved = moved
+                    .max((fm.unwrap() - pm.unwrap()).abs())
+                    .max(max_abs_diff(fh, ph));
+            }
+        }
+        assert!(worst < 1e-4, "{text}: fast vs literal {worst:e}");
+        assert!(moved > 1e-4, "{text}: the positions changed nothing");
+    }
+}

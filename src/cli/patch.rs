@@ -83,6 +83,12 @@ pub struct PatchArgs {
     /// with `mlp` alone the head rows stay uncomputed (`null`).
     #[arg(long, default_value = "heads")]
     pub senders: String,
+    /// Patch the senders only at these positions of the contrast prompt (elsewhere a sender
+    /// stays frozen to the contrast run like every other head): all, last, pos:I[,J...]
+    /// (negative from the end), tok:TEXT, role:NAME[,NAME...] (the data's roles; the paper's
+    /// tasks have answers and =). A receiver takes its own set as `--receiver 39.7.q@last`.
+    #[arg(long, value_name = "SET")]
+    pub sender_positions: Option<String>,
 }
 
 /// `24GiB`, `512MiB`, `1.5GiB`, `64KiB` or a number of bytes.
@@ -237,10 +243,11 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     if a.each {
         return super::patch_each::run(a, shard);
     }
-    let receiver_arg = if a.receivers.is_empty() {
-        None
+    let (receiver_arg, sets) = if a.receivers.is_empty() {
+        (None, Vec::new())
     } else {
-        Some(Receiver::parse_many(&a.receivers)?)
+        let (r, sets) = Receiver::parse_positioned(&a.receivers)?;
+        (Some(r), sets)
     };
     let given = a
         .out
@@ -250,7 +257,8 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     let copies = a.model.load_each()?;
     let lm = &copies[0];
     let receiver = receiver_arg.unwrap_or_else(|| Receiver::resid_post(lm.model.n_layers() - 1));
-    let spec = spec_of(&a, receiver, lm)?;
+    let mut spec = spec_of(&a, receiver, lm)?;
+    let routed = route_positions(&mut spec, &sets);
     let data_spec = a.data.spec()?;
     let planned = match given {
         Some(p) => p,
@@ -258,13 +266,16 @@ pub fn run(a: PatchArgs) -> Result<Report> {
             None,
             || {
                 let base = default_out(&lm.origin.label(), Some(&data_spec.file), &spec.receiver);
+                let base =
+                    positioned_out(base, &spec.receiver, &sets, a.sender_positions.as_deref());
                 shard_name(base, shard)
             },
             false,
             a.npy,
         )?,
     };
-    let data = Data::load(lm, data_spec, a.metric)?;
+    let mut data = Data::load(lm, data_spec, a.metric)?;
+    resolve_positions(&mut data, lm, &sets, a.sender_positions.as_deref())?;
     let layers = match shard {
         Some(s) => {
             let layers = s.layers(&spec, lm.model.n_layers());
@@ -275,6 +286,8 @@ pub fn run(a: PatchArgs) -> Result<Report> {
     };
     let honour = signals::Honour::start();
     let (mut record, complete) = sweep(&copies, &data, &spec, &layers, a.max_memory)?;
+    record.set_positions(a.sender_positions.clone(), &sets);
+    record.warnings.extend(routed);
     if let Some(s) = shard {
         mark_shard(&mut record, s, layers.clone(), &data.tok, &spec);
     }
@@ -291,6 +304,84 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         r.stopped = Some(signals::received().unwrap_or(signal_hook::consts::SIGINT));
     }
     Ok(r)
+}
+
+/// Position sets the fast algorithm cannot compute exactly (a residual receiver at several
+/// layers, restricted to some positions: `patching::fast::supports`) go to the literal
+/// algorithm, loudly: the note is printed and returned as a warning for the result file.
+fn route_positions(spec: &mut PatchSpec, sets: &[Option<String>]) -> Option<String> {
+    let restricted = sets.iter().any(|s| s.is_some());
+    let several = matches!(&spec.receiver, Receiver::Resid { layers, .. } if layers.len() > 1);
+    if !(restricted && several && spec.algorithm == patching::Algorithm::Fast) {
+        return None;
+    }
+    spec.algorithm = patching::Algorithm::Reference;
+    spec.chunk_rows = 0;
+    let why = format!(
+        "receiver {}: a residual receiver at several layers restricted to positions runs the \
+         literal algorithm (the fast one computes it only at one layer)",
+        spec.receiver.positioned_text(sets)
+    );
+    note!("{why}");
+    Some(why)
+}
+
+/// The default result path with the position sets in its name (`..._at_last`,
+/// `..._senders_at_pos_-2`), filesystem-safe.
+fn positioned_out(
+    base: PathBuf,
+    receiver: &Receiver,
+    sets: &[Option<String>],
+    sender: Option<&str>,
+) -> PathBuf {
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut slug = receiver.positioned_slug(sets);
+    if let Some(s) = sender {
+        let safe: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        slug = format!("{slug}_senders_at_{safe}");
+    }
+    base.with_file_name(name.replacen(&receiver.slug(), &slug, 1))
+}
+
+/// Resolves the position sets on every example (`TokenizedPair::positions`): the sets are
+/// parsed with the model's tokenizer, roles read from the data.
+fn resolve_positions(
+    data: &mut Data,
+    lm: &crate::model::LoadedModel,
+    sets: &[Option<String>],
+    sender: Option<&str>,
+) -> Result<()> {
+    if sender.is_none() && sets.iter().all(|s| s.is_none()) {
+        return Ok(());
+    }
+    use crate::data::PositionSet;
+    let parse = |flag: &str, s: &str| {
+        PositionSet::parse(s, &lm.tokenizer).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let sender = sender.map(|s| parse("--sender-positions", s)).transpose()?;
+    let sets: Vec<Option<PositionSet>> = sets
+        .iter()
+        .map(|s| s.as_deref().map(|s| parse("--receiver", s)).transpose())
+        .collect::<Result<_>>()?;
+    let roles = match &data.roles {
+        Some(r) => r.clone(),
+        None => crate::data::token_roles(&data.spec, &lm.tokenizer, &data.tok)?,
+    };
+    data.tok.pairs = crate::data::with_positions(&data.tok.pairs, &roles, sender.as_ref(), &sets)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", data.spec.file.display()))?;
+    Ok(())
 }
 
 /// The sweep `a` asks for, to `receiver`, checked against the model.

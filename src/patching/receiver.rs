@@ -517,7 +517,9 @@ fn split_values(text: &str) -> Vec<String> {
         if part.is_empty() {
             continue;
         }
-        let bare_layer = part.chars().all(|c| c.is_ascii_digit());
+        // `2` of `resid_post:1,2`, also as `2@last` (the set is the whole value's).
+        let layer = part.split('@').next().unwrap_or(part);
+        let bare_layer = !layer.is_empty() && layer.chars().all(|c| c.is_ascii_digit());
         // A position set's list (`@pos:9,-1`, `@role:IO,S1`) goes on too.
         let set_item = !part.contains(['.', ':', '@']);
         match out.last_mut() {
@@ -579,6 +581,31 @@ mod tests {
         ));
         assert!(many("3.1.v,2").is_err());
         assert!(matches!(many(" , "), Err(SpecError::NoReceiver)));
+    }
+
+    /// `TEXT@SET` values: each part gets its value's set, in the receiver's sorted order; a
+    /// set's own commas stay with it; a part given twice with two sets is refused.
+    #[test]
+    fn parses_position_sets() {
+        let many = |v: &[&str]| {
+            Receiver::parse_positioned(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let (r, sets) = many(&["40.2.k", "39.7.q@last"]).unwrap();
+        assert_eq!(r.label(), "39.7.q + 40.2.k");
+        assert_eq!(sets, vec![Some("last".to_string()), None]);
+        assert_eq!(r.positioned_text(&sets), "39.7.q@last 40.2.k");
+        assert_eq!(r.positioned_slug(&sets), "39_7_q_at_last_40_2_k");
+        let (r, sets) = many(&["resid_post:20@pos:9,-1"]).unwrap();
+        assert_eq!(r, Receiver::resid_post(20));
+        assert_eq!(sets, vec![Some("pos:9,-1".to_string())]);
+        let (_, sets) = many(&["mlp_in:12@role:S2,IO"]).unwrap();
+        assert_eq!(sets, vec![Some("role:S2,IO".to_string())]);
+        let (r, sets) = many(&["resid_post:1,2@last"]).unwrap();
+        assert_eq!(r.parts(), 2);
+        assert_eq!(sets, vec![Some("last".to_string()); 2]);
+        let (_, sets) = many(&["39.7.q,39.8.v"]).unwrap();
+        assert_eq!(sets, vec![None, None]);
+        assert!(many(&["39.7.q@last", "39.7.q@all"]).is_err());
     }
 
     #[test]

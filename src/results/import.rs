@@ -113,6 +113,8 @@ pub fn paper_result(v: &Value, path: &Path) -> Result<RunRecord, ResultsError> {
         note: Some(format!(
             "imported from the paper: {model}, 100 examples, setting1, 4 shots, offset +1, batch 4{group}"
         )),
+        sender_positions: None,
+        receiver_positions: None,
         relative_ci: None,
         bootstrap: None,
         per_example: None,

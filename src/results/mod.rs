@@ -206,6 +206,13 @@ pub struct RunRecord {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `patch --sender-positions`: where the senders were patched (absent: everywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_positions: Option<String>,
+    /// Per receiver part (`Receiver::parts`), the position set it was patched at (`null`:
+    /// everywhere); absent when no part has one. `receiver_label` then reads `39.7.q@last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_positions: Option<Vec<Option<String>>>,
     /// The patched metric per example, layer and head, and the baselines per example (written
     /// as `.npy` beside the JSON, not in it).
     #[serde(skip)]
@@ -354,6 +361,16 @@ pub struct RecordParts<'a> {
 }
 
 impl RunRecord {
+    /// Records a run's position sets: the senders', and each receiver part's (the label then
+    /// names them: `39.7.q@last`).
+    pub fn set_positions(&mut self, sender: Option<String>, receiver: &[Option<String>]) {
+        self.sender_positions = sender;
+        if receiver.iter().any(|s| s.is_some()) {
+            self.receiver_positions = Some(receiver.to_vec());
+            self.receiver_label = self.receiver.positioned_text(receiver);
+        }
+    }
+
     /// The record of a sweep of `spec` run by `lm` on `data` (tokenized as `tok`).
     pub fn of_sweep(
         outcome: &crate::patching::PatchOutcome,
@@ -421,6 +438,8 @@ impl RunRecord {
             selected: Vec::new(),
             source: None,
             note: None,
+            sender_positions: None,
+            receiver_positions: None,
             relative_ci: None,
             bootstrap: None,
             per_example: PerExample::of(m),
