@@ -275,7 +275,8 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         )?,
     };
     let mut data = Data::load(lm, data_spec, a.metric)?;
-    resolve_positions(&mut data, lm, &sets, a.sender_positions.as_deref())?;
+    let sender = a.sender_positions.as_deref();
+    resolve_positions(&mut data, lm, &sets, sender, a.metric)?;
     let layers = match shard {
         Some(s) => {
             let layers = s.layers(&spec, lm.model.n_layers());
@@ -362,6 +363,7 @@ fn resolve_positions(
     lm: &crate::model::LoadedModel,
     sets: &[Option<String>],
     sender: Option<&str>,
+    metric: patching::Metric,
 ) -> Result<()> {
     if sender.is_none() && sets.iter().all(|s| s.is_none()) {
         return Ok(());
@@ -379,6 +381,17 @@ fn resolve_positions(
         Some(r) => r.clone(),
         None => crate::data::token_roles(&data.spec, &lm.tokenizer, &data.tok)?,
     };
+    // Teacher-forced prefixes (answers of several tokens scored in full) are longer than the
+    // prompts the sets were resolved on: refused rather than patched at shifted positions.
+    if data.roles.is_some()
+        && patching::forced::Forced::plan(&data.tok.pairs, &roles, metric).is_some()
+    {
+        bail!(
+            "position sets with answers of several tokens scored in full (--metric {}) are \
+             not supported; use --answer-token first or another metric",
+            metric
+        );
+    }
     data.tok.pairs = crate::data::with_positions(&data.tok.pairs, &roles, sender.as_ref(), &sets)
         .map_err(|e| anyhow::anyhow!("{}: {e}", data.spec.file.display()))?;
     Ok(())
