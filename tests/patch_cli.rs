@@ -311,3 +311,26 @@ fn a_sweep_that_would_not_fit_is_refused_before_its_caches() {
     let (code, _, err) = patch(&["--max-memory", "8GiB", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The printed table and lists name the run's metric: a KL sweep never reads as a logit
+/// difference (`KL_c`, nats), in `patch` and in `show`.
+#[test]
+fn the_printed_table_names_the_metric() {
+    let dir = temp_dir("patchkltext");
+    let out = dir.join("kl.json");
+    let (code, stdout, err) = patch(&["--metric", "kl", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let shown = Command::new(bin())
+        .args(["show", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    for text in [&stdout, &shown] {
+        assert!(!text.contains("LD_c"), "{text}");
+        assert!(
+            text.contains("r = (patched - KL_c)/(KL_c - KL_n) in %")
+                || text.contains("largest |patched - KL_c| (nats)"),
+            "{text}"
+        );
+    }
+}

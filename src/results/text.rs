@@ -173,10 +173,14 @@ pub fn cell_value(rec: &RunRecord, measure: CellMeasure, l: usize, h: usize) -> 
 /// is ill-conditioned (close baselines) and the patched values are known, the raw effect
 /// patched - LD_c in logits instead.
 pub fn heatmap(rec: &RunRecord) -> String {
+    let (x, unit) = (rec.metric.short(), rec.metric.unit());
     if cell_measure(rec) == CellMeasure::RawEffect {
+        let title = format!(
+            "patched - {x}_c in {unit} (r is not shown: its denominator {x}_c - {x}_n is too small)"
+        );
         return grid(
             rec,
-            "patched - LD_c in logits (r is not shown: its denominator LD_c - LD_n is too small)",
+            &title,
             7,
             |l, h| raw_effect(rec, l, h).map(|d| format!("{d:>+7.3}")),
             |l| mlp_raw_effect(rec, l).map(|d| format!("{d:>+7.3}")),
@@ -184,7 +188,7 @@ pub fn heatmap(rec: &RunRecord) -> String {
     }
     grid(
         rec,
-        "r = (patched - LD_c)/(LD_c - LD_n) in %",
+        &format!("r = (patched - {x}_c)/({x}_c - {x}_n) in %"),
         6,
         |l, h| rec.r(l, h).map(|r| format!("{:>6.1}", 100.0 * r)),
         |l| rec.mlp_r(l).map(|r| format!("{:>6.1}", 100.0 * r)),
@@ -249,8 +253,10 @@ pub fn head_lists(rec: &RunRecord, t: Thresholds) -> String {
             .map(|(l, h, d)| format!("({l},{h}) {d:+.3}"))
             .collect();
         return format!(
-            "no head lists by r (|r| > {} ...): r is ill-conditioned here\nlargest |patched - LD_c| (logits): {}\n",
+            "no head lists by r (|r| > {} ...): r is ill-conditioned here\nlargest |patched - {}_c| ({}): {}\n",
             t.hi,
+            rec.metric.short(),
+            rec.metric.unit(),
             if top.is_empty() {
                 "(none)".to_string()
             } else {
