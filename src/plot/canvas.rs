@@ -9,6 +9,8 @@ use plotters::style::FontTransform;
 
 use super::PlotError;
 
+mod glyphs;
+
 pub type Area<DB> = DrawingArea<DB, Shift>;
 pub type Rgb = (u8, u8, u8);
 
@@ -254,9 +256,29 @@ pub fn text<DB: DrawingBackend>(
         Anchor::Centre => Pos::new(HPos::Center, VPos::Center),
         Anchor::Bottom => Pos::new(HPos::Center, VPos::Bottom),
     };
-    let style = (FAMILY, size).into_font().color(&color(c)).pos(pos);
-    area.draw(&Text::new(shown(s), (x, y), style))
-        .map_err(draw_err)
+    let style = glyphs::GlyphStyle {
+        size,
+        rgb: c,
+        anchor: pos,
+        transform: FontTransform::None,
+    };
+    draw_glyphs(area, s, (x, y), style)
+}
+
+/// Draws `s` (as [`shown`]) at `at` with `style`: a `<text>` in SVG, our own glyph pixels in
+/// PNG (`glyphs`).
+fn draw_glyphs<DB: DrawingBackend>(
+    area: &Area<DB>,
+    s: &str,
+    at: (i32, i32),
+    style: glyphs::GlyphStyle,
+) -> Result<(), PlotError> {
+    let element = glyphs::Glyphs {
+        text: shown(s),
+        at,
+        style,
+    };
+    area.draw(&element).map_err(draw_err)
 }
 
 /// What is drawn of a text: every text reaches a figure through [`text`] or [`text_up`] (and
@@ -275,13 +297,13 @@ pub fn text_up<DB: DrawingBackend>(
     size: f64,
     c: Rgb,
 ) -> Result<(), PlotError> {
-    let style = (FAMILY, size)
-        .into_font()
-        .transform(FontTransform::Rotate270)
-        .color(&color(c))
-        .pos(Pos::new(HPos::Right, VPos::Center));
-    area.draw(&Text::new(shown(s), (x, y), style))
-        .map_err(draw_err)
+    let style = glyphs::GlyphStyle {
+        size,
+        rgb: c,
+        anchor: Pos::new(HPos::Right, VPos::Center),
+        transform: FontTransform::Rotate270,
+    };
+    draw_glyphs(area, s, (x, y), style)
 }
 
 /// Width and height of `s` at `size` pixels in the embedded font (no backend needed, so
