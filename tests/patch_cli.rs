@@ -334,3 +334,13 @@ fn the_printed_table_names_the_metric() {
         );
     }
 }
+
+/// The banner counts the layers that send: a head receiver's own layer sends nothing to it.
+#[test]
+fn the_banner_names_the_sender_layers() {
+    let dir = temp_dir("patchbanner");
+    let out = dir.join("q.json");
+    let (code, _, err) = patch(&["--receiver", "2.1.q", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("8 senders (layers 0..=1 × 4 heads)"), "{err}");
+}

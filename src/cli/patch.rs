@@ -649,7 +649,8 @@ fn announce(tokenized: &Tokenized, spec: &PatchSpec, n_heads: usize) {
         "patching {} senders (layers {}..={} × {}) → {} on {} examples, {} algorithm",
         spec.n_senders(n_heads),
         spec.begin_layer,
-        spec.receiver.max_layer(),
+        // The receiver's own layer sends nothing to it (see `Receiver::last_sender_layer`).
+        spec.receiver.last_sender_layer().unwrap_or(spec.begin_layer),
         match spec.senders {
             crate::patching::Senders::Heads => format!("{n_heads} heads"),
             crate::patching::Senders::Mlp => "the MLP".to_string(),
