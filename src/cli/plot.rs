@@ -10,7 +10,8 @@ use crate::results::HeadGroup;
 #[derive(Args, Debug)]
 pub struct PlotArgs {
     /// Result files: one path-patching result (two or more with --compare, two with --diff),
-    /// an attention file (`headhunt attention --json`), or an fv / ablation / circuit result.
+    /// an activation-patching scan (`headhunt scan`), an attention file (`headhunt attention
+    /// --json`), or an fv / ablation / circuit result.
     #[arg(required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// The figure to write, .svg or .png (default: beside the first file, named after it,
@@ -54,6 +55,10 @@ pub struct PlotArgs {
     /// instead of the grids.
     #[arg(long, allow_hyphen_values = true)]
     pub query: Option<i64>,
+    /// Path-patching results and scans: instead of the heatmap, the N senders of largest |r|
+    /// as points with their 95% interval whiskers, largest first (default file `STEM-bars`).
+    #[arg(long, value_name = "N")]
+    pub bars: Option<usize>,
     /// Overwrite an existing figure.
     #[arg(long)]
     pub force: bool,
@@ -119,6 +124,10 @@ fn default_out(a: &PlotArgs) -> PathBuf {
                 format.extension()
             ))
         }
+        _ if a.bars.is_some() => {
+            let stem = first.file_stem().unwrap_or_default().to_string_lossy();
+            first.with_file_name(format!("{stem}-bars.{}", format.extension()))
+        }
         _ => plot::default_path(first, format),
     }
 }
@@ -166,7 +175,10 @@ pub fn run(a: PlotArgs) -> Result<super::output::Report> {
 /// The flags given that draw nothing for a file of `kind`, worded by flag name: each kind
 /// of figure takes only the flags that change it, so a flag is never silently ignored.
 fn check_flags(a: &PlotArgs, file: &Path, kind: &Plottable) -> Result<()> {
-    let heatmap = matches!(kind, Plottable::PathPatching(_));
+    let run = matches!(kind, Plottable::PathPatching(_));
+    let scan = matches!(kind, Plottable::Scan(_));
+    // A grid of layers: a run's or a scan's.
+    let heatmap = run || scan;
     let attention = matches!(kind, Plottable::Attention(_));
     let fv = matches!(kind, Plottable::FunctionVector(_));
     // (flag, given, applies to this kind, the kinds it is for)
@@ -178,50 +190,47 @@ fn check_flags(a: &PlotArgs, file: &Path, kind: &Plottable) -> Result<()> {
             "attention and function-vector files",
         ),
         ("--query", a.query.is_some(), attention, "attention files"),
-        ("--crop", a.crop.is_some(), heatmap, "path-patching results"),
-        (
-            "--heads-as-rows",
-            a.heads_as_rows,
-            heatmap,
-            "path-patching results",
-        ),
+        ("--crop", a.crop.is_some(), heatmap, GRIDS),
+        ("--heads-as-rows", a.heads_as_rows, heatmap, GRIDS),
         (
             "--group",
             !a.groups.is_empty(),
-            heatmap,
+            run,
             "path-patching results",
         ),
-        (
-            "--width",
-            a.width.is_some(),
-            heatmap,
-            "path-patching results",
-        ),
-        (
-            "--height",
-            a.height.is_some(),
-            heatmap,
-            "path-patching results",
-        ),
+        ("--width", a.width.is_some(), heatmap, GRIDS),
+        ("--height", a.height.is_some(), heatmap, GRIDS),
         (
             "--range",
             a.range.trim() != "auto",
             heatmap || fv,
-            "path-patching and function-vector files",
+            "path-patching results, scans and function-vector files",
         ),
-        ("--compare", a.compare, heatmap, "two path-patching results"),
-        ("--diff", a.diff, heatmap, "two path-patching results"),
+        ("--compare", a.compare, run, "two path-patching results"),
+        ("--diff", a.diff, run, "two path-patching results"),
+        ("--bars", a.bars.is_some(), heatmap, GRIDS),
     ];
     match flags
         .iter()
         .find(|(_, given, applies, _)| *given && !applies)
     {
         Some((flag, _, _, which)) => bail!(
-            "{flag} does not apply to {} (a {}); it is for {which}",
+            "{flag} does not apply to {} ({}); it is for {which}",
             file.display(),
-            kind.kind()
+            with_article(kind.kind())
         ),
         None => Ok(()),
+    }
+}
+
+/// The kinds of file drawn as a grid of layers, for messages.
+const GRIDS: &str = "path-patching results and scans";
+
+/// `a kind`, or `an kind` before a vowel.
+fn with_article(kind: &str) -> String {
+    match kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        true => format!("an {kind}"),
+        false => format!("a {kind}"),
     }
 }
 
@@ -263,6 +272,9 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
             .map(|g| parse_group(g))
             .collect::<Result<_>>()?,
     };
+    if let Some(n) = a.bars {
+        return bars_figure(a, n, &opts, &loaded[0]);
+    }
     if a.compare && side_by_side(loaded) {
         return side_figure(a, range, loaded);
     }
@@ -280,6 +292,7 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
     }
     Ok(match &loaded[0] {
         Plottable::PathPatching(r) => Box::new(heatmap::Heatmap::single(r, &opts)?),
+        Plottable::Scan(r) => Box::new(heatmap::Heatmap::scan(r, &opts)?),
         Plottable::Attention(f) => {
             // The head or query is checked against this file: say which file.
             let in_file = |e: plot::PlotError| anyhow::anyhow!("{}: {e}", a.files[0].display());
@@ -297,6 +310,56 @@ fn figure(a: &PlotArgs, range: Option<f64>, loaded: &[Plottable]) -> Result<Box<
         Plottable::FunctionVector(f) => Box::new(analysis::FvFigure::new(f, range)?),
         Plottable::Ablation(f) => Box::new(analysis::BarFigure::ablation(f)),
         Plottable::Circuit(f) => Box::new(analysis::BarFigure::minimality(f)),
+    })
+}
+
+/// `--bars N`: the N senders of largest |r| of one run or scan with their intervals. The
+/// heatmap's layout flags draw nothing here and are refused by name.
+fn bars_figure(
+    a: &PlotArgs,
+    n: usize,
+    opts: &heatmap::HeatmapOptions,
+    loaded: &Plottable,
+) -> Result<Box<dyn Figure>> {
+    if a.files.len() > 1 {
+        bail!("--bars draws one result: got {} files", a.files.len());
+    }
+    if n == 0 {
+        bail!("--bars 0: expected the number of senders to draw, at least 1");
+    }
+    let layout_flags = [
+        ("--heads-as-rows", a.heads_as_rows),
+        ("--group", !a.groups.is_empty()),
+        ("--range", opts.range.is_some()),
+        ("--width", a.width.is_some()),
+        ("--height", a.height.is_some()),
+    ];
+    if let Some((flag, _)) = layout_flags.iter().find(|f| f.1) {
+        bail!("{flag} does not apply with --bars (it lays out the heatmap)");
+    }
+    let file = &a.files[0];
+    let in_file = |e: plot::PlotError| anyhow::anyhow!("--bars: {}: {e}", file.display());
+    let crop = |n_layers: usize| -> Result<(usize, usize)> {
+        match opts.crop {
+            Some((lo, hi)) if lo > hi || hi >= n_layers => bail!(
+                "--crop {lo}-{hi}: expected LO-HI with LO ≤ HI < {n_layers} (the result's layers)"
+            ),
+            Some(c) => Ok(c),
+            None => Ok((0, n_layers.saturating_sub(1))),
+        }
+    };
+    Ok(match loaded {
+        Plottable::PathPatching(r) => {
+            Box::new(plot::bars::IntervalBars::run(r, n, crop(r.n_layers)?).map_err(in_file)?)
+        }
+        Plottable::Scan(r) => {
+            Box::new(plot::bars::IntervalBars::scan(r, n, crop(r.n_layers)?).map_err(in_file)?)
+        }
+        other => bail!(
+            "--bars does not apply to {} ({})",
+            file.display(),
+            other.kind()
+        ),
     })
 }
 

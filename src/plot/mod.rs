@@ -5,20 +5,24 @@
 //! Sits above `results` (it reads result records) and below `tui` and `cli`: the explorer calls
 //! [`write_figure_for`], the `plot` command calls [`load`] and [`write`].
 //!
-//! Kinds of figure: path-patching heatmaps (one, two side by side, or a difference),
-//! attention patterns (grids, or one query row as bars), and the circuit analyses
+//! Kinds of figure: path-patching heatmaps (one, two side by side, or a difference; the MLP
+//! senders as one more column; cells whose 95% interval holds 0 dotted), the largest senders
+//! with their intervals (`bars`), activation-patching scans (`scan`), attention patterns (grids, or one query row as bars), and the circuit analyses
 //! (function-vector Δ grids, ablation bars, minimality bars).
 
 pub mod analysis;
 pub mod attention;
+pub mod bars;
 pub mod canvas;
 pub mod heatmap;
 pub mod number;
 pub mod scale;
+pub mod scan;
 pub mod side;
 
 use std::path::{Path, PathBuf};
 
+use crate::results::scan::ScanRecord;
 use crate::results::{ResultsError, RunRecord, SavedFile};
 
 pub use canvas::{render, Figure, Format};
@@ -41,6 +45,7 @@ pub enum PlotError {
 #[allow(clippy::large_enum_variant)]
 pub enum Plottable {
     PathPatching(Box<RunRecord>),
+    Scan(Box<ScanRecord>),
     Attention(Box<attention::AttentionFile>),
     FunctionVector(analysis::FvFile),
     Ablation(analysis::AblationFile),
@@ -51,6 +56,7 @@ impl Plottable {
     pub fn kind(&self) -> &'static str {
         match self {
             Plottable::PathPatching(_) => "path-patching result",
+            Plottable::Scan(_) => "activation-patching scan",
             Plottable::Attention(_) => "attention patterns",
             Plottable::FunctionVector(_) => "function-vector result",
             Plottable::Ablation(_) => "ablation result",
@@ -60,12 +66,21 @@ impl Plottable {
 }
 
 /// Reads any file `headhunt plot` can draw: a path-patching result (headhunt's or the
-/// paper's), `headhunt attention --json` output, or an analysis result. It goes through the
-/// one reader ([`SavedFile::load`]), so a figure is drawn only of a file that `show` and the
-/// explorer would open too: its version known, its fields typed, its shape drawable.
+/// paper's), an activation-patching scan, `headhunt attention --json` output, or an analysis
+/// result. It goes through the readers `show` uses ([`SavedFile::load`], and
+/// [`ScanRecord::from_value`] for scans, which readers of runs refuse), so a figure is drawn
+/// only of a file that `show` would print too: its version known, its fields typed, its
+/// shape drawable.
 pub fn load(path: &Path) -> Result<Plottable, PlotError> {
     use crate::results::analysis::AnalysisFile;
-    Ok(match SavedFile::load(path)? {
+    use crate::results::read;
+    let value = read::read_json(path)?;
+    if read::format_of(&value, path)? == Some(crate::results::scan::FORMAT) {
+        return Ok(Plottable::Scan(Box::new(ScanRecord::from_value(
+            value, path,
+        )?)));
+    }
+    Ok(match SavedFile::from_value(value, path)? {
         SavedFile::Run(rec) => Plottable::PathPatching(rec),
         SavedFile::Attention(f) => Plottable::Attention(f),
         SavedFile::Analysis(f) => match *f {

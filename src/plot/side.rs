@@ -30,6 +30,8 @@ pub struct SidePanel {
 pub struct SideBySide {
     pub size: (u32, u32),
     pub title: String,
+    /// Says what the panels leave out: MLP senders (drawn by the single and pair figures).
+    pub subtitle: String,
     pub panels: Vec<SidePanel>,
     /// Half-width of the shared scale, in %.
     pub range: f64,
@@ -83,12 +85,18 @@ impl SideBySide {
             x += w + GAP;
         }
         let title = "Path patching side by side (layers by depth)".to_string();
-        let width = (x + 100).max(canvas::headings_width(&title, ""));
+        let subtitle = if results.iter().any(|(r, _)| r.mlp_relative.is_some()) {
+            "heads only: the MLP senders are not drawn side by side (plot each file alone)".into()
+        } else {
+            String::new()
+        };
+        let width = (x + 100).max(canvas::headings_width(&title, &subtitle));
         let size = (width as u32, (TOP + GRID_H + 50) as u32);
         canvas::check_size(size.0, size.1)?;
         Ok(SideBySide {
             size,
             title,
+            subtitle,
             panels,
             range,
             panel_x,
@@ -96,7 +104,7 @@ impl SideBySide {
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> Result<(), PlotError> {
-        canvas::headings(area, self.size.0, &self.title, "")?;
+        canvas::headings(area, self.size.0, &self.title, &self.subtitle)?;
         for (p, &x) in self.panels.iter().zip(&self.panel_x) {
             self.draw_panel(area, p, x)?;
         }
