@@ -345,3 +345,69 @@ fn fast_equals_literal_on_data_roles() {
         assert!(moved > 1e-4, "{text}: the positions changed nothing");
     }
 }
+
+/// `patch --receiver TEXT@SET --sender-positions SET` end to end: the result file records the
+/// sets (label `2.1.v`, `sender_positions`, per part `receiver_positions`, a filesystem-safe
+/// default name) and its mean patched values are TransformerLens' means.
+#[test]
+fn the_command_line_records_and_computes_position_sets() {
+    let f = load("tiny-llama");
+    let dir = temp_dir();
+    let data = fixture("tiny-llama").join("addition.jsonl");
+    let run = |extra: &[&str], out: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_headhunt"))
+            .args(["patch", "--model", fixture("tiny-llama").to_str().unwrap()])
+            .args([
+                "--data",
+                data.to_str().unwrap(),
+                "--shots",
+                "4",
+                "--offset",
+                "1",
+            ])
+            .args([
+                "--batch-size",
+                "3",
+                "--quiet",
+                "--senders",
+                "heads,mlp",
+                "--out",
+                out,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(out).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let out = dir.join("a.json");
+    let args = ["--receiver", "2.1.v", "--sender-positions", "pos:-2"];
+    let v = run(&args, out.to_str().unwrap());
+    assert_eq!(v["sender_positions"], "pos:-2");
+    assert!(v.get("receiver_positions").is_none());
+    let want = f.refs["sender_pos.logit-diff.head_patched"]
+        .to_vec3::<f64>()
+        .unwrap();
+    let mut worst = 0f64;
+    for l in 0..2 {
+        for h in 0..8 {
+            let mean = (0..8).map(|e| want[e][l][h]).sum::<f64>() / 8.0;
+            let ours = v["patched_logit_diff"][l][h].as_f64().unwrap();
+            worst = worst.max((ours - mean).abs());
+        }
+    }
+    assert!(worst < 1e-4, "mean patched vs TransformerLens: {worst:e}");
+    let out = dir.join("b.json");
+    let v = run(
+        &["--receiver", "2.1.q@last", "--algorithm", "reference"],
+        out.to_str().unwrap(),
+    );
+    assert_eq!(v["receiver_label"], "2.1.q@last");
+    assert_eq!(v["receiver_positions"], serde_json::json!(["last"]));
+    let r = Receiver::parse_one("2.1.q").unwrap();
+    let slug = r.positioned_slug(&[Some("tok:/".into())]);
+    assert_eq!(slug, "2_1_q_at_tok");
+    let slug = r.positioned_slug(&[Some("role:S1,IO".into())]);
+    assert_eq!(slug, "2_1_q_at_role_S1_IO");
+}
