@@ -241,6 +241,11 @@ pub fn run(a: PatchArgs) -> Result<Report> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--shard {e}"))?;
     if a.each {
+        if a.sender_positions.is_some() {
+            bail!(
+                "--sender-positions does not apply to --each runs yet; run one receiver at a time"
+            );
+        }
         return super::patch_each::run(a, shard);
     }
     let (receiver_arg, sets) = if a.receivers.is_empty() {
@@ -650,7 +655,9 @@ fn announce(tokenized: &Tokenized, spec: &PatchSpec, n_heads: usize) {
         spec.n_senders(n_heads),
         spec.begin_layer,
         // The receiver's own layer sends nothing to it (see `Receiver::last_sender_layer`).
-        spec.receiver.last_sender_layer().unwrap_or(spec.begin_layer),
+        spec.receiver
+            .last_sender_layer()
+            .unwrap_or(spec.begin_layer),
         match spec.senders {
             crate::patching::Senders::Heads => format!("{n_heads} heads"),
             crate::patching::Senders::Mlp => "the MLP".to_string(),
