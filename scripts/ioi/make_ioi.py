@@ -12,7 +12,8 @@ Each line names its roles as character spans of the contrast prompt ("role_chars
 first name), S1 (the second name), S2 (the name after the comma) and END (the last word, whose
 position reads out the answer), each with its leading space, as a BPE token carries it. The name of each role is its part in the normal prompt.
 
-Deterministic: `python3 scripts/ioi/make_ioi.py > data/ioi/ioi_abba.jsonl` (no packages).
+Deterministic (no packages): `python3 scripts/ioi/make_ioi.py > data/ioi/ioi_abba.jsonl`, and
+`python3 scripts/ioi/make_ioi.py --template 0 > data/ioi/ioi_abba_t0.jsonl` (one template).
 """
 import json
 import random
@@ -58,10 +59,10 @@ def spans(template, a, b, p, o):
     return text, roles
 
 
-def main(n=48, seed=0):
+def main(n=48, seed=0, only=None):
     rng = random.Random(seed)
     for k in range(n):
-        template = TEMPLATES[k % len(TEMPLATES)]
+        template = TEMPLATES[k % len(TEMPLATES) if only is None else only]
         a, b = rng.sample(NAMES, 2)
         p, o = rng.choice(PLACES), rng.choice(OBJECTS)
         normal, _ = spans(template, a, b, p, o)
@@ -80,4 +81,10 @@ def main(n=48, seed=0):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    # `make_ioi.py --template 0`: one template only, so that every prompt has one length (a
+    # per-position scan's columns are positions).
+    if sys.argv[1:2] == ["--template"]:
+        main(only=int(sys.argv[2]))
+    else:
+        main()
