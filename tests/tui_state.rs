@@ -1675,7 +1675,7 @@ fn attention_keys_step_prompts_and_heads_from_its_table() {
     press(&mut app, " ");
     press(&mut app, "a");
     app.take_effects();
-    assert_eq!(app.attention.heads, vec![(3, 1), (2, 0)]);
+    assert_eq!(app.screens.attention.heads, vec![(3, 1), (2, 0)]);
     assert_eq!(
         attention_prompts(&mut app, "+=-pppP"),
         vec![Mean(5), Mean(6), Mean(5), One(0), One(1), One(2), Mean(4)]
@@ -1685,13 +1685,13 @@ fn attention_keys_step_prompts_and_heads_from_its_table() {
     app.take_effects();
     assert_eq!(attention_prompts(&mut app, "-"), vec![Mean(1)]);
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.attention.current, 1);
+    assert_eq!(app.screens.attention.current, 1);
     press(&mut app, "l");
-    assert_eq!(app.attention.current, 0, "wraps");
+    assert_eq!(app.screens.attention.current, 0, "wraps");
     app.on_key(key(KeyCode::BackTab));
-    assert_eq!(app.attention.current, 1);
+    assert_eq!(app.screens.attention.current, 1);
     press(&mut app, "b");
-    assert!(app.attention.bars);
+    assert!(app.screens.attention.bars);
     press(&mut app, "?");
     assert!(app.help);
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();

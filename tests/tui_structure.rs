@@ -242,18 +242,29 @@ fn readmes_key_list_names_exactly_the_heatmap_tables_keys() {
     assert!(!readme_heatmap_keys(&cut).contains(&crossterm::event::KeyCode::Char('a')));
 }
 
-/// Each screen besides the heatmap (whose state is the `App` itself: runs, cursor, groups)
-/// keeps its state struct and its `update_*` in its own file of `src/tui/app/`, and the
-/// shared `app/mod.rs` defines none of those structs.
+/// Each screen besides the heatmap (whose state is the `Session` itself: runs, cursor,
+/// groups) keeps its state struct and its update in its own file: a component's in
+/// `src/tui/app/screens/` (with its `impl Component`), another's in `src/tui/app/` (its
+/// `update_*`); the shared `app/mod.rs` and `keys.rs` define none of those structs.
 #[test]
 fn each_screens_state_and_update_are_in_its_own_file() {
     let app = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui/app");
     let read = |f: &str| std::fs::read_to_string(format!("{app}/{f}")).unwrap();
     let screens = [
         (
-            "attention.rs",
+            "screens/attention.rs",
             "pub struct AttentionView",
-            &["fn update_attention("][..],
+            &["impl Component for AttentionView", "fn update("][..],
+        ),
+        (
+            "screens/runs.rs",
+            "pub struct RunsScreen",
+            &["impl Component for RunsScreen", "fn update("],
+        ),
+        (
+            "screens/side.rs",
+            "pub struct SideView",
+            &["impl Component for SideView", "fn update("],
         ),
         (
             "gallery.rs",

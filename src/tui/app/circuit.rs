@@ -410,9 +410,6 @@ impl Session {
 
     /// A job failed or vanished: the screen no longer waits for it.
     pub(super) fn forget_waiting(&mut self, id: JobId) {
-        if self.attention.waiting == Some(id) {
-            self.attention.waiting = None;
-        }
         if self.circuit.job.as_ref().is_some_and(|j| j.id == id) {
             self.circuit.job = None;
         }

@@ -56,12 +56,8 @@ impl Session {
             }),
             Event::Patch { id, event } => self.on_patch_event(id, event),
             Event::PatchDone { id, record } => self.on_patch_done(id, *record),
-            Event::Attention {
-                id,
-                tokens,
-                patterns,
-                request,
-            } => self.on_attention(id, tokens, patterns, &request.heads),
+            // The attention screen took the patterns (`screens::attention`).
+            Event::Attention { id, .. } => self.jobs.retain(|j| j.id != id),
             Event::Error { id, message } => self.on_error(id, message),
             e @ (Event::Cancelled { .. } | Event::Analysis { .. }) => self.on_analysis_event(e),
         }
@@ -217,28 +213,6 @@ impl Session {
             "cancelled: the finished rows are kept (s saves them, marked partial)".to_string()
         };
         self.set_status(Level::Info, msg);
-    }
-
-    /// Attention patterns: shown if they are the ones the view waits for.
-    fn on_attention(
-        &mut self,
-        id: JobId,
-        tokens: Vec<String>,
-        patterns: Vec<Vec<Vec<f32>>>,
-        heads: &[(usize, usize)],
-    ) {
-        self.jobs.retain(|j| j.id != id);
-        if self.attention.waiting == Some(id)
-            || (self.attention.waiting.is_none() && heads == self.attention.heads)
-        {
-            self.attention.tokens = tokens;
-            self.attention.patterns = patterns;
-            self.attention.waiting = None;
-            let n = self.attention.tokens.len();
-            if self.attention.query.is_some_and(|q| q >= n) {
-                self.attention.query = None;
-            }
-        }
     }
 
     /// A job failed: a load goes back to the last setup that loaded; a run is marked failed.

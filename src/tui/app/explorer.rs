@@ -76,7 +76,7 @@ impl App {
         let now = self.session.screen;
         if before != Some(now) {
             if let Some(c) = self.screens.get_mut(now) {
-                c.on_open(&self.session);
+                c.on_open(&mut self.session);
             }
         }
     }

@@ -54,7 +54,6 @@ impl Session {
     pub(super) fn on_legacy_screen_key(&mut self, key: KeyEvent) {
         match self.screen {
             Screen::Heatmap => self.on_heatmap_key(key),
-            Screen::Attention => self.on_attention_key(key),
             Screen::Setup => self.on_setup_key(key),
             Screen::Gallery => self.on_gallery_key(key),
             Screen::Circuit => self.on_circuit_key(key),

@@ -15,9 +15,7 @@ use crate::plot::number::{fixed, signed};
 use crate::results::groups::GroupsFile;
 use crate::results::text::Thresholds;
 use crate::results::{DataInfo, HeadGroup, ModelInfo, RecordParts, RunRecord, Timing};
-use crate::worker::{
-    AttentionRequest, Event, Job, JobId, ModelRequest, PairPreview, PromptChoice, RunKind,
-};
+use crate::worker::{Event, Job, JobId, ModelRequest, PairPreview};
 
 use super::color::ColorMode;
 use super::layout::GridView;
@@ -38,12 +36,12 @@ mod setup;
 mod setup_details;
 
 pub use super::layout::{HeatmapGeometry, Orientation, RangeMode};
-pub use attention::AttentionView;
 pub use circuit::{heads_text, AnalysisJob, CircuitField, CircuitView, ReportTab, ShownReport};
 pub use context::{record_data_words, record_model_name, short_model_name};
 pub use explorer::App;
 pub use files::scan_results;
 pub use gallery::{EntryKind, Gallery, GalleryEntry};
+pub use screens::attention::AttentionView;
 pub use screens::runs::run_state_words;
 pub use screens::side::{largest, SidePanel, SideView};
 pub use screens::{AnyScreen, Component, Screen, Screens};
@@ -187,10 +185,6 @@ pub fn help_table(screen: Screen) -> (&'static str, Vec<(&'static str, &'static 
             lines.extend_from_slice(super::keymap::HEATMAP_NOTES);
             ("heatmap", lines)
         }
-        Screen::Attention => (
-            "attention",
-            super::keymap::help_lines(super::keymap::ATTENTION),
-        ),
         Screen::Setup => ("setup", super::keymap::help_lines(super::keymap::SETUP)),
         Screen::Gallery => ("gallery", super::keymap::help_lines(super::keymap::GALLERY)),
         Screen::Compare => ("compare", super::keymap::help_lines(super::keymap::COMPARE)),
@@ -263,7 +257,6 @@ pub struct Session {
     pub active_group: usize,
     pub selected: BTreeSet<(usize, usize)>,
     pub thresholds: Thresholds,
-    pub attention: AttentionView,
     pub circuit: CircuitView,
     pub gallery: Gallery,
     pub jobs: Vec<JobStatus>,
@@ -350,17 +343,6 @@ impl Session {
             active_group: 0,
             selected: BTreeSet::new(),
             thresholds: Thresholds::default(),
-            attention: AttentionView {
-                heads: Vec::new(),
-                current: 0,
-                run: RunKind::Contrast,
-                prompts: PromptChoice::Mean(4),
-                query: None,
-                bars: false,
-                tokens: Vec::new(),
-                patterns: Vec::new(),
-                waiting: None,
-            },
             circuit: CircuitView::default(),
             gallery: Gallery {
                 entries: Vec::new(),

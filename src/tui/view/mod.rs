@@ -2,7 +2,6 @@
 //! and the help and input overlays. Every function copes with any terminal size, down to a few
 //! cells (it then draws less, never panics).
 
-pub mod attention;
 pub mod circuit;
 pub mod heatmap;
 pub mod other;
@@ -53,7 +52,6 @@ fn draw_screen(frame: &mut Frame, app: &App) {
     title_line(frame, top, app);
     match app.screen {
         Screen::Heatmap => heatmap_screen(frame, area, app),
-        Screen::Attention => attention::draw(frame, main, app),
         Screen::Setup => other::setup(frame, main, app),
         Screen::Gallery => other::gallery(frame, main, app),
         Screen::Compare => other::compare(frame, main, app),

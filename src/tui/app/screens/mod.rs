@@ -19,6 +19,7 @@ use super::Session;
 use crate::tui::keymap::{self, Binding};
 use crate::worker::Event;
 
+pub mod attention;
 pub mod runs;
 pub mod side;
 
@@ -36,8 +37,8 @@ pub trait Component: Default {
     fn update(&mut self, action: Self::Action, session: &mut Session);
 
     /// The screen is being shown (it was not on the previous frame): a chance to start
-    /// from the session's state.
-    fn on_open(&mut self, _session: &Session) {}
+    /// from the session's state (and to ask the worker for what it shows).
+    fn on_open(&mut self, _session: &mut Session) {}
 
     /// A worker event, as it arrives (before the session takes it in: `Session::on_worker`).
     fn on_worker_event(&mut self, _event: &Event, _session: &mut Session) {}
@@ -55,7 +56,7 @@ pub trait Component: Default {
 /// component's own table to its `update`.
 pub trait AnyScreen {
     fn on_key(&mut self, key: KeyEvent, session: &mut Session);
-    fn on_open(&mut self, session: &Session);
+    fn on_open(&mut self, session: &mut Session);
     fn on_worker_event(&mut self, event: &Event, session: &mut Session);
     fn draw(&self, session: &Session, frame: &mut Frame, area: Rect);
 }
@@ -67,7 +68,7 @@ impl<C: Component> AnyScreen for C {
         }
     }
 
-    fn on_open(&mut self, session: &Session) {
+    fn on_open(&mut self, session: &mut Session) {
         Component::on_open(self, session)
     }
 
@@ -140,13 +141,13 @@ macro_rules! registry {
 registry! {
     components {
         /// The session's runs (`L`).
+        Attention => attention: attention::AttentionView,
         Runs => runs: runs::RunsScreen,
         /// Results of any shapes side by side (`headhunt open A B …`).
         Side => side: side::SideView,
     }
     legacy {
         Heatmap,
-        Attention,
         Setup,
         Gallery,
         Compare,

@@ -87,7 +87,7 @@ impl Component for RunsScreen {
     const KEYS: &'static [Binding<RunsAction>] = RUNS;
 
     /// The list opens on the run the heatmap shows.
-    fn on_open(&mut self, s: &Session) {
+    fn on_open(&mut self, s: &mut Session) {
         self.row = s.trail.get(s.trail_pos).copied().unwrap_or(0);
     }
 
