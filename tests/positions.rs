@@ -385,6 +385,12 @@ fn the_command_line_records_and_computes_position_sets() {
     let args = ["--receiver", "2.1.v", "--sender-positions", "pos:-2"];
     let v = run(&args, out.to_str().unwrap());
     assert_eq!(v["sender_positions"], "pos:-2");
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_headhunt"))
+        .args(["show", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains(") at @pos:-2, algorithm fast"), "{shown}");
     assert!(v.get("receiver_positions").is_none());
     let want = f.refs["sender_pos.logit-diff.head_patched"]
         .to_vec3::<f64>()

@@ -69,7 +69,7 @@ pub fn summary(rec: &RunRecord) -> String {
     let alg = rec.algorithm.map_or("?", |a| a.name());
     let _ = writeln!(
         s,
-        "senders     layers {}..={} ({} rows computed{}), algorithm {alg}",
+        "senders     layers {}..={} ({} rows computed{}){}, algorithm {alg}",
         rec.begin_layer,
         rec.receiver.max_layer(),
         rec.rows_computed.len(),
@@ -77,7 +77,10 @@ pub fn summary(rec: &RunRecord) -> String {
             ""
         } else {
             ", PARTIAL: cancelled"
-        }
+        },
+        rec.sender_positions
+            .as_ref()
+            .map_or(String::new(), |p| format!(" at @{p}"))
     );
     if let (Some(n), Some(c)) = (rec.normal_logit_diff, rec.contrast_logit_diff) {
         let (m, x) = (rec.metric, rec.metric.short());
