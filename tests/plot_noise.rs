@@ -525,3 +525,74 @@ fn a_scan_is_drawn_with_its_tokens_scale_and_dots() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The column (or row) labels of the line the `MLP` label is on: (text, centre along the
+/// axis, extent along it), from the SVG.
+fn labels_beside_mlp(svg: &str, rows: bool) -> Vec<(String, f64, f64)> {
+    use headhunt::plot::canvas::{text_size, TICK};
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let num = |n: roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+    let texts: Vec<(String, f64, f64)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            (
+                n.text().unwrap_or("").trim().to_string(),
+                num(n, "x"),
+                num(n, "y"),
+            )
+        })
+        .collect();
+    let mlp = texts
+        .iter()
+        .find(|t| t.0 == "MLP")
+        .expect("an MLP label")
+        .clone();
+    texts
+        .into_iter()
+        .filter(|t| if rows { t.1 == mlp.1 } else { t.2 == mlp.2 })
+        .map(|t| {
+            let (w, h) = text_size(&t.0, TICK);
+            if rows {
+                (t.0, t.2, h as f64)
+            } else {
+                (t.0, t.1, w as f64)
+            }
+        })
+        .collect()
+}
+
+/// The `MLP` label is drawn whatever the tick step, and a head label it would overlap is
+/// left out: 42 layers × 16 heads and the MLP, at several widths and both orientations.
+#[test]
+fn the_mlp_label_never_overlaps_a_head_label() {
+    let paper = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/paper/results/gemma_2_9b/resid_post_41.json");
+    let mut rec = headhunt::results::RunRecord::load(&paper).unwrap();
+    rec.mlp_relative = Some((0..42).map(|l| Some(0.002 * l as f64)).collect());
+    for rows in [false, true] {
+        // Heights from rows of 6 px (ticks every 5 heads: head 15 would touch the MLP's).
+        let sizes = match rows {
+            true => [None, Some(236), Some(260), Some(300), Some(400)],
+            false => [None, Some(700), Some(760), Some(820), Some(1000)],
+        };
+        for size in sizes {
+            let opts = HeatmapOptions {
+                heads_as_rows: rows,
+                width: if rows { None } else { size },
+                height: if rows { size } else { None },
+                ..HeatmapOptions::default()
+            };
+            let fig = Heatmap::single(&rec, &opts).unwrap();
+            let svg = headhunt::plot::render(&fig, headhunt::plot::Format::Svg).unwrap();
+            let mut labels = labels_beside_mlp(&String::from_utf8(svg).unwrap(), rows);
+            assert!(labels.len() >= 3, "{labels:?}");
+            labels.sort_by(|a, b| a.1.total_cmp(&b.1));
+            for w in labels.windows(2) {
+                let gap = (w[1].1 - w[0].1) - (w[0].2 + w[1].2) / 2.0;
+                assert!(gap >= 0.0, "rows {rows}, size {size:?}: {w:?} overlap");
+            }
+            assert_eq!(labels.last().unwrap().0, "MLP", "{labels:?}");
+        }
+    }
+}
