@@ -180,7 +180,7 @@ impl ModelArgs {
             "copies" => 1,
             "layers" => devices.len(),
             other => match other.strip_prefix("layers:").map(str::parse::<usize>) {
-                Some(Ok(n)) if n >= 1 && devices.len() % n == 0 => n,
+                Some(Ok(n)) if n >= 1 && devices.len().is_multiple_of(n) => n,
                 Some(Ok(n)) => anyhow::bail!(
                     "--place {other}: groups of {n} do not divide the {} devices of --device {}",
                     devices.len(),

@@ -193,8 +193,8 @@ pub enum Parts {
 
 /// A file read as a part of the kind its `format` says.
 enum Loaded {
-    Run(Part<RunRecord>),
-    Scan(Part<ScanRecord>),
+    Run(Box<Part<RunRecord>>),
+    Scan(Box<Part<ScanRecord>>),
 }
 
 fn load_part(path: &Path) -> Result<Loaded, MergeError> {
@@ -203,10 +203,10 @@ fn load_part(path: &Path) -> Result<Loaded, MergeError> {
         let mut r = ScanRecord::from_value(value, path)?;
         let (l, c) = r.shape();
         r.per_example = read_per_example(path, r.n_examples(), (l, c))?;
-        return Ok(Loaded::Scan(Part {
+        return Ok(Loaded::Scan(Box::new(Part {
             path: path.to_path_buf(),
             record: r,
-        }));
+        })));
     }
     let mut r = RunRecord::from_value(value, path)?;
     let (l, c) = r.shape();
@@ -214,10 +214,10 @@ fn load_part(path: &Path) -> Result<Loaded, MergeError> {
     if r.senders.mlp() && r.per_example.is_some() {
         r.mlp_per_example = read_mlp_per_example(path, r.n_examples(), l)?;
     }
-    Ok(Loaded::Run(Part {
+    Ok(Loaded::Run(Box::new(Part {
         path: path.to_path_buf(),
         record: r,
-    }))
+    })))
 }
 
 /// The MLP senders' per-example values beside a result file ([example][layer]), checked
@@ -322,8 +322,8 @@ pub fn find_parts(given: &[PathBuf]) -> Result<Parts, MergeError> {
     let (mut runs, mut scans) = (Vec::new(), Vec::new());
     for l in loaded {
         match l {
-            Loaded::Run(p) => runs.push(p),
-            Loaded::Scan(p) => scans.push(p),
+            Loaded::Run(p) => runs.push(*p),
+            Loaded::Scan(p) => scans.push(*p),
         }
     }
     match (runs.is_empty(), scans.first()) {
