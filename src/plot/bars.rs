@@ -96,11 +96,12 @@ impl IntervalBars {
                 });
             }
         }
-        let title = format!(
-            "Path patching to {}: the {n} largest |r|",
-            rec.receiver_label
-        );
-        let sub = super::heatmap::describe(rec);
+        let title = format!("Path patching to {}", rec.receiver_label);
+        let mut sub = super::heatmap::describe(rec);
+        if crate::results::text::ill_conditioned(rec) {
+            let x = rec.metric.short();
+            sub.push_str(&format!(" · r is ill-conditioned: {x}_c ≈ {x}_n"));
+        }
         IntervalBars::new(title, sub, senders, n)
     }
 
@@ -131,10 +132,7 @@ impl IntervalBars {
                 });
             }
         }
-        let title = format!(
-            "Activation patching scan: {}: the {n} largest |r|",
-            rec.kind
-        );
+        let title = format!("Activation patching scan: {}", rec.kind);
         let sub = super::heatmap::describe_source(
             rec.model.as_ref(),
             rec.data.as_ref(),
@@ -144,7 +142,8 @@ impl IntervalBars {
         IntervalBars::new(title, sub, senders, n)
     }
 
-    /// Keeps the `n` senders of largest |r| (ties by label order) and lays them out.
+    /// Keeps the `n` senders of largest |r| (ties in the order given) and lays them out, the
+    /// title ending in how many are drawn (fewer than `n` when the record has fewer).
     pub fn new(
         title: String,
         subtitle: String,
@@ -161,6 +160,7 @@ impl IntervalBars {
         }
         senders.sort_by(|a, b| b.r.abs().total_cmp(&a.r.abs()));
         senders.truncate(n);
+        let title = format!("{title}: the {} largest |r|", senders.len());
         let subtitle = format!("{subtitle} · points: r in %, whiskers: 95% interval");
         let bounds = senders.iter().flat_map(|s| {
             let (lo, hi) = s.interval.unwrap_or((s.r, s.r));
