@@ -183,6 +183,26 @@ fn cells_whose_interval_holds_0_are_dotted_and_the_mlp_is_a_column() {
             texts[1]
         );
     }
+    // In the PNG: the dot's dark centre on each such cell, the cell's colour at its corner.
+    let png = dir.join("noisy.png");
+    ok(&["plot", s(&run), "--out", s(&png)]);
+    let img = common::figure::Png::read(&png);
+    let fig = Heatmap::single(&rec, &HeatmapOptions::default()).unwrap();
+    for &(l, c) in &want {
+        let ((cx, cy), _) = fig.dot(0, l, c).unwrap();
+        assert_eq!(
+            img.at((cx as f64, cy as f64)),
+            (30, 30, 30),
+            "dot of ({l}, {c})"
+        );
+        let ((x0, y0), _) = fig.cell_rect(0, l, c).unwrap();
+        let v = match c {
+            4 => v["mlp_relative"][l].as_f64().unwrap(),
+            h => v["relative"][l][h].as_f64().unwrap(),
+        };
+        let corner = ((x0 + 2) as f64, (y0 + 2) as f64);
+        assert_eq!(img.at(corner), rdbu(100.0 * v, range), "cell ({l}, {c})");
+    }
     // The MLP column is where the layout says: right of the heads, or under them.
     let cols = Heatmap::single(&rec, &HeatmapOptions::default()).unwrap();
     let (a, b) = (
