@@ -645,6 +645,7 @@ fn foreign_file(path: &Path) {
         device: "cpu".into(),
         quantization: None,
         ignored_config_keys: Vec::new(),
+        parallel_block: false,
     };
     let spec =
         headhunt::data::DataSpec::new(Path::new("d.jsonl"), headhunt::data::TaskKind::Addition);

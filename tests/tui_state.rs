@@ -1839,3 +1839,32 @@ fn setup_takes_a_device_list() {
     let e = s.set_field(2, "cpu,gpu").unwrap_err();
     assert!(e.contains("device") && e.contains("cpu,gpu"), "{e}");
 }
+
+/// A typed `mlp_in:L` is set up for the loaded model's block shape, as `patch` sets it up:
+/// in a parallel block (Pythia) layer L's heads do not reach it.
+#[test]
+fn a_typed_mlp_in_receiver_follows_the_block_shape() {
+    use headhunt::model::BlockShape;
+    for (parallel, shape) in [
+        (false, BlockShape::Sequential),
+        (true, BlockShape::Parallel),
+    ] {
+        let (mut app, _) = ready_app(&format!("mlpin{parallel}"));
+        app.model.as_mut().unwrap().parallel_block = parallel;
+        press(&mut app, ":");
+        for _ in 0..40 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        press(&mut app, "mlp_in:2");
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.input.is_none(), "{}", app.status.1);
+        let (_, r) = submitted_patch(&mut app);
+        let want = Receiver::parse_one("mlp_in:2").unwrap().for_block(shape);
+        assert_eq!(r, want);
+        assert_eq!(
+            r.reachable_from(2),
+            !parallel,
+            "layer 2's heads reach it in sequence only"
+        );
+    }
+}

@@ -77,6 +77,10 @@ pub struct ModelInfo {
     /// (`key = value`): they may change the numbers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_config_keys: Vec<String>,
+    /// A parallel-residual block (GPT-J, GPT-NeoX/Pythia): its MLP reads the block's input, so
+    /// what reaches `mlp_in:L` differs (`Receiver::for_block`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel_block: bool,
 }
 
 impl ModelInfo {
@@ -97,6 +101,7 @@ impl ModelInfo {
             device: crate::model::source::devices_label(&lm.model),
             quantization: lm.model.quantization.clone(),
             ignored_config_keys: c.ignored_keys.clone(),
+            parallel_block: c.block == crate::model::BlockShape::Parallel,
         }
     }
 }

@@ -434,6 +434,7 @@ mod tests {
                 device: "cpu".into(),
                 quantization: None,
                 ignored_config_keys: Vec::new(),
+                parallel_block: false,
             },
             data: None,
             timing: Timing::default(),

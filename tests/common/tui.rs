@@ -56,6 +56,7 @@ pub fn info() -> ModelInfo {
         device: "cpu".into(),
         quantization: None,
         ignored_config_keys: Vec::new(),
+        parallel_block: false,
     }
 }
 

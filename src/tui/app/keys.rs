@@ -419,8 +419,14 @@ impl Session {
     /// A typed receiver (the `--receiver` values, separated by spaces or commas) is run from
     /// the current begin layer, lowered to where senders still reach it.
     fn apply_receiver(&mut self, text: &str) -> Result<(), String> {
-        let receiver = Receiver::parse_many(&[text.to_string()]).map_err(|e| e.to_string())?;
+        let mut receiver = Receiver::parse_many(&[text.to_string()]).map_err(|e| e.to_string())?;
         if let Some(m) = &self.model {
+            // What reaches `mlp_in:L` depends on the block shape (as `patch` sets it up).
+            let shape = match m.parallel_block {
+                true => crate::model::BlockShape::Parallel,
+                false => crate::model::BlockShape::Sequential,
+            };
+            receiver = receiver.for_block(shape);
             receiver
                 .validate(m.n_layers, m.n_heads)
                 .map_err(|e| e.to_string())?;
