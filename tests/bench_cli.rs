@@ -30,10 +30,10 @@ fn starting(lines: &[String], word: &str) -> usize {
 #[test]
 fn all_parts_by_default() {
     let lines = bench(&[]);
-    assert_eq!(starting(&lines, "fast "), 3, "{lines:#?}");
+    assert_eq!(starting(&lines, "fast "), 4, "{lines:#?}");
     assert_eq!(starting(&lines, "reference "), 1, "{lines:#?}");
-    // reference / fast, and heads,mlp / heads
-    assert_eq!(starting(&lines, "ratio "), 2, "{lines:#?}");
+    // reference / fast, heads,mlp / heads, and @last / every position
+    assert_eq!(starting(&lines, "ratio "), 3, "{lines:#?}");
     assert_eq!(starting(&lines, "circuit "), 1, "{lines:#?}");
     // the circuit line names its circuit and gives a faithfulness
     let c = lines.iter().find(|l| l.starts_with("circuit ")).unwrap();
@@ -72,6 +72,22 @@ fn mlp_senders_are_timed_beside_heads_only() {
         lines
             .iter()
             .any(|l| l.starts_with("ratio ") && l.contains("heads,mlp / heads")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_position_restricted_head_sweep_is_timed_beside_the_whole_one() {
+    let lines = bench(&["--only", "positions"]);
+    let at_last = lines
+        .iter()
+        .find(|l| l.starts_with("fast ") && l.contains("@last"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(at_last.contains("senders at the last position"), "{at_last}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ratio ") && l.contains("@last / every position")),
         "{lines:#?}"
     );
 }

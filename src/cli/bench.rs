@@ -88,6 +88,10 @@ pub enum Part {
     /// The fast sweep to the last layer's resid_post with heads and MLPs as senders
     /// (`--senders heads,mlp`), and its ratio to heads only.
     Mlp,
+    /// The fast head-receiver sweep restricted to positions: senders and the receiver at the
+    /// last position (`--sender-positions last --receiver L.H.v@last`), and its ratio to the
+    /// unrestricted one.
+    Positions,
 }
 
 impl BenchArgs {
@@ -207,6 +211,42 @@ fn sync(model: &Model) -> Result<()> {
     for d in model.device_map().devices() {
         d.synchronize()?;
     }
+    Ok(())
+}
+
+/// The head-receiver sweep with senders and receiver at the last position, beside the same
+/// sweep at every position (the "position-restricted receivers" figure): the masks
+/// cost little, the caches are the same.
+fn time_positioned(
+    model: &Model,
+    pairs: &[TokenizedPair],
+    head: &Receiver,
+    spec: &PatchSpec,
+    batch: usize,
+    repeat: usize,
+) -> Result<()> {
+    use crate::data::PositionSet;
+    let spec = PatchSpec {
+        batch_size: batch,
+        ..spec.clone()
+    };
+    let last = vec![Some(PositionSet::Last); head.parts()];
+    let at_last = crate::data::with_positions(pairs, &[], Some(&PositionSet::Last), &last)?;
+    let (all_s, _) = time_fast(model, pairs, &spec, repeat)?;
+    let (s, cache) = time_fast(model, &at_last, &spec, repeat)?;
+    println!(
+        "fast        {:<22} {:>9.4} s  (cache passes {:.4} s + sweep {:.4} s, {} senders at the last position)",
+        format!("{}@last", head.label()),
+        s,
+        cache,
+        s - cache,
+        spec.n_senders(model.n_heads())
+    );
+    println!(
+        "ratio       @last / every position, {}: {:.2}x ({all_s:.4} s at every position)",
+        head.label(),
+        s / all_s
+    );
     Ok(())
 }
 
@@ -394,6 +434,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 hs - hcache,
                 fast_head.n_senders(n_heads)
             );
+        }
+        if a.wants(Part::Positions) {
+            time_positioned(
+                &model,
+                &pairs,
+                &head,
+                &spec(&head, 0, Algorithm::Fast),
+                head_batch,
+                a.repeat,
+            )?;
         }
         if a.wants(Part::Mlp) {
             let with_mlp = PatchSpec {
