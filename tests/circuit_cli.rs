@@ -194,7 +194,7 @@ fn bad_input_is_one_line_and_exit_2() {
         (
             "circuit",
             &["--group", "fi=3.1@nowhere"],
-            &["--group", "@nowhere", "@answers"],
+            &["--group", "@nowhere", "answers"],
         ),
         ("circuit", &["--group", "fi3.1"], &["--group", "NAME=L.H"]),
         (

@@ -36,7 +36,8 @@ fn invalid(msg: String) -> DataError {
 
 impl PositionSet {
     /// The accepted forms, for messages.
-    pub const SYNTAX: &'static str = "all, last, pos:I[,J...], tok:TEXT or role:NAME[,NAME...]";
+    pub const SYNTAX: &'static str =
+        "all, last, pos:I[,J...], tok:TEXT, answers or role:NAME[,NAME...]";
 
     /// Parses a set (with or without a leading `@`); `tok:TEXT` must be one token of `tok`.
     pub fn parse(s: &str, tok: &Tokenizer) -> Result<Self, DataError> {
