@@ -78,4 +78,21 @@ fn roles_restrict_senders_exactly() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("s2.json")).unwrap()).unwrap();
     assert_eq!(v["sender_positions"], "role:S2");
     assert_eq!(v["receiver_label"], "resid_post:2@role:END");
+    // Its figure says where the senders were patched.
+    let svg = dir.join("s2.svg");
+    let res = Command::new(bin())
+        .args(["plot", dir.join("s2.json").to_str().unwrap()])
+        .args(["--out", svg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let texts = common::figure::svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    assert!(
+        texts.iter().any(|t| t.contains("senders at role:S2")),
+        "{texts:?}"
+    );
 }

@@ -128,7 +128,12 @@ pub fn describe(rec: &RunRecord) -> String {
         .note
         .as_deref()
         .map(|n| n.strip_prefix("imported from the paper: ").unwrap_or(n));
-    describe_source(rec.model.as_ref(), rec.data.as_ref(), note, rec.metric)
+    let text = describe_source(rec.model.as_ref(), rec.data.as_ref(), note, rec.metric);
+    // Senders patched at some positions only: a figure must not read as the paper's sweep.
+    match &rec.sender_positions {
+        Some(set) => format!("{text} · senders at {set}"),
+        None => text,
+    }
 }
 
 /// The model (its name, else `note`, cut to its last component) and the data, and another
