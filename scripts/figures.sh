@@ -19,6 +19,11 @@ g=data/paper/results/gemma_2_9b
 "$hh" plot "$g/ind_h39_7_v.json" --out $f/gemma2-9b-ind_h39_7_v.png --force
 "$hh" plot "$g/resid_post_41.json" --out $f/gemma2-9b-resid_post_41.svg --force
 "$hh" plot "$g/ind_h39_7_v.json" --out $f/gemma2-9b-ind_h39_7_v.svg --force
+# README "Case study: indirect objects" (results in assets/ioi-qwen/, made by its run.sh).
+i=assets/ioi-qwen
+"$hh" plot $i/name-movers.json --out $f/ioi-qwen-name-movers.png --force
+"$hh" plot $i/name-movers.json --bars 10 --out $f/ioi-qwen-name-movers-bars.png --force
+"$hh" plot $i/scan-resid-pos.json --out $f/ioi-qwen-scan-resid-pos.png --force
 # The demo model's path-patching result (README's circuit section).
 d=assets/demo-analysis
 "$hh" plot "$d/resid_post_2.json" --out $f/demo-resid_post_2.png --force
