@@ -83,7 +83,10 @@ fn a_position_restricted_head_sweep_is_timed_beside_the_whole_one() {
         .iter()
         .find(|l| l.starts_with("fast ") && l.contains("@last"))
         .unwrap_or_else(|| panic!("{lines:#?}"));
-    assert!(at_last.contains("senders at the last position"), "{at_last}");
+    assert!(
+        at_last.contains("senders at the last position"),
+        "{at_last}"
+    );
     assert!(
         lines
             .iter()

@@ -192,7 +192,10 @@ fn a_sweep_too_large_is_refused_with_a_setting_that_fits() {
     let e = check(&shape, &s, few, gpu, &[("cuda:0".into(), Some(tiny))]).unwrap_err();
     assert!(matches!(e.fit, Some(Fit::Devices(n)) if n >= 3), "{e}");
     let e = check(&shape, &s, data, gpu, &[("cuda:0".into(), Some(tiny))]).unwrap_err();
-    assert_eq!(e.fit, None, "54 GiB of caches stay on the first device: {e}");
+    assert_eq!(
+        e.fit, None,
+        "54 GiB of caches stay on the first device: {e}"
+    );
 }
 
 #[test]

@@ -21,8 +21,8 @@ pub mod weights;
 
 pub use config::{BlockShape, Family, ModelConfig, NormKind};
 pub use error::ModelError;
-pub use placement::DeviceMap;
 pub use hooks::{ActivationCache, Capture, HookName, HookPoint, Hooks, Patch};
+pub use placement::DeviceMap;
 pub use source::{load, LoadedModel, ModelOrigin};
 pub use tokenizer::Tokenizer;
 pub use transformer::{ForwardOutput, HeadInput, Model, RunOptions, Start};
