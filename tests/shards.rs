@@ -541,7 +541,7 @@ fn a_placed_model_runs_like_one_on_a_single_device() {
     assert!(!one.model.device_map().is_split());
     let ids = one.tokenizer.encode("1+1=3\n2+2=5\n3+3=").unwrap();
     let run = |lm: &model::LoadedModel| {
-        let tokens = lm.model.tokens_tensor(&[ids.clone()]).unwrap();
+        let tokens = lm.model.tokens_tensor(std::slice::from_ref(&ids)).unwrap();
         let hook = HookName::Layer(2, HookPoint::Z);
         let mut hooks = Hooks::capture(Capture::only([hook]));
         let out = lm

@@ -558,7 +558,7 @@ fn resid_pass2(ctx: &Pass2, receiver: &Receiver) -> Result<Vec<f32>> {
             }
             Stop::Post(_) => x,
         };
-        return Ok(readout.read(model, &x.reshape((g * b, d))?)?);
+        return readout.read(model, &x.reshape((g * b, d))?);
     }
     let (prefix, next) = match stop {
         Stop::Post(l) => (cache.resid_pre_full(l + 1)?.clone(), l + 1),
@@ -656,7 +656,7 @@ fn mlp_in_pass2(ctx: &Pass2, l: usize, parallel: bool) -> Result<Vec<f32>> {
     let x = ctx.restrict(0, x, if parallel { &pre } else { &mid }, p0)?;
     let post = mid.broadcast_add(&model.mlp(l, &x)?)?;
     if at_end {
-        return Ok(readout.read(model, &post.reshape((g * b, d))?)?);
+        return readout.read(model, &post.reshape((g * b, d))?);
     }
     let full = assemble(cache.resid_pre_full(l + 1)?, &post, p0, dims)?;
     finish(model, l + 1, full, readout, &mut Hooks::none())

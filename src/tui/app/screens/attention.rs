@@ -119,16 +119,14 @@ impl Component for AttentionView {
                 tokens,
                 patterns,
                 request,
-            } => {
-                if self.waiting == Some(*id)
-                    || (self.waiting.is_none() && request.heads == self.heads)
-                {
-                    self.tokens = tokens.clone();
-                    self.patterns = patterns.clone();
-                    self.waiting = None;
-                    if self.query.is_some_and(|q| q >= self.tokens.len()) {
-                        self.query = None;
-                    }
+            } if self.waiting == Some(*id)
+                || (self.waiting.is_none() && request.heads == self.heads) =>
+            {
+                self.tokens = tokens.clone();
+                self.patterns = patterns.clone();
+                self.waiting = None;
+                if self.query.is_some_and(|q| q >= self.tokens.len()) {
+                    self.query = None;
                 }
             }
             Event::Error { id, .. } if self.waiting == Some(*id) => self.waiting = None,
