@@ -153,7 +153,8 @@ impl ModelArgs {
     /// The devices of each model copy: `--device` split by `--place`, or by its own `+`
     /// groups (`cuda:0+cuda:1,cuda:2+cuda:3`, as results record placed models).
     fn device_groups(&self) -> Result<Vec<Vec<String>>> {
-        if self.device.contains('+') {
+        let groups = crate::model::source::device_groups(&self.device)?;
+        if groups.iter().any(|g| g.len() > 1) {
             if self.place != "copies" {
                 anyhow::bail!(
                     "--device {}: `+` already places each model over its devices; leave out --place {}",
@@ -161,21 +162,9 @@ impl ModelArgs {
                     self.place
                 );
             }
-            crate::model::source::parse_device_groups(&self.device)?;
-            let group = |g: &str| g.split('+').map(|d| d.trim().to_string()).collect();
-            return Ok(self.device.split(',').map(group).collect());
+            return Ok(groups);
         }
-        let devices: Vec<String> = self
-            .device
-            .split(',')
-            .map(|d| d.trim().to_string())
-            .collect();
-        if devices.iter().any(|d| d.is_empty()) {
-            anyhow::bail!(
-                "--device {:?}: an empty device in the list (expected cpu, cuda or cuda:N, separated by commas)",
-                self.device
-            );
-        }
+        let devices: Vec<String> = groups.into_iter().flatten().collect();
         let per = match self.place.as_str() {
             "copies" => 1,
             "layers" => devices.len(),

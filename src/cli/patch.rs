@@ -544,21 +544,24 @@ fn check_memory(
         true => shape.weight_bytes() * copies.len() as u64,
         false => weights_on(copies, d),
     };
-    let available: Vec<(String, Option<u64>)> = copies
+    // What each device has free for the sweep (its own weights count as free: the estimate
+    // holds them), read once; `--max-memory` caps it.
+    let free: Vec<(String, Option<u64>)> = copies
         .iter()
         .flat_map(|c| c.model.device_map().devices().iter())
         .map(|d| {
             let free = memory::available(d).map(|f| f + resident(d));
-            let free = match (free, max_memory) {
-                (Some(f), Some(m)) => Some(f.min(m)),
-                (f, m) => f.or(m),
-            };
             (crate::model::source::device_name(d), free)
         })
         .collect();
-    let resident = resident(&copies[0].model.device);
-    let free_now = memory::available(&copies[0].model.device).map(|f| f + resident);
-    let capped = max_memory.is_some_and(|m| free_now.is_none_or(|f| m <= f));
+    let capped = max_memory.is_some_and(|m| free[0].1.is_none_or(|f| m <= f));
+    let available: Vec<(String, Option<u64>)> = free
+        .into_iter()
+        .map(|(name, free)| match (free, max_memory) {
+            (Some(f), Some(m)) => (name, Some(f.min(m))),
+            (f, m) => (name, f.or(m)),
+        })
+        .collect();
     memory::check(
         &shape,
         spec,

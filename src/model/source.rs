@@ -81,43 +81,65 @@ impl LoadedModel {
     }
 }
 
-/// Parses a device list: copies separated by `,`, each one device or several joined by `+`
-/// (one model with its layers placed over them, as results record it): `cpu`, `cuda:0,cuda:1`
-/// (two copies), `cuda:0+cuda:1` (one model over two cards), `cuda:0+cuda:1,cuda:2+cuda:3`.
-pub fn parse_device_groups(text: &str) -> Result<Vec<Vec<Device>>, ModelError> {
+/// The groups of a device list, checked but not opened: copies separated by `,`, each one
+/// device or several joined by `+` (one model with its layers placed over them, as results
+/// record it): `cpu`, `cuda:0,cuda:1` (two copies), `cuda:0+cuda:1` (one model over two
+/// cards), `cuda:0+cuda:1,cuda:2+cuda:3`. The one reader of the syntax for the command line,
+/// the explorer's setup and its worker.
+pub fn device_groups(text: &str) -> Result<Vec<Vec<String>>, ModelError> {
+    let bad = |why: String| {
+        ModelError::Invalid(format!(
+            "device {text:?}: {why} (expected cpu, cuda or cuda:N; copies separated by `,`, one model's devices joined by `+`)"
+        ))
+    };
     text.split(',')
         .map(|group| {
             group
                 .split('+')
                 .map(|d| match d.trim() {
-                    "" => Err(ModelError::Invalid(format!(
-                        "device {text:?}: an empty device in the list (expected cpu, cuda or cuda:N, copies separated by `,`, one model's devices joined by `+`)"
-                    ))),
-                    d => parse_device(d),
+                    "" => Err(bad("an empty device in the list".into())),
+                    d => match ordinal(d) {
+                        Ok(_) => Ok(d.to_string()),
+                        Err(why) => Err(bad(why)),
+                    },
                 })
                 .collect()
         })
         .collect()
 }
 
+/// [`device_groups`], each device opened.
+pub fn parse_device_groups(text: &str) -> Result<Vec<Vec<Device>>, ModelError> {
+    device_groups(text)?
+        .iter()
+        .map(|g| g.iter().map(|d| parse_device(d)).collect())
+        .collect()
+}
+
+/// What a device name says: `None` for `cpu`, the ordinal N of `cuda:N` (`cuda` is 0).
+fn ordinal(s: &str) -> Result<Option<usize>, String> {
+    match s {
+        "cpu" => Ok(None),
+        "cuda" => Ok(Some(0)),
+        s => match s.strip_prefix("cuda:") {
+            Some(n) => n
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("bad device {s:?}: expected cuda:N with N a number")),
+            None => Err(format!("unknown device {s:?}")),
+        },
+    }
+}
+
 /// Parses `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device, ModelError> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let ordinal: usize = match s.strip_prefix("cuda:") {
-                Some(n) => n.parse().map_err(|_| {
-                    ModelError::Invalid(format!(
-                        "bad device {s:?}: expected cuda:N with N a number"
-                    ))
-                })?,
-                None => 0,
-            };
-            cuda_device(ordinal)
-        }
-        other => Err(ModelError::Invalid(format!(
-            "unknown device {other:?} (expected cpu, cuda or cuda:N)"
+    match ordinal(s) {
+        Ok(None) => Ok(Device::Cpu),
+        Ok(Some(n)) => cuda_device(n),
+        Err(why) if why.starts_with("unknown") => Err(ModelError::Invalid(format!(
+            "{why} (expected cpu, cuda or cuda:N)"
         ))),
+        Err(why) => Err(ModelError::Invalid(why)),
     }
 }
 

@@ -166,13 +166,8 @@ impl Setup {
             0 => self.model = v.to_string(),
             1 => self.tokenizer = (!v.is_empty()).then(|| PathBuf::from(v)),
             2 => {
-                let one = |d: &str| d == "cpu" || d == "cuda" || d.starts_with("cuda:");
                 // `,` separates model copies, `+` one model's devices (layers placed over them).
-                if !v.split([',', '+']).all(|d| one(d.trim())) {
-                    return Err(format!(
-                        "device: expected cpu, cuda or cuda:N, or a list of them (cuda:0,cuda:1: a copy on each; cuda:0+cuda:1: one model over both), got {v:?}"
-                    ));
-                }
+                crate::model::source::device_groups(v).map_err(|e| e.to_string())?;
                 self.device = v.to_string()
             }
             3 => {
