@@ -24,6 +24,33 @@ fn two_digit() -> PathBuf {
     manifest().join("tests/data/analysis_metrics/addition_2digit.jsonl")
 }
 
+/// Fixture `name` with its two-digit addition data tokenized and its token roles.
+fn two_digit_inputs(
+    name: &str,
+) -> (
+    model::LoadedModel,
+    headhunt::data::Tokenized,
+    Vec<headhunt::data::TokenRoles>,
+) {
+    let lm = model::load(
+        fixture(name).to_str().unwrap(),
+        None,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let spec = DataSpec::new(two_digit(), TaskKind::Addition);
+    let tok = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
+    let roles = token_roles(&spec, &lm.tokenizer, &tok).unwrap();
+    (lm, tok, roles)
+}
+
+/// A TransformerLens reference under `tests/data/` (`metrics/<fixture>.forced.json` ...).
+fn reference(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(manifest().join("tests/data").join(rel)).unwrap())
+        .unwrap()
+}
+
 fn f64s(v: &Value) -> Vec<f64> {
     serde_json::from_value(v.clone()).unwrap()
 }
@@ -31,18 +58,8 @@ fn f64s(v: &Value) -> Vec<f64> {
 #[test]
 fn answers_of_two_tokens_match_transformer_lens_whole_sequences() {
     for name in ["tiny-llama", "tiny-pythia", "tiny-gpt2"] {
-        let lm = model::load(
-            fixture(name).to_str().unwrap(),
-            None,
-            &Device::Cpu,
-            DType::F32,
-        )
-        .unwrap();
-        let spec = DataSpec::new(two_digit(), TaskKind::Addition);
-        let tok = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
-        let roles = token_roles(&spec, &lm.tokenizer, &tok).unwrap();
-        let path = manifest().join(format!("tests/data/metrics/{name}.forced.json"));
-        let refs: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (lm, tok, roles) = two_digit_inputs(name);
+        let refs = reference(&format!("metrics/{name}.forced.json"));
         let want_tokens: Vec<Vec<u32>> =
             serde_json::from_value(refs["answer_tokens"].clone()).unwrap();
         let got_tokens: Vec<Vec<u32>> = roles
@@ -110,16 +127,7 @@ fn answers_of_two_tokens_match_transformer_lens_whole_sequences() {
 /// KL and the logit difference stay single-token: no plan, the engine's own run.
 #[test]
 fn single_token_metrics_are_not_teacher_forced() {
-    let lm = model::load(
-        fixture("tiny-llama").to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
-    let spec = DataSpec::new(two_digit(), TaskKind::Addition);
-    let tok = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
-    let roles = token_roles(&spec, &lm.tokenizer, &tok).unwrap();
+    let (_, tok, roles) = two_digit_inputs("tiny-llama");
     for m in [Metric::LogitDiff, Metric::Kl] {
         assert!(forced::Forced::plan(&tok.pairs, &roles, m).is_none());
     }
@@ -161,11 +169,7 @@ fn patch_cli_scores_answers_in_full() {
     assert_eq!(v["metric"], "prob");
     let warnings = v["warnings"].to_string();
     assert!(warnings.contains("scored in full by prob"), "{warnings}");
-    let refs: Value = serde_json::from_str(
-        &std::fs::read_to_string(manifest().join("tests/data/metrics/tiny-llama.forced.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let refs = reference("metrics/tiny-llama.forced.json");
     let want = f64s(&refs["baselines"]["prob"]["normal"]);
     let want = want.iter().sum::<f64>() / want.len() as f64;
     let got = v["normal_prob"].as_f64().unwrap();
@@ -180,18 +184,8 @@ fn patch_cli_scores_answers_in_full() {
 fn scans_of_answers_of_two_tokens_match_transformer_lens() {
     use headhunt::patching::scan::{Direction, ScanKind, ScanSpec};
     for name in ["tiny-llama", "tiny-pythia", "tiny-gpt2"] {
-        let lm = model::load(
-            fixture(name).to_str().unwrap(),
-            None,
-            &Device::Cpu,
-            DType::F32,
-        )
-        .unwrap();
-        let spec = DataSpec::new(two_digit(), TaskKind::Addition);
-        let tok = load_and_tokenize(&spec, &lm.tokenizer).unwrap();
-        let roles = token_roles(&spec, &lm.tokenizer, &tok).unwrap();
-        let path = manifest().join(format!("tests/data/scan/{name}.forced.json"));
-        let refs: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (lm, tok, roles) = two_digit_inputs(name);
+        let refs = reference(&format!("scan/{name}.forced.json"));
         let layers: Vec<usize> = (0..lm.model.n_layers()).rev().collect();
         for kind in [ScanKind::Heads, ScanKind::Mlp] {
             for direction in [Direction::Denoising, Direction::Noising] {

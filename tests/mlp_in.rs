@@ -7,9 +7,9 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
-use headhunt::data::{load_and_tokenize, DataSpec, TaskKind, TokenizedPair};
+use headhunt::data::TokenizedPair;
 use headhunt::model::{self, Model};
 use headhunt::patching::batch::{cache_batch_with, make_batches};
 use headhunt::patching::{fast, reference, ChunkValues, Metric, Receiver, Senders};
@@ -19,17 +19,7 @@ use std::path::PathBuf;
 const FIXTURES: [&str; 3] = ["tiny-llama", "tiny-pythia", "tiny-gpt2"];
 
 fn load(name: &str) -> (model::LoadedModel, Vec<TokenizedPair>) {
-    let lm = model::load(
-        fixture(name).to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
-    let spec = DataSpec::new(fixture(name).join("addition.jsonl"), TaskKind::Addition);
-    let pairs = load_and_tokenize(&spec, &lm.tokenizer).unwrap().pairs;
-    assert_eq!(pairs.len(), 8);
-    (lm, pairs)
+    fixture_and_addition(name)
 }
 
 fn refs_of(name: &str) -> (serde_json::Value, HashMap<String, Tensor>) {

@@ -7,9 +7,9 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
-use headhunt::data::{load_and_tokenize, DataSpec, TaskKind, TokenizedPair};
+use headhunt::data::TokenizedPair;
 use headhunt::model::{self, Capture, HookName, HookPoint, Hooks, Model, RunOptions, Start};
 use headhunt::patching::batch::{cache_batch_with, make_batches, BatchCache};
 use headhunt::patching::{fast, reference, ChunkValues, Metric, Receiver, Senders};
@@ -23,17 +23,7 @@ fn refs_dir() -> PathBuf {
 }
 
 fn load(name: &str) -> (model::LoadedModel, Vec<TokenizedPair>) {
-    let lm = model::load(
-        fixture(name).to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
-    let spec = DataSpec::new(fixture(name).join("addition.jsonl"), TaskKind::Addition);
-    let pairs = load_and_tokenize(&spec, &lm.tokenizer).unwrap().pairs;
-    assert_eq!(pairs.len(), 8);
-    (lm, pairs)
+    fixture_and_addition(name)
 }
 
 /// Which algorithm, and how it is fed.

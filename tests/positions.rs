@@ -9,7 +9,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
 use headhunt::data::{self, DataSpec, PositionSet, TaskKind, TokenizedPair};
 use headhunt::model::{self, Model};
@@ -36,16 +36,7 @@ struct Fixture {
 }
 
 fn load(name: &str) -> Fixture {
-    let lm = model::load(
-        fixture(name).to_str().unwrap(),
-        None,
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
-    let spec = DataSpec::new(fixture(name).join("addition.jsonl"), TaskKind::Addition);
-    let pairs = data::load_and_tokenize(&spec, &lm.tokenizer).unwrap().pairs;
-    assert_eq!(pairs.len(), 8);
+    let (lm, pairs) = fixture_and_addition(name);
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/positions");
     let meta =
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
@@ -55,7 +46,7 @@ fn load(name: &str) -> Fixture {
             .unwrap();
     Fixture {
         lm,
-        spec,
+        spec: DataSpec::new(fixture(name).join("addition.jsonl"), TaskKind::Addition),
         pairs,
         meta,
         refs,

@@ -159,3 +159,29 @@ pub fn patch_fixture(fx: &str, out: &std::path::Path, extra: &[&str]) {
         String::from_utf8_lossy(&result.stderr)
     );
 }
+
+/// Fixture `name` on the CPU in f32 with its 8 addition examples tokenized: the inputs of the
+/// engine-level reference tests.
+pub fn fixture_and_addition(
+    name: &str,
+) -> (
+    headhunt::model::LoadedModel,
+    Vec<headhunt::data::TokenizedPair>,
+) {
+    let lm = headhunt::model::load(
+        fixture(name).to_str().unwrap(),
+        None,
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap();
+    let spec = headhunt::data::DataSpec::new(
+        fixture(name).join("addition.jsonl"),
+        headhunt::data::TaskKind::Addition,
+    );
+    let pairs = headhunt::data::load_and_tokenize(&spec, &lm.tokenizer)
+        .unwrap()
+        .pairs;
+    assert_eq!(pairs.len(), 8);
+    (lm, pairs)
+}
